@@ -1,0 +1,365 @@
+//! The committee of one shard: who votes, with how much stake, and the quorum
+//! arithmetic every certificate is checked against.
+//!
+//! A committee is validated once, when it is built or decoded: it is never
+//! empty, keys are distinct valid ed25519 points that are not of small order,
+//! every stake is positive and the total fits in a `u64`. Everything downstream
+//! (quorums, certificates, leader rotation) relies on that.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Domain separation for [`Committee::hash`].
+const COMMITTEE_HASH_CONTEXT: &str = "palisade consensus committee v1";
+
+/// Position of a validator in its committee's list. Messages and certificates
+/// name their signers by index, which keeps certificates small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ValidatorIndex(pub u32);
+
+impl ValidatorIndex {
+    /// The index as a `usize`, for looking up the committee's lists.
+    pub fn as_usize(self) -> usize {
+        // u32 always fits in usize on the 32- and 64-bit targets we build for.
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl std::fmt::Display for ValidatorIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// One member of a committee.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    /// The validator's ed25519 public key (compressed Edwards point).
+    pub public_key: [u8; 32],
+    /// Voting weight, in stake units. Always positive.
+    pub stake: u64,
+}
+
+/// Why a list of validators is not a usable committee.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum CommitteeError {
+    /// No validators at all.
+    #[error("committee is empty")]
+    Empty,
+    /// More validators than a [`ValidatorIndex`] can name.
+    #[error("committee has {0} validators, more than a u32 index can name")]
+    TooLarge(usize),
+    /// A validator with zero stake could never matter and only confuses quorums.
+    #[error("validator {0} has zero stake")]
+    ZeroStake(ValidatorIndex),
+    /// The same key appears twice.
+    #[error("validator {0} repeats an earlier public key")]
+    DuplicateKey(ValidatorIndex),
+    /// The key is not a valid ed25519 point, or is of small order.
+    #[error("validator {0} has an invalid or weak public key")]
+    InvalidKey(ValidatorIndex),
+    /// The stakes add up to more than `u64::MAX`.
+    #[error("total stake overflows u64")]
+    StakeOverflow,
+}
+
+/// The wire and storage form of a committee: just the list.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CommitteeSpec {
+    validators: Vec<Validator>,
+}
+
+/// The validators of one shard, with cached keys and totals.
+///
+/// Serialises as `{ "validators": [ { "public_key": .., "stake": .. }, .. ] }`
+/// and is re-validated on decode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "CommitteeSpec", into = "CommitteeSpec")]
+pub struct Committee {
+    validators: Vec<Validator>,
+    keys: Vec<VerifyingKey>,
+    by_key: BTreeMap<[u8; 32], ValidatorIndex>,
+    total_stake: u64,
+}
+
+impl PartialEq for Committee {
+    fn eq(&self, other: &Self) -> bool {
+        self.validators == other.validators
+    }
+}
+
+impl Eq for Committee {}
+
+impl TryFrom<CommitteeSpec> for Committee {
+    type Error = CommitteeError;
+
+    fn try_from(spec: CommitteeSpec) -> Result<Self, Self::Error> {
+        Committee::new(spec.validators)
+    }
+}
+
+impl From<Committee> for CommitteeSpec {
+    fn from(committee: Committee) -> Self {
+        CommitteeSpec {
+            validators: committee.validators,
+        }
+    }
+}
+
+impl Committee {
+    /// Validates `validators` and builds the committee. The order of the list
+    /// is significant: it defines [`ValidatorIndex`] and leader rotation.
+    pub fn new(validators: Vec<Validator>) -> Result<Self, CommitteeError> {
+        if validators.is_empty() {
+            return Err(CommitteeError::Empty);
+        }
+        if u32::try_from(validators.len()).is_err() {
+            return Err(CommitteeError::TooLarge(validators.len()));
+        }
+        let mut keys = Vec::with_capacity(validators.len());
+        let mut by_key = BTreeMap::new();
+        let mut total_stake: u64 = 0;
+        for (position, validator) in validators.iter().enumerate() {
+            let index = ValidatorIndex(
+                u32::try_from(position).map_err(|_| CommitteeError::TooLarge(validators.len()))?,
+            );
+            if validator.stake == 0 {
+                return Err(CommitteeError::ZeroStake(index));
+            }
+            let key = VerifyingKey::from_bytes(&validator.public_key)
+                .map_err(|_| CommitteeError::InvalidKey(index))?;
+            if key.is_weak() {
+                return Err(CommitteeError::InvalidKey(index));
+            }
+            if by_key.insert(validator.public_key, index).is_some() {
+                return Err(CommitteeError::DuplicateKey(index));
+            }
+            keys.push(key);
+            total_stake = total_stake
+                .checked_add(validator.stake)
+                .ok_or(CommitteeError::StakeOverflow)?;
+        }
+        Ok(Committee {
+            validators,
+            keys,
+            by_key,
+            total_stake,
+        })
+    }
+
+    /// The validators, in index order.
+    pub fn validators(&self) -> &[Validator] {
+        &self.validators
+    }
+
+    /// Number of validators (never zero).
+    pub fn len(&self) -> usize {
+        self.validators.len()
+    }
+
+    /// Always false: a committee is never empty. Present for clippy's sake.
+    pub fn is_empty(&self) -> bool {
+        self.validators.is_empty()
+    }
+
+    /// The validator at `index`, if it is a member.
+    pub fn validator(&self, index: ValidatorIndex) -> Option<&Validator> {
+        self.validators.get(index.as_usize())
+    }
+
+    /// Stake of `index`, zero for non-members.
+    pub fn stake(&self, index: ValidatorIndex) -> u64 {
+        self.validator(index).map_or(0, |v| v.stake)
+    }
+
+    /// The decoded verifying key of `index`, if it is a member.
+    pub(crate) fn verifying_key(&self, index: ValidatorIndex) -> Option<&VerifyingKey> {
+        self.keys.get(index.as_usize())
+    }
+
+    /// Looks a validator up by public key.
+    pub fn index_of(&self, public_key: &[u8; 32]) -> Option<ValidatorIndex> {
+        self.by_key.get(public_key).copied()
+    }
+
+    /// Sum of all stakes.
+    pub fn total_stake(&self) -> u64 {
+        self.total_stake
+    }
+
+    /// The smallest stake `q` with `3q > 2 * total`: validators holding at
+    /// least this much stake hold *more* than two thirds. Two such sets always
+    /// share more than a third of the stake, hence at least one honest
+    /// validator while Byzantine stake stays below a third.
+    pub fn quorum_stake(&self) -> u64 {
+        let total = u128::from(self.total_stake);
+        let quorum = total
+            .saturating_mul(2)
+            .checked_div(3)
+            .unwrap_or(0)
+            .saturating_add(1);
+        // Invariant: quorum is the smallest q with 3q > 2T, and q <= T.
+        assert!(quorum.saturating_mul(3) > total.saturating_mul(2));
+        assert!(quorum.saturating_sub(1).saturating_mul(3) <= total.saturating_mul(2));
+        assert!(quorum <= total);
+        u64::try_from(quorum).unwrap_or(u64::MAX)
+    }
+
+    /// The smallest stake `w` with `3w > total`: more than a third, so any set
+    /// this heavy contains at least one honest validator.
+    pub fn weak_quorum_stake(&self) -> u64 {
+        let total = u128::from(self.total_stake);
+        let weak = total.checked_div(3).unwrap_or(0).saturating_add(1);
+        assert!(weak.saturating_mul(3) > total);
+        u64::try_from(weak).unwrap_or(u64::MAX)
+    }
+
+    /// Sum of the stakes of `signers`, counting each member once and ignoring
+    /// non-members. Never overflows: it is at most the total stake.
+    pub fn stake_of<I: IntoIterator<Item = ValidatorIndex>>(&self, signers: I) -> u64 {
+        let unique: std::collections::BTreeSet<ValidatorIndex> = signers.into_iter().collect();
+        unique
+            .into_iter()
+            .map(|index| self.stake(index))
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// The leader of `(height, view)`: committee index `(height + view) mod n`.
+    ///
+    /// Round-robin, not stake-weighted: every validator leads equally often,
+    /// consecutive heights start with different leaders, and a failed view
+    /// hands over to the next index.
+    pub fn leader(&self, height: u64, view: u64) -> ValidatorIndex {
+        let n = u64::try_from(self.validators.len()).unwrap_or(u64::MAX);
+        let h = height.checked_rem(n).unwrap_or(0);
+        let v = view.checked_rem(n).unwrap_or(0);
+        // h, v < n <= u32::MAX, so the sum cannot overflow a u64.
+        let position = h.saturating_add(v).checked_rem(n).unwrap_or(0);
+        ValidatorIndex(u32::try_from(position).unwrap_or(0))
+    }
+
+    /// A digest identifying this committee (keys, stakes and order).
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_derive_key(COMMITTEE_HASH_CONTEXT);
+        for validator in &self.validators {
+            hasher.update(&validator.public_key);
+            hasher.update(&validator.stake.to_le_bytes());
+        }
+        *hasher.finalize().as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::arithmetic_side_effects)]
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn committee(stakes: &[u64]) -> Committee {
+        Committee::new(
+            stakes
+                .iter()
+                .enumerate()
+                .map(|(i, &stake)| Validator {
+                    public_key: SigningKey::from_bytes(&[i as u8 + 1; 32])
+                        .verifying_key()
+                        .to_bytes(),
+                    stake,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn quorum_is_smallest_stake_above_two_thirds() {
+        // (stakes, quorum, weak quorum)
+        let cases: &[(&[u64], u64, u64)] = &[
+            (&[1, 1, 1, 1], 3, 2),
+            (&[1, 1, 1], 3, 2),
+            (&[1; 7], 5, 3),
+            (&[1; 6], 5, 3),
+            (&[10, 20, 30, 40], 67, 34),
+            (
+                &[u64::MAX / 2, u64::MAX / 2],
+                (u64::MAX / 2 * 2) / 3 * 2 + 1,
+                0,
+            ),
+        ];
+        for (stakes, quorum, weak) in cases {
+            let c = committee(stakes);
+            let total = u128::from(c.total_stake());
+            let q = u128::from(c.quorum_stake());
+            assert!(3 * q > 2 * total && 3 * (q - 1) <= 2 * total, "{stakes:?}");
+            if *weak != 0 {
+                assert_eq!(c.quorum_stake(), *quorum, "{stakes:?}");
+                assert_eq!(c.weak_quorum_stake(), *weak, "{stakes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_committees() {
+        assert_eq!(Committee::new(vec![]), Err(CommitteeError::Empty));
+        let key = SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes();
+        let v = |stake| Validator {
+            public_key: key,
+            stake,
+        };
+        assert_eq!(
+            Committee::new(vec![v(0)]),
+            Err(CommitteeError::ZeroStake(ValidatorIndex(0)))
+        );
+        assert_eq!(
+            Committee::new(vec![v(1), v(1)]),
+            Err(CommitteeError::DuplicateKey(ValidatorIndex(1)))
+        );
+        // The identity point has small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            Committee::new(vec![Validator {
+                public_key: identity,
+                stake: 1
+            }]),
+            Err(CommitteeError::InvalidKey(ValidatorIndex(0)))
+        );
+        let other = SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes();
+        assert_eq!(
+            Committee::new(vec![
+                v(u64::MAX),
+                Validator {
+                    public_key: other,
+                    stake: 1
+                }
+            ]),
+            Err(CommitteeError::StakeOverflow)
+        );
+    }
+
+    #[test]
+    fn leader_rotates_round_robin_and_serde_round_trips() {
+        let c = committee(&[1, 1, 1, 1]);
+        assert_eq!(c.leader(0, 0), ValidatorIndex(0));
+        assert_eq!(c.leader(1, 0), ValidatorIndex(1));
+        assert_eq!(c.leader(1, 3), ValidatorIndex(0));
+        assert_eq!(c.leader(u64::MAX, u64::MAX), c.leader(u64::MAX, u64::MAX));
+        let json = serde_json_like(&c);
+        let back: Committee = bincode::serde::decode_from_slice(&json, bincode::config::standard())
+            .unwrap()
+            .0;
+        assert_eq!(back, c);
+        assert_eq!(back.hash(), c.hash());
+        assert_eq!(
+            c.index_of(&c.validators()[2].public_key),
+            Some(ValidatorIndex(2))
+        );
+    }
+
+    fn serde_json_like(c: &Committee) -> Vec<u8> {
+        bincode::serde::encode_to_vec(c, bincode::config::standard()).unwrap()
+    }
+}

@@ -1,0 +1,496 @@
+//! Wire messages, and the only way to turn peer bytes into something the
+//! replica accepts: [`decode`] (bounded) then [`SignedMessage::verify`], which
+//! yields a [`Verified<SignedMessage>`].
+//!
+//! Verification is complete and stateless: chain id, shard, membership, the
+//! sender's signature, and every embedded certificate and view change,
+//! including the rule that a new-view proposal re-proposes the block of the
+//! highest prepared certificate in its justification. The replica only adds
+//! checks that need its state (leader of the view, block size, height and view
+//! windows).
+
+use std::ops::Deref;
+
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::certificate::{CertError, CommitCertificate, PreparedCertificate};
+use crate::committee::{Committee, ValidatorIndex};
+use crate::crypto::{self, Batch, Signature, Statement};
+
+/// A block hash, as defined by the host. Consensus treats blocks as opaque
+/// bytes; the host's validation must check that the bytes hash to this.
+pub type BlockHash = [u8; 32];
+
+/// A shard number.
+pub type ShardId = u32;
+
+/// The signed steps of a view. Ordered as they happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// The leader's proposal (PBFT pre-prepare).
+    Propose,
+    /// "I accept the proposal of this view" (PBFT prepare).
+    Prepare,
+    /// "A quorum prepared it; I commit to it" (PBFT commit).
+    Commit,
+}
+
+/// A signed vote for a block at `(height, view)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The step voted on.
+    pub phase: Phase,
+    /// Height of the block.
+    pub height: u64,
+    /// View of the vote.
+    pub view: u64,
+    /// The block voted for.
+    pub block_hash: BlockHash,
+}
+
+impl Vote {
+    pub(crate) fn statement(&self) -> Statement {
+        Statement::Vote {
+            phase: self.phase,
+            height: self.height,
+            view: self.view,
+            block_hash: self.block_hash,
+        }
+    }
+}
+
+/// A leader's proposal for `(height, view)`. In view 0 the justification is
+/// empty; in a later view it is the quorum of view changes that started the
+/// view (PBFT's new-view message, merged with its pre-prepare).
+///
+/// The leader signs only `(Propose, height, view, block_hash)`. The block bytes
+/// are bound by the host's hash check, the justification by its own
+/// signatures, so evidence against a proposer stays small.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Height proposed for.
+    pub height: u64,
+    /// View proposed in.
+    pub view: u64,
+    /// Host-defined hash of `block`.
+    pub block_hash: BlockHash,
+    /// The opaque block.
+    pub block: Vec<u8>,
+    /// View changes for `view` from a quorum, sorted by signer (empty in view 0).
+    pub justification: Vec<SignedViewChange>,
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposal")
+            .field("height", &self.height)
+            .field("view", &self.view)
+            .field("block_hash", &short(&self.block_hash))
+            .field("block_len", &self.block.len())
+            .field("justification_len", &self.justification.len())
+            .finish()
+    }
+}
+
+/// "I leave for view `view` at `height`", with the highest prepared
+/// certificate the sender holds at this height (PBFT view-change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// Height of the view change.
+    pub height: u64,
+    /// The view the sender moves to (at least 1).
+    pub view: u64,
+    /// The sender's highest prepared certificate at `height`, from a view
+    /// below `view`.
+    pub prepared: Option<PreparedCertificate>,
+}
+
+impl ViewChange {
+    pub(crate) fn statement(&self) -> Statement {
+        Statement::ViewChange {
+            height: self.height,
+            view: self.view,
+            prepared: self.prepared.as_ref().map(|p| (p.view, p.block_hash)),
+        }
+    }
+}
+
+/// A view change with its signature, as carried in a proposal's justification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedViewChange {
+    /// Who sent it.
+    pub signer: ValidatorIndex,
+    /// What they sent.
+    pub view_change: ViewChange,
+    /// Their signature over the view change statement.
+    pub signature: Signature,
+}
+
+/// A decided block with its certificate, sent to a peer still working on
+/// that height.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Proof of finality.
+    pub certificate: CommitCertificate,
+    /// The block bytes (the host checks they hash to the certificate's hash).
+    pub block: Vec<u8>,
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decision")
+            .field("height", &self.certificate.height)
+            .field("view", &self.certificate.view)
+            .field("block_hash", &short(&self.certificate.block_hash))
+            .field("block_len", &self.block.len())
+            .finish()
+    }
+}
+
+/// The consensus messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A leader's proposal (pre-prepare, or new-view in a later view).
+    Propose(Proposal),
+    /// A prepare or commit vote. `Phase::Propose` is not valid here.
+    Vote(Vote),
+    /// A view change.
+    ViewChange(ViewChange),
+    /// A decided block, for a lagging peer.
+    Decided(Decision),
+}
+
+impl Message {
+    /// The height the message is about.
+    pub fn height(&self) -> u64 {
+        match self {
+            Message::Propose(p) => p.height,
+            Message::Vote(v) => v.height,
+            Message::ViewChange(vc) => vc.height,
+            Message::Decided(d) => d.certificate.height,
+        }
+    }
+
+    /// The view the message is about.
+    pub fn view(&self) -> u64 {
+        match self {
+            Message::Propose(p) => p.view,
+            Message::Vote(v) => v.view,
+            Message::ViewChange(vc) => vc.view,
+            Message::Decided(d) => d.certificate.view,
+        }
+    }
+
+    pub(crate) fn statement(&self) -> Statement {
+        match self {
+            Message::Propose(p) => Statement::Vote {
+                phase: Phase::Propose,
+                height: p.height,
+                view: p.view,
+                block_hash: p.block_hash,
+            },
+            Message::Vote(v) => v.statement(),
+            Message::ViewChange(vc) => vc.statement(),
+            Message::Decided(d) => Statement::Decided {
+                height: d.certificate.height,
+                block_hash: d.certificate.block_hash,
+            },
+        }
+    }
+}
+
+/// A message as it travels: the envelope names chain, shard and signer in
+/// the clear so a mismatch gets a precise error before any crypto runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedMessage {
+    /// The chain the signer meant.
+    pub chain_id: String,
+    /// The shard the signer meant.
+    pub shard: ShardId,
+    /// The signer's committee index.
+    pub signer: ValidatorIndex,
+    /// The content.
+    pub message: Message,
+    /// Signature over the message's statement digest (see `crypto`).
+    pub signature: Signature,
+}
+
+/// Proof of checking: only [`SignedMessage::verify`] makes a
+/// `Verified<SignedMessage>`, and only a verified message reaches the replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified<T>(T);
+
+impl<T> Verified<T> {
+    /// The verified value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Why a message was rejected before reaching the replica. Every variant is
+/// the sending peer's fault.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum VerifyError {
+    /// The bytes do not decode, or exceed the size limit.
+    #[error("undecodable message: {0}")]
+    Decode(String),
+    /// Meant for another chain.
+    #[error("message for chain {got:?}, expected {expected:?}")]
+    WrongChain {
+        /// Our chain id.
+        expected: String,
+        /// The message's chain id.
+        got: String,
+    },
+    /// Meant for another shard.
+    #[error("message for shard {got}, expected {expected}")]
+    WrongShard {
+        /// Our shard.
+        expected: ShardId,
+        /// The message's shard.
+        got: ShardId,
+    },
+    /// The signer is not in the committee.
+    #[error("signer {0} is not a committee member")]
+    UnknownSigner(ValidatorIndex),
+    /// A signature (the sender's or an embedded one) does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Structurally wrong (e.g. a vote with phase `Propose`, a view change to view 0).
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+    /// An embedded certificate does not prove what it claims.
+    #[error("invalid certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// A later-view proposal's justification is wrong.
+    #[error("invalid new-view justification: {0}")]
+    Justification(&'static str),
+}
+
+/// Hard cap on what one message may claim while decoding, whatever the
+/// caller's limit: 64 MiB.
+pub const DECODE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Decodes a message from peer bytes, refusing anything over `limit_bytes`
+/// (see [`max_message_bytes`]).
+pub fn decode(bytes: &[u8], limit_bytes: usize) -> Result<SignedMessage, VerifyError> {
+    if bytes.len() > limit_bytes {
+        return Err(VerifyError::Decode(format!(
+            "{} bytes exceeds limit {limit_bytes}",
+            bytes.len()
+        )));
+    }
+    // The slice length bounds what the decoder reads; the configured limit
+    // also bounds what a forged length prefix can make it allocate.
+    let config = bincode::config::standard().with_limit::<DECODE_LIMIT_BYTES>();
+    let (message, read) = bincode::serde::decode_from_slice::<SignedMessage, _>(bytes, config)
+        .map_err(|e| VerifyError::Decode(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(VerifyError::Decode("trailing bytes".to_owned()));
+    }
+    Ok(message)
+}
+
+/// The canonical encoding of a message.
+pub fn encode(message: &SignedMessage) -> Vec<u8> {
+    bincode::serde::encode_to_vec(message, bincode::config::standard())
+        .expect("encoding plain data into a Vec cannot fail")
+}
+
+/// An upper bound on the encoded size of any valid message for a committee of
+/// `committee_len` validators and blocks of at most `max_block_bytes`: the
+/// largest message is a new-view proposal carrying a block and a view change
+/// (with a full prepared certificate) from every validator.
+pub fn max_message_bytes(committee_len: usize, max_block_bytes: usize) -> usize {
+    // Generous per-item sizes: a vote signature is an index varint (<= 5) and
+    // 64 bytes; a view change header is under 64 bytes plus its certificate.
+    const ENVELOPE_BYTES: usize = 512;
+    const SIGNATURE_ENTRY_BYTES: usize = 69;
+    const VIEW_CHANGE_BYTES: usize = 192;
+    let per_view_change = committee_len
+        .saturating_mul(SIGNATURE_ENTRY_BYTES)
+        .saturating_add(VIEW_CHANGE_BYTES);
+    committee_len
+        .saturating_mul(per_view_change)
+        .saturating_add(max_block_bytes)
+        .saturating_add(ENVELOPE_BYTES)
+}
+
+impl SignedMessage {
+    /// Signs `message` as validator `signer` with `key`.
+    pub fn sign(
+        chain_id: &str,
+        shard: ShardId,
+        signer: ValidatorIndex,
+        message: Message,
+        key: &SigningKey,
+    ) -> SignedMessage {
+        let signature = crypto::sign(key, chain_id, shard, &message.statement());
+        SignedMessage {
+            chain_id: chain_id.to_owned(),
+            shard,
+            signer,
+            message,
+            signature,
+        }
+    }
+
+    /// Checks everything that can be checked without replica state, and
+    /// returns the message as [`Verified`].
+    pub fn verify(
+        self,
+        committee: &Committee,
+        chain_id: &str,
+        shard: ShardId,
+    ) -> Result<Verified<SignedMessage>, VerifyError> {
+        if self.chain_id != chain_id {
+            return Err(VerifyError::WrongChain {
+                expected: chain_id.to_owned(),
+                got: self.chain_id,
+            });
+        }
+        if self.shard != shard {
+            return Err(VerifyError::WrongShard {
+                expected: shard,
+                got: self.shard,
+            });
+        }
+        let key = committee
+            .verifying_key(self.signer)
+            .ok_or(VerifyError::UnknownSigner(self.signer))?;
+        let mut batch = Batch::default();
+        batch.push(
+            key,
+            crypto::digest(chain_id, shard, &self.message.statement()),
+            &self.signature,
+        );
+        match &self.message {
+            Message::Vote(vote) => {
+                if vote.phase == Phase::Propose {
+                    return Err(VerifyError::Malformed("a vote cannot have phase Propose"));
+                }
+            }
+            Message::ViewChange(view_change) => {
+                check_view_change(committee, chain_id, shard, view_change, &mut batch)?;
+            }
+            Message::Propose(proposal) => {
+                check_justification(committee, chain_id, shard, proposal, &mut batch)?;
+            }
+            Message::Decided(decision) => {
+                decision
+                    .certificate
+                    .check(committee, chain_id, shard, &mut batch)?;
+            }
+        }
+        if batch.verify() {
+            Ok(Verified(self))
+        } else {
+            Err(VerifyError::BadSignature)
+        }
+    }
+}
+
+/// A view change moves to view >= 1 and its certificate, if any, is for the
+/// same height and an earlier view.
+fn check_view_change(
+    committee: &Committee,
+    chain_id: &str,
+    shard: ShardId,
+    view_change: &ViewChange,
+    batch: &mut Batch,
+) -> Result<(), VerifyError> {
+    if view_change.view == 0 {
+        return Err(VerifyError::Malformed("view change to view 0"));
+    }
+    if let Some(prepared) = &view_change.prepared {
+        if prepared.height != view_change.height || prepared.view >= view_change.view {
+            return Err(VerifyError::Malformed(
+                "prepared certificate not from an earlier view of this height",
+            ));
+        }
+        prepared.check(committee, chain_id, shard, batch)?;
+    }
+    Ok(())
+}
+
+/// PBFT new-view rule: a proposal in view v > 0 carries view changes for
+/// (height, v) from a quorum, and proposes the block of the highest prepared
+/// certificate among them, if there is one. In view 0 there is nothing to
+/// justify.
+fn check_justification(
+    committee: &Committee,
+    chain_id: &str,
+    shard: ShardId,
+    proposal: &Proposal,
+    batch: &mut Batch,
+) -> Result<(), VerifyError> {
+    if proposal.view == 0 {
+        return if proposal.justification.is_empty() {
+            Ok(())
+        } else {
+            Err(VerifyError::Justification("view 0 needs no justification"))
+        };
+    }
+    let mut previous: Option<ValidatorIndex> = None;
+    for signed in &proposal.justification {
+        if previous.is_some_and(|p| p >= signed.signer) {
+            return Err(VerifyError::Justification("signers not strictly ascending"));
+        }
+        previous = Some(signed.signer);
+        let view_change = &signed.view_change;
+        if view_change.height != proposal.height || view_change.view != proposal.view {
+            return Err(VerifyError::Justification(
+                "view change for another height or view",
+            ));
+        }
+        let key = committee
+            .verifying_key(signed.signer)
+            .ok_or(VerifyError::UnknownSigner(signed.signer))?;
+        batch.push(
+            key,
+            crypto::digest(chain_id, shard, &view_change.statement()),
+            &signed.signature,
+        );
+        check_view_change(committee, chain_id, shard, view_change, batch)?;
+    }
+    let stake = committee.stake_of(proposal.justification.iter().map(|s| s.signer));
+    if stake < committee.quorum_stake() {
+        return Err(VerifyError::Justification(
+            "view changes from less than a quorum",
+        ));
+    }
+    if let Some((_, block_hash)) = highest_prepared(&proposal.justification)
+        && block_hash != proposal.block_hash
+    {
+        return Err(VerifyError::Justification(
+            "does not re-propose the block of the highest prepared certificate",
+        ));
+    }
+    Ok(())
+}
+
+/// The `(view, block_hash)` of the highest prepared certificate among view
+/// changes. Ties on view are broken by hash so every replica picks the same
+/// one; with less than a third of the stake Byzantine two certificates of one
+/// view always name the same block anyway.
+pub(crate) fn highest_prepared(view_changes: &[SignedViewChange]) -> Option<(u64, BlockHash)> {
+    view_changes
+        .iter()
+        .filter_map(|s| s.view_change.prepared.as_ref())
+        .map(|p| (p.view, p.block_hash))
+        .max()
+}
+
+/// The first bytes of a hash, for logs.
+pub(crate) fn short(hash: &BlockHash) -> String {
+    hash.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
