@@ -1,7 +1,110 @@
 //! palisade-consensus: the PBFT-style replica for one shard's committee.
 //!
-//! This crate is pure: it depends on no runtime, no network and no storage,
-//! so a seeded simulator can drive it deterministically.
+//! This crate is pure: it depends on no runtime, no network, no storage, no
+//! clock and no randomness, so a seeded simulator can drive it
+//! deterministically. The host feeds [`Input`]s to [`Replica::handle`] and
+//! carries out the [`Action`]s it appends, in order.
+//!
+//! # Why classic PBFT view change, not Tendermint locks
+//!
+//! Both families keep safety across views; they differ in where the evidence
+//! for "this block may have been committed" lives. Tendermint keeps it in each
+//! replica's lock and relies on the gossip layer eventually delivering the
+//! old-round prevotes that justify a re-proposal (`validRound`). PBFT puts it
+//! in the messages: a view change carries its sender's highest *prepared
+//! certificate*, and the new leader's proposal carries the quorum of view
+//! changes that justifies it. We chose PBFT because
+//!
+//! * every step is checkable from the message alone ([`SignedMessage::verify`]
+//!   rejects a new-view proposal that does not re-propose the highest prepared
+//!   block), which suits a sans-IO core driven over a lossy network with no
+//!   gossip guarantees;
+//! * the persisted state is tiny: the votes of the current view and one
+//!   prepared certificate ([`SafetyState`]);
+//! * the certificates it produces are exactly what the rest of the system
+//!   needs ([`CommitCertificate`] for finality and sync).
+//!
+//! # The protocol, per height (tags used in the code)
+//!
+//! Stake-weighted: a *quorum* is any set of validators holding more than 2/3
+//! of the committee's stake ([`Committee::quorum_stake`]); a *weak quorum*
+//! more than 1/3. The leader of `(height, view)` is committee index
+//! `(height + view) mod n` ([`Committee::leader`]).
+//!
+//! * **P0** On entering view 0 of a height, the leader asks the host for a
+//!   block ([`Action::RequestProposal`]); every replica sets the view's timer.
+//! * **P1** The leader broadcasts `Propose(h, v, block_hash, block,
+//!   justification)`. A replica accepts the first proposal of its view from
+//!   the view's leader and asks the host to validate it
+//!   ([`Action::ValidateBlock`]).
+//! * **P2** Once the host says the block is valid, the replica persists and
+//!   broadcasts `Prepare(h, v, block_hash)`. It never prepares a block the
+//!   host has not validated, nor two blocks in one view.
+//! * **P3** *Prepared*: the accepted proposal plus prepares from a quorum.
+//!   The replica records the prepared certificate, persists, and broadcasts
+//!   `Commit(h, v, block_hash)`.
+//! * **P4** Commits from a quorum for one `(h, v, block_hash)` form the
+//!   [`CommitCertificate`]: the height is final ([`Action::Commit`]) and the
+//!   replica moves to `h + 1`, view 0. A certificate received from a peer
+//!   (`Decided`) decides the same way.
+//! * **P5/P7** When a view's timer fires, the replica moves to `v + 1`: it
+//!   persists, stops voting in `v`, and broadcasts `ViewChange(h, v + 1,
+//!   highest prepared certificate)`. It sets the new view's timer, which is
+//!   `base * 2^view` capped at `max_timeout_ms`, so an unlucky streak of
+//!   leaders cannot starve progress once the network stabilises.
+//! * **P6** New view: the leader of `v + 1`, holding view changes for `v + 1`
+//!   from a quorum, proposes with those view changes as justification. If any
+//!   carries a prepared certificate, it must re-propose the block of the
+//!   highest one (by view); otherwise it asks the host for a fresh block. A
+//!   replica receiving a justified proposal for a higher view moves there.
+//! * **P8** A replica that sees view changes above its view from a weak quorum
+//!   joins the smallest such view without waiting for its own timer.
+//! * **P9** Catch-up: a replica that decided `h` answers a view change for `h`
+//!   with the decision; a replica that sees messages beyond its height window
+//!   asks the host to sync ([`Action::SyncFrom`], answered by
+//!   [`Input::Synced`]).
+//!
+//! **Safety argument.** If `B` is committed in view `v`, a quorum sent
+//! `Commit(v, B)`, and each of them held a prepared certificate for `B` at
+//! `v`. The honest ones persisted it before voting, never vote in `v` again
+//! once they leave it, and report it (or a later one) in every view change
+//! they send afterwards. Any quorum of view changes for a later view shares
+//! more than a third of the stake with the commit quorum, hence an honest
+//! validator, so the highest prepared certificate in any valid justification
+//! is from a view `>= v`; by induction every prepared certificate from a view
+//! `>= v` is for `B`. So every later leader must re-propose `B`, and no other
+//! block can be prepared, let alone committed, at that height.
+//!
+//! # Deviations from the paper (Castro and Liskov, OSDI 1999)
+//!
+//! * One instance per height, no pipelining of sequence numbers, hence no
+//!   watermarks and no checkpoint protocol: a [`CommitCertificate`] plus host
+//!   sync replaces checkpoints and state transfer.
+//! * Stake-weighted quorums instead of `2f + 1` out of `3f + 1`.
+//! * Signatures (ed25519 over domain-separated blake3 digests) instead of
+//!   MACs; certificates are transferable and verifiable by anyone.
+//! * The new-view message and the new leader's pre-prepare are one message,
+//!   and only one block is re-proposed (one sequence number per instance).
+//!   Blocks are opaque; the host defines their hash and must check it when
+//!   validating. The leader signs only `(height, view, block_hash)`.
+//! * View changes carry the prepared certificate without the block bytes; a
+//!   new leader that does not hold the block of the highest certificate
+//!   cannot re-propose and lets its view time out (a later leader among the
+//!   quorum that prepared it will hold it). This costs liveness in rare
+//!   schedules, never safety.
+//! * The leader treats a block the host built for it as valid, and counts
+//!   its own prepare like any other (PBFT counts the pre-prepare instead).
+//! * Block validity is external: the replica prepares only what the host
+//!   validated ([`Input::BlockValidity`]).
+//! * Timeouts double per view (capped) and restart at view 0 each height.
+//! * Equivocation (two signed proposals or votes for one `(height, view,
+//!   phase)` with different blocks) produces transferable [`Evidence`].
+//!
+//! # Crash safety
+//!
+//! Every signed message is preceded by [`Action::Persist`] of the
+//! [`SafetyState`] it depends on; [`Replica::restore`] resumes from it and
+//! refuses to sign anything conflicting.
 #![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
 pub mod certificate;
@@ -9,6 +112,7 @@ pub mod committee;
 mod crypto;
 pub mod evidence;
 pub mod message;
+pub mod replica;
 
 pub use certificate::{CertError, CommitCertificate, PreparedCertificate, VoteSignature};
 pub use committee::{Committee, CommitteeError, Validator, ValidatorIndex};
@@ -16,5 +120,6 @@ pub use crypto::{MESSAGE_CONTEXT, Signature};
 pub use evidence::{Evidence, EvidenceError, SignedVote};
 pub use message::{
     BlockHash, Decision, Message, Phase, Proposal, ShardId, SignedMessage, SignedViewChange,
-    Verified, VerifyError, ViewChange, Vote,
+    Verified, VerifyError, ViewChange, Vote, decode, encode, max_message_bytes,
 };
+pub use replica::{Action, Config, ConfigError, Input, Rejected, Replica, SafetyState, TimerId};
