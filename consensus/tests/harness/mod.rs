@@ -8,7 +8,13 @@
 //! counts are real. Checkers run on every commit: certificates verify, bytes
 //! match hashes, heights are committed in order, and no two nodes commit
 //! different blocks at one height.
-#![allow(dead_code, clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+// Test support: a panic here is a failed test, which is the point.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, VecDeque};
 
