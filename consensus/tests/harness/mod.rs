@@ -16,6 +16,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod fixture;
+
 use std::collections::{BTreeMap, VecDeque};
 
 use ed25519_dalek::SigningKey;
@@ -94,6 +96,7 @@ pub struct Node {
 }
 
 type DropRule = Box<dyn FnMut(usize, usize, &SignedMessage) -> bool>;
+type HoldRule = Box<dyn FnMut(usize, usize, &SignedMessage) -> bool>;
 type InvalidRule = Box<dyn Fn(&[u8]) -> bool>;
 
 pub struct Net {
@@ -106,6 +109,9 @@ pub struct Net {
     seq: u64,
     /// Returns true to drop a message from `from` to `to`.
     pub drop_rule: DropRule,
+    /// Returns true to hold a message back until `release_held`.
+    pub hold_rule: HoldRule,
+    held: Vec<(usize, Input)>,
     /// Returns true for blocks the honest host must call invalid.
     pub invalid_rule: InvalidRule,
     pub messages: u64,
@@ -156,12 +162,57 @@ impl Net {
             now_ms: 0,
             seq: 0,
             drop_rule: Box::new(|_, _, _| false),
+            hold_rule: Box::new(|_, _, _| false),
+            held: Vec::new(),
             invalid_rule: Box::new(|_| false),
             messages: 0,
             bytes: 0,
             rejected: 0,
             decided: BTreeMap::new(),
             steps: 0,
+        }
+    }
+
+    /// Four validators, five nodes: node 4 runs a second copy of validator
+    /// 3's key (Twins). Honest code, real equivocation.
+    pub fn with_twin() -> Net {
+        let mut net = Net::new(4);
+        let mut config = net.nodes[3].config.clone();
+        config.signing_key = Some(net.keys[3].clone());
+        net.nodes.push(Node {
+            replica: Replica::new(config.clone(), 0).unwrap(),
+            config,
+            alive: true,
+            incarnation: 0,
+            persisted: None,
+            committed: BTreeMap::new(),
+            committed_height: 0,
+            evidence: Vec::new(),
+            sent: Vec::new(),
+            persisted_before_send: true,
+        });
+        net
+    }
+
+    /// Delivers every held message, in the order held.
+    pub fn release_held(&mut self) {
+        self.queue.extend(self.held.drain(..));
+    }
+
+    /// No node signed two different blocks for one (height, view, phase),
+    /// across all its incarnations.
+    pub fn check_no_double_signing(&self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut slots: BTreeMap<(u64, u64, Phase), BlockHash> = BTreeMap::new();
+            for message in &node.sent {
+                let (slot, hash) = match &message.message {
+                    Message::Vote(v) => ((v.height, v.view, v.phase), v.block_hash),
+                    Message::Propose(p) => ((p.height, p.view, Phase::Propose), p.block_hash),
+                    _ => continue,
+                };
+                let first = slots.entry(slot).or_insert(hash);
+                assert_eq!(*first, hash, "node {i} double-signed {slot:?}");
+            }
         }
     }
 
@@ -252,13 +303,19 @@ impl Net {
         let decoded = decode(&bytes, self.message_limit).unwrap();
         let verified = decoded.verify(&self.committee, CHAIN, SHARD).unwrap();
         let recipients: Vec<usize> = match to {
-            Some(to) => vec![to],
+            Some(to) => (0..self.nodes.len())
+                .filter(|&j| self.nodes[j].replica.index() == Some(ValidatorIndex(to as u32)))
+                .collect(),
             None => (0..self.nodes.len()).filter(|&j| j != from).collect(),
         };
         for j in recipients {
             self.messages += 1;
             self.bytes += bytes.len() as u64;
             if (self.drop_rule)(from, j, &message) {
+                continue;
+            }
+            if (self.hold_rule)(from, j, &message) {
+                self.held.push((j, Input::Message(verified.clone())));
                 continue;
             }
             self.queue.push_back((j, Input::Message(verified.clone())));
