@@ -70,9 +70,7 @@ pub(crate) fn check_quorum(
             _ => {}
         }
         previous = Some(entry.signer);
-        let key = committee
-            .verifying_key(entry.signer)
-            .ok_or(CertError::UnknownSigner(entry.signer))?;
+        let key = committee.verifying_key(entry.signer).ok_or(CertError::UnknownSigner(entry.signer))?;
         // Distinct members: the sum is at most the total stake, a u64.
         stake = stake.saturating_add(committee.stake(entry.signer));
         batch.push(key, digest, &entry.signature);
@@ -100,12 +98,7 @@ pub struct PreparedCertificate {
 
 impl PreparedCertificate {
     pub(crate) fn statement(&self) -> Statement {
-        Statement::Vote {
-            phase: Phase::Prepare,
-            height: self.height,
-            view: self.view,
-            block_hash: self.block_hash,
-        }
+        Statement::Vote { phase: Phase::Prepare, height: self.height, view: self.view, block_hash: self.block_hash }
     }
 
     pub(crate) fn check(
@@ -115,30 +108,14 @@ impl PreparedCertificate {
         shard: ShardId,
         batch: &mut Batch,
     ) -> Result<(), CertError> {
-        check_quorum(
-            committee,
-            chain_id,
-            shard,
-            &self.statement(),
-            &self.signatures,
-            batch,
-        )
+        check_quorum(committee, chain_id, shard, &self.statement(), &self.signatures, batch)
     }
 
     /// Verifies the certificate against `committee` for `(chain_id, shard)`.
-    pub fn verify(
-        &self,
-        committee: &Committee,
-        chain_id: &str,
-        shard: ShardId,
-    ) -> Result<(), CertError> {
+    pub fn verify(&self, committee: &Committee, chain_id: &str, shard: ShardId) -> Result<(), CertError> {
         let mut batch = Batch::default();
         self.check(committee, chain_id, shard, &mut batch)?;
-        if batch.verify() {
-            Ok(())
-        } else {
-            Err(CertError::BadSignature)
-        }
+        if batch.verify() { Ok(()) } else { Err(CertError::BadSignature) }
     }
 }
 
@@ -159,12 +136,7 @@ pub struct CommitCertificate {
 
 impl CommitCertificate {
     pub(crate) fn statement(&self) -> Statement {
-        Statement::Vote {
-            phase: Phase::Commit,
-            height: self.height,
-            view: self.view,
-            block_hash: self.block_hash,
-        }
+        Statement::Vote { phase: Phase::Commit, height: self.height, view: self.view, block_hash: self.block_hash }
     }
 
     pub(crate) fn check(
@@ -174,32 +146,16 @@ impl CommitCertificate {
         shard: ShardId,
         batch: &mut Batch,
     ) -> Result<(), CertError> {
-        check_quorum(
-            committee,
-            chain_id,
-            shard,
-            &self.statement(),
-            &self.signatures,
-            batch,
-        )
+        check_quorum(committee, chain_id, shard, &self.statement(), &self.signatures, batch)
     }
 
     /// Verifies the certificate against `committee` for `(chain_id, shard)`:
     /// sorted distinct members, quorum stake, and every signature valid
     /// (one ed25519 batch verification). A certificate whose height or hash
     /// was altered fails with [`CertError::BadSignature`].
-    pub fn verify(
-        &self,
-        committee: &Committee,
-        chain_id: &str,
-        shard: ShardId,
-    ) -> Result<(), CertError> {
+    pub fn verify(&self, committee: &Committee, chain_id: &str, shard: ShardId) -> Result<(), CertError> {
         let mut batch = Batch::default();
         self.check(committee, chain_id, shard, &mut batch)?;
-        if batch.verify() {
-            Ok(())
-        } else {
-            Err(CertError::BadSignature)
-        }
+        if batch.verify() { Ok(()) } else { Err(CertError::BadSignature) }
     }
 }

@@ -103,9 +103,7 @@ impl TryFrom<CommitteeSpec> for Committee {
 
 impl From<Committee> for CommitteeSpec {
     fn from(committee: Committee) -> Self {
-        CommitteeSpec {
-            validators: committee.validators,
-        }
+        CommitteeSpec { validators: committee.validators }
     }
 }
 
@@ -123,14 +121,12 @@ impl Committee {
         let mut by_key = BTreeMap::new();
         let mut total_stake: u64 = 0;
         for (position, validator) in validators.iter().enumerate() {
-            let index = ValidatorIndex(
-                u32::try_from(position).map_err(|_| CommitteeError::TooLarge(validators.len()))?,
-            );
+            let index =
+                ValidatorIndex(u32::try_from(position).map_err(|_| CommitteeError::TooLarge(validators.len()))?);
             if validator.stake == 0 {
                 return Err(CommitteeError::ZeroStake(index));
             }
-            let key = VerifyingKey::from_bytes(&validator.public_key)
-                .map_err(|_| CommitteeError::InvalidKey(index))?;
+            let key = VerifyingKey::from_bytes(&validator.public_key).map_err(|_| CommitteeError::InvalidKey(index))?;
             if key.is_weak() {
                 return Err(CommitteeError::InvalidKey(index));
             }
@@ -138,16 +134,9 @@ impl Committee {
                 return Err(CommitteeError::DuplicateKey(index));
             }
             keys.push(key);
-            total_stake = total_stake
-                .checked_add(validator.stake)
-                .ok_or(CommitteeError::StakeOverflow)?;
+            total_stake = total_stake.checked_add(validator.stake).ok_or(CommitteeError::StakeOverflow)?;
         }
-        Ok(Committee {
-            validators,
-            keys,
-            by_key,
-            total_stake,
-        })
+        Ok(Committee { validators, keys, by_key, total_stake })
     }
 
     /// The validators, in index order.
@@ -196,11 +185,7 @@ impl Committee {
     /// validator while Byzantine stake stays below a third.
     pub fn quorum_stake(&self) -> u64 {
         let total = u128::from(self.total_stake);
-        let quorum = total
-            .saturating_mul(2)
-            .checked_div(3)
-            .unwrap_or(0)
-            .saturating_add(1);
+        let quorum = total.saturating_mul(2).checked_div(3).unwrap_or(0).saturating_add(1);
         // Invariant: quorum is the smallest q with 3q > 2T, and q <= T.
         assert!(quorum.saturating_mul(3) > total.saturating_mul(2));
         assert!(quorum.saturating_sub(1).saturating_mul(3) <= total.saturating_mul(2));
@@ -221,10 +206,7 @@ impl Committee {
     /// non-members. Never overflows: it is at most the total stake.
     pub fn stake_of<I: IntoIterator<Item = ValidatorIndex>>(&self, signers: I) -> u64 {
         let unique: std::collections::BTreeSet<ValidatorIndex> = signers.into_iter().collect();
-        unique
-            .into_iter()
-            .map(|index| self.stake(index))
-            .fold(0u64, u64::saturating_add)
+        unique.into_iter().map(|index| self.stake(index)).fold(0u64, u64::saturating_add)
     }
 
     /// The leader of `(height, view)`: committee index `(height + view) mod n`.
@@ -264,9 +246,7 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &stake)| Validator {
-                    public_key: SigningKey::from_bytes(&[i as u8 + 1; 32])
-                        .verifying_key()
-                        .to_bytes(),
+                    public_key: SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().to_bytes(),
                     stake,
                 })
                 .collect(),
@@ -283,11 +263,7 @@ mod tests {
             (&[1; 7], 5, 3),
             (&[1; 6], 5, 3),
             (&[10, 20, 30, 40], 67, 34),
-            (
-                &[u64::MAX / 2, u64::MAX / 2],
-                (u64::MAX / 2 * 2) / 3 * 2 + 1,
-                0,
-            ),
+            (&[u64::MAX / 2, u64::MAX / 2], (u64::MAX / 2 * 2) / 3 * 2 + 1, 0),
         ];
         for (stakes, quorum, weak) in cases {
             let c = committee(stakes);
@@ -305,37 +281,19 @@ mod tests {
     fn rejects_bad_committees() {
         assert_eq!(Committee::new(vec![]), Err(CommitteeError::Empty));
         let key = SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes();
-        let v = |stake| Validator {
-            public_key: key,
-            stake,
-        };
-        assert_eq!(
-            Committee::new(vec![v(0)]),
-            Err(CommitteeError::ZeroStake(ValidatorIndex(0)))
-        );
-        assert_eq!(
-            Committee::new(vec![v(1), v(1)]),
-            Err(CommitteeError::DuplicateKey(ValidatorIndex(1)))
-        );
+        let v = |stake| Validator { public_key: key, stake };
+        assert_eq!(Committee::new(vec![v(0)]), Err(CommitteeError::ZeroStake(ValidatorIndex(0))));
+        assert_eq!(Committee::new(vec![v(1), v(1)]), Err(CommitteeError::DuplicateKey(ValidatorIndex(1))));
         // The identity point has small order.
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert_eq!(
-            Committee::new(vec![Validator {
-                public_key: identity,
-                stake: 1
-            }]),
+            Committee::new(vec![Validator { public_key: identity, stake: 1 }]),
             Err(CommitteeError::InvalidKey(ValidatorIndex(0)))
         );
         let other = SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes();
         assert_eq!(
-            Committee::new(vec![
-                v(u64::MAX),
-                Validator {
-                    public_key: other,
-                    stake: 1
-                }
-            ]),
+            Committee::new(vec![v(u64::MAX), Validator { public_key: other, stake: 1 }]),
             Err(CommitteeError::StakeOverflow)
         );
     }
@@ -348,15 +306,10 @@ mod tests {
         assert_eq!(c.leader(1, 3), ValidatorIndex(0));
         assert_eq!(c.leader(u64::MAX, u64::MAX), c.leader(u64::MAX, u64::MAX));
         let json = serde_json_like(&c);
-        let back: Committee = bincode::serde::decode_from_slice(&json, bincode::config::standard())
-            .unwrap()
-            .0;
+        let back: Committee = bincode::serde::decode_from_slice(&json, bincode::config::standard()).unwrap().0;
         assert_eq!(back, c);
         assert_eq!(back.hash(), c.hash());
-        assert_eq!(
-            c.index_of(&c.validators()[2].public_key),
-            Some(ValidatorIndex(2))
-        );
+        assert_eq!(c.index_of(&c.validators()[2].public_key), Some(ValidatorIndex(2)));
     }
 
     fn serde_json_like(c: &Committee) -> Vec<u8> {

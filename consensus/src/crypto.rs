@@ -56,9 +56,7 @@ impl<'de> Deserialize<'de> for Signature {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
                 let mut bytes = [0u8; 64];
                 for (position, slot) in bytes.iter_mut().enumerate() {
-                    *slot = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(position, &self))?;
+                    *slot = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(position, &self))?;
                 }
                 Ok(Signature(bytes))
             }
@@ -72,20 +70,11 @@ impl<'de> Deserialize<'de> for Signature {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Statement {
     /// A proposal (phase `Propose`) or a vote (`Prepare`, `Commit`).
-    Vote {
-        phase: Phase,
-        height: u64,
-        view: u64,
-        block_hash: BlockHash,
-    },
+    Vote { phase: Phase, height: u64, view: u64, block_hash: BlockHash },
     /// "I leave for `view`", with the view and block of the highest prepared
     /// certificate the signer holds. Signing the claim stops a new leader
     /// from silently dropping a certificate from its justification.
-    ViewChange {
-        height: u64,
-        view: u64,
-        prepared: Option<(u64, BlockHash)>,
-    },
+    ViewChange { height: u64, view: u64, prepared: Option<(u64, BlockHash)> },
     /// "Height `height` decided `block_hash`", sent to lagging peers.
     Decided { height: u64, block_hash: BlockHash },
 }
@@ -93,23 +82,14 @@ pub(crate) enum Statement {
 /// The 32-byte digest a validator signs for `statement`.
 pub(crate) fn digest(chain_id: &str, shard: ShardId, statement: &Statement) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key(MESSAGE_CONTEXT);
-    bincode::serde::encode_into_std_write(
-        (chain_id, shard, statement),
-        &mut hasher,
-        bincode::config::standard(),
-    )
-    .expect("hashing a statement cannot fail: plain data into an infallible writer");
+    bincode::serde::encode_into_std_write((chain_id, shard, statement), &mut hasher, bincode::config::standard())
+        .expect("hashing a statement cannot fail: plain data into an infallible writer");
     *hasher.finalize().as_bytes()
 }
 
 /// Signs `statement` for `(chain_id, shard)`. ed25519 signing is deterministic:
 /// the same key and statement always give the same signature.
-pub(crate) fn sign(
-    key: &SigningKey,
-    chain_id: &str,
-    shard: ShardId,
-    statement: &Statement,
-) -> Signature {
+pub(crate) fn sign(key: &SigningKey, chain_id: &str, shard: ShardId, statement: &Statement) -> Signature {
     Signature(key.sign(&digest(chain_id, shard, statement)).to_bytes())
 }
 
@@ -133,19 +113,14 @@ impl Batch {
     /// Queues `signature` by `key` over `digest`.
     pub(crate) fn push(&mut self, key: &VerifyingKey, digest: [u8; 32], signature: &Signature) {
         self.digests.push(digest);
-        self.signatures
-            .push(ed25519_dalek::Signature::from_bytes(&signature.0));
+        self.signatures.push(ed25519_dalek::Signature::from_bytes(&signature.0));
         self.keys.push(*key);
     }
 
     /// True when every queued signature is valid. A single signature is
     /// checked strictly; several go through the (deterministic) batch check.
     pub(crate) fn verify(self) -> bool {
-        match (
-            self.keys.as_slice(),
-            self.digests.as_slice(),
-            self.signatures.as_slice(),
-        ) {
+        match (self.keys.as_slice(), self.digests.as_slice(), self.signatures.as_slice()) {
             ([], [], []) => true,
             ([key], [digest], [signature]) => key.verify_strict(digest, signature).is_ok(),
             _ => {

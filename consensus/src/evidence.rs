@@ -60,17 +60,9 @@ pub enum EvidenceError {
 impl Evidence {
     /// Checks that `signer` is a member of `committee` and signed both votes,
     /// for one slot and two different blocks, on `(chain_id, shard)`.
-    pub fn verify(
-        &self,
-        committee: &Committee,
-        chain_id: &str,
-        shard: ShardId,
-    ) -> Result<(), EvidenceError> {
+    pub fn verify(&self, committee: &Committee, chain_id: &str, shard: ShardId) -> Result<(), EvidenceError> {
         if self.shard != shard {
-            return Err(EvidenceError::WrongShard {
-                expected: shard,
-                got: self.shard,
-            });
+            return Err(EvidenceError::WrongShard { expected: shard, got: self.shard });
         }
         let (a, b) = (&self.first.vote, &self.second.vote);
         if (a.height, a.view, a.phase) != (b.height, b.view, b.phase) {
@@ -79,9 +71,7 @@ impl Evidence {
         if a.block_hash == b.block_hash {
             return Err(EvidenceError::SameBlock);
         }
-        let key = committee
-            .verifying_key(self.signer)
-            .ok_or(EvidenceError::UnknownSigner(self.signer))?;
+        let key = committee.verifying_key(self.signer).ok_or(EvidenceError::UnknownSigner(self.signer))?;
         for signed in [&self.first, &self.second] {
             let digest = crypto::digest(chain_id, shard, &signed.vote.statement());
             if !crypto::verify_one(key, &digest, &signed.signature) {
@@ -93,10 +83,6 @@ impl Evidence {
 
     /// The `(height, view, phase)` slot the offence happened in.
     pub fn slot(&self) -> (u64, u64, crate::message::Phase) {
-        (
-            self.first.vote.height,
-            self.first.vote.view,
-            self.first.vote.phase,
-        )
+        (self.first.vote.height, self.first.vote.view, self.first.vote.phase)
     }
 }

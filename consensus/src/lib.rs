@@ -119,7 +119,7 @@ pub use committee::{Committee, CommitteeError, Validator, ValidatorIndex};
 pub use crypto::{MESSAGE_CONTEXT, Signature};
 pub use evidence::{Evidence, EvidenceError, SignedVote};
 pub use message::{
-    BlockHash, Decision, Message, Phase, Proposal, ShardId, SignedMessage, SignedViewChange,
-    Verified, VerifyError, ViewChange, Vote, decode, encode, max_message_bytes,
+    BlockHash, Decision, Message, Phase, Proposal, ShardId, SignedMessage, SignedViewChange, Verified, VerifyError,
+    ViewChange, Vote, decode, encode, max_message_bytes,
 };
 pub use replica::{Action, Config, ConfigError, Input, Rejected, Replica, SafetyState, TimerId};

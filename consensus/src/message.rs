@@ -52,12 +52,7 @@ pub struct Vote {
 
 impl Vote {
     pub(crate) fn statement(&self) -> Statement {
-        Statement::Vote {
-            phase: self.phase,
-            height: self.height,
-            view: self.view,
-            block_hash: self.block_hash,
-        }
+        Statement::Vote { phase: self.phase, height: self.height, view: self.view, block_hash: self.block_hash }
     }
 }
 
@@ -185,18 +180,14 @@ impl Message {
 
     pub(crate) fn statement(&self) -> Statement {
         match self {
-            Message::Propose(p) => Statement::Vote {
-                phase: Phase::Propose,
-                height: p.height,
-                view: p.view,
-                block_hash: p.block_hash,
-            },
+            Message::Propose(p) => {
+                Statement::Vote { phase: Phase::Propose, height: p.height, view: p.view, block_hash: p.block_hash }
+            }
             Message::Vote(v) => v.statement(),
             Message::ViewChange(vc) => vc.statement(),
-            Message::Decided(d) => Statement::Decided {
-                height: d.certificate.height,
-                block_hash: d.certificate.block_hash,
-            },
+            Message::Decided(d) => {
+                Statement::Decided { height: d.certificate.height, block_hash: d.certificate.block_hash }
+            }
         }
     }
 }
@@ -284,10 +275,7 @@ pub const DECODE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// (see [`max_message_bytes`]).
 pub fn decode(bytes: &[u8], limit_bytes: usize) -> Result<SignedMessage, VerifyError> {
     if bytes.len() > limit_bytes {
-        return Err(VerifyError::Decode(format!(
-            "{} bytes exceeds limit {limit_bytes}",
-            bytes.len()
-        )));
+        return Err(VerifyError::Decode(format!("{} bytes exceeds limit {limit_bytes}", bytes.len())));
     }
     // The slice length bounds what the decoder reads; the configured limit
     // also bounds what a forged length prefix can make it allocate.
@@ -316,13 +304,8 @@ pub fn max_message_bytes(committee_len: usize, max_block_bytes: usize) -> usize 
     const ENVELOPE_BYTES: usize = 512;
     const SIGNATURE_ENTRY_BYTES: usize = 69;
     const VIEW_CHANGE_BYTES: usize = 192;
-    let per_view_change = committee_len
-        .saturating_mul(SIGNATURE_ENTRY_BYTES)
-        .saturating_add(VIEW_CHANGE_BYTES);
-    committee_len
-        .saturating_mul(per_view_change)
-        .saturating_add(max_block_bytes)
-        .saturating_add(ENVELOPE_BYTES)
+    let per_view_change = committee_len.saturating_mul(SIGNATURE_ENTRY_BYTES).saturating_add(VIEW_CHANGE_BYTES);
+    committee_len.saturating_mul(per_view_change).saturating_add(max_block_bytes).saturating_add(ENVELOPE_BYTES)
 }
 
 impl SignedMessage {
@@ -335,13 +318,7 @@ impl SignedMessage {
         key: &SigningKey,
     ) -> SignedMessage {
         let signature = crypto::sign(key, chain_id, shard, &message.statement());
-        SignedMessage {
-            chain_id: chain_id.to_owned(),
-            shard,
-            signer,
-            message,
-            signature,
-        }
+        SignedMessage { chain_id: chain_id.to_owned(), shard, signer, message, signature }
     }
 
     /// Checks everything that can be checked without replica state, and
@@ -353,26 +330,14 @@ impl SignedMessage {
         shard: ShardId,
     ) -> Result<Verified<SignedMessage>, VerifyError> {
         if self.chain_id != chain_id {
-            return Err(VerifyError::WrongChain {
-                expected: chain_id.to_owned(),
-                got: self.chain_id,
-            });
+            return Err(VerifyError::WrongChain { expected: chain_id.to_owned(), got: self.chain_id });
         }
         if self.shard != shard {
-            return Err(VerifyError::WrongShard {
-                expected: shard,
-                got: self.shard,
-            });
+            return Err(VerifyError::WrongShard { expected: shard, got: self.shard });
         }
-        let key = committee
-            .verifying_key(self.signer)
-            .ok_or(VerifyError::UnknownSigner(self.signer))?;
+        let key = committee.verifying_key(self.signer).ok_or(VerifyError::UnknownSigner(self.signer))?;
         let mut batch = Batch::default();
-        batch.push(
-            key,
-            crypto::digest(chain_id, shard, &self.message.statement()),
-            &self.signature,
-        );
+        batch.push(key, crypto::digest(chain_id, shard, &self.message.statement()), &self.signature);
         match &self.message {
             Message::Vote(vote) => {
                 if vote.phase == Phase::Propose {
@@ -386,16 +351,10 @@ impl SignedMessage {
                 check_justification(committee, chain_id, shard, proposal, &mut batch)?;
             }
             Message::Decided(decision) => {
-                decision
-                    .certificate
-                    .check(committee, chain_id, shard, &mut batch)?;
+                decision.certificate.check(committee, chain_id, shard, &mut batch)?;
             }
         }
-        if batch.verify() {
-            Ok(Verified(self))
-        } else {
-            Err(VerifyError::BadSignature)
-        }
+        if batch.verify() { Ok(Verified(self)) } else { Err(VerifyError::BadSignature) }
     }
 }
 
@@ -413,9 +372,7 @@ fn check_view_change(
     }
     if let Some(prepared) = &view_change.prepared {
         if prepared.height != view_change.height || prepared.view >= view_change.view {
-            return Err(VerifyError::Malformed(
-                "prepared certificate not from an earlier view of this height",
-            ));
+            return Err(VerifyError::Malformed("prepared certificate not from an earlier view of this height"));
         }
         prepared.check(committee, chain_id, shard, batch)?;
     }
@@ -448,32 +405,20 @@ fn check_justification(
         previous = Some(signed.signer);
         let view_change = &signed.view_change;
         if view_change.height != proposal.height || view_change.view != proposal.view {
-            return Err(VerifyError::Justification(
-                "view change for another height or view",
-            ));
+            return Err(VerifyError::Justification("view change for another height or view"));
         }
-        let key = committee
-            .verifying_key(signed.signer)
-            .ok_or(VerifyError::UnknownSigner(signed.signer))?;
-        batch.push(
-            key,
-            crypto::digest(chain_id, shard, &view_change.statement()),
-            &signed.signature,
-        );
+        let key = committee.verifying_key(signed.signer).ok_or(VerifyError::UnknownSigner(signed.signer))?;
+        batch.push(key, crypto::digest(chain_id, shard, &view_change.statement()), &signed.signature);
         check_view_change(committee, chain_id, shard, view_change, batch)?;
     }
     let stake = committee.stake_of(proposal.justification.iter().map(|s| s.signer));
     if stake < committee.quorum_stake() {
-        return Err(VerifyError::Justification(
-            "view changes from less than a quorum",
-        ));
+        return Err(VerifyError::Justification("view changes from less than a quorum"));
     }
     if let Some((_, block_hash)) = highest_prepared(&proposal.justification)
         && block_hash != proposal.block_hash
     {
-        return Err(VerifyError::Justification(
-            "does not re-propose the block of the highest prepared certificate",
-        ));
+        return Err(VerifyError::Justification("does not re-propose the block of the highest prepared certificate"));
     }
     Ok(())
 }
@@ -483,11 +428,7 @@ fn check_justification(
 /// one; with less than a third of the stake Byzantine two certificates of one
 /// view always name the same block anyway.
 pub(crate) fn highest_prepared(view_changes: &[SignedViewChange]) -> Option<(u64, BlockHash)> {
-    view_changes
-        .iter()
-        .filter_map(|s| s.view_change.prepared.as_ref())
-        .map(|p| (p.view, p.block_hash))
-        .max()
+    view_changes.iter().filter_map(|s| s.view_change.prepared.as_ref()).map(|p| (p.view, p.block_hash)).max()
 }
 
 /// The first bytes of a hash, for logs.

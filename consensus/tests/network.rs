@@ -12,10 +12,7 @@ const MAX_STEPS: u64 = 2_000_000;
 fn finish(net: &Net) {
     net.check_agreement();
     for (i, node) in net.nodes.iter().enumerate() {
-        assert!(
-            node.persisted_before_send,
-            "node {i} sent a vote before persisting it"
-        );
+        assert!(node.persisted_before_send, "node {i} sent a vote before persisting it");
     }
     assert_eq!(net.evidence_count(), 0, "honest traffic produced evidence");
 }
@@ -24,11 +21,7 @@ fn finish(net: &Net) {
 fn four_replicas_decide_many_heights() {
     let mut net = Net::new(4);
     net.start();
-    assert!(
-        net.run_to_height(HEIGHTS, MAX_STEPS),
-        "stuck at {:?}",
-        heights(&net)
-    );
+    assert!(net.run_to_height(HEIGHTS, MAX_STEPS), "stuck at {:?}", heights(&net));
     finish(&net);
     // All in view 0: no timer ever fired a view change.
     assert_eq!(net.now_ms, 0, "no time should pass with a perfect network");
@@ -39,16 +32,9 @@ fn one_silent_replica_does_not_stop_progress() {
     let mut net = Net::new(4);
     net.crash(3);
     net.start();
-    assert!(
-        net.run_to_height(HEIGHTS, MAX_STEPS),
-        "stuck at {:?}",
-        heights(&net)
-    );
+    assert!(net.run_to_height(HEIGHTS, MAX_STEPS), "stuck at {:?}", heights(&net));
     finish(&net);
-    assert!(
-        net.now_ms > 0,
-        "heights led by the silent replica need a view change"
-    );
+    assert!(net.now_ms > 0, "heights led by the silent replica need a view change");
 }
 
 #[test]
@@ -58,18 +44,10 @@ fn crashed_leader_is_replaced_by_view_change() {
     assert!(net.run_to_height(5, MAX_STEPS));
     // Height 6 is led by index (6 + 0) mod 4 = 2.
     net.crash(2);
-    assert!(
-        net.run_to_height(HEIGHTS, MAX_STEPS),
-        "stuck at {:?}",
-        heights(&net)
-    );
+    assert!(net.run_to_height(HEIGHTS, MAX_STEPS), "stuck at {:?}", heights(&net));
     finish(&net);
     net.restart(2);
-    assert!(
-        net.run_to_height(HEIGHTS + 5, MAX_STEPS),
-        "stuck at {:?}",
-        heights(&net)
-    );
+    assert!(net.run_to_height(HEIGHTS + 5, MAX_STEPS), "stuck at {:?}", heights(&net));
     finish(&net);
 }
 
@@ -82,18 +60,10 @@ fn crash_and_restart_every_replica_in_turn() {
         let victim = round % 4;
         net.crash(victim);
         target += 3;
-        assert!(
-            net.run_to_height(target, MAX_STEPS),
-            "stuck at {:?}",
-            heights(&net)
-        );
+        assert!(net.run_to_height(target, MAX_STEPS), "stuck at {:?}", heights(&net));
         net.restart(victim);
         target += 2;
-        assert!(
-            net.run_to_height(target, MAX_STEPS),
-            "stuck at {:?}",
-            heights(&net)
-        );
+        assert!(net.run_to_height(target, MAX_STEPS), "stuck at {:?}", heights(&net));
     }
     finish(&net);
 }
@@ -106,11 +76,7 @@ fn seven_replicas_with_two_silent_and_unequal_stake() {
     net.crash(5);
     net.crash(6);
     net.start();
-    assert!(
-        net.run_to_height(HEIGHTS, MAX_STEPS),
-        "stuck at {:?}",
-        heights(&net)
-    );
+    assert!(net.run_to_height(HEIGHTS, MAX_STEPS), "stuck at {:?}", heights(&net));
     finish(&net);
 }
 
@@ -123,11 +89,7 @@ fn lossy_links_heal_and_everyone_catches_up() {
     assert!(net.run_until(MAX_STEPS, |n| n.nodes[0].committed_height >= 10));
     net.drop_rule = Box::new(|_, _, _| false);
     // It catches up (via decisions from peers and host sync), then all go on.
-    assert!(
-        net.run_to_height(20, MAX_STEPS),
-        "stuck at {:?}",
-        heights(&net)
-    );
+    assert!(net.run_to_height(20, MAX_STEPS), "stuck at {:?}", heights(&net));
     finish(&net);
 }
 
@@ -138,19 +100,11 @@ fn same_run_twice_is_identical() {
         net.crash(1);
         net.start();
         assert!(net.run_to_height(12, MAX_STEPS));
-        (
-            net.messages,
-            net.bytes,
-            net.now_ms,
-            net.decided.values().map(|d| d.0).collect::<Vec<_>>(),
-        )
+        (net.messages, net.bytes, net.now_ms, net.decided.values().map(|d| d.0).collect::<Vec<_>>())
     };
     assert_eq!(run(), run());
 }
 
 fn heights(net: &Net) -> Vec<(u64, u64, u64)> {
-    net.nodes
-        .iter()
-        .map(|n| (n.committed_height, n.replica.height(), n.replica.view()))
-        .collect()
+    net.nodes.iter().map(|n| (n.committed_height, n.replica.height(), n.replica.view())).collect()
 }

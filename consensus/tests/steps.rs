@@ -9,9 +9,8 @@ use ed25519_dalek::SigningKey;
 use harness::fixture::{Fixture, config, kinds, sent, votes};
 use harness::{CHAIN, SHARD, block_hash, committee, keys, vote};
 use palisade_consensus::{
-    Action, CertError, CommitCertificate, Decision, Input, Message, Phase, Proposal, Rejected,
-    Replica, SignedMessage, TimerId, ValidatorIndex, VerifyError, ViewChange, VoteSignature,
-    decode, encode,
+    Action, CertError, CommitCertificate, Decision, Input, Message, Phase, Proposal, Rejected, Replica, SignedMessage,
+    TimerId, ValidatorIndex, VerifyError, ViewChange, VoteSignature, decode, encode,
 };
 
 const BLOCK: &[u8] = b"block one";
@@ -25,11 +24,7 @@ fn normal_case_step_by_step() {
     // [P0] not the leader of (1, 0): just the view's timer.
     assert_eq!(kinds(&fx.start()), ["SetTimer"]);
 
-    type Step = (
-        &'static str,
-        Box<dyn Fn(&Fixture) -> Input>,
-        &'static [&'static str],
-    );
+    type Step = (&'static str, Box<dyn Fn(&Fixture) -> Input>, &'static [&'static str]);
     let steps: Vec<Step> = vec![
         (
             "[P1] proposal from the leader: ask the host to validate",
@@ -38,11 +33,7 @@ fn normal_case_step_by_step() {
         ),
         (
             "[P2] host says valid: persist, then prepare",
-            Box::new(move |_| Input::BlockValidity {
-                height: 1,
-                block_hash: hash,
-                valid: true,
-            }),
+            Box::new(move |_| Input::BlockValidity { height: 1, block_hash: hash, valid: true }),
             &["Persist", "Broadcast(Prepare)"],
         ),
         (
@@ -70,13 +61,7 @@ fn normal_case_step_by_step() {
         let input = input(&fx);
         let out = fx.input(input);
         assert_eq!(kinds(&out), *expected, "{name}");
-        if let Some(Action::Commit {
-            height,
-            block_hash: decided,
-            block,
-            certificate,
-        }) = out.first()
-        {
+        if let Some(Action::Commit { height, block_hash: decided, block, certificate }) = out.first() {
             assert_eq!((*height, *decided, block.as_slice()), (1, hash, BLOCK));
             certificate.verify(&fx.committee, CHAIN, SHARD).unwrap();
             assert_eq!(fx.replica.height(), 2);
@@ -85,10 +70,7 @@ fn normal_case_step_by_step() {
             assert_eq!(state, fx.replica.safety_state(), "{name}");
         }
     }
-    assert!(
-        fx.replica.safety_state().prepared.is_none(),
-        "new height, fresh state"
-    );
+    assert!(fx.replica.safety_state().prepared.is_none(), "new height, fresh state");
 }
 
 #[test]
@@ -96,29 +78,15 @@ fn leader_asks_for_a_block_and_proposes_it() {
     let mut fx = Fixture::new(1);
     let out = fx.start();
     assert_eq!(kinds(&out), ["SetTimer", "RequestProposal"]);
-    let out = fx.input(Input::Proposal {
-        height: 1,
-        view: 0,
-        block_hash: block_hash(BLOCK),
-        block: BLOCK.to_vec(),
-    });
+    let out = fx.input(Input::Proposal { height: 1, view: 0, block_hash: block_hash(BLOCK), block: BLOCK.to_vec() });
     // The host built it, so the leader prepares at once; one Persist covers both.
-    assert_eq!(
-        kinds(&out),
-        ["Persist", "Broadcast(Propose)", "Broadcast(Prepare)"]
-    );
-    let Action::Persist(state) = &out[0] else {
-        unreachable!()
-    };
+    assert_eq!(kinds(&out), ["Persist", "Broadcast(Propose)", "Broadcast(Prepare)"]);
+    let Action::Persist(state) = &out[0] else { unreachable!() };
     assert_eq!(state.proposed, Some(block_hash(BLOCK)));
     assert_eq!(state.prepare_vote, Some(block_hash(BLOCK)));
     // A late or duplicate host answer changes nothing.
-    let out = fx.input(Input::Proposal {
-        height: 1,
-        view: 0,
-        block_hash: block_hash(b"other"),
-        block: b"other".to_vec(),
-    });
+    let out =
+        fx.input(Input::Proposal { height: 1, view: 0, block_hash: block_hash(b"other"), block: b"other".to_vec() });
     assert!(out.is_empty());
 }
 
@@ -128,22 +96,14 @@ fn invalid_block_is_never_prepared_nor_committed() {
     fx.start();
     let hash = block_hash(BLOCK);
     let mut all = fx.from(1, fx.proposal(1, 0, BLOCK));
-    all.extend(fx.input(Input::BlockValidity {
-        height: 1,
-        block_hash: hash,
-        valid: false,
-    }));
+    all.extend(fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: false }));
     for from in [1, 2, 3] {
         all.extend(fx.from(from, vote(Phase::Prepare, 1, 0, hash)));
     }
     for from in [1, 2, 3] {
         all.extend(fx.from(from, vote(Phase::Commit, 1, 0, hash)));
     }
-    assert!(
-        votes(&all).is_empty(),
-        "voted for an invalid block: {:?}",
-        kinds(&all)
-    );
+    assert!(votes(&all).is_empty(), "voted for an invalid block: {:?}", kinds(&all));
     assert!(!kinds(&all).contains(&"Commit"));
     // A certificate for bytes our host rejects means our bytes are wrong: sync.
     assert!(kinds(&all).contains(&"SyncFrom"));
@@ -159,15 +119,8 @@ fn prepare_waits_for_validation_even_with_a_prepare_quorum() {
         all.extend(fx.from(from, vote(Phase::Prepare, 1, 0, hash)));
     }
     assert!(votes(&all).is_empty());
-    let out = fx.input(Input::BlockValidity {
-        height: 1,
-        block_hash: hash,
-        valid: true,
-    });
-    assert_eq!(
-        kinds(&out),
-        ["Persist", "Broadcast(Prepare)", "Broadcast(Commit)"]
-    );
+    let out = fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true });
+    assert_eq!(kinds(&out), ["Persist", "Broadcast(Prepare)", "Broadcast(Commit)"]);
 }
 
 #[test]
@@ -175,23 +128,11 @@ fn timeout_moves_to_the_next_view_with_backoff() {
     let mut fx = Fixture::new(0);
     fx.start();
     let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
-    assert_eq!(
-        kinds(&out),
-        ["SetTimer", "Persist", "Broadcast(ViewChange)"]
-    );
-    assert!(matches!(
-        out[0],
-        Action::SetTimer {
-            id: TimerId { height: 1, view: 1 },
-            after_ms: 200
-        }
-    ));
+    assert_eq!(kinds(&out), ["SetTimer", "Persist", "Broadcast(ViewChange)"]);
+    assert!(matches!(out[0], Action::SetTimer { id: TimerId { height: 1, view: 1 }, after_ms: 200 }));
     assert_eq!(fx.replica.view(), 1);
     // A stale timer is ignored.
-    assert!(
-        fx.input(Input::Timeout(TimerId { height: 1, view: 0 }))
-            .is_empty()
-    );
+    assert!(fx.input(Input::Timeout(TimerId { height: 1, view: 0 })).is_empty());
     // Backoff doubles per view and is capped.
     let timeouts: Vec<u64> = (0..6).map(|v| fx.replica.config().timeout_ms(v)).collect();
     assert_eq!(timeouts, [100, 200, 400, 800, 1_000, 1_000]);
@@ -204,78 +145,29 @@ fn new_leader_collects_a_quorum_of_view_changes_and_proposes() {
     let mut fx = Fixture::new(2);
     fx.start();
     fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
-    let out = fx.from(
-        0,
-        Message::ViewChange(ViewChange {
-            height: 1,
-            view: 1,
-            prepared: None,
-        }),
-    );
+    let out = fx.from(0, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
     assert!(kinds(&out).is_empty(), "two view changes are not a quorum");
-    let out = fx.from(
-        3,
-        Message::ViewChange(ViewChange {
-            height: 1,
-            view: 1,
-            prepared: None,
-        }),
-    );
+    let out = fx.from(3, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
     assert_eq!(kinds(&out), ["RequestProposal"]);
     let block = b"fresh block".to_vec();
-    let out = fx.input(Input::Proposal {
-        height: 1,
-        view: 1,
-        block_hash: block_hash(&block),
-        block: block.clone(),
-    });
-    assert_eq!(
-        kinds(&out),
-        ["Persist", "Broadcast(Propose)", "Broadcast(Prepare)"]
-    );
+    let out = fx.input(Input::Proposal { height: 1, view: 1, block_hash: block_hash(&block), block: block.clone() });
+    assert_eq!(kinds(&out), ["Persist", "Broadcast(Propose)", "Broadcast(Prepare)"]);
     // Its proposal is justified and passes anyone's verification.
-    let Action::Broadcast(proposal) = &out[1] else {
-        unreachable!()
-    };
-    let Message::Propose(p) = &proposal.message else {
-        unreachable!()
-    };
+    let Action::Broadcast(proposal) = &out[1] else { unreachable!() };
+    let Message::Propose(p) = &proposal.message else { unreachable!() };
     assert_eq!(p.justification.len(), 3);
-    proposal
-        .clone()
-        .verify(&fx.committee, CHAIN, SHARD)
-        .unwrap();
+    proposal.clone().verify(&fx.committee, CHAIN, SHARD).unwrap();
 }
 
 #[test]
 fn replica_joins_a_view_change_started_by_a_weak_quorum() {
     let mut fx = Fixture::new(0);
     fx.start();
-    let out = fx.from(
-        1,
-        Message::ViewChange(ViewChange {
-            height: 1,
-            view: 2,
-            prepared: None,
-        }),
-    );
-    assert!(
-        out.is_empty(),
-        "one validator (1/4) is not enough to follow"
-    );
-    let out = fx.from(
-        2,
-        Message::ViewChange(ViewChange {
-            height: 1,
-            view: 3,
-            prepared: None,
-        }),
-    );
+    let out = fx.from(1, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None }));
+    assert!(out.is_empty(), "one validator (1/4) is not enough to follow");
+    let out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 3, prepared: None }));
     // Two (1/2 > 1/3): join the smallest view they asked for, 2.
-    assert_eq!(
-        kinds(&out),
-        ["SetTimer", "Persist", "Broadcast(ViewChange)"]
-    );
+    assert_eq!(kinds(&out), ["SetTimer", "Persist", "Broadcast(ViewChange)"]);
     assert_eq!(fx.replica.view(), 2);
 }
 
@@ -284,18 +176,10 @@ fn replica_follows_a_justified_new_view_proposal() {
     let mut fx = Fixture::new(0);
     fx.start();
     let block = b"view one block".to_vec();
-    let justification = vec![
-        fx.view_change(1, 1, 1, None),
-        fx.view_change(2, 1, 1, None),
-        fx.view_change(3, 1, 1, None),
-    ];
-    let proposal = Message::Propose(Proposal {
-        height: 1,
-        view: 1,
-        block_hash: block_hash(&block),
-        block,
-        justification,
-    });
+    let justification =
+        vec![fx.view_change(1, 1, 1, None), fx.view_change(2, 1, 1, None), fx.view_change(3, 1, 1, None)];
+    let proposal =
+        Message::Propose(Proposal { height: 1, view: 1, block_hash: block_hash(&block), block, justification });
     let out = fx.from(2, proposal);
     assert_eq!(kinds(&out), ["SetTimer", "ValidateBlock"]);
     assert_eq!(fx.replica.view(), 1);
@@ -306,13 +190,7 @@ fn replica_follows_a_justified_new_view_proposal() {
 fn rejections_table() {
     let fx = Fixture::new(0);
     let hash = block_hash(BLOCK);
-    let good = SignedMessage::sign(
-        CHAIN,
-        SHARD,
-        ValidatorIndex(1),
-        vote(Phase::Prepare, 1, 0, hash),
-        &fx.keys[1],
-    );
+    let good = SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(1), vote(Phase::Prepare, 1, 0, hash), &fx.keys[1]);
     let outsider = SigningKey::from_bytes(&[99; 32]);
     let mut bad_signature = good.clone();
     bad_signature.signature.0[5] ^= 1;
@@ -321,73 +199,29 @@ fn rejections_table() {
     let cases: Vec<(&str, SignedMessage, VerifyError)> = vec![
         (
             "other chain",
-            SignedMessage::sign(
-                "other-chain",
-                SHARD,
-                ValidatorIndex(1),
-                vote(Phase::Prepare, 1, 0, hash),
-                &fx.keys[1],
-            ),
-            VerifyError::WrongChain {
-                expected: CHAIN.into(),
-                got: "other-chain".into(),
-            },
+            SignedMessage::sign("other-chain", SHARD, ValidatorIndex(1), vote(Phase::Prepare, 1, 0, hash), &fx.keys[1]),
+            VerifyError::WrongChain { expected: CHAIN.into(), got: "other-chain".into() },
         ),
         (
             "other shard",
-            SignedMessage::sign(
-                CHAIN,
-                SHARD + 1,
-                ValidatorIndex(1),
-                vote(Phase::Prepare, 1, 0, hash),
-                &fx.keys[1],
-            ),
-            VerifyError::WrongShard {
-                expected: SHARD,
-                got: SHARD + 1,
-            },
+            SignedMessage::sign(CHAIN, SHARD + 1, ValidatorIndex(1), vote(Phase::Prepare, 1, 0, hash), &fx.keys[1]),
+            VerifyError::WrongShard { expected: SHARD, got: SHARD + 1 },
         ),
         (
             "non-member index",
-            SignedMessage::sign(
-                CHAIN,
-                SHARD,
-                ValidatorIndex(4),
-                vote(Phase::Prepare, 1, 0, hash),
-                &outsider,
-            ),
+            SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(4), vote(Phase::Prepare, 1, 0, hash), &outsider),
             VerifyError::UnknownSigner(ValidatorIndex(4)),
         ),
         (
             "outsider claiming a member's index",
-            SignedMessage::sign(
-                CHAIN,
-                SHARD,
-                ValidatorIndex(2),
-                vote(Phase::Prepare, 1, 0, hash),
-                &outsider,
-            ),
+            SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(2), vote(Phase::Prepare, 1, 0, hash), &outsider),
             VerifyError::BadSignature,
         ),
-        (
-            "flipped signature bit",
-            bad_signature,
-            VerifyError::BadSignature,
-        ),
-        (
-            "signature of another vote",
-            other_vote,
-            VerifyError::BadSignature,
-        ),
+        ("flipped signature bit", bad_signature, VerifyError::BadSignature),
+        ("signature of another vote", other_vote, VerifyError::BadSignature),
         (
             "vote with phase Propose",
-            SignedMessage::sign(
-                CHAIN,
-                SHARD,
-                ValidatorIndex(1),
-                vote(Phase::Propose, 1, 0, hash),
-                &fx.keys[1],
-            ),
+            SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(1), vote(Phase::Propose, 1, 0, hash), &fx.keys[1]),
             VerifyError::Malformed("a vote cannot have phase Propose"),
         ),
         (
@@ -396,24 +230,14 @@ fn rejections_table() {
                 CHAIN,
                 SHARD,
                 ValidatorIndex(1),
-                Message::ViewChange(ViewChange {
-                    height: 1,
-                    view: 0,
-                    prepared: None,
-                }),
+                Message::ViewChange(ViewChange { height: 1, view: 0, prepared: None }),
                 &fx.keys[1],
             ),
             VerifyError::Malformed("view change to view 0"),
         ),
         (
             "view 1 proposal without justification",
-            SignedMessage::sign(
-                CHAIN,
-                SHARD,
-                ValidatorIndex(2),
-                fx.proposal(1, 1, BLOCK),
-                &fx.keys[2],
-            ),
+            SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(2), fx.proposal(1, 1, BLOCK), &fx.keys[2]),
             VerifyError::Justification("view changes from less than a quorum"),
         ),
     ];
@@ -421,58 +245,32 @@ fn rejections_table() {
         // Through the wire format, as a host would.
         let bytes = encode(&message);
         let decoded = decode(&bytes, 10_000).unwrap();
-        assert_eq!(
-            decoded.verify(&fx.committee, CHAIN, SHARD).unwrap_err(),
-            expected,
-            "{name}"
-        );
+        assert_eq!(decoded.verify(&fx.committee, CHAIN, SHARD).unwrap_err(), expected, "{name}");
     }
-    assert!(matches!(
-        decode(&encode(&good), 10),
-        Err(VerifyError::Decode(_))
-    ));
-    assert!(matches!(
-        decode(&[0xff; 40], 10_000),
-        Err(VerifyError::Decode(_))
-    ));
+    assert!(matches!(decode(&encode(&good), 10), Err(VerifyError::Decode(_))));
+    assert!(matches!(decode(&[0xff; 40], 10_000), Err(VerifyError::Decode(_))));
     let mut trailing = encode(&good);
     trailing.push(0);
-    assert!(matches!(
-        decode(&trailing, 10_000),
-        Err(VerifyError::Decode(_))
-    ));
+    assert!(matches!(decode(&trailing, 10_000), Err(VerifyError::Decode(_))));
 }
 
 #[test]
 fn replica_rejections_table() {
     let hash = block_hash(BLOCK);
-    type Case = (
-        &'static str,
-        Box<dyn Fn(&Fixture) -> Message>,
-        usize,
-        Rejected,
-        &'static [&'static str],
-    );
+    type Case = (&'static str, Box<dyn Fn(&Fixture) -> Message>, usize, Rejected, &'static [&'static str]);
     let cases: Vec<Case> = vec![
         (
             "proposal from a validator that does not lead the view",
             Box::new(|fx| fx.proposal(1, 0, BLOCK)),
             3,
-            Rejected::NotLeader {
-                signer: ValidatorIndex(3),
-                height: 1,
-                view: 0,
-            },
+            Rejected::NotLeader { signer: ValidatorIndex(3), height: 1, view: 0 },
             &[],
         ),
         (
             "block over max_block_bytes",
             Box::new(|fx| fx.proposal(1, 0, &[7u8; 1_001])),
             1,
-            Rejected::BlockTooLarge {
-                len: 1_001,
-                max: 1_000,
-            },
+            Rejected::BlockTooLarge { len: 1_001, max: 1_000 },
             &[],
         ),
         (
@@ -509,10 +307,7 @@ fn future_buffer_is_bounded_per_validator() {
         assert_eq!(fx.try_input(Input::Message(m)).0, Ok(()));
     }
     let m = fx.signed(1, vote(Phase::Prepare, 2, 4, block_hash(BLOCK)));
-    assert_eq!(
-        fx.try_input(Input::Message(m)).0,
-        Err(Rejected::BufferFull(ValidatorIndex(1)))
-    );
+    assert_eq!(fx.try_input(Input::Message(m)).0, Err(Rejected::BufferFull(ValidatorIndex(1))));
     // Another validator still has its own share.
     let m = fx.signed(2, vote(Phase::Prepare, 2, 0, block_hash(BLOCK)));
     assert_eq!(fx.try_input(Input::Message(m)).0, Ok(()));
@@ -522,11 +317,7 @@ fn future_buffer_is_bounded_per_validator() {
 fn decide_height_one(fx: &mut Fixture) -> Vec<Action> {
     let hash = block_hash(BLOCK);
     fx.from(1, fx.proposal(1, 0, BLOCK));
-    fx.input(Input::BlockValidity {
-        height: 1,
-        block_hash: hash,
-        valid: true,
-    });
+    fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true });
     for from in [1, 2] {
         fx.from(from, vote(Phase::Prepare, 1, 0, hash));
     }
@@ -544,10 +335,7 @@ fn near_future_messages_are_buffered_and_replayed() {
     assert!(out.is_empty(), "buffered, not acted on");
     let out = decide_height_one(&mut fx);
     assert_eq!(kinds(&out), ["Commit", "SetTimer", "ValidateBlock"]);
-    assert!(
-        out.iter()
-            .any(|a| matches!(a, Action::ValidateBlock { height: 2, .. }))
-    );
+    assert!(out.iter().any(|a| matches!(a, Action::ValidateBlock { height: 2, .. })));
 }
 
 #[test]
@@ -555,45 +343,23 @@ fn lagging_peer_is_sent_the_decision_once() {
     let mut fx = Fixture::new(0);
     fx.start();
     decide_height_one(&mut fx);
-    let stuck = Message::ViewChange(ViewChange {
-        height: 1,
-        view: 1,
-        prepared: None,
-    });
+    let stuck = Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None });
     let out = fx.from(3, stuck.clone());
     assert_eq!(kinds(&out), ["Send"]);
-    let Action::Send { to, message } = &out[0] else {
-        unreachable!()
-    };
+    let Action::Send { to, message } = &out[0] else { unreachable!() };
     assert_eq!(*to, ValidatorIndex(3));
-    let Message::Decided(decision) = &message.message else {
-        unreachable!()
-    };
-    decision
-        .certificate
-        .verify(&fx.committee, CHAIN, SHARD)
-        .unwrap();
-    assert!(
-        fx.from(3, stuck).is_empty(),
-        "answered once per peer and height"
-    );
+    let Message::Decided(decision) = &message.message else { unreachable!() };
+    decision.certificate.verify(&fx.committee, CHAIN, SHARD).unwrap();
+    assert!(fx.from(3, stuck).is_empty(), "answered once per peer and height");
 
     // The laggard decides from the decision: validate, then commit.
     let mut laggard = Fixture::new(3);
     laggard.start();
     let decision: Decision = decision.clone();
-    let out = laggard.input(Input::Message(
-        message
-            .clone()
-            .verify(&laggard.committee, CHAIN, SHARD)
-            .unwrap(),
-    ));
+    let out = laggard.input(Input::Message(message.clone().verify(&laggard.committee, CHAIN, SHARD).unwrap()));
     assert_eq!(kinds(&out), ["ValidateBlock"]);
-    let out = laggard.input(Input::BlockValidity {
-        height: 1,
-        block_hash: decision.certificate.block_hash,
-        valid: true,
-    });
+    let out =
+        laggard.input(Input::BlockValidity { height: 1, block_hash: decision.certificate.block_hash, valid: true });
     assert_eq!(kinds(&out)[0], "Commit");
     assert_eq!(laggard.replica.height(), 2);
 }
@@ -604,13 +370,7 @@ fn synced_host_moves_the_replica_on() {
     fx.start();
     let out = fx.input(Input::Synced { height: 5 });
     assert_eq!(fx.replica.height(), 6);
-    assert!(matches!(
-        out[..],
-        [Action::SetTimer {
-            id: TimerId { height: 6, view: 0 },
-            ..
-        }]
-    ));
+    assert!(matches!(out[..], [Action::SetTimer { id: TimerId { height: 6, view: 0 }, .. }]));
     // Syncing to a height already passed does nothing.
     assert!(fx.input(Input::Synced { height: 3 }).is_empty());
 }
@@ -621,20 +381,11 @@ fn follower_tracks_decisions_without_voting() {
     let committee = committee(&keys, &[1, 1, 1, 1]);
     let mut config = config(&keys, &committee, 0);
     config.signing_key = None;
-    let mut fx = Fixture {
-        replica: Replica::new(config, 0).unwrap(),
-        keys,
-        committee,
-        me: 0,
-    };
+    let mut fx = Fixture { replica: Replica::new(config, 0).unwrap(), keys, committee, me: 0 };
     fx.start();
     let hash = block_hash(BLOCK);
     let mut all = fx.from(1, fx.proposal(1, 0, BLOCK));
-    all.extend(fx.input(Input::BlockValidity {
-        height: 1,
-        block_hash: hash,
-        valid: true,
-    }));
+    all.extend(fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true }));
     for from in [1, 2, 3] {
         all.extend(fx.from(from, vote(Phase::Prepare, 1, 0, hash)));
     }
@@ -651,10 +402,7 @@ fn config_rejects_a_key_outside_the_committee() {
     let fx = Fixture::new(0);
     let mut config = config(&fx.keys, &fx.committee, 0);
     config.signing_key = Some(SigningKey::from_bytes(&[42; 32]));
-    assert_eq!(
-        Replica::new(config, 0).unwrap_err(),
-        palisade_consensus::ConfigError::NotAMember
-    );
+    assert_eq!(Replica::new(config, 0).unwrap_err(), palisade_consensus::ConfigError::NotAMember);
 }
 
 /// Certificate verification: the good one passes; each mutation fails with
@@ -665,20 +413,12 @@ fn commit_certificate_verification_table() {
     let hash = block_hash(BLOCK);
     let good = fx.commit_certificate(1, 0, hash, &[0, 1, 2]);
     good.verify(&fx.committee, CHAIN, SHARD).unwrap();
-    fx.commit_certificate(1, 0, hash, &[0, 1, 2, 3])
-        .verify(&fx.committee, CHAIN, SHARD)
-        .unwrap();
+    fx.commit_certificate(1, 0, hash, &[0, 1, 2, 3]).verify(&fx.committee, CHAIN, SHARD).unwrap();
 
     type Mutation = (&'static str, Box<dyn Fn(&mut CommitCertificate)>, CertError);
     let outsider = SigningKey::from_bytes(&[99; 32]);
-    let outsider_sig = SignedMessage::sign(
-        CHAIN,
-        SHARD,
-        ValidatorIndex(4),
-        vote(Phase::Commit, 1, 0, hash),
-        &outsider,
-    )
-    .signature;
+    let outsider_sig =
+        SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(4), vote(Phase::Commit, 1, 0, hash), &outsider).signature;
     let prepare_sig = fx.vote_signatures(Phase::Prepare, 1, 0, hash, &[2])[0];
     let mutations: Vec<Mutation> = vec![
         (
@@ -688,11 +428,7 @@ fn commit_certificate_verification_table() {
             }),
             CertError::InsufficientStake { have: 2, need: 3 },
         ),
-        (
-            "empty",
-            Box::new(|c| c.signatures.clear()),
-            CertError::InsufficientStake { have: 0, need: 3 },
-        ),
+        ("empty", Box::new(|c| c.signatures.clear()), CertError::InsufficientStake { have: 0, need: 3 }),
         (
             "duplicate signer",
             Box::new(|c| {
@@ -701,41 +437,16 @@ fn commit_certificate_verification_table() {
             }),
             CertError::DuplicateSigner(ValidatorIndex(1)),
         ),
-        (
-            "unsorted",
-            Box::new(|c| c.signatures.swap(0, 1)),
-            CertError::UnsortedSigners,
-        ),
+        ("unsorted", Box::new(|c| c.signatures.swap(0, 1)), CertError::UnsortedSigners),
         (
             "non-member",
-            Box::new(move |c| {
-                c.signatures.push(VoteSignature {
-                    signer: ValidatorIndex(4),
-                    signature: outsider_sig,
-                })
-            }),
+            Box::new(move |c| c.signatures.push(VoteSignature { signer: ValidatorIndex(4), signature: outsider_sig })),
             CertError::UnknownSigner(ValidatorIndex(4)),
         ),
-        (
-            "bad signature",
-            Box::new(|c| c.signatures[0].signature.0[0] ^= 1),
-            CertError::BadSignature,
-        ),
-        (
-            "wrong height",
-            Box::new(|c| c.height = 2),
-            CertError::BadSignature,
-        ),
-        (
-            "wrong view",
-            Box::new(|c| c.view = 1),
-            CertError::BadSignature,
-        ),
-        (
-            "wrong hash",
-            Box::new(|c| c.block_hash = block_hash(b"other")),
-            CertError::BadSignature,
-        ),
+        ("bad signature", Box::new(|c| c.signatures[0].signature.0[0] ^= 1), CertError::BadSignature),
+        ("wrong height", Box::new(|c| c.height = 2), CertError::BadSignature),
+        ("wrong view", Box::new(|c| c.view = 1), CertError::BadSignature),
+        ("wrong hash", Box::new(|c| c.block_hash = block_hash(b"other")), CertError::BadSignature),
         (
             "a prepare signature in a commit certificate",
             Box::new(move |c| c.signatures[2] = prepare_sig),
@@ -745,20 +456,10 @@ fn commit_certificate_verification_table() {
     for (name, mutate, expected) in mutations {
         let mut cert = good.clone();
         mutate(&mut cert);
-        assert_eq!(
-            cert.verify(&fx.committee, CHAIN, SHARD),
-            Err(expected),
-            "{name}"
-        );
+        assert_eq!(cert.verify(&fx.committee, CHAIN, SHARD), Err(expected), "{name}");
     }
-    assert_eq!(
-        good.verify(&fx.committee, "other-chain", SHARD),
-        Err(CertError::BadSignature)
-    );
-    assert_eq!(
-        good.verify(&fx.committee, CHAIN, SHARD + 1),
-        Err(CertError::BadSignature)
-    );
+    assert_eq!(good.verify(&fx.committee, "other-chain", SHARD), Err(CertError::BadSignature));
+    assert_eq!(good.verify(&fx.committee, CHAIN, SHARD + 1), Err(CertError::BadSignature));
     let other_committee = committee(&keys(5)[1..], &[1, 1, 1, 1]);
     assert!(good.verify(&other_committee, CHAIN, SHARD).is_err());
 }
@@ -768,24 +469,15 @@ fn stake_weighted_certificate_needs_more_than_two_thirds_of_stake() {
     let keys = keys(4);
     // Total 100, quorum 67: {0, 1} = 70 suffices; {1, 2, 3} = 40 does not.
     let committee = committee(&keys, &[60, 10, 15, 15]);
-    let fx = Fixture {
-        replica: Replica::new(config(&keys, &committee, 0), 0).unwrap(),
-        keys,
-        committee,
-        me: 0,
-    };
+    let fx = Fixture { replica: Replica::new(config(&keys, &committee, 0), 0).unwrap(), keys, committee, me: 0 };
     let hash = block_hash(BLOCK);
-    fx.commit_certificate(1, 0, hash, &[0, 1])
-        .verify(&fx.committee, CHAIN, SHARD)
-        .unwrap();
+    fx.commit_certificate(1, 0, hash, &[0, 1]).verify(&fx.committee, CHAIN, SHARD).unwrap();
     assert_eq!(
-        fx.commit_certificate(1, 0, hash, &[1, 2, 3])
-            .verify(&fx.committee, CHAIN, SHARD),
+        fx.commit_certificate(1, 0, hash, &[1, 2, 3]).verify(&fx.committee, CHAIN, SHARD),
         Err(CertError::InsufficientStake { have: 40, need: 67 })
     );
     assert_eq!(
-        fx.commit_certificate(1, 0, hash, &[0])
-            .verify(&fx.committee, CHAIN, SHARD),
+        fx.commit_certificate(1, 0, hash, &[0]).verify(&fx.committee, CHAIN, SHARD),
         Err(CertError::InsufficientStake { have: 60, need: 67 })
     );
 }

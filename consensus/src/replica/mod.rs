@@ -7,9 +7,9 @@ mod types;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub use types::{
-    Action, Config, ConfigError, DEFAULT_BASE_TIMEOUT_MS, DEFAULT_FUTURE_HEIGHTS,
-    DEFAULT_FUTURE_VIEWS, DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_BUFFERED_PER_VALIDATOR,
-    DEFAULT_MAX_TIMEOUT_MS, Input, Rejected, SafetyState, TimerId,
+    Action, Config, ConfigError, DEFAULT_BASE_TIMEOUT_MS, DEFAULT_FUTURE_HEIGHTS, DEFAULT_FUTURE_VIEWS,
+    DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_BUFFERED_PER_VALIDATOR, DEFAULT_MAX_TIMEOUT_MS, Input, Rejected, SafetyState,
+    TimerId,
 };
 
 use crate::certificate::{CommitCertificate, PreparedCertificate, VoteSignature};
@@ -17,8 +17,8 @@ use crate::committee::ValidatorIndex;
 use crate::crypto::Signature;
 use crate::evidence::{Evidence, SignedVote};
 use crate::message::{
-    BlockHash, Decision, Message, Phase, Proposal, SignedMessage, SignedViewChange, Verified,
-    ViewChange, Vote, highest_prepared,
+    BlockHash, Decision, Message, Phase, Proposal, SignedMessage, SignedViewChange, Verified, ViewChange, Vote,
+    highest_prepared,
 };
 
 /// Votes of views this far below the current one are kept: a commit quorum
@@ -29,6 +29,10 @@ pub const OLD_VIEWS_KEPT: u64 = 2;
 pub const MAX_BLOCKS_PER_HEIGHT: usize = 8;
 /// Decided heights (certificate and block) kept to help lagging peers.
 pub const DECISIONS_KEPT: usize = 2;
+/// Times one peer is sent one decision, each in answer to a view change for
+/// a higher view than the last (the reply may be lost; a laggard's view
+/// changes are paced by its own timeouts).
+pub const MAX_DECISION_REPLIES: u32 = 8;
 
 /// Where the host stands on a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +62,9 @@ struct Round {
     votes: BTreeMap<(u64, Phase), Ballots>,
     /// View changes for views `view ..= view + future_views`, by target view.
     view_changes: BTreeMap<u64, BTreeMap<ValidatorIndex, SignedViewChange>>,
+    /// Each validator's highest view change beyond that window (one per
+    /// validator): enough to follow a weak quorum that is far ahead.
+    far_view_changes: BTreeMap<ValidatorIndex, SignedViewChange>,
     /// Blocks seen at this height.
     blocks: BTreeMap<BlockHash, Block>,
     /// The proposal accepted in the current view.
@@ -91,8 +98,9 @@ pub struct Replica {
     replay: VecDeque<Verified<SignedMessage>>,
     /// Recent decisions, to answer lagging peers.
     decisions: BTreeMap<u64, Decision>,
-    /// (height, peer) pairs already sent a decision.
-    helped: BTreeSet<(u64, ValidatorIndex)>,
+    /// Per (height, peer): the highest view change answered with the
+    /// decision, and how many times.
+    helped: BTreeMap<(u64, ValidatorIndex), (u64, u32)>,
     /// Messages waiting for the `Persist` that must precede them.
     outbox: Vec<Action>,
     /// `safety` changed since the last `Persist`.
@@ -123,9 +131,7 @@ impl Replica {
         committed_height: u64,
     ) -> Result<Replica, ConfigError> {
         let me = config.validate()?;
-        let height = committed_height
-            .checked_add(1)
-            .ok_or(ConfigError::HeightOverflow)?;
+        let height = committed_height.checked_add(1).ok_or(ConfigError::HeightOverflow)?;
         let mut safety = SafetyState::new(height);
         let mut sign_from_height = height;
         let mut restored_ahead = None;
@@ -148,7 +154,7 @@ impl Replica {
             buffered_per_signer: BTreeMap::new(),
             replay: VecDeque::new(),
             decisions: BTreeMap::new(),
-            helped: BTreeSet::new(),
+            helped: BTreeMap::new(),
             outbox: Vec::new(),
             dirty: false,
             sync_requested_at: None,
@@ -179,17 +185,10 @@ impl Replica {
                 self.on_timeout(id, out);
                 Ok(())
             }
-            Input::Proposal {
-                height,
-                view,
-                block_hash,
-                block,
-            } => self.on_host_proposal(height, view, block_hash, block, out),
-            Input::BlockValidity {
-                height,
-                block_hash,
-                valid,
-            } => {
+            Input::Proposal { height, view, block_hash, block } => {
+                self.on_host_proposal(height, view, block_hash, block, out)
+            }
+            Input::BlockValidity { height, block_hash, valid } => {
                 self.on_block_validity(height, block_hash, valid, out);
                 Ok(())
             }
@@ -247,11 +246,7 @@ impl Replica {
 
     // ----- inputs -----------------------------------------------------------
 
-    fn on_message(
-        &mut self,
-        message: Verified<SignedMessage>,
-        out: &mut Vec<Action>,
-    ) -> Result<(), Rejected> {
+    fn on_message(&mut self, message: Verified<SignedMessage>, out: &mut Vec<Action>) -> Result<(), Rejected> {
         if Some(message.signer) == self.me {
             // Our own message, echoed back: we already counted it.
             return Ok(());
@@ -268,20 +263,28 @@ impl Replica {
                 self.request_sync(out);
                 return Err(Rejected::TooFarAhead { height, view });
             }
-            return self.buffer_message(message);
+            let result = self.buffer_message(message);
+            self.check_behind(out);
+            return result;
         }
-        let SignedMessage {
-            signer,
-            message,
-            signature,
-            ..
-        } = message.into_inner();
-        if let Message::Decided(decision) = message {
-            self.on_decided(decision, out);
-            return Ok(());
-        }
-        if view > self.view().saturating_add(self.config.future_views) {
-            return Err(Rejected::TooFarAhead { height, view });
+        let SignedMessage { signer, message, signature, .. } = message.into_inner();
+        let window_end = self.view().saturating_add(self.config.future_views);
+        match message {
+            Message::Decided(decision) => {
+                self.on_decided(decision, out);
+                return Ok(());
+            }
+            // A proposal far ahead is still justified by a quorum of view
+            // changes (checked in `verify`), and following it costs no memory.
+            Message::Propose(_) => {}
+            Message::ViewChange(view_change) if view > window_end => {
+                self.on_far_view_change(signer, view_change, signature, out);
+                return Ok(());
+            }
+            Message::Vote(_) | Message::ViewChange(_) if view > window_end => {
+                return Err(Rejected::TooFarAhead { height, view });
+            }
+            Message::Vote(_) | Message::ViewChange(_) => {}
         }
         match message {
             Message::Propose(proposal) => self.on_proposal(signer, proposal, signature, out),
@@ -298,7 +301,8 @@ impl Replica {
     }
 
     /// [P9] A view change for a height we decided: the sender is stuck there.
-    /// Send it the decision, once per peer and height.
+    /// Send it the decision, again only for a higher view, a bounded number
+    /// of times per peer and height.
     fn on_past_message(&mut self, message: &SignedMessage) {
         let Message::ViewChange(view_change) = &message.message else {
             return;
@@ -306,14 +310,20 @@ impl Replica {
         let Some(decision) = self.decisions.get(&view_change.height).cloned() else {
             return;
         };
-        if !self.can_sign() || !self.helped.insert((view_change.height, message.signer)) {
+        if !self.can_sign() {
             return;
         }
+        let key = (view_change.height, message.signer);
+        let replies = match self.helped.get(&key) {
+            Some(&(view, replies)) if view_change.view <= view || replies >= MAX_DECISION_REPLIES => {
+                return;
+            }
+            Some(&(_, replies)) => replies,
+            None => 0,
+        };
+        self.helped.insert(key, (view_change.view, replies.saturating_add(1)));
         if let Some(reply) = self.sign(Message::Decided(decision)) {
-            self.outbox.push(Action::Send {
-                to: message.signer,
-                message: reply,
-            });
+            self.outbox.push(Action::Send { to: message.signer, message: reply });
         }
     }
 
@@ -324,11 +334,18 @@ impl Replica {
             return Err(Rejected::BufferFull(signer));
         }
         *count = count.saturating_add(1);
-        self.buffer
-            .entry(message.message.height())
-            .or_default()
-            .push(message);
+        self.buffer.entry(message.message.height()).or_default().push(message);
         Ok(())
+    }
+
+    /// [P9] Validators with more than a third of the stake (so at least one
+    /// honest) already work on later heights: we are behind, ask the host to
+    /// sync rather than wait for the decisions to reach us.
+    fn check_behind(&mut self, out: &mut Vec<Action>) {
+        let ahead = self.config.committee.stake_of(self.buffer.values().flatten().map(|m| m.signer));
+        if ahead >= self.config.committee.weak_quorum_stake() {
+            self.request_sync(out);
+        }
     }
 
     /// [P1] The leader's proposal; in a later view also PBFT's new-view.
@@ -339,35 +356,17 @@ impl Replica {
         signature: Signature,
         out: &mut Vec<Action>,
     ) -> Result<(), Rejected> {
-        let Proposal {
-            height,
-            view,
-            block_hash,
-            block,
-            ..
-        } = proposal;
+        let Proposal { height, view, block_hash, block, .. } = proposal;
         if signer != self.config.committee.leader(height, view) {
-            return Err(Rejected::NotLeader {
-                signer,
-                height,
-                view,
-            });
+            return Err(Rejected::NotLeader { signer, height, view });
         }
         if block.len() > self.config.max_block_bytes {
-            return Err(Rejected::BlockTooLarge {
-                len: block.len(),
-                max: self.config.max_block_bytes,
-            });
+            return Err(Rejected::BlockTooLarge { len: block.len(), max: self.config.max_block_bytes });
         }
         if view.saturating_add(OLD_VIEWS_KEPT) < self.view() {
             return Ok(());
         }
-        let vote = Vote {
-            phase: Phase::Propose,
-            height,
-            view,
-            block_hash,
-        };
+        let vote = Vote { phase: Phase::Propose, height, view, block_hash };
         self.record_vote(signer, vote, signature, out);
         if view < self.view() {
             return Ok(());
@@ -382,13 +381,7 @@ impl Replica {
     }
 
     /// [P2]/[P3] A prepare or commit vote.
-    fn on_vote(
-        &mut self,
-        signer: ValidatorIndex,
-        vote: Vote,
-        signature: Signature,
-        out: &mut Vec<Action>,
-    ) {
+    fn on_vote(&mut self, signer: ValidatorIndex, vote: Vote, signature: Signature, out: &mut Vec<Action>) {
         if vote.view.saturating_add(OLD_VIEWS_KEPT) < self.view() {
             return;
         }
@@ -407,18 +400,30 @@ impl Replica {
         if view_change.view < self.view() {
             return;
         }
-        self.round
-            .view_changes
-            .entry(view_change.view)
-            .or_default()
-            .entry(signer)
-            .or_insert(SignedViewChange {
-                signer,
-                view_change,
-                signature,
-            });
+        self.round.view_changes.entry(view_change.view).or_default().entry(signer).or_insert(SignedViewChange {
+            signer,
+            view_change,
+            signature,
+        });
         self.join_view_change(out);
         self.try_new_view(out);
+    }
+
+    /// [P8] A view change beyond the view window: keep only the sender's
+    /// highest, and follow if a weak quorum is that far ahead.
+    fn on_far_view_change(
+        &mut self,
+        signer: ValidatorIndex,
+        view_change: ViewChange,
+        signature: Signature,
+        out: &mut Vec<Action>,
+    ) {
+        let higher =
+            self.round.far_view_changes.get(&signer).is_none_or(|known| known.view_change.view < view_change.view);
+        if higher {
+            self.round.far_view_changes.insert(signer, SignedViewChange { signer, view_change, signature });
+        }
+        self.join_view_change(out);
     }
 
     /// [P4] A peer's commit certificate for our height (catch-up).
@@ -447,10 +452,7 @@ impl Replica {
             return Ok(());
         }
         if block.len() > self.config.max_block_bytes {
-            return Err(Rejected::BlockTooLarge {
-                len: block.len(),
-                max: self.config.max_block_bytes,
-            });
+            return Err(Rejected::BlockTooLarge { len: block.len(), max: self.config.max_block_bytes });
         }
         let Some(justification) = self.round.awaiting_proposal.take() else {
             return Ok(());
@@ -464,24 +466,14 @@ impl Replica {
         Ok(())
     }
 
-    fn on_block_validity(
-        &mut self,
-        height: u64,
-        block_hash: BlockHash,
-        valid: bool,
-        out: &mut Vec<Action>,
-    ) {
+    fn on_block_validity(&mut self, height: u64, block_hash: BlockHash, valid: bool, out: &mut Vec<Action>) {
         if height != self.height() {
             return;
         }
         if let Some(block) = self.round.blocks.get_mut(&block_hash)
             && matches!(block.validity, Validity::Unknown | Validity::Pending)
         {
-            block.validity = if valid {
-                Validity::Valid
-            } else {
-                Validity::Invalid
-            };
+            block.validity = if valid { Validity::Valid } else { Validity::Invalid };
         }
         self.progress(out);
     }
@@ -491,6 +483,8 @@ impl Replica {
         if (id.height, id.view) != (self.height(), self.view()) {
             return;
         }
+        // A sync asked for at this height may have found nothing yet.
+        self.sync_requested_at = None;
         let next = self.view().saturating_add(1);
         self.start_view_change(next, out);
     }
@@ -512,6 +506,11 @@ impl Replica {
         if self.round.proposal.is_some() {
             // The first proposal of a view wins; a conflicting one from the
             // same leader was reported as evidence.
+            return;
+        }
+        if self.safety.prepare_vote.is_some_and(|h| h != block_hash) {
+            // Restored after a crash with a prepare for another block in this
+            // view: only that block's proposal can make progress here.
             return;
         }
         self.round.proposal = Some(block_hash);
@@ -545,12 +544,7 @@ impl Replica {
             return;
         };
         if self.safety.prepared.as_ref().is_none_or(|p| p.view < view) {
-            self.safety.prepared = Some(PreparedCertificate {
-                height: self.height(),
-                view,
-                block_hash,
-                signatures,
-            });
+            self.safety.prepared = Some(PreparedCertificate { height: self.height(), view, block_hash, signatures });
             self.dirty = true;
         }
         if self.cast(Phase::Commit, block_hash) {
@@ -574,12 +568,7 @@ impl Replica {
         let block_hash = certificate.block_hash;
         match self.validity(&block_hash) {
             Validity::Valid => {
-                let block = self
-                    .round
-                    .blocks
-                    .get(&block_hash)
-                    .map(|b| b.bytes.clone())
-                    .unwrap_or_default();
+                let block = self.round.blocks.get(&block_hash).map(|b| b.bytes.clone()).unwrap_or_default();
                 self.decide(certificate, block, out);
                 true
             }
@@ -603,14 +592,9 @@ impl Replica {
 
     fn decide(&mut self, certificate: CommitCertificate, block: Vec<u8>, out: &mut Vec<Action>) {
         let height = self.height();
-        assert_eq!(
-            certificate.height, height,
-            "decided a certificate of another height"
-        );
+        assert_eq!(certificate.height, height, "decided a certificate of another height");
         assert!(
-            self.config
-                .committee
-                .stake_of(certificate.signatures.iter().map(|s| s.signer))
+            self.config.committee.stake_of(certificate.signatures.iter().map(|s| s.signer))
                 >= self.config.committee.quorum_stake(),
             "decided without a quorum"
         );
@@ -622,13 +606,12 @@ impl Replica {
             block: block.clone(),
             certificate: certificate.clone(),
         });
-        self.decisions
-            .insert(height, Decision { certificate, block });
+        self.decisions.insert(height, Decision { certificate, block });
         while self.decisions.len() > DECISIONS_KEPT {
             self.decisions.pop_first();
         }
         let oldest = self.decisions.keys().next().copied().unwrap_or(height);
-        self.helped.retain(|(h, _)| *h >= oldest);
+        self.helped.retain(|(h, _), _| *h >= oldest);
         self.enter_height(height.saturating_add(1), out);
     }
 
@@ -640,24 +623,14 @@ impl Replica {
             && let Some(me) = self.me
         {
             let prepared = self.safety.prepared.clone();
-            assert!(
-                prepared.as_ref().is_none_or(|p| p.view < target),
-                "prepared certificate from a view not yet left"
-            );
-            let view_change = ViewChange {
-                height: self.height(),
-                view: target,
-                prepared,
-            };
+            assert!(prepared.as_ref().is_none_or(|p| p.view < target), "prepared certificate from a view not yet left");
+            let view_change = ViewChange { height: self.height(), view: target, prepared };
             if let Some(message) = self.sign(Message::ViewChange(view_change.clone())) {
-                self.round.view_changes.entry(target).or_default().insert(
-                    me,
-                    SignedViewChange {
-                        signer: me,
-                        view_change,
-                        signature: message.signature,
-                    },
-                );
+                self.round
+                    .view_changes
+                    .entry(target)
+                    .or_default()
+                    .insert(me, SignedViewChange { signer: me, view_change, signature: message.signature });
                 self.outbox.push(Action::Broadcast(message));
             }
         }
@@ -674,6 +647,12 @@ impl Replica {
             for (view, senders) in self.round.view_changes.range(current.saturating_add(1)..) {
                 for signer in senders.keys() {
                     highest.insert(*signer, *view);
+                }
+            }
+            for (signer, far) in &self.round.far_view_changes {
+                let view = far.view_change.view;
+                if view > current && highest.get(signer).is_none_or(|v| *v < view) {
+                    highest.insert(*signer, view);
                 }
             }
             let stake = self.config.committee.stake_of(highest.keys().copied());
@@ -703,9 +682,7 @@ impl Replica {
         let Some(senders) = self.round.view_changes.get(&view) else {
             return;
         };
-        if self.config.committee.stake_of(senders.keys().copied())
-            < self.config.committee.quorum_stake()
-        {
+        if self.config.committee.stake_of(senders.keys().copied()) < self.config.committee.quorum_stake() {
             return;
         }
         let justification: Vec<SignedViewChange> = senders.values().cloned().collect();
@@ -719,10 +696,7 @@ impl Replica {
             }
             None => {
                 self.round.awaiting_proposal = Some(justification);
-                out.push(Action::RequestProposal {
-                    height: self.height(),
-                    view,
-                });
+                out.push(Action::RequestProposal { height: self.height(), view });
             }
         }
     }
@@ -744,20 +718,10 @@ impl Replica {
         }
         self.safety.set_vote(Phase::Propose, block_hash);
         self.dirty = true;
-        let proposal = Proposal {
-            height: self.height(),
-            view: self.view(),
-            block_hash,
-            block: block.clone(),
-            justification,
-        };
+        let proposal =
+            Proposal { height: self.height(), view: self.view(), block_hash, block: block.clone(), justification };
         if let Some(message) = self.sign(Message::Propose(proposal)) {
-            let vote = Vote {
-                phase: Phase::Propose,
-                height: self.height(),
-                view: self.view(),
-                block_hash,
-            };
+            let vote = Vote { phase: Phase::Propose, height: self.height(), view: self.view(), block_hash };
             self.record_own_vote(vote, message.signature);
             self.outbox.push(Action::Broadcast(message));
         }
@@ -779,6 +743,17 @@ impl Replica {
         self.round.votes.retain(|(v, _), _| *v >= keep_from);
         self.round.reported.retain(|(_, v, _)| *v >= keep_from);
         self.round.view_changes.retain(|v, _| *v >= view);
+        // Far view changes now inside the window join the table.
+        let window_end = view.saturating_add(self.config.future_views);
+        let far = std::mem::take(&mut self.round.far_view_changes);
+        for (signer, signed) in far {
+            let v = signed.view_change.view;
+            if v > window_end {
+                self.round.far_view_changes.insert(signer, signed);
+            } else if v >= view {
+                self.round.view_changes.entry(v).or_default().entry(signer).or_insert(signed);
+            }
+        }
         self.arm_view(out);
     }
 
@@ -810,10 +785,7 @@ impl Replica {
     /// Sets the view's timer; as leader of view 0, asks the host for a block.
     fn arm_view(&mut self, out: &mut Vec<Action>) {
         let (height, view) = (self.height(), self.view());
-        out.push(Action::SetTimer {
-            id: TimerId { height, view },
-            after_ms: self.config.timeout_ms(view),
-        });
+        out.push(Action::SetTimer { id: TimerId { height, view }, after_ms: self.config.timeout_ms(view) });
         if view == 0 {
             if self.is_leader()
                 && self.can_sign()
@@ -848,17 +820,8 @@ impl Replica {
     }
 
     fn emit_vote(&mut self, phase: Phase, block_hash: BlockHash) {
-        let vote = Vote {
-            phase,
-            height: self.height(),
-            view: self.view(),
-            block_hash,
-        };
-        assert_eq!(
-            self.safety.vote(phase),
-            Some(block_hash),
-            "vote not recorded"
-        );
+        let vote = Vote { phase, height: self.height(), view: self.view(), block_hash };
+        assert_eq!(self.safety.vote(phase), Some(block_hash), "vote not recorded");
         if let Some(message) = self.sign(Message::Vote(vote)) {
             self.record_own_vote(vote, message.signature);
             self.outbox.push(Action::Broadcast(message));
@@ -876,13 +839,7 @@ impl Replica {
 
     /// Records a peer's vote; a second, different vote for one slot is an
     /// equivocation, reported once.
-    fn record_vote(
-        &mut self,
-        signer: ValidatorIndex,
-        vote: Vote,
-        signature: Signature,
-        out: &mut Vec<Action>,
-    ) {
+    fn record_vote(&mut self, signer: ValidatorIndex, vote: Vote, signature: Signature, out: &mut Vec<Action>) {
         let slot = self.round.votes.entry((vote.view, vote.phase)).or_default();
         let Some(&(first_hash, first_signature)) = slot.get(&signer) else {
             slot.insert(signer, (vote.block_hash, signature));
@@ -895,13 +852,7 @@ impl Replica {
             out.push(Action::Evidence(Evidence {
                 shard: self.config.shard,
                 signer,
-                first: SignedVote {
-                    vote: Vote {
-                        block_hash: first_hash,
-                        ..vote
-                    },
-                    signature: first_signature,
-                },
+                first: SignedVote { vote: Vote { block_hash: first_hash, ..vote }, signature: first_signature },
                 second: SignedVote { vote, signature },
             }));
         }
@@ -913,15 +864,9 @@ impl Replica {
         let signatures: Vec<VoteSignature> = ballots
             .iter()
             .filter(|(_, (hash, _))| *hash == block_hash)
-            .map(|(signer, (_, signature))| VoteSignature {
-                signer: *signer,
-                signature: *signature,
-            })
+            .map(|(signer, (_, signature))| VoteSignature { signer: *signer, signature: *signature })
             .collect();
-        let stake = self
-            .config
-            .committee
-            .stake_of(signatures.iter().map(|s| s.signer));
+        let stake = self.config.committee.stake_of(signatures.iter().map(|s| s.signer));
         (stake >= self.config.committee.quorum_stake()).then_some(signatures)
     }
 
@@ -933,12 +878,7 @@ impl Replica {
             let hashes: BTreeSet<BlockHash> = ballots.values().map(|(hash, _)| *hash).collect();
             for block_hash in hashes {
                 if let Some(signatures) = self.quorum(*view, Phase::Commit, block_hash) {
-                    return Some(CommitCertificate {
-                        height: self.height(),
-                        view: *view,
-                        block_hash,
-                        signatures,
-                    });
+                    return Some(CommitCertificate { height: self.height(), view: *view, block_hash, signatures });
                 }
             }
         }
@@ -948,24 +888,14 @@ impl Replica {
     // ----- blocks -----------------------------------------------------------
 
     fn validity(&self, block_hash: &BlockHash) -> Validity {
-        self.round
-            .blocks
-            .get(block_hash)
-            .map_or(Validity::Unknown, |b| b.validity)
+        self.round.blocks.get(block_hash).map_or(Validity::Unknown, |b| b.validity)
     }
 
     fn store_block(&mut self, block_hash: BlockHash, bytes: Vec<u8>, view: u64) {
         if self.round.blocks.contains_key(&block_hash) {
             return;
         }
-        self.round.blocks.insert(
-            block_hash,
-            Block {
-                bytes,
-                validity: Validity::Unknown,
-                view,
-            },
-        );
+        self.round.blocks.insert(block_hash, Block { bytes, validity: Validity::Unknown, view });
         if self.round.blocks.len() > MAX_BLOCKS_PER_HEIGHT {
             let protected = [
                 self.round.proposal,
@@ -995,12 +925,7 @@ impl Replica {
             return;
         }
         block.validity = Validity::Pending;
-        out.push(Action::ValidateBlock {
-            height,
-            view: block.view,
-            block_hash,
-            block: block.bytes.clone(),
-        });
+        out.push(Action::ValidateBlock { height, view: block.view, block_hash, block: block.bytes.clone() });
     }
 
     // ----- output -----------------------------------------------------------
@@ -1008,21 +933,13 @@ impl Replica {
     fn sign(&self, message: Message) -> Option<SignedMessage> {
         let key = self.config.signing_key.as_ref()?;
         let me = self.me?;
-        Some(SignedMessage::sign(
-            &self.config.chain_id,
-            self.config.shard,
-            me,
-            message,
-            key,
-        ))
+        Some(SignedMessage::sign(&self.config.chain_id, self.config.shard, me, message, key))
     }
 
     fn request_sync(&mut self, out: &mut Vec<Action>) {
         if self.sync_requested_at != Some(self.height()) {
             self.sync_requested_at = Some(self.height());
-            out.push(Action::SyncFrom {
-                height: self.height(),
-            });
+            out.push(Action::SyncFrom { height: self.height() });
         }
     }
 

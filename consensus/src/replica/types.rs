@@ -79,9 +79,7 @@ impl Config {
     pub fn timeout_ms(&self, view: u64) -> u64 {
         let exponent = u32::try_from(view.min(63)).unwrap_or(63);
         let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
-        self.base_timeout_ms
-            .saturating_mul(factor)
-            .min(self.max_timeout_ms)
+        self.base_timeout_ms.saturating_mul(factor).min(self.max_timeout_ms)
     }
 
     pub(crate) fn validate(&self) -> Result<Option<ValidatorIndex>, ConfigError> {
@@ -93,11 +91,9 @@ impl Config {
         }
         match &self.signing_key {
             None => Ok(None),
-            Some(key) => self
-                .committee
-                .index_of(&key.verifying_key().to_bytes())
-                .map(Some)
-                .ok_or(ConfigError::NotAMember),
+            Some(key) => {
+                self.committee.index_of(&key.verifying_key().to_bytes()).map(Some).ok_or(ConfigError::NotAMember)
+            }
         }
     }
 }
@@ -257,14 +253,7 @@ pub struct SafetyState {
 impl SafetyState {
     /// The state of a replica that has not signed anything at `height`.
     pub fn new(height: u64) -> SafetyState {
-        SafetyState {
-            height,
-            view: 0,
-            proposed: None,
-            prepare_vote: None,
-            commit_vote: None,
-            prepared: None,
-        }
+        SafetyState { height, view: 0, proposed: None, prepare_vote: None, commit_vote: None, prepared: None }
     }
 
     /// What was signed for `phase` in the current view.
@@ -283,10 +272,7 @@ impl SafetyState {
             Phase::Commit => &mut self.commit_vote,
         };
         // At most one vote per slot, ever.
-        assert!(
-            slot.is_none_or(|existing| existing == block_hash),
-            "second vote in one slot"
-        );
+        assert!(slot.is_none_or(|existing| existing == block_hash), "second vote in one slot");
         *slot = Some(block_hash);
     }
 }

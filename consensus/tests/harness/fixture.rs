@@ -4,9 +4,9 @@
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, BlockHash, CommitCertificate, Committee, Config, Input, Message, Phase,
-    PreparedCertificate, Proposal, Rejected, Replica, SafetyState, SignedMessage, SignedViewChange,
-    ValidatorIndex, Verified, ViewChange, VoteSignature,
+    Action, BlockHash, CommitCertificate, Committee, Config, Input, Message, Phase, PreparedCertificate, Proposal,
+    Rejected, Replica, SafetyState, SignedMessage, SignedViewChange, ValidatorIndex, Verified, ViewChange,
+    VoteSignature,
 };
 
 use super::{CHAIN, SHARD, block_hash, committee, keys, signed, vote};
@@ -34,21 +34,11 @@ impl Fixture {
         let keys = keys(4);
         let committee = committee(&keys, &[1, 1, 1, 1]);
         let replica = Replica::new(config(&keys, &committee, me), 0).unwrap();
-        Fixture {
-            keys,
-            committee,
-            me,
-            replica,
-        }
+        Fixture { keys, committee, me, replica }
     }
 
     pub fn restored(&self, persisted: Option<SafetyState>, committed_height: u64) -> Replica {
-        Replica::restore(
-            config(&self.keys, &self.committee, self.me),
-            persisted,
-            committed_height,
-        )
-        .unwrap()
+        Replica::restore(config(&self.keys, &self.committee, self.me), persisted, committed_height).unwrap()
     }
 
     pub fn start(&mut self) -> Vec<Action> {
@@ -105,13 +95,7 @@ impl Fixture {
             .collect()
     }
 
-    pub fn commit_certificate(
-        &self,
-        height: u64,
-        view: u64,
-        hash: BlockHash,
-        signers: &[usize],
-    ) -> CommitCertificate {
+    pub fn commit_certificate(&self, height: u64, view: u64, hash: BlockHash, signers: &[usize]) -> CommitCertificate {
         CommitCertificate {
             height,
             view,
@@ -135,6 +119,8 @@ impl Fixture {
         }
     }
 
+    /// A view change signed by `from`, unchecked (it may carry a forged
+    /// certificate).
     pub fn view_change(
         &self,
         from: usize,
@@ -142,22 +128,15 @@ impl Fixture {
         view: u64,
         prepared: Option<PreparedCertificate>,
     ) -> SignedViewChange {
-        let message = self.signed(
-            from,
-            Message::ViewChange(ViewChange {
-                height,
-                view,
-                prepared,
-            }),
+        let view_change = ViewChange { height, view, prepared };
+        let message = SignedMessage::sign(
+            CHAIN,
+            SHARD,
+            ValidatorIndex(from as u32),
+            Message::ViewChange(view_change.clone()),
+            &self.keys[from],
         );
-        let Message::ViewChange(view_change) = message.message.clone() else {
-            unreachable!()
-        };
-        SignedViewChange {
-            signer: ValidatorIndex(from as u32),
-            view_change,
-            signature: message.signature,
-        }
+        SignedViewChange { signer: ValidatorIndex(from as u32), view_change, signature: message.signature }
     }
 }
 

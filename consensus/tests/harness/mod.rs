@@ -9,12 +9,7 @@
 //! match hashes, heights are committed in order, and no two nodes commit
 //! different blocks at one height.
 // Test support: a panic here is a failed test, which is the point.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
 pub mod fixture;
 
@@ -22,9 +17,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, BlockHash, CommitCertificate, Committee, Config, Evidence, Input, Message, Phase,
-    Replica, SafetyState, ShardId, SignedMessage, TimerId, Validator, ValidatorIndex, Verified,
-    Vote, decode, encode, max_message_bytes,
+    Action, BlockHash, CommitCertificate, Committee, Config, Evidence, Input, Message, Phase, Replica, SafetyState,
+    ShardId, SignedMessage, TimerId, Validator, ValidatorIndex, Verified, Vote, decode, encode, max_message_bytes,
 };
 
 pub const CHAIN: &str = "palisade-test";
@@ -45,10 +39,7 @@ pub fn committee(keys: &[SigningKey], stakes: &[u64]) -> Committee {
     Committee::new(
         keys.iter()
             .zip(stakes)
-            .map(|(k, &stake)| Validator {
-                public_key: k.verifying_key().to_bytes(),
-                stake,
-            })
+            .map(|(k, &stake)| Validator { public_key: k.verifying_key().to_bytes(), stake })
             .collect(),
     )
     .unwrap()
@@ -59,24 +50,14 @@ pub fn block_hash(block: &[u8]) -> BlockHash {
 }
 
 /// Signs and verifies a message as validator `i`.
-pub fn signed(
-    keys: &[SigningKey],
-    committee: &Committee,
-    i: usize,
-    message: Message,
-) -> Verified<SignedMessage> {
+pub fn signed(keys: &[SigningKey], committee: &Committee, i: usize, message: Message) -> Verified<SignedMessage> {
     SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(i as u32), message, &keys[i])
         .verify(committee, CHAIN, SHARD)
         .unwrap()
 }
 
 pub fn vote(phase: Phase, height: u64, view: u64, block_hash: BlockHash) -> Message {
-    Message::Vote(Vote {
-        phase,
-        height,
-        view,
-        block_hash,
-    })
+    Message::Vote(Vote { phase, height, view, block_hash })
 }
 
 pub struct Node {
@@ -234,12 +215,7 @@ impl Net {
     /// Restarts node `i` from what its host persisted and committed.
     pub fn restart(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        node.replica = Replica::restore(
-            node.config.clone(),
-            node.persisted.clone(),
-            node.committed_height,
-        )
-        .unwrap();
+        node.replica = Replica::restore(node.config.clone(), node.persisted.clone(), node.committed_height).unwrap();
         node.alive = true;
         node.incarnation += 1;
         let mut out = Vec::new();
@@ -290,12 +266,7 @@ impl Net {
 
     /// Runs until every live node committed `height`.
     pub fn run_to_height(&mut self, height: u64, max_steps: u64) -> bool {
-        self.run_until(max_steps, |net| {
-            net.nodes
-                .iter()
-                .filter(|n| n.alive)
-                .all(|n| n.committed_height >= height)
-        })
+        self.run_until(max_steps, |net| net.nodes.iter().filter(|n| n.alive).all(|n| n.committed_height >= height))
     }
 
     fn deliver(&mut self, from: usize, to: Option<usize>, message: SignedMessage) {
@@ -341,47 +312,22 @@ impl Net {
                 Action::SetTimer { id, after_ms } => {
                     self.seq += 1;
                     let incarnation = self.nodes[i].incarnation;
-                    self.timers
-                        .insert((self.now_ms + after_ms, self.seq), (i, incarnation, id));
+                    self.timers.insert((self.now_ms + after_ms, self.seq), (i, incarnation, id));
                 }
-                Action::Commit {
-                    height,
-                    block_hash,
-                    block,
-                    certificate,
-                } => self.commit(i, height, block_hash, block, certificate),
+                Action::Commit { height, block_hash, block, certificate } => {
+                    self.commit(i, height, block_hash, block, certificate)
+                }
                 Action::Evidence(evidence) => {
                     evidence.verify(&self.committee, CHAIN, SHARD).unwrap();
                     self.nodes[i].evidence.push(evidence);
                 }
                 Action::RequestProposal { height, view } => {
-                    let block =
-                        format!("block h={height} v={view} by={i} {}", "x".repeat(64)).into_bytes();
-                    self.queue.push_back((
-                        i,
-                        Input::Proposal {
-                            height,
-                            view,
-                            block_hash: block_hash(&block),
-                            block,
-                        },
-                    ));
+                    let block = format!("block h={height} v={view} by={i} {}", "x".repeat(64)).into_bytes();
+                    self.queue.push_back((i, Input::Proposal { height, view, block_hash: block_hash(&block), block }));
                 }
-                Action::ValidateBlock {
-                    height,
-                    block_hash: hash,
-                    block,
-                    ..
-                } => {
+                Action::ValidateBlock { height, block_hash: hash, block, .. } => {
                     let valid = block_hash(&block) == hash && !(self.invalid_rule)(&block);
-                    self.queue.push_back((
-                        i,
-                        Input::BlockValidity {
-                            height,
-                            block_hash: hash,
-                            valid,
-                        },
-                    ));
+                    self.queue.push_back((i, Input::BlockValidity { height, block_hash: hash, valid }));
                 }
                 Action::SyncFrom { height } => self.sync(i, height),
             }
@@ -391,10 +337,7 @@ impl Net {
     /// A vote or proposal must be covered by the last persisted state.
     fn check_persisted(&mut self, i: usize, message: &SignedMessage) {
         let Some(state) = &self.nodes[i].persisted else {
-            if matches!(
-                message.message,
-                Message::Vote(_) | Message::Propose(_) | Message::ViewChange(_)
-            ) {
+            if matches!(message.message, Message::Vote(_) | Message::Propose(_) | Message::ViewChange(_)) {
                 self.nodes[i].persisted_before_send = false;
             }
             return;
@@ -403,18 +346,14 @@ impl Net {
             Message::Vote(v) => {
                 state.height > v.height
                     || (state.height == v.height
-                        && (state.view > v.view
-                            || (state.view == v.view && state.vote(v.phase) == Some(v.block_hash))))
+                        && (state.view > v.view || (state.view == v.view && state.vote(v.phase) == Some(v.block_hash))))
             }
             Message::Propose(p) => {
                 state.height > p.height
                     || (state.height == p.height
-                        && (state.view > p.view
-                            || (state.view == p.view && state.proposed == Some(p.block_hash))))
+                        && (state.view > p.view || (state.view == p.view && state.proposed == Some(p.block_hash))))
             }
-            Message::ViewChange(vc) => {
-                state.height > vc.height || (state.height == vc.height && state.view >= vc.view)
-            }
+            Message::ViewChange(vc) => state.height > vc.height || (state.height == vc.height && state.view >= vc.view),
             Message::Decided(_) => true,
         };
         if !covered {
@@ -422,34 +361,16 @@ impl Net {
         }
     }
 
-    fn commit(
-        &mut self,
-        i: usize,
-        height: u64,
-        hash: BlockHash,
-        block: Vec<u8>,
-        certificate: CommitCertificate,
-    ) {
+    fn commit(&mut self, i: usize, height: u64, hash: BlockHash, block: Vec<u8>, certificate: CommitCertificate) {
         certificate.verify(&self.committee, CHAIN, SHARD).unwrap();
         assert_eq!(certificate.height, height);
         assert_eq!(certificate.block_hash, hash);
-        assert_eq!(
-            block_hash(&block),
-            hash,
-            "committed bytes do not match the hash"
-        );
+        assert_eq!(block_hash(&block), hash, "committed bytes do not match the hash");
         let node = &mut self.nodes[i];
-        assert_eq!(
-            height,
-            node.committed_height + 1,
-            "node {i} committed out of order"
-        );
+        assert_eq!(height, node.committed_height + 1, "node {i} committed out of order");
         node.committed_height = height;
         node.committed.insert(height, hash);
-        let entry = self
-            .decided
-            .entry(height)
-            .or_insert((hash, block, certificate));
+        let entry = self.decided.entry(height).or_insert((hash, block, certificate));
         assert_eq!(entry.0, hash, "agreement violated at height {height}");
     }
 
@@ -472,10 +393,7 @@ impl Net {
     pub fn check_agreement(&self) {
         for (i, node) in self.nodes.iter().enumerate() {
             for (height, hash) in &node.committed {
-                assert_eq!(
-                    &self.decided[height].0, hash,
-                    "node {i} disagrees at {height}"
-                );
+                assert_eq!(&self.decided[height].0, hash, "node {i} disagrees at {height}");
             }
         }
     }
