@@ -235,7 +235,7 @@ fn last_persisted(actions: &[Action]) -> palisade_consensus::SafetyState {
             Action::Persist(s) => Some(s.clone()),
             _ => None,
         })
-        .unwrap()
+        .expect("a Persist action")
 }
 
 #[test]
