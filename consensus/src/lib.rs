@@ -58,11 +58,16 @@
 //!   highest one (by view); otherwise it asks the host for a fresh block. A
 //!   replica receiving a justified proposal for a higher view moves there.
 //! * **P8** A replica that sees view changes above its view from a weak quorum
-//!   joins the smallest such view without waiting for its own timer.
+//!   joins the smallest such view without waiting for its own timer. View
+//!   changes beyond the view window are not dropped: each validator's highest
+//!   one is kept (bounded by the committee size), so a replica that fell far
+//!   behind in views can still follow.
 //! * **P9** Catch-up: a replica that decided `h` answers a view change for `h`
-//!   with the decision; a replica that sees messages beyond its height window
-//!   asks the host to sync ([`Action::SyncFrom`], answered by
-//!   [`Input::Synced`]).
+//!   with the decision (again for each higher view, at most
+//!   [`replica::MAX_DECISION_REPLIES`] times per peer); a replica that sees
+//!   messages beyond its height window, or buffered messages for later heights
+//!   from a weak quorum, asks the host to sync ([`Action::SyncFrom`], at most
+//!   once per height and view, answered by [`Input::Synced`]).
 //!
 //! **Safety argument.** If `B` is committed in view `v`, a quorum sent
 //! `Commit(v, B)`, and each of them held a prepared certificate for `B` at
@@ -99,6 +104,30 @@
 //! * Timeouts double per view (capped) and restart at view 0 each height.
 //! * Equivocation (two signed proposals or votes for one `(height, view,
 //!   phase)` with different blocks) produces transferable [`Evidence`].
+//! * A replica accepts a justified new-view proposal for any higher view (the
+//!   paper bounds views by the log's watermarks); votes beyond the view
+//!   window are refused.
+//!
+//! # Bounds
+//!
+//! Blocks: `Config::max_block_bytes`. Wire messages: [`max_message_bytes`]
+//! and [`message::DECODE_LIMIT_BYTES`]. Future heights:
+//! `Config::future_heights`, at most `Config::max_buffered_per_validator`
+//! messages per validator. Votes: views within `OLD_VIEWS_KEPT` below and
+//! `Config::future_views` above the current one. Blocks per height:
+//! [`replica::MAX_BLOCKS_PER_HEIGHT`]. Decisions kept for laggards:
+//! [`replica::DECISIONS_KEPT`]. Evidence: one per offence (per
+//! `(signer, view, phase)`), within the vote bounds.
+//!
+//! # What the host must do
+//!
+//! Verify every peer message ([`decode`] then [`SignedMessage::verify`]) and
+//! feed only [`Verified`] ones; persist each [`Action::Persist`] before
+//! carrying out the actions after it; check in [`Action::ValidateBlock`]
+//! that the bytes hash to the claimed hash; route [`Action::Broadcast`] to
+//! every other validator (a replica ignores messages signed with its own
+//! index); hand back timers and answers. The committee is fixed for a
+//! replica's lifetime: a committee change means a new replica.
 //!
 //! # Crash safety
 //!

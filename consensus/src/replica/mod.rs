@@ -270,10 +270,7 @@ impl Replica {
         let SignedMessage { signer, message, signature, .. } = message.into_inner();
         let window_end = self.view().saturating_add(self.config.future_views);
         match message {
-            Message::Decided(decision) => {
-                self.on_decided(decision, out);
-                return Ok(());
-            }
+            Message::Decided(decision) => return self.on_decided(decision, out),
             // A proposal far ahead is still justified by a quorum of view
             // changes (checked in `verify`), and following it costs no memory.
             Message::Propose(_) => {}
@@ -427,8 +424,11 @@ impl Replica {
     }
 
     /// [P4] A peer's commit certificate for our height (catch-up).
-    fn on_decided(&mut self, decision: Decision, out: &mut Vec<Action>) {
+    fn on_decided(&mut self, decision: Decision, out: &mut Vec<Action>) -> Result<(), Rejected> {
         let Decision { certificate, block } = decision;
+        if block.len() > self.config.max_block_bytes {
+            return Err(Rejected::BlockTooLarge { len: block.len(), max: self.config.max_block_bytes });
+        }
         let block_hash = certificate.block_hash;
         let view = certificate.view;
         if self.round.decided.is_none() {
@@ -437,6 +437,7 @@ impl Replica {
         self.store_block(block_hash, block, view);
         self.request_validation(block_hash, out);
         self.progress(out);
+        Ok(())
     }
 
     /// [P0] The host built the block this replica asked for as leader.
