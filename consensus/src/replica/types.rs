@@ -186,8 +186,9 @@ pub enum Action {
         /// Delay.
         after_ms: u64,
     },
-    /// `height` is final: apply the block. Heights are committed in order,
-    /// each exactly once.
+    /// `height` is final: apply the block. A replica commits heights in
+    /// order, each once; a host that already applied `height` through sync
+    /// (racing the replica) skips it, the block being necessarily the same.
     Commit {
         /// The decided height.
         height: u64,
