@@ -619,7 +619,10 @@ impl Replica {
     /// [P7] Leaves the current view for `target`: PBFT view-change, carrying
     /// the highest prepared certificate.
     fn start_view_change(&mut self, target: u64, out: &mut Vec<Action>) {
+        let height = self.height();
         self.enter_view(target, out);
+        // The view change below is signed for exactly the view we now stand in.
+        assert_eq!((self.height(), self.view()), (height, target), "entering a view moved on");
         if self.can_sign()
             && let Some(me) = self.me
         {
@@ -731,6 +734,9 @@ impl Replica {
 
     // ----- views and heights ------------------------------------------------
 
+    /// Moves to a strictly higher `view` at this height. Only sets the timer
+    /// (and, in view 0, asks for a block): it never signs or decides, so
+    /// callers still stand at `(height, view)` afterwards.
     fn enter_view(&mut self, view: u64, out: &mut Vec<Action>) {
         assert!(view > self.safety.view, "view is monotonic within a height");
         self.safety.view = view;
@@ -787,17 +793,16 @@ impl Replica {
     fn arm_view(&mut self, out: &mut Vec<Action>) {
         let (height, view) = (self.height(), self.view());
         out.push(Action::SetTimer { id: TimerId { height, view }, after_ms: self.config.timeout_ms(view) });
-        if view == 0 {
-            if self.is_leader()
-                && self.can_sign()
-                && self.safety.proposed.is_none()
-                && self.round.awaiting_proposal.is_none()
-            {
-                self.round.awaiting_proposal = Some(Vec::new());
-                out.push(Action::RequestProposal { height, view });
-            }
-        } else {
-            self.try_new_view(out);
+        // Later views start from view changes (`try_new_view`), which callers
+        // run once the transition is complete: entering a view never signs.
+        if view == 0
+            && self.is_leader()
+            && self.can_sign()
+            && self.safety.proposed.is_none()
+            && self.round.awaiting_proposal.is_none()
+        {
+            self.round.awaiting_proposal = Some(Vec::new());
+            out.push(Action::RequestProposal { height, view });
         }
     }
 
