@@ -81,6 +81,20 @@ fn seven_replicas_with_two_silent_and_unequal_stake() {
 }
 
 #[test]
+fn proposer_of_invalid_blocks_is_routed_around() {
+    let mut net = Net::new(4);
+    // Every block node 1 builds is invalid to every honest host.
+    net.invalid_rule = Box::new(|block| block.windows(5).any(|w| w == b"by=1 "));
+    net.start();
+    assert!(net.run_to_height(HEIGHTS, MAX_STEPS), "stuck at {:?}", heights(&net));
+    finish(&net);
+    for (height, (_, block, _)) in &net.decided {
+        let text = String::from_utf8_lossy(block);
+        assert!(!text.contains("by=1 "), "invalid block decided at {height}");
+    }
+}
+
+#[test]
 fn lossy_links_heal_and_everyone_catches_up() {
     let mut net = Net::new(4);
     // Node 3 hears nothing for a while: the others decide without it.
