@@ -1,1 +1,40 @@
-//! ledger
+//! palisade-ledger: what the chain is made of and how it changes.
+//!
+//! - [`address`], [`keys`], [`amount`]: accounts, ed25519 keys, PAL amounts;
+//! - [`tx`], [`block`]: signed transactions and per-shard blocks;
+//! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
+//! - [`execute`]: pure block validation/execution and block building;
+//! - [`genesis`]: the network's genesis document;
+//! - [`mem`]: state in memory (tests, simulator);
+//! - [`workload`]: funded dev accounts that sign transfers (tests, benchmarks);
+//! - `store` (feature `storage`): the node's RocksDB database.
+//!
+//! Everything but `store` is light enough for the wallet, which builds this
+//! crate without the `storage` feature and so never links RocksDB.
+#![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
+pub mod address;
+pub mod amount;
+pub mod block;
+pub mod codec;
+pub mod execute;
+pub mod genesis;
+pub mod hash;
+pub mod keys;
+pub mod mem;
+pub mod state;
+#[cfg(feature = "storage")]
+pub mod store;
+pub mod tree;
+pub mod tx;
+pub mod workload;
+
+pub use address::{Address, ShardId};
+pub use amount::Amount;
+pub use block::{Block, BlockHeader};
+pub use execute::{BlockError, Outcome, TxError, apply_block, build_block};
+pub use genesis::Genesis;
+pub use hash::Hash;
+pub use keys::Keypair;
+pub use state::{Account, State, StateExt, StateKey, Tip};
+pub use tx::{SignedTx, TxBody, TxKind};

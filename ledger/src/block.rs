@@ -1,0 +1,156 @@
+//! Blocks: one per shard per height. The header commits to everything (parent,
+//! transactions, resulting state, committee); its hash is what consensus
+//! agrees on.
+
+use rs_merkle::MerkleTree;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    address::{Address, ShardId},
+    codec::{self, DecodeError},
+    hash::{Hash, MerkleBlake3, domain},
+    tx::SignedTx,
+};
+
+/// Backstop on an encoded block from outside; genesis `max_block_bytes` is
+/// the tighter, configured limit.
+pub const MAX_BLOCK_BYTES_HARD: usize = 32 * 1024 * 1024;
+
+/// What consensus agrees on and certificates sign (via its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// The network.
+    pub chain_id: String,
+    /// The shard whose chain this block extends.
+    pub shard: ShardId,
+    /// 1 for the first block after genesis.
+    pub height: u64,
+    /// Hash of the previous header; the genesis hash at height 1.
+    pub parent: Hash,
+    /// The committee member who proposed it; receives the fees.
+    pub proposer: Address,
+    /// Proposer's wall clock, ms since the Unix epoch; never below the parent's.
+    pub timestamp_ms: u64,
+    /// Merkle root over the transaction ids, in block order.
+    pub tx_root: Hash,
+    /// Root of the shard's state tree after this block.
+    pub state_root: Hash,
+    /// Hash of the committee that must certify this block.
+    pub committee_hash: Hash,
+}
+
+/// A header and the transactions it commits to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// Executed in order.
+    pub txs: Vec<SignedTx>,
+}
+
+impl BlockHeader {
+    /// The block's identity.
+    pub fn hash(&self) -> Hash {
+        Hash::digest(domain::BLOCK_HEADER, &codec::encode(self))
+    }
+}
+
+impl Block {
+    /// Hash of the header.
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// Canonical encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes hostile bytes, at most `limit` long. Does not validate.
+    pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Block, DecodeError> {
+        codec::decode(bytes, limit.min(MAX_BLOCK_BYTES_HARD))
+    }
+}
+
+/// The Merkle root over `txs`' ids. Leaves are domain-separated from inner
+/// nodes so no inner node can pose as a transaction. Empty → [`Hash::ZERO`].
+pub fn tx_root(txs: &[SignedTx]) -> Hash {
+    let leaves: Vec<[u8; 32]> = txs.iter().map(|tx| tx_leaf(&tx.id()).0).collect();
+    tx_root_of_leaves(&leaves)
+}
+
+pub(crate) fn tx_root_of_leaves(leaves: &[[u8; 32]]) -> Hash {
+    if leaves.is_empty() {
+        return Hash::ZERO;
+    }
+    Hash(MerkleTree::<MerkleBlake3>::from_leaves(leaves).root().unwrap_or([0; 32]))
+}
+
+/// The leaf of a transaction id in [`tx_root`].
+pub fn tx_leaf(id: &Hash) -> Hash {
+    Hash::digest(domain::TX_LEAF, &id.0)
+}
+
+/// Verifies `id` is at `index` of `total` in a block with `root`.
+pub fn verify_tx_inclusion(root: &Hash, id: &Hash, index: usize, total: usize, proof: &[[u8; 32]]) -> bool {
+    let proof = rs_merkle::MerkleProof::<MerkleBlake3>::new(proof.to_vec());
+    proof.verify(root.0, &[index], &[tx_leaf(id).0], total)
+}
+
+/// The sibling hashes proving the transaction at `index` is in `txs`.
+pub fn tx_inclusion_proof(txs: &[SignedTx], index: usize) -> Vec<[u8; 32]> {
+    let leaves: Vec<[u8; 32]> = txs.iter().map(|tx| tx_leaf(&tx.id()).0).collect();
+    MerkleTree::<MerkleBlake3>::from_leaves(&leaves).proof(&[index]).proof_hashes().to_vec()
+}
+
+/// Hash of a committee (members in order, each with its stake in units).
+pub fn committee_hash(members: &[(Address, u64)]) -> Hash {
+    Hash::digest(domain::COMMITTEE, &codec::encode(&members))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        amount::Amount,
+        keys::Keypair,
+        tx::{TxBody, TxKind},
+    };
+
+    fn txs(n: u64) -> Vec<SignedTx> {
+        let alice = Keypair::dev("alice");
+        (0..n)
+            .map(|nonce| {
+                TxBody {
+                    chain_id: "c".into(),
+                    sender: alice.address(),
+                    nonce,
+                    fee: Amount(1),
+                    kind: TxKind::Transfer { to: alice.address(), amount: Amount(nonce) },
+                }
+                .sign(&alice)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tx_root_commits_to_content_and_order() {
+        let mut list = txs(5);
+        let root = tx_root(&list);
+        list.swap(1, 2);
+        assert_ne!(tx_root(&list), root);
+        assert_eq!(tx_root(&[]), Hash::ZERO);
+    }
+
+    #[test]
+    fn inclusion_proofs_verify_only_at_their_position() {
+        let list = txs(7);
+        let root = tx_root(&list);
+        for (index, tx) in list.iter().enumerate() {
+            let proof = tx_inclusion_proof(&list, index);
+            assert!(verify_tx_inclusion(&root, &tx.id(), index, list.len(), &proof));
+            let other = (index + 1) % list.len();
+            assert!(!verify_tx_inclusion(&root, &tx.id(), other, list.len(), &proof));
+        }
+    }
+}

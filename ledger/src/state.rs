@@ -1,0 +1,160 @@
+//! What a shard's state holds, and the trait execution reads it through.
+//!
+//! State is a map from [`StateKey`] to an encoded value, committed to by a
+//! Jellyfish Merkle tree (see [`crate::tree`]). Execution is pure over the
+//! [`State`] trait, so the same code runs against RocksDB in a node and
+//! against memory in tests and the simulator.
+
+use std::collections::BTreeMap;
+
+use jmt::storage::TreeUpdateBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    address::{Address, ShardId},
+    amount::Amount,
+    codec,
+    hash::Hash,
+};
+
+/// Largest encoded state value we ever read back.
+pub const MAX_STATE_VALUE_BYTES: usize = 1024;
+
+/// A user account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Spendable units.
+    pub balance: Amount,
+    /// Transactions executed from this account; the next must carry this nonce.
+    pub nonce: u64,
+}
+
+/// A committee member, kept in the state of the shard whose committee it sits on
+/// (not the shard its address maps to: stake and rewards belong to the committee).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorRecord {
+    /// Bonded units; what quorums weigh and slashing burns.
+    pub stake: Amount,
+    /// Fees (and later rewards) earned as proposer.
+    pub rewards: Amount,
+    /// Removed from the committee for misbehaviour.
+    pub jailed: bool,
+}
+
+/// Where the chain stands, written by every block so each block has a
+/// non-empty write set and the state root binds the height.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRecord {
+    /// Height of the block that wrote this.
+    pub height: u64,
+    /// That block's parent hash.
+    pub parent: Hash,
+}
+
+/// A key in a shard's state tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StateKey {
+    /// An [`Account`].
+    Account(Address),
+    /// A [`ValidatorRecord`].
+    Validator(Address),
+    /// The [`ChainRecord`].
+    Chain,
+}
+
+impl StateKey {
+    /// The key's position in the tree.
+    pub fn key_hash(&self) -> jmt::KeyHash {
+        jmt::KeyHash(Hash::digest(crate::hash::domain::STATE_KEY, &codec::encode(self)).0)
+    }
+}
+
+/// The last committed block of a shard (height 0 is genesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    /// Height; 0 is genesis.
+    pub height: u64,
+    /// Header hash; the genesis hash at height 0.
+    pub hash: Hash,
+    /// State root after it.
+    pub state_root: Hash,
+    /// Its timestamp.
+    pub timestamp_ms: u64,
+}
+
+/// The fixed facts about a shard execution needs (from genesis).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardContext {
+    /// The network.
+    pub chain_id: String,
+    /// This shard.
+    pub shard: ShardId,
+    /// Shards in the network.
+    pub shard_count: u32,
+    /// Members and their stake, in committee order.
+    pub committee: Vec<(Address, u64)>,
+    /// Hash of `committee`.
+    pub committee_hash: Hash,
+    /// Most transactions in one block.
+    pub max_block_txs: usize,
+    /// Most encoded bytes of transactions in one block.
+    pub max_block_bytes: usize,
+}
+
+/// A storage failure. Fatal to a node: state it cannot read is state it
+/// cannot vouch for.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The store failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The store returned bytes that do not decode: corruption.
+    #[error("corrupt state value for {key:?}: {reason}")]
+    Corrupt {
+        /// Which key.
+        key: StateKey,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Read access to a shard's committed state, plus the ability to compute
+/// the tree update for a write set on top of it.
+pub trait State {
+    /// The shard's fixed facts.
+    fn context(&self) -> &ShardContext;
+    /// The last committed block.
+    fn tip(&self) -> Tip;
+    /// The encoded value at `key` as of the tip.
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError>;
+    /// The root and tree changes after writing `writes` at `version` (the
+    /// next height) on top of the tip. Writes nothing.
+    fn tree_update(
+        &self,
+        version: u64,
+        writes: &BTreeMap<StateKey, Vec<u8>>,
+    ) -> Result<(Hash, TreeUpdateBatch), StateError>;
+}
+
+/// Typed reads on any [`State`].
+pub trait StateExt: State {
+    /// The account at `address` (zero if it never received anything).
+    fn account(&self, address: &Address) -> Result<Account, StateError> {
+        self.get_typed(&StateKey::Account(*address)).map(Option::unwrap_or_default)
+    }
+    /// The validator record of `address`, if it is on this shard's committee.
+    fn validator(&self, address: &Address) -> Result<Option<ValidatorRecord>, StateError> {
+        self.get_typed(&StateKey::Validator(*address))
+    }
+    /// Decodes the value at `key`.
+    fn get_typed<T: serde::de::DeserializeOwned>(&self, key: &StateKey) -> Result<Option<T>, StateError> {
+        match self.get_raw(key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, MAX_STATE_VALUE_BYTES)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt { key: *key, reason: e.to_string() }),
+        }
+    }
+}
+
+impl<S: State + ?Sized> StateExt for S {}

@@ -1,0 +1,90 @@
+//! Deterministic workloads: named, funded dev accounts that sign transfers
+//! with locally tracked nonces. Shared by tests, the crash test, benchmarks
+//! and the simulator so they all exercise the same transaction shapes.
+
+use crate::{
+    address::Address,
+    amount::Amount,
+    genesis::{Genesis, GenesisAccount},
+    keys::Keypair,
+    tx::{SignedTx, TxBody, TxKind},
+};
+
+/// A set of accounts with dev keys and the next nonce of each.
+pub struct Wallets {
+    chain_id: String,
+    keys: Vec<Keypair>,
+    nonces: Vec<u64>,
+}
+
+impl Wallets {
+    /// `count` accounts named `{prefix}-{i}` (dev keys: INSECURE).
+    pub fn new(chain_id: &str, prefix: &str, count: usize) -> Wallets {
+        let keys = (0..count).map(|i| Keypair::dev(&format!("{prefix}-{i}"))).collect();
+        Wallets { chain_id: chain_id.to_string(), keys, nonces: vec![0; count] }
+    }
+
+    /// Adds each account to `genesis` with `balance`.
+    pub fn fund(&self, genesis: &mut Genesis, prefix: &str, balance: Amount) {
+        for (i, key) in self.keys.iter().enumerate() {
+            genesis.accounts.push(GenesisAccount {
+                name: format!("{prefix}-{i}"),
+                address: key.address(),
+                balance_units: balance.units(),
+            });
+        }
+    }
+
+    /// How many accounts.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The address of account `i` (wrapping).
+    pub fn address(&self, i: usize) -> Address {
+        self.key(i).address()
+    }
+
+    /// Account indices wrap around, so any `usize` names an account.
+    fn slot(&self, i: usize) -> usize {
+        i.checked_rem(self.keys.len()).unwrap_or(0)
+    }
+
+    fn key(&self, i: usize) -> &Keypair {
+        #[allow(clippy::indexing_slicing)] // slot() < len; using an empty set is a caller bug
+        &self.keys[self.slot(i)]
+    }
+
+    /// A signed transfer from account `from` to `to` with the sender's next
+    /// nonce, which is then advanced (so the caller must get it executed, or
+    /// [`Wallets::set_nonce`] back).
+    pub fn transfer(&mut self, from: usize, to: Address, amount: Amount, fee: Amount) -> SignedTx {
+        let index = self.slot(from);
+        let nonce = self.nonces.get(index).copied().unwrap_or(0);
+        if let Some(slot) = self.nonces.get_mut(index) {
+            *slot = nonce.saturating_add(1);
+        }
+        let key = self.key(index);
+        TxBody {
+            chain_id: self.chain_id.clone(),
+            sender: key.address(),
+            nonce,
+            fee,
+            kind: TxKind::Transfer { to, amount },
+        }
+        .sign(key)
+    }
+
+    /// Resets account `i`'s next nonce (after a transaction was dropped).
+    pub fn set_nonce(&mut self, i: usize, nonce: u64) {
+        let index = self.slot(i);
+        if let Some(slot) = self.nonces.get_mut(index) {
+            *slot = nonce;
+        }
+    }
+}
