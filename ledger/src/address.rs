@@ -2,10 +2,7 @@
 //! human prefix `pal` so a mistyped address fails its checksum before anything
 //! is sent; and the deterministic map from address to shard.
 
-use std::fmt;
-
 use bech32::{Bech32m, Hrp, primitives::decode::CheckedHrpstring};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hash::Hash;
 
@@ -89,45 +86,7 @@ impl Address {
     }
 }
 
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_bech32())
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({})", self.to_bech32())
-    }
-}
-
-impl std::str::FromStr for Address {
-    type Err = AddressError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Address::parse(s)
-    }
-}
-
-impl Serialize for Address {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            serializer.serialize_str(&self.to_bech32())
-        } else {
-            self.0.serialize(serializer)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Address {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            Address::parse(&text).map_err(serde::de::Error::custom)
-        } else {
-            <[u8; 32]>::deserialize(deserializer).map(Address)
-        }
-    }
-}
+crate::hash::text_or_bytes!(Address, to_bech32, Address::parse, AddressError);
 
 #[cfg(test)]
 mod tests {

@@ -103,11 +103,6 @@ pub fn tx_inclusion_proof(txs: &[SignedTx], index: usize) -> Vec<[u8; 32]> {
     MerkleTree::<MerkleBlake3>::from_leaves(&leaves).proof(&[index]).proof_hashes().to_vec()
 }
 
-/// Hash of a committee (members in order, each with its stake in units).
-pub fn committee_hash(members: &[(Address, u64)]) -> Hash {
-    Hash::digest(domain::COMMITTEE, &codec::encode(&members))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

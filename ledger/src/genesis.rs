@@ -9,12 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use palisade_consensus::{Committee, CommitteeError, Validator};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     address::{Address, ShardId},
     amount::Amount,
-    block::committee_hash,
     codec,
     hash::{Hash, domain},
     keys::{Keypair, verifying_key},
@@ -143,6 +143,12 @@ pub struct GenesisWarning {
     pub reason: String,
 }
 
+fn consensus_committee(committee: &GenesisCommittee) -> Result<Committee, CommitteeError> {
+    Committee::new(
+        committee.validators.iter().map(|v| Validator { public_key: v.address.0, stake: v.stake_units }).collect(),
+    )
+}
+
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> GenesisError {
     GenesisError::Invalid { field: field.into(), reason: reason.into() }
 }
@@ -223,6 +229,10 @@ impl Genesis {
                     .ok_or_else(|| invalid(format!("{field}.stake_units"), "total supply overflows 64 bits"))?;
             }
         }
+        for (c, committee) in self.committees.iter().enumerate() {
+            consensus_committee(committee)
+                .map_err(|e| invalid(format!("committees[{c}].validators"), e.to_string()))?;
+        }
         if let Some(missing) = (0..self.shard_count).find(|s| !shards_seen.contains(s)) {
             return Err(invalid("committees", format!("shard {missing} has no committee")));
         }
@@ -299,15 +309,24 @@ impl Genesis {
         self.committees.iter().find(|c| c.shard == shard)
     }
 
+    /// The consensus committee of `shard`: members in genesis order, which
+    /// fixes leader rotation. `None` if there is no such shard or (for an
+    /// unvalidated genesis) consensus refuses the committee.
+    pub fn consensus_committee(&self, shard: ShardId) -> Option<Committee> {
+        consensus_committee(self.committee(shard)?).ok()
+    }
+
     /// What execution needs to know about `shard`.
     pub fn shard_context(&self, shard: ShardId) -> Option<ShardContext> {
+        let consensus = self.consensus_committee(shard)?;
         let committee: Vec<(Address, u64)> =
             self.committee(shard)?.validators.iter().map(|v| (v.address, v.stake_units)).collect();
         Some(ShardContext {
             chain_id: self.chain_id.clone(),
             shard,
             shard_count: self.shard_count,
-            committee_hash: committee_hash(&committee),
+            // One definition of a committee's hash: the one certificates use.
+            committee_hash: Hash(consensus.hash()),
             committee,
             max_block_txs: self.params.max_block_txs as usize,
             max_block_bytes: self.params.max_block_bytes as usize,

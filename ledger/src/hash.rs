@@ -5,10 +5,6 @@
 //! are valid as one structure can never be replayed as a signature or hash of
 //! another (a transaction body is never mistaken for a block header).
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// A blake3 digest. Shown and parsed as lowercase hex in human formats (JSON),
 /// raw bytes in binary ones (bincode).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -25,8 +21,6 @@ pub mod domain {
     pub const TX_LEAF: &str = "palisade 2026 transaction leaf v1";
     /// Keys of the authenticated state tree.
     pub const STATE_KEY: &str = "palisade 2026 state key v1";
-    /// A committee's hash (public keys and stakes).
-    pub const COMMITTEE: &str = "palisade 2026 committee v1";
     /// The genesis document's hash.
     pub const GENESIS: &str = "palisade 2026 genesis v1";
     /// Dev keys derived from names. INSECURE by design: anyone can derive them.
@@ -72,45 +66,56 @@ impl Hash {
 #[error("expected 64 hexadecimal characters")]
 pub struct HashParseError;
 
-impl fmt::Display for Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", self.to_hex())
-    }
-}
-
-impl std::str::FromStr for Hash {
-    type Err = HashParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Hash::from_hex(s)
-    }
-}
-
-impl Serialize for Hash {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            serializer.serialize_str(&self.to_hex())
-        } else {
-            self.0.serialize(serializer)
+/// Gives a 32-byte newtype with a text form (`$to_text`, `$parse`) its
+/// `Display`, `Debug`, `FromStr` and serde impls: the text form in
+/// human-readable formats (JSON, config files), the raw bytes in binary ones
+/// (bincode), so encodings stay compact and canonical.
+macro_rules! text_or_bytes {
+    ($ty:ident, $to_text:ident, $parse:path, $err:ty) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.$to_text())
+            }
         }
-    }
-}
 
-impl<'de> Deserialize<'de> for Hash {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            Hash::from_hex(&text).map_err(serde::de::Error::custom)
-        } else {
-            <[u8; 32]>::deserialize(deserializer).map(Hash)
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($ty), self.$to_text())
+            }
         }
-    }
+
+        impl std::str::FromStr for $ty {
+            type Err = $err;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $parse(s)
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.serialize_str(&self.$to_text())
+                } else {
+                    self.0.serialize(serializer)
+                }
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    let text = String::deserialize(deserializer)?;
+                    $parse(&text).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(deserializer).map($ty)
+                }
+            }
+        }
+    };
 }
+pub(crate) use text_or_bytes;
+
+text_or_bytes!(Hash, to_hex, Hash::from_hex, HashParseError);
 
 /// blake3 as the hash of the Jellyfish Merkle tree. jmt's blanket impl wants
 /// `digest` 0.10 while blake3 implements 0.11, so we adapt it by hand.
