@@ -75,15 +75,17 @@ impl Block {
 /// The Merkle root over `txs`' ids. Leaves are domain-separated from inner
 /// nodes so no inner node can pose as a transaction. Empty → [`Hash::ZERO`].
 pub fn tx_root(txs: &[SignedTx]) -> Hash {
-    let leaves: Vec<[u8; 32]> = txs.iter().map(|tx| tx_leaf(&tx.id()).0).collect();
-    tx_root_of_leaves(&leaves)
+    let ids: Vec<Hash> = txs.iter().map(SignedTx::id).collect();
+    tx_root_of_ids(&ids)
 }
 
-pub(crate) fn tx_root_of_leaves(leaves: &[[u8; 32]]) -> Hash {
+/// [`tx_root`] from already computed transaction ids.
+pub fn tx_root_of_ids(ids: &[Hash]) -> Hash {
+    let leaves: Vec<[u8; 32]> = ids.iter().map(|id| tx_leaf(id).0).collect();
     if leaves.is_empty() {
         return Hash::ZERO;
     }
-    Hash(MerkleTree::<MerkleBlake3>::from_leaves(leaves).root().unwrap_or([0; 32]))
+    Hash(MerkleTree::<MerkleBlake3>::from_leaves(&leaves).root().unwrap_or([0; 32]))
 }
 
 /// The leaf of a transaction id in [`tx_root`].

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     address::{Address, ShardId},
     amount::Amount,
-    block::{Block, BlockHeader, tx_root},
+    block::{Block, BlockHeader, tx_root_of_ids},
     codec,
     hash::Hash,
     keys::verifying_key,
@@ -335,17 +335,18 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
     let parent = state.tip();
     let header = &block.header;
     check_header(context, &parent, header)?;
-    check_body(context, block)?;
+    // Encode each transaction once: its size and id serve every check below.
+    let ids = check_body(context, block)?;
     verify_signatures(&block.txs)?;
 
     let mut overlay = Overlay::new(state);
     let mut receipts = Vec::with_capacity(block.txs.len());
-    for (index, tx) in block.txs.iter().enumerate() {
+    for (index, (tx, id)) in block.txs.iter().zip(&ids).enumerate() {
         let fee = execute_tx(&mut overlay, context, &header.proposer, tx).map_err(|failure| match failure {
-            Failure::Tx(reason) => BlockError::Tx { index, id: tx.id(), reason },
+            Failure::Tx(reason) => BlockError::Tx { index, id: *id, reason },
             Failure::Block(e) => e,
         })?;
-        receipts.push(receipt(context.shard, header.height, index, tx, fee));
+        receipts.push(receipt(context.shard, header.height, index, *id, fee));
     }
     let writes = overlay.into_writes(ChainRecord { height: header.height, parent: header.parent });
     let (root, tree) = state.tree_update(header.height, &writes)?;
@@ -356,10 +357,10 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
     Ok(Outcome { tip, parent, writes, tree, receipts })
 }
 
-fn receipt(shard: ShardId, height: u64, index: usize, tx: &SignedTx, fee: Amount) -> TxReceipt {
+fn receipt(shard: ShardId, height: u64, index: usize, id: Hash, fee: Amount) -> TxReceipt {
     // Blocks hold at most `max_block_txs` (validated far below u32::MAX).
     let position = u32::try_from(index).unwrap_or(u32::MAX);
-    TxReceipt { id: tx.id(), shard, height, position, fee }
+    TxReceipt { id, shard, height, position, fee }
 }
 
 fn check_header(context: &ShardContext, parent: &Tip, header: &BlockHeader) -> Result<(), BlockError> {
@@ -389,20 +390,27 @@ fn check_header(context: &ShardContext, parent: &Tip, header: &BlockHeader) -> R
     Ok(())
 }
 
-fn check_body(context: &ShardContext, block: &Block) -> Result<(), BlockError> {
+/// Checks the body's limits and transaction root; returns the transaction ids.
+fn check_body(context: &ShardContext, block: &Block) -> Result<Vec<Hash>, BlockError> {
     let count = block.txs.len();
     if count > context.max_block_txs {
         return Err(BlockError::TooManyTxs { count, max: context.max_block_txs });
     }
-    let bytes = block.txs.iter().map(|tx| tx.to_bytes().len()).fold(0usize, usize::saturating_add);
+    let mut bytes = 0usize;
+    let mut ids = Vec::with_capacity(count);
+    for tx in &block.txs {
+        let encoded = tx.to_bytes();
+        bytes = bytes.saturating_add(encoded.len());
+        ids.push(Hash::plain(&encoded));
+    }
     if bytes > context.max_block_bytes {
         return Err(BlockError::TooLarge { bytes, max: context.max_block_bytes });
     }
-    let computed = tx_root(&block.txs);
+    let computed = tx_root_of_ids(&ids);
     if computed != block.header.tx_root {
         return Err(BlockError::TxRootMismatch { header: block.header.tx_root, computed });
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Batch-verifies every signature in `txs`; on failure, finds the first bad
@@ -465,13 +473,14 @@ pub fn build_block<S: State + ?Sized>(
         if txs.len() >= context.max_block_txs {
             break;
         }
-        let size = tx.to_bytes().len();
+        let encoded = tx.to_bytes();
+        let size = encoded.len();
         if bytes.saturating_add(size) > context.max_block_bytes {
             break;
         }
         match execute_tx(&mut overlay, context, &proposer, &tx) {
             Ok(fee) => {
-                receipts.push(receipt(context.shard, height, txs.len(), &tx, fee));
+                receipts.push(receipt(context.shard, height, txs.len(), Hash::plain(&encoded), fee));
                 bytes = bytes.saturating_add(size);
                 txs.push(tx);
             }
@@ -488,7 +497,7 @@ pub fn build_block<S: State + ?Sized>(
         parent: parent.hash,
         proposer,
         timestamp_ms,
-        tx_root: tx_root(&txs),
+        tx_root: tx_root_of_ids(&receipts.iter().map(|r| r.id).collect::<Vec<_>>()),
         state_root,
         committee_hash: context.committee_hash,
     };
