@@ -1,0 +1,182 @@
+//! The mempool's admission rules, ordering and bounds, checked against the
+//! real ledger: candidates must always build a block with nothing rejected.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
+
+use palisade_ledger::{
+    Amount, Genesis, Keypair, SignedTx, TxBody, TxError, TxKind, apply_block, build_block, mem::MemState,
+    workload::Wallets,
+};
+use palisade_node::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
+use proptest::prelude::*;
+
+const BALANCE: u64 = 1_000_000;
+
+fn network(shards: u32, wallets: usize) -> (Genesis, Wallets, MemState, Vec<usize>) {
+    let mut genesis = Genesis::dev(shards, 4);
+    let users = Wallets::new(&genesis.chain_id, "user", wallets);
+    users.fund(&mut genesis, "user", Amount(BALANCE));
+    let state = MemState::genesis(&genesis, 0).unwrap();
+    let local = (0..wallets).filter(|i| users.address(*i).shard(shards) == 0).collect();
+    (genesis, users, state, local)
+}
+
+fn rejection(result: Result<palisade_ledger::Hash, InsertError>) -> Rejection {
+    match result {
+        Err(InsertError::Rejected(r)) => r,
+        Err(InsertError::State(e)) => panic!("state error {e}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+fn pool(max_txs: usize) -> Mempool {
+    Mempool::new(MempoolConfig { max_txs, ..MempoolConfig::default() })
+}
+
+#[test]
+fn each_refusal_has_its_reason() {
+    let (genesis, mut users, state, local) = network(2, 40);
+    let remote = (0..40).find(|i| users.address(*i).shard(2) == 1).unwrap();
+    let (a, b) = (local[0], local[1]);
+    let to = users.address(b);
+    let mut mempool = pool(100);
+
+    let tx = users.transfer(a, to, Amount(10), Amount(1));
+    mempool.insert(tx.clone(), &state).unwrap();
+    assert_eq!(rejection(mempool.insert(tx, &state)), Rejection::Duplicate);
+
+    let mut bad = users.transfer(a, to, Amount(10), Amount(1));
+    bad.signature.0[3] ^= 1;
+    assert_eq!(rejection(mempool.insert(bad, &state)), Rejection::Invalid(TxError::BadSignature));
+    users.set_nonce(a, 1);
+
+    let gap = users.transfer(a, to, Amount(10), Amount(1));
+    let gap = TxBody { nonce: 5, ..gap.body }.sign(&Keypair::dev(&format!("user-{a}")));
+    assert_eq!(rejection(mempool.insert(gap, &state)), Rejection::NonceGap { got: 5, next: 1 });
+
+    let cheaper = TxBody { fee: Amount(1), ..mempool.candidates(&state, 1).unwrap()[0].body.clone() };
+    let cheaper = TxBody { kind: TxKind::Transfer { to, amount: Amount(11) }, ..cheaper }
+        .sign(&Keypair::dev(&format!("user-{a}")));
+    assert!(matches!(rejection(mempool.insert(cheaper, &state)), Rejection::NonceTaken { nonce: 0, .. }));
+
+    users.set_nonce(a, 1);
+    let greedy = users.transfer(a, to, Amount(BALANCE - 5), Amount(1));
+    assert!(matches!(rejection(mempool.insert(greedy, &state)), Rejection::Invalid(TxError::InsufficientFunds { .. })));
+
+    let foreign = users.transfer(remote, to, Amount(1), Amount(1));
+    assert_eq!(
+        rejection(mempool.insert(foreign, &state)),
+        Rejection::Invalid(TxError::WrongShard { sender_shard: 1, shard: 0 })
+    );
+
+    let cross = users.transfer(b, users.address(remote), Amount(1), Amount(1));
+    assert_eq!(rejection(mempool.insert(cross, &state)), Rejection::Invalid(TxError::CrossShard { to_shard: 1 }));
+
+    let key = Keypair::dev(&format!("user-{b}"));
+    let other_chain = TxBody {
+        chain_id: "elsewhere".into(),
+        sender: key.address(),
+        nonce: 0,
+        fee: Amount(1),
+        kind: TxKind::Transfer { to, amount: Amount(1) },
+    }
+    .sign(&key);
+    assert!(matches!(rejection(mempool.insert(other_chain, &state)), Rejection::Invalid(TxError::WrongChain { .. })));
+    assert_eq!(mempool.len(), 1, "refusals change nothing");
+    let _ = genesis;
+}
+
+#[test]
+fn a_higher_fee_replaces_a_pending_nonce_and_commits_clear_stale_ones() {
+    let (genesis, mut users, mut state, local) = network(1, 4);
+    let (a, to) = (local[0], users.address(local[1]));
+    let mut mempool = pool(100);
+    let first = users.transfer(a, to, Amount(10), Amount(1));
+    mempool.insert(first.clone(), &state).unwrap();
+    users.set_nonce(a, 0);
+    let better = users.transfer(a, to, Amount(10), Amount(9));
+    mempool.insert(better.clone(), &state).unwrap();
+    assert!(!mempool.contains(&first.id()) && mempool.contains(&better.id()));
+    let second = users.transfer(a, to, Amount(10), Amount(1));
+    mempool.insert(second.clone(), &state).unwrap();
+
+    // Commit only the first nonce; the pool keeps the second.
+    let proposer = genesis.committee(0).unwrap().validators[0].address;
+    let built = build_block(&state, proposer, 0, [better.clone()]).unwrap();
+    state.commit(&built.outcome);
+    mempool.on_commit(&built.block.txs, &state).unwrap();
+    assert_eq!(mempool.len(), 1);
+    assert_eq!(mempool.candidates(&state, 10).unwrap(), vec![second]);
+    assert_eq!(rejection(mempool.insert(first, &state)), Rejection::StaleNonce { got: 0, next: 1 });
+}
+
+#[test]
+fn candidates_are_fee_ordered_across_senders_and_nonce_ordered_within() {
+    let (_, mut users, state, local) = network(1, 6);
+    let (a, b, to) = (local[0], local[1], users.address(local[2]));
+    let mut mempool = pool(100);
+    let a0 = users.transfer(a, to, Amount(1), Amount(1));
+    let a1 = users.transfer(a, to, Amount(1), Amount(100));
+    let b0 = users.transfer(b, to, Amount(1), Amount(50));
+    for tx in [a1.clone(), a0.clone(), b0.clone()] {
+        // a1 arrives before a0: a gap, refused; then accepted in order.
+        let _ = mempool.insert(tx, &state);
+    }
+    mempool.insert(a1.clone(), &state).unwrap();
+    assert_eq!(mempool.candidates(&state, 10).unwrap(), vec![b0, a0, a1]);
+}
+
+#[test]
+fn a_full_pool_evicts_the_cheapest_tail_or_refuses_with_a_hint() {
+    let (_, mut users, state, local) = network(1, 12);
+    let to = users.address(local[0]);
+    let mut mempool = pool(3);
+    let txs: Vec<SignedTx> =
+        [5, 6, 7].iter().zip(&local[1..]).map(|(fee, i)| users.transfer(*i, to, Amount(1), Amount(*fee))).collect();
+    for tx in &txs {
+        mempool.insert(tx.clone(), &state).unwrap();
+    }
+    let cheap = users.transfer(local[4], to, Amount(1), Amount(4));
+    match rejection(mempool.insert(cheap, &state)) {
+        Rejection::Full { min_fee, retry_after_ms } => assert!(min_fee == Amount(5) && retry_after_ms > 0),
+        other => panic!("{other:?}"),
+    }
+    let rich = users.transfer(local[5], to, Amount(1), Amount(10));
+    mempool.insert(rich.clone(), &state).unwrap();
+    assert_eq!(mempool.len(), 3);
+    assert!(!mempool.contains(&txs[0].id()), "the cheapest was evicted");
+    assert!(mempool.contains(&rich.id()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Whatever arrives, the pool stays within its bounds, and its
+    /// candidates always build a block that executes every one of them.
+    #[test]
+    fn candidates_always_build_a_valid_block(
+        ops in prop::collection::vec((0usize..10, 0usize..10, 0u64..300_000, 0u64..20, any::<bool>()), 1..80),
+        max_txs in 1usize..30,
+    ) {
+        let (genesis, mut users, state, local) = network(1, 24);
+        let proposer = genesis.committee(0).unwrap().validators[0].address;
+        let mut mempool = pool(max_txs);
+        for (from, to, amount, fee, reuse_nonce) in ops {
+            let (from, to) = (local[from % local.len()], local[to % local.len()]);
+            if reuse_nonce {
+                users.set_nonce(from, 0);
+            }
+            let tx = users.transfer(from, users.address(to), Amount(amount), Amount(fee));
+            if mempool.insert(tx, &state).is_err() {
+                // Keep the local nonce in step with what the pool holds.
+                let pending = mempool.candidates(&state, usize::MAX).unwrap().iter().filter(|t| t.body.sender == users.address(from)).count();
+                users.set_nonce(from, pending as u64);
+            }
+            prop_assert!(mempool.len() <= max_txs);
+        }
+        let candidates = mempool.candidates(&state, usize::MAX).unwrap();
+        let built = build_block(&state, proposer, 0, candidates.clone()).unwrap();
+        prop_assert!(built.rejected.is_empty(), "candidates that do not execute: {:?}", built.rejected);
+        prop_assert_eq!(built.block.txs.len(), candidates.len());
+        apply_block(&state, &built.block).unwrap();
+    }
+}
