@@ -1,0 +1,190 @@
+//! What a seed means: the network's shape (shards, committee size), its
+//! weather (delays, drops, duplicates, partitions), the crashes, and which
+//! validators run which Byzantine module. Everything is drawn from the seed,
+//! so `palisade-testnet sim --seed S` replays a failure exactly.
+
+use std::fmt;
+
+use super::byzantine::Kind;
+use super::rng::SimRng;
+
+/// Heights every shard must commit after the network heals.
+pub const LIVENESS_HEIGHTS: u64 = 3;
+/// Simulated time allowed for them.
+pub const LIVENESS_BOUND_MS: u64 = 30_000;
+
+/// One crash of an honest validator and its restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crash {
+    /// Global node index.
+    pub node: usize,
+    /// When it stops.
+    pub at_ms: u64,
+    /// When it comes back (at the latest when the network heals).
+    pub restart_ms: u64,
+}
+
+/// One partition: nodes in `side` cannot talk to the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// Global node indices cut off from the rest.
+    pub side: Vec<usize>,
+    /// When it forms.
+    pub from_ms: u64,
+    /// When it heals.
+    pub until_ms: u64,
+}
+
+/// A run's full description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// The seed it came from.
+    pub seed: u64,
+    /// Number of shards.
+    pub shards: u32,
+    /// Validators per shard (equal stake).
+    pub committee_size: u32,
+    /// Smallest one-way message delay.
+    pub min_delay_ms: u64,
+    /// Largest one-way message delay.
+    pub max_delay_ms: u64,
+    /// Per-mille chance a message is lost before the network heals.
+    pub drop_per_mille: u64,
+    /// Per-mille chance a message is delivered twice.
+    pub duplicate_per_mille: u64,
+    /// Partitions before the heal.
+    pub partitions: Vec<Partition>,
+    /// Crashes before the heal.
+    pub crashes: Vec<Crash>,
+    /// Byzantine validators: (global node index, behaviour).
+    pub byzantine: Vec<(usize, Kind)>,
+    /// When partitions end, drops stop and crashed nodes are back.
+    pub heal_ms: u64,
+    /// One transfer per shard every this many ms.
+    pub tx_interval_ms: u64,
+    /// The leader waits this long before building a block.
+    pub block_interval_ms: u64,
+}
+
+impl Scenario {
+    /// The scenario of `seed`: shapes and faults vary per seed.
+    pub fn generate(seed: u64) -> Scenario {
+        let mut rng = SimRng::new(seed);
+        let shards = rng.range(1, 3) as u32;
+        let committee_size = rng.range(4, 7) as u32;
+        let n = committee_size as usize;
+        let f = (n - 1) / 3;
+        let nodes = shards as usize * n;
+        let min_delay_ms = rng.range(1, 5);
+        let max_delay_ms = min_delay_ms + rng.range(0, 50);
+        let calm = rng.chance(200);
+        let drop_per_mille = if calm { 0 } else { rng.range(0, 150) };
+        let duplicate_per_mille = if calm { 0 } else { rng.range(0, 100) };
+        let heal_ms = rng.range(800, 2_000);
+
+        let mut byzantine = Vec::new();
+        for shard in 0..shards as usize {
+            if rng.chance(400) {
+                continue;
+            }
+            let count = rng.range(1, f as u64) as usize;
+            let mut members: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut members);
+            for &member in members.iter().take(count) {
+                let kind = Kind::ALL[rng.index(Kind::ALL.len())];
+                byzantine.push((shard * n + member, kind));
+            }
+        }
+        byzantine.sort();
+        let is_byzantine = |node: usize| byzantine.iter().any(|(b, _)| *b == node);
+
+        let mut crashes = Vec::new();
+        if !calm {
+            for _ in 0..rng.range(0, 2 * shards as u64) {
+                let node = rng.index(nodes);
+                if is_byzantine(node) || crashes.iter().any(|c: &Crash| c.node == node) {
+                    continue;
+                }
+                let at_ms = rng.range(0, heal_ms);
+                let restart_ms = (at_ms + rng.range(50, 1_500)).min(heal_ms);
+                crashes.push(Crash { node, at_ms, restart_ms });
+            }
+        }
+        let mut partitions = Vec::new();
+        if !calm {
+            for _ in 0..rng.range(0, 2) {
+                let size = rng.range(1, (nodes / 2).max(1) as u64) as usize;
+                let mut all: Vec<usize> = (0..nodes).collect();
+                rng.shuffle(&mut all);
+                let mut side: Vec<usize> = all.into_iter().take(size).collect();
+                side.sort();
+                let from_ms = rng.range(0, heal_ms);
+                let until_ms = (from_ms + rng.range(100, 1_500)).min(heal_ms);
+                partitions.push(Partition { side, from_ms, until_ms });
+            }
+        }
+        Scenario {
+            seed,
+            shards,
+            committee_size,
+            min_delay_ms,
+            max_delay_ms,
+            drop_per_mille,
+            duplicate_per_mille,
+            partitions,
+            crashes,
+            byzantine,
+            heal_ms,
+            tx_interval_ms: rng.range(10, 60),
+            block_interval_ms: 50,
+        }
+    }
+
+    /// A calm network with the given Byzantine validators and nothing else
+    /// (for the per-module tests).
+    pub fn calm(seed: u64, shards: u32, committee_size: u32, byzantine: Vec<(usize, Kind)>) -> Scenario {
+        Scenario {
+            seed,
+            shards,
+            committee_size,
+            min_delay_ms: 1,
+            max_delay_ms: 20,
+            drop_per_mille: 0,
+            duplicate_per_mille: 50,
+            partitions: Vec::new(),
+            crashes: Vec::new(),
+            byzantine,
+            heal_ms: 1_500,
+            tx_interval_ms: 20,
+            block_interval_ms: 50,
+        }
+    }
+
+    /// The behaviour of global node `node`, if Byzantine.
+    pub fn byzantine_kind(&self, node: usize) -> Option<Kind> {
+        self.byzantine.iter().find(|(b, _)| *b == node).map(|(_, kind)| *kind)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {}: {} shard(s) × {} validators, delay {}..{} ms, drop {}‰, dup {}‰, {} partition(s), {} crash(es), heal at {} ms",
+            self.seed,
+            self.shards,
+            self.committee_size,
+            self.min_delay_ms,
+            self.max_delay_ms,
+            self.drop_per_mille,
+            self.duplicate_per_mille,
+            self.partitions.len(),
+            self.crashes.len(),
+            self.heal_ms
+        )?;
+        for (node, kind) in &self.byzantine {
+            write!(f, ", node {node} {kind}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! Clients: each shard gets a set of funded wallets that live in it, and a
+//! client that submits same-shard transfers to every live validator of the
+//! shard at a steady pace. Cross-shard transfers are not supported by the
+//! ledger yet, so none are generated.
+
+use palisade_ledger::{Address, Amount, Genesis, SignedTx, workload::Wallets};
+
+use super::rng::SimRng;
+
+/// Wallets created per shard (they land in shards by address, so the count
+/// per shard varies).
+pub const WALLETS_PER_SHARD: usize = 8;
+/// Units each wallet starts with.
+pub const START_BALANCE: Amount = Amount(1_000_000_000);
+/// Transactions a client keeps in flight per wallet before it resyncs its
+/// nonce with the chain (a transaction may be lost with a crashed mempool).
+const MAX_IN_FLIGHT: u64 = 4;
+
+/// The clients of every shard.
+pub struct Workload {
+    wallets: Wallets,
+    /// Wallet indices living in each shard.
+    by_shard: Vec<Vec<usize>>,
+    /// Next nonce each wallet will use.
+    next_nonce: Vec<u64>,
+    rng: SimRng,
+}
+
+impl Workload {
+    /// Creates and funds the wallets in `genesis`.
+    pub fn new(genesis: &mut Genesis, rng: SimRng) -> Workload {
+        let count = WALLETS_PER_SHARD * genesis.shard_count as usize;
+        let wallets = Wallets::new(&genesis.chain_id, "user", count);
+        wallets.fund(genesis, "user", START_BALANCE);
+        let mut by_shard = vec![Vec::new(); genesis.shard_count as usize];
+        for i in 0..count {
+            let shard = wallets.address(i).shard(genesis.shard_count) as usize;
+            by_shard[shard].push(i);
+        }
+        Workload { wallets, by_shard, next_nonce: vec![0; count], rng }
+    }
+
+    /// A transfer between two wallets of `shard`; `committed_nonce` reads the
+    /// chain's view of a sender's next nonce.
+    pub fn next(&mut self, shard: u32, committed_nonce: impl Fn(&Address) -> u64) -> Option<SignedTx> {
+        let members = self.by_shard.get(shard as usize)?;
+        if members.len() < 2 {
+            return None;
+        }
+        let from = members[self.rng.index(members.len())];
+        let mut to = members[self.rng.index(members.len())];
+        if to == from {
+            to = members[(members.iter().position(|m| *m == from)? + 1) % members.len()];
+        }
+        let committed = committed_nonce(&self.wallets.address(from));
+        if self.next_nonce[from] < committed || self.next_nonce[from] - committed >= MAX_IN_FLIGHT {
+            self.next_nonce[from] = committed;
+            self.wallets.set_nonce(from, committed);
+        }
+        self.next_nonce[from] += 1;
+        let amount = Amount(self.rng.range(1, 1_000));
+        let fee = Amount(self.rng.range(1, 10));
+        Some(self.wallets.transfer(from, self.wallets.address(to), amount, fee))
+    }
+}
