@@ -339,6 +339,35 @@ fn persisted_state_ahead_of_the_host_blocks_signing_below_it() {
     assert!(votes(&all).is_empty());
 }
 
+/// Simulator seed 719: a replica that decided a height, crashed and
+/// restarted must still be able to hand laggards that decision, or a minority
+/// stuck at the height can stop the shard for good.
+#[test]
+fn restarted_replica_answers_laggards_with_decisions_the_host_hands_back() {
+    let mut fx = Fixture::new(0);
+    fx.replica = fx.restored(None, 2);
+    let decided = |actions: &[Action]| sent(actions).into_iter().any(|m| matches!(m, Message::Decided(_)));
+    let stuck = |view| Message::ViewChange(ViewChange { height: 2, view, prepared: None });
+    assert!(!decided(&fx.from(1, stuck(1))), "nothing to answer with before the host hands the decision back");
+
+    let certificate = fx.commit_certificate(2, 0, block_hash(X), &[0, 1, 2]);
+    assert!(
+        !fx.replica.remember_decision(fx.commit_certificate(2, 0, block_hash(X), &[0, 1]), X.to_vec()),
+        "no quorum"
+    );
+    assert!(
+        !fx.replica.remember_decision(fx.commit_certificate(3, 0, block_hash(X), &[0, 1, 2]), X.to_vec()),
+        "not decided yet"
+    );
+    assert!(fx.replica.remember_decision(certificate.clone(), X.to_vec()));
+
+    let replies = sent(&fx.from(1, stuck(2)));
+    assert!(
+        replies.iter().any(|m| matches!(m, Message::Decided(d) if d.certificate == certificate && d.block == X)),
+        "{replies:?}"
+    );
+}
+
 #[test]
 fn stale_persisted_state_starts_fresh() {
     let fx = Fixture::new(0);
@@ -470,7 +499,14 @@ fn xorshift(state: &mut u64) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    // A fixed RNG seed keeps CI reproducible; change it (or raise `cases`)
+    // locally to explore new schedules. Failures found are kept in
+    // safety.proptest-regressions and replayed first.
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7061_6c69_7361_6465),
+        ..ProptestConfig::default()
+    })]
 
     /// Random message loss and crash/restart schedules: never two commits at
     /// one height, never a double signature, and progress once faults heal.

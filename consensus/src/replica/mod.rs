@@ -176,6 +176,28 @@ impl Replica {
         self.flush(out);
     }
 
+    /// Hands back a decision the host made durable, for a height below the
+    /// current one. A host calls this after [`Replica::restore`] with its
+    /// last [`DECISIONS_KEPT`] certified blocks: a restarted replica knows
+    /// nothing of the heights it decided before the crash, and without them
+    /// it cannot answer peers still stuck there ([P9]). When those peers are
+    /// too few to change views on their own, nobody else may hold the
+    /// decision, and the shard would stop for good (simulator seed 719).
+    ///
+    /// Refused (returns false) unless the height is below the current one and
+    /// the certificate verifies against this committee: a replica only ever
+    /// serves decisions that are provably final.
+    pub fn remember_decision(&mut self, certificate: CommitCertificate, block: Vec<u8>) -> bool {
+        if certificate.height >= self.height()
+            || block.len() > self.config.max_block_bytes
+            || certificate.verify(&self.config.committee, &self.config.chain_id, self.config.shard).is_err()
+        {
+            return false;
+        }
+        self.keep_decision(Decision { certificate, block });
+        true
+    }
+
     /// Handles one input, appending the resulting actions to `out`. Errors
     /// say why a peer's message was refused; the state is unchanged by them.
     pub fn handle(&mut self, input: Input, out: &mut Vec<Action>) -> Result<(), Rejected> {
@@ -607,13 +629,18 @@ impl Replica {
             block: block.clone(),
             certificate: certificate.clone(),
         });
-        self.decisions.insert(height, Decision { certificate, block });
+        self.keep_decision(Decision { certificate, block });
+        self.enter_height(height.saturating_add(1), out);
+    }
+
+    /// Keeps a decision to answer laggards with ([P9]), within [`DECISIONS_KEPT`].
+    fn keep_decision(&mut self, decision: Decision) {
+        self.decisions.insert(decision.certificate.height, decision);
         while self.decisions.len() > DECISIONS_KEPT {
             self.decisions.pop_first();
         }
-        let oldest = self.decisions.keys().next().copied().unwrap_or(height);
+        let oldest = self.decisions.keys().next().copied().unwrap_or(0);
         self.helped.retain(|(h, _), _| *h >= oldest);
-        self.enter_height(height.saturating_add(1), out);
     }
 
     /// [P7] Leaves the current view for `target`: PBFT view-change, carrying

@@ -216,6 +216,14 @@ impl Net {
     pub fn restart(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         node.replica = Replica::restore(node.config.clone(), node.persisted.clone(), node.committed_height).unwrap();
+        // Host duty: hand back the last decisions from the durable chain, so
+        // the replica can answer peers stuck at those heights.
+        let recent = node.committed.keys().rev().take(palisade_consensus::replica::DECISIONS_KEPT);
+        for height in recent.copied().collect::<Vec<_>>() {
+            let (_, block, certificate) = &self.decided[&height];
+            assert!(self.nodes[i].replica.remember_decision(certificate.clone(), block.clone()));
+        }
+        let node = &mut self.nodes[i];
         node.alive = true;
         node.incarnation += 1;
         let mut out = Vec::new();

@@ -126,6 +126,12 @@ impl Node {
     pub fn restart(&mut self) {
         self.replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height())
             .expect("simulator configurations are valid");
+        // Hand back the last decisions so the replica can answer peers stuck
+        // at those heights (as a real node does from its store).
+        for certified in self.chain.values().rev().take(palisade_consensus::replica::DECISIONS_KEPT) {
+            let remembered = self.replica.remember_decision(certified.certificate.clone(), certified.block.clone());
+            assert!(remembered, "the durable chain holds only verified certificates");
+        }
         self.alive = true;
     }
 
