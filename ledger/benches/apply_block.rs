@@ -2,6 +2,8 @@
 //!
 //! - `ed25519_batch_verify/N`: the raw rate of ed25519-dalek batch verification
 //!   over N signatures: the floor any block validation pays.
+//! - `apply_block_only/N`: the same validation and execution, without the
+//!   RocksDB commit: with the group below it splits the cost in two.
 //! - `apply_block_and_commit/N`: a block of N signed transfers validated
 //!   (batch signature check, execution, state-tree update) by
 //!   `apply_block` and committed to RocksDB in one synced WriteBatch.
@@ -87,5 +89,26 @@ fn apply_and_commit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batch_verify, apply_and_commit);
+fn apply_only(c: &mut Criterion) {
+    let mut group = c.benchmark_group("apply_block_only");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    for n in SIZES {
+        let mut genesis = Genesis::dev(1, 4);
+        genesis.params.max_block_txs = n as u32;
+        genesis.params.max_block_bytes = 64 * 1024 * 1024;
+        let mut users = Wallets::new(&genesis.chain_id, "bench", 2 * n);
+        users.fund(&mut genesis, "bench", Amount::from_pal(1_000_000).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let shard = ShardStore::open(Store::open(dir.path()).unwrap(), &genesis, 0).unwrap();
+        let proposer = genesis.committee(0).unwrap().validators[0].address;
+        let txs: Vec<_> = (0..n).map(|i| users.transfer(i, users.address(n + i), Amount(1), Amount(1))).collect();
+        let block = build_block(&shard, proposer, genesis.genesis_time_ms, txs).unwrap().block;
+        group.throughput(Throughput::Elements(n as u64));
+        // Nothing is committed, so the same block stays valid on the same tip.
+        group.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| apply_block(&shard, &block).unwrap()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batch_verify, apply_only, apply_and_commit);
 criterion_main!(benches);
