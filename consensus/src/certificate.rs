@@ -82,80 +82,63 @@ pub(crate) fn check_quorum(
     Ok(())
 }
 
-/// Proof that `block_hash` was prepared at `(height, view)`: prepare votes
-/// from a quorum.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreparedCertificate {
-    /// Height of the block.
-    pub height: u64,
-    /// View in which it was prepared.
-    pub view: u64,
-    /// The block prepared.
-    pub block_hash: BlockHash,
-    /// Prepare votes, sorted by signer.
-    pub signatures: Vec<VoteSignature>,
+/// Defines a certificate: votes of one phase from a quorum, all for the
+/// same `(height, view, block_hash)`. The two kinds differ only in the phase
+/// their signatures cover.
+macro_rules! vote_certificate {
+    ($(#[$doc:meta])* $name:ident, $phase:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            /// Height of the block.
+            pub height: u64,
+            /// View in which the votes were cast.
+            pub view: u64,
+            /// The block voted for.
+            pub block_hash: BlockHash,
+            /// The votes, sorted by signer.
+            pub signatures: Vec<VoteSignature>,
+        }
+
+        impl $name {
+            pub(crate) fn statement(&self) -> Statement {
+                Statement::Vote { phase: $phase, height: self.height, view: self.view, block_hash: self.block_hash }
+            }
+
+            pub(crate) fn check(
+                &self,
+                committee: &Committee,
+                chain_id: &str,
+                shard: ShardId,
+                batch: &mut Batch,
+            ) -> Result<(), CertError> {
+                check_quorum(committee, chain_id, shard, &self.statement(), &self.signatures, batch)
+            }
+
+            /// Verifies the certificate against `committee` for `(chain_id, shard)`:
+            /// sorted distinct members, quorum stake, and every signature valid
+            /// (one ed25519 batch verification). A certificate whose height or hash
+            /// was altered fails with [`CertError::BadSignature`].
+            pub fn verify(&self, committee: &Committee, chain_id: &str, shard: ShardId) -> Result<(), CertError> {
+                let mut batch = Batch::default();
+                self.check(committee, chain_id, shard, &mut batch)?;
+                if batch.verify() { Ok(()) } else { Err(CertError::BadSignature) }
+            }
+        }
+    };
 }
 
-impl PreparedCertificate {
-    pub(crate) fn statement(&self) -> Statement {
-        Statement::Vote { phase: Phase::Prepare, height: self.height, view: self.view, block_hash: self.block_hash }
-    }
+vote_certificate!(
+    /// Proof that `block_hash` was prepared at `(height, view)`: prepare votes
+    /// from a quorum.
+    PreparedCertificate,
+    Phase::Prepare
+);
 
-    pub(crate) fn check(
-        &self,
-        committee: &Committee,
-        chain_id: &str,
-        shard: ShardId,
-        batch: &mut Batch,
-    ) -> Result<(), CertError> {
-        check_quorum(committee, chain_id, shard, &self.statement(), &self.signatures, batch)
-    }
-
-    /// Verifies the certificate against `committee` for `(chain_id, shard)`.
-    pub fn verify(&self, committee: &Committee, chain_id: &str, shard: ShardId) -> Result<(), CertError> {
-        let mut batch = Batch::default();
-        self.check(committee, chain_id, shard, &mut batch)?;
-        if batch.verify() { Ok(()) } else { Err(CertError::BadSignature) }
-    }
-}
-
-/// Proof that `block_hash` is final at `height`: commit votes from
-/// validators holding more than two thirds of the committee's stake, all for
-/// the same `(height, view, block_hash)`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommitCertificate {
-    /// Height of the decided block.
-    pub height: u64,
-    /// View in which the commit votes were cast.
-    pub view: u64,
-    /// The decided block.
-    pub block_hash: BlockHash,
-    /// Commit votes, sorted by signer.
-    pub signatures: Vec<VoteSignature>,
-}
-
-impl CommitCertificate {
-    pub(crate) fn statement(&self) -> Statement {
-        Statement::Vote { phase: Phase::Commit, height: self.height, view: self.view, block_hash: self.block_hash }
-    }
-
-    pub(crate) fn check(
-        &self,
-        committee: &Committee,
-        chain_id: &str,
-        shard: ShardId,
-        batch: &mut Batch,
-    ) -> Result<(), CertError> {
-        check_quorum(committee, chain_id, shard, &self.statement(), &self.signatures, batch)
-    }
-
-    /// Verifies the certificate against `committee` for `(chain_id, shard)`:
-    /// sorted distinct members, quorum stake, and every signature valid
-    /// (one ed25519 batch verification). A certificate whose height or hash
-    /// was altered fails with [`CertError::BadSignature`].
-    pub fn verify(&self, committee: &Committee, chain_id: &str, shard: ShardId) -> Result<(), CertError> {
-        let mut batch = Batch::default();
-        self.check(committee, chain_id, shard, &mut batch)?;
-        if batch.verify() { Ok(()) } else { Err(CertError::BadSignature) }
-    }
-}
+vote_certificate!(
+    /// Proof that `block_hash` is final at `height`: commit votes from
+    /// validators holding more than two thirds of the committee's stake, all
+    /// for the same `(height, view, block_hash)`.
+    CommitCertificate,
+    Phase::Commit
+);

@@ -6,7 +6,7 @@ mod harness;
 use harness::fixture::{Fixture, kinds, sent, votes};
 use harness::{CHAIN, Net, SHARD, block_hash, vote};
 use palisade_consensus::{
-    Action, Evidence, EvidenceError, Input, Message, Phase, Proposal, SignedMessage, SignedVote, TimerId,
+    Action, ConfigError, Decision, Evidence, EvidenceError, Input, Message, Phase, Proposal, SignedMessage, SignedVote, TimerId,
     ValidatorIndex, VerifyError, ViewChange,
 };
 use proptest::prelude::*;
@@ -350,16 +350,15 @@ fn restarted_replica_answers_laggards_with_decisions_the_host_hands_back() {
     let stuck = |view| Message::ViewChange(ViewChange { height: 2, view, prepared: None });
     assert!(!decided(&fx.from(1, stuck(1))), "nothing to answer with before the host hands the decision back");
 
-    let certificate = fx.commit_certificate(2, 0, block_hash(X), &[0, 1, 2]);
-    assert!(
-        !fx.replica.remember_decision(fx.commit_certificate(2, 0, block_hash(X), &[0, 1]), X.to_vec()),
-        "no quorum"
-    );
-    assert!(
-        !fx.replica.remember_decision(fx.commit_certificate(3, 0, block_hash(X), &[0, 1, 2]), X.to_vec()),
-        "not decided yet"
-    );
-    assert!(fx.replica.remember_decision(certificate.clone(), X.to_vec()));
+    let decision = |height, signers: &[usize]| Decision {
+        certificate: fx.commit_certificate(height, 0, block_hash(X), signers),
+        block: X.to_vec(),
+    };
+    let refused = |recent| matches!(fx.restored_with(None, 2, recent), Err(ConfigError::BadDecision { .. }));
+    assert!(refused(vec![decision(2, &[0, 1])]), "no quorum");
+    assert!(refused(vec![decision(3, &[0, 1, 2])]), "not decided yet");
+    let certificate = decision(2, &[0, 1, 2]).certificate;
+    fx.replica = fx.restored_with(None, 2, vec![decision(2, &[0, 1, 2])]).unwrap();
 
     let replies = sent(&fx.from(1, stuck(2)));
     assert!(

@@ -42,21 +42,34 @@ fn batch_verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// One shard on a fresh RocksDB store, with 2·n funded accounts: every
+/// block has n distinct senders and n distinct recipients, the realistic
+/// worst case for the state tree.
+struct Network {
+    genesis: Genesis,
+    users: Wallets,
+    _dir: tempfile::TempDir,
+    shard: ShardStore,
+    proposer: palisade_ledger::Address,
+}
+
+fn network(n: usize) -> Network {
+    let mut genesis = Genesis::dev(1, 4);
+    genesis.params.max_block_txs = n as u32;
+    genesis.params.max_block_bytes = 64 * 1024 * 1024;
+    let users = Wallets::new(&genesis.chain_id, "bench", 2 * n);
+    users.fund(&mut genesis, "bench", Amount::from_pal(1_000_000).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let shard = ShardStore::open(Store::open(dir.path()).unwrap(), &genesis, 0).unwrap();
+    let proposer = genesis.committee(0).unwrap().validators[0].address;
+    Network { genesis, users, _dir: dir, shard, proposer }
+}
+
 fn apply_and_commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply_block_and_commit");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     for n in SIZES {
-        // Twice as many accounts as transfers: every block has n distinct
-        // senders and n distinct recipients, the realistic worst case.
-        let mut genesis = Genesis::dev(1, 4);
-        genesis.params.max_block_txs = n as u32;
-        genesis.params.max_block_bytes = 64 * 1024 * 1024;
-        let mut users = Wallets::new(&genesis.chain_id, "bench", 2 * n);
-        users.fund(&mut genesis, "bench", Amount::from_pal(1_000_000).unwrap());
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut shard = ShardStore::open(store, &genesis, 0).unwrap();
-        let proposer = genesis.committee(0).unwrap().validators[0].address;
+        let Network { genesis, mut users, _dir, mut shard, proposer } = network(n);
         let mut round = 0usize;
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -93,14 +106,7 @@ fn apply_only(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply_block_only");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     for n in SIZES {
-        let mut genesis = Genesis::dev(1, 4);
-        genesis.params.max_block_txs = n as u32;
-        genesis.params.max_block_bytes = 64 * 1024 * 1024;
-        let mut users = Wallets::new(&genesis.chain_id, "bench", 2 * n);
-        users.fund(&mut genesis, "bench", Amount::from_pal(1_000_000).unwrap());
-        let dir = tempfile::tempdir().unwrap();
-        let shard = ShardStore::open(Store::open(dir.path()).unwrap(), &genesis, 0).unwrap();
-        let proposer = genesis.committee(0).unwrap().validators[0].address;
+        let Network { genesis, mut users, _dir, shard, proposer } = network(n);
         let txs: Vec<_> = (0..n).map(|i| users.transfer(i, users.address(n + i), Amount(1), Amount(1))).collect();
         let block = build_block(&shard, proposer, genesis.genesis_time_ms, txs).unwrap().block;
         group.throughput(Throughput::Elements(n as u64));

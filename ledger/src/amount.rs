@@ -19,11 +19,6 @@ impl Amount {
     /// Nothing.
     pub const ZERO: Amount = Amount(0);
 
-    /// `units` base units.
-    pub const fn from_units(units: u64) -> Amount {
-        Amount(units)
-    }
-
     /// Whole PAL; `None` if it does not fit.
     pub fn from_pal(pal: u64) -> Option<Amount> {
         pal.checked_mul(UNITS_PER_PAL).map(Amount)

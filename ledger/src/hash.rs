@@ -43,11 +43,6 @@ impl Hash {
         Hash(*blake3::hash(bytes).as_bytes())
     }
 
-    /// The bytes of the hash.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -1,6 +1,7 @@
 //! palisade-ledger: what the chain is made of and how it changes.
 //!
 //! - [`address`], [`keys`], [`amount`]: accounts, ed25519 keys, PAL amounts;
+//! - [`keystore`]: password-encrypted key files (validator and wallet);
 //! - [`tx`], [`block`]: signed transactions and per-shard blocks;
 //! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
 //! - [`execute`]: pure block validation/execution and block building;
@@ -21,6 +22,7 @@ pub mod execute;
 pub mod genesis;
 pub mod hash;
 pub mod keys;
+pub mod keystore;
 pub mod mem;
 pub mod state;
 #[cfg(feature = "storage")]

@@ -11,7 +11,7 @@ use crate::{
     execute::Outcome,
     genesis::Genesis,
     hash::Hash,
-    state::{ShardContext, State, StateError, StateKey, Tip},
+    state::{ShardContext, State, StateError, StateExt, StateKey, Tip},
     tree::{self, MemTree, StateProof},
 };
 
@@ -60,6 +60,23 @@ impl MemState {
     /// The root at the tip.
     pub fn root(&self) -> Hash {
         self.tip.state_root
+    }
+
+    /// All money in the shard's state, in units: balances, stake and
+    /// rewards. Conservation checks compare it with the genesis supply.
+    pub fn money(&self) -> Result<u128, StateError> {
+        let mut total = 0u128;
+        for key in self.values.keys() {
+            let units = match key {
+                StateKey::Account(address) => u128::from(self.account(address)?.balance.units()),
+                StateKey::Validator(address) => self
+                    .validator(address)?
+                    .map_or(0, |r| u128::from(r.stake.units()).saturating_add(u128::from(r.rewards.units()))),
+                StateKey::Chain => 0,
+            };
+            total = total.saturating_add(units);
+        }
+        Ok(total)
     }
 }
 

@@ -11,7 +11,9 @@
 //! | `state_values` | shard · key hash · version       | encoded `Option<value>`   |
 //! | `state_stale`  | shard · stale-since · `NodeKey`  | empty (pruning index)     |
 //! | `tx_index`     | transaction id                   | encoded [`TxReceipt`]     |
+//! | `block_index`  | block hash                       | shard · height            |
 //! | `meta`         | `tip/` shard, `genesis`          | encoded [`Tip`], hash     |
+//! | `meta`         | `safety/` shard                  | consensus safety state    |
 //!
 //! Crash safety: a committed block and *everything* it changes — block,
 //! certificate, tree nodes, values, transaction index, pruning, tip — go in
@@ -48,11 +50,13 @@ const CF_NODES: &str = "state_nodes";
 const CF_VALUES: &str = "state_values";
 const CF_STALE: &str = "state_stale";
 const CF_TX_INDEX: &str = "tx_index";
+const CF_BLOCK_INDEX: &str = "block_index";
 const CF_META: &str = "meta";
-const FAMILIES: [&str; 7] = [CF_BLOCKS, CF_CERTS, CF_NODES, CF_VALUES, CF_STALE, CF_TX_INDEX, CF_META];
+const FAMILIES: [&str; 8] = [CF_BLOCKS, CF_CERTS, CF_NODES, CF_VALUES, CF_STALE, CF_TX_INDEX, CF_BLOCK_INDEX, CF_META];
 
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip/";
+const META_SAFETY: &[u8] = b"safety/";
 
 /// Tree versions kept by default: proofs can be served for this many recent
 /// heights; older superseded nodes are deleted as blocks commit.
@@ -121,11 +125,15 @@ fn height_key(shard: ShardId, height: u64) -> Vec<u8> {
     shard_key(shard, &height.to_be_bytes())
 }
 
+/// `shard · key hash`: every version of one state key.
+fn value_prefix(shard: ShardId, key_hash: &KeyHash) -> Vec<u8> {
+    shard_key(shard, &key_hash.0)
+}
+
 fn value_key(shard: ShardId, key_hash: &KeyHash, version: Version) -> Vec<u8> {
-    let mut rest = Vec::with_capacity(40);
-    rest.extend_from_slice(&key_hash.0);
-    rest.extend_from_slice(&version.to_be_bytes());
-    shard_key(shard, &rest)
+    let mut key = value_prefix(shard, key_hash);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
 }
 
 fn stale_key(shard: ShardId, since: Version, node: &NodeKey) -> Vec<u8> {
@@ -134,10 +142,14 @@ fn stale_key(shard: ShardId, since: Version, node: &NodeKey) -> Vec<u8> {
     shard_key(shard, &rest)
 }
 
-fn tip_key(shard: ShardId) -> Vec<u8> {
-    let mut key = META_TIP.to_vec();
+fn meta_key(prefix: &[u8], shard: ShardId) -> Vec<u8> {
+    let mut key = prefix.to_vec();
     key.extend_from_slice(&shard.to_be_bytes());
     key
+}
+
+fn tip_key(shard: ShardId) -> Vec<u8> {
+    meta_key(META_TIP, shard)
 }
 
 /// Tunables of a [`Store`].
@@ -211,6 +223,11 @@ impl Store {
         self.get_decoded(CF_BLOCKS, &height_key(shard, height), || format!("block {shard}/{height}"))
     }
 
+    /// The block of `shard` at `height`, as stored (its canonical encoding).
+    pub fn block_bytes(&self, shard: ShardId, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_BLOCKS, &height_key(shard, height))
+    }
+
     /// The commit certificate stored with that block.
     pub fn certificate(&self, shard: ShardId, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(CF_CERTS, &height_key(shard, height))
@@ -219,6 +236,43 @@ impl Store {
     /// Where transaction `id` was executed, if it was.
     pub fn transaction(&self, id: &Hash) -> Result<Option<TxReceipt>, StoreError> {
         self.get_decoded(CF_TX_INDEX, &id.0, || format!("transaction index entry {id}"))
+    }
+
+    /// Where the block with header hash `hash` is: its shard and height.
+    pub fn block_location(&self, hash: &Hash) -> Result<Option<(ShardId, u64)>, StoreError> {
+        let Some(bytes) = self.get(CF_BLOCK_INDEX, &hash.0)? else { return Ok(None) };
+        match (bytes.get(..4), bytes.get(4..12), bytes.len()) {
+            (Some(shard), Some(height), 12) => {
+                let mut s = [0u8; 4];
+                s.copy_from_slice(shard);
+                let mut h = [0u8; 8];
+                h.copy_from_slice(height);
+                Ok(Some((u32::from_be_bytes(s), u64::from_be_bytes(h))))
+            }
+            _ => Err(StoreError::Corrupt { what: format!("block index entry {hash}"), reason: "not 12 bytes".into() }),
+        }
+    }
+
+    /// The consensus safety state last saved for `shard` (opaque bytes the
+    /// node encodes), if any.
+    pub fn safety_state(&self, shard: ShardId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_META, &meta_key(META_SAFETY, shard))
+    }
+
+    /// Saves the consensus safety state of `shard`, durably (synced) before
+    /// returning: a validator must never sign anything this state forbids,
+    /// even after power loss.
+    pub fn save_safety_state(&self, shard: ShardId, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), meta_key(META_SAFETY, shard), bytes);
+        self.write_synced(batch)
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        // A write that returns must survive power loss, not just a crash.
+        options.set_sync(true);
+        self.db.write_opt(batch, &options).map_err(|e| self.db_err(e))
     }
 
     /// The heights of `shard` that have a stored block, lowest first (for
@@ -283,16 +337,22 @@ impl ShardStore {
         Ok(shard_store)
     }
 
-    /// The shared store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
+    /// A read-only view of `shard` at its current stored tip, for queries
+    /// (RPC) running beside the shard's writer; `None` if the shard was never
+    /// initialised in this database. Reads stay consistent while the writer
+    /// commits: the view reads its own tree version, which pruning keeps for
+    /// `state_history` more blocks. Never commit through it.
+    pub fn reader(store: Arc<Store>, context: ShardContext) -> Result<Option<ShardStore>, StoreError> {
+        Ok(store.tip(context.shard)?.map(|tip| ShardStore { store, context, tip }))
+    }
+
+    /// The shard's fixed facts.
+    pub fn shard_context(&self) -> &ShardContext {
+        &self.context
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let mut options = WriteOptions::default();
-        // A commit that returns must survive power loss, not just a crash.
-        options.set_sync(true);
-        self.store.db.write_opt(batch, &options).map_err(|e| self.store.db_err(e))
+        self.store.write_synced(batch)
     }
 
     fn write_tree(&self, batch: &mut WriteBatch, update: &TreeUpdateBatch) {
@@ -336,6 +396,7 @@ impl ShardStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.store.cf(CF_BLOCKS), height_key(shard, height), block.to_bytes());
         batch.put_cf(self.store.cf(CF_CERTS), height_key(shard, height), certificate);
+        batch.put_cf(self.store.cf(CF_BLOCK_INDEX), outcome.tip.hash.0, height_key(shard, height));
         self.write_tree(&mut batch, &outcome.tree);
         self.prune(&mut batch, height)?;
         let index = self.store.cf(CF_TX_INDEX);
@@ -366,13 +427,13 @@ impl TreeReader for ShardStore {
     }
 
     fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
-        let shard = self.context.shard;
+        let prefix = value_prefix(self.context.shard, &key_hash);
+        let mut target = prefix.clone();
+        target.extend_from_slice(&max_version.to_be_bytes());
         let mut iter = self.store.db.raw_iterator_cf(self.store.cf(CF_VALUES));
-        iter.seek_for_prev(value_key(shard, &key_hash, max_version));
-        let prefix = value_key(shard, &key_hash, 0);
-        let prefix = prefix.get(..36).unwrap_or_default();
+        iter.seek_for_prev(&target);
         match (iter.key(), iter.value()) {
-            (Some(key), Some(value)) if key.starts_with(prefix) => {
+            (Some(key), Some(value)) if key.starts_with(&prefix) => {
                 let value: Option<OwnedValue> =
                     codec::decode(value, MAX_STORED_BYTES).map_err(|e| anyhow::anyhow!("corrupt state value: {e}"))?;
                 Ok(value)

@@ -84,10 +84,6 @@ impl MemTree {
         }
     }
 
-    /// Number of stored nodes (for tests of pruning and growth).
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
 }
 
 impl TreeReader for MemTree {

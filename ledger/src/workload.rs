@@ -47,7 +47,7 @@ impl Wallets {
 
     /// The address of account `i` (wrapping).
     pub fn address(&self, i: usize) -> Address {
-        self.key(i).address()
+        self.keypair(i).address()
     }
 
     /// Account indices wrap around, so any `usize` names an account.
@@ -55,7 +55,8 @@ impl Wallets {
         i.checked_rem(self.keys.len()).unwrap_or(0)
     }
 
-    fn key(&self, i: usize) -> &Keypair {
+    /// The key of account `i` (wrapping), to sign hand-made bodies.
+    pub fn keypair(&self, i: usize) -> &Keypair {
         #[allow(clippy::indexing_slicing)] // slot() < len; using an empty set is a caller bug
         &self.keys[self.slot(i)]
     }
@@ -69,7 +70,7 @@ impl Wallets {
         if let Some(slot) = self.nonces.get_mut(index) {
             *slot = nonce.saturating_add(1);
         }
-        let key = self.key(index);
+        let key = self.keypair(index);
         TxBody {
             chain_id: self.chain_id.clone(),
             sender: key.address(),

@@ -97,6 +97,11 @@ fn check_store(dir: &Path, genesis: &Genesis) -> u64 {
     for (key, value) in replay.values() {
         assert_eq!(shard.get_raw(key).unwrap().as_ref(), Some(value), "{key:?}");
     }
+    // The store proves its state against the committed root, as wallets will ask it to.
+    let (key, value) = replay.values().iter().next().unwrap();
+    let proof = shard.prove(*key, tip.height).unwrap();
+    assert_eq!(proof.value.as_ref(), Some(value));
+    proof.verify(&tip.state_root).unwrap();
     tip.height
 }
 

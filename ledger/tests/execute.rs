@@ -28,12 +28,12 @@ fn transfers_move_money_and_pay_the_proposer() {
     assert!(built.rejected.is_empty());
     let outcome = apply_block(&state, &built.block).unwrap();
     assert_eq!(outcome.tip, built.outcome.tip);
-    let supply = money(&state);
+    let supply = state.money().unwrap();
     state.commit(&outcome);
     assert_eq!(balance(&state, &users.address(0)), START_BALANCE.units() - 1_007);
     assert_eq!(balance(&state, &to), START_BALANCE.units() + 1_000);
     assert_eq!(palisade_ledger::StateExt::validator(&state, &proposer).unwrap().unwrap().rewards, Amount(7));
-    assert_eq!(money(&state), supply);
+    assert_eq!(state.money().unwrap(), supply);
     assert_eq!(outcome.receipts[0].height, 1);
 }
 
@@ -141,7 +141,7 @@ fn transaction_faults_are_rejected_with_their_reason() {
     let stale = users.transfer(a, to, Amount(1), Amount(1));
     let mut future = stale.clone();
     future.body.nonce = 5;
-    let future = future.body.sign(&Keypair::dev(&format!("user-{a}")));
+    let future = future.body.sign(users.keypair(a));
     assert_eq!(reject_reason(&genesis, &state0, future), TxError::BadNonce { expected: 0, got: 5 });
     users.set_nonce(a, 0);
 
@@ -160,15 +160,8 @@ fn transaction_faults_are_rejected_with_their_reason() {
     users.set_nonce(a, 0);
     assert_eq!(reject_reason(&genesis, &state0, cross), TxError::CrossShard { to_shard: 1 });
 
-    let key = Keypair::dev(&format!("user-{a}"));
-    let other_chain = TxBody {
-        chain_id: "palisade-other".into(),
-        sender: key.address(),
-        nonce: 0,
-        fee: Amount(1),
-        kind: TxKind::Transfer { to, amount: Amount(1) },
-    }
-    .sign(&key);
+    let body = users.transfer(a, to, Amount(1), Amount(1)).body;
+    let other_chain = TxBody { chain_id: "palisade-other".into(), ..body }.sign(users.keypair(a));
     assert!(matches!(reject_reason(&genesis, &state0, other_chain), TxError::WrongChain { .. }));
 }
 

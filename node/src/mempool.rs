@@ -97,6 +97,23 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every value [`Rejection::label`] can return.
+    pub const LABELS: &'static [&'static str] = &[
+        "bad_signature",
+        "wrong_chain",
+        "wrong_shard",
+        "bad_nonce",
+        "insufficient_funds",
+        "overflow",
+        "cross_shard",
+        "stale_nonce",
+        "nonce_gap",
+        "nonce_taken",
+        "duplicate",
+        "full",
+        "too_large",
+    ];
+
     /// A short stable label for metrics (`palisade_mempool_rejected_total{reason}`).
     pub fn label(&self) -> &'static str {
         match self {
@@ -280,6 +297,13 @@ impl Mempool {
         }
         self.bytes = self.bytes.saturating_add(bytes);
         self.by_id.insert(id, Entry { tx, bytes });
+    }
+
+    /// Removes `id`, e.g. a candidate the block builder found no longer
+    /// executes. A sender's later transactions stay; if the removal left a gap
+    /// they fail the builder's nonce check and are evicted in turn.
+    pub fn evict(&mut self, id: &Hash) -> Option<SignedTx> {
+        self.remove(id)
     }
 
     /// Removes `id` (and keeps the tail index right).

@@ -50,12 +50,12 @@ fn each_refusal_has_its_reason() {
     users.set_nonce(a, 1);
 
     let gap = users.transfer(a, to, Amount(10), Amount(1));
-    let gap = TxBody { nonce: 5, ..gap.body }.sign(&Keypair::dev(&format!("user-{a}")));
+    let gap = TxBody { nonce: 5, ..gap.body }.sign(users.keypair(a));
     assert_eq!(rejection(mempool.insert(gap, &state)), Rejection::NonceGap { got: 5, next: 1 });
 
     let cheaper = TxBody { fee: Amount(1), ..mempool.candidates(&state, 1).unwrap()[0].body.clone() };
     let cheaper = TxBody { kind: TxKind::Transfer { to, amount: Amount(11) }, ..cheaper }
-        .sign(&Keypair::dev(&format!("user-{a}")));
+        .sign(users.keypair(a));
     assert!(matches!(rejection(mempool.insert(cheaper, &state)), Rejection::NonceTaken { nonce: 0, .. }));
 
     users.set_nonce(a, 1);
@@ -71,15 +71,8 @@ fn each_refusal_has_its_reason() {
     let cross = users.transfer(b, users.address(remote), Amount(1), Amount(1));
     assert_eq!(rejection(mempool.insert(cross, &state)), Rejection::Invalid(TxError::CrossShard { to_shard: 1 }));
 
-    let key = Keypair::dev(&format!("user-{b}"));
-    let other_chain = TxBody {
-        chain_id: "elsewhere".into(),
-        sender: key.address(),
-        nonce: 0,
-        fee: Amount(1),
-        kind: TxKind::Transfer { to, amount: Amount(1) },
-    }
-    .sign(&key);
+    let body = users.transfer(b, to, Amount(1), Amount(1)).body;
+    let other_chain = TxBody { chain_id: "elsewhere".into(), ..body }.sign(users.keypair(b));
     assert!(matches!(rejection(mempool.insert(other_chain, &state)), Rejection::Invalid(TxError::WrongChain { .. })));
     assert_eq!(mempool.len(), 1, "refusals change nothing");
     let _ = genesis;

@@ -113,7 +113,7 @@ impl Replica {
     /// A replica that has signed nothing yet, on top of `committed_height`
     /// (0 before the first block; heights start at 1).
     pub fn new(config: Config, committed_height: u64) -> Result<Replica, ConfigError> {
-        Replica::restore(config, None, committed_height)
+        Replica::restore(config, None, committed_height, Vec::new())
     }
 
     /// Rebuilds a replica after a restart from the last state the host made
@@ -125,10 +125,19 @@ impl Replica {
     ///   the host's commits were durable): nothing is signed below that
     ///   height, and its record guards that height once reached.
     /// * older or no state: start fresh at `committed_height + 1`, view 0.
+    ///
+    /// `recent` are the host's last committed decisions (its last
+    /// [`DECISIONS_KEPT`] certified blocks; older ones are ignored). A
+    /// restarted replica knows nothing of the heights it decided before the
+    /// crash, and without them it cannot answer peers still stuck there
+    /// ([P9]); when those peers are too few to change views on their own,
+    /// the shard would stop for good (simulator seed 719). Each must be below
+    /// `committed_height + 1` and verify against the committee.
     pub fn restore(
         config: Config,
         persisted: Option<SafetyState>,
         committed_height: u64,
+        recent: Vec<Decision>,
     ) -> Result<Replica, ConfigError> {
         let me = config.validate()?;
         let height = committed_height.checked_add(1).ok_or(ConfigError::HeightOverflow)?;
@@ -143,7 +152,7 @@ impl Replica {
             }
             _ => {}
         }
-        Ok(Replica {
+        let mut replica = Replica {
             config,
             me,
             safety,
@@ -158,7 +167,20 @@ impl Replica {
             outbox: Vec::new(),
             dirty: false,
             sync_requested_at: None,
-        })
+        };
+        for decision in recent {
+            let certificate = &decision.certificate;
+            let height = certificate.height;
+            let config = &replica.config;
+            if height > committed_height
+                || decision.block.len() > config.max_block_bytes
+                || certificate.verify(&config.committee, &config.chain_id, config.shard).is_err()
+            {
+                return Err(ConfigError::BadDecision { height });
+            }
+            replica.keep_decision(decision);
+        }
+        Ok(replica)
     }
 
     /// Starts the current view: sets its timer, asks for a block if this
@@ -174,28 +196,6 @@ impl Replica {
         }
         self.arm_view(out);
         self.flush(out);
-    }
-
-    /// Hands back a decision the host made durable, for a height below the
-    /// current one. A host calls this after [`Replica::restore`] with its
-    /// last [`DECISIONS_KEPT`] certified blocks: a restarted replica knows
-    /// nothing of the heights it decided before the crash, and without them
-    /// it cannot answer peers still stuck there ([P9]). When those peers are
-    /// too few to change views on their own, nobody else may hold the
-    /// decision, and the shard would stop for good (simulator seed 719).
-    ///
-    /// Refused (returns false) unless the height is below the current one and
-    /// the certificate verifies against this committee: a replica only ever
-    /// serves decisions that are provably final.
-    pub fn remember_decision(&mut self, certificate: CommitCertificate, block: Vec<u8>) -> bool {
-        if certificate.height >= self.height()
-            || block.len() > self.config.max_block_bytes
-            || certificate.verify(&self.config.committee, &self.config.chain_id, self.config.shard).is_err()
-        {
-            return false;
-        }
-        self.keep_decision(Decision { certificate, block });
-        true
     }
 
     /// Handles one input, appending the resulting actions to `out`. Errors

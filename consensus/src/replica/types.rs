@@ -113,6 +113,13 @@ pub enum ConfigError {
     /// The committed height is `u64::MAX`.
     #[error("committed height leaves no next height")]
     HeightOverflow,
+    /// A decision handed back at restart is not a verified certificate for
+    /// a committed height: the host's durable chain is corrupt.
+    #[error("decision for height {height} handed back at restart is not a committed, verified decision")]
+    BadDecision {
+        /// Its height.
+        height: u64,
+    },
 }
 
 /// Names a timer the replica asked for. The host hands it back in

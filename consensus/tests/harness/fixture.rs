@@ -4,7 +4,7 @@
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, BlockHash, CommitCertificate, Committee, Config, Input, Message, Phase, PreparedCertificate, Proposal,
+    Action, BlockHash, CommitCertificate, Committee, Config, ConfigError, Decision, Input, Message, Phase, PreparedCertificate, Proposal,
     Rejected, Replica, SafetyState, SignedMessage, SignedViewChange, ValidatorIndex, Verified, ViewChange,
     VoteSignature,
 };
@@ -38,7 +38,17 @@ impl Fixture {
     }
 
     pub fn restored(&self, persisted: Option<SafetyState>, committed_height: u64) -> Replica {
-        Replica::restore(config(&self.keys, &self.committee, self.me), persisted, committed_height).unwrap()
+        self.restored_with(persisted, committed_height, Vec::new()).unwrap()
+    }
+
+    /// A restart that also hands back the host's recent decisions.
+    pub fn restored_with(
+        &self,
+        persisted: Option<SafetyState>,
+        committed_height: u64,
+        recent: Vec<Decision>,
+    ) -> Result<Replica, ConfigError> {
+        Replica::restore(config(&self.keys, &self.committee, self.me), persisted, committed_height, recent)
     }
 
     pub fn start(&mut self) -> Vec<Action> {

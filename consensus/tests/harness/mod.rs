@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, BlockHash, CommitCertificate, Committee, Config, Evidence, Input, Message, Phase, Replica, SafetyState,
+    Action, BlockHash, CommitCertificate, Committee, Config, Decision, Evidence, Input, Message, Phase, Replica,
+    SafetyState,
     ShardId, SignedMessage, TimerId, Validator, ValidatorIndex, Verified, Vote, decode, encode, max_message_bytes,
 };
 
@@ -76,6 +77,24 @@ pub struct Node {
     pub persisted_before_send: bool,
 }
 
+impl Node {
+    /// A fresh node at genesis.
+    fn new(config: Config) -> Node {
+        Node {
+            replica: Replica::new(config.clone(), 0).unwrap(),
+            config,
+            alive: true,
+            incarnation: 0,
+            persisted: None,
+            committed: BTreeMap::new(),
+            committed_height: 0,
+            evidence: Vec::new(),
+            sent: Vec::new(),
+            persisted_before_send: true,
+        }
+    }
+}
+
 type DropRule = Box<dyn FnMut(usize, usize, &SignedMessage) -> bool>;
 type HoldRule = Box<dyn FnMut(usize, usize, &SignedMessage) -> bool>;
 type InvalidRule = Box<dyn Fn(&[u8]) -> bool>;
@@ -119,18 +138,7 @@ impl Net {
                 config.max_block_bytes = MAX_BLOCK_BYTES;
                 config.base_timeout_ms = 100;
                 config.max_timeout_ms = 10_000;
-                Node {
-                    replica: Replica::new(config.clone(), 0).unwrap(),
-                    config,
-                    alive: true,
-                    incarnation: 0,
-                    persisted: None,
-                    committed: BTreeMap::new(),
-                    committed_height: 0,
-                    evidence: Vec::new(),
-                    sent: Vec::new(),
-                    persisted_before_send: true,
-                }
+                Node::new(config)
             })
             .collect();
         Net {
@@ -160,18 +168,7 @@ impl Net {
         let mut net = Net::new(4);
         let mut config = net.nodes[3].config.clone();
         config.signing_key = Some(net.keys[3].clone());
-        net.nodes.push(Node {
-            replica: Replica::new(config.clone(), 0).unwrap(),
-            config,
-            alive: true,
-            incarnation: 0,
-            persisted: None,
-            committed: BTreeMap::new(),
-            committed_height: 0,
-            evidence: Vec::new(),
-            sent: Vec::new(),
-            persisted_before_send: true,
-        });
+        net.nodes.push(Node::new(config));
         net
     }
 
@@ -215,15 +212,20 @@ impl Net {
     /// Restarts node `i` from what its host persisted and committed.
     pub fn restart(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        node.replica = Replica::restore(node.config.clone(), node.persisted.clone(), node.committed_height).unwrap();
-        // Host duty: hand back the last decisions from the durable chain, so
-        // the replica can answer peers stuck at those heights.
-        let recent = node.committed.keys().rev().take(palisade_consensus::replica::DECISIONS_KEPT);
-        for height in recent.copied().collect::<Vec<_>>() {
-            let (_, block, certificate) = &self.decided[&height];
-            assert!(self.nodes[i].replica.remember_decision(certificate.clone(), block.clone()));
-        }
-        let node = &mut self.nodes[i];
+        // The durable chain's last decisions go back in, so the replica can
+        // answer peers stuck at those heights.
+        let recent = node
+            .committed
+            .keys()
+            .rev()
+            .take(palisade_consensus::replica::DECISIONS_KEPT)
+            .map(|height| {
+                let (_, block, certificate) = &self.decided[height];
+                Decision { certificate: certificate.clone(), block: block.clone() }
+            })
+            .collect();
+        node.replica =
+            Replica::restore(node.config.clone(), node.persisted.clone(), node.committed_height, recent).unwrap();
         node.alive = true;
         node.incarnation += 1;
         let mut out = Vec::new();

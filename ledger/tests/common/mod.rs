@@ -2,10 +2,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
 
-use palisade_ledger::{
-    Address, Amount, Genesis, State, StateExt, StateKey, codec, mem::MemState, state::ValidatorRecord,
-    workload::Wallets,
-};
+use palisade_ledger::{Address, Amount, Genesis, State, StateExt, mem::MemState, workload::Wallets};
 
 /// Units each test wallet starts with.
 pub const START_BALANCE: Amount = Amount(1_000_000);
@@ -22,24 +19,6 @@ pub fn network(shards: u32, wallets: usize) -> (Genesis, Wallets) {
 /// The first validator of `shard`.
 pub fn proposer(genesis: &Genesis, shard: u32) -> Address {
     genesis.committee(shard).unwrap().validators[0].address
-}
-
-/// Everything in a shard's state that counts as money: balances, stake, rewards.
-pub fn money(state: &MemState) -> u128 {
-    state
-        .values()
-        .iter()
-        .map(|(key, bytes)| match key {
-            StateKey::Account(_) => {
-                u128::from(codec::decode::<palisade_ledger::Account>(bytes, 1024).unwrap().balance.units())
-            }
-            StateKey::Validator(_) => {
-                let record: ValidatorRecord = codec::decode(bytes, 1024).unwrap();
-                u128::from(record.stake.units()) + u128::from(record.rewards.units())
-            }
-            StateKey::Chain => 0,
-        })
-        .sum()
 }
 
 /// Balance of `address` in `state`.

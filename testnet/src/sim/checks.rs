@@ -22,9 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use palisade_consensus::BlockHash;
-use palisade_ledger::{
-    Block, StateKey, codec, execute::apply_block, mem::MemState, state::Account, state::ValidatorRecord,
-};
+use palisade_ledger::{Block, execute::apply_block};
 
 use super::node::Slot;
 use super::runner::Sim;
@@ -177,7 +175,7 @@ pub fn replay(sim: &Sim, shard: u32) -> Vec<Violation> {
     };
     let committee = &sim.committees[shard as usize];
     let mut state = sim.genesis_states[shard as usize].clone();
-    let genesis_units = money(&state);
+    let genesis_units = state.money().unwrap_or(u128::MAX);
     for (height, certified) in &longest.chain {
         let invalid = |reason: String| vec![Violation::Validity { shard, height: *height, reason }];
         if let Err(e) = certified.certificate.verify(committee, &sim.genesis.chain_id, shard) {
@@ -195,28 +193,11 @@ pub fn replay(sim: &Sim, shard: u32) -> Vec<Violation> {
             Err(e) => return invalid(format!("apply_block refuses it: {e}")),
         }
     }
-    let final_units = money(&state);
+    let final_units = state.money().unwrap_or(u128::MAX);
     if final_units != genesis_units {
         return vec![Violation::Money { shard, genesis_units, final_units }];
     }
     Vec::new()
-}
-
-/// Everything in a shard's state that counts as money: balances, stake, rewards.
-pub fn money(state: &MemState) -> u128 {
-    state
-        .values()
-        .iter()
-        .map(|(key, bytes)| match key {
-            StateKey::Account(_) => {
-                codec::decode::<Account>(bytes, 1024).map(|a| u128::from(a.balance.units())).unwrap_or(u128::MAX)
-            }
-            StateKey::Validator(_) => codec::decode::<ValidatorRecord>(bytes, 1024)
-                .map(|r| u128::from(r.stake.units()) + u128::from(r.rewards.units()))
-                .unwrap_or(u128::MAX),
-            StateKey::Chain => 0,
-        })
-        .fold(0u128, u128::saturating_add)
 }
 
 /// Liveness after the heal.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use palisade_consensus::{CommitCertificate, TimerId};
+use palisade_consensus::{Decision, TimerId};
 
 /// Most blocks in one sync response.
 pub const MAX_SYNC_BLOCKS: usize = 64;
@@ -14,15 +14,6 @@ pub const MAX_SYNC_BLOCKS: usize = 64;
 pub const SYNC_RETRY_MS: u64 = 300;
 /// Retries of one sync request.
 pub const MAX_SYNC_ATTEMPTS: u32 = 8;
-
-/// A committed block with its proof of finality, as sync serves it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Certified {
-    /// Proof of finality.
-    pub certificate: CommitCertificate,
-    /// The block bytes (the receiver checks they hash to the certificate's hash).
-    pub block: Vec<u8>,
-}
 
 /// What travels between two nodes.
 #[derive(Clone, Debug)]
@@ -34,8 +25,8 @@ pub enum Wire {
         /// First height wanted.
         from_height: u64,
     },
-    /// Certified blocks, in height order.
-    SyncResponse(Vec<Certified>),
+    /// Committed blocks with their certificates, in height order.
+    SyncResponse(Vec<Decision>),
 }
 
 /// Something that happens at a simulated time.

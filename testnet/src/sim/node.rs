@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    BlockHash, CommitCertificate, Committee, Config, Evidence, Message, Phase, Replica, SafetyState, ShardId,
-    SignedMessage, ValidatorIndex,
+    BlockHash, Committee, Config, Decision, Evidence, Message, Phase, Replica, SafetyState, ShardId, SignedMessage,
+    ValidatorIndex,
 };
 use palisade_ledger::{
     Address, Block, Outcome, SignedTx, State, StateExt,
@@ -19,7 +19,6 @@ use palisade_ledger::{
 };
 
 use super::byzantine::Byzantine;
-use super::network::Certified;
 
 /// Most transactions a mempool holds.
 pub const MEMPOOL_CAPACITY: usize = 256;
@@ -52,7 +51,7 @@ pub struct Node {
     /// Durable: the committed state.
     pub state: MemState,
     /// Durable: the committed chain with certificates, by height.
-    pub chain: BTreeMap<u64, Certified>,
+    pub chain: BTreeMap<u64, Decision>,
     /// Volatile: pending transactions by (sender, nonce).
     pub mempool: BTreeMap<(Address, u64), SignedTx>,
     /// Volatile: outcomes of blocks validated or built on the current tip.
@@ -124,14 +123,11 @@ impl Node {
 
     /// Rebuilds the replica from what was durable.
     pub fn restart(&mut self) {
-        self.replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height())
-            .expect("simulator configurations are valid");
-        // Hand back the last decisions so the replica can answer peers stuck
-        // at those heights (as a real node does from its store).
-        for certified in self.chain.values().rev().take(palisade_consensus::replica::DECISIONS_KEPT) {
-            let remembered = self.replica.remember_decision(certified.certificate.clone(), certified.block.clone());
-            assert!(remembered, "the durable chain holds only verified certificates");
-        }
+        // The last decisions go back in so the replica can answer peers
+        // stuck at those heights (as a real node does from its store).
+        let recent = self.chain.values().rev().take(palisade_consensus::replica::DECISIONS_KEPT).cloned().collect();
+        self.replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height(), recent)
+            .expect("simulator configurations and durable chains are valid");
         self.alive = true;
     }
 
@@ -183,8 +179,8 @@ impl Node {
     /// Commits a certified block at the next height: the certificate must
     /// verify against the committee, the bytes must be the certified block,
     /// and the block must execute. `Err` says which host duty failed.
-    pub fn commit(&mut self, certified: Certified, chain_id: &str) -> Result<(), String> {
-        let Certified { certificate, block: bytes } = &certified;
+    pub fn commit(&mut self, certified: Decision, chain_id: &str) -> Result<(), String> {
+        let Decision { certificate, block: bytes } = &certified;
         let height = certificate.height;
         if self.height().checked_add(1) != Some(height) {
             return Err(format!("commit of height {height} on top of {}", self.height()));
@@ -216,7 +212,7 @@ impl Node {
     }
 
     /// The committed block at `height` as its certificate and bytes.
-    pub fn certified(&self, height: u64) -> Option<&Certified> {
+    pub fn certified(&self, height: u64) -> Option<&Decision> {
         self.chain.get(&height)
     }
 
@@ -269,9 +265,4 @@ impl Node {
             Message::Decided(_) => true,
         }
     }
-}
-
-/// A commit certificate and the bytes, for [`Node::commit`].
-pub fn certified(certificate: CommitCertificate, block: Vec<u8>) -> Certified {
-    Certified { certificate, block }
 }

@@ -8,14 +8,14 @@ use std::collections::VecDeque;
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, Committee, Config, Input, SignedMessage, Validator, ValidatorIndex, decode, max_message_bytes,
+    Action, Committee, Config, Decision, Input, SignedMessage, Validator, ValidatorIndex, decode, max_message_bytes,
 };
 use palisade_ledger::{Genesis, Keypair, StateExt, mem::MemState};
 
 use super::byzantine::{Ctx, TICK_MS, honest};
 use super::checks::{self, Violation};
-use super::network::{Certified, Event, MAX_SYNC_ATTEMPTS, MAX_SYNC_BLOCKS, Queue, SYNC_RETRY_MS, Wire};
-use super::node::{Node, certified};
+use super::network::{Event, MAX_SYNC_ATTEMPTS, MAX_SYNC_BLOCKS, Queue, SYNC_RETRY_MS, Wire};
+use super::node::Node;
 use super::rng::SimRng;
 use super::scenario::{LIVENESS_BOUND_MS, LIVENESS_HEIGHTS, Scenario};
 use super::workload::Workload;
@@ -317,7 +317,7 @@ impl Sim {
                     self.host_violation(node, format!("commit action at {height} names another certificate"));
                     return;
                 }
-                self.commit(node, certified(certificate, block), false);
+                self.commit(node, Decision { certificate, block }, false);
             }
             Action::Evidence(evidence) => {
                 if self.nodes[node].honest() {
@@ -345,7 +345,7 @@ impl Sim {
         }
     }
 
-    fn commit(&mut self, node: usize, certified: Certified, synced: bool) -> bool {
+    fn commit(&mut self, node: usize, certified: Decision, synced: bool) -> bool {
         let height = certified.certificate.height;
         let hash = certified.certificate.block_hash;
         let chain_id = self.genesis.chain_id.clone();
@@ -454,7 +454,7 @@ impl Sim {
                 if host.byzantine.as_ref().is_some_and(|b| !b.answers_sync()) {
                     return;
                 }
-                let blocks: Vec<Certified> =
+                let blocks: Vec<Decision> =
                     host.chain.range(from_height..).take(MAX_SYNC_BLOCKS).map(|(_, c)| c.clone()).collect();
                 self.send(to, from, Wire::SyncResponse(blocks));
             }
@@ -464,7 +464,7 @@ impl Sim {
 
     /// Applies the certified blocks that extend the chain, then tells the
     /// replica. Anything that does not verify is ignored (the peer's fault).
-    fn on_sync_response(&mut self, node: usize, blocks: Vec<Certified>) {
+    fn on_sync_response(&mut self, node: usize, blocks: Vec<Decision>) {
         let before = self.nodes[node].height();
         let full = blocks.len() >= MAX_SYNC_BLOCKS;
         for block in blocks {

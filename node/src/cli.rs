@@ -1,0 +1,443 @@
+//! The command line of `palisade-node`: what each command accepts (clap
+//! derive) and the commands that prepare a node — `init` and `keys` — plus
+//! the key loading `run` shares with them. `run` itself is in `main.rs`.
+
+use std::io::{IsTerminal, Read};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use palisade_ledger::keystore::{self, KdfParams, KeyFile, KeystoreError, Zeroizing};
+use palisade_ledger::{Genesis, Keypair};
+use palisade_node::config::{
+    CONFIG_FILE, ConfigOverrides, DEFAULT_DATA_DIR, NodeConfig, P2P_KEY_FILE, PASSWORD_ENV, VALIDATOR_KEY_FILE,
+};
+
+/// Largest password file read.
+const MAX_PASSWORD_BYTES: u64 = 4096;
+/// Largest seed hex file read (64 hex digits, some whitespace, maybe `0x`).
+const MAX_SEED_FILE_BYTES: u64 = 1024;
+/// Largest p2p identity file read (a protobuf-encoded ed25519 key is 68 bytes).
+const MAX_P2P_KEY_BYTES: u64 = 4096;
+
+const ABOUT: &str = "Palisade validator node: BFT consensus per shard, a sharded ledger, JSON-RPC and metrics";
+
+const EXAMPLES: &str = "\
+Set up and run a validator:
+  palisade-node init --data-dir /var/lib/palisade
+  palisade-node keys new --data-dir /var/lib/palisade
+  palisade-node keys show --data-dir /var/lib/palisade      # give this address to the network
+  palisade-node run --config /var/lib/palisade/config.toml --genesis /etc/palisade/genesis.json
+
+Follow shards 0 and 2 without a key:
+  palisade-node run --data-dir ./follower --track-shards 0,2
+
+A local dev network (INSECURE dev keys, see `palisade-testnet`):
+  palisade-node keys import-dev validator-0-0 --genesis genesis.json --insecure-fast-kdf
+
+Every setting of the config file is also a flag of `run` (see `palisade-node run --help`).
+The key password comes from --password-file / node.password_file, else $PALISADE_KEY_PASSWORD,
+else a prompt. SIGTERM or SIGINT (Ctrl-C) stops the node gracefully.";
+
+/// `palisade-node`.
+#[derive(Parser, Debug)]
+#[command(name = "palisade-node", version, about = ABOUT, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a data directory with a commented config.toml and the node's p2p identity (p2p.key)
+    #[command(after_help = "Example:\n  palisade-node init --data-dir /var/lib/palisade")]
+    Init(InitArgs),
+    /// Create, import or show the encrypted validator key
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run the node until SIGTERM or SIGINT
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Settings come from the defaults, then the --config file, then these flags (flags win).
+Relative paths are relative to the working directory.
+
+Examples:
+  palisade-node run --config /var/lib/palisade/config.toml
+  palisade-node run --config config.toml --p2p-bootstrap /ip4/10.0.0.1/tcp/26656 --log-format json
+  RUST_LOG=info,palisade_node::net=debug palisade-node run --config config.toml";
+
+/// `init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The data directory to create
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Overwrite an existing config.toml (an existing p2p.key is kept)
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `keys …`.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Generate a new random validator key and encrypt it under a password
+    #[command(after_help = "Example:\n  palisade-node keys new --data-dir /var/lib/palisade")]
+    New(NewKeyArgs),
+    /// Encrypt an existing 32-byte ed25519 seed, read as hex from a file
+    #[command(after_help = "Example:\n  palisade-node keys import --seed-hex-file seed.hex --key-file validator.key")]
+    Import(ImportArgs),
+    /// Store the INSECURE dev key derived from NAME (only for dev chains)
+    #[command(after_help = "Dev keys are derived from public names: anyone can sign with them. They are refused\n\
+                            unless the genesis chain id is a dev chain (starts with palisade-dev).\n\n\
+                            Example:\n  palisade-node keys import-dev validator-0-0 --genesis genesis.json \
+                            --insecure-fast-kdf")]
+    ImportDev(ImportDevArgs),
+    /// Print the address of a key file (no password needed)
+    Show(ShowArgs),
+}
+
+/// Where the key file is.
+#[derive(Args, Debug)]
+pub struct KeyFileArgs {
+    /// The encrypted key file [default: <DIR>/validator.key]
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// The data directory holding validator.key
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+impl KeyFileArgs {
+    fn path(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.data_dir.join(VALIDATOR_KEY_FILE))
+    }
+}
+
+/// How a new key file is protected and written.
+#[derive(Args, Debug)]
+pub struct NewKeyFileArgs {
+    #[command(flatten)]
+    location: KeyFileArgs,
+    /// File holding the password (else $PALISADE_KEY_PASSWORD, else a prompt that asks twice)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Replace an existing key file (the key in it is lost unless you have a copy)
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `keys new`.
+#[derive(Args, Debug)]
+pub struct NewKeyArgs {
+    #[command(flatten)]
+    output: NewKeyFileArgs,
+}
+
+/// `keys import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// File holding the 32-byte seed as 64 hex digits
+    #[arg(long, value_name = "FILE")]
+    pub seed_hex_file: PathBuf,
+    #[command(flatten)]
+    output: NewKeyFileArgs,
+}
+
+/// `keys import-dev`.
+#[derive(Args, Debug)]
+pub struct ImportDevArgs {
+    /// The dev name, like validator-0-0 or alice
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The genesis file; its chain id must be a dev chain
+    #[arg(long, value_name = "FILE", default_value = "genesis.json")]
+    pub genesis: PathBuf,
+    /// Encrypt with cheap KDF parameters (fast to open; fine for public dev keys only)
+    #[arg(long)]
+    pub insecure_fast_kdf: bool,
+    #[command(flatten)]
+    output: NewKeyFileArgs,
+}
+
+/// `keys show`.
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    location: KeyFileArgs,
+}
+
+/// `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The TOML config file (as written by `init`); without it, defaults and flags only
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Every setting of the config file.
+    #[command(flatten)]
+    pub overrides: ConfigOverrides,
+}
+
+/// Parses the command line (exiting on `--help`, `--version` or a usage
+/// error). `run --help` shows each setting's default, taken from
+/// [`NodeConfig::default`] so it cannot go stale.
+pub fn parse() -> Cli {
+    let ids: Vec<String> =
+        ConfigOverrides::command().get_arguments().map(|a| a.get_id().as_str().to_string()).collect();
+    let command = Cli::command().mut_subcommand("run", |run| {
+        ids.iter().fold(run, |run, id| match NodeConfig::default_text(id) {
+            Some(default) => run.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}]"))
+            }),
+            None => run,
+        })
+    });
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+/// `palisade-node init`.
+pub fn init(args: InitArgs) -> Result<()> {
+    let dir = &args.data_dir;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // An absolute data_dir lets the config be used from any working directory.
+    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let config_path = dir.join(CONFIG_FILE);
+    if config_path.exists() && !args.force {
+        bail!("{} already exists; pass --force to overwrite it", config_path.display());
+    }
+    let mut config = NodeConfig::default();
+    config.node.data_dir = dir.clone();
+    keystore::write_private_file(&config_path, config.to_toml().as_bytes(), args.force)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    println!("wrote {}", config_path.display());
+
+    let p2p_path = dir.join(P2P_KEY_FILE);
+    let (p2p_key, created) = load_or_create_p2p_key(&p2p_path)?;
+    let verb = if created { "created" } else { "kept the existing" };
+    println!("{verb} p2p identity {} (peer id {})", p2p_path.display(), p2p_key.public().to_peer_id());
+    println!(
+        "\nNext:\n  palisade-node keys new --data-dir {dir}       # or: keys import, to bring an existing key\n  \
+         palisade-node run --config {config} --genesis <genesis.json>",
+        dir = dir.display(),
+        config = config_path.display(),
+    );
+    Ok(())
+}
+
+/// `palisade-node keys …`.
+pub fn keys(command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::New(args) => {
+            let output = &args.output;
+            refuse_existing(output)?;
+            let keypair = keystore::generate_keypair().context("generating a key")?;
+            save_key(&keypair, output, KdfParams::default())
+        }
+        KeysCommand::Import(args) => {
+            refuse_existing(&args.output)?;
+            let seed = read_seed_hex(&args.seed_hex_file)?;
+            let keypair = Keypair::from_seed(*seed);
+            save_key(&keypair, &args.output, KdfParams::default())
+        }
+        KeysCommand::ImportDev(args) => import_dev(&args),
+        KeysCommand::Show(args) => {
+            let path = args.location.path();
+            let file = KeyFile::read(&path).with_context(|| format!("reading key file {}", path.display()))?;
+            println!("{}", file.address());
+            Ok(())
+        }
+    }
+}
+
+fn import_dev(args: &ImportDevArgs) -> Result<()> {
+    let (genesis, _) =
+        Genesis::load(&args.genesis).with_context(|| format!("loading genesis {}", args.genesis.display()))?;
+    if !genesis.is_dev_chain() {
+        bail!(
+            "refusing to import dev key {:?}: chain {:?} is not a dev chain. Dev keys are derived from public \
+             names, so anyone can sign with them; use `keys new` or `keys import` for a real network",
+            args.name,
+            genesis.chain_id
+        );
+    }
+    refuse_existing(&args.output)?;
+    let keypair = Keypair::dev(&args.name);
+    let address = keypair.address();
+    let role = genesis
+        .committees
+        .iter()
+        .find(|c| c.validators.iter().any(|v| v.address == address))
+        .map(|c| format!("a validator of shard {}", c.shard))
+        .or_else(|| genesis.accounts.iter().any(|a| a.address == address).then(|| "a funded account".to_string()));
+    match role {
+        Some(role) => eprintln!("{} is {role} in {}", args.name, genesis.chain_id),
+        None => eprintln!("warning: {} is in no committee and holds no balance in {}", args.name, genesis.chain_id),
+    }
+    let params = if args.insecure_fast_kdf { KdfParams::insecure_fast() } else { KdfParams::default() };
+    save_key(&keypair, &args.output, params)
+}
+
+/// Fails before asking for a password if the key file exists and --force is absent.
+fn refuse_existing(output: &NewKeyFileArgs) -> Result<()> {
+    let path = output.location.path();
+    if !output.force && path.exists() {
+        bail!("{} already exists; pass --force to replace it (the key in it would be lost)", path.display());
+    }
+    Ok(())
+}
+
+fn save_key(keypair: &Keypair, output: &NewKeyFileArgs, params: KdfParams) -> Result<()> {
+    let path = output.location.path();
+    let password = read_password(output.password_file.as_deref(), PasswordUse::NewKey, &path)?;
+    let file = KeyFile::encrypt(keypair, &password, params).context("encrypting the key")?;
+    file.write(&path, output.force).map_err(|e| match e {
+        KeystoreError::Exists { path } => {
+            anyhow::anyhow!(
+                "{} already exists; pass --force to replace it (the key in it would be lost)",
+                path.display()
+            )
+        }
+        other => anyhow::Error::new(other).context(format!("writing {}", path.display())),
+    })?;
+    println!("wrote {}", path.display());
+    println!("address: {}", keypair.address());
+    Ok(())
+}
+
+/// Reads a hex seed file: 64 hex digits, surrounding whitespace and a `0x` allowed.
+fn read_seed_hex(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
+    let bytes = read_bounded(path, MAX_SEED_FILE_BYTES).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is not text", path.display()))?;
+    let text = text.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    let mut seed = Zeroizing::new([0u8; 32]);
+    if text.len() != 64 {
+        bail!("{}: expected 64 hex digits (a 32-byte ed25519 seed), found {} characters", path.display(), text.len());
+    }
+    // The error does not echo the secret.
+    hex::decode_to_slice(text, seed.as_mut_slice())
+        .map_err(|_| anyhow::anyhow!("{}: not hex (expected 64 hex digits)", path.display()))?;
+    Ok(seed)
+}
+
+/// Whether a password is for a new key (asked twice, must not be empty) or
+/// to open one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PasswordUse {
+    /// Encrypting a new key file.
+    NewKey,
+    /// Decrypting an existing one.
+    Unlock,
+}
+
+/// The password: from `file` (one trailing newline dropped), else from
+/// `$PALISADE_KEY_PASSWORD`, else prompted on the terminal.
+pub fn read_password(file: Option<&Path>, usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let password = if let Some(file) = file {
+        let mut bytes = read_bounded(file, MAX_PASSWORD_BYTES)
+            .with_context(|| format!("reading password file {}", file.display()))?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        bytes
+    } else if let Some(value) = std::env::var_os(PASSWORD_ENV) {
+        Zeroizing::new(value.into_vec())
+    } else {
+        prompt_password(usage, key_file)?
+    };
+    if usage == PasswordUse::NewKey && password.is_empty() {
+        bail!("the password is empty; a key file needs a password");
+    }
+    Ok(password)
+}
+
+fn prompt_password(usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let no_terminal = || {
+        format!(
+            "cannot prompt for the password of {}: stdin is not a terminal; give a password file \
+             (--password-file, or node.password_file) or set ${PASSWORD_ENV}",
+            key_file.display()
+        )
+    };
+    let label = match usage {
+        PasswordUse::NewKey => format!("New password for {}: ", key_file.display()),
+        PasswordUse::Unlock => format!("Password for {}: ", key_file.display()),
+    };
+    // Only prompt someone who can answer: a service without a password
+    // source fails at once instead of waiting on a terminal it does not have.
+    if !std::io::stdin().is_terminal() {
+        bail!("{}", no_terminal());
+    }
+    let first = Zeroizing::new(rpassword::prompt_password(label).context("reading the password from the terminal")?);
+    if usage == PasswordUse::NewKey {
+        let second = Zeroizing::new(
+            rpassword::prompt_password("Repeat the password: ").context("reading the password from the terminal")?,
+        );
+        if *first != *second {
+            bail!("the passwords differ");
+        }
+    }
+    Ok(Zeroizing::new(first.as_bytes().to_vec()))
+}
+
+/// Reads at most `max` bytes, refusing larger files.
+fn read_bounded(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        bail!("{} is larger than {max} bytes", path.display());
+    }
+    Ok(bytes)
+}
+
+/// Warns (on stderr) when a secret file is readable by others.
+pub fn warn_if_not_private(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = %format!("{:o}", meta.permissions().mode() & 0o777),
+            "secret file is readable by other users; chmod 600 it"
+        );
+    }
+}
+
+/// The node's libp2p identity at `path`, created (ed25519, mode 0600) if
+/// missing; returns whether it was created. The file holds libp2p's
+/// protobuf encoding; a raw 32-byte ed25519 secret is accepted too.
+pub fn load_or_create_p2p_key(path: &Path) -> Result<(libp2p::identity::Keypair, bool)> {
+    if path.exists() {
+        warn_if_not_private(path);
+        let bytes = read_bounded(path, MAX_P2P_KEY_BYTES).with_context(|| format!("reading {}", path.display()))?;
+        let key = if bytes.len() == 32 {
+            let mut secret = bytes.clone();
+            libp2p::identity::Keypair::ed25519_from_bytes(secret.as_mut_slice())
+        } else {
+            libp2p::identity::Keypair::from_protobuf_encoding(&bytes)
+        }
+        .with_context(|| format!("{} is not a libp2p identity key", path.display()))?;
+        return Ok((key, false));
+    }
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let encoded = Zeroizing::new(key.to_protobuf_encoding().context("encoding the p2p identity")?);
+    keystore::write_private_file(path, &encoded, false).with_context(|| format!("writing {}", path.display()))?;
+    Ok((key, true))
+}

@@ -1,0 +1,83 @@
+//! The JSON-RPC error codes Palisade returns, and constructors for each.
+//!
+//! Standard codes (-32700 … -32603) mean what JSON-RPC 2.0 says. Palisade's
+//! own codes sit in the server range and are stable: clients switch on them.
+//! jsonrpsee itself may return -32007 (request too big) and -32008 (response
+//! too big); docs/rpc.md lists every code.
+
+use jsonrpsee::types::ErrorObjectOwned;
+use palisade_ledger::ShardId;
+use serde_json::json;
+use tracing::error;
+
+use crate::mempool::{FULL_RETRY_AFTER_MS, Rejection};
+use crate::shard::ShardBusy;
+
+/// The parameters are missing, of the wrong type or invalid.
+pub const INVALID_PARAMS: i32 = -32602;
+/// A local fault (storage); details are in the node's log.
+pub const INTERNAL_ERROR: i32 = -32603;
+/// Invalid request: used for a batch over the limit.
+pub const INVALID_REQUEST: i32 = -32600;
+/// The client sent more calls per second than its allowance.
+pub const RATE_LIMITED: i32 = -32005;
+/// The shard the call is about is not run by this node.
+pub const SHARD_NOT_TRACKED: i32 = -32010;
+/// The transaction was refused (by the mempool or by the forwarding checks).
+pub const TX_REJECTED: i32 = -32020;
+/// The shard did not take the call (queue full, stopping or slow): retry.
+pub const SHARD_BUSY: i32 = -32021;
+/// The call took longer than the server's request timeout.
+pub const TIMED_OUT: i32 = -32030;
+
+/// How long a client should wait before retrying a busy shard.
+pub const BUSY_RETRY_AFTER_MS: u64 = 200;
+
+/// `-32602` with a message saying what is wrong.
+pub fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(INVALID_PARAMS, format!("invalid params: {}", message.into()), None::<()>)
+}
+
+/// `-32603`, after logging the cause (which may hold paths: not for clients).
+pub fn internal(what: &str, cause: impl std::fmt::Display) -> ErrorObjectOwned {
+    error!(error = %cause, "RPC: {what}");
+    ErrorObjectOwned::owned(INTERNAL_ERROR, "internal error (see the node's log)", None::<()>)
+}
+
+/// `-32010` naming the shard.
+pub fn shard_not_tracked(shard: ShardId) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        SHARD_NOT_TRACKED,
+        format!("shard not tracked: this node does not run shard {shard}; ask a node that does"),
+        Some(json!({ "shard": shard })),
+    )
+}
+
+/// `-32020` with the mempool's reason label and message (and the retry hint
+/// when the pool is full).
+pub fn rejected(rejection: &Rejection) -> ErrorObjectOwned {
+    let mut data = json!({ "reason": rejection.label(), "message": rejection.to_string() });
+    if let Rejection::Full { retry_after_ms, min_fee } = rejection {
+        data["retry_after_ms"] = json!(retry_after_ms);
+        data["min_fee_units"] = json!(min_fee.units());
+    }
+    ErrorObjectOwned::owned(TX_REJECTED, format!("transaction rejected: {rejection}"), Some(data))
+}
+
+/// `-32021` with a retry hint.
+pub fn busy(reason: &ShardBusy) -> ErrorObjectOwned {
+    let retry_after_ms = match reason {
+        ShardBusy::Full(_) | ShardBusy::Timeout(_) => BUSY_RETRY_AFTER_MS,
+        ShardBusy::Stopped(_) => FULL_RETRY_AFTER_MS,
+    };
+    ErrorObjectOwned::owned(SHARD_BUSY, reason.to_string(), Some(json!({ "retry_after_ms": retry_after_ms })))
+}
+
+/// `-32021` when the network's queue did not take a forwarded transaction.
+pub fn forward_busy(shard: ShardId) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        SHARD_BUSY,
+        format!("cannot forward to shard {shard} now (network queue full or stopped); retry shortly"),
+        Some(json!({ "retry_after_ms": BUSY_RETRY_AFTER_MS })),
+    )
+}

@@ -1,0 +1,544 @@
+//! The `palisade_*` methods. Each reads the shared [`NodeContext`]: shard
+//! statuses and queues for live facts, the store for committed ones (store
+//! reads run on the blocking pool). Parameters may be given by position or
+//! by name; docs/rpc.md lists both forms and every result's JSON.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
+use palisade_ledger::state::ShardContext;
+use palisade_ledger::store::ShardStore;
+use palisade_ledger::tx::MAX_TX_BYTES;
+use palisade_ledger::{
+    Address, BlockHeader, Hash, ShardId, SignedTx, State, StateExt, StateKey, Tip, TxError, TxKind, codec,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::debug;
+
+use super::errors::{busy, forward_busy, internal, invalid_params, rejected, shard_not_tracked};
+use super::types::{
+    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, HeaderJson,
+    ShardStatusJson, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson,
+    ValidatorState,
+};
+use crate::context::NodeContext;
+use crate::health::{seconds_since_commit, unix_ms};
+use crate::mempool::Rejection;
+use crate::shard::TxState;
+use crate::shard::chain::decode_certificate;
+use crate::wire::TopicKind;
+
+/// Node status.
+pub const STATUS: &str = "palisade_status";
+/// An account, optionally with a proof.
+pub const ACCOUNT: &str = "palisade_account";
+/// Submit a signed transaction.
+pub const SUBMIT_TRANSACTION: &str = "palisade_submitTransaction";
+/// Where a transaction stands.
+pub const TRANSACTION: &str = "palisade_transaction";
+/// A final block with its certificate.
+pub const BLOCK: &str = "palisade_block";
+/// Committees and validator records.
+pub const VALIDATORS: &str = "palisade_validators";
+/// WebSocket: subscribe to a shard's final blocks.
+pub const SUBSCRIBE_FINAL_BLOCKS: &str = "palisade_subscribeFinalBlocks";
+/// WebSocket: the notifications of [`SUBSCRIBE_FINAL_BLOCKS`].
+pub const FINAL_BLOCK_NOTIFICATION: &str = "palisade_finalBlock";
+/// WebSocket: end a final-block subscription.
+pub const UNSUBSCRIBE_FINAL_BLOCKS: &str = "palisade_unsubscribeFinalBlocks";
+
+/// Every callable method (the values of the `method` label of
+/// `palisade_rpc_requests_total`, with `unknown` for anything else).
+pub const METHODS: &[&str] = &[
+    STATUS,
+    ACCOUNT,
+    SUBMIT_TRANSACTION,
+    TRANSACTION,
+    BLOCK,
+    VALIDATORS,
+    SUBSCRIBE_FINAL_BLOCKS,
+    UNSUBSCRIBE_FINAL_BLOCKS,
+];
+
+/// The metric label for a called method name: itself if it is ours, else
+/// `unknown` (clients must not be able to grow the label set).
+pub fn method_label(name: &str) -> &'static str {
+    METHODS.iter().find(|m| **m == name).copied().unwrap_or("unknown")
+}
+
+/// Builds the module of every method over `ctx`.
+pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
+    let mut module = RpcModule::from_arc(ctx);
+    module.register_method(STATUS, |_, ctx, _| Ok::<_, ErrorObjectOwned>(status(ctx)))?;
+    module.register_blocking_method(ACCOUNT, |params, ctx, _| account(&ctx, &params))?;
+    module.register_async_method(SUBMIT_TRANSACTION, |params, ctx, _| async move { submit(&ctx, &params).await })?;
+    module.register_async_method(TRANSACTION, |params, ctx, _| async move { transaction(ctx, &params).await })?;
+    module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
+    module.register_blocking_method(VALIDATORS, |params, ctx, _| validators(&ctx, &params))?;
+    module.register_subscription(
+        SUBSCRIBE_FINAL_BLOCKS,
+        FINAL_BLOCK_NOTIFICATION,
+        UNSUBSCRIBE_FINAL_BLOCKS,
+        |params, pending, ctx, _| async move { final_blocks(ctx, params, pending).await },
+    )?;
+    Ok(module)
+}
+
+/// Parses `params` given either by position (in the order of `names`) or by
+/// name, into `T` (whose optional fields may be left out).
+fn parse_args<T: DeserializeOwned>(params: &Params, names: &[&str]) -> Result<T, ErrorObjectOwned> {
+    let value = match params.as_str() {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(text).map_err(|e| invalid_params(e.to_string()))?,
+    };
+    args_object::<T>(value, names)
+}
+
+fn args_object<T: DeserializeOwned>(value: Value, names: &[&str]) -> Result<T, ErrorObjectOwned> {
+    let object = match value {
+        Value::Null => Map::new(),
+        Value::Object(map) => map,
+        Value::Array(items) => {
+            if items.len() > names.len() {
+                return Err(invalid_params(format!(
+                    "expected at most {} parameters ({}), got {}",
+                    names.len(),
+                    names.join(", "),
+                    items.len()
+                )));
+            }
+            names.iter().zip(items).filter(|(_, v)| !v.is_null()).map(|(n, v)| ((*n).to_string(), v)).collect()
+        }
+        _ => return Err(invalid_params("params must be an array or an object")),
+    };
+    serde_json::from_value(Value::Object(object)).map_err(|e| invalid_params(e.to_string()))
+}
+
+fn parse_address(text: &str) -> Result<Address, ErrorObjectOwned> {
+    Address::parse(text.trim()).map_err(|e| invalid_params(e.to_string()))
+}
+
+fn parse_hash(what: &str, text: &str) -> Result<Hash, ErrorObjectOwned> {
+    let text = text.trim();
+    Hash::from_hex(text.strip_prefix("0x").unwrap_or(text)).map_err(|e| invalid_params(format!("{what}: {e}")))
+}
+
+fn check_shard(ctx: &NodeContext, shard: ShardId) -> Result<(), ErrorObjectOwned> {
+    if shard < ctx.genesis.shard_count {
+        Ok(())
+    } else {
+        Err(invalid_params(format!("no shard {shard}: the network has {} shards", ctx.genesis.shard_count)))
+    }
+}
+
+fn committee(ctx: &NodeContext, shard: ShardId) -> Vec<CommitteeMember> {
+    let validators = ctx.genesis.committee(shard).map(|c| c.validators.as_slice()).unwrap_or_default();
+    validators
+        .iter()
+        .zip(0u32..)
+        .map(|(v, index)| CommitteeMember {
+            index,
+            name: v.name.clone(),
+            address: v.address,
+            stake_units: v.stake_units,
+            stake: palisade_ledger::Amount(v.stake_units).to_string(),
+        })
+        .collect()
+}
+
+/// `palisade_status`.
+fn status(ctx: &NodeContext) -> StatusResponse {
+    let now_ms = unix_ms();
+    let shards = ctx
+        .shards
+        .values()
+        .map(|handle| {
+            let s = handle.status();
+            ShardStatusJson {
+                shard: s.shard,
+                validator_index: s.validator_index.map(|i| i.0),
+                height: s.height,
+                last_block_hash: s.last_block_hash,
+                view: s.view,
+                peer_height: s.peer_height,
+                mempool_txs: s.mempool_txs,
+                seconds_since_last_commit: seconds_since_commit(&s, now_ms),
+                committee: committee(ctx, s.shard),
+            }
+        })
+        .collect();
+    StatusResponse {
+        chain_id: ctx.genesis.chain_id.clone(),
+        genesis_hash: ctx.genesis_hash,
+        peer_id: ctx.peer_id.clone(),
+        shard_count: ctx.genesis.shard_count,
+        shards,
+    }
+}
+
+/// A read-only view of a tracked shard at its committed tip.
+fn reader(ctx: &NodeContext, shard: ShardId) -> Result<ShardStore, ErrorObjectOwned> {
+    if !ctx.shards.contains_key(&shard) {
+        return Err(shard_not_tracked(shard));
+    }
+    let context: ShardContext = ctx
+        .contexts
+        .get(&shard)
+        .cloned()
+        .ok_or_else(|| internal("shard context", format!("no context for {shard}")))?;
+    ShardStore::reader(ctx.store.clone(), context)
+        .map_err(|e| internal("reading a shard tip", e))?
+        .ok_or_else(|| internal("reading a shard tip", format!("shard {shard} is not initialised in the store")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountArgs {
+    address: String,
+    #[serde(default)]
+    prove: Option<bool>,
+}
+
+/// `palisade_account(address, prove?)`.
+fn account(ctx: &NodeContext, params: &Params) -> Result<AccountResponse, ErrorObjectOwned> {
+    let args: AccountArgs = parse_args(params, &["address", "prove"])?;
+    let address = parse_address(&args.address)?;
+    let shard = address.shard(ctx.genesis.shard_count);
+    let state = reader(ctx, shard)?;
+    let tip = state.tip();
+    let account = state.account(&address).map_err(|e| internal("reading an account", e))?;
+    let validator = state.validator(&address).map_err(|e| internal("reading a validator record", e))?;
+    let proof = if args.prove.unwrap_or(false) { Some(account_proof(ctx, &state, address, tip)?) } else { None };
+    Ok(AccountResponse {
+        address,
+        shard,
+        balance_units: account.balance.units(),
+        balance: account.balance.to_string(),
+        nonce: account.nonce,
+        stake_units: validator.map(|v| v.stake.units()),
+        stake: validator.map(|v| v.stake.to_string()),
+        jailed: validator.map(|v| v.jailed),
+        height: tip.height,
+        proof,
+    })
+}
+
+/// The account's proof at `tip`, with the header and certificate that make
+/// its state root checkable.
+fn account_proof(
+    ctx: &NodeContext,
+    state: &ShardStore,
+    address: Address,
+    tip: Tip,
+) -> Result<AccountProof, ErrorObjectOwned> {
+    let shard = state.shard_context().shard;
+    let proof = state.prove(StateKey::Account(address), tip.height).map_err(|e| internal("proving an account", e))?;
+    let (header, certificate) = if tip.height == 0 {
+        (None, None)
+    } else {
+        let header = stored_header(ctx, shard, tip)?;
+        let bytes = ctx
+            .store
+            .certificate(shard, tip.height)
+            .map_err(|e| internal("reading a certificate", e))?
+            .ok_or_else(|| internal("reading a certificate", format!("none stored for {shard}/{}", tip.height)))?;
+        let certificate = decode_certificate(&bytes).map_err(|e| internal("decoding a stored certificate", e))?;
+        (Some(HeaderJson::from(&header)), Some(CertificateJson::new(&certificate, &bytes)))
+    };
+    Ok(AccountProof {
+        height: tip.height,
+        state_root: tip.state_root,
+        value: proof.value.as_ref().map(hex::encode),
+        proof: hex::encode(codec::encode(&proof)),
+        header,
+        block_hash: tip.hash,
+        certificate,
+    })
+}
+
+/// The header of the stored block at `tip`, decoded without its
+/// transactions: a block's encoding starts with its header's.
+fn stored_header(ctx: &NodeContext, shard: ShardId, tip: Tip) -> Result<BlockHeader, ErrorObjectOwned> {
+    let bytes = ctx
+        .store
+        .block_bytes(shard, tip.height)
+        .map_err(|e| internal("reading a block", e))?
+        .ok_or_else(|| internal("reading a block", format!("none stored for {shard}/{}", tip.height)))?;
+    let config = bincode::config::standard().with_limit::<MAX_HEADER_BYTES>();
+    let (header, _): (BlockHeader, usize) =
+        bincode::serde::decode_from_slice(&bytes, config).map_err(|e| internal("decoding a stored header", e))?;
+    if header.hash() != tip.hash {
+        return Err(internal(
+            "decoding a stored header",
+            format!("header of {shard}/{} does not match the tip", tip.height),
+        ));
+    }
+    Ok(header)
+}
+
+/// A header is a few hundred bytes; this bounds what its decoder may allocate.
+const MAX_HEADER_BYTES: usize = 4 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitArgs {
+    tx_hex: String,
+}
+
+/// `palisade_submitTransaction(tx_hex)`.
+async fn submit(ctx: &NodeContext, params: &Params<'_>) -> Result<SubmitResponse, ErrorObjectOwned> {
+    let args: SubmitArgs = parse_args(params, &["tx_hex"])?;
+    let text = args.tx_hex.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() > MAX_TX_BYTES.saturating_mul(2) {
+        return Err(invalid_params(format!(
+            "transaction of {} bytes exceeds the limit of {MAX_TX_BYTES} bytes",
+            text.len() / 2
+        )));
+    }
+    let bytes = hex::decode(text).map_err(|e| invalid_params(format!("tx_hex is not hex: {e}")))?;
+    let tx = SignedTx::from_bytes(&bytes).map_err(|e| invalid_params(format!("tx_hex is not a transaction: {e}")))?;
+    let shard = tx.body.sender.shard(ctx.genesis.shard_count);
+    if let Some(handle) = ctx.shards.get(&shard) {
+        return match handle.submit(tx).await {
+            Ok(Ok(id)) => Ok(SubmitResponse { id, shard, forwarded: false }),
+            Ok(Err(rejection)) => Err(rejected(&rejection)),
+            Err(reason) => Err(busy(&reason)),
+        };
+    }
+    // Not ours: check what needs no state, so junk is not gossiped in our
+    // name, then hand it to the shard's topic.
+    forward_checks(ctx, &tx).map_err(|e| rejected(&Rejection::Invalid(e)))?;
+    let id = tx.id();
+    if !ctx.net.publish(shard, TopicKind::Txs, tx.to_bytes()) {
+        return Err(forward_busy(shard));
+    }
+    debug!(shard, %id, "forwarded a transaction for a shard this node does not run");
+    Ok(SubmitResponse { id, shard, forwarded: true })
+}
+
+/// Chain id, recipient shard and signature: what a transaction for another
+/// shard must pass before this node gossips it.
+fn forward_checks(ctx: &NodeContext, tx: &SignedTx) -> Result<(), TxError> {
+    if tx.body.chain_id != ctx.genesis.chain_id {
+        return Err(TxError::WrongChain { expected: ctx.genesis.chain_id.clone(), got: tx.body.chain_id.clone() });
+    }
+    let shard_count = ctx.genesis.shard_count;
+    let TxKind::Transfer { to, .. } = &tx.body.kind;
+    let to_shard = to.shard(shard_count);
+    if to_shard != tx.body.sender.shard(shard_count) {
+        return Err(TxError::CrossShard { to_shard });
+    }
+    if !tx.verify_signature() {
+        return Err(TxError::BadSignature);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionArgs {
+    id: String,
+}
+
+/// `palisade_transaction(id)`.
+async fn transaction(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<TransactionResponse, ErrorObjectOwned> {
+    let args: TransactionArgs = parse_args(params, &["id"])?;
+    let id = parse_hash("id", &args.id)?;
+    let store = ctx.store.clone();
+    let receipt = tokio::task::spawn_blocking(move || store.transaction(&id))
+        .await
+        .map_err(|e| internal("reading the transaction index", e))?
+        .map_err(|e| internal("reading the transaction index", e))?;
+    if let Some(r) = receipt {
+        return Ok(TransactionResponse::Final {
+            id,
+            shard: r.shard,
+            height: r.height,
+            position: r.position,
+            fee_units: r.fee.units(),
+            fee: r.fee.to_string(),
+        });
+    }
+    let answers = join_all(ctx.shards.values().map(|h| async move { (h.shard, h.tx_state(id).await) })).await;
+    let mut rejected = None;
+    for (shard, answer) in answers {
+        match answer {
+            Ok(TxState::Pending) => return Ok(TransactionResponse::Pending { id, shard }),
+            Ok(TxState::Rejected { reason }) => rejected = rejected.or(Some((shard, reason))),
+            Ok(TxState::Unknown) => {}
+            Err(e) => debug!(shard, error = %e, "no transaction state from a shard"),
+        }
+    }
+    Ok(match rejected {
+        Some((shard, reason)) => TransactionResponse::Rejected { id, shard, reason },
+        None => TransactionResponse::Unknown { id },
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockArgs {
+    #[serde(default)]
+    shard: Option<ShardId>,
+    #[serde(default)]
+    height: Option<u64>,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+/// `palisade_block({shard, height} | {hash})`: params are that object, or
+/// an array holding it, or `[shard, height]`.
+fn block(ctx: &NodeContext, params: &Params) -> Result<Option<BlockResponse>, ErrorObjectOwned> {
+    let value: Value = match params.as_str() {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(text).map_err(|e| invalid_params(e.to_string()))?,
+    };
+    let value = match value {
+        Value::Array(mut items) if items.len() == 1 && items.first().is_some_and(Value::is_object) => {
+            items.pop().unwrap_or_default()
+        }
+        other => other,
+    };
+    let args: BlockArgs = args_object(value, &["shard", "height"])?;
+    let (shard, height) = match (args.shard, args.height, args.hash) {
+        (Some(shard), Some(height), None) => {
+            check_shard(ctx, shard)?;
+            if !ctx.shards.contains_key(&shard) {
+                return Err(shard_not_tracked(shard));
+            }
+            (shard, height)
+        }
+        (None, None, Some(hash)) => {
+            let hash = parse_hash("hash", &hash)?;
+            match ctx.store.block_location(&hash).map_err(|e| internal("reading the block index", e))? {
+                Some(location) => location,
+                None => return Ok(None),
+            }
+        }
+        _ => return Err(invalid_params("give either {shard, height} or {hash}")),
+    };
+    let Some(block) = ctx.store.block(shard, height).map_err(|e| internal("reading a block", e))? else {
+        return Ok(None);
+    };
+    let bytes = ctx
+        .store
+        .certificate(shard, height)
+        .map_err(|e| internal("reading a certificate", e))?
+        .ok_or_else(|| internal("reading a certificate", format!("block {shard}/{height} has none")))?;
+    let certificate = decode_certificate(&bytes).map_err(|e| internal("decoding a stored certificate", e))?;
+    Ok(Some(BlockResponse::new(&block, CertificateJson::new(&certificate, &bytes))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidatorsArgs {
+    #[serde(default)]
+    shard: Option<ShardId>,
+}
+
+/// `palisade_validators(shard?)`.
+fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>, ErrorObjectOwned> {
+    let args: ValidatorsArgs = parse_args(params, &["shard"])?;
+    let shards: Vec<ShardId> = match args.shard {
+        Some(shard) => {
+            check_shard(ctx, shard)?;
+            vec![shard]
+        }
+        None => (0..ctx.genesis.shard_count).collect(),
+    };
+    let mut out = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let members = committee(ctx, shard);
+        let state = if ctx.shards.contains_key(&shard) { Some(reader(ctx, shard)?) } else { None };
+        let mut validators = Vec::with_capacity(members.len());
+        for member in members {
+            let record = match &state {
+                Some(state) => state.validator(&member.address).map_err(|e| internal("reading a validator", e))?,
+                None => None,
+            };
+            validators.push(ValidatorJson {
+                index: member.index,
+                name: member.name,
+                address: member.address,
+                genesis_stake_units: member.stake_units,
+                state: record.map(|r| ValidatorState {
+                    stake_units: r.stake.units(),
+                    stake: r.stake.to_string(),
+                    rewards_units: r.rewards.units(),
+                    rewards: r.rewards.to_string(),
+                    jailed: r.jailed,
+                }),
+            });
+        }
+        out.push(ShardValidators {
+            shard,
+            tracked: state.is_some(),
+            height: state.as_ref().map(|s| s.tip().height),
+            validators,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeArgs {
+    shard: ShardId,
+}
+
+/// `palisade_subscribeFinalBlocks(shard)`: one notice per block this node
+/// commits on the shard. A subscriber too slow to keep up skips blocks (the
+/// shard never waits for it).
+async fn final_blocks(
+    ctx: Arc<NodeContext>,
+    params: Params<'static>,
+    pending: PendingSubscriptionSink,
+) -> SubscriptionResult {
+    let shard = match parse_args::<SubscribeArgs>(&params, &["shard"]) {
+        Ok(args) => args.shard,
+        Err(e) => {
+            pending.reject(e).await;
+            return Ok(());
+        }
+    };
+    let Some(handle) = ctx.shards.get(&shard) else {
+        pending.reject(shard_not_tracked(shard)).await;
+        return Ok(());
+    };
+    // Subscribe before accepting, so no block committed after the client
+    // got its subscription id is missed.
+    let mut blocks = handle.subscribe();
+    let sink = pending.accept().await?;
+    loop {
+        tokio::select! {
+            _ = sink.closed() => break,
+            received = blocks.recv() => match received {
+                Ok(block) => {
+                    let notice = FinalBlockNotice {
+                        shard,
+                        height: block.block.header.height,
+                        hash: block.hash,
+                        tx_count: block.block.txs.len(),
+                        timestamp_ms: block.block.header.timestamp_ms,
+                    };
+                    let message = SubscriptionMessage::from(serde_json::value::to_raw_value(&notice)?);
+                    if sink.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(skipped)) => {
+                    debug!(shard, skipped, "final-block subscriber lagging; skipped blocks");
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    Ok(())
+}

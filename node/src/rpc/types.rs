@@ -1,0 +1,369 @@
+//! The JSON shapes of RPC results (documented in docs/rpc.md).
+//!
+//! Hashes and ids are lowercase hex, addresses `pal1…` bech32m, signatures
+//! and proofs hex. Every amount appears twice: `*_units` (an integer of base
+//! units, exact) and the human decimal PAL string (`"1.5"`, also exact).
+//! These types only depend on the ledger and serde, so a client (the wallet)
+//! can deserialise them; they derive `Deserialize` for that reason.
+
+use palisade_consensus::CommitCertificate;
+use palisade_ledger::{Address, Block, BlockHeader, Hash, ShardId, SignedTx, TxKind};
+use serde::{Deserialize, Serialize};
+
+/// `palisade_status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The network.
+    pub chain_id: String,
+    /// Its genesis hash.
+    pub genesis_hash: Hash,
+    /// This node's libp2p peer id.
+    pub peer_id: String,
+    /// Shards in the network.
+    pub shard_count: u32,
+    /// One entry per shard this node runs.
+    pub shards: Vec<ShardStatusJson>,
+}
+
+/// One running shard in [`StatusResponse`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardStatusJson {
+    /// The shard.
+    pub shard: ShardId,
+    /// This node's committee index, or null if it only follows the shard.
+    pub validator_index: Option<u32>,
+    /// Committed height.
+    pub height: u64,
+    /// Hash of the block at `height` (the genesis hash at 0).
+    pub last_block_hash: Hash,
+    /// Consensus view at the height being decided.
+    pub view: u64,
+    /// Highest height peers reported.
+    pub peer_height: u64,
+    /// Transactions waiting in the mempool.
+    pub mempool_txs: usize,
+    /// Since this node committed `height` (or started).
+    pub seconds_since_last_commit: f64,
+    /// The shard's committee, in committee (index) order.
+    pub committee: Vec<CommitteeMember>,
+}
+
+/// A committee member as genesis defines it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitteeMember {
+    /// Position in the committee (what certificates name).
+    pub index: u32,
+    /// Its genesis name.
+    pub name: String,
+    /// Its account (its consensus key).
+    pub address: Address,
+    /// Genesis stake in base units.
+    pub stake_units: u64,
+    /// Genesis stake in PAL.
+    pub stake: String,
+}
+
+/// `palisade_account`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountResponse {
+    /// The account.
+    pub address: Address,
+    /// The shard it lives in.
+    pub shard: ShardId,
+    /// Spendable base units.
+    pub balance_units: u64,
+    /// Spendable PAL.
+    pub balance: String,
+    /// The nonce its next transaction must carry.
+    pub nonce: u64,
+    /// Bonded base units, if the address sits on this shard's committee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake_units: Option<u64>,
+    /// Bonded PAL, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake: Option<String>,
+    /// Whether that validator was jailed, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jailed: Option<bool>,
+    /// The committed height the values are read at.
+    pub height: u64,
+    /// Present when asked for (`prove: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<AccountProof>,
+}
+
+/// A Merkle proof of an account against a certified state root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountProof {
+    /// Height of the state the proof is against.
+    pub height: u64,
+    /// The state root at that height (equals `header.state_root`).
+    pub state_root: Hash,
+    /// The proven value: the account's canonical (bincode) encoding, or null
+    /// if the proof shows the account does not exist.
+    pub value: Option<String>,
+    /// `palisade_ledger::tree::StateProof` (key, value, sibling path), bincode,
+    /// hex. `StateProof::verify(state_root)` checks it.
+    pub proof: String,
+    /// The header of the block at `height` (null at genesis, height 0).
+    pub header: Option<HeaderJson>,
+    /// Its hash.
+    pub block_hash: Hash,
+    /// The certificate that made it final (null at genesis).
+    pub certificate: Option<CertificateJson>,
+}
+
+/// A block header, field by field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeaderJson {
+    /// The network.
+    pub chain_id: String,
+    /// The shard.
+    pub shard: ShardId,
+    /// Height (1 is the first block after genesis).
+    pub height: u64,
+    /// Hash of the previous header (the genesis hash at height 1).
+    pub parent: Hash,
+    /// Who proposed it and received the fees.
+    pub proposer: Address,
+    /// Proposer's clock, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Merkle root of the transaction ids.
+    pub tx_root: Hash,
+    /// State root after the block.
+    pub state_root: Hash,
+    /// Hash of the committee that certifies it.
+    pub committee_hash: Hash,
+}
+
+impl From<&BlockHeader> for HeaderJson {
+    fn from(h: &BlockHeader) -> Self {
+        HeaderJson {
+            chain_id: h.chain_id.clone(),
+            shard: h.shard,
+            height: h.height,
+            parent: h.parent,
+            proposer: h.proposer,
+            timestamp_ms: h.timestamp_ms,
+            tx_root: h.tx_root,
+            state_root: h.state_root,
+            committee_hash: h.committee_hash,
+        }
+    }
+}
+
+/// A commit certificate: commit votes of a stake quorum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertificateJson {
+    /// The certified height.
+    pub height: u64,
+    /// The view the votes were cast in.
+    pub view: u64,
+    /// The certified header hash.
+    pub block_hash: Hash,
+    /// Committee indices of the signers, ascending.
+    pub signers: Vec<u32>,
+    /// Their ed25519 signatures (hex), in `signers` order.
+    pub signatures: Vec<String>,
+    /// The certificate's canonical (bincode) encoding, hex, for verifiers.
+    pub encoded: String,
+}
+
+impl CertificateJson {
+    /// The JSON form of `certificate`, whose stored bytes are `encoded`.
+    pub fn new(certificate: &CommitCertificate, encoded: &[u8]) -> Self {
+        CertificateJson {
+            height: certificate.height,
+            view: certificate.view,
+            block_hash: Hash(certificate.block_hash),
+            signers: certificate.signatures.iter().map(|s| s.signer.0).collect(),
+            signatures: certificate.signatures.iter().map(|s| hex::encode(s.signature.0)).collect(),
+            encoded: hex::encode(encoded),
+        }
+    }
+}
+
+/// `palisade_submitTransaction`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The transaction id.
+    pub id: Hash,
+    /// The sender's shard, which will execute it.
+    pub shard: ShardId,
+    /// True when this node does not run that shard and gossiped it there.
+    pub forwarded: bool,
+}
+
+/// `palisade_transaction`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TransactionResponse {
+    /// Executed in a final block.
+    Final {
+        /// The id.
+        id: Hash,
+        /// The executing shard.
+        shard: ShardId,
+        /// The block height.
+        height: u64,
+        /// Position in the block.
+        position: u32,
+        /// Fee paid, base units.
+        fee_units: u64,
+        /// Fee paid, PAL.
+        fee: String,
+    },
+    /// Waiting in a local shard's mempool.
+    Pending {
+        /// The id.
+        id: Hash,
+        /// The shard holding it.
+        shard: ShardId,
+    },
+    /// Refused by a local shard's mempool or dropped by its block builder.
+    Rejected {
+        /// The id.
+        id: Hash,
+        /// The shard.
+        shard: ShardId,
+        /// Why.
+        reason: String,
+    },
+    /// Not known to this node.
+    Unknown {
+        /// The id.
+        id: Hash,
+    },
+}
+
+/// `palisade_block`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockResponse {
+    /// The header hash (the block's identity).
+    pub hash: Hash,
+    /// The header.
+    pub header: HeaderJson,
+    /// Transactions in block order.
+    pub txs: Vec<TxJson>,
+    /// The certificate that made it final.
+    pub certificate: CertificateJson,
+}
+
+/// A transaction in a block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TxJson {
+    /// Its id.
+    pub id: Hash,
+    /// The network.
+    pub chain_id: String,
+    /// Sender (pays the fee).
+    pub sender: Address,
+    /// Sender's nonce.
+    pub nonce: u64,
+    /// Fee, base units.
+    pub fee_units: u64,
+    /// Fee, PAL.
+    pub fee: String,
+    /// `"transfer"`.
+    pub kind: String,
+    /// Recipient.
+    pub to: Address,
+    /// Amount, base units.
+    pub amount_units: u64,
+    /// Amount, PAL.
+    pub amount: String,
+    /// The sender's signature, hex.
+    pub signature: String,
+}
+
+impl From<&SignedTx> for TxJson {
+    fn from(tx: &SignedTx) -> Self {
+        let TxKind::Transfer { to, amount } = &tx.body.kind;
+        TxJson {
+            id: tx.id(),
+            chain_id: tx.body.chain_id.clone(),
+            sender: tx.body.sender,
+            nonce: tx.body.nonce,
+            fee_units: tx.body.fee.units(),
+            fee: tx.body.fee.to_string(),
+            kind: "transfer".into(),
+            to: *to,
+            amount_units: amount.units(),
+            amount: amount.to_string(),
+            signature: hex::encode(tx.signature.0),
+        }
+    }
+}
+
+impl BlockResponse {
+    /// The JSON form of a stored block and its certificate.
+    pub fn new(block: &Block, certificate: CertificateJson) -> Self {
+        BlockResponse {
+            hash: block.hash(),
+            header: HeaderJson::from(&block.header),
+            txs: block.txs.iter().map(TxJson::from).collect(),
+            certificate,
+        }
+    }
+}
+
+/// One shard of `palisade_validators`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardValidators {
+    /// The shard.
+    pub shard: ShardId,
+    /// Whether this node runs it (and so `state` is filled in).
+    pub tracked: bool,
+    /// The height `state` was read at (tracked shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// The committee in index order.
+    pub validators: Vec<ValidatorJson>,
+}
+
+/// A committee member with its genesis stake and (on tracked shards) its
+/// current record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatorJson {
+    /// Committee index.
+    pub index: u32,
+    /// Genesis name.
+    pub name: String,
+    /// Account / consensus key.
+    pub address: Address,
+    /// Genesis stake, base units.
+    pub genesis_stake_units: u64,
+    /// Current record in the shard's state (tracked shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ValidatorState>,
+}
+
+/// A validator's record in its committee shard's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidatorState {
+    /// Bonded, base units.
+    pub stake_units: u64,
+    /// Bonded, PAL.
+    pub stake: String,
+    /// Fees earned, base units.
+    pub rewards_units: u64,
+    /// Fees earned, PAL.
+    pub rewards: String,
+    /// Removed from the committee for misbehaviour.
+    pub jailed: bool,
+}
+
+/// What `palisade_subscribeFinalBlocks` pushes for each final block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalBlockNotice {
+    /// The shard.
+    pub shard: ShardId,
+    /// The height.
+    pub height: u64,
+    /// The header hash.
+    pub hash: Hash,
+    /// Transactions in it.
+    pub tx_count: usize,
+    /// Its timestamp, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+}

@@ -1,0 +1,708 @@
+//! The shard thread: owns the shard's [`Replica`], [`Chain`] and [`Mempool`]
+//! and nothing else, and serves its three queues (control first, then
+//! consensus, then transactions) and its timers, one input at a time.
+//!
+//! Each shard has its own OS thread rather than a task on the shared async
+//! runtime: validating and committing a block is CPU and disk work (batch
+//! signature checks, a synced RocksDB write) that would otherwise stall the
+//! network task and every other shard. With a thread and bounded queues per
+//! shard, a shard that is flooded, halted or syncing delays nobody else.
+//!
+//! The host duties the consensus crate lists are carried out in
+//! [`ShardDriver::perform`]: a `Persist` is written (synced) before any
+//! later action runs, so a validator never sends a vote its store does not
+//! remember, and after a crash [`Replica::restore`] refuses to sign anything
+//! conflicting.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::select_biased;
+use ed25519_dalek::SigningKey;
+use palisade_consensus::{
+    Action, Committee, Config as ReplicaConfig, Input, Message, Rejected, Replica, SafetyState, SignedMessage,
+    replica::DECISIONS_KEPT,
+};
+use palisade_ledger::genesis::Genesis;
+use palisade_ledger::store::{Store, StoreError};
+use palisade_ledger::{Address, Hash, Keypair, ShardId, SignedTx, codec};
+use tracing::{debug, error, info, info_span, warn};
+
+use super::chain::{Chain, CommitError, Committed};
+use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, ShardStatus, TxInput, TxState};
+use super::timers::{Timer, Timers};
+use crate::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
+use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
+use crate::net::{NetHandle, Verdict};
+use crate::wire::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse, TopicKind};
+
+/// Room for a block's header and encoding overhead on top of the genesis
+/// bound on its transaction bytes.
+const BLOCK_OVERHEAD_BYTES: usize = 64 * 1024;
+/// Largest encoded safety state read back.
+const MAX_SAFETY_STATE_BYTES: usize = 64 * 1024;
+/// Rejection reasons remembered for `TxState` queries.
+const REJECTIONS_KEPT: usize = 10_000;
+/// How long to wait for a sync answer before asking again.
+const SYNC_RETRY: Duration = Duration::from_secs(2);
+/// Inputs served per wake-up before timers are checked again.
+const BURST: usize = 256;
+
+/// Everything a shard thread needs to start.
+pub struct ShardConfig {
+    /// The shard.
+    pub shard: ShardId,
+    /// The network's genesis.
+    pub genesis: Arc<Genesis>,
+    /// This node's validator key, if it sits on the shard's committee.
+    pub key: Option<Keypair>,
+    /// Mempool bounds.
+    pub mempool: MempoolConfig,
+}
+
+/// A fatal failure of a shard thread (storage or configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The store failed: the node must stop rather than vouch for state it
+    /// cannot read or write.
+    #[error("shard {shard}: storage: {source}")]
+    Store {
+        /// The shard.
+        shard: ShardId,
+        /// The failure.
+        source: StoreError,
+    },
+    /// The genesis or the persisted state cannot run a replica.
+    #[error("shard {shard}: {reason}")]
+    Config {
+        /// The shard.
+        shard: ShardId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Starts the shard's thread. Returns once the replica is restored from the
+/// store (so configuration and storage errors surface here), with the thread
+/// running.
+pub fn spawn(
+    config: ShardConfig,
+    store: Arc<Store>,
+    queues: ShardQueues,
+    net: NetHandle,
+    metrics: Arc<Metrics>,
+) -> Result<std::thread::JoinHandle<Result<(), ShardError>>, ShardError> {
+    let shard = config.shard;
+    let mut driver = ShardDriver::open(config, store, queues, net, metrics)?;
+    std::thread::Builder::new()
+        .name(format!("shard-{shard}"))
+        .spawn(move || {
+            let result = driver.run();
+            if let Err(e) = &result {
+                error!(shard, error = %e, "shard stopped on a fatal error");
+            }
+            result
+        })
+        .map_err(|e| ShardError::Config { shard, reason: format!("cannot start thread: {e}") })
+}
+
+/// One shard's host.
+pub struct ShardDriver {
+    shard: ShardId,
+    chain_id: String,
+    replica: Replica,
+    chain: Chain,
+    mempool: Mempool,
+    store: Arc<Store>,
+    queues: ShardQueues,
+    net: NetHandle,
+    metrics: Arc<Metrics>,
+    label: ShardLabel,
+    /// Our ledger address, if we validate.
+    address: Option<Address>,
+    committee: Committee,
+    max_block_txs: usize,
+    max_message_bytes: usize,
+    block_interval: Duration,
+    heartbeat_interval: Duration,
+    timers: Timers,
+    /// A proposal the replica asked for and we have not built yet.
+    proposal_due: Option<(u64, u64)>,
+    /// When the current tip was committed (paces proposals).
+    last_commit: Instant,
+    last_commit_unix_ms: u64,
+    /// When the replica entered its current height (commit latency).
+    height_started: Instant,
+    observed_view: u64,
+    /// Highest committed height a peer showed us.
+    peer_height: u64,
+    /// A sync request is out, sent at this instant.
+    sync_inflight: Option<Instant>,
+    rejections: HashMap<Hash, String>,
+    rejection_order: VecDeque<Hash>,
+    stopping: bool,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl ShardDriver {
+    /// Opens the chain and restores the replica from the store.
+    pub fn open(
+        config: ShardConfig,
+        store: Arc<Store>,
+        queues: ShardQueues,
+        net: NetHandle,
+        metrics: Arc<Metrics>,
+    ) -> Result<ShardDriver, ShardError> {
+        let ShardConfig { shard, genesis, key, mempool } = config;
+        let store_err = |source| ShardError::Store { shard, source };
+        let config_err = |reason: String| ShardError::Config { shard, reason };
+        let committee =
+            genesis.consensus_committee(shard).ok_or_else(|| config_err("genesis has no such shard".into()))?;
+        let params = &genesis.params;
+        let max_block_bytes = (params.max_block_bytes as usize).saturating_add(BLOCK_OVERHEAD_BYTES);
+        let chain =
+            Chain::open(store.clone(), &genesis, shard, committee.clone(), max_block_bytes).map_err(store_err)?;
+
+        let signing_key = key.as_ref().map(|k| SigningKey::from_bytes(&k.seed()));
+        let mut replica_config = ReplicaConfig::new(genesis.chain_id.clone(), shard, committee.clone(), signing_key);
+        replica_config.max_block_bytes = max_block_bytes;
+        // A leader of an idle shard waits up to a heartbeat before proposing
+        // an empty block, so the view timer must cover that wait on top of
+        // the configured view timeout.
+        replica_config.base_timeout_ms = params.view_timeout_ms.saturating_add(params.heartbeat_interval_ms);
+        replica_config.max_timeout_ms = replica_config.base_timeout_ms.saturating_mul(8);
+
+        let persisted = match store.safety_state(shard).map_err(store_err)? {
+            None => None,
+            Some(bytes) => Some(
+                codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES)
+                    .map_err(|e| config_err(format!("stored safety state does not decode: {e}")))?,
+            ),
+        };
+        let tip = chain.tip();
+        let recent = chain.recent_decisions(&store, DECISIONS_KEPT).map_err(store_err)?;
+        let replica = Replica::restore(replica_config, persisted, tip.height, recent)
+            .map_err(|e| config_err(format!("cannot restore the replica: {e}")))?;
+        let max_message_bytes = palisade_consensus::max_message_bytes(committee.len(), max_block_bytes);
+        let now = Instant::now();
+        Ok(ShardDriver {
+            shard,
+            chain_id: genesis.chain_id.clone(),
+            replica,
+            chain,
+            mempool: Mempool::new(mempool),
+            store,
+            queues,
+            net,
+            metrics,
+            label: ShardLabel { shard },
+            address: key.as_ref().map(Keypair::address),
+            committee,
+            max_block_txs: params.max_block_txs as usize,
+            max_message_bytes,
+            block_interval: Duration::from_millis(params.block_interval_ms),
+            heartbeat_interval: Duration::from_millis(params.heartbeat_interval_ms),
+            timers: Timers::default(),
+            proposal_due: None,
+            last_commit: now,
+            last_commit_unix_ms: unix_ms(),
+            height_started: now,
+            observed_view: 0,
+            peer_height: tip.height,
+            sync_inflight: None,
+            rejections: HashMap::new(),
+            rejection_order: VecDeque::new(),
+            stopping: false,
+        })
+    }
+
+    /// Serves the queues until shut down (or a queue's senders are all gone).
+    pub fn run(&mut self) -> Result<(), ShardError> {
+        let span = info_span!("shard", shard = self.shard);
+        let _entered = span.enter();
+        info!(height = self.chain.tip().height, validator = ?self.replica.index(), "shard started");
+        let mut out = Vec::new();
+        self.replica.start(&mut out);
+        self.perform_all(out)?;
+        // Learn where peers are, in case we were down while they moved on.
+        self.request_sync();
+        self.publish_status();
+        while !self.stopping {
+            self.serve_one()?;
+            for _ in 0..BURST {
+                if self.stopping || !self.serve_ready()? {
+                    break;
+                }
+            }
+            self.fire_timers()?;
+            self.maybe_propose()?;
+            self.publish_status();
+        }
+        info!(height = self.chain.tip().height, "shard stopped");
+        Ok(())
+    }
+
+    /// Waits for one input or the next timer.
+    fn serve_one(&mut self) -> Result<(), ShardError> {
+        let wait = self.timers.wait(Instant::now()).unwrap_or(Duration::from_secs(1));
+        let q = &self.queues;
+        let (control, consensus, txs) = (q.control.clone(), q.consensus.clone(), q.txs.clone());
+        select_biased! {
+            recv(control) -> input => match input {
+                Ok(input) => self.on_control(input)?,
+                Err(_) => self.stopping = true,
+            },
+            recv(consensus) -> input => if let Ok(input) = input { self.on_consensus(input)? },
+            recv(txs) -> input => if let Ok(input) = input { self.on_tx(input)? },
+            default(wait) => {}
+        }
+        Ok(())
+    }
+
+    /// Serves one ready input without waiting; false if none was ready.
+    fn serve_ready(&mut self) -> Result<bool, ShardError> {
+        if let Ok(input) = self.queues.control.try_recv() {
+            self.on_control(input)?;
+        } else if let Ok(input) = self.queues.consensus.try_recv() {
+            self.on_consensus(input)?;
+        } else if let Ok(input) = self.queues.txs.try_recv() {
+            self.on_tx(input)?;
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn store_err(&self, source: StoreError) -> ShardError {
+        ShardError::Store { shard: self.shard, source }
+    }
+
+    fn on_control(&mut self, input: Control) -> Result<(), ShardError> {
+        match input {
+            Control::Shutdown => self.stopping = true,
+            Control::Synced(response) => self.on_synced(response)?,
+            Control::TxState { id, reply } => {
+                let state = if self.mempool.contains(&id) {
+                    TxState::Pending
+                } else if let Some(reason) = self.rejections.get(&id) {
+                    TxState::Rejected { reason: reason.clone() }
+                } else {
+                    TxState::Unknown
+                };
+                let _ = reply.send(state);
+            }
+        }
+        Ok(())
+    }
+
+    /// A consensus message from gossip: bounded decode, full verification,
+    /// then the replica. The verdict goes back to gossipsub for scoring.
+    fn on_consensus(&mut self, input: GossipInput) -> Result<(), ShardError> {
+        let GossipInput { data, source, .. } = input;
+        let message = match palisade_consensus::decode(&data, self.max_message_bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                debug!(peer = %source.peer, error = %e, "undecodable consensus message");
+                self.metrics.gossip_refused(self.shard, TopicKind::Consensus, "decode");
+                self.net.report(source, Verdict::Reject);
+                return Ok(());
+            }
+        };
+        let verified = match message.verify(&self.committee, &self.chain_id, self.shard) {
+            Ok(verified) => verified,
+            Err(e) => {
+                debug!(peer = %source.peer, error = %e, "invalid consensus message");
+                self.metrics.gossip_refused(self.shard, TopicKind::Consensus, "invalid");
+                self.net.report(source, Verdict::Reject);
+                return Ok(());
+            }
+        };
+        // A message at height h shows its signer committed h - 1.
+        let height = verified.message.height();
+        self.note_peer_height(height.saturating_sub(1));
+        if let Message::Decided(decision) = &verified.message {
+            self.note_peer_height(decision.certificate.height);
+        }
+        let verdict = match self.step(Input::Message(verified))? {
+            Ok(()) => Verdict::Accept,
+            Err(Rejected::NotLeader { .. } | Rejected::BlockTooLarge { .. }) => {
+                self.metrics.gossip_refused(self.shard, TopicKind::Consensus, "invalid");
+                Verdict::Reject
+            }
+            Err(Rejected::TooFarAhead { .. } | Rejected::BufferFull(_)) => Verdict::Ignore,
+        };
+        self.net.report(source, verdict);
+        Ok(())
+    }
+
+    fn on_tx(&mut self, input: TxInput) -> Result<(), ShardError> {
+        match input {
+            TxInput::Gossip(GossipInput { data, source, .. }) => {
+                let tx = match SignedTx::from_bytes(&data) {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        debug!(peer = %source.peer, error = %e, "undecodable transaction");
+                        self.metrics.gossip_refused(self.shard, TopicKind::Txs, "decode");
+                        self.net.report(source, Verdict::Reject);
+                        return Ok(());
+                    }
+                };
+                let verdict = match self.admit(tx)? {
+                    Ok(_) => Verdict::Accept,
+                    Err(Rejection::Invalid(palisade_ledger::TxError::BadSignature))
+                    | Err(Rejection::Invalid(palisade_ledger::TxError::WrongChain { .. }))
+                    | Err(Rejection::Invalid(palisade_ledger::TxError::WrongShard { .. })) => {
+                        self.metrics.gossip_refused(self.shard, TopicKind::Txs, "invalid");
+                        Verdict::Reject
+                    }
+                    // Stale, duplicate, unaffordable or full: not provably
+                    // the forwarder's fault.
+                    Err(_) => Verdict::Ignore,
+                };
+                self.net.report(source, verdict);
+            }
+            TxInput::Submit { tx, reply } => {
+                let bytes = tx.to_bytes();
+                let result = self.admit(tx)?;
+                if result.is_ok() {
+                    self.net.publish(self.shard, TopicKind::Txs, bytes);
+                }
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers a transaction to the mempool, remembering why it was refused.
+    fn admit(&mut self, tx: SignedTx) -> Result<Result<Hash, Rejection>, ShardError> {
+        let id = tx.id();
+        match self.mempool.insert(tx, self.chain.state()) {
+            Ok(id) => Ok(Ok(id)),
+            Err(InsertError::State(e)) => Err(self.store_err(StoreError::State(e))),
+            Err(InsertError::Rejected(rejection)) => {
+                let reason = rejection.label();
+                self.metrics.mempool_rejected.get_or_create(&ReasonLabel { shard: self.shard, reason }).inc();
+                if rejection != Rejection::Duplicate {
+                    self.remember_rejection(id, rejection.to_string());
+                }
+                Ok(Err(rejection))
+            }
+        }
+    }
+
+    fn remember_rejection(&mut self, id: Hash, reason: String) {
+        if self.rejections.insert(id, reason).is_none() {
+            self.rejection_order.push_back(id);
+        }
+        while self.rejection_order.len() > REJECTIONS_KEPT {
+            if let Some(old) = self.rejection_order.pop_front() {
+                self.rejections.remove(&old);
+            }
+        }
+    }
+
+    /// Feeds one input to the replica and carries out everything it asks,
+    /// including the inputs those actions produce (proposals, validity).
+    fn step(&mut self, input: Input) -> Result<Result<(), Rejected>, ShardError> {
+        let mut out = Vec::new();
+        let result = self.replica.handle(input, &mut out);
+        self.perform_all(out)?;
+        Ok(result)
+    }
+
+    /// [`ShardDriver::step`] for an input of our own (timer, sync, proposal),
+    /// which no peer can be blamed for if the replica refuses it.
+    fn step_own(&mut self, input: Input) -> Result<(), ShardError> {
+        if let Err(e) = self.step(input)? {
+            debug!(error = %e, "replica refused the host's own input");
+        }
+        Ok(())
+    }
+
+    fn perform_all(&mut self, actions: Vec<Action>) -> Result<(), ShardError> {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            if let Some(input) = self.perform(action)? {
+                let mut out = Vec::new();
+                // Inputs we generate ourselves (our proposal, our verdict on
+                // a block) are never refused for a peer's fault.
+                if let Err(e) = self.replica.handle(input, &mut out) {
+                    warn!(error = %e, "replica refused the host's own input");
+                }
+                queue.extend(out);
+            }
+        }
+        self.observe_replica();
+        Ok(())
+    }
+
+    /// Carries out one action; returns the input it produces, if any.
+    fn perform(&mut self, action: Action) -> Result<Option<Input>, ShardError> {
+        match action {
+            Action::Persist(state) => {
+                // Synced before anything after it runs: a vote this node
+                // sends is one its store remembers.
+                self.store.save_safety_state(self.shard, &codec::encode(&state)).map_err(|e| self.store_err(e))?;
+            }
+            Action::Broadcast(message) | Action::Send { message, .. } => {
+                // Direct sends (decisions for laggards) go over gossip too:
+                // any node of the shard may use a decision, and the topic
+                // already reaches the recipient.
+                self.publish(&message);
+            }
+            Action::SetTimer { id, after_ms } => self.timers.after(Duration::from_millis(after_ms), Timer::View(id)),
+            Action::Commit { height, block, certificate, .. } => {
+                if height <= self.chain.tip().height {
+                    // Already applied through sync.
+                    return Ok(None);
+                }
+                match self.chain.commit(certificate, &block) {
+                    Ok(committed) => self.on_committed(committed, false)?,
+                    Err(CommitError::Store(e)) => return Err(self.store_err(e)),
+                    // The replica only commits blocks it validated against a
+                    // certificate it verified: this is a broken invariant.
+                    Err(CommitError::Refused(e)) => panic!("shard {}: replica committed a bad block: {e}", self.shard),
+                }
+            }
+            Action::Evidence(evidence) => {
+                let (height, view, phase) = evidence.slot();
+                warn!(height, view, ?phase, "equivocation evidence");
+                self.metrics.evidence.get_or_create(&self.label).inc();
+            }
+            Action::RequestProposal { height, view } => {
+                self.proposal_due = Some((height, view));
+                return self.proposal_if_due();
+            }
+            Action::ValidateBlock { height, view, block_hash, block } => {
+                let valid = match self.chain.validate(height, block_hash, &block, unix_ms()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(height, view, error = %e, "refusing proposed block");
+                        false
+                    }
+                };
+                return Ok(Some(Input::BlockValidity { height, block_hash, valid }));
+            }
+            Action::SyncFrom { height } => {
+                self.note_peer_height(height);
+                self.request_sync();
+            }
+        }
+        Ok(None)
+    }
+
+    fn publish(&self, message: &SignedMessage) {
+        if !self.net.publish(self.shard, TopicKind::Consensus, palisade_consensus::encode(message)) {
+            debug!("network queue full; message dropped (view changes recover)");
+        }
+    }
+
+    /// Bookkeeping after a block became final here.
+    fn on_committed(&mut self, committed: Committed, synced: bool) -> Result<(), ShardError> {
+        let Committed { block, hash, certificate, bytes } = committed;
+        let height = block.header.height;
+        let txs = block.txs.len();
+        self.mempool.on_commit(&block.txs, self.chain.state()).map_err(|e| self.store_err(StoreError::State(e)))?;
+        let now = Instant::now();
+        self.metrics
+            .commit_latency
+            .get_or_create(&self.label)
+            .observe(now.saturating_duration_since(self.height_started).as_secs_f64());
+        self.metrics.block_txs.get_or_create(&self.label).observe(txs as f64);
+        self.metrics.block_bytes.get_or_create(&self.label).observe(bytes as f64);
+        self.metrics.committed_txs.get_or_create(&self.label).inc_by(txs as u64);
+        if synced {
+            self.metrics.sync_blocks.get_or_create(&self.label).inc();
+        }
+        self.last_commit = now;
+        self.last_commit_unix_ms = unix_ms();
+        self.height_started = now;
+        self.note_peer_height(height);
+        info!(height, txs, hash = %hash, synced, "committed");
+        // Nobody listening is fine.
+        let _ = self.queues.final_blocks.send(FinalBlock {
+            block: Arc::new(block),
+            hash,
+            certificate: Arc::new(certificate),
+        });
+        Ok(())
+    }
+
+    /// Applies blocks a peer sent, each checked against its certificate.
+    fn on_synced(&mut self, response: Result<SyncResponse, String>) -> Result<(), ShardError> {
+        self.sync_inflight = None;
+        let response = match response {
+            Ok(response) if response.shard == self.shard => response,
+            Ok(response) => {
+                debug!(got = response.shard, "sync answer for another shard");
+                return Ok(());
+            }
+            Err(e) => {
+                debug!(error = %e, "sync failed");
+                self.timers.after(SYNC_RETRY, Timer::Sync);
+                return Ok(());
+            }
+        };
+        self.note_peer_height(response.tip_height);
+        let before = self.chain.tip().height;
+        for synced in response.blocks {
+            let certificate = match super::chain::decode_certificate(&synced.certificate) {
+                Ok(certificate) => certificate,
+                Err(e) => {
+                    warn!(error = %e, "peer sent a bad certificate");
+                    break;
+                }
+            };
+            if certificate.height <= self.chain.tip().height {
+                continue;
+            }
+            match self.chain.commit(certificate, &synced.block) {
+                Ok(committed) => self.on_committed(committed, true)?,
+                Err(CommitError::Store(e)) => return Err(self.store_err(e)),
+                Err(CommitError::Refused(e)) => {
+                    warn!(error = %e, "peer sent a block that does not verify");
+                    break;
+                }
+            }
+        }
+        let after = self.chain.tip().height;
+        if after > before {
+            self.step_own(Input::Synced { height: after })?;
+            debug!(from = before, to = after, "synced");
+        }
+        if self.peer_height > after {
+            self.request_sync();
+        }
+        Ok(())
+    }
+
+    fn note_peer_height(&mut self, height: u64) {
+        if height > self.peer_height {
+            self.peer_height = height;
+            self.metrics.sync_target.get_or_create(&self.label).set(i64::try_from(height).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Asks peers for the blocks after our tip, unless a request is out.
+    fn request_sync(&mut self) {
+        let now = Instant::now();
+        if self.sync_inflight.is_some_and(|sent| now.saturating_duration_since(sent) < SYNC_RETRY) {
+            return;
+        }
+        let from_height = self.chain.tip().height.saturating_add(1);
+        if self.net.sync(SyncRequest { shard: self.shard, from_height, max_blocks: MAX_SYNC_BLOCKS }) {
+            self.sync_inflight = Some(now);
+        }
+        self.timers.after(SYNC_RETRY, Timer::Sync);
+    }
+
+    fn fire_timers(&mut self) -> Result<(), ShardError> {
+        while let Some(timer) = self.timers.pop_due(Instant::now()) {
+            match timer {
+                Timer::View(id) => {
+                    self.step_own(Input::Timeout(id))?;
+                }
+                Timer::Propose => {}
+                Timer::Sync => {
+                    let stalled = self.last_commit.elapsed() > self.heartbeat_interval.saturating_mul(3);
+                    if self.peer_height > self.chain.tip().height || stalled {
+                        self.request_sync();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the requested proposal once it is due: right away in a view
+    /// after a failure, after `block_interval` since the last commit when
+    /// transactions wait, and after `heartbeat_interval` when idle.
+    fn proposal_if_due(&mut self) -> Result<Option<Input>, ShardError> {
+        let Some((height, view)) = self.proposal_due else { return Ok(None) };
+        if height != self.replica.height() || view != self.replica.view() {
+            self.proposal_due = None;
+            return Ok(None);
+        }
+        let wait = if view > 0 {
+            Duration::ZERO
+        } else if self.mempool.is_empty() {
+            self.heartbeat_interval
+        } else {
+            self.block_interval
+        };
+        let due = self.last_commit + wait;
+        let now = Instant::now();
+        if now < due {
+            self.timers.set(due, Timer::Propose);
+            return Ok(None);
+        }
+        self.proposal_due = None;
+        let Some(proposer) = self.address else { return Ok(None) };
+        let candidates =
+            self.mempool.candidates(self.chain.state(), self.max_block_txs).map_err(|e| self.store_err(e.into()))?;
+        let (block, block_hash, rejected) =
+            self.chain.build(proposer, unix_ms(), candidates).map_err(|e| self.store_err(e))?;
+        for (id, reason) in rejected {
+            self.mempool.evict(&id);
+            self.remember_rejection(id, reason.to_string());
+        }
+        debug!(height, view, bytes = block.len(), "proposing");
+        Ok(Some(Input::Proposal { height, view, block_hash, block }))
+    }
+
+    fn maybe_propose(&mut self) -> Result<(), ShardError> {
+        if let Some(input) = self.proposal_if_due()? {
+            self.step_own(input)?;
+        }
+        Ok(())
+    }
+
+    /// Notes view changes and height changes after the replica moved.
+    fn observe_replica(&mut self) {
+        let view = self.replica.view();
+        if view > self.observed_view {
+            self.metrics.view_changes.get_or_create(&self.label).inc_by(view.saturating_sub(self.observed_view));
+            info!(height = self.replica.height(), view, "view change");
+        }
+        self.observed_view = view;
+    }
+
+    fn publish_status(&mut self) {
+        let tip = self.chain.tip();
+        let status = ShardStatus {
+            shard: self.shard,
+            validator_index: self.replica.index(),
+            height: tip.height,
+            last_block_hash: tip.hash,
+            last_commit_unix_ms: self.last_commit_unix_ms,
+            view: self.replica.view(),
+            peer_height: self.peer_height.max(tip.height),
+            mempool_txs: self.mempool.len(),
+        };
+        let m = &self.metrics;
+        m.height.get_or_create(&self.label).set(i64::try_from(tip.height).unwrap_or(i64::MAX));
+        m.view.get_or_create(&self.label).set(i64::try_from(status.view).unwrap_or(i64::MAX));
+        m.mempool_txs.get_or_create(&self.label).set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+        m.mempool_bytes.get_or_create(&self.label).set(i64::try_from(self.mempool.bytes()).unwrap_or(i64::MAX));
+        *self.queues.status.write().unwrap_or_else(|e| e.into_inner()) = status;
+    }
+}
+
+/// The status a shard publishes before its thread starts.
+pub fn initial_status(shard: ShardId, store: &Store, genesis: &Genesis) -> Result<ShardStatus, StoreError> {
+    let tip = store.tip(shard)?;
+    Ok(ShardStatus {
+        shard,
+        validator_index: None,
+        height: tip.map_or(0, |t| t.height),
+        last_block_hash: tip.map_or_else(|| genesis.hash(), |t| t.hash),
+        last_commit_unix_ms: unix_ms(),
+        view: 0,
+        peer_height: 0,
+        mempool_txs: 0,
+    })
+}

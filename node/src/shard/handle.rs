@@ -1,0 +1,263 @@
+//! How the rest of the node reaches a shard: [`ShardHandle`].
+//!
+//! Each shard runs on its own thread (see [`crate::shard`]) and is reached
+//! only through bounded queues: one for consensus gossip, one for
+//! transactions (gossip and RPC), and one for control (sync answers, queries,
+//! shutdown), which the shard serves first. A full queue refuses at once,
+//! never blocks the sender: a flooded shard cannot slow the network task or
+//! any other shard. What the shard publishes about itself ([`ShardStatus`],
+//! final blocks) is read without asking it.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use palisade_consensus::{CommitCertificate, ValidatorIndex};
+use palisade_ledger::{Block, Hash, ShardId, SignedTx};
+use serde::Serialize;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::mempool::Rejection;
+use crate::net::GossipSource;
+use crate::wire::{SyncResponse, TopicKind};
+
+/// How long an RPC caller waits for a shard to answer before giving up.
+pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Final blocks kept for slow WebSocket subscribers before they lag.
+pub const FINAL_BLOCKS_BUFFERED: usize = 64;
+
+/// A consensus or transaction message from gossip, not yet decoded.
+#[derive(Debug)]
+pub struct GossipInput {
+    /// Which topic it came on.
+    pub kind: TopicKind,
+    /// The raw bytes (already size-checked by the network task).
+    pub data: Vec<u8>,
+    /// Where to report the verdict, so gossipsub scores the sender.
+    pub source: GossipSource,
+}
+
+/// A transaction for the shard's mempool.
+#[derive(Debug)]
+pub enum TxInput {
+    /// From gossip: report the verdict to the network.
+    Gossip(GossipInput),
+    /// From this node's RPC: answer the caller, and gossip it if admitted.
+    Submit {
+        /// The transaction.
+        tx: SignedTx,
+        /// The mempool's verdict.
+        reply: oneshot::Sender<Result<Hash, Rejection>>,
+    },
+}
+
+/// What the shard serves before anything else.
+#[derive(Debug)]
+pub enum Control {
+    /// The answer to a sync request this shard made.
+    Synced(Result<SyncResponse, String>),
+    /// Where does this transaction stand in the shard's memory?
+    TxState {
+        /// The transaction id.
+        id: Hash,
+        /// The answer.
+        reply: oneshot::Sender<TxState>,
+    },
+    /// Stop after finishing the input at hand.
+    Shutdown,
+}
+
+/// A transaction's state as far as the shard's memory goes (final
+/// transactions are found in the store's transaction index instead).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TxState {
+    /// Waiting in the mempool.
+    Pending,
+    /// Refused by the mempool or dropped by a block builder, recently.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Not known here.
+    Unknown,
+}
+
+/// What a shard publishes about itself, updated after every input.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard: ShardId,
+    /// This node's committee index on it, if it validates it.
+    pub validator_index: Option<ValidatorIndex>,
+    /// Committed height.
+    pub height: u64,
+    /// Hash of the block at `height` (the genesis hash at 0).
+    pub last_block_hash: Hash,
+    /// When `height` was committed here, ms since the Unix epoch (node start
+    /// time if nothing was committed since).
+    pub last_commit_unix_ms: u64,
+    /// Consensus view at the height being decided.
+    pub view: u64,
+    /// Highest height seen from peers; above `height` while catching up.
+    pub peer_height: u64,
+    /// Transactions waiting in the mempool.
+    pub mempool_txs: usize,
+}
+
+/// A block this node committed, for subscribers.
+#[derive(Clone, Debug)]
+pub struct FinalBlock {
+    /// The block.
+    pub block: Arc<Block>,
+    /// Its hash.
+    pub hash: Hash,
+    /// Proof of finality.
+    pub certificate: Arc<CommitCertificate>,
+}
+
+/// Why a shard did not take an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardBusy {
+    /// Its queue is full: retry shortly.
+    #[error("shard {0} is busy (queue full); retry shortly")]
+    Full(ShardId),
+    /// It has stopped (the node is shutting down).
+    #[error("shard {0} is not running")]
+    Stopped(ShardId),
+    /// It did not answer in time.
+    #[error("shard {0} did not answer in time")]
+    Timeout(ShardId),
+}
+
+/// The sending ends of a shard's queues, and what it publishes.
+#[derive(Clone)]
+pub struct ShardHandle {
+    /// The shard.
+    pub shard: ShardId,
+    pub(crate) consensus: Sender<GossipInput>,
+    pub(crate) txs: Sender<TxInput>,
+    pub(crate) control: Sender<Control>,
+    pub(crate) status: Arc<RwLock<ShardStatus>>,
+    pub(crate) final_blocks: broadcast::Sender<FinalBlock>,
+}
+
+fn refused<T>(shard: ShardId, e: TrySendError<T>) -> ShardBusy {
+    match e {
+        TrySendError::Full(_) => ShardBusy::Full(shard),
+        TrySendError::Disconnected(_) => ShardBusy::Stopped(shard),
+    }
+}
+
+impl ShardHandle {
+    /// The shard's latest published status.
+    pub fn status(&self) -> ShardStatus {
+        // A poisoned lock means the shard thread panicked mid-update; the
+        // status it left is still the best we have.
+        self.status.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Subscribes to blocks this node commits on the shard from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<FinalBlock> {
+        self.final_blocks.subscribe()
+    }
+
+    /// Hands gossip to the shard, or gives it back if the queue is full.
+    pub fn gossip(&self, input: GossipInput) -> Result<(), TrySendError<GossipInput>> {
+        match input.kind {
+            TopicKind::Consensus => self.consensus.try_send(input),
+            TopicKind::Txs => self.txs.try_send(TxInput::Gossip(input)).map_err(|e| match e {
+                TrySendError::Full(TxInput::Gossip(g)) => TrySendError::Full(g),
+                TrySendError::Disconnected(TxInput::Gossip(g)) => TrySendError::Disconnected(g),
+                // We sent a Gossip; nothing else can come back.
+                _ => unreachable!("try_send returns the value it was given"),
+            }),
+        }
+    }
+
+    /// Hands a sync answer to the shard (dropped if its control queue is
+    /// full: it asks again on its own).
+    pub fn synced(&self, response: Result<SyncResponse, String>) -> Result<(), ShardBusy> {
+        self.control.try_send(Control::Synced(response)).map_err(|e| refused(self.shard, e))
+    }
+
+    /// Submits a transaction to the shard's mempool; `Ok(Ok(id))` when it was
+    /// admitted (and will be gossiped), `Ok(Err(reason))` when refused.
+    pub async fn submit(&self, tx: SignedTx) -> Result<Result<Hash, Rejection>, ShardBusy> {
+        let (reply, answer) = oneshot::channel();
+        self.txs.try_send(TxInput::Submit { tx, reply }).map_err(|e| refused(self.shard, e))?;
+        self.await_reply(answer).await
+    }
+
+    /// Where a transaction stands in the shard's memory.
+    pub async fn tx_state(&self, id: Hash) -> Result<TxState, ShardBusy> {
+        let (reply, answer) = oneshot::channel();
+        self.control.try_send(Control::TxState { id, reply }).map_err(|e| refused(self.shard, e))?;
+        self.await_reply(answer).await
+    }
+
+    async fn await_reply<T>(&self, answer: oneshot::Receiver<T>) -> Result<T, ShardBusy> {
+        match tokio::time::timeout(SHARD_REPLY_TIMEOUT, answer).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(ShardBusy::Stopped(self.shard)),
+            Err(_) => Err(ShardBusy::Timeout(self.shard)),
+        }
+    }
+
+    /// Asks the shard to stop.
+    pub fn shutdown(&self) {
+        // The control queue is small and served first; if it is full the
+        // thread is already busy with control and will see the closed queues.
+        let _ = self.control.try_send(Control::Shutdown);
+    }
+}
+
+/// Capacities of a shard's queues.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueBounds {
+    /// Consensus gossip messages waiting.
+    pub consensus: usize,
+    /// Transactions waiting (gossip and RPC).
+    pub txs: usize,
+    /// Control inputs waiting.
+    pub control: usize,
+}
+
+impl Default for QueueBounds {
+    fn default() -> Self {
+        QueueBounds { consensus: 4_096, txs: 16_384, control: 256 }
+    }
+}
+
+/// The receiving ends of a shard's queues, owned by its thread.
+pub struct ShardQueues {
+    /// Consensus gossip.
+    pub consensus: crossbeam_channel::Receiver<GossipInput>,
+    /// Transactions.
+    pub txs: crossbeam_channel::Receiver<TxInput>,
+    /// Control, served first.
+    pub control: crossbeam_channel::Receiver<Control>,
+    /// Where the shard publishes its status.
+    pub status: Arc<RwLock<ShardStatus>>,
+    /// Where it publishes final blocks.
+    pub final_blocks: broadcast::Sender<FinalBlock>,
+}
+
+/// A shard's queues: the handle for everyone else, the receivers for its thread.
+pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle, ShardQueues) {
+    let shard = initial.shard;
+    let (consensus_tx, consensus_rx) = crossbeam_channel::bounded(bounds.consensus);
+    let (txs_tx, txs_rx) = crossbeam_channel::bounded(bounds.txs);
+    let (control_tx, control_rx) = crossbeam_channel::bounded(bounds.control);
+    let status = Arc::new(RwLock::new(initial));
+    let (final_blocks, _) = broadcast::channel(FINAL_BLOCKS_BUFFERED);
+    let handle = ShardHandle {
+        shard,
+        consensus: consensus_tx,
+        txs: txs_tx,
+        control: control_tx,
+        status: status.clone(),
+        final_blocks: final_blocks.clone(),
+    };
+    (handle, ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, status, final_blocks })
+}

@@ -1,0 +1,339 @@
+//! A network of real `palisade-node` processes on 127.0.0.1, described by a
+//! genesis: one data directory, key and config per validator under one
+//! network directory, and the processes started, killed, paused and
+//! restarted by PID. The end-to-end tests and `palisade-testnet` both use it.
+//!
+//! Layout of a network directory:
+//!
+//! ```text
+//! <dir>/genesis.json
+//! <dir>/password                 dev key password (INSECURE: local use only)
+//! <dir>/nodes/<name>/config.toml
+//! <dir>/nodes/<name>/validator.key, p2p.key, db/
+//! <dir>/nodes/<name>/node.log    stdout and stderr of the process
+//! ```
+
+pub mod rpc;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use palisade_ledger::Genesis;
+use rustix::process::{Pid, Signal, kill_process};
+
+/// The dev password every local key is encrypted with. INSECURE by design.
+pub const DEV_PASSWORD: &str = "palisade-local-testnet";
+
+/// One validator of the local network.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Its name in genesis (`validator-S-I`), also its key's dev name.
+    pub name: String,
+    /// The shard it validates.
+    pub shard: u32,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// libp2p TCP port.
+    pub p2p_port: u16,
+    /// JSON-RPC port.
+    pub rpc_port: u16,
+    /// Health and metrics port.
+    pub metrics_port: u16,
+}
+
+impl NodeSpec {
+    /// Its JSON-RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// Its health and metrics base URL.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.metrics_port)
+    }
+
+    /// Its libp2p address.
+    pub fn p2p_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("node.log")
+    }
+}
+
+/// How ports are chosen.
+#[derive(Clone, Copy, Debug)]
+pub enum Ports {
+    /// `base + 3 * i`, `+1`, `+2` for node `i` (predictable, for `up`).
+    From(u16),
+    /// Free ports the OS hands out now (for tests running side by side).
+    Ephemeral,
+}
+
+/// A local network: its layout and its running processes.
+pub struct LocalNet {
+    /// The network directory.
+    pub dir: PathBuf,
+    /// The genesis every node runs.
+    pub genesis: Genesis,
+    /// The `palisade-node` binary.
+    pub binary: PathBuf,
+    /// Every validator, in genesis order.
+    pub nodes: Vec<NodeSpec>,
+    children: BTreeMap<String, Child>,
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn port(ports: Ports, index: usize, offset: u16) -> Result<u16> {
+    match ports {
+        Ports::Ephemeral => free_port(),
+        Ports::From(base) => {
+            let step = u16::try_from(index).ok().and_then(|i| i.checked_mul(3)).and_then(|i| i.checked_add(offset));
+            step.and_then(|s| base.checked_add(s)).context("port range overflows 65535")
+        }
+    }
+}
+
+/// Finds the `palisade-node` binary: `$PALISADE_NODE_BIN`, else next to the
+/// running executable (target/<profile>/, also from target/<profile>/deps/),
+/// else builds it with cargo (release unless `debug`).
+pub fn find_node_binary(debug: bool) -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("PALISADE_NODE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join("palisade-node");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(&root).args(["build", "-p", "palisade-node", "--bin", "palisade-node"]);
+    if !debug {
+        cargo.arg("--release");
+    }
+    eprintln!("building palisade-node ({})…", if debug { "debug" } else { "release" });
+    let status = cargo.status().context("running cargo to build palisade-node")?;
+    if !status.success() {
+        bail!("cargo build -p palisade-node failed");
+    }
+    let path = root.join("target").join(if debug { "debug" } else { "release" }).join("palisade-node");
+    if !path.is_file() {
+        bail!("built palisade-node but cannot find it at {}", path.display());
+    }
+    Ok(path)
+}
+
+impl LocalNet {
+    /// Lays out a network for `genesis` under `dir` (which must not hold one
+    /// already): genesis file, and per validator its data directory, its dev
+    /// key (encrypted with [`DEV_PASSWORD`]) and its config.
+    pub fn create(dir: &Path, genesis: Genesis, binary: PathBuf, ports: Ports) -> Result<LocalNet> {
+        if !genesis.is_dev_chain() {
+            bail!("a local network needs a dev chain (dev keys are derived from names)");
+        }
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let genesis_path = dir.join("genesis.json");
+        fs::write(&genesis_path, genesis.to_json())?;
+        let password = dir.join("password");
+        fs::write(&password, DEV_PASSWORD)?;
+        let mut nodes = Vec::new();
+        for committee in &genesis.committees {
+            for validator in &committee.validators {
+                let i = nodes.len();
+                nodes.push(NodeSpec {
+                    name: validator.name.clone(),
+                    shard: committee.shard,
+                    dir: dir.join("nodes").join(&validator.name),
+                    p2p_port: port(ports, i, 0)?,
+                    rpc_port: port(ports, i, 1)?,
+                    metrics_port: port(ports, i, 2)?,
+                });
+            }
+        }
+        let net = LocalNet { dir: dir.clone(), genesis, binary, nodes, children: BTreeMap::new() };
+        for node in &net.nodes {
+            net.init_node(node, &genesis_path, &password)?;
+        }
+        Ok(net)
+    }
+
+    fn init_node(&self, node: &NodeSpec, genesis_path: &Path, password: &Path) -> Result<()> {
+        fs::create_dir_all(&node.dir)?;
+        self.node_command(&["init", "--force", "--data-dir"], &[&node.dir])?;
+        let key_file = node.dir.join("validator.key");
+        self.node_command(
+            &["keys", "import-dev", &node.name, "--insecure-fast-kdf", "--genesis"],
+            &[genesis_path, Path::new("--password-file"), password, Path::new("--key-file"), &key_file],
+        )?;
+        // Everyone bootstraps to the first validator of every shard: enough
+        // for identify and Kademlia to find the rest.
+        let mut seen = std::collections::BTreeSet::new();
+        let bootstrap: Vec<String> =
+            self.nodes.iter().filter(|n| seen.insert(n.shard) && n.name != node.name).map(NodeSpec::p2p_addr).collect();
+        let config = format!(
+            r#"# Written by palisade-testnet for a local network. INSECURE dev keys.
+[node]
+data_dir = {data_dir:?}
+genesis = {genesis:?}
+key_file = {key_file:?}
+password_file = {password:?}
+
+[p2p]
+listen = {listen:?}
+bootstrap = {bootstrap:?}
+
+[rpc]
+listen = "127.0.0.1:{rpc}"
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+"#,
+            data_dir = node.dir.display().to_string(),
+            genesis = genesis_path.display().to_string(),
+            key_file = key_file.display().to_string(),
+            password = password.display().to_string(),
+            listen = node.p2p_addr(),
+            bootstrap = bootstrap,
+            rpc = node.rpc_port,
+            metrics = node.metrics_port,
+        );
+        fs::write(node.dir.join("config.toml"), config)?;
+        Ok(())
+    }
+
+    fn node_command(&self, args: &[&str], paths: &[&Path]) -> Result<()> {
+        let output = Command::new(&self.binary)
+            .args(args)
+            .args(paths)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.binary.display()))?;
+        if !output.status.success() {
+            bail!("palisade-node {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        }
+        Ok(())
+    }
+
+    /// The validator named `name`.
+    pub fn node(&self, name: &str) -> Result<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name).with_context(|| format!("no node named {name}"))
+    }
+
+    /// Starts `name` (if it is not running), its output appended to its log.
+    pub fn start(&mut self, name: &str) -> Result<u32> {
+        if let Some(child) = self.children.get_mut(name)
+            && child.try_wait()?.is_none()
+        {
+            return Ok(child.id());
+        }
+        let node = self.node(name)?.clone();
+        let log = fs::OpenOptions::new().create(true).append(true).open(node.log_path())?;
+        let child = Command::new(&self.binary)
+            .args(["run", "--config"])
+            .arg(node.dir.join("config.toml"))
+            .env("RUST_LOG", std::env::var("PALISADE_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let pid = child.id();
+        self.children.insert(name.to_string(), child);
+        Ok(pid)
+    }
+
+    /// Starts every validator.
+    pub fn start_all(&mut self) -> Result<()> {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for name in names {
+            self.start(&name)?;
+        }
+        Ok(())
+    }
+
+    fn signal(&mut self, name: &str, signal: Signal) -> Result<()> {
+        let child = self.children.get_mut(name).with_context(|| format!("{name} was not started here"))?;
+        let pid = i32::try_from(child.id()).ok().and_then(Pid::from_raw).context("pid out of range")?;
+        kill_process(pid, signal).with_context(|| format!("sending {signal:?} to {name}"))?;
+        Ok(())
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill(&mut self, name: &str) -> Result<()> {
+        self.signal(name, Signal::KILL)?;
+        if let Some(mut child) = self.children.remove(name) {
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits up to `grace` for a clean exit (SIGKILL after).
+    /// Returns whether it exited cleanly (status 0) in time.
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<bool> {
+        self.signal(name, Signal::TERM)?;
+        let mut child = self.children.remove(name).context("not running")?;
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill()?;
+        child.wait()?;
+        Ok(false)
+    }
+
+    /// SIGSTOP: the process stays, frozen.
+    pub fn pause(&mut self, name: &str) -> Result<()> {
+        self.signal(name, Signal::STOP)
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, name: &str) -> Result<()> {
+        self.signal(name, Signal::CONT)
+    }
+
+    /// Whether `name` runs (started here and not exited).
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.children.get_mut(name).is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The last `lines` lines of `name`'s log.
+    pub fn log_tail(&self, name: &str, lines: usize) -> String {
+        let Ok(node) = self.node(name) else { return String::new() };
+        let text = fs::read_to_string(node.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Stops every process it started (SIGKILL: tests do not need grace).
+    pub fn kill_all(&mut self) {
+        let names: Vec<String> = self.children.keys().cloned().collect();
+        for name in names {
+            let _ = self.kill(&name);
+        }
+    }
+}
+
+impl Drop for LocalNet {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

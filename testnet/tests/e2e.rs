@@ -1,0 +1,152 @@
+//! End-to-end tests: real `palisade-node` processes on 127.0.0.1, real
+//! libp2p sockets, real RocksDB directories, killed with SIGKILL and
+//! restarted. Every wait is bounded; a failure prints the tail of the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
+
+use std::future::Future;
+use std::time::Duration;
+
+use palisade_ledger::workload::Wallets;
+use palisade_ledger::{Amount, Genesis};
+use palisade_testnet::local::rpc::NodeRpc;
+use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
+
+/// Generous bound on any one wait: CI machines are small and shared.
+const WAIT: Duration = Duration::from_secs(90);
+
+fn network(shards: u32, wallets: usize) -> (LocalNet, Wallets, tempfile::TempDir) {
+    let mut genesis = Genesis::dev(shards, 4);
+    let wallets = Wallets::new(&genesis.chain_id, "e2e", wallets);
+    wallets.fund(&mut genesis, "e2e", Amount::from_pal(1_000).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let binary = find_node_binary(true).unwrap();
+    let net = LocalNet::create(dir.path(), genesis, binary, Ports::Ephemeral).unwrap();
+    (net, wallets, dir)
+}
+
+fn clients(net: &LocalNet) -> Vec<NodeRpc> {
+    net.nodes.iter().map(|n| NodeRpc::new(&n.rpc_url()).unwrap()).collect()
+}
+
+/// Polls `check` every 200 ms until it returns true, for at most `WAIT`.
+async fn wait_for<F, Fut>(net: &LocalNet, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs: Vec<String> =
+        net.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, net.log_tail(&n.name, 15))).collect();
+    panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+}
+
+/// The height of `shard` on node `i`, or 0 if it does not answer.
+async fn height(rpc: &[NodeRpc], i: usize, shard: u32) -> u64 {
+    rpc[i].height(shard).await.unwrap_or(0)
+}
+
+/// Every node in `nodes` is at `shard` height `target` or above.
+async fn all_at(rpc: &[NodeRpc], nodes: &[usize], shard: u32, target: u64) -> bool {
+    for &i in nodes {
+        if height(rpc, i, shard).await < target {
+            return false;
+        }
+    }
+    true
+}
+
+fn pal(n: u64) -> Amount {
+    Amount::from_pal(n).unwrap()
+}
+
+/// Index of the first wallet on `shard`, and of another on the same shard.
+fn pair_on(wallets: &Wallets, shard_count: u32, shard: u32) -> (usize, usize) {
+    let on: Vec<usize> = (0..wallets.len()).filter(|&i| wallets.address(i).shard(shard_count) == shard).collect();
+    assert!(on.len() >= 2, "need two funded wallets on shard {shard}; fund more");
+    (on[0], on[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shard_commits_survives_a_kill_and_the_restarted_validator_votes_again() {
+    let (mut net, mut wallets, _dir) = network(1, 2);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    let everyone = [0, 1, 2, 3];
+    wait_for(&net, "all four validators to commit height 2", || all_at(&rpc, &everyone, 0, 2)).await;
+
+    // A transfer becomes final and both balances move exactly.
+    let (from, to) = (0, 1);
+    let (before_from, _) = rpc[0].account(&wallets.address(from)).await.unwrap();
+    let (before_to, _) = rpc[0].account(&wallets.address(to)).await.unwrap();
+    let fee = Amount(1_000);
+    let tx = wallets.transfer(from, wallets.address(to), pal(5), fee);
+    let id = rpc[0].submit(&tx).await.unwrap();
+    let status = rpc[1].wait_final(&id, WAIT).await.unwrap();
+    assert_eq!(status["shard"], 0);
+    let (after_from, nonce) = rpc[2].account(&wallets.address(from)).await.unwrap();
+    let (after_to, _) = rpc[3].account(&wallets.address(to)).await.unwrap();
+    assert_eq!(after_from, before_from - pal(5).units() - fee.units());
+    assert_eq!(after_to, before_to + pal(5).units());
+    assert_eq!(nonce, 1);
+
+    // kill -9 one validator: the other three keep committing, transfers too.
+    net.kill("validator-0-3").unwrap();
+    let h = height(&rpc, 0, 0).await;
+    wait_for(&net, "three validators to commit 3 more heights", || all_at(&rpc, &[0, 1, 2], 0, h + 3)).await;
+    let tx = wallets.transfer(from, wallets.address(to), pal(1), fee);
+    let id = rpc[1].submit(&tx).await.unwrap();
+    rpc[2].wait_final(&id, WAIT).await.unwrap();
+
+    // Restarted, it catches up from its store and its peers...
+    net.start("validator-0-3").unwrap();
+    let h = height(&rpc, 0, 0).await;
+    wait_for(&net, "the restarted validator to catch up", || all_at(&rpc, &[3], 0, h)).await;
+    // ...and votes again: with another validator down, no quorum forms
+    // without the restarted one.
+    net.kill("validator-0-2").unwrap();
+    let h = height(&rpc, 0, 0).await;
+    wait_for(&net, "commits that need the restarted validator's votes", || all_at(&rpc, &[0, 1, 3], 0, h + 3)).await;
+    let tx = wallets.transfer(from, wallets.address(to), pal(1), fee);
+    let id = rpc[3].submit(&tx).await.unwrap();
+    rpc[0].wait_final(&id, WAIT).await.unwrap();
+    let (after, nonce) = rpc[3].account(&wallets.address(from)).await.unwrap();
+    assert_eq!(nonce, 3);
+    assert_eq!(after, before_from - pal(7).units() - 3 * fee.units());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_commit_independently() {
+    let (mut net, mut wallets, _dir) = network(2, 12);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    let shard0 = [0, 1, 2, 3];
+    let shard1 = [4, 5, 6, 7];
+    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &shard0, 0, 2)).await;
+    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &shard1, 1, 2)).await;
+
+    // A transfer on each shard, each submitted to a validator of its shard.
+    for (shard, node) in [(0u32, 0usize), (1, 4)] {
+        let (from, to) = pair_on(&wallets, 2, shard);
+        let tx = wallets.transfer(from, wallets.address(to), pal(2), Amount(1_000));
+        let id = rpc[node].submit(&tx).await.unwrap();
+        let status = rpc[node + 1].wait_final(&id, WAIT).await.unwrap();
+        assert_eq!(status["shard"], shard);
+    }
+
+    // Halt shard 1 (two of four validators down: no quorum). Shard 0 goes on.
+    net.kill("validator-1-2").unwrap();
+    net.kill("validator-1-3").unwrap();
+    let halted_at = height(&rpc, 4, 1).await;
+    let h0 = height(&rpc, 0, 0).await;
+    wait_for(&net, "shard 0 to commit 3 more heights while shard 1 is halted", || all_at(&rpc, &shard0, 0, h0 + 3))
+        .await;
+    let h1 = height(&rpc, 4, 1).await;
+    // At most the height that was in flight when the kill landed.
+    assert!(h1 <= halted_at + 1, "shard 1 committed without a quorum: {halted_at} → {h1}");
+}
