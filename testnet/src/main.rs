@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use palisade_ledger::Genesis;
+use palisade_testnet::local::{self, LocalNet, Ports};
 use palisade_testnet::sim::{self, Scenario, Sim};
 
 #[derive(Parser)]
@@ -59,6 +60,33 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         progress_every: u64,
     },
+    /// Start a local network of real `palisade-node` processes on 127.0.0.1,
+    /// one per validator of the genesis, each with its own data directory
+    /// and ports under the state directory. Runs in the foreground: Ctrl-C
+    /// stops every node gracefully. Running it again resumes the same chain.
+    Up {
+        /// The genesis to run (by default the committed dev genesis).
+        #[arg(long, default_value = "genesis.json", conflicts_with = "shards")]
+        genesis: PathBuf,
+        /// Generate a dev genesis with this many shards instead.
+        #[arg(long)]
+        shards: Option<u32>,
+        /// Validators per shard of a generated genesis.
+        #[arg(long, default_value_t = 4, requires = "shards")]
+        validators_per_shard: u32,
+        /// Where the network lives (genesis, keys, data, logs).
+        #[arg(long, default_value = ".testnet")]
+        dir: PathBuf,
+        /// First port: node i uses base+3i (p2p), +1 (RPC), +2 (metrics).
+        #[arg(long, default_value_t = 27_000)]
+        base_port: u16,
+        /// Delete the state directory first and start a new chain.
+        #[arg(long)]
+        fresh: bool,
+        /// Use this palisade-node binary instead of building one.
+        #[arg(long, env = "PALISADE_NODE_BIN")]
+        node_bin: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<ExitCode> {
@@ -68,7 +96,73 @@ fn main() -> Result<ExitCode> {
         }
         Command::Sim { seed: Some(seed), .. } => Ok(sim_one(seed)),
         Command::Sim { seed: None, seeds, start, progress_every } => Ok(sim_many(start, seeds, progress_every)),
+        Command::Up { genesis, shards, validators_per_shard, dir, base_port, fresh, node_bin } => {
+            let genesis = match shards {
+                Some(shards) => Genesis::dev(shards, validators_per_shard),
+                None => {
+                    let (genesis, warnings) = Genesis::load(&genesis)?;
+                    for warning in warnings {
+                        eprintln!("warning: {}: {}", warning.field, warning.reason);
+                    }
+                    genesis
+                }
+            };
+            if fresh && dir.exists() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            }
+            let binary = match node_bin {
+                Some(path) => path,
+                None => local::find_node_binary(false)?,
+            };
+            up(&dir, genesis, binary, base_port)
+        }
     }
+}
+
+/// Starts the network, prints where everything is, waits for Ctrl-C.
+fn up(dir: &std::path::Path, genesis: Genesis, binary: PathBuf, base_port: u16) -> Result<ExitCode> {
+    let mut net = LocalNet::create(dir, genesis, binary, Ports::From(base_port))?;
+    net.start_all()?;
+    println!("{:<16} {:>5}  {:<24} {:<24} log", "node", "shard", "rpc", "metrics");
+    for node in &net.nodes {
+        println!(
+            "{:<16} {:>5}  {:<24} {:<24} {}",
+            node.name,
+            node.shard,
+            node.rpc_url(),
+            format!("{}/metrics", node.metrics_url()),
+            node.log_path().display()
+        );
+    }
+    println!("\n{} nodes running; state in {}. Ctrl-C stops them.", net.nodes.len(), net.dir.display());
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Ok(runtime) = runtime {
+            let _ = runtime.block_on(tokio::signal::ctrl_c());
+        }
+        let _ = stop_tx.send(());
+    });
+    // Report nodes that exit on their own while we wait.
+    let names: Vec<String> = net.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut reported = std::collections::BTreeSet::new();
+    while stop_rx.recv_timeout(std::time::Duration::from_secs(1)).is_err() {
+        for name in &names {
+            if !net.is_running(name) && reported.insert(name.clone()) {
+                eprintln!("{name} exited; its log:\n{}", net.log_tail(name, 10));
+            }
+        }
+    }
+    let _ = stopper.join();
+    println!("stopping…");
+    let mut unclean = 0;
+    for name in &names {
+        if net.is_running(name) && !net.stop(name, std::time::Duration::from_secs(15))? {
+            unclean += 1;
+        }
+    }
+    println!("stopped ({unclean} did not exit cleanly)");
+    Ok(if unclean == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one seed verbosely.

@@ -574,7 +574,9 @@ impl ShardDriver {
             self.step_own(Input::Synced { height: after })?;
             debug!(from = before, to = after, "synced");
         }
-        if self.peer_height > after {
+        // Ask for more at once only while the answers make progress; a peer
+        // that claims a height it does not serve is retried on the timer.
+        if self.peer_height > after && after > before {
             self.request_sync();
         }
         Ok(())

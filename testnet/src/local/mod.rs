@@ -139,9 +139,11 @@ pub fn find_node_binary(debug: bool) -> Result<PathBuf> {
 }
 
 impl LocalNet {
-    /// Lays out a network for `genesis` under `dir` (which must not hold one
-    /// already): genesis file, and per validator its data directory, its dev
-    /// key (encrypted with [`DEV_PASSWORD`]) and its config.
+    /// Lays out a network for `genesis` under `dir`: genesis file, and per
+    /// validator its data directory, its dev key (encrypted with
+    /// [`DEV_PASSWORD`]) and its config. A directory that already holds a
+    /// network for the same genesis is reused as it is (its chain resumes);
+    /// one for another genesis is refused.
     pub fn create(dir: &Path, genesis: Genesis, binary: PathBuf, ports: Ports) -> Result<LocalNet> {
         if !genesis.is_dev_chain() {
             bail!("a local network needs a dev chain (dev keys are derived from names)");
@@ -149,7 +151,14 @@ impl LocalNet {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let genesis_path = dir.join("genesis.json");
-        fs::write(&genesis_path, genesis.to_json())?;
+        let text = genesis.to_json();
+        match fs::read_to_string(&genesis_path) {
+            Ok(existing) if existing != text => bail!(
+                "{} holds a network for another genesis; pass --fresh to replace it or use another --dir",
+                dir.display()
+            ),
+            _ => fs::write(&genesis_path, &text)?,
+        }
         let password = dir.join("password");
         fs::write(&password, DEV_PASSWORD)?;
         let mut nodes = Vec::new();
@@ -168,7 +177,9 @@ impl LocalNet {
         }
         let net = LocalNet { dir: dir.clone(), genesis, binary, nodes, children: BTreeMap::new() };
         for node in &net.nodes {
-            net.init_node(node, &genesis_path, &password)?;
+            if !node.dir.join("config.toml").is_file() {
+                net.init_node(node, &genesis_path, &password)?;
+            }
         }
         Ok(net)
     }
