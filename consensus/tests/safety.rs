@@ -6,8 +6,8 @@ mod harness;
 use harness::fixture::{Fixture, kinds, sent, votes};
 use harness::{CHAIN, Net, SHARD, block_hash, vote};
 use palisade_consensus::{
-    Action, ConfigError, Decision, Evidence, EvidenceError, Input, Message, Phase, Proposal, SignedMessage, SignedVote, TimerId,
-    ValidatorIndex, VerifyError, ViewChange,
+    Action, ConfigError, Decision, Evidence, EvidenceError, Input, Message, Phase, Proposal, SignedMessage, SignedVote,
+    TimerId, ValidatorIndex, VerifyError, ViewChange,
 };
 use proptest::prelude::*;
 

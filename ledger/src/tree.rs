@@ -83,7 +83,6 @@ impl MemTree {
             self.values.insert((*key_hash, *version), value.clone());
         }
     }
-
 }
 
 impl TreeReader for MemTree {

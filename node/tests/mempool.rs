@@ -54,8 +54,7 @@ fn each_refusal_has_its_reason() {
     assert_eq!(rejection(mempool.insert(gap, &state)), Rejection::NonceGap { got: 5, next: 1 });
 
     let cheaper = TxBody { fee: Amount(1), ..mempool.candidates(&state, 1).unwrap()[0].body.clone() };
-    let cheaper = TxBody { kind: TxKind::Transfer { to, amount: Amount(11) }, ..cheaper }
-        .sign(users.keypair(a));
+    let cheaper = TxBody { kind: TxKind::Transfer { to, amount: Amount(11) }, ..cheaper }.sign(users.keypair(a));
     assert!(matches!(rejection(mempool.insert(cheaper, &state)), Rejection::NonceTaken { nonce: 0, .. }));
 
     users.set_nonce(a, 1);

@@ -21,7 +21,9 @@ use palisade_ledger::Hash;
 use palisade_node::metrics::{Metrics, TopicLabel, TopicReasonLabel};
 use palisade_node::net::{self, COMMAND_QUEUE, NetConfig, NetHandle, Started, SyncServer, Verdict};
 use palisade_node::shard::{Control, GossipInput, QueueBounds, ShardQueues, ShardStatus, TxInput, shard_channel};
-use palisade_node::wire::{self, MAX_SYNC_BLOCKS, MAX_TX_GOSSIP_BYTES, SyncRequest, SyncResponse, SyncedBlock, TopicKind};
+use palisade_node::wire::{
+    self, MAX_SYNC_BLOCKS, MAX_TX_GOSSIP_BYTES, SyncRequest, SyncResponse, SyncedBlock, TopicKind,
+};
 use tokio::sync::{mpsc, watch};
 
 const CHAIN: &str = "net-test";
@@ -258,7 +260,10 @@ async fn gossip_is_delivered_and_forwarded_only_once_accepted() {
         assert_eq!(input.source.peer, hub.peer_id(), "it came through the hub");
     }
     // The hub counts the message it published.
-    assert!(hub.metrics.gossip_out.get_or_create(&TopicLabel { shard: SHARD, topic: TopicKind::Consensus.into() }).get() >= 1);
+    assert!(
+        hub.metrics.gossip_out.get_or_create(&TopicLabel { shard: SHARD, topic: TopicKind::Consensus.into() }).get()
+            >= 1
+    );
 
     for node in [hub, b, c] {
         node.stop().await;
@@ -295,10 +300,18 @@ async fn sync_request_is_answered_by_a_peer() {
     }
 
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let b = start(Options { bootstrap: vec![a.address()], sync_server: serving_tip(100, seen.clone()), ..Options::default() })
-        .await;
-    let c = start(Options { bootstrap: vec![a.address()], sync_server: serving_tip(100, seen.clone()), ..Options::default() })
-        .await;
+    let b = start(Options {
+        bootstrap: vec![a.address()],
+        sync_server: serving_tip(100, seen.clone()),
+        ..Options::default()
+    })
+    .await;
+    let c = start(Options {
+        bootstrap: vec![a.address()],
+        sync_server: serving_tip(100, seen.clone()),
+        ..Options::default()
+    })
+    .await;
     wait_for("B and C to connect", || a.peers() == 2).await;
 
     // Ask (again, while A does not yet know who follows the shard) for far
@@ -323,11 +336,8 @@ async fn sync_request_is_answered_by_a_peer() {
     };
     assert_eq!(response.shard, SHARD);
     assert_eq!(response.tip_height, 100);
-    let heights: Vec<u64> = response
-        .blocks
-        .iter()
-        .map(|b| u64::from_le_bytes(b.block.as_slice().try_into().expect("8 bytes")))
-        .collect();
+    let heights: Vec<u64> =
+        response.blocks.iter().map(|b| u64::from_le_bytes(b.block.as_slice().try_into().expect("8 bytes"))).collect();
     assert_eq!(heights, (10..10 + u64::from(MAX_SYNC_BLOCKS)).collect::<Vec<_>>());
     assert!(response.blocks.iter().all(|b| b.certificate == b"cert"));
     let seen = seen.lock().expect("not poisoned").clone();
@@ -348,7 +358,8 @@ fn hostile_peer(target: Multiaddr) -> mpsc::UnboundedSender<Vec<u8>> {
         .max_transmit_size(1 << 20)
         .build()
         .expect("valid config");
-    let behaviour: gossipsub::Behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config).expect("valid behaviour");
+    let behaviour: gossipsub::Behaviour =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config).expect("valid behaviour");
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)

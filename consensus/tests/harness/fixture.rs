@@ -4,9 +4,9 @@
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, BlockHash, CommitCertificate, Committee, Config, ConfigError, Decision, Input, Message, Phase, PreparedCertificate, Proposal,
-    Rejected, Replica, SafetyState, SignedMessage, SignedViewChange, ValidatorIndex, Verified, ViewChange,
-    VoteSignature,
+    Action, BlockHash, CommitCertificate, Committee, Config, ConfigError, Decision, Input, Message, Phase,
+    PreparedCertificate, Proposal, Rejected, Replica, SafetyState, SignedMessage, SignedViewChange, ValidatorIndex,
+    Verified, ViewChange, VoteSignature,
 };
 
 use super::{CHAIN, SHARD, block_hash, committee, keys, signed, vote};

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, VecDeque};
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
     Action, BlockHash, CommitCertificate, Committee, Config, Decision, Evidence, Input, Message, Phase, Replica,
-    SafetyState,
-    ShardId, SignedMessage, TimerId, Validator, ValidatorIndex, Verified, Vote, decode, encode, max_message_bytes,
+    SafetyState, ShardId, SignedMessage, TimerId, Validator, ValidatorIndex, Verified, Vote, decode, encode,
+    max_message_bytes,
 };
 
 pub const CHAIN: &str = "palisade-test";

@@ -337,7 +337,7 @@ impl NetTask {
             return;
         };
         let limit = self.topics.limit(kind);
-        if message.data.len() > limit {
+        if message.data.len() > limit * 1000 {
             debug!(peer = %peer, shard, topic = kind.label(), bytes = message.data.len(), limit, "oversized gossip");
             self.metrics.gossip_refused(shard, kind, "too_large");
             self.report(&message_id, &peer, MessageAcceptance::Reject);
@@ -509,7 +509,7 @@ impl NetTask {
             .swarm
             .connected_peers()
             .filter_map(|peer| {
-                gossipsub.peer_score(peer).filter(|score| *score < GRAYLIST_THRESHOLD).map(|s| (*peer, s))
+                gossipsub.peer_score(peer).filter(|score| *score < GRAYLIST_THRESHOLD * 1e9).map(|s| (*peer, s))
             })
             .collect();
         for (peer, score) in graylisted {
