@@ -61,7 +61,7 @@ pub enum Command {
     Keys(KeysCommand),
     /// Run the node until SIGTERM or SIGINT
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 const RUN_EXAMPLES: &str = "\

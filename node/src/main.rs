@@ -6,6 +6,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => cli::init(args),
         Command::Keys(command) => cli::keys(command),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,7 +101,10 @@ fn load_validator_key(config: &NodeConfig) -> Result<Option<Keypair>> {
 fn init_tracing(log: &LogSection) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
         .with_context(|| format!("log.level {:?} is not a valid filter directive", log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let installed = match log.format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),

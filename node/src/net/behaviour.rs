@@ -88,7 +88,7 @@ fn gossipsub(key: &identity::Keypair, chain_id: &str, topics: &Topics) -> Result
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Strict)
         // Nothing is forwarded before its shard has said it is valid.
-        // MUTATION .validate_messages()
+        .validate_messages()
         .max_transmit_size(topics.max_transmit_bytes())
         .build()
         .map_err(|e| NetError::Setup(format!("gossipsub configuration: {e}")))?;

@@ -337,7 +337,7 @@ impl NetTask {
             return;
         };
         let limit = self.topics.limit(kind);
-        if message.data.len() > limit * 1000 {
+        if message.data.len() > limit {
             debug!(peer = %peer, shard, topic = kind.label(), bytes = message.data.len(), limit, "oversized gossip");
             self.metrics.gossip_refused(shard, kind, "too_large");
             self.report(&message_id, &peer, MessageAcceptance::Reject);
@@ -349,14 +349,14 @@ impl NetTask {
             return;
         };
         let input = GossipInput { kind, data: message.data, source: GossipSource { message_id, peer } };
-        match handle.gossip(input) {
-            Ok(()) => {}
-            Err(TrySendError::Full(input)) => {
+        let Err(refused) = handle.gossip(input) else { return };
+        match *refused {
+            TrySendError::Full(input) => {
                 debug!(peer = %peer, shard, topic = kind.label(), "shard queue full; message ignored");
                 self.metrics.gossip_refused(shard, kind, "queue_full");
                 self.report(&input.source.message_id, &peer, MessageAcceptance::Ignore);
             }
-            Err(TrySendError::Disconnected(input)) => {
+            TrySendError::Disconnected(input) => {
                 debug!(peer = %peer, shard, "shard stopped; message ignored");
                 self.report(&input.source.message_id, &peer, MessageAcceptance::Ignore);
             }
@@ -509,7 +509,7 @@ impl NetTask {
             .swarm
             .connected_peers()
             .filter_map(|peer| {
-                gossipsub.peer_score(peer).filter(|score| *score < GRAYLIST_THRESHOLD * 1e9).map(|s| (*peer, s))
+                gossipsub.peer_score(peer).filter(|score| *score < GRAYLIST_THRESHOLD).map(|s| (*peer, s))
             })
             .collect();
         for (peer, score) in graylisted {

@@ -59,6 +59,16 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
+/// A block this node built to propose.
+pub struct Proposed {
+    /// The encoded block.
+    pub block: Vec<u8>,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Candidates that no longer execute, and why.
+    pub rejected: Vec<(Hash, TxError)>,
+}
+
 /// A block just made final here.
 pub struct Committed {
     /// The block.
@@ -151,14 +161,8 @@ impl Chain {
         Ok(())
     }
 
-    /// Builds the next block from `candidates` as `proposer`. Returns the
-    /// encoded block, its hash, and the candidates that no longer execute.
-    pub fn build(
-        &mut self,
-        proposer: Address,
-        now_ms: u64,
-        candidates: Vec<SignedTx>,
-    ) -> Result<(Vec<u8>, BlockHash, Vec<(Hash, TxError)>), StoreError> {
+    /// Builds the next block from `candidates` as `proposer`.
+    pub fn build(&mut self, proposer: Address, now_ms: u64, candidates: Vec<SignedTx>) -> Result<Proposed, StoreError> {
         let Built { block, outcome, rejected } =
             build_block(&self.state, proposer, now_ms, candidates).map_err(|e| match e {
                 palisade_ledger::BlockError::State(e) => StoreError::State(e),
@@ -168,7 +172,7 @@ impl Chain {
             })?;
         let hash = block.hash().0;
         self.cache(hash, outcome);
-        Ok((block.to_bytes(), hash, rejected))
+        Ok(Proposed { block: block.to_bytes(), hash, rejected })
     }
 
     /// Commits a certified block at the next height. The certificate must

@@ -646,7 +646,7 @@ impl ShardDriver {
         let Some(proposer) = self.address else { return Ok(None) };
         let candidates =
             self.mempool.candidates(self.chain.state(), self.max_block_txs).map_err(|e| self.store_err(e.into()))?;
-        let (block, block_hash, rejected) =
+        let super::chain::Proposed { block, hash: block_hash, rejected } =
             self.chain.build(proposer, unix_ms(), candidates).map_err(|e| self.store_err(e))?;
         for (id, reason) in rejected {
             self.mempool.evict(&id);

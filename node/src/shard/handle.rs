@@ -162,9 +162,10 @@ impl ShardHandle {
         self.final_blocks.subscribe()
     }
 
-    /// Hands gossip to the shard, or gives it back if the queue is full.
-    pub fn gossip(&self, input: GossipInput) -> Result<(), TrySendError<GossipInput>> {
-        match input.kind {
+    /// Hands gossip to the shard, or gives it back (boxed: it is large) if
+    /// the queue is full or the shard stopped.
+    pub fn gossip(&self, input: GossipInput) -> Result<(), Box<TrySendError<GossipInput>>> {
+        let sent = match input.kind {
             TopicKind::Consensus => self.consensus.try_send(input),
             TopicKind::Txs => self.txs.try_send(TxInput::Gossip(input)).map_err(|e| match e {
                 TrySendError::Full(TxInput::Gossip(g)) => TrySendError::Full(g),
@@ -172,7 +173,8 @@ impl ShardHandle {
                 // We sent a Gossip; nothing else can come back.
                 _ => unreachable!("try_send returns the value it was given"),
             }),
-        }
+        };
+        sent.map_err(Box::new)
     }
 
     /// Hands a sync answer to the shard (dropped if its control queue is
