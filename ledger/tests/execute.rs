@@ -5,11 +5,8 @@ mod common;
 
 use common::*;
 use palisade_ledger::{
-    Amount, Block, BlockError, Hash, Keypair, State, TxError, apply_block,
-    block::tx_root,
-    build_block,
-    mem::MemState,
-    tx::{TxBody, TxKind},
+    Amount, Block, BlockError, Hash, Keypair, State, TxError, apply_block, block::tx_root, build_block, mem::MemState,
+    tx::TxBody,
 };
 
 fn setup() -> (palisade_ledger::Genesis, palisade_ledger::workload::Wallets, MemState) {

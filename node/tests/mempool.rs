@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
 
 use palisade_ledger::{
-    Amount, Genesis, Keypair, SignedTx, TxBody, TxError, TxKind, apply_block, build_block, mem::MemState,
-    workload::Wallets,
+    Amount, Genesis, SignedTx, TxBody, TxError, TxKind, apply_block, build_block, mem::MemState, workload::Wallets,
 };
 use palisade_node::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
 use proptest::prelude::*;
