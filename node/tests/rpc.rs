@@ -733,6 +733,41 @@ async fn a_burst_from_one_client_is_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_closed() {
+    let h = Harness::start(RpcConfig { max_connections: 2, requests_per_second_per_client: 0, ..RpcConfig::default() })
+        .await;
+    let status_call = r#"{"jsonrpc":"2.0","id":1,"method":"palisade_status","params":[]}"#;
+    let first = TcpStream::connect(h.rpc).await.unwrap();
+    let _second = TcpStream::connect(h.rpc).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The third is accepted and closed at once: no answer (EOF or reset).
+    let mut third = TcpStream::connect(h.rpc).await.unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{status_call}",
+        status_call.len()
+    );
+    let _ = third.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut response)).await.unwrap();
+    assert!(read.is_err() || response.is_empty(), "{}", String::from_utf8_lossy(&response));
+    // Closing one frees its place.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = TcpStream::connect(h.rpc).await.unwrap();
+        let _ = stream.write_all(request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n").as_bytes()).await;
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+        if response.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no place freed after a connection closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = h.shutdown.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn final_blocks_are_pushed_to_websocket_subscribers() {
     let h = Harness::unlimited().await;
     let client = WsClientBuilder::default().build(format!("ws://{}", h.rpc)).await.unwrap();
