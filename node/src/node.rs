@@ -100,9 +100,7 @@ pub async fn run(
     let max_consensus_bytes = shards
         .iter()
         .filter_map(|&s| genesis.committee(s).map(|c| c.validators.len()))
-        .map(|n| {
-            palisade_consensus::max_message_bytes(n, (genesis.params.max_block_bytes as usize).saturating_add(65_536))
-        })
+        .map(|n| palisade_consensus::max_message_bytes(n, shard::driver::max_block_bytes(&genesis)))
         .max()
         .unwrap_or(0);
     let net_config = NetConfig {

@@ -27,18 +27,15 @@ mod sync;
 mod task;
 mod topics;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::gossipsub::MessageId;
 use libp2p::{Multiaddr, PeerId};
 use palisade_ledger::ShardId;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::metrics::Metrics;
-use crate::shard::ShardHandle;
 use crate::wire::{SyncRequest, SyncResponse, TopicKind};
 
 /// Default capacity of the network's command queue.
@@ -188,19 +185,4 @@ pub enum NetError {
     },
 }
 
-/// Starts the network task: builds the swarm, subscribes to the shards'
-/// topics, binds the listen addresses (waiting until each is bound), dials
-/// the bootstrap peers, and runs until `shutdown` becomes true.
-///
-/// Inbound gossip goes to `shards` (a shard not in it is not run here: its
-/// messages are ignored); sync requests are answered by `sync_server`.
-pub async fn spawn(
-    config: NetConfig,
-    commands: CommandReceiver,
-    shards: BTreeMap<ShardId, ShardHandle>,
-    sync_server: SyncServer,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<Started, NetError> {
-    task::spawn(config, commands, shards, sync_server, metrics, shutdown).await
-}
+pub use task::spawn;

@@ -72,8 +72,13 @@ struct NetTask {
     max_connections: u32,
 }
 
-/// See [`super::spawn`].
-pub(super) async fn spawn(
+/// Starts the network task: builds the swarm, subscribes to the shards'
+/// topics, binds the listen addresses (waiting until each is bound), dials
+/// the bootstrap peers, and runs until `shutdown` becomes true.
+///
+/// Inbound gossip goes to `shards` (a shard not in it is not run here: its
+/// messages are ignored); sync requests are answered by `sync_server`.
+pub async fn spawn(
     config: NetConfig,
     commands: CommandReceiver,
     shards: BTreeMap<ShardId, ShardHandle>,

@@ -40,6 +40,12 @@ use crate::wire::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse, TopicKind};
 /// Room for a block's header and encoding overhead on top of the genesis
 /// bound on its transaction bytes.
 const BLOCK_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// Largest encoded block a shard accepts: the genesis bound on transaction
+/// bytes plus header and encoding overhead.
+pub fn max_block_bytes(genesis: &Genesis) -> usize {
+    (genesis.params.max_block_bytes as usize).saturating_add(BLOCK_OVERHEAD_BYTES)
+}
 /// Largest encoded safety state read back.
 const MAX_SAFETY_STATE_BYTES: usize = 64 * 1024;
 /// Rejection reasons remembered for `TxState` queries.
@@ -163,7 +169,7 @@ impl ShardDriver {
         let committee =
             genesis.consensus_committee(shard).ok_or_else(|| config_err("genesis has no such shard".into()))?;
         let params = &genesis.params;
-        let max_block_bytes = (params.max_block_bytes as usize).saturating_add(BLOCK_OVERHEAD_BYTES);
+        let max_block_bytes = max_block_bytes(&genesis);
         let chain =
             Chain::open(store.clone(), &genesis, shard, committee.clone(), max_block_bytes).map_err(store_err)?;
 
@@ -307,8 +313,7 @@ impl ShardDriver {
             Ok(message) => message,
             Err(e) => {
                 debug!(peer = %source.peer, error = %e, "undecodable consensus message");
-                self.metrics.gossip_refused(self.shard, TopicKind::Consensus, "decode");
-                self.net.report(source, Verdict::Reject);
+                self.refuse(source, TopicKind::Consensus, "decode");
                 return Ok(());
             }
         };
@@ -316,8 +321,7 @@ impl ShardDriver {
             Ok(verified) => verified,
             Err(e) => {
                 debug!(peer = %source.peer, error = %e, "invalid consensus message");
-                self.metrics.gossip_refused(self.shard, TopicKind::Consensus, "invalid");
-                self.net.report(source, Verdict::Reject);
+                self.refuse(source, TopicKind::Consensus, "invalid");
                 return Ok(());
             }
         };
@@ -339,6 +343,12 @@ impl ShardDriver {
         Ok(())
     }
 
+    /// Counts a provably bad gossip message and has gossipsub penalise its sender.
+    fn refuse(&self, source: crate::net::GossipSource, kind: TopicKind, reason: &'static str) {
+        self.metrics.gossip_refused(self.shard, kind, reason);
+        self.net.report(source, Verdict::Reject);
+    }
+
     fn on_tx(&mut self, input: TxInput) -> Result<(), ShardError> {
         match input {
             TxInput::Gossip(GossipInput { data, source, .. }) => {
@@ -346,8 +356,7 @@ impl ShardDriver {
                     Ok(tx) => tx,
                     Err(e) => {
                         debug!(peer = %source.peer, error = %e, "undecodable transaction");
-                        self.metrics.gossip_refused(self.shard, TopicKind::Txs, "decode");
-                        self.net.report(source, Verdict::Reject);
+                        self.refuse(source, TopicKind::Txs, "decode");
                         return Ok(());
                     }
                 };
