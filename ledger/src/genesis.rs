@@ -35,6 +35,25 @@ pub const DEV_CHAIN_ID: &str = "palisade-dev";
 pub const DEV_GENESIS_TIME_MS: u64 = 1_767_225_600_000;
 /// Names of the well-known dev accounts.
 pub const DEV_ACCOUNTS: [&str; 5] = ["alice", "bob", "carol", "dave", "faucet"];
+/// Candidates tried for a per-shard dev faucet's key; one lands on a given
+/// shard of S with probability 1/S each, so 4,096 fail only for S ≫ 1,000.
+const SHARD_FAUCET_TRIES: u32 = 4_096;
+
+/// The name of shard `shard`'s dev faucet (`faucet-S`): every shard of a dev
+/// network has one, so a local network can fund accounts on any shard
+/// without a cross-shard transfer.
+pub fn shard_faucet_name(shard: ShardId) -> String {
+    format!("faucet-{shard}")
+}
+
+/// The key of shard `shard`'s dev faucet: the first of the dev keys
+/// `faucet-S#0`, `faucet-S#1`, … whose account lives on `shard`.
+/// INSECURE, like every dev key.
+pub fn shard_faucet_key(shard: ShardId, shard_count: u32) -> Option<Keypair> {
+    (0..SHARD_FAUCET_TRIES)
+        .map(|k| Keypair::dev(&format!("faucet-{shard}#{k}")))
+        .find(|key| key.address().shard(shard_count) == shard)
+}
 
 /// Network-wide parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +173,22 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> GenesisError 
 }
 
 impl Genesis {
+    /// The dev key of the account or validator named `name` in this genesis
+    /// (`alice`, `faucet-2`, `validator-0-1`, …), if it has one: dev keys
+    /// are derived from names, so anyone can hold them. INSECURE: for local
+    /// networks only.
+    pub fn dev_keypair(&self, name: &str) -> Option<Keypair> {
+        let address = self.accounts.iter().find(|a| a.name == name).map(|a| a.address).or_else(|| {
+            self.committees.iter().flat_map(|c| &c.validators).find(|v| v.name == name).map(|v| v.address)
+        })?;
+        let by_name = Keypair::dev(name);
+        if by_name.address() == address {
+            return Some(by_name);
+        }
+        let shard: ShardId = name.strip_prefix("faucet-")?.parse().ok()?;
+        shard_faucet_key(shard, self.shard_count).filter(|key| key.address() == address)
+    }
+
     /// Reads and validates a genesis file.
     pub fn load(path: &Path) -> Result<(Genesis, Vec<GenesisWarning>), GenesisError> {
         let text = std::fs::read_to_string(path)
@@ -373,7 +408,7 @@ impl Genesis {
                     .collect(),
             })
             .collect();
-        let accounts = DEV_ACCOUNTS
+        let mut accounts: Vec<GenesisAccount> = DEV_ACCOUNTS
             .iter()
             .map(|name| GenesisAccount {
                 name: (*name).to_string(),
@@ -381,6 +416,14 @@ impl Genesis {
                 balance_units: if *name == "faucet" { pal(1_000_000_000) } else { pal(1_000_000) },
             })
             .collect();
+        accounts.extend((0..shards).filter_map(|shard| {
+            let key = shard_faucet_key(shard, shards)?;
+            Some(GenesisAccount {
+                name: shard_faucet_name(shard),
+                address: key.address(),
+                balance_units: pal(1_000_000_000),
+            })
+        }));
         Genesis {
             chain_id: DEV_CHAIN_ID.to_string(),
             genesis_time_ms: DEV_GENESIS_TIME_MS,
@@ -427,6 +470,25 @@ mod tests {
         assert_eq!(back, genesis);
         assert!(warnings.is_empty());
         assert_eq!(back.hash(), genesis.hash());
+    }
+
+    #[test]
+    fn every_dev_shard_has_a_funded_faucet_whose_key_is_found_by_name() {
+        for shards in [1, 4, 7] {
+            let genesis = Genesis::dev(shards, 4);
+            for shard in 0..shards {
+                let name = shard_faucet_name(shard);
+                let account = genesis.accounts.iter().find(|a| a.name == name).unwrap();
+                assert_eq!(account.address.shard(shards), shard, "{name} of {shards} shards");
+                assert!(account.balance_units > 0);
+                assert_eq!(genesis.dev_keypair(&name).unwrap().address(), account.address);
+            }
+        }
+        let genesis = Genesis::dev(2, 4);
+        assert_eq!(genesis.dev_keypair("alice").unwrap().address(), Keypair::dev("alice").address());
+        assert_eq!(genesis.dev_keypair("validator-1-3").unwrap().address(), Keypair::dev("validator-1-3").address());
+        assert!(genesis.dev_keypair("mallory").is_none());
+        assert!(genesis.dev_keypair("faucet-9").is_none());
     }
 
     #[test]

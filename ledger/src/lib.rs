@@ -5,6 +5,7 @@
 //! - [`tx`], [`block`]: signed transactions and per-shard blocks;
 //! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
 //! - [`execute`]: pure block validation/execution and block building;
+//! - [`api`]: the node's JSON-RPC interface as clients see it;
 //! - [`genesis`]: the network's genesis document;
 //! - [`mem`]: state in memory (tests, simulator);
 //! - [`workload`]: funded dev accounts that sign transfers (tests, benchmarks);
@@ -16,6 +17,7 @@
 
 pub mod address;
 pub mod amount;
+pub mod api;
 pub mod block;
 pub mod codec;
 pub mod execute;

@@ -129,7 +129,8 @@ pub struct RpcSection {
     pub max_batch: u32,
     /// Most open connections.
     pub max_connections: u32,
-    /// Requests per second allowed from one client IP.
+    /// Requests per second allowed from one client IP; 0 turns the limit off
+    /// (a local network, where every client is 127.0.0.1).
     pub requests_per_second_per_client: u32,
 }
 
@@ -277,7 +278,7 @@ pub struct ConfigOverrides {
     /// Most open JSON-RPC connections
     #[arg(id = "rpc.max_connections", long = "rpc-max-connections", value_name = "N", help_heading = "RPC")]
     pub rpc_max_connections: Option<u32>,
-    /// JSON-RPC requests per second allowed from one client IP
+    /// JSON-RPC requests per second allowed from one client IP (0: no limit)
     #[arg(
         id = "rpc.requests_per_second_per_client",
         long = "rpc-requests-per-second-per-client",
@@ -481,7 +482,6 @@ impl NodeConfig {
         at_least("rpc.max_request_bytes", rpc.max_request_bytes, 1024)?;
         at_least("rpc.max_batch", rpc.max_batch, 1)?;
         at_least("rpc.max_connections", rpc.max_connections, 1)?;
-        at_least("rpc.requests_per_second_per_client", rpc.requests_per_second_per_client, 1)?;
         if rpc.listen == self.metrics.listen && rpc.listen.port() != 0 {
             return Err(invalid("metrics.listen", format!("({}) must differ from rpc.listen", self.metrics.listen)));
         }

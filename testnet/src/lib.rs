@@ -4,8 +4,14 @@
 //!   real consensus replica and the real ledger through hostile schedules.
 //! - [`local`]: a network of real `palisade-node` processes on 127.0.0.1
 //!   (the end-to-end tests and the local testnet).
+//! - [`chaos`]: a bank workload under injected faults on a local network,
+//!   and the audit of what it left.
+//! - [`bench`]: an open-loop load generator for a local network: offered
+//!   and committed tx/s, finality latency, refusals by reason.
 //!
 //! The binary (`palisade-testnet`) also writes the dev genesis.
 
+pub mod bench;
+pub mod chaos;
 pub mod local;
 pub mod sim;

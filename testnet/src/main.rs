@@ -1,21 +1,29 @@
 //! `palisade-testnet`: run a whole Palisade network on one machine.
 //!
-//! Today it generates the dev genesis and runs the deterministic simulator
-//! (`sim`); the local process testnet (`up`, `status`, `bench`, `chaos`, …)
-//! lands with its issues. Commands that do not exist yet are not listed.
+//! It writes the dev genesis (`genesis`), runs the deterministic simulator
+//! (`sim`), and runs a local network of real node processes in the
+//! background (`up`, `status`, `down`, and per node `kill`, `stop`, `pause`,
+//! `resume`, `restart`, `logs`; see [`control`]).
+
+mod control;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use palisade_ledger::Genesis;
+use palisade_testnet::chaos::{self, ChaosOptions};
 use palisade_testnet::local::{self, LocalNet, Ports};
 use palisade_testnet::sim::{self, Scenario, Sim};
 
 #[derive(Parser)]
 #[command(name = "palisade-testnet", version, about = "Run a whole Palisade network on one machine")]
 struct Cli {
+    /// Where the local network lives (genesis, keys, data, logs, PIDs).
+    #[arg(long, global = true, default_value = ".testnet", env = "PALISADE_TESTNET_DIR")]
+    dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,8 +70,9 @@ enum Command {
     },
     /// Start a local network of real `palisade-node` processes on 127.0.0.1,
     /// one per validator of the genesis, each with its own data directory
-    /// and ports under the state directory. Runs in the foreground: Ctrl-C
-    /// stops every node gracefully. Running it again resumes the same chain.
+    /// and ports under the state directory, and print where each node's RPC
+    /// and metrics are. The nodes keep running in the background (`down`
+    /// stops them); running `up` again resumes the same chain.
     Up {
         /// The genesis to run (by default the committed dev genesis).
         #[arg(long, default_value = "genesis.json", conflicts_with = "shards")]
@@ -74,33 +83,107 @@ enum Command {
         /// Validators per shard of a generated genesis.
         #[arg(long, default_value_t = 4, requires = "shards")]
         validators_per_shard: u32,
-        /// Where the network lives (genesis, keys, data, logs).
-        #[arg(long, default_value = ".testnet")]
-        dir: PathBuf,
         /// First port: node i uses base+3i (p2p), +1 (RPC), +2 (metrics).
         #[arg(long, default_value_t = 27_000)]
         base_port: u16,
-        /// Delete the state directory first and start a new chain.
+        /// Stop any network in the state directory, delete it, start a new chain.
         #[arg(long)]
         fresh: bool,
+        /// Stay in the foreground; Ctrl-C stops every node gracefully.
+        #[arg(long)]
+        foreground: bool,
         /// Use this palisade-node binary instead of building one.
         #[arg(long, env = "PALISADE_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
+    /// A table per shard (height, last commit age, view, validators up) and
+    /// per node (process, height, RPC).
+    Status {
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every node gracefully (SIGTERM; SIGKILL after --grace).
+    Down {
+        /// Seconds each node has to exit by itself.
+        #[arg(long, default_value_t = 15)]
+        grace: u64,
+    },
+    /// SIGKILL one node (nothing flushed: a crash).
+    Kill {
+        /// The node (`validator-S-I`, see `status`).
+        node: String,
+    },
+    /// Stop one node gracefully.
+    Stop {
+        /// The node.
+        node: String,
+    },
+    /// Freeze one node (SIGSTOP): its process stays, silent.
+    Pause {
+        /// The node.
+        node: String,
+    },
+    /// Thaw a paused node (SIGCONT).
+    Resume {
+        /// The node.
+        node: String,
+    },
+    /// Stop (if running) and start one node; waits until it answers.
+    Restart {
+        /// The node.
+        node: String,
+    },
+    /// Run a bank workload on the running network while killing, pausing,
+    /// stopping and restarting random validators (at most f per shard at
+    /// once), then check: every validator agrees on every block, every
+    /// acknowledged transfer is final exactly once, money is conserved.
+    /// Exits non-zero on any violation.
+    Chaos {
+        /// How long faults run ("60s", "5m").
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Seeds the fault schedule and the workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Bank accounts per shard.
+        #[arg(long, default_value_t = 6)]
+        accounts_per_shard: usize,
+    },
+    /// Print the end of one node's log.
+    Logs {
+        /// The node.
+        node: String,
+        /// Lines to print.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+        /// Keep printing what the node appends, until Ctrl-C.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Open-loop load: fund accounts on every shard, submit signed
+    /// transfers at --rate for --duration whatever the network answers, and
+    /// measure each from submit to final. Prints offered and committed tx/s,
+    /// p50/p90/p99/max latency and refusals by reason; --find-max searches
+    /// the highest rate with p99 under --p99-ms. See docs/bench.md.
+    Bench(palisade_testnet::bench::BenchArgs),
 }
 
 fn main() -> Result<ExitCode> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let dir = cli.dir;
+    match cli.command {
         Command::Genesis { shards, validators_per_shard, out, check } => {
             genesis(shards, validators_per_shard, &out, check).map(|()| ExitCode::SUCCESS)
         }
         Command::Sim { seed: Some(seed), .. } => Ok(sim_one(seed)),
         Command::Sim { seed: None, seeds, start, progress_every } => Ok(sim_many(start, seeds, progress_every)),
-        Command::Up { genesis, shards, validators_per_shard, dir, base_port, fresh, node_bin } => {
+        Command::Up { genesis, shards, validators_per_shard, base_port, fresh, foreground, node_bin } => {
             let genesis = match shards {
                 Some(shards) => Genesis::dev(shards, validators_per_shard),
                 None => {
-                    let (genesis, warnings) = Genesis::load(&genesis)?;
+                    let (genesis, warnings) = Genesis::load(&genesis)
+                        .with_context(|| format!("loading {} (or pass --shards S)", genesis.display()))?;
                     for warning in warnings {
                         eprintln!("warning: {}: {}", warning.field, warning.reason);
                     }
@@ -108,61 +191,36 @@ fn main() -> Result<ExitCode> {
                 }
             };
             if fresh && dir.exists() {
+                if let Ok(mut old) = LocalNet::open(&dir) {
+                    old.stop_all(Duration::from_secs(15))?;
+                }
                 std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             }
             let binary = match node_bin {
                 Some(path) => path,
                 None => local::find_node_binary(false)?,
             };
-            up(&dir, genesis, binary, base_port)
+            let net = LocalNet::create(&dir, genesis, binary, Ports::From(base_port))?;
+            control::up(net, foreground)
         }
-    }
-}
-
-/// Starts the network, prints where everything is, waits for Ctrl-C.
-fn up(dir: &std::path::Path, genesis: Genesis, binary: PathBuf, base_port: u16) -> Result<ExitCode> {
-    let mut net = LocalNet::create(dir, genesis, binary, Ports::From(base_port))?;
-    net.start_all()?;
-    println!("{:<16} {:>5}  {:<24} {:<24} log", "node", "shard", "rpc", "metrics");
-    for node in &net.nodes {
-        println!(
-            "{:<16} {:>5}  {:<24} {:<24} {}",
-            node.name,
-            node.shard,
-            node.rpc_url(),
-            format!("{}/metrics", node.metrics_url()),
-            node.log_path().display()
-        );
-    }
-    println!("\n{} nodes running; state in {}. Ctrl-C stops them.", net.nodes.len(), net.dir.display());
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
-    let stopper = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        if let Ok(runtime) = runtime {
-            let _ = runtime.block_on(tokio::signal::ctrl_c());
+        Command::Status { json } => control::status(&mut LocalNet::open(&dir)?, json),
+        Command::Down { grace } => control::down(&mut LocalNet::open(&dir)?, Duration::from_secs(grace)),
+        Command::Kill { node } => control::each(&mut LocalNet::open(&dir)?, &node, "killed", |net, n| net.kill(n)),
+        Command::Stop { node } => control::each(&mut LocalNet::open(&dir)?, &node, "stopped", |net, n| {
+            net.stop(n, Duration::from_secs(15)).map(drop)
+        }),
+        Command::Pause { node } => control::each(&mut LocalNet::open(&dir)?, &node, "paused", |net, n| net.pause(n)),
+        Command::Resume { node } => control::each(&mut LocalNet::open(&dir)?, &node, "resumed", |net, n| net.resume(n)),
+        Command::Restart { node } => control::restart(&mut LocalNet::open(&dir)?, &node),
+        Command::Chaos { duration, seed, accounts_per_shard } => {
+            let options = ChaosOptions { duration, seed, accounts_per_shard, ..ChaosOptions::default() };
+            let report = chaos::run(&mut LocalNet::open(&dir)?, &options)?;
+            print!("{}", report.render());
+            Ok(if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        let _ = stop_tx.send(());
-    });
-    // Report nodes that exit on their own while we wait.
-    let names: Vec<String> = net.nodes.iter().map(|n| n.name.clone()).collect();
-    let mut reported = std::collections::BTreeSet::new();
-    while stop_rx.recv_timeout(std::time::Duration::from_secs(1)).is_err() {
-        for name in &names {
-            if !net.is_running(name) && reported.insert(name.clone()) {
-                eprintln!("{name} exited; its log:\n{}", net.log_tail(name, 10));
-            }
-        }
+        Command::Logs { node, lines, follow } => control::logs(&LocalNet::open(&dir)?, &node, lines, follow),
+        Command::Bench(args) => palisade_testnet::bench::run(&dir, &args),
     }
-    let _ = stopper.join();
-    println!("stopping…");
-    let mut unclean = 0;
-    for name in &names {
-        if net.is_running(name) && !net.stop(name, std::time::Duration::from_secs(15))? {
-            unclean += 1;
-        }
-    }
-    println!("stopped ({unclean} did not exit cleanly)");
-    Ok(if unclean == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one seed verbosely.

@@ -6,9 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use palisade_ledger::api::TransactionResponse;
+use palisade_ledger::api::client::Client;
 use palisade_ledger::workload::Wallets;
-use palisade_ledger::{Amount, Genesis};
-use palisade_testnet::local::rpc::NodeRpc;
+use palisade_ledger::{Amount, Genesis, Hash, ShardId};
 use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
 
 /// Generous bound on any one wait: CI machines are small and shared.
@@ -24,8 +25,22 @@ fn network(shards: u32, wallets: usize) -> (LocalNet, Wallets, tempfile::TempDir
     (net, wallets, dir)
 }
 
-fn clients(net: &LocalNet) -> Vec<NodeRpc> {
-    net.nodes.iter().map(|n| NodeRpc::new(&n.rpc_url()).unwrap()).collect()
+fn clients(net: &LocalNet) -> Vec<Client> {
+    net.nodes.iter().map(|n| Client::new(&n.rpc_url()).unwrap()).collect()
+}
+
+/// Waits until `id` is final; returns its shard.
+async fn final_shard(rpc: &Client, id: &Hash) -> ShardId {
+    match rpc.wait_final(id, Duration::from_millis(100), WAIT).await.unwrap() {
+        TransactionResponse::Final { shard, .. } => shard,
+        other => panic!("transaction {id} not final: {other:?}"),
+    }
+}
+
+/// (balance units, nonce) of `address`.
+async fn account(rpc: &Client, address: &palisade_ledger::Address) -> (u64, u64) {
+    let account = rpc.account(address, false).await.unwrap();
+    (account.balance_units, account.nonce)
 }
 
 /// Polls `check` every 200 ms until it returns true, for at most `WAIT`.
@@ -47,12 +62,12 @@ where
 }
 
 /// The height of `shard` on node `i`, or 0 if it does not answer.
-async fn height(rpc: &[NodeRpc], i: usize, shard: u32) -> u64 {
-    rpc[i].height(shard).await.unwrap_or(0)
+async fn height(rpc: &[Client], i: usize, shard: u32) -> u64 {
+    rpc[i].height(shard).await.ok().flatten().unwrap_or(0)
 }
 
 /// Every node in `nodes` is at `shard` height `target` or above.
-async fn all_at(rpc: &[NodeRpc], nodes: &[usize], shard: u32, target: u64) -> bool {
+async fn all_at(rpc: &[Client], nodes: &[usize], shard: u32, target: u64) -> bool {
     for &i in nodes {
         if height(rpc, i, shard).await < target {
             return false;
@@ -99,15 +114,14 @@ async fn one_shard_commits_survives_a_kill_and_the_restarted_validator_votes_aga
 
     // A transfer becomes final and both balances move exactly.
     let (from, to) = (0, 1);
-    let (before_from, _) = rpc[0].account(&wallets.address(from)).await.unwrap();
-    let (before_to, _) = rpc[0].account(&wallets.address(to)).await.unwrap();
+    let (before_from, _) = account(&rpc[0], &wallets.address(from)).await;
+    let (before_to, _) = account(&rpc[0], &wallets.address(to)).await;
     let fee = Amount(1_000);
     let tx = wallets.transfer(from, wallets.address(to), pal(5), fee);
-    let id = rpc[0].submit(&tx).await.unwrap();
-    let status = rpc[1].wait_final(&id, WAIT).await.unwrap();
-    assert_eq!(status["shard"], 0);
-    let (after_from, nonce) = rpc[2].account(&wallets.address(from)).await.unwrap();
-    let (after_to, _) = rpc[3].account(&wallets.address(to)).await.unwrap();
+    let id = rpc[0].submit(&tx).await.unwrap().id;
+    assert_eq!(final_shard(&rpc[1], &id).await, 0);
+    let (after_from, nonce) = account(&rpc[2], &wallets.address(from)).await;
+    let (after_to, _) = account(&rpc[3], &wallets.address(to)).await;
     assert_eq!(after_from, before_from - pal(5).units() - fee.units());
     assert_eq!(after_to, before_to + pal(5).units());
     assert_eq!(nonce, 1);
@@ -124,15 +138,15 @@ async fn one_shard_commits_survives_a_kill_and_the_restarted_validator_votes_aga
     let huge = vec![b'x'; 8 * 1024 * 1024];
     let answer = raw_post(&url, &huge).await;
     assert!(answer.starts_with("HTTP/1.1 413") || answer.contains("too big"), "{answer}");
-    assert_eq!(rpc[0].account(&wallets.address(from)).await.unwrap().1, 1);
+    assert_eq!(account(&rpc[0], &wallets.address(from)).await.1, 1);
 
     // kill -9 one validator: the other three keep committing, transfers too.
     net.kill("validator-0-3").unwrap();
     let h = height(&rpc, 0, 0).await;
     wait_for(&net, "three validators to commit 3 more heights", || all_at(&rpc, &[0, 1, 2], 0, h + 3)).await;
     let tx = wallets.transfer(from, wallets.address(to), pal(1), fee);
-    let id = rpc[1].submit(&tx).await.unwrap();
-    rpc[2].wait_final(&id, WAIT).await.unwrap();
+    let id = rpc[1].submit(&tx).await.unwrap().id;
+    final_shard(&rpc[2], &id).await;
 
     // Restarted, it catches up from its store and its peers...
     net.start("validator-0-3").unwrap();
@@ -144,9 +158,9 @@ async fn one_shard_commits_survives_a_kill_and_the_restarted_validator_votes_aga
     let h = height(&rpc, 0, 0).await;
     wait_for(&net, "commits that need the restarted validator's votes", || all_at(&rpc, &[0, 1, 3], 0, h + 3)).await;
     let tx = wallets.transfer(from, wallets.address(to), pal(1), fee);
-    let id = rpc[3].submit(&tx).await.unwrap();
-    rpc[0].wait_final(&id, WAIT).await.unwrap();
-    let (after, nonce) = rpc[3].account(&wallets.address(from)).await.unwrap();
+    let id = rpc[3].submit(&tx).await.unwrap().id;
+    final_shard(&rpc[0], &id).await;
+    let (after, nonce) = account(&rpc[3], &wallets.address(from)).await;
     assert_eq!(nonce, 3);
     assert_eq!(after, before_from - pal(7).units() - 3 * fee.units());
 }
@@ -165,9 +179,8 @@ async fn two_shards_commit_independently() {
     for (shard, node) in [(0u32, 0usize), (1, 4)] {
         let (from, to) = pair_on(&wallets, 2, shard);
         let tx = wallets.transfer(from, wallets.address(to), pal(2), Amount(1_000));
-        let id = rpc[node].submit(&tx).await.unwrap();
-        let status = rpc[node + 1].wait_final(&id, WAIT).await.unwrap();
-        assert_eq!(status["shard"], shard);
+        let id = rpc[node].submit(&tx).await.unwrap().id;
+        assert_eq!(final_shard(&rpc[node + 1], &id).await, shard);
     }
 
     // Halt shard 1 (two of four validators down: no quorum). Shard 0 goes on.
@@ -213,8 +226,8 @@ async fn catch_up_speed() {
                 sent += 1;
             } else {
                 // Refused (e.g. nonce gap after a refusal): resync the nonce.
-                if let Ok((_, nonce)) = rpc[0].account(&wallets.address(i)).await {
-                    wallets.set_nonce(i, nonce);
+                if let Ok(account) = rpc[0].account(&wallets.address(i), false).await {
+                    wallets.set_nonce(i, account.nonce);
                 }
             }
         }
@@ -225,8 +238,8 @@ async fn catch_up_speed() {
     for h in 1..=target {
         // Spread over three nodes and pace, to stay under the RPC rate limit.
         let node = usize::try_from(h % 3).unwrap();
-        let block = rpc[node].call("palisade_block", vec![serde_json::json!({"shard": 0, "height": h})]).await.unwrap();
-        txs += block["txs"].as_array().map_or(0, Vec::len);
+        let block = rpc[node].block(0, h).await.unwrap().expect("a final block below the tip");
+        txs += block.txs.len();
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let began = std::time::Instant::now();
@@ -240,4 +253,27 @@ async fn catch_up_speed() {
         txs as f64 / seconds
     );
     assert!(height(&rpc, 3, 0).await >= target);
+}
+
+/// A short chaos run on one shard: faults come and go, the bank workload
+/// keeps going, and the audit finds agreement, exactly-once and money intact.
+#[test]
+fn chaos_on_one_shard_finds_no_violation() {
+    use palisade_testnet::chaos::{self, ChaosOptions};
+    let genesis = Genesis::dev(1, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = LocalNet::create(dir.path(), genesis, find_node_binary(true).unwrap(), Ports::Ephemeral).unwrap();
+    net.start_all().unwrap();
+    let rpc: Vec<String> = net.nodes.iter().map(|n| n.rpc_url()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clients: Vec<Client> = rpc.iter().map(|u| Client::new(u).unwrap()).collect();
+        wait_for(&net, "height 2 everywhere", || all_at(&clients, &[0, 1, 2, 3], 0, 2)).await;
+    });
+    let options = ChaosOptions { duration: Duration::from_secs(20), seed: 7, ..ChaosOptions::default() };
+    let report = chaos::run(&mut net, &options).unwrap();
+    println!("{}", report.render());
+    assert!(report.violations.is_empty(), "{}", report.render());
+    assert!(report.acknowledged > 0, "the workload got nothing final: {}", report.render());
+    assert!(!report.applied.is_empty(), "no fault was injected");
 }

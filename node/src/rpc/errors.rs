@@ -1,9 +1,6 @@
-//! The JSON-RPC error codes Palisade returns, and constructors for each.
-//!
-//! Standard codes (-32700 … -32603) mean what JSON-RPC 2.0 says. Palisade's
-//! own codes sit in the server range and are stable: clients switch on them.
-//! jsonrpsee itself may return -32007 (request too big) and -32008 (response
-//! too big); docs/rpc.md lists every code.
+//! Constructors for the JSON-RPC errors Palisade returns. The codes live in
+//! `palisade_ledger::api::code`, shared with clients; docs/rpc.md lists every
+//! code.
 
 use jsonrpsee::types::ErrorObjectOwned;
 use palisade_ledger::ShardId;
@@ -13,22 +10,7 @@ use tracing::error;
 use crate::mempool::{FULL_RETRY_AFTER_MS, Rejection};
 use crate::shard::ShardBusy;
 
-/// The parameters are missing, of the wrong type or invalid.
-pub const INVALID_PARAMS: i32 = -32602;
-/// A local fault (storage); details are in the node's log.
-pub const INTERNAL_ERROR: i32 = -32603;
-/// Invalid request: used for a batch over the limit.
-pub const INVALID_REQUEST: i32 = -32600;
-/// The client sent more calls per second than its allowance.
-pub const RATE_LIMITED: i32 = -32005;
-/// The shard the call is about is not run by this node.
-pub const SHARD_NOT_TRACKED: i32 = -32010;
-/// The transaction was refused (by the mempool or by the forwarding checks).
-pub const TX_REJECTED: i32 = -32020;
-/// The shard did not take the call (queue full, stopping or slow): retry.
-pub const SHARD_BUSY: i32 = -32021;
-/// The call took longer than the server's request timeout.
-pub const TIMED_OUT: i32 = -32030;
+pub use palisade_ledger::api::code::*;
 
 /// How long a client should wait before retrying a busy shard.
 pub const BUSY_RETRY_AFTER_MS: u64 = 200;

@@ -22,49 +22,19 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use super::errors::{busy, forward_busy, internal, invalid_params, rejected, shard_not_tracked};
-use super::types::{
-    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, HeaderJson,
-    ShardStatusJson, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson,
-    ValidatorState,
-};
 use crate::context::NodeContext;
 use crate::health::{seconds_since_commit, unix_ms};
 use crate::mempool::Rejection;
 use crate::shard::TxState;
 use crate::shard::chain::decode_certificate;
 use crate::wire::TopicKind;
+use palisade_ledger::api::{
+    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, HeaderJson,
+    ShardStatusJson, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson,
+    ValidatorState,
+};
 
-/// Node status.
-pub const STATUS: &str = "palisade_status";
-/// An account, optionally with a proof.
-pub const ACCOUNT: &str = "palisade_account";
-/// Submit a signed transaction.
-pub const SUBMIT_TRANSACTION: &str = "palisade_submitTransaction";
-/// Where a transaction stands.
-pub const TRANSACTION: &str = "palisade_transaction";
-/// A final block with its certificate.
-pub const BLOCK: &str = "palisade_block";
-/// Committees and validator records.
-pub const VALIDATORS: &str = "palisade_validators";
-/// WebSocket: subscribe to a shard's final blocks.
-pub const SUBSCRIBE_FINAL_BLOCKS: &str = "palisade_subscribeFinalBlocks";
-/// WebSocket: the notifications of [`SUBSCRIBE_FINAL_BLOCKS`].
-pub const FINAL_BLOCK_NOTIFICATION: &str = "palisade_finalBlock";
-/// WebSocket: end a final-block subscription.
-pub const UNSUBSCRIBE_FINAL_BLOCKS: &str = "palisade_unsubscribeFinalBlocks";
-
-/// Every callable method (the values of the `method` label of
-/// `palisade_rpc_requests_total`, with `unknown` for anything else).
-pub const METHODS: &[&str] = &[
-    STATUS,
-    ACCOUNT,
-    SUBMIT_TRANSACTION,
-    TRANSACTION,
-    BLOCK,
-    VALIDATORS,
-    SUBSCRIBE_FINAL_BLOCKS,
-    UNSUBSCRIBE_FINAL_BLOCKS,
-];
+pub use palisade_ledger::api::method::*;
 
 /// The metric label for a called method name: itself if it is ours, else
 /// `unknown` (clients must not be able to grow the label set).

@@ -1,7 +1,8 @@
 //! JSON-RPC 2.0 over HTTP and WebSocket, on one port (jsonrpsee).
 //!
 //! - [`methods`]: the `palisade_*` methods and the final-block subscription;
-//! - [`types`]: the JSON shapes of their results;
+//! - `palisade_ledger::api`: the JSON shapes of their results, method names
+//!   and error codes, shared with clients;
 //! - [`errors`]: the error codes clients switch on;
 //! - [`limits`]: per-client rate limit, batch bound, timeout, call counting.
 //!
@@ -15,7 +16,6 @@
 pub mod errors;
 pub mod limits;
 pub mod methods;
-pub mod types;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

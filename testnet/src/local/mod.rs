@@ -7,13 +7,20 @@
 //!
 //! ```text
 //! <dir>/genesis.json
+//! <dir>/network.json             the node binary and every node's ports
 //! <dir>/password                 dev key password (INSECURE: local use only)
 //! <dir>/nodes/<name>/config.toml
 //! <dir>/nodes/<name>/validator.key, p2p.key, db/
 //! <dir>/nodes/<name>/node.log    stdout and stderr of the process
+//! <dir>/nodes/<name>/pid         the running process (see [`process`])
 //! ```
+//!
+//! A `LocalNet` value either owns its processes (tests: they die with it)
+//! or leaves them running when dropped ([`LocalNet::detach`], the background
+//! testnet); [`LocalNet::open`] finds a network and its processes again.
 
-pub mod rpc;
+pub mod process;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,13 +31,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use palisade_ledger::Genesis;
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
+use serde::{Deserialize, Serialize};
+
+use self::process::{NodeProcess, ProcessState};
 
 /// The dev password every local key is encrypted with. INSECURE by design.
 pub const DEV_PASSWORD: &str = "palisade-local-testnet";
 
 /// One validator of the local network.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeSpec {
     /// Its name in genesis (`validator-S-I`), also its key's dev name.
     pub name: String,
@@ -66,6 +76,18 @@ impl NodeSpec {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("node.log")
     }
+
+    /// Its process.
+    pub fn process(&self) -> NodeProcess {
+        NodeProcess::new(&self.dir)
+    }
+}
+
+/// `network.json`: what [`LocalNet::open`] needs besides the genesis.
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    binary: PathBuf,
+    nodes: Vec<NodeSpec>,
 }
 
 /// How ports are chosen.
@@ -87,7 +109,10 @@ pub struct LocalNet {
     pub binary: PathBuf,
     /// Every validator, in genesis order.
     pub nodes: Vec<NodeSpec>,
+    /// Processes started by this value, reaped by it, and killed when it is
+    /// dropped unless detached.
     children: BTreeMap<String, Child>,
+    detached: bool,
 }
 
 fn free_port() -> Result<u16> {
@@ -161,6 +186,48 @@ impl LocalNet {
         }
         let password = dir.join("password");
         fs::write(&password, DEV_PASSWORD)?;
+        // A network laid out before keeps its ports: its configs name them.
+        let nodes = match read_manifest(&dir) {
+            Ok(manifest) => manifest.nodes,
+            Err(_) => Self::lay_out(&dir, &genesis, ports)?,
+        };
+        let net = LocalNet { dir: dir.clone(), genesis, binary, nodes, children: BTreeMap::new(), detached: false };
+        for node in &net.nodes {
+            if !node.dir.join("config.toml").is_file() {
+                net.init_node(node, &genesis_path, &password)?;
+            }
+        }
+        let manifest = Manifest { binary: net.binary.clone(), nodes: net.nodes.clone() };
+        let json = serde_json::to_string_pretty(&manifest)?;
+        fs::write(dir.join("network.json"), json).context("writing network.json")?;
+        Ok(net)
+    }
+
+    /// The network laid out under `dir` by [`LocalNet::create`], with the
+    /// processes still running from earlier commands. It does not own them:
+    /// dropping it leaves them running.
+    pub fn open(dir: &Path) -> Result<LocalNet> {
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("no local network at {}; start one with `palisade-testnet up`", dir.display()))?;
+        let manifest = read_manifest(&dir)?;
+        let (genesis, _) = Genesis::load(&dir.join("genesis.json"))?;
+        Ok(LocalNet {
+            dir,
+            genesis,
+            binary: manifest.binary,
+            nodes: manifest.nodes,
+            children: BTreeMap::new(),
+            detached: true,
+        })
+    }
+
+    /// Leaves the processes running when this value is dropped.
+    pub fn detach(&mut self) {
+        self.detached = true;
+    }
+
+    fn lay_out(dir: &Path, genesis: &Genesis, ports: Ports) -> Result<Vec<NodeSpec>> {
         let mut nodes = Vec::new();
         for committee in &genesis.committees {
             for validator in &committee.validators {
@@ -175,13 +242,7 @@ impl LocalNet {
                 });
             }
         }
-        let net = LocalNet { dir: dir.clone(), genesis, binary, nodes, children: BTreeMap::new() };
-        for node in &net.nodes {
-            if !node.dir.join("config.toml").is_file() {
-                net.init_node(node, &genesis_path, &password)?;
-            }
-        }
-        Ok(net)
+        Ok(nodes)
     }
 
     fn init_node(&self, node: &NodeSpec, genesis_path: &Path, password: &Path) -> Result<()> {
@@ -211,6 +272,11 @@ bootstrap = {bootstrap:?}
 
 [rpc]
 listen = "127.0.0.1:{rpc}"
+# Every client of a local network is 127.0.0.1 (the wallet, the load
+# generator, the tests): a per-IP limit would throttle them all as one.
+requests_per_second_per_client = 0
+max_batch = 256
+max_connections = 1024
 
 [metrics]
 listen = "127.0.0.1:{metrics}"
@@ -246,25 +312,29 @@ listen = "127.0.0.1:{metrics}"
         self.nodes.iter().find(|n| n.name == name).with_context(|| format!("no node named {name}"))
     }
 
-    /// Starts `name` (if it is not running), its output appended to its log.
+    /// Starts `name` (if it is not running), its output appended to its
+    /// log, in its own process group (a Ctrl-C meant for the terminal's
+    /// foreground job does not reach it). Returns its PID.
     pub fn start(&mut self, name: &str) -> Result<u32> {
-        if let Some(child) = self.children.get_mut(name)
-            && child.try_wait()?.is_none()
-        {
-            return Ok(child.id());
-        }
+        use std::os::unix::process::CommandExt;
         let node = self.node(name)?.clone();
+        let process = node.process();
+        if let Some(pid) = process.pid() {
+            return Ok(pid);
+        }
         let log = fs::OpenOptions::new().create(true).append(true).open(node.log_path())?;
         let child = Command::new(&self.binary)
             .args(["run", "--config"])
-            .arg(node.dir.join("config.toml"))
+            .arg(process.config())
             .env("RUST_LOG", std::env::var("PALISADE_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            .process_group(0)
             .spawn()
-            .with_context(|| format!("starting {name}"))?;
+            .with_context(|| format!("starting {name} ({})", self.binary.display()))?;
         let pid = child.id();
+        process.record(pid)?;
         self.children.insert(name.to_string(), child);
         Ok(pid)
     }
@@ -279,36 +349,95 @@ listen = "127.0.0.1:{metrics}"
     }
 
     fn signal(&mut self, name: &str, signal: Signal) -> Result<()> {
-        let child = self.children.get_mut(name).with_context(|| format!("{name} was not started here"))?;
-        let pid = i32::try_from(child.id()).ok().and_then(Pid::from_raw).context("pid out of range")?;
-        kill_process(pid, signal).with_context(|| format!("sending {signal:?} to {name}"))?;
-        Ok(())
+        self.node(name)?.process().signal(name, signal)
     }
 
-    /// `kill -9`: no chance to flush anything.
+    /// Reaps `name` if this value started it and it has exited.
+    fn reap(&mut self, name: &str) {
+        if let Some(child) = self.children.get_mut(name)
+            && !matches!(child.try_wait(), Ok(None))
+        {
+            self.children.remove(name);
+        }
+    }
+
+    /// `kill -9`: no chance to flush anything. Returns once it is gone.
     pub fn kill(&mut self, name: &str) -> Result<()> {
         self.signal(name, Signal::KILL)?;
         if let Some(mut child) = self.children.remove(name) {
             child.wait()?;
         }
+        self.wait_down(name, Duration::from_secs(10))?;
+        self.node(name)?.process().forget();
         Ok(())
     }
 
-    /// SIGTERM, then waits up to `grace` for a clean exit (SIGKILL after).
-    /// Returns whether it exited cleanly (status 0) in time.
-    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<bool> {
-        self.signal(name, Signal::TERM)?;
-        let mut child = self.children.remove(name).context("not running")?;
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
+    /// Waits up to `limit` for `name` to have no process.
+    fn wait_down(&mut self, name: &str, limit: Duration) -> Result<bool> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.reap(name);
+            if self.state(name)? == ProcessState::Down {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        child.kill()?;
-        child.wait()?;
-        Ok(false)
+    }
+
+    /// SIGTERM, then waits up to `grace` for it to exit (SIGKILL after).
+    /// Returns whether it exited by itself in time. A paused node is resumed
+    /// first, or it could not act on the signal.
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<bool> {
+        self.signal(name, Signal::TERM)?;
+        let _ = self.signal(name, Signal::CONT);
+        if let Some(mut child) = self.children.remove(name) {
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Some(status) = child.try_wait()? {
+                    self.node(name)?.process().forget();
+                    return Ok(status.success());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.kill()?;
+            child.wait()?;
+            self.node(name)?.process().forget();
+            return Ok(false);
+        }
+        // Started by another command: no exit status to read, only whether
+        // it went away in time.
+        let clean = self.wait_down(name, grace)?;
+        if !clean {
+            self.kill(name)?;
+        }
+        self.node(name)?.process().forget();
+        Ok(clean)
+    }
+
+    /// Stops every node at once: SIGTERM (and SIGCONT, for paused ones) to
+    /// all, then up to `grace` for them to exit, SIGKILL for the rest.
+    /// Returns the names of those that had to be killed.
+    pub fn stop_all(&mut self, grace: Duration) -> Result<Vec<String>> {
+        let running: Vec<String> =
+            self.nodes.clone().into_iter().map(|n| n.name).filter(|n| self.is_running(n)).collect();
+        for name in &running {
+            self.signal(name, Signal::TERM)?;
+            let _ = self.signal(name, Signal::CONT);
+        }
+        let deadline = Instant::now() + grace;
+        let mut killed = Vec::new();
+        for name in &running {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !self.wait_down(name, left)? {
+                self.kill(name)?;
+                killed.push(name.clone());
+            }
+            self.node(name)?.process().forget();
+        }
+        Ok(killed)
     }
 
     /// SIGSTOP: the process stays, frozen.
@@ -321,9 +450,15 @@ listen = "127.0.0.1:{metrics}"
         self.signal(name, Signal::CONT)
     }
 
-    /// Whether `name` runs (started here and not exited).
+    /// Running, paused or down.
+    pub fn state(&mut self, name: &str) -> Result<ProcessState> {
+        self.reap(name);
+        Ok(self.node(name)?.process().state())
+    }
+
+    /// Whether `name` has a live process (running or paused).
     pub fn is_running(&mut self, name: &str) -> bool {
-        self.children.get_mut(name).is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.state(name).is_ok_and(|s| s != ProcessState::Down)
     }
 
     /// The last `lines` lines of `name`'s log.
@@ -334,7 +469,7 @@ listen = "127.0.0.1:{metrics}"
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Stops every process it started (SIGKILL: tests do not need grace).
+    /// Kills every process it started (SIGKILL: tests do not need grace).
     pub fn kill_all(&mut self) {
         let names: Vec<String> = self.children.keys().cloned().collect();
         for name in names {
@@ -343,8 +478,18 @@ listen = "127.0.0.1:{metrics}"
     }
 }
 
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("network.json");
+    let text = fs::read_to_string(&path).with_context(|| {
+        format!("no local network at {} (no network.json); start one with `palisade-testnet up`", dir.display())
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a network manifest", path.display()))
+}
+
 impl Drop for LocalNet {
     fn drop(&mut self) {
-        self.kill_all();
+        if !self.detached {
+            self.kill_all();
+        }
     }
 }

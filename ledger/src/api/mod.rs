@@ -1,14 +1,77 @@
-//! The JSON shapes of RPC results (documented in docs/rpc.md).
+//! The node's JSON-RPC interface as a client sees it: method names, the
+//! JSON shapes of results and the stable error codes (docs/rpc.md).
 //!
 //! Hashes and ids are lowercase hex, addresses `pal1…` bech32m, signatures
 //! and proofs hex. Every amount appears twice: `*_units` (an integer of base
 //! units, exact) and the human decimal PAL string (`"1.5"`, also exact).
-//! These types only depend on the ledger and serde, so a client (the wallet)
-//! can deserialise them; they derive `Deserialize` for that reason.
+//! These types only depend on the ledger and serde, so a client (the wallet,
+//! the testnet tool) deserialises exactly what the node serialises.
+
+use crate::{Address, Block, BlockHeader, Hash, ShardId, SignedTx, TxKind};
+#[cfg(feature = "client")]
+pub mod client;
+pub mod verify;
 
 use palisade_consensus::CommitCertificate;
-use palisade_ledger::{Address, Block, BlockHeader, Hash, ShardId, SignedTx, TxKind};
 use serde::{Deserialize, Serialize};
+
+/// Method names.
+pub mod method {
+    /// Node status.
+    pub const STATUS: &str = "palisade_status";
+    /// An account, optionally with a proof.
+    pub const ACCOUNT: &str = "palisade_account";
+    /// Submit a signed transaction.
+    pub const SUBMIT_TRANSACTION: &str = "palisade_submitTransaction";
+    /// Where a transaction stands.
+    pub const TRANSACTION: &str = "palisade_transaction";
+    /// A final block with its certificate.
+    pub const BLOCK: &str = "palisade_block";
+    /// Committees and validator records.
+    pub const VALIDATORS: &str = "palisade_validators";
+    /// WebSocket: subscribe to a shard's final blocks.
+    pub const SUBSCRIBE_FINAL_BLOCKS: &str = "palisade_subscribeFinalBlocks";
+    /// WebSocket: the notifications of [`SUBSCRIBE_FINAL_BLOCKS`].
+    pub const FINAL_BLOCK_NOTIFICATION: &str = "palisade_finalBlock";
+    /// WebSocket: end a final-block subscription.
+    pub const UNSUBSCRIBE_FINAL_BLOCKS: &str = "palisade_unsubscribeFinalBlocks";
+
+    /// Every callable method (the values of the `method` label of
+    /// `palisade_rpc_requests_total`, with `unknown` for anything else).
+    pub const METHODS: &[&str] = &[
+        STATUS,
+        ACCOUNT,
+        SUBMIT_TRANSACTION,
+        TRANSACTION,
+        BLOCK,
+        VALIDATORS,
+        SUBSCRIBE_FINAL_BLOCKS,
+        UNSUBSCRIBE_FINAL_BLOCKS,
+    ];
+}
+
+/// The error codes clients switch on. Standard codes (-32700 … -32603) mean
+/// what JSON-RPC 2.0 says; Palisade's own sit in the server range and are
+/// stable. jsonrpsee itself may return -32007 (request too big) and -32008
+/// (response too big).
+pub mod code {
+    /// The parameters are missing, of the wrong type or invalid.
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// A local fault (storage); details are in the node's log.
+    pub const INTERNAL_ERROR: i32 = -32603;
+    /// Invalid request: used for a batch over the limit.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// The client sent more calls per second than its allowance.
+    pub const RATE_LIMITED: i32 = -32005;
+    /// The shard the call is about is not run by this node.
+    pub const SHARD_NOT_TRACKED: i32 = -32010;
+    /// The transaction was refused (by the mempool or by the forwarding checks).
+    pub const TX_REJECTED: i32 = -32020;
+    /// The shard did not take the call (queue full, stopping or slow): retry.
+    pub const SHARD_BUSY: i32 = -32021;
+    /// The call took longer than the server's request timeout.
+    pub const TIMED_OUT: i32 = -32030;
+}
 
 /// `palisade_status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,221 @@
+//! Reading the chain: `palisade tx ID`, `palisade status`, `palisade block
+//! SHARD HEIGHT`.
+//!
+//! `block` prints a block only after checking its commit certificate against
+//! the genesis committee and its transactions against the header's root.
+
+use palisade_ledger::api::client::ClientError;
+use palisade_ledger::api::verify::verify_block;
+use palisade_ledger::api::{ShardStatusJson, TransactionResponse};
+use palisade_ledger::{Amount, Hash, ShardId};
+use serde_json::{Value, json};
+
+use super::Context;
+use super::balance::certified_json;
+use crate::error::{Result, WalletError};
+use crate::output::{Report, pal};
+
+/// A shard whose peers report more than this many heights above ours is
+/// catching up.
+pub const CATCH_UP_LAG_BLOCKS: u64 = 2;
+/// A shard without a commit for this many heartbeat intervals is stalled
+/// (an idle shard still commits an empty block every heartbeat).
+pub const STALLED_HEARTBEATS: u64 = 5;
+
+/// `tx ID`: asks the nodes in turn (the default first) until one knows it.
+pub async fn tx(ctx: &Context, id: &str) -> Result<Report> {
+    let text = id.trim();
+    let id = Hash::from_hex(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|_| WalletError::Usage(format!("`{text}` is not a transaction id (64 hex digits)")))?;
+    let mut network = ctx.network()?;
+    let mut first_error = None;
+    let mut asked = Vec::new();
+    for url in network.nodes().all() {
+        let answer = match network.client(&url).await {
+            Ok(client) => client.transaction(&id).await.map_err(WalletError::from),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(TransactionResponse::Unknown { .. }) => asked.push(url),
+            Ok(known) => return Ok(tx_report(&known, &url)),
+            Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if asked.is_empty()
+        && let Some(e) = first_error
+    {
+        return Err(e);
+    }
+    let human = format!("unknown: no node asked ({}) knows transaction {id}", asked.join(", "));
+    Ok(Report::new(human, json!({ "state": "unknown", "id": id.to_hex(), "nodes": asked })))
+}
+
+fn tx_report(answer: &TransactionResponse, url: &str) -> Report {
+    let mut json = serde_json::to_value(answer).unwrap_or(Value::Null);
+    json["node"] = url.into();
+    let human = match answer {
+        TransactionResponse::Final { id, shard, height, position, fee_units, .. } => format!(
+            "final on shard {shard} at height {height} (position {position}, fee {})\nid: {id}",
+            pal(Amount(*fee_units))
+        ),
+        TransactionResponse::Pending { id, shard } => format!("pending in shard {shard}'s mempool\nid: {id}"),
+        TransactionResponse::Rejected { id, shard, reason } => format!("rejected by shard {shard}: {reason}\nid: {id}"),
+        TransactionResponse::Unknown { id } => format!("unknown\nid: {id}"),
+    };
+    Report::new(human, json)
+}
+
+/// One shard's line of `status`.
+struct ShardRow {
+    shard: ShardId,
+    node: String,
+    status: Option<ShardStatusJson>,
+    health: String,
+}
+
+/// How a shard is doing, from one node's point of view.
+fn health(status: &ShardStatusJson, stale_after_secs: f64) -> String {
+    if status.seconds_since_last_commit > stale_after_secs {
+        format!("stalled ({:.0} s without a commit)", status.seconds_since_last_commit)
+    } else if status.peer_height > status.height.saturating_add(CATCH_UP_LAG_BLOCKS) {
+        format!("catching up (peers at {})", status.peer_height)
+    } else {
+        "ok".into()
+    }
+}
+
+/// `status`: every shard of the genesis, each from the node that answers for it.
+pub async fn status(ctx: &Context) -> Result<Report> {
+    let mut network = ctx.network()?;
+    let genesis = network.genesis().clone();
+    let heartbeat_secs = genesis.params.heartbeat_interval_ms.saturating_mul(STALLED_HEARTBEATS) as f64 / 1000.0;
+    let mut rows = Vec::new();
+    let mut first_error = None;
+    for shard in 0..genesis.shard_count {
+        let node = network.nodes().url(shard).to_string();
+        let (status, health) = match network.status(&node).await {
+            Ok(answer) => match answer.shards.into_iter().find(|s| s.shard == shard) {
+                Some(s) => {
+                    let health = health(&s, heartbeat_secs);
+                    (Some(s), health)
+                }
+                None => (None, "not run by this node".to_string()),
+            },
+            Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
+            Err(e) => {
+                let health = match &e {
+                    WalletError::Rpc(ClientError::Unreachable { .. }) => "unreachable".to_string(),
+                    other => format!("error: {other}"),
+                };
+                first_error.get_or_insert(e);
+                (None, health)
+            }
+        };
+        rows.push(ShardRow { shard, node, status, health });
+    }
+    if rows.iter().all(|r| r.status.is_none())
+        && let Some(e) = first_error
+    {
+        return Err(e);
+    }
+    let loaded = network.loaded_genesis();
+    let mut human = vec![
+        format!(
+            "chain {} ({} shards), genesis {} ({})",
+            genesis.chain_id, genesis.shard_count, loaded.hash, loaded.source
+        ),
+        format!(
+            "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
+            "shard", "height", "view", "last commit", "mempool", "node", "health"
+        ),
+    ];
+    let mut shards = Vec::new();
+    for row in &rows {
+        match &row.status {
+            Some(s) => {
+                human.push(format!(
+                    "{:<5} {:>8} {:>5} {:>10.1} s {:>7}  {:<24} {}",
+                    row.shard, s.height, s.view, s.seconds_since_last_commit, s.mempool_txs, row.node, row.health
+                ));
+                shards.push(json!({
+                    "shard": row.shard, "node": row.node, "health": row.health, "height": s.height,
+                    "view": s.view, "peer_height": s.peer_height, "mempool_txs": s.mempool_txs,
+                    "seconds_since_last_commit": s.seconds_since_last_commit,
+                    "validator_index": s.validator_index, "last_block_hash": s.last_block_hash.to_hex(),
+                }));
+            }
+            None => {
+                human.push(format!(
+                    "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
+                    row.shard, "-", "-", "-", "-", row.node, row.health
+                ));
+                shards.push(json!({ "shard": row.shard, "node": row.node, "health": row.health }));
+            }
+        }
+    }
+    let json = json!({
+        "chain_id": genesis.chain_id,
+        "genesis_hash": loaded.hash.to_hex(),
+        "shard_count": genesis.shard_count,
+        "shards": shards,
+    });
+    Ok(Report::new(human.join("\n"), json))
+}
+
+/// `block SHARD HEIGHT`: a final block, verified.
+pub async fn block(ctx: &Context, shard: ShardId, height: u64) -> Result<Report> {
+    let mut network = ctx.network()?;
+    let shard_count = network.genesis().shard_count;
+    if shard >= shard_count {
+        return Err(WalletError::Usage(format!(
+            "no shard {shard}: the network has {shard_count} shards (0 to {})",
+            shard_count.saturating_sub(1)
+        )));
+    }
+    if height == 0 {
+        return Err(WalletError::Usage("height 0 is the genesis, not a block; blocks start at height 1".into()));
+    }
+    let client = network.for_shard(shard).await?;
+    let Some(block) = client.block(shard, height).await? else {
+        let tip = client.height(shard).await?.map_or_else(|| "unknown".to_string(), |h| h.to_string());
+        return Err(WalletError::NotFound(format!(
+            "{} has no final block at height {height} of shard {shard} (its height is {tip})",
+            client.url()
+        )));
+    };
+    let certified = verify_block(network.genesis(), &block)?;
+    let header = &block.header;
+    let mut human = vec![
+        format!("block {height} of shard {shard}: {}", block.hash),
+        format!("parent:     {}", header.parent),
+        format!("proposer:   {}", header.proposer),
+        format!("time:       {} ms since the Unix epoch", header.timestamp_ms),
+        format!("state root: {}", header.state_root),
+        format!("tx root:    {}", header.tx_root),
+        format!(
+            "certified:  by {} of {} validators (signers {:?}), checked against the genesis committee",
+            certified.signers.len(),
+            certified.committee_size,
+            certified.signers
+        ),
+        format!("txs:        {}", block.txs.len()),
+    ];
+    for tx in &block.txs {
+        human.push(format!(
+            "  {} {} -> {} {} (fee {}, nonce {})",
+            tx.id,
+            tx.sender,
+            tx.to,
+            pal(Amount(tx.amount_units)),
+            pal(Amount(tx.fee_units)),
+            tx.nonce
+        ));
+    }
+    let mut json = serde_json::to_value(&block).unwrap_or(Value::Null);
+    json["verified"] = true.into();
+    json["proof"] = certified_json(&certified);
+    Ok(Report::new(human.join("\n"), json))
+}

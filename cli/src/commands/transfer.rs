@@ -1,0 +1,147 @@
+//! `palisade transfer --to ADDRESS --amount PAL [--fee PAL]`.
+//!
+//! The order matters: everything that can be checked without the password
+//! is checked first (the recipient's checksum, its shard, the amounts, the
+//! sender's balance and nonce from the node), then the key is unlocked, the
+//! transfer signed and submitted, and — unless `--no-wait` — the wallet polls
+//! until the transaction is final or rejected, with a spinner.
+//!
+//! Transfers stay within the sender's shard for now: a recipient on another
+//! shard is refused before anything is signed.
+
+use std::time::{Duration, Instant};
+
+use palisade_ledger::api::TransactionResponse;
+use palisade_ledger::api::client::ClientError;
+use palisade_ledger::api::code;
+use palisade_ledger::{Address, Amount, TxBody, TxKind};
+use serde_json::json;
+
+use super::Context;
+use crate::config::{DEFAULT_FEE, DEFAULT_WAIT_SECS};
+use crate::error::{Result, WalletError};
+use crate::output::{Report, amount_json, pal, spinner};
+use crate::secret::PasswordUse;
+
+/// How often the wallet asks whether the transaction is final.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// A transfer as given on the command line.
+#[derive(Clone, Debug)]
+pub struct TransferRequest {
+    /// The recipient, `pal1…`.
+    pub to: String,
+    /// The amount in PAL (`"1.5"`).
+    pub amount: String,
+    /// The fee in PAL; default: the config's, else [`DEFAULT_FEE`].
+    pub fee: Option<String>,
+    /// Wait for finality (the default) or return once submitted.
+    pub wait: bool,
+    /// How long to wait; default: the config's, else [`DEFAULT_WAIT_SECS`].
+    pub wait_secs: Option<u64>,
+}
+
+/// `transfer`.
+pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report> {
+    let to = Address::parse(request.to.trim())?;
+    let amount = Amount::parse_pal(&request.amount)?;
+    let fee = match request.fee.as_deref().or(ctx.config.fee.as_deref()) {
+        Some(text) => Amount::parse_pal(text)?,
+        None => DEFAULT_FEE,
+    };
+    if amount == Amount::ZERO {
+        return Err(WalletError::Usage("the amount is zero; send at least 0.000000001 PAL".into()));
+    }
+    let name = ctx.selected_key()?;
+    let ring = ctx.keyring();
+    let from = ring.read(&name)?.address();
+
+    let mut network = ctx.network()?;
+    let (from_shard, to_shard) = (network.shard_of(&from), network.shard_of(&to));
+    if from_shard != to_shard {
+        return Err(WalletError::CrossShard { to: to.to_string(), to_shard, from_shard });
+    }
+    let client = network.for_shard(from_shard).await?;
+    let account = client.account(&from, false).await?;
+    let balance = Amount(account.balance_units);
+    let needed = amount.checked_add(fee).ok_or_else(|| WalletError::Usage("amount + fee overflows".into()))?;
+    if balance < needed {
+        return Err(WalletError::InsufficientFunds { address: from.to_string(), balance, needed, amount, fee });
+    }
+
+    let password = ctx.password(PasswordUse::Unlock, &name)?;
+    let keypair = ring.unlock(&name, &password)?;
+    let tx = TxBody {
+        chain_id: network.genesis().chain_id.clone(),
+        sender: from,
+        nonce: account.nonce,
+        fee,
+        kind: TxKind::Transfer { to, amount },
+    }
+    .sign(&keypair);
+    let id = tx.id();
+    let started = Instant::now();
+    let shard = match client.submit(&tx).await {
+        Ok(submitted) => submitted.shard,
+        // This very transaction (same id) is already pending, e.g. after a
+        // `--no-wait` with the same arguments: wait for it like any other.
+        Err(ClientError::Refused { code: code::TX_REJECTED, data: Some(data), .. })
+            if data.get("reason").and_then(|r| r.as_str()) == Some("duplicate") =>
+        {
+            from_shard
+        }
+        Err(e) => return Err(refusal(id, e)),
+    };
+
+    let mut json = json!({
+        "id": id.to_hex(),
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "amount": amount_json(amount),
+        "fee": amount_json(fee),
+        "nonce": account.nonce,
+        "shard": shard,
+        "state": "pending",
+    });
+    let summary = format!("{} from {from} to {to} (fee {}, nonce {})", pal(amount), pal(fee), account.nonce);
+    if !request.wait {
+        let human = format!("submitted {id}\n{summary}\ncheck on it with `palisade tx {id}`");
+        return Ok(Report::new(human, json));
+    }
+
+    let timeout = Duration::from_secs(request.wait_secs.or(ctx.config.wait_secs).unwrap_or(DEFAULT_WAIT_SECS));
+    let bar = spinner(ctx.format, format!("waiting for {id} to be final"));
+    let outcome = client.wait_final(&id, POLL, timeout).await;
+    bar.finish_and_clear();
+    let latency_ms = started.elapsed().as_millis();
+    match outcome? {
+        TransactionResponse::Final { shard, height, .. } => {
+            json["state"] = "final".into();
+            json["shard"] = shard.into();
+            json["height"] = height.into();
+            json["latency_ms"] = u64::try_from(latency_ms).unwrap_or(u64::MAX).into();
+            let human = format!("final on shard {shard} at height {height} in {latency_ms} ms\n{summary}\nid: {id}");
+            Ok(Report::new(human, json))
+        }
+        TransactionResponse::Rejected { reason, .. } => Err(WalletError::Rejected { id, reason }),
+        TransactionResponse::Pending { .. } => {
+            Err(WalletError::NotFinal { id, waited_ms: latency_ms, state: "pending".into() })
+        }
+        TransactionResponse::Unknown { .. } => {
+            Err(WalletError::NotFinal { id, waited_ms: latency_ms, state: "unknown to the node".into() })
+        }
+    }
+}
+
+/// A refused submission: the node's reason if it rejected the transaction.
+fn refusal(id: palisade_ledger::Hash, error: ClientError) -> WalletError {
+    match error {
+        ClientError::Refused { code: code::TX_REJECTED, message, data, .. } => {
+            // `data.message` is the mempool's reason without the code's prefix.
+            let reason =
+                data.as_ref().and_then(|d| d.get("message")).and_then(|m| m.as_str()).map_or(message, str::to_string);
+            WalletError::Rejected { id, reason }
+        }
+        other => WalletError::Rpc(other),
+    }
+}

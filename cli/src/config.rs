@@ -1,0 +1,171 @@
+//! Where the wallet keeps its files and what it talks to: the home directory,
+//! the optional `config.toml` in it, and the environment variables.
+//!
+//! ```text
+//! <home>/config.toml        optional settings (see [`Config`])
+//! <home>/keys/<name>.json   encrypted keys, mode 0600, directory 0700
+//! ```
+//!
+//! The home is `--home`, else `$PALISADE_HOME`, else `$HOME/.palisade`.
+//! Flags win over environment variables, which win over the config file,
+//! which wins over the built-in defaults: the local testnet's first node and
+//! the committed dev genesis.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use palisade_ledger::{Amount, ShardId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, WalletError};
+
+/// The home directory, if not given by flag.
+pub const HOME_ENV: &str = "PALISADE_HOME";
+/// The node URL, if not given by flag.
+pub const NODE_ENV: &str = "PALISADE_NODE";
+/// The genesis file, if not given by flag.
+pub const GENESIS_ENV: &str = "PALISADE_GENESIS";
+/// The key to use, if not given by flag.
+pub const KEY_ENV: &str = "PALISADE_KEY";
+/// The key password itself (for scripts), if no password file is given.
+pub const PASSWORD_ENV: &str = "PALISADE_PASSWORD";
+/// A file holding the key password, if not given by flag.
+pub const PASSWORD_FILE_ENV: &str = "PALISADE_PASSWORD_FILE";
+/// The config file inside the home.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The key directory inside the home.
+pub const KEYS_DIR: &str = "keys";
+/// The home under `$HOME` when nothing else says where.
+pub const DEFAULT_HOME_DIR: &str = ".palisade";
+/// `palisade-testnet up`'s default `--base-port`: validator `i` listens for
+/// p2p on `base + 3i`, JSON-RPC on `base + 3i + 1`, metrics on `base + 3i + 2`.
+pub const LOCAL_TESTNET_BASE_PORT: u16 = 27_000;
+/// The JSON-RPC of the local testnet's first validator (`validator-0-0`).
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:27001";
+/// How long `transfer` waits for finality unless told otherwise.
+pub const DEFAULT_WAIT_SECS: u64 = 60;
+/// The fee `transfer` pays unless told otherwise: 1000 units (0.000001 PAL).
+/// Genesis sets no minimum; a full mempool prefers higher fees.
+pub const DEFAULT_FEE: Amount = Amount(1_000);
+/// Largest config file read.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// `<home>/config.toml`. Every field is optional.
+///
+/// ```toml
+/// node = "http://127.0.0.1:27001"    # default node (JSON-RPC URL)
+/// genesis = "genesis.json"           # relative to the home; default: the built-in dev genesis
+/// default_key = "alice"              # the key commands use without --key
+/// wait_secs = 60                     # how long transfer waits for finality
+/// fee = "0.000001"                   # default transfer fee, PAL
+///
+/// [shard_nodes]                      # nodes for shards the default node does not run
+/// 1 = "http://127.0.0.1:27013"
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The default node's JSON-RPC URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The genesis file; relative paths are relative to the home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<PathBuf>,
+    /// The key used when `--key` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_key: Option<String>,
+    /// How long `transfer` waits for finality, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_secs: Option<u64>,
+    /// The default transfer fee in PAL (`"0.000001"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<String>,
+    /// Per-shard node URLs, keyed by shard number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shard_nodes: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Reads `<home>/config.toml`; a missing file is the empty config.
+    pub fn load(home: &Path) -> Result<Config> {
+        let path = home.join(CONFIG_FILE);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(WalletError::Io { action: "open", path, source }),
+        };
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES.saturating_add(1)).read_to_string(&mut text).map_err(|source| WalletError::Io {
+            action: "read",
+            path: path.clone(),
+            source,
+        })?;
+        if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_CONFIG_BYTES {
+            return Err(WalletError::Config { path, reason: format!("larger than {MAX_CONFIG_BYTES} bytes") });
+        }
+        let config: Config =
+            toml::from_str(&text).map_err(|e| WalletError::Config { path: path.clone(), reason: e.to_string() })?;
+        config.shard_node_urls().map_err(|reason| WalletError::Config { path: path.clone(), reason })?;
+        if let Some(fee) = &config.fee {
+            Amount::parse_pal(fee).map_err(|e| WalletError::Config { path, reason: format!("fee: {e}") })?;
+        }
+        Ok(config)
+    }
+
+    /// `[shard_nodes]` with the shard numbers parsed.
+    pub fn shard_node_urls(&self) -> Result<BTreeMap<ShardId, String>, String> {
+        self.shard_nodes
+            .iter()
+            .map(|(shard, url)| {
+                let shard: ShardId =
+                    shard.parse().map_err(|_| format!("shard_nodes: `{shard}` is not a shard number"))?;
+                Ok((shard, url.clone()))
+            })
+            .collect()
+    }
+}
+
+/// The home directory: the given one, else `$HOME/.palisade`.
+pub fn resolve_home(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(home) = given {
+        return Ok(home);
+    }
+    match std::env::var_os("HOME") {
+        Some(user_home) if !user_home.is_empty() => Ok(PathBuf::from(user_home).join(DEFAULT_HOME_DIR)),
+        _ => Err(WalletError::Usage(format!("$HOME is not set: pass --home DIR or set ${HOME_ENV}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses_and_unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "node = \"http://127.0.0.1:27001\"\ngenesis = \"genesis.json\"\ndefault_key = \"alice\"\n\
+             wait_secs = 30\nfee = \"0.000002\"\n[shard_nodes]\n1 = \"http://127.0.0.1:27013\"\n",
+        )
+        .unwrap();
+        let config = Config::load(dir.path()).unwrap();
+        assert_eq!(config.default_key.as_deref(), Some("alice"));
+        assert_eq!(config.shard_node_urls().unwrap()[&1], "http://127.0.0.1:27013");
+
+        std::fs::write(dir.path().join(CONFIG_FILE), "nodes = \"http://x\"\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `nodes`"), "{err}");
+        std::fs::write(dir.path().join(CONFIG_FILE), "[shard_nodes]\nx = \"http://x\"\n").unwrap();
+        assert!(Config::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_missing_config_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+    }
+}

@@ -1,0 +1,153 @@
+//! Reading secrets: key passwords and imported seeds.
+//!
+//! A password comes from `--password-file` (or `$PALISADE_PASSWORD_FILE`),
+//! else `$PALISADE_PASSWORD`, else a prompt on the terminal, asked twice for
+//! a new key. Without a terminal and without either source the wallet fails
+//! at once rather than wait for input nobody can give. The same order as
+//! `palisade-node keys`, with the wallet's own variable names.
+
+use std::io::{IsTerminal, Read};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+use palisade_ledger::keystore::Zeroizing;
+
+use crate::config::{PASSWORD_ENV, PASSWORD_FILE_ENV};
+use crate::error::{Result, WalletError};
+
+/// Largest password file read.
+const MAX_PASSWORD_BYTES: u64 = 4096;
+/// Largest seed input read (64 hex digits, whitespace, maybe `0x`).
+const MAX_SEED_BYTES: u64 = 1024;
+
+/// What the password is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordUse {
+    /// Encrypting a new key file: asked twice, must not be empty.
+    NewKey,
+    /// Opening an existing one.
+    Unlock,
+}
+
+/// The password for key `name`: from `file`, else `$PALISADE_PASSWORD`, else
+/// a prompt. One trailing newline of a file is dropped.
+pub fn read_password(file: Option<&Path>, usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let password = if let Some(file) = file {
+        let mut bytes = read_bounded(file, MAX_PASSWORD_BYTES, "password file")?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        bytes
+    } else if let Some(value) = std::env::var_os(PASSWORD_ENV) {
+        Zeroizing::new(value.into_vec())
+    } else {
+        prompt_password(usage, name)?
+    };
+    if usage == PasswordUse::NewKey && password.is_empty() {
+        return Err(WalletError::Password("the password is empty; a key file needs a password".into()));
+    }
+    Ok(password)
+}
+
+fn prompt_password(usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if !std::io::stdin().is_terminal() {
+        return Err(WalletError::Password(format!(
+            "cannot prompt for the password of key `{name}`: stdin is not a terminal; pass --password-file FILE \
+             (or ${PASSWORD_FILE_ENV}) or set ${PASSWORD_ENV}"
+        )));
+    }
+    let label = match usage {
+        PasswordUse::NewKey => format!("New password for key `{name}`: "),
+        PasswordUse::Unlock => format!("Password for key `{name}`: "),
+    };
+    let prompt = |label: &str| {
+        rpassword::prompt_password(label)
+            .map(Zeroizing::new)
+            .map_err(|e| WalletError::Password(format!("reading the password from the terminal: {e}")))
+    };
+    let first = prompt(&label)?;
+    if usage == PasswordUse::NewKey {
+        let second = prompt("Repeat the password: ")?;
+        if *first != *second {
+            return Err(WalletError::Password("the passwords differ".into()));
+        }
+    }
+    Ok(Zeroizing::new(first.as_bytes().to_vec()))
+}
+
+/// A 32-byte seed as 64 hex digits (whitespace around and a `0x` allowed):
+/// from `file`, else a hidden prompt on a terminal, else standard input.
+pub fn read_seed(file: Option<&Path>) -> Result<Zeroizing<[u8; 32]>> {
+    let text = match file {
+        Some(file) => read_bounded(file, MAX_SEED_BYTES, "seed file")?,
+        None if std::io::stdin().is_terminal() => Zeroizing::new(
+            rpassword::prompt_password("Seed (64 hex digits): ")
+                .map_err(|e| WalletError::Password(format!("reading the seed from the terminal: {e}")))?
+                .into_bytes(),
+        ),
+        None => {
+            let mut bytes = Zeroizing::new(Vec::new());
+            std::io::stdin()
+                .take(MAX_SEED_BYTES.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(|source| WalletError::Io { action: "read", path: "standard input".into(), source })?;
+            bytes
+        }
+    };
+    parse_seed(&text)
+}
+
+/// Parses 64 hex digits. Errors never echo the input, which is a secret.
+pub fn parse_seed(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+    let bad = |why: String| WalletError::Usage(format!("not a seed: {why} (expected 64 hex digits, a 32-byte seed)"));
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not text".into()))?.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() != 64 {
+        return Err(bad(format!("{} characters", text.len())));
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text, seed.as_mut_slice()).map_err(|_| bad("not hex".into()))?;
+    Ok(seed)
+}
+
+/// Reads at most `max` bytes of `path`, refusing larger files.
+fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let io = |action, source| WalletError::Io { action, path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(|e| io("open", e))?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| io("read", e))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
+        return Err(WalletError::Usage(format!("{what} {} is larger than {max} bytes", path.display())));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn seeds_parse_with_whitespace_and_prefix_and_errors_do_not_echo() {
+        let hex = "11".repeat(32);
+        assert_eq!(*parse_seed(format!("  0x{hex}\n").as_bytes()).unwrap(), [0x11; 32]);
+        let secretish = "zz".repeat(32);
+        let err = parse_seed(secretish.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("not hex") && !err.contains(&secretish), "{err}");
+        assert!(parse_seed(b"abcd").is_err());
+    }
+
+    #[test]
+    fn password_files_lose_one_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "secret\r\n").unwrap();
+        assert_eq!(&*read_password(Some(&path), PasswordUse::Unlock, "k").unwrap(), b"secret");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_password(Some(&path), PasswordUse::NewKey, "k").is_err());
+    }
+}

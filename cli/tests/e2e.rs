@@ -1,0 +1,200 @@
+//! The wallet against real nodes: a one-shard local network of four
+//! `palisade-node` processes. A new key is funded from a dev account, pays
+//! another address, both balances are checked (one with a proof), a
+//! validator is killed with SIGKILL and the wallet transfers again.
+//!
+//! Needs a `palisade-node` binary: `$PALISADE_NODE_BIN`, else one next to
+//! the test binary, else it is built (slow: RocksDB).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use palisade_ledger::api::client::Client;
+use palisade_ledger::{Amount, Genesis};
+use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
+use serde_json::Value;
+
+/// Bound on waiting for the network to commit.
+const WAIT: Duration = Duration::from_secs(90);
+/// The wallet's default fee, in units.
+const FEE_UNITS: u64 = 1_000;
+
+struct Wallet {
+    home: PathBuf,
+    password: PathBuf,
+    genesis: PathBuf,
+    node: String,
+}
+
+impl Wallet {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_palisade"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("PALISADE_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("--home")
+            .arg(&self.home)
+            .arg("--password-file")
+            .arg(&self.password)
+            .arg("--genesis")
+            .arg(&self.genesis)
+            .arg("--node")
+            .arg(&self.node)
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "palisade {args:?} failed:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(self.ok(&all).trim()).unwrap()
+    }
+
+    fn balance_units(&self, key: &str) -> u64 {
+        self.json(&["balance", key])["balance"]["units"].as_u64().unwrap()
+    }
+
+    /// `transfer` in human form; checks the finality line and returns it.
+    fn transfer(&self, from: &str, to: &str, amount: &str) -> String {
+        let out = self.ok(&["--key", from, "transfer", "--to", to, "--amount", amount]);
+        assert!(out.starts_with("final on shard 0 at height "), "{out}");
+        assert!(out.lines().next().unwrap().ends_with(" ms"), "{out}");
+        out
+    }
+}
+
+fn units(pal: &str) -> u64 {
+    Amount::parse_pal(pal).unwrap().units()
+}
+
+/// Waits until every node in `nodes` reports shard 0 at `height` or above.
+async fn wait_for_height(net: &LocalNet, nodes: &[usize], height: u64) {
+    let deadline = Instant::now() + WAIT;
+    let clients: Vec<Client> = nodes.iter().map(|&i| Client::new(&net.nodes[i].rpc_url()).unwrap()).collect();
+    loop {
+        let mut lowest = u64::MAX;
+        for client in &clients {
+            lowest = lowest.min(client.height(0).await.ok().flatten().unwrap_or(0));
+        }
+        if lowest >= height {
+            return;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> =
+                net.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, net.log_tail(&n.name, 15))).collect();
+            panic!("timed out waiting for height {height}\n{}", logs.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn key_address(wallet: &Wallet, name: &str) -> String {
+    wallet.json(&["keys", "show", name])["address"].as_str().unwrap().to_string()
+}
+
+fn write_password(dir: &Path) -> PathBuf {
+    let path = dir.join("wallet-password");
+    std::fs::write(&path, "e2e wallet password\n").unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = Genesis::dev(1, 4);
+    let mut net =
+        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Ephemeral).unwrap();
+    net.start_all().unwrap();
+    wait_for_height(&net, &[0, 1, 2, 3], 2).await;
+
+    let wallet = Wallet {
+        home: dir.path().join("wallet"),
+        password: write_password(dir.path()),
+        genesis: net.dir.join("genesis.json"),
+        node: net.nodes[0].rpc_url(),
+    };
+    // A funded dev account and two new keys.
+    wallet.ok(&["keys", "import-dev", "alice", "--insecure-fast-kdf"]);
+    wallet.ok(&["keys", "create", "fresh"]);
+    wallet.ok(&["keys", "create", "other"]);
+    let fresh = key_address(&wallet, "fresh");
+    let other = key_address(&wallet, "other");
+    let alice_before = wallet.balance_units("alice");
+    assert_eq!(wallet.balance_units("fresh"), 0);
+
+    // Fund the new key, then pay another address from it.
+    wallet.transfer("alice", &fresh, "10");
+    assert_eq!(wallet.balance_units("alice"), alice_before - units("10") - FEE_UNITS);
+    let sent = wallet.transfer("fresh", &other, "2.5");
+    let proven = wallet.json(&["balance", "fresh", "--prove"]);
+    assert_eq!(proven["verified"], true, "{proven}");
+    assert_eq!(proven["balance"]["units"], units("7.5") - FEE_UNITS);
+    assert_eq!(proven["nonce"], 1);
+    assert!(proven["proof"]["signers"].as_array().unwrap().len() >= 3, "{proven}");
+    let human = wallet.ok(&["balance", "other", "--prove"]);
+    assert!(human.contains("balance: 2.5 PAL") && human.contains("proof:   verified against block"), "{human}");
+
+    // More than it holds: refused locally, saying both numbers.
+    let output = wallet.run(&["--key", "other", "transfer", "--to", &fresh, "--amount", "100"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("insufficient funds") && stderr.contains("holds 2.5 PAL"), "{stderr}");
+    assert!(stderr.contains("needs 100.000001 PAL"), "{stderr}");
+
+    // The transaction, its block (verified) and the status, as scripts see them.
+    let id = sent.lines().find_map(|l| l.strip_prefix("id: ")).unwrap().to_string();
+    let tx = wallet.json(&["tx", &id]);
+    assert_eq!(tx["state"], "final", "{tx}");
+    let height = tx["height"].as_u64().unwrap().to_string();
+    let block = wallet.json(&["block", "0", &height]);
+    assert_eq!(block["verified"], true);
+    assert!(block["txs"].as_array().unwrap().iter().any(|t| t["id"] == id.as_str()), "{block}");
+    let status = wallet.json(&["status"]);
+    assert_eq!(status["shards"][0]["health"], "ok", "{status}");
+
+    // A wallet whose genesis is not the node's refuses to talk to it.
+    let mismatch = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["--home", wallet.home.to_str().unwrap(), "--node", &wallet.node, "balance", &fresh])
+        .env_remove("PALISADE_GENESIS")
+        .env_remove("PALISADE_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&mismatch.stderr);
+    assert_eq!(mismatch.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the built-in dev genesis") && stderr.contains("hint: pass --genesis"), "{stderr}");
+
+    // kill -9 a validator: the other three still make transfers final.
+    net.kill("validator-0-3").unwrap();
+    let tip = Client::new(&wallet.node).unwrap().height(0).await.unwrap().unwrap();
+    wait_for_height(&net, &[0, 1, 2], tip + 2).await;
+    let fresh_before = wallet.balance_units("fresh");
+    let other_before = wallet.balance_units("other");
+    wallet.transfer("fresh", &other, "1");
+    assert_eq!(wallet.balance_units("fresh"), fresh_before - units("1") - FEE_UNITS);
+    assert_eq!(wallet.balance_units("other"), other_before + units("1"));
+    let proven = wallet.json(&["balance", "other", "--prove"]);
+    assert_eq!(proven["balance"]["units"], units("3.5"));
+    assert!(!net.is_running("validator-0-3"));
+}

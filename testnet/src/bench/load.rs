@@ -1,0 +1,593 @@
+//! The open loop: a pre-signed plan of transfers released on schedule, in
+//! JSON-RPC batches that never hold the schedule up, and the bookkeeping
+//! that matches every answer and every final block to what was sent.
+//!
+//! - The plan signs every transaction before the clock starts, per account
+//!   a chain of consecutive nonces; a transaction is a function of sender
+//!   and nonce only (to the next account of the shard, 1 unit, a fixed
+//!   fee), so sending one again is sending the same bytes, and a node that
+//!   already holds it answers `duplicate`.
+//! - Every [`TICK`] the ticker releases the slots that are due (slot `k` at
+//!   `k / rate`), round-robin over the accounts, into lanes: each account
+//!   always goes through the same lane to the same validator of its shard.
+//!   A lane task sends what is queued as one batch at a time (up to
+//!   [`MAX_BATCH`] calls), in order, so an account's nonces reach the node
+//!   in order, and a slow node gets bigger batches. The ticker never waits:
+//!   a slot whose lane already queues [`MAX_QUEUED_TICKS`] ticks of
+//!   releases is counted as client backlog, not delayed. Latency counts
+//!   from release, so time queued in a lane is part of it.
+//! - A refusal that leaves a transaction out of the pool (full, busy, a
+//!   nonce gap, a lost batch, …) rewinds its account to that nonce: the
+//!   account's next slots resend it and what follows, since nothing after a
+//!   missing nonce can execute. Only a refusal of the latest send of a
+//!   transaction rewinds, so late answers to earlier sends change nothing.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use indicatif::ProgressBar;
+use palisade_ledger::api::method;
+use palisade_ledger::{Address, Amount, Hash, Keypair, TxBody, TxKind};
+use serde::de::IgnoredAny;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::report::{self, Latency, Refusal, Summary};
+use super::rpc::{self, MAX_BATCH, Node};
+use super::schedule;
+
+/// How often the ticker releases due transactions.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Lanes per node. A lane sends one batch at a time, in release order; an
+/// account always uses the same lane, so its nonces reach the node in
+/// order (concurrent batches could overtake each other at a busy node and
+/// turn into `nonce_gap` refusals).
+pub const LANES_PER_NODE: usize = 4;
+/// Ticks of releases a lane may queue while its batch is in flight (2 s);
+/// a slot that finds its lane's queue full is client backlog.
+pub const MAX_QUEUED_TICKS: usize = 200;
+/// The most transactions one plan may sign (about 200 bytes each in memory).
+pub const MAX_PLANNED_TXS: u64 = 1_000_000;
+/// Amount of every bench transfer, units.
+pub const TRANSFER_UNITS: u64 = 1;
+/// Fee of every bench transfer, units.
+pub const FEE_UNITS: u64 = 1_000;
+
+/// One signed transaction.
+pub struct Prepared {
+    /// Its id.
+    pub id: Hash,
+    /// Its canonical encoding.
+    pub bytes: Vec<u8>,
+}
+
+/// A run's transactions, signed before the clock starts.
+pub struct Plan {
+    /// Transactions per second.
+    pub rate: u64,
+    /// Slots in the schedule.
+    pub total: u64,
+    /// Per account, its transactions by nonce offset from its current nonce.
+    pub chains: Vec<Vec<Prepared>>,
+    /// Per account, the node its transactions go to (index into the nodes).
+    pub node_of: Vec<usize>,
+}
+
+/// Who sends what in a plan: one entry per account.
+pub struct Sender<'a> {
+    /// Its key.
+    pub key: &'a Keypair,
+    /// Who its transfers pay (on its own shard).
+    pub to: Address,
+    /// Its next nonce.
+    pub nonce: u64,
+    /// The node it submits to.
+    pub node: usize,
+}
+
+impl Plan {
+    /// Signs `rate × duration` transfers, round-robin over `senders`, on
+    /// every core, advancing `bar` as it goes.
+    pub fn sign(
+        chain_id: &str,
+        senders: &[Sender<'_>],
+        rate: u64,
+        duration: Duration,
+        bar: &ProgressBar,
+    ) -> Result<Plan> {
+        let total = schedule::total(rate, duration);
+        if total > MAX_PLANNED_TXS {
+            bail!("{rate} tx/s for {duration:?} is {total} transactions; at most {MAX_PLANNED_TXS} per run");
+        }
+        if total == 0 || senders.is_empty() {
+            bail!("nothing to send: {rate} tx/s for {duration:?} over {} accounts", senders.len());
+        }
+        bar.set_length(total);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(senders.len());
+        let per_thread = senders.len().div_ceil(threads);
+        let sign_one = |(a, sender): (usize, &Sender<'_>)| -> Vec<Prepared> {
+            let slots = schedule::slots_of(a, senders.len(), total);
+            let chain = (0..slots)
+                .map(|offset| {
+                    let tx = TxBody {
+                        chain_id: chain_id.to_string(),
+                        sender: sender.key.address(),
+                        nonce: sender.nonce.saturating_add(offset),
+                        fee: Amount(FEE_UNITS),
+                        kind: TxKind::Transfer { to: sender.to, amount: Amount(TRANSFER_UNITS) },
+                    }
+                    .sign(sender.key);
+                    let bytes = tx.to_bytes();
+                    Prepared { id: Hash::plain(&bytes), bytes }
+                })
+                .collect();
+            bar.inc(slots);
+            chain
+        };
+        let chains: Vec<Vec<Prepared>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = senders
+                .chunks(per_thread)
+                .enumerate()
+                .map(|(chunk, part)| {
+                    let first = chunk * per_thread;
+                    scope.spawn(move || {
+                        part.iter().enumerate().map(|(i, s)| sign_one((first + i, s))).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        });
+        if chains.len() != senders.len() {
+            bail!("a signing thread failed");
+        }
+        bar.set_position(total);
+        Ok(Plan { rate, total, chains, node_of: senders.iter().map(|s| s.node).collect() })
+    }
+}
+
+/// Where a sent transaction stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Sent, no answer yet.
+    InFlight,
+    /// In a node's pool (or already executed), waiting to be seen final.
+    Accepted,
+    /// Refused and not in any pool, unless sent again.
+    Dropped,
+}
+
+/// A sent transaction not yet seen final.
+struct Pending {
+    account: usize,
+    offset: usize,
+    /// Its first send: latency counts from here.
+    first_sent: Instant,
+    /// Which send answers must match to change its status.
+    send_seq: u64,
+    status: Status,
+}
+
+/// Everything the ticker, the batch tasks and the finality watchers share.
+#[derive(Default)]
+struct Book {
+    /// Per account, the nonce offset its next slot sends.
+    cursor: Vec<usize>,
+    pending: HashMap<Hash, Pending>,
+    finalized: HashSet<Hash>,
+    latencies_us: Vec<u64>,
+    rejected: BTreeMap<String, u64>,
+    next_seq: u64,
+    sent: u64,
+    transactions: u64,
+    resent: u64,
+    accepted: u64,
+    backlog: u64,
+    first_send: Option<Instant>,
+    last_final: Option<Instant>,
+    max_lag: Duration,
+    missed_blocks: u64,
+}
+
+impl Book {
+    /// The next slot of `account` is sent: returns its nonce offset.
+    fn take(&mut self, account: usize) -> usize {
+        match self.cursor.get_mut(account) {
+            Some(cursor) => {
+                let offset = *cursor;
+                *cursor = cursor.saturating_add(1);
+                offset
+            }
+            None => usize::MAX,
+        }
+    }
+
+    /// `account` must send `offset` again next.
+    fn rewind(&mut self, account: usize, offset: usize) {
+        if let Some(cursor) = self.cursor.get_mut(account) {
+            *cursor = (*cursor).min(offset);
+        }
+    }
+
+    /// Records that `id` is being sent now; returns the send's sequence number.
+    fn release(&mut self, id: Hash, account: usize, offset: usize, now: Instant) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = seq.saturating_add(1);
+        self.sent = self.sent.saturating_add(1);
+        self.first_send.get_or_insert(now);
+        if self.finalized.contains(&id) {
+            self.resent = self.resent.saturating_add(1);
+            return seq;
+        }
+        match self.pending.entry(id) {
+            Entry::Occupied(mut e) => {
+                self.resent = self.resent.saturating_add(1);
+                let p = e.get_mut();
+                p.send_seq = seq;
+                p.status = Status::InFlight;
+            }
+            Entry::Vacant(e) => {
+                self.transactions = self.transactions.saturating_add(1);
+                e.insert(Pending { account, offset, first_sent: now, send_seq: seq, status: Status::InFlight });
+            }
+        }
+        seq
+    }
+
+    fn answer(&mut self, id: &Hash, seq: u64, answer: Result<(), String>) {
+        let refusal = match answer {
+            Ok(()) => {
+                self.accepted = self.accepted.saturating_add(1);
+                None
+            }
+            Err(reason) => {
+                let refusal = report::refusal(&reason);
+                *self.rejected.entry(reason).or_default() += 1;
+                Some(refusal)
+            }
+        };
+        let Some(p) = self.pending.get_mut(id) else { return };
+        if p.send_seq != seq {
+            return;
+        }
+        match refusal {
+            None | Some(Refusal::AlreadyPending | Refusal::AlreadyExecuted) => p.status = Status::Accepted,
+            Some(Refusal::Dropped) => {
+                p.status = Status::Dropped;
+                let (account, offset) = (p.account, p.offset);
+                self.rewind(account, offset);
+            }
+        }
+    }
+
+    fn finalize(&mut self, id: &Hash, arrival: Instant) -> bool {
+        let Some(p) = self.pending.remove(id) else { return false };
+        self.finalized.insert(*id);
+        let us = arrival.saturating_duration_since(p.first_sent).as_micros();
+        self.latencies_us.push(u64::try_from(us).unwrap_or(u64::MAX));
+        self.last_final = Some(self.last_final.map_or(arrival, |last| last.max(arrival)));
+        true
+    }
+
+    fn open(&self) -> usize {
+        self.pending.values().filter(|p| p.status != Status::Dropped).count()
+    }
+}
+
+/// The shared state of one run.
+pub struct Run {
+    book: Mutex<Book>,
+    /// Submissions sent (for progress).
+    pub sent: AtomicU64,
+    /// Transactions seen final (for progress).
+    pub committed: AtomicU64,
+    /// Refused submissions (for progress).
+    pub rejected: AtomicU64,
+}
+
+impl Run {
+    /// A run of `plan`.
+    pub fn new(plan: &Plan) -> Arc<Run> {
+        let book = Book { cursor: vec![0; plan.chains.len()], ..Book::default() };
+        Arc::new(Run {
+            book: Mutex::new(book),
+            sent: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        })
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The transactions in `ids` are final, seen at `arrival`.
+    pub fn finalized<'a>(&self, ids: impl IntoIterator<Item = &'a Hash>, arrival: Instant) {
+        let mut book = self.book();
+        let mut count = 0;
+        for id in ids {
+            if book.finalize(id, arrival) {
+                count += 1;
+            }
+        }
+        drop(book);
+        self.committed.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// `count` final blocks could not be fetched.
+    pub fn missed_blocks(&self, count: u64) {
+        let mut book = self.book();
+        book.missed_blocks = book.missed_blocks.saturating_add(count);
+    }
+
+    /// Transactions sent and not refused that are not yet final.
+    pub fn open(&self) -> usize {
+        self.book().open()
+    }
+
+    /// The summary, for a run that offered load for `duration`.
+    pub fn summary(&self, plan: &Plan, duration: Duration, shards: u32) -> Summary {
+        let mut book = self.book();
+        let committed = book.latencies_us.len() as u64;
+        let window = match (book.first_send, book.last_final) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        };
+        Summary {
+            shards,
+            accounts: plan.chains.len(),
+            target_rate: plan.rate,
+            duration_s: duration.as_secs_f64(),
+            scheduled: plan.total,
+            sent: book.sent,
+            transactions: book.transactions,
+            client_backlog: book.backlog,
+            resent: book.resent,
+            accepted: book.accepted,
+            committed,
+            not_final: book.pending.len() as u64,
+            offered_tps: report::per_second(book.sent, duration),
+            committed_tps: report::per_second(committed, window),
+            latency: Latency::of(&mut book.latencies_us),
+            rejected: book.rejected.clone(),
+            max_ticker_lag_ms: book.max_lag.as_secs_f64() * 1_000.0,
+            missed_blocks: book.missed_blocks,
+        }
+    }
+}
+
+/// One released transaction: (account, nonce offset, send sequence).
+type Item = (usize, usize, u64);
+
+/// The lane of `account`: a function of the account alone, so all its
+/// transactions travel in order through the same lane.
+fn lane_of(plan: &Plan, account: usize) -> usize {
+    let node = plan.node_of.get(account).copied().unwrap_or(0);
+    node.saturating_mul(LANES_PER_NODE).saturating_add(account % LANES_PER_NODE)
+}
+
+/// Releases `plan` on schedule from `start` until every slot is released,
+/// into [`LANES_PER_NODE`] lanes per node. Returns the lane tasks, which
+/// finish once they have sent what was released (the caller aborts them
+/// when the run ends).
+pub async fn offer(plan: Arc<Plan>, nodes: Arc<Vec<Node>>, run: Arc<Run>, start: Instant) -> Vec<JoinHandle<()>> {
+    let mut queues = Vec::new();
+    let mut lanes = Vec::new();
+    for node in nodes.iter() {
+        for _ in 0..LANES_PER_NODE {
+            let (queue, items) = mpsc::channel(MAX_QUEUED_TICKS);
+            let (plan, run, node) = (Arc::clone(&plan), Arc::clone(&run), node.clone());
+            lanes.push(tokio::spawn(async move { lane(&plan, &run, &node, items).await }));
+            queues.push(queue);
+        }
+    }
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = 0u64;
+    // Bounded: each tick either releases slots or waits for the next one,
+    // and the schedule ends `total / rate` after `start`.
+    while next < plan.total {
+        tick.tick().await;
+        let now = Instant::now();
+        let due = schedule::due(plan.rate, now.saturating_duration_since(start), plan.total);
+        if due > next {
+            release(&plan, &run, &queues, next..due, start, now);
+            next = due;
+        }
+    }
+    lanes
+}
+
+/// Assigns slots `slots` to accounts and lanes and queues them; the slots
+/// of a lane whose queue is full are backlog.
+fn release(
+    plan: &Plan,
+    run: &Run,
+    queues: &[mpsc::Sender<Vec<Item>>],
+    slots: std::ops::Range<u64>,
+    start: Instant,
+    now: Instant,
+) {
+    let accounts = plan.chains.len();
+    let mut book = run.book();
+    let lag = now.saturating_duration_since(start).saturating_sub(schedule::due_at(plan.rate, slots.start));
+    book.max_lag = book.max_lag.max(lag);
+    let mut per_lane: Vec<Vec<(usize, usize)>> = vec![Vec::new(); queues.len()];
+    for slot in slots {
+        let account = schedule::account_of(slot, accounts);
+        let offset = book.take(account);
+        if let Some(group) = per_lane.get_mut(lane_of(plan, account)) {
+            group.push((account, offset));
+        }
+    }
+    let mut sent = 0;
+    for (group, queue) in per_lane.into_iter().zip(queues) {
+        if group.is_empty() {
+            continue;
+        }
+        let Ok(permit) = queue.try_reserve() else {
+            book.backlog = book.backlog.saturating_add(group.len() as u64);
+            for (account, offset) in group {
+                book.rewind(account, offset);
+            }
+            continue;
+        };
+        let mut items = Vec::with_capacity(group.len());
+        for (account, offset) in group {
+            let Some(tx) = plan.chains.get(account).and_then(|c| c.get(offset)) else { continue };
+            items.push((account, offset, book.release(tx.id, account, offset, now)));
+        }
+        sent += items.len() as u64;
+        permit.send(items);
+    }
+    drop(book);
+    run.sent.fetch_add(sent, Ordering::Relaxed);
+}
+
+/// One lane: sends what is queued, up to [`MAX_BATCH`] per batch, one
+/// batch at a time, until the queue closes and is empty.
+async fn lane(plan: &Plan, run: &Run, node: &Node, mut queue: mpsc::Receiver<Vec<Item>>) {
+    let mut waiting: VecDeque<Item> = VecDeque::new();
+    // Bounded: every round sends at least one item, and the queue closes
+    // when the ticker is done.
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(items) => waiting.extend(items),
+                None => return,
+            }
+        }
+        while waiting.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(items) => waiting.extend(items),
+                Err(_) => break,
+            }
+        }
+        let batch: Vec<Item> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
+        submit(plan, run, node, batch).await;
+    }
+}
+
+/// Sends one batch and books the answers.
+async fn submit(plan: &Plan, run: &Run, node: &Node, items: Vec<Item>) {
+    let txs: Vec<&Prepared> =
+        items.iter().filter_map(|&(account, offset, _)| plan.chains.get(account).and_then(|c| c.get(offset))).collect();
+    let params: Result<Vec<_>> = txs.iter().map(|tx| rpc::one(hex::encode(&tx.bytes))).collect();
+    let answers = match params {
+        Ok(params) => rpc::batch::<IgnoredAny>(node, method::SUBMIT_TRANSACTION, params).await,
+        Err(e) => Err(format!("encode: {e}")),
+    };
+    let mut refused = 0;
+    let mut book = run.book();
+    for (i, (tx, &(_, _, seq))) in txs.iter().zip(&items).enumerate() {
+        let answer = match &answers {
+            Ok(answers) => match answers.get(i) {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(reason)) => Err(reason.clone()),
+                None => Err("short_batch".to_string()),
+            },
+            Err(reason) => Err(reason.clone()),
+        };
+        if answer.is_err() {
+            refused += 1;
+        }
+        book.answer(&tx.id, seq, answer);
+    }
+    drop(book);
+    run.rejected.fetch_add(refused, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> Hash {
+        Hash([n; 32])
+    }
+
+    #[test]
+    fn a_plan_signs_each_account_a_chain_of_consecutive_nonces() {
+        let keys = [Keypair::dev("plan-0"), Keypair::dev("plan-1")];
+        let senders = [
+            Sender { key: &keys[0], to: keys[1].address(), nonce: 5, node: 0 },
+            Sender { key: &keys[1], to: keys[0].address(), nonce: 0, node: 1 },
+        ];
+        let sign = || Plan::sign("palisade-dev", &senders, 3, Duration::from_secs(1), &ProgressBar::hidden()).unwrap();
+        let plan = sign();
+        assert_eq!(plan.total, 3);
+        assert_eq!(plan.chains.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(plan.node_of, vec![0, 1]);
+        let tx = palisade_ledger::SignedTx::from_bytes(&plan.chains[0][1].bytes).unwrap();
+        assert_eq!((tx.body.sender, tx.body.nonce), (keys[0].address(), 6));
+        assert!(tx.verify_signature());
+        assert_eq!(tx.id(), plan.chains[0][1].id);
+        // Same sender and nonce, same bytes: a resend is the same transaction.
+        assert_eq!(sign().chains[0][1].id, plan.chains[0][1].id);
+        assert!(Plan::sign("palisade-dev", &senders, 2_000, Duration::from_secs(600), &ProgressBar::hidden()).is_err());
+    }
+
+    fn book(accounts: usize) -> Book {
+        Book { cursor: vec![0; accounts], ..Book::default() }
+    }
+
+    #[test]
+    fn a_dropped_transaction_rewinds_its_account_once_whatever_the_order_of_answers() {
+        let now = Instant::now();
+        let mut b = book(1);
+        let offsets: Vec<usize> = (0..3).map(|_| b.take(0)).collect();
+        assert_eq!(offsets, vec![0, 1, 2]);
+        let seqs: Vec<u64> = (0..3u8).map(|n| b.release(id(n), 0, usize::from(n), now)).collect();
+        // The gap refusal of nonce 2 arrives before the refusal of nonce 1
+        // that caused it: the account must still resend from 1.
+        b.answer(&id(0), seqs[0], Ok(()));
+        b.answer(&id(2), seqs[2], Err("nonce_gap".into()));
+        b.answer(&id(1), seqs[1], Err("full".into()));
+        assert_eq!(b.take(0), 1);
+        assert_eq!(b.rejected.get("nonce_gap"), Some(&1));
+        assert_eq!(b.rejected.get("full"), Some(&1));
+        assert_eq!(b.open(), 1, "only nonce 0 is still expected to be final");
+    }
+
+    #[test]
+    fn a_late_answer_to_an_earlier_send_changes_nothing() {
+        let now = Instant::now();
+        let mut b = book(1);
+        let (o0, o1) = (b.take(0), b.take(0));
+        let s0 = b.release(id(0), 0, o0, now);
+        let s1 = b.release(id(1), 0, o1, now);
+        b.answer(&id(0), s0, Err("busy".into()));
+        // Resent both; the old refusal of nonce 1 arrives after.
+        assert_eq!(b.take(0), 0);
+        let r0 = b.release(id(0), 0, 0, now);
+        let o1 = b.take(0);
+        let r1 = b.release(id(1), 0, o1, now);
+        b.answer(&id(1), s1, Err("nonce_gap".into()));
+        assert_eq!(b.take(0), 2, "a stale refusal must not rewind");
+        b.answer(&id(0), r0, Ok(()));
+        b.answer(&id(1), r1, Err("duplicate".into()));
+        assert_eq!(b.resent, 2);
+        assert_eq!(b.open(), 2);
+    }
+
+    #[test]
+    fn final_transactions_count_once_from_their_first_send() {
+        let start = Instant::now();
+        let mut b = book(1);
+        let o = b.take(0);
+        let s = b.release(id(7), 0, o, start);
+        b.answer(&id(7), s, Err("timeout".into()));
+        let later = start + Duration::from_millis(40);
+        b.release(id(7), 0, 0, later);
+        let seen = start + Duration::from_millis(250);
+        assert!(b.finalize(&id(7), seen));
+        assert!(!b.finalize(&id(7), seen + Duration::from_millis(5)), "a block seen twice counts once");
+        assert_eq!(b.latencies_us, vec![250_000]);
+        // Sent again after it was final (a lost answer): not pending again.
+        b.release(id(7), 0, 0, seen);
+        assert_eq!(b.pending.len(), 0);
+        assert_eq!(b.resent, 2);
+    }
+}

@@ -1,0 +1,439 @@
+//! `palisade-testnet bench`: an open-loop load generator for a running local
+//! network (`palisade-testnet up`).
+//!
+//! It funds a set of accounts on every shard, signs `rate × duration`
+//! transfers, releases them on schedule across all shards whatever the
+//! network answers, and measures each from its first send to the arrival of
+//! the final-block notice that carries it. It reports offered and committed
+//! tx/s, latency percentiles and refusals by reason. `--find-max` runs short
+//! trials to find the highest rate the network sustains with p99 under a
+//! bound. docs/bench.md describes the method and how to read the figures.
+//!
+//! - [`schedule`]: which slot is due when, and whose it is (pure);
+//! - [`accounts`]: the bench accounts and their funding;
+//! - [`load`]: the signed plan, the ticker and the bookkeeping;
+//! - [`finality`]: final-block subscriptions and block matching;
+//! - [`report`]: percentiles, reasons, the summary (pure);
+//! - [`search`]: the `--find-max` rate search (pure);
+//! - [`rpc`]: JSON-RPC batches and error labels.
+
+pub mod accounts;
+pub mod finality;
+pub mod load;
+pub mod report;
+pub mod rpc;
+pub mod schedule;
+pub mod search;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use jsonrpsee::core::params::ArrayParams;
+use palisade_ledger::api::{StatusResponse, method};
+use palisade_ledger::{Address, Genesis};
+use serde::Serialize;
+
+use self::accounts::BenchAccount;
+use self::load::{Plan, Run, Sender};
+use self::report::Summary;
+use self::rpc::Node;
+use self::search::Search;
+use crate::local::LocalNet;
+
+/// Most accounts per shard.
+const MAX_ACCOUNTS_PER_SHARD: usize = 4_096;
+/// How long a run waits for the previous run's transactions to leave the
+/// mempools before it starts.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a validator has to answer `palisade_status` (a paused one never does).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A validator further behind its shard's highest is not loaded.
+const MAX_LAG_BLOCKS: u64 = 10;
+/// How often the drain and the settling poll.
+const POLL: Duration = Duration::from_millis(50);
+/// How often the progress bar is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// `palisade-testnet bench`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Transactions per second offered, over all shards (with --find-max:
+    /// the first rate tried).
+    #[arg(long, default_value_t = 2_000)]
+    pub rate: u64,
+    /// How long load is offered: `30s`, `2m`, `1500ms`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Sending accounts on each shard. Each may have at most 64 transactions
+    /// pending (the mempool's nonce gap), so this bounds what can be in flight.
+    #[arg(long, default_value_t = 256)]
+    pub accounts_per_shard: usize,
+    /// After the last send, how long to wait for transactions to be final.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub drain: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Find the highest rate whose trials keep p99 under --p99-ms and commit
+    /// at least 90% of what they offer: doubling from --rate, then bisecting.
+    #[arg(long)]
+    pub find_max: bool,
+    /// The p99 latency bound of --find-max, milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub p99_ms: u64,
+    /// How long each --find-max trial offers load.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub trial: Duration,
+}
+
+impl BenchArgs {
+    fn validate(&self) -> Result<()> {
+        if self.rate == 0 || self.rate > search::MAX_RATE {
+            bail!("--rate must be between 1 and {} tx/s", search::MAX_RATE);
+        }
+        if !(2..=MAX_ACCOUNTS_PER_SHARD).contains(&self.accounts_per_shard) {
+            bail!("--accounts-per-shard must be between 2 and {MAX_ACCOUNTS_PER_SHARD}");
+        }
+        let period = if self.find_max { self.trial } else { self.duration };
+        if period < Duration::from_secs(1) {
+            bail!("offer load for at least 1 s");
+        }
+        if self.p99_ms == 0 {
+            bail!("--p99-ms must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Runs `bench` against the network in `dir`.
+pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
+    args.validate()?;
+    let net = LocalNet::open(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async {
+        let bench = Bench::new(&net, args)?;
+        if args.find_max { bench.find_max().await } else { bench.once().await }
+    })
+}
+
+/// A bench session against one network.
+struct Bench<'a> {
+    args: &'a BenchArgs,
+    genesis: &'a Genesis,
+    binary: PathBuf,
+    nodes: Arc<Vec<Node>>,
+    accounts: Vec<BenchAccount>,
+    /// Per account, who its transfers pay: the next account on its shard.
+    recipients: Vec<Address>,
+}
+
+/// A single run's JSON.
+#[derive(Serialize)]
+struct RunJson<'a> {
+    node_binary: &'a Path,
+    #[serde(flatten)]
+    summary: &'a Summary,
+}
+
+/// One `--find-max` trial.
+#[derive(Serialize)]
+struct Trial {
+    rate: u64,
+    kept_up: bool,
+    shortfall: Option<String>,
+    summary: Summary,
+}
+
+/// `--find-max`'s JSON.
+#[derive(Serialize)]
+struct SearchJson<'a> {
+    node_binary: &'a Path,
+    p99_bound_ms: u64,
+    trials: &'a [Trial],
+    best_rate: Option<u64>,
+    peak_committed_tps: f64,
+}
+
+impl<'a> Bench<'a> {
+    fn new(net: &'a LocalNet, args: &'a BenchArgs) -> Result<Bench<'a>> {
+        let genesis = &net.genesis;
+        let nodes: Vec<Node> = net.nodes.iter().map(Node::new).collect::<Result<_>>()?;
+        let accounts = accounts::derive(genesis.shard_count, args.accounts_per_shard)?;
+        let mut by_position = BTreeMap::new();
+        for account in &accounts {
+            by_position.insert((account.shard, account.index_in_shard), account.address);
+        }
+        let mut recipients = Vec::with_capacity(accounts.len());
+        for account in &accounts {
+            let next = (account.index_in_shard + 1) % args.accounts_per_shard;
+            recipients.push(*by_position.get(&(account.shard, next)).context("a shard lacks bench accounts")?);
+        }
+        Ok(Bench { args, genesis, binary: net.binary.clone(), nodes: Arc::new(nodes), accounts, recipients })
+    }
+
+    /// Per account, the node (an index into `usable`) it submits to: account
+    /// `j` of a shard to its shard's `j mod V`-th usable validator.
+    fn assign(&self, usable: &[Node]) -> Result<Vec<usize>> {
+        self.accounts
+            .iter()
+            .map(|account| {
+                let validators: Vec<usize> =
+                    (0..usable.len()).filter(|&i| usable.get(i).is_some_and(|n| n.shard == account.shard)).collect();
+                validators
+                    .get(account.index_in_shard % validators.len().max(1))
+                    .copied()
+                    .with_context(|| format!("no usable validator on shard {}", account.shard))
+            })
+            .collect()
+    }
+
+    fn say(&self, line: &str) {
+        eprintln!("bench: {line}");
+    }
+
+    /// One run at `--rate` for `--duration`.
+    async fn once(&self) -> Result<ExitCode> {
+        self.say(&format!(
+            "{} shards × {} validators, node binary {}",
+            self.genesis.shard_count,
+            self.nodes.len() / self.genesis.shard_count.max(1) as usize,
+            self.binary.display()
+        ));
+        let summary = self.trial(self.args.rate, self.args.duration).await?;
+        if self.args.json {
+            println!("{}", serde_json::to_string(&RunJson { node_binary: &self.binary, summary: &summary })?);
+        } else {
+            println!("{}", summary.render());
+        }
+        Ok(if summary.committed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    /// `--find-max`.
+    async fn find_max(&self) -> Result<ExitCode> {
+        let bound = self.args.p99_ms as f64;
+        self.say(&format!(
+            "finding the highest rate with p99 ≤ {} ms, {:?} trials from {} tx/s; node binary {}",
+            self.args.p99_ms,
+            self.args.trial,
+            self.args.rate,
+            self.binary.display()
+        ));
+        let mut search = Search::default();
+        let mut trials: Vec<Trial> = Vec::new();
+        while let Some(rate) = search.next(self.args.rate) {
+            let most = Duration::from_millis(load::MAX_PLANNED_TXS.saturating_mul(1_000) / rate.max(1));
+            let summary = self.trial(rate, self.args.trial.min(most)).await?;
+            let shortfall = report::shortfall(&summary, bound);
+            search.record(rate, shortfall.is_none());
+            let line = trial_line(trials.len() + 1, &summary, shortfall.as_deref());
+            if self.args.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            trials.push(Trial { rate, kept_up: shortfall.is_none(), shortfall, summary });
+        }
+        let best = trials.iter().filter(|t| t.kept_up).max_by_key(|t| t.rate);
+        // The saturation throughput: the most any trial committed, kept up or not.
+        let peak = trials.iter().max_by(|a, b| a.summary.committed_tps.total_cmp(&b.summary.committed_tps));
+        let peak_committed_tps = peak.map_or(0.0, |t| t.summary.committed_tps);
+        if self.args.json {
+            let json = SearchJson {
+                node_binary: &self.binary,
+                p99_bound_ms: self.args.p99_ms,
+                trials: &trials,
+                best_rate: best.map(|t| t.rate),
+                peak_committed_tps,
+            };
+            println!("{}", serde_json::to_string(&json)?);
+        } else {
+            match best {
+                Some(t) => println!(
+                    "highest sustained rate: {} tx/s (committed {:.1} tx/s, p99 {:.0} ms)",
+                    t.rate,
+                    t.summary.committed_tps,
+                    t.summary.latency.map_or(0.0, |l| l.p99_ms)
+                ),
+                None => println!("no rate tried kept p99 ≤ {} ms", self.args.p99_ms),
+            }
+            if let Some(t) = peak {
+                println!("peak committed: {peak_committed_tps:.1} tx/s (offering {} tx/s)", t.rate);
+            }
+        }
+        Ok(if best.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    /// Settles, funds, signs, then offers `rate` for `duration`, drains, and
+    /// summarises.
+    async fn trial(&self, rate: u64, duration: Duration) -> Result<Summary> {
+        let usable = Arc::new(self.settle().await?);
+        let node_of = self.assign(&usable)?;
+        let total = schedule::total(rate, duration);
+        let shards = self.genesis.shard_count;
+        let states = accounts::read_states(&usable, &self.accounts, shards)
+            .await
+            .context("reading the bench accounts (is the network up? `palisade-testnet up`)")?;
+        let per_tx = load::TRANSFER_UNITS.saturating_add(load::FEE_UNITS);
+        let needed: Vec<u64> = (0..self.accounts.len())
+            .map(|a| schedule::slots_of(a, self.accounts.len(), total).saturating_mul(per_tx))
+            .collect();
+        let bar = self.bar("funding", "{prefix} [{bar:30}] {pos}/{len} accounts ({elapsed})");
+        let funded = accounts::fund(self.genesis, &usable, &self.accounts, &states, &needed, &bar).await?;
+        bar.finish_and_clear();
+        if funded > 0 {
+            self.say(&format!("funded {funded} accounts"));
+        }
+        let senders: Vec<Sender<'_>> = self
+            .accounts
+            .iter()
+            .zip(&states)
+            .zip(self.recipients.iter().zip(&node_of))
+            .map(|((account, state), (&to, &node))| Sender { key: &account.key, to, nonce: state.nonce, node })
+            .collect();
+        let bar = self.bar("signing", "{prefix} [{bar:30}] {pos}/{len} transactions ({elapsed})");
+        let plan = Arc::new(Plan::sign(&self.genesis.chain_id, &senders, rate, duration, &bar)?);
+        bar.finish_and_clear();
+        let run = Run::new(&plan);
+        let watchers = finality::watch(&usable, shards, &run).await?;
+        let bar = self.bar(&format!("{rate} tx/s"), "{prefix} {elapsed:>4} [{bar:24}] {pos}/{len} sent  {msg}");
+        bar.set_length(plan.total);
+        let progress = tokio::spawn(progress(Arc::clone(&run), bar.clone()));
+        let start = Instant::now();
+        let lanes = load::offer(Arc::clone(&plan), Arc::clone(&usable), Arc::clone(&run), start).await;
+        let deadline = Instant::now() + self.args.drain;
+        // Bounded by the drain deadline.
+        while run.open() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+        }
+        for lane in lanes {
+            lane.abort();
+        }
+        watchers.stop().await;
+        progress.abort();
+        bar.finish_and_clear();
+        Ok(run.summary(&plan, duration, shards))
+    }
+
+    /// The validators fit to take load: those that answer and are at most
+    /// [`MAX_LAG_BLOCKS`] behind the highest of their shard (a validator
+    /// that fell behind checks transactions against stale state, and would
+    /// strand its accounts' transactions). Waits until none of them holds
+    /// pending transactions (a previous run's), for at most
+    /// [`SETTLE_TIMEOUT`].
+    async fn settle(&self) -> Result<Vec<Node>> {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        // Bounded by the deadline.
+        loop {
+            let asks = self.nodes.iter().map(|node| async move {
+                let call = rpc::call::<StatusResponse>(node, method::STATUS, ArrayParams::new());
+                let status = tokio::time::timeout(STATUS_TIMEOUT, call).await.ok().and_then(Result::ok);
+                let shard = status.and_then(|s| s.shards.into_iter().find(|s| s.shard == node.shard));
+                shard.map(|s| (s.height, s.mempool_txs))
+            });
+            let seen: Vec<Option<(u64, usize)>> = futures::future::join_all(asks).await;
+            let mut top: BTreeMap<u32, u64> = BTreeMap::new();
+            for (node, status) in self.nodes.iter().zip(&seen) {
+                if let Some((height, _)) = status {
+                    let best = top.entry(node.shard).or_default();
+                    *best = (*best).max(*height);
+                }
+            }
+            let mut usable = Vec::new();
+            let mut pending = 0;
+            let mut unfit = Vec::new();
+            for (node, status) in self.nodes.iter().zip(&seen) {
+                let top = top.get(&node.shard).copied().unwrap_or(0);
+                match status {
+                    Some((height, mempool)) if height.saturating_add(MAX_LAG_BLOCKS) >= top => {
+                        pending += mempool;
+                        usable.push(node.clone());
+                    }
+                    Some((height, _)) => unfit.push(format!("{} ({} blocks behind)", node.name, top - height)),
+                    None => unfit.push(format!("{} (no answer)", node.name)),
+                }
+            }
+            let timed_out = Instant::now() >= deadline;
+            if pending == 0 || timed_out {
+                if timed_out {
+                    self.say(&format!(
+                        "{pending} transactions still pending after {SETTLE_TIMEOUT:?}; starting anyway"
+                    ));
+                }
+                if !unfit.is_empty() {
+                    self.say(&format!("not loading {}", unfit.join(", ")));
+                }
+                if usable.is_empty() {
+                    bail!("no validator answers (is the network up? `palisade-testnet up`)");
+                }
+                return Ok(usable);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn bar(&self, prefix: &str, template: &str) -> ProgressBar {
+        let bar = ProgressBar::new(0).with_prefix(prefix.to_string());
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    }
+}
+
+/// Redraws the run's progress: sent, final, refused, and the rates over
+/// the last second.
+async fn progress(run: Arc<Run>, bar: ProgressBar) {
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let mut window: std::collections::VecDeque<(Instant, u64, u64)> = std::collections::VecDeque::new();
+    // Ends when the run aborts it.
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let sent = run.sent.load(Ordering::Relaxed);
+        let committed = run.committed.load(Ordering::Relaxed);
+        let rejected = run.rejected.load(Ordering::Relaxed);
+        window.push_back((now, sent, committed));
+        while window.len() > 1
+            && window.front().is_some_and(|(t, _, _)| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        let (rate_sent, rate_final) = match window.front() {
+            Some(&(t, s, c)) if now > t => {
+                let over = now.duration_since(t);
+                (
+                    report::per_second(sent.saturating_sub(s), over),
+                    report::per_second(committed.saturating_sub(c), over),
+                )
+            }
+            _ => (0.0, 0.0),
+        };
+        bar.set_position(sent);
+        bar.set_message(format!(
+            "({rate_sent:.0}/s)  final {committed} ({rate_final:.0}/s)  rejected {rejected}  open {}",
+            run.open()
+        ));
+    }
+}
+
+/// One line per `--find-max` trial.
+fn trial_line(n: usize, s: &Summary, shortfall: Option<&str>) -> String {
+    let p99 = s.latency.map_or("-".to_string(), |l| format!("{:.0} ms", l.p99_ms));
+    let verdict = match shortfall {
+        None => "ok".to_string(),
+        Some(why) => format!("no ({why})"),
+    };
+    format!(
+        "trial {n:>2}: {:>6} tx/s  offered {:>8.1}  committed {:>8.1} tx/s  p99 {p99:>7}  rejected {:>6}  {verdict}",
+        s.target_rate,
+        s.offered_tps,
+        s.committed_tps,
+        s.rejected_total()
+    )
+}

@@ -1,0 +1,366 @@
+//! What a run measured, as numbers and as text: rates, latency percentiles,
+//! refusals grouped into short reasons, and whether a trial of `--find-max`
+//! kept up.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use palisade_ledger::api::code;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The longest reason label taken verbatim from a node's error data.
+const MAX_REASON_LEN: usize = 32;
+
+/// Latency percentiles, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// The slowest transaction.
+    pub max_ms: f64,
+    /// Arithmetic mean.
+    pub mean_ms: f64,
+}
+
+/// The nearest-rank `pct`-th percentile of ascending `sorted`: the smallest
+/// sample with at least `pct` % of the samples at or below it.
+pub fn percentile(sorted: &[u64], pct: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (pct.clamp(0.0, 100.0) / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1).min(sorted.len() - 1)).copied()
+}
+
+impl Latency {
+    /// Percentiles of `samples_us` (microseconds, in any order); `None` if
+    /// there are none.
+    pub fn of(samples_us: &mut [u64]) -> Option<Latency> {
+        samples_us.sort_unstable();
+        let ms = |pct: f64| percentile(samples_us, pct).map(|us| us as f64 / 1_000.0);
+        let sum: u128 = samples_us.iter().map(|&us| u128::from(us)).sum();
+        let mean_ms = sum as f64 / samples_us.len().max(1) as f64 / 1_000.0;
+        Some(Latency { p50_ms: ms(50.0)?, p90_ms: ms(90.0)?, p99_ms: ms(99.0)?, max_ms: ms(100.0)?, mean_ms })
+    }
+}
+
+/// What a node's answer means for the transaction it refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The very transaction is already pending (`duplicate`, `nonce_taken`:
+    /// a bench transaction is a function of sender and nonce, so the pending
+    /// one is this one): count it as accepted.
+    AlreadyPending,
+    /// Its nonce is already executed: nothing to resend.
+    AlreadyExecuted,
+    /// It is not in the pool: its sender's later transactions cannot execute
+    /// until it is sent again.
+    Dropped,
+}
+
+/// How the load generator treats a refusal with this reason.
+pub fn refusal(reason: &str) -> Refusal {
+    match reason {
+        "duplicate" | "nonce_taken" => Refusal::AlreadyPending,
+        "stale_nonce" => Refusal::AlreadyExecuted,
+        _ => Refusal::Dropped,
+    }
+}
+
+/// A short, stable label for a JSON-RPC error: the node's own
+/// `data.reason` for a rejected transaction (`full`, `nonce_gap`, …), else
+/// one derived from the code or, failing that, the message.
+pub fn reason(code: i32, message: &str, data: Option<&Value>) -> String {
+    let labelled = data.and_then(|d| d.get("reason")).and_then(Value::as_str).filter(|r| {
+        !r.is_empty() && r.len() <= MAX_REASON_LEN && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    });
+    if let Some(label) = labelled {
+        return label.to_string();
+    }
+    let label = match code {
+        code::TX_REJECTED => from_message(message),
+        code::SHARD_BUSY => "busy",
+        code::RATE_LIMITED => "rate_limited",
+        code::TIMED_OUT => "server_timeout",
+        code::INVALID_REQUEST => "batch_refused",
+        code::INVALID_PARAMS => "invalid_params",
+        code::SHARD_NOT_TRACKED => "shard_not_tracked",
+        code::INTERNAL_ERROR => "internal_error",
+        -32007 => "request_too_big",
+        -32008 => "response_too_big",
+        other => return format!("code_{other}"),
+    };
+    label.to_string()
+}
+
+/// Groups a rejection message (`transaction rejected: stale nonce 0: …`)
+/// when the node gave no label.
+fn from_message(message: &str) -> &'static str {
+    let message = message.to_ascii_lowercase();
+    const KEYWORDS: &[(&str, &str)] = &[
+        ("stale nonce", "stale_nonce"),
+        ("leaves a gap", "nonce_gap"),
+        ("already pending with a fee", "nonce_taken"),
+        ("already pending", "duplicate"),
+        ("mempool full", "full"),
+        ("insufficient", "insufficient_funds"),
+        ("signature", "bad_signature"),
+        ("chain", "wrong_chain"),
+        ("shard", "wrong_shard"),
+    ];
+    KEYWORDS.iter().find(|(keyword, _)| message.contains(keyword)).map_or("rejected", |(_, label)| label)
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Shards loaded.
+    pub shards: u32,
+    /// Sending accounts (over all shards).
+    pub accounts: usize,
+    /// The rate asked for, transactions per second.
+    pub target_rate: u64,
+    /// How long load was offered, seconds.
+    pub duration_s: f64,
+    /// Slots in the schedule (`rate × duration`).
+    pub scheduled: u64,
+    /// Submissions sent (including resent transactions).
+    pub sent: u64,
+    /// Distinct transactions sent.
+    pub transactions: u64,
+    /// Slots not sent because too many batches to their node were in flight.
+    pub client_backlog: u64,
+    /// Submissions of a transaction that had been sent before and dropped
+    /// (its own refusal, or a refusal of an earlier nonce of its sender).
+    pub resent: u64,
+    /// Submissions the nodes accepted.
+    pub accepted: u64,
+    /// Distinct transactions seen in final blocks.
+    pub committed: u64,
+    /// Transactions sent but not seen final by the end of the drain.
+    pub not_final: u64,
+    /// `sent ÷ duration`.
+    pub offered_tps: f64,
+    /// `committed ÷ (last final − first send)`.
+    pub committed_tps: f64,
+    /// Submit (first send) to final-block notice; `None` if nothing was final.
+    pub latency: Option<Latency>,
+    /// Refused submissions by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// The latest the load generator released a due slot, milliseconds
+    /// (a busy client offers less than asked when this grows).
+    pub max_ticker_lag_ms: f64,
+    /// Final blocks announced but not fetched (their transactions count as
+    /// not final).
+    pub missed_blocks: u64,
+}
+
+/// Transactions per second.
+pub fn per_second(count: u64, over: Duration) -> f64 {
+    if over.is_zero() { 0.0 } else { count as f64 / over.as_secs_f64() }
+}
+
+impl Summary {
+    /// Refused submissions over all reasons.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// The human form: one figure per line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "bench: {} tx/s for {:.1} s over {} shards ({} accounts)",
+            self.target_rate, self.duration_s, self.shards, self.accounts
+        );
+        let _ = writeln!(
+            out,
+            "  offered     {:>9.1} tx/s  ({} sent of {} scheduled; {} client backlog, {} resent)",
+            self.offered_tps, self.sent, self.scheduled, self.client_backlog, self.resent
+        );
+        let _ = writeln!(out, "  accepted    {:>9}", self.accepted);
+        let _ = writeln!(
+            out,
+            "  committed   {:>9.1} tx/s  ({} of {} transactions final, {} not final)",
+            self.committed_tps, self.committed, self.transactions, self.not_final
+        );
+        match &self.latency {
+            Some(l) => {
+                let _ = writeln!(
+                    out,
+                    "  latency     p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms  (mean {:.0} ms)",
+                    l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, l.mean_ms
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  latency     - (nothing final)");
+            }
+        }
+        let rejected = if self.rejected.is_empty() {
+            "none".to_string()
+        } else {
+            self.rejected.iter().map(|(reason, n)| format!("{reason} {n}")).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(out, "  rejected    {rejected}");
+        let _ = write!(out, "  client      max ticker lag {:.0} ms", self.max_ticker_lag_ms);
+        if self.missed_blocks > 0 {
+            let _ = write!(out, "; {} final blocks not fetched", self.missed_blocks);
+        }
+        out
+    }
+}
+
+/// The share of the target rate a trial must offer, and of the
+/// transactions it sent that must be final by the end of the drain, to
+/// keep up.
+pub const MIN_SHARE: f64 = 0.9;
+
+/// Why a `--find-max` trial did not keep up, or `None` if it did: the
+/// client offered at least [`MIN_SHARE`] of the target rate, at least that
+/// share of the transactions sent became final, and p99 is within
+/// `p99_bound_ms`.
+///
+/// The final share is counted, not compared as rates: committed tx/s is
+/// measured up to the last final transaction, so on a short trial the
+/// latency tail alone would pull it below 90 % of offered.
+pub fn shortfall(summary: &Summary, p99_bound_ms: f64) -> Option<String> {
+    let target = summary.target_rate as f64;
+    if summary.offered_tps < MIN_SHARE * target {
+        return Some(format!("client offered only {:.0} of {target:.0} tx/s", summary.offered_tps));
+    }
+    if (summary.committed as f64) < MIN_SHARE * summary.transactions as f64 {
+        return Some(format!(
+            "only {} of {} transactions final (< {:.0}%)",
+            summary.committed,
+            summary.transactions,
+            MIN_SHARE * 100.0
+        ));
+    }
+    match &summary.latency {
+        None => Some("nothing final".to_string()),
+        Some(l) if l.p99_ms > p99_bound_ms => Some(format!("p99 {:.0} ms > {p99_bound_ms:.0} ms", l.p99_ms)),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 50.0), Some(50));
+        assert_eq!(percentile(&samples, 90.0), Some(90));
+        assert_eq!(percentile(&samples, 99.0), Some(99));
+        assert_eq!(percentile(&samples, 100.0), Some(100));
+        assert_eq!(percentile(&samples, 0.0), Some(1));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+        // Few samples: p99 is the maximum, not an interpolation below it.
+        assert_eq!(percentile(&[1, 2, 3, 1_000], 99.0), Some(1_000));
+        assert_eq!(percentile(&[1, 2, 3, 1_000], 50.0), Some(2));
+    }
+
+    #[test]
+    fn latency_sorts_and_converts_to_milliseconds() {
+        let mut samples: Vec<u64> = (1..=1_000).rev().map(|ms| ms * 1_000).collect();
+        let l = Latency::of(&mut samples).unwrap();
+        assert_eq!((l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms), (500.0, 900.0, 990.0, 1_000.0));
+        assert!((l.mean_ms - 500.5).abs() < 1e-9);
+        assert_eq!(Latency::of(&mut []), None);
+    }
+
+    #[test]
+    fn reasons_come_from_the_node_label_then_the_code_then_the_message() {
+        let data = json!({"reason": "full", "message": "mempool full; …", "retry_after_ms": 500});
+        assert_eq!(reason(code::TX_REJECTED, "transaction rejected: mempool full", Some(&data)), "full");
+        assert_eq!(
+            reason(code::TX_REJECTED, "transaction rejected: stale nonce 0: the account's next nonce is 2", None),
+            "stale_nonce"
+        );
+        assert_eq!(
+            reason(code::TX_REJECTED, "nonce 9 leaves a gap: the next acceptable nonce is 3", None),
+            "nonce_gap"
+        );
+        assert_eq!(
+            reason(code::TX_REJECTED, "nonce 4 is already pending with a fee of 1000 units; pay more", None),
+            "nonce_taken"
+        );
+        assert_eq!(reason(code::TX_REJECTED, "already pending", None), "duplicate");
+        assert_eq!(reason(code::TX_REJECTED, "something new", None), "rejected");
+        assert_eq!(reason(code::SHARD_BUSY, "shard 2 busy", Some(&json!({"retry_after_ms": 100}))), "busy");
+        assert_eq!(reason(-32099, "?", None), "code_-32099");
+        // A label that is not a short identifier is not trusted verbatim.
+        let odd = json!({"reason": "Mempool Full!"});
+        assert_eq!(reason(code::TX_REJECTED, "mempool full", Some(&odd)), "full");
+    }
+
+    #[test]
+    fn refusals_that_mean_the_transaction_is_in_or_done() {
+        assert_eq!(refusal("duplicate"), Refusal::AlreadyPending);
+        assert_eq!(refusal("nonce_taken"), Refusal::AlreadyPending);
+        assert_eq!(refusal("stale_nonce"), Refusal::AlreadyExecuted);
+        for dropped in ["full", "busy", "nonce_gap", "timeout", "unreachable", "insufficient_funds"] {
+            assert_eq!(refusal(dropped), Refusal::Dropped, "{dropped}");
+        }
+    }
+
+    fn summary(target: u64, offered: f64, committed: f64, p99_ms: Option<f64>) -> Summary {
+        Summary {
+            shards: 4,
+            accounts: 16,
+            target_rate: target,
+            duration_s: 10.0,
+            scheduled: target * 10,
+            sent: (offered * 10.0) as u64,
+            transactions: (offered * 10.0) as u64,
+            client_backlog: 0,
+            resent: 0,
+            accepted: 0,
+            committed: (committed * 10.0) as u64,
+            not_final: 0,
+            offered_tps: offered,
+            committed_tps: committed,
+            latency: p99_ms.map(|p99| Latency { p50_ms: 1.0, p90_ms: 1.0, p99_ms: p99, max_ms: p99, mean_ms: 1.0 }),
+            rejected: BTreeMap::new(),
+            max_ticker_lag_ms: 0.0,
+            missed_blocks: 0,
+        }
+    }
+
+    #[test]
+    fn a_trial_keeps_up_only_within_every_bound() {
+        assert_eq!(shortfall(&summary(1_000, 1_000.0, 980.0, Some(300.0)), 500.0), None);
+        let slow = shortfall(&summary(1_000, 1_000.0, 980.0, Some(501.0)), 500.0).unwrap();
+        assert!(slow.starts_with("p99 501 ms"), "{slow}");
+        let behind = shortfall(&summary(1_000, 1_000.0, 850.0, Some(300.0)), 500.0).unwrap();
+        assert!(behind.starts_with("only 8500 of 10000 transactions final"), "{behind}");
+        // A short trial's rates differ by the latency tail; its counts do not.
+        let mut short = summary(1_000, 1_000.0, 800.0, Some(300.0));
+        short.committed = short.transactions;
+        assert_eq!(shortfall(&short, 500.0), None);
+        let client = shortfall(&summary(1_000, 700.0, 700.0, Some(300.0)), 500.0).unwrap();
+        assert!(client.starts_with("client offered only 700"), "{client}");
+        assert_eq!(shortfall(&summary(1_000, 1_000.0, 950.0, None), 500.0).unwrap(), "nothing final");
+    }
+
+    #[test]
+    fn the_human_summary_names_every_figure() {
+        let mut s = summary(2_000, 1_999.5, 1_990.0, Some(420.0));
+        s.rejected.insert("busy".into(), 3);
+        s.rejected.insert("full".into(), 1);
+        let text = s.render();
+        for needle in ["1999.5 tx/s", "1990.0 tx/s", "p99 420 ms", "busy 3, full 1", "ticker lag"] {
+            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The bank workload: a fixed set of accounts on every shard moves money
+//! among itself while faults come and go. Each account sends one transfer
+//! at a time and waits for it to be final (or gives up on it), so what the
+//! workload saw final — its acknowledgements — is exact.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use palisade_ledger::api::TransactionResponse;
+use palisade_ledger::api::client::Client;
+use palisade_ledger::genesis::shard_faucet_name;
+use palisade_ledger::tx::{TxBody, TxKind};
+use palisade_ledger::{Address, Amount, Genesis, Hash, Keypair, ShardId};
+
+use crate::sim::rng::SimRng;
+
+/// Fee of every bank transfer.
+pub const FEE: Amount = Amount(1_000);
+/// What each account holds after funding (topped up if it has less).
+pub const FUNDING: Amount = Amount(1_000_000_000_000);
+/// How long a sender waits for its transfer to become final.
+const FINAL_WAIT: Duration = Duration::from_secs(20);
+/// Candidate keys tried to find enough accounts on every shard.
+const KEY_TRIES: u32 = 100_000;
+
+/// The bank's accounts, per shard.
+pub struct Bank {
+    /// The network's chain id.
+    pub chain_id: String,
+    /// Per shard, its accounts' keys.
+    pub accounts: BTreeMap<ShardId, Vec<Keypair>>,
+}
+
+/// A transfer the workload saw final.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    /// Its id.
+    pub id: Hash,
+    /// Where it was final.
+    pub shard: ShardId,
+    /// At which height.
+    pub height: u64,
+}
+
+/// What one sender did.
+#[derive(Default, Debug)]
+pub struct SenderReport {
+    /// Transfers the sender saw final.
+    pub acks: Vec<Ack>,
+    /// Transfers it submitted and then gave up on (not final in time).
+    pub abandoned: usize,
+    /// Submissions no validator of the shard took.
+    pub refused: usize,
+}
+
+impl Bank {
+    /// `per_shard` accounts on each shard: the dev keys `chaos-0`, `chaos-1`,
+    /// … sorted by shard, so every run uses the same accounts.
+    pub fn new(genesis: &Genesis, per_shard: usize) -> Result<Bank> {
+        let mut accounts: BTreeMap<ShardId, Vec<Keypair>> = (0..genesis.shard_count).map(|s| (s, Vec::new())).collect();
+        for k in 0..KEY_TRIES {
+            if accounts.values().all(|keys| keys.len() >= per_shard) {
+                break;
+            }
+            let key = Keypair::dev(&format!("chaos-{k}"));
+            if let Some(keys) = accounts.get_mut(&key.address().shard(genesis.shard_count))
+                && keys.len() < per_shard
+            {
+                keys.push(key);
+            }
+        }
+        if accounts.values().any(|keys| keys.len() < per_shard) {
+            bail!("could not find {per_shard} accounts on every shard in {KEY_TRIES} keys");
+        }
+        Ok(Bank { chain_id: genesis.chain_id.clone(), accounts })
+    }
+
+    /// Every bank address.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.accounts.values().flatten().map(Keypair::address).collect()
+    }
+
+    /// Tops every account up to [`FUNDING`] from its shard's dev faucet, and
+    /// waits until the top-ups are final.
+    pub async fn fund(&self, genesis: &Genesis, rpc: &BTreeMap<ShardId, Vec<Client>>) -> Result<()> {
+        for (shard, keys) in &self.accounts {
+            let client = rpc.get(shard).and_then(|c| c.first()).context("no validator for a shard")?;
+            let faucet = genesis
+                .dev_keypair(&shard_faucet_name(*shard))
+                .with_context(|| format!("the genesis has no dev faucet for shard {shard}"))?;
+            let mut nonce = client.account(&faucet.address(), false).await?.nonce;
+            let mut pending = Vec::new();
+            for key in keys {
+                let balance = Amount(client.account(&key.address(), false).await?.balance_units);
+                let Some(top_up) = FUNDING.checked_sub(balance).filter(|a| a.units() > 0) else { continue };
+                let tx = self.transfer(&faucet, nonce, key.address(), top_up);
+                nonce += 1;
+                pending.push(client.submit(&tx).await.context("funding a bank account")?.id);
+            }
+            for id in pending {
+                match client.wait_final(&id, Duration::from_millis(100), FINAL_WAIT).await? {
+                    TransactionResponse::Final { .. } => {}
+                    other => bail!("funding transfer {id} on shard {shard} not final: {other:?}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transfer(&self, from: &Keypair, nonce: u64, to: Address, amount: Amount) -> palisade_ledger::SignedTx {
+        TxBody {
+            chain_id: self.chain_id.clone(),
+            sender: from.address(),
+            nonce,
+            fee: FEE,
+            kind: TxKind::Transfer { to, amount },
+        }
+        .sign(from)
+    }
+
+    /// One sender: until `stop`, moves money from each of `own` (accounts of
+    /// `shard`, by index) to random accounts of the shard, one transfer at
+    /// a time, each to a random validator.
+    pub async fn sender(
+        &self,
+        shard: ShardId,
+        own: Vec<usize>,
+        rpc: Vec<Client>,
+        seed: u64,
+        stop: tokio::time::Instant,
+    ) -> SenderReport {
+        let mut rng = SimRng::new(seed);
+        let mut report = SenderReport::default();
+        let Some(keys) = self.accounts.get(&shard) else { return report };
+        let mut turn = 0usize;
+        while tokio::time::Instant::now() < stop && !own.is_empty() && !rpc.is_empty() {
+            let from = &keys[own[turn % own.len()]];
+            turn += 1;
+            let to = keys[rng.index(keys.len())].address();
+            let amount = Amount(rng.range(1, 1_000_000));
+            let first = rng.index(rpc.len());
+            let mut submitted = None;
+            for attempt in 0..rpc.len() {
+                let client = &rpc[(first + attempt) % rpc.len()];
+                let Ok(account) = client.account(&from.address(), false).await else { continue };
+                let tx = self.transfer(from, account.nonce, to, amount);
+                if client.submit(&tx).await.is_ok() {
+                    submitted = Some(tx.id());
+                    break;
+                }
+            }
+            let Some(id) = submitted else {
+                report.refused += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            // Ask another validator than the one that took it, if it can.
+            let watcher = &rpc[(first + 1) % rpc.len()];
+            match wait_final_anywhere(watcher, &rpc, &id).await {
+                Some(ack) => report.acks.push(ack),
+                None => report.abandoned += 1,
+            }
+        }
+        report
+    }
+}
+
+/// Waits for `id` to be final on `first`, falling back to the other
+/// validators when `first` does not answer (it may be the one paused).
+async fn wait_final_anywhere(first: &Client, all: &[Client], id: &Hash) -> Option<Ack> {
+    let deadline = tokio::time::Instant::now() + FINAL_WAIT;
+    let mut i = 0usize;
+    let mut client = first;
+    while tokio::time::Instant::now() < deadline {
+        match client.transaction(id).await {
+            Ok(TransactionResponse::Final { id, shard, height, .. }) => return Some(Ack { id, shard, height }),
+            Ok(TransactionResponse::Rejected { .. }) => return None,
+            Ok(_) => {}
+            Err(_) => {
+                i += 1;
+                client = &all[i % all.len()];
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}

@@ -1,0 +1,80 @@
+//! The `palisade-testnet` binary's background lifecycle on real node
+//! processes: `up` returns with the nodes running, `status` sees them,
+//! `kill`/`pause`/`resume`/`restart` act on one node by PID, `down` stops
+//! them all. Every wait is bounded.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use palisade_testnet::local::find_node_binary;
+
+fn testnet(dir: &Path, args: &[&str]) -> Output {
+    let node = find_node_binary(true).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_palisade-testnet"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env("PALISADE_NODE_BIN", node)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = testnet(dir, args);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "palisade-testnet {args:?} failed:\n{text}");
+    text
+}
+
+fn node_state(dir: &Path, node: &str) -> String {
+    let status: serde_json::Value = serde_json::from_str(&ok(dir, &["status", "--json"])).unwrap();
+    let entry = status["nodes"].as_array().unwrap().iter().find(|n| n["name"] == node).unwrap().clone();
+    entry["process"].as_str().unwrap().to_string()
+}
+
+/// Runs `down` when dropped, so a failing test leaves no node behind.
+struct DownOnDrop(std::path::PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = testnet(&self.0, &["down", "--grace", "5"]);
+    }
+}
+
+#[test]
+fn up_status_kill_pause_restart_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _guard = DownOnDrop(dir.clone());
+    // Free ports: a base well away from the default 27000 and other tests.
+    let base = 30_000 + u16::try_from(std::process::id() % 2_000).unwrap() * 12;
+    let up = ok(&dir, &["up", "--shards", "1", "--base-port", &base.to_string()]);
+    assert!(up.contains("validator-0-3"), "{up}");
+    assert!(up.contains("running in the background"), "{up}");
+
+    // Nodes outlive the `up` process; status finds them by PID.
+    let status = ok(&dir, &["status"]);
+    assert!(status.contains("4/4"), "{status}");
+
+    ok(&dir, &["kill", "validator-0-1"]);
+    assert_eq!(node_state(&dir, "validator-0-1"), "down");
+    ok(&dir, &["pause", "validator-0-2"]);
+    assert_eq!(node_state(&dir, "validator-0-2"), "paused");
+    ok(&dir, &["resume", "validator-0-2"]);
+    assert_eq!(node_state(&dir, "validator-0-2"), "running");
+    ok(&dir, &["restart", "validator-0-1"]);
+    assert_eq!(node_state(&dir, "validator-0-1"), "running");
+
+    let unknown = testnet(&dir, &["kill", "validator-9-9"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("validator-0-0"), "lists the nodes there");
+
+    let logs = ok(&dir, &["logs", "validator-0-0", "-n", "5"]);
+    assert!(!logs.trim().is_empty());
+
+    ok(&dir, &["down"]);
+    for i in 0..4 {
+        assert_eq!(node_state(&dir, &format!("validator-0-{i}")), "down");
+    }
+}
