@@ -319,7 +319,7 @@ listen = "127.0.0.1:{metrics}"
         use std::os::unix::process::CommandExt;
         let node = self.node(name)?.clone();
         let process = node.process();
-        if let Some(pid) = process.pid() {
+        if let Some(pid) = self.pid(name)? {
             return Ok(pid);
         }
         let log = fs::OpenOptions::new().create(true).append(true).open(node.log_path())?;
@@ -348,8 +348,20 @@ listen = "127.0.0.1:{metrics}"
         Ok(())
     }
 
+    /// The live process of `name`: the child this value started (no file
+    /// needed, so it works even once the directory is gone), else the one
+    /// its PID file names.
+    pub fn pid(&mut self, name: &str) -> Result<Option<u32>> {
+        self.reap(name);
+        if let Some(child) = self.children.get(name) {
+            return Ok(Some(child.id()));
+        }
+        Ok(self.node(name)?.process().pid())
+    }
+
     fn signal(&mut self, name: &str, signal: Signal) -> Result<()> {
-        self.node(name)?.process().signal(name, signal)
+        let pid = self.pid(name)?.with_context(|| format!("{name} is not running"))?;
+        process::send(pid, name, signal)
     }
 
     /// Reaps `name` if this value started it and it has exited.
@@ -452,8 +464,7 @@ listen = "127.0.0.1:{metrics}"
 
     /// Running, paused or down.
     pub fn state(&mut self, name: &str) -> Result<ProcessState> {
-        self.reap(name);
-        Ok(self.node(name)?.process().state())
+        Ok(self.pid(name)?.map_or(ProcessState::Down, process::state_of))
     }
 
     /// Whether `name` has a live process (running or paused).
@@ -469,11 +480,14 @@ listen = "127.0.0.1:{metrics}"
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Kills every process it started (SIGKILL: tests do not need grace).
+    /// Kills every process it started (SIGKILL: tests do not need grace),
+    /// by the handles it holds: it works even when the directory (and the
+    /// PID files) are already gone, as when a test's temporary directory is
+    /// dropped first.
     pub fn kill_all(&mut self) {
-        let names: Vec<String> = self.children.keys().cloned().collect();
-        for name in names {
-            let _ = self.kill(&name);
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

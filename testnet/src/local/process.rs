@@ -85,25 +85,34 @@ impl NodeProcess {
         ours.then_some(pid)
     }
 
-    /// Running, paused or down. A zombie (exited, not yet reaped) is down.
+    /// Running, paused or down.
     pub fn state(&self) -> ProcessState {
-        let Some(pid) = self.pid() else { return ProcessState::Down };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return ProcessState::Down };
-        // The state letter follows the command name, which is in parentheses
-        // and may itself contain spaces or parentheses.
-        match stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)) {
-            Some("T" | "t") => ProcessState::Paused,
-            Some("Z" | "X" | "x") | None => ProcessState::Down,
-            Some(_) => ProcessState::Running,
-        }
+        self.pid().map_or(ProcessState::Down, state_of)
     }
 
     /// Sends `signal` to the node's process; an error if it is down.
     pub fn signal(&self, name: &str, signal: Signal) -> Result<()> {
         let pid = self.pid().with_context(|| format!("{name} is not running"))?;
-        let pid = i32::try_from(pid).ok().and_then(Pid::from_raw).context("pid out of range")?;
-        kill_process(pid, signal).with_context(|| format!("sending {signal:?} to {name}"))
+        send(pid, name, signal)
     }
+}
+
+/// What process `pid` is doing. A zombie (exited, not yet reaped) is down.
+pub fn state_of(pid: u32) -> ProcessState {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return ProcessState::Down };
+    // The state letter follows the command name, which is in parentheses
+    // and may itself contain spaces or parentheses.
+    match stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)) {
+        Some("T" | "t") => ProcessState::Paused,
+        Some("Z" | "X" | "x") | None => ProcessState::Down,
+        Some(_) => ProcessState::Running,
+    }
+}
+
+/// Sends `signal` to process `pid` (node `name`, for the error message).
+pub fn send(pid: u32, name: &str, signal: Signal) -> Result<()> {
+    let pid = i32::try_from(pid).ok().and_then(Pid::from_raw).context("pid out of range")?;
+    kill_process(pid, signal).with_context(|| format!("sending {signal:?} to {name}"))
 }
 
 #[cfg(test)]

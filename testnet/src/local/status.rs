@@ -81,7 +81,7 @@ pub async fn gather(net: &mut LocalNet) -> NetworkStatus {
     let mut asks = Vec::new();
     for node in net.nodes.clone() {
         let process = net.state(&node.name).unwrap_or(ProcessState::Down);
-        let pid = node.process().pid();
+        let pid = net.pid(&node.name).ok().flatten();
         asks.push(async move {
             let answer = match process {
                 ProcessState::Running => ask(&node.rpc_url()).await,
