@@ -7,16 +7,14 @@
 //! `palisade-node keys`, with the wallet's own variable names.
 
 use std::io::{IsTerminal, Read};
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use palisade_ledger::keystore::Zeroizing;
+use palisade_ledger::keystore::{self, KeystoreError, Zeroizing};
 
 use crate::config::{PASSWORD_ENV, PASSWORD_FILE_ENV};
 use crate::error::{Result, WalletError};
 
 /// Largest password file read.
-const MAX_PASSWORD_BYTES: u64 = 4096;
 /// Largest seed input read (64 hex digits, whitespace, maybe `0x`).
 const MAX_SEED_BYTES: u64 = 1024;
 
@@ -32,19 +30,10 @@ pub enum PasswordUse {
 /// The password for key `name`: from `file`, else `$PALISADE_PASSWORD`, else
 /// a prompt. One trailing newline of a file is dropped.
 pub fn read_password(file: Option<&Path>, usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let password = if let Some(file) = file {
-        let mut bytes = read_bounded(file, MAX_PASSWORD_BYTES, "password file")?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
-        }
-        bytes
-    } else if let Some(value) = std::env::var_os(PASSWORD_ENV) {
-        Zeroizing::new(value.into_vec())
-    } else {
-        prompt_password(usage, name)?
+    let given = keystore::password_from(file, PASSWORD_ENV).map_err(|e| secret_file_error(e, "password file"))?;
+    let password = match given {
+        Some(password) => password,
+        None => prompt_password(usage, name)?,
     };
     if usage == PasswordUse::NewKey && password.is_empty() {
         return Err(WalletError::Password("the password is empty; a key file needs a password".into()));
@@ -82,7 +71,9 @@ fn prompt_password(usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>>
 /// from `file`, else a hidden prompt on a terminal, else standard input.
 pub fn read_seed(file: Option<&Path>) -> Result<Zeroizing<[u8; 32]>> {
     let text = match file {
-        Some(file) => read_bounded(file, MAX_SEED_BYTES, "seed file")?,
+        Some(file) => {
+            keystore::read_secret_file(file, MAX_SEED_BYTES).map_err(|e| secret_file_error(e, "seed file"))?
+        }
         None if std::io::stdin().is_terminal() => Zeroizing::new(
             rpassword::prompt_password("Seed (64 hex digits): ")
                 .map_err(|e| WalletError::Password(format!("reading the seed from the terminal: {e}")))?
@@ -114,15 +105,13 @@ pub fn parse_seed(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
 }
 
 /// Reads at most `max` bytes of `path`, refusing larger files.
-fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let io = |action, source| WalletError::Io { action, path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(|e| io("open", e))?;
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| io("read", e))?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
-        return Err(WalletError::Usage(format!("{what} {} is larger than {max} bytes", path.display())));
+/// A wallet error for a secret file that could not be read.
+fn secret_file_error(error: KeystoreError, what: &str) -> WalletError {
+    match error {
+        KeystoreError::Io { action, path, source } => WalletError::Io { action, path, source },
+        KeystoreError::Missing { path } => WalletError::Usage(format!("no {what} at {}", path.display())),
+        other => WalletError::Usage(format!("{what}: {other}")),
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]

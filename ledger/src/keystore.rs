@@ -78,7 +78,7 @@ const AAD_DOMAIN: &[u8] = b"palisade key file v1 address:";
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
     /// No file at the path.
-    #[error("no key file at {}", path.display())]
+    #[error("no file at {}", path.display())]
     Missing {
         /// The path.
         path: PathBuf,
@@ -89,8 +89,8 @@ pub enum KeystoreError {
         /// The path.
         path: PathBuf,
     },
-    /// The file is larger than any key file.
-    #[error("{} is larger than {max} bytes, so it is not a key file", path.display())]
+    /// The file is larger than its kind of file may be.
+    #[error("{} is larger than {max} bytes", path.display())]
     TooLarge {
         /// The path.
         path: PathBuf,
@@ -422,15 +422,7 @@ impl KeyFile {
 
     /// Reads and checks the key file at `path` (at most [`MAX_KEY_FILE_BYTES`]).
     pub fn read(path: &Path) -> Result<KeyFile, KeystoreError> {
-        let file = File::open(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => KeystoreError::Missing { path: path.to_path_buf() },
-            _ => KeystoreError::Io { action: "open", path: path.to_path_buf(), source },
-        })?;
-        let mut bytes = Vec::new();
-        file.take(MAX_KEY_FILE_BYTES.saturating_add(1)).read_to_end(&mut bytes).map_err(io("read", path))?;
-        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_KEY_FILE_BYTES {
-            return Err(KeystoreError::TooLarge { path: path.to_path_buf(), max: MAX_KEY_FILE_BYTES });
-        }
+        let bytes = read_secret_file(path, MAX_KEY_FILE_BYTES)?;
         KeyFile::from_json(&bytes)
     }
 
@@ -453,6 +445,44 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Largest password file read.
+pub const MAX_PASSWORD_BYTES: u64 = 4096;
+
+/// Reads a secret file (key, seed, password) of at most `max` bytes into
+/// memory that is wiped when dropped.
+pub fn read_secret_file(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+    let file = File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => KeystoreError::Missing { path: path.to_path_buf() },
+        _ => KeystoreError::Io { action: "open", path: path.to_path_buf(), source },
+    })?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(io("read", path))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
+        return Err(KeystoreError::TooLarge { path: path.to_path_buf(), max });
+    }
+    Ok(bytes)
+}
+
+/// A password given non-interactively: the contents of `file` (one trailing
+/// newline, LF or CRLF, dropped), else the environment variable `env`.
+/// `None` when neither is given (the caller prompts).
+pub fn password_from(file: Option<&Path>, env: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeystoreError> {
+    if let Some(file) = file {
+        let mut bytes = read_secret_file(file, MAX_PASSWORD_BYTES)?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        return Ok(Some(bytes));
+    }
+    Ok(std::env::var_os(env).map(|value| {
+        use std::os::unix::ffi::OsStringExt;
+        Zeroizing::new(value.into_vec())
+    }))
 }
 
 /// Writes a secret (a key file, a libp2p identity) to `path` with mode 0600:

@@ -2,8 +2,7 @@
 //! derive) and the commands that prepare a node — `init` and `keys` — plus
 //! the key loading `run` shares with them. `run` itself is in `main.rs`.
 
-use std::io::{IsTerminal, Read};
-use std::os::unix::ffi::OsStringExt;
+use std::io::IsTerminal;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +15,6 @@ use palisade_node::config::{
 };
 
 /// Largest password file read.
-const MAX_PASSWORD_BYTES: u64 = 4096;
 /// Largest seed hex file read (64 hex digits, some whitespace, maybe `0x`).
 const MAX_SEED_FILE_BYTES: u64 = 1024;
 /// Largest p2p identity file read (a protobuf-encoded ed25519 key is 68 bytes).
@@ -319,7 +317,8 @@ fn save_key(keypair: &Keypair, output: &NewKeyFileArgs, params: KdfParams) -> Re
 
 /// Reads a hex seed file: 64 hex digits, surrounding whitespace and a `0x` allowed.
 fn read_seed_hex(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
-    let bytes = read_bounded(path, MAX_SEED_FILE_BYTES).with_context(|| format!("reading {}", path.display()))?;
+    let bytes =
+        keystore::read_secret_file(path, MAX_SEED_FILE_BYTES).with_context(|| format!("reading {}", path.display()))?;
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is not text", path.display()))?;
     let text = text.trim();
     let text = text.strip_prefix("0x").unwrap_or(text);
@@ -346,20 +345,10 @@ pub enum PasswordUse {
 /// The password: from `file` (one trailing newline dropped), else from
 /// `$PALISADE_KEY_PASSWORD`, else prompted on the terminal.
 pub fn read_password(file: Option<&Path>, usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let password = if let Some(file) = file {
-        let mut bytes = read_bounded(file, MAX_PASSWORD_BYTES)
-            .with_context(|| format!("reading password file {}", file.display()))?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
-        }
-        bytes
-    } else if let Some(value) = std::env::var_os(PASSWORD_ENV) {
-        Zeroizing::new(value.into_vec())
-    } else {
-        prompt_password(usage, key_file)?
+    let given = keystore::password_from(file, PASSWORD_ENV).context("reading the password file")?;
+    let password = match given {
+        Some(password) => password,
+        None => prompt_password(usage, key_file)?,
     };
     if usage == PasswordUse::NewKey && password.is_empty() {
         bail!("the password is empty; a key file needs a password");
@@ -397,16 +386,6 @@ fn prompt_password(usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<
 }
 
 /// Reads at most `max` bytes, refusing larger files.
-fn read_bounded(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>> {
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        bail!("{} is larger than {max} bytes", path.display());
-    }
-    Ok(bytes)
-}
-
 /// Warns (on stderr) when a secret file is readable by others.
 pub fn warn_if_not_private(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path)
@@ -426,7 +405,8 @@ pub fn warn_if_not_private(path: &Path) {
 pub fn load_or_create_p2p_key(path: &Path) -> Result<(libp2p::identity::Keypair, bool)> {
     if path.exists() {
         warn_if_not_private(path);
-        let bytes = read_bounded(path, MAX_P2P_KEY_BYTES).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = keystore::read_secret_file(path, MAX_P2P_KEY_BYTES)
+            .with_context(|| format!("reading {}", path.display()))?;
         let key = if bytes.len() == 32 {
             let mut secret = bytes.clone();
             libp2p::identity::Keypair::ed25519_from_bytes(secret.as_mut_slice())
