@@ -297,8 +297,10 @@ impl<'a> Bench<'a> {
             .map(|((account, state), (&to, &node))| Sender { key: &account.key, to, nonce: state.nonce, node })
             .collect();
         let bar = self.bar("signing", "{prefix} [{bar:30}] {pos}/{len} transactions ({elapsed})");
+        let signing = Instant::now();
         let plan = Arc::new(Plan::sign(&self.genesis.chain_id, &senders, rate, duration, &bar)?);
         bar.finish_and_clear();
+        self.say(&format!("signed {} transactions in {:.1} s", plan.total, signing.elapsed().as_secs_f64()));
         let run = Run::new(&plan);
         let watchers = finality::watch(&usable, shards, &run).await?;
         let bar = self.bar(&format!("{rate} tx/s"), "{prefix} {elapsed:>4} [{bar:24}] {pos}/{len} sent  {msg}");
