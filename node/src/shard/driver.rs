@@ -331,7 +331,13 @@ impl ShardDriver {
         if let Message::Decided(decision) = &verified.message {
             self.note_peer_height(decision.certificate.height);
         }
-        let verdict = match self.step(Input::Message(verified))? {
+        let verdict = self.step(Input::Message(verified))?;
+        // A peer more than a block ahead: fetch what we missed now rather
+        // than at the next sync check (one request in flight at a time).
+        if self.peer_height > self.chain.tip().height.saturating_add(1) {
+            self.request_sync();
+        }
+        let verdict = match verdict {
             Ok(()) => Verdict::Accept,
             Err(Rejected::NotLeader { .. } | Rejected::BlockTooLarge { .. }) => {
                 self.metrics.gossip_refused(self.shard, TopicKind::Consensus, "invalid");
@@ -600,6 +606,8 @@ impl ShardDriver {
 
     /// Asks peers for the blocks after our tip, unless a request is out.
     fn request_sync(&mut self) {
+        // Whatever happens to this request, look again later.
+        self.timers.after(SYNC_RETRY, Timer::Sync);
         let now = Instant::now();
         if self.sync_inflight.is_some_and(|sent| now.saturating_duration_since(sent) < SYNC_RETRY) {
             return;
@@ -608,7 +616,6 @@ impl ShardDriver {
         if self.net.sync(SyncRequest { shard: self.shard, from_height, max_blocks: MAX_SYNC_BLOCKS }) {
             self.sync_inflight = Some(now);
         }
-        self.timers.after(SYNC_RETRY, Timer::Sync);
     }
 
     fn fire_timers(&mut self) -> Result<(), ShardError> {
@@ -619,9 +626,14 @@ impl ShardDriver {
                 }
                 Timer::Propose => {}
                 Timer::Sync => {
+                    // The sync check never stops: a validator that fell
+                    // behind while nothing told it so (stuck in view changes
+                    // at an old height, say) must still notice and catch up.
                     let stalled = self.last_commit.elapsed() > self.heartbeat_interval.saturating_mul(3);
                     if self.peer_height > self.chain.tip().height || stalled {
                         self.request_sync();
+                    } else {
+                        self.timers.after(SYNC_RETRY, Timer::Sync);
                     }
                 }
             }
