@@ -35,7 +35,7 @@ const FUND_FEE_UNITS: u64 = 1_000;
 /// One sending account.
 #[derive(Clone, Debug)]
 pub struct BenchAccount {
-    /// Its dev key name (`bench-K`).
+    /// Its dev key name (`PREFIX-K`).
     pub name: String,
     /// Its key.
     pub key: Keypair,
@@ -56,10 +56,10 @@ pub struct AccountState {
     pub balance_units: u64,
 }
 
-/// `per_shard` accounts on each of `shard_count` shards, ordered so that
-/// consecutive accounts are on consecutive shards (round-robin over them
-/// spreads the load evenly).
-pub fn derive(shard_count: u32, per_shard: usize) -> Result<Vec<BenchAccount>> {
+/// `per_shard` accounts named `{prefix}-K` on each of `shard_count` shards,
+/// ordered so that consecutive accounts are on consecutive shards
+/// (round-robin over them spreads the load evenly).
+pub fn derive(prefix: &str, shard_count: u32, per_shard: usize) -> Result<Vec<BenchAccount>> {
     let shards = usize::try_from(shard_count).context("shard count")?;
     let wanted = shards.checked_mul(per_shard).context("too many accounts")?;
     let tries = u64::try_from(wanted).unwrap_or(u64::MAX).saturating_mul(KEY_TRIES_PER_ACCOUNT);
@@ -69,7 +69,7 @@ pub fn derive(shard_count: u32, per_shard: usize) -> Result<Vec<BenchAccount>> {
         if found == wanted {
             break;
         }
-        let name = format!("bench-{k}");
+        let name = format!("{prefix}-{k}");
         let key = Keypair::dev(&name);
         let address = key.address();
         let shard = address.shard(shard_count);
@@ -81,7 +81,7 @@ pub fn derive(shard_count: u32, per_shard: usize) -> Result<Vec<BenchAccount>> {
         }
     }
     if found < wanted {
-        bail!("found only {found} of {wanted} bench accounts in {tries} dev keys");
+        bail!("found only {found} of {wanted} {prefix} accounts in {tries} dev keys");
     }
     let mut ordered = Vec::with_capacity(wanted);
     for j in 0..per_shard {
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn accounts_are_deterministic_on_their_shard_and_interleaved() {
-        let accounts = derive(4, 3).unwrap();
+        let accounts = derive("bench", 4, 3).unwrap();
         assert_eq!(accounts.len(), 12);
         for (i, account) in accounts.iter().enumerate() {
             assert_eq!(account.address.shard(4), account.shard);
@@ -220,7 +220,7 @@ mod tests {
             assert_eq!(account.index_in_shard, i / 4);
             assert_eq!(Keypair::dev(&account.name).address(), account.address);
         }
-        let again: Vec<Address> = derive(4, 3).unwrap().iter().map(|a| a.address).collect();
+        let again: Vec<Address> = derive("bench", 4, 3).unwrap().iter().map(|a| a.address).collect();
         assert_eq!(again, accounts.iter().map(|a| a.address).collect::<Vec<_>>());
     }
 }

@@ -164,7 +164,7 @@ impl<'a> Bench<'a> {
     fn new(net: &'a LocalNet, args: &'a BenchArgs) -> Result<Bench<'a>> {
         let genesis = &net.genesis;
         let nodes: Vec<Node> = net.nodes.iter().map(Node::new).collect::<Result<_>>()?;
-        let accounts = accounts::derive(genesis.shard_count, args.accounts_per_shard)?;
+        let accounts = accounts::derive("bench", genesis.shard_count, args.accounts_per_shard)?;
         let mut by_position = BTreeMap::new();
         for account in &accounts {
             by_position.insert((account.shard, account.index_in_shard), account.address);

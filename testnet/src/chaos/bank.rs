@@ -6,23 +6,24 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::Client;
-use palisade_ledger::genesis::shard_faucet_name;
 use palisade_ledger::tx::{TxBody, TxKind};
 use palisade_ledger::{Address, Amount, Genesis, Hash, Keypair, ShardId};
 
+use crate::bench::accounts;
+use crate::bench::rpc::Node;
+use crate::local::NodeSpec;
 use crate::sim::rng::SimRng;
+use indicatif::ProgressBar;
 
 /// Fee of every bank transfer.
 pub const FEE: Amount = Amount(1_000);
-/// What each account holds after funding (topped up if it has less).
+/// What each account holds at least after funding (topped up if it has less).
 pub const FUNDING: Amount = Amount(1_000_000_000_000);
 /// How long a sender waits for its transfer to become final.
 const FINAL_WAIT: Duration = Duration::from_secs(20);
-/// Candidate keys tried to find enough accounts on every shard.
-const KEY_TRIES: u32 = 100_000;
 
 /// The bank's accounts, per shard.
 pub struct Bank {
@@ -30,6 +31,8 @@ pub struct Bank {
     pub chain_id: String,
     /// Per shard, its accounts' keys.
     pub accounts: BTreeMap<ShardId, Vec<Keypair>>,
+    /// The same accounts, as derived.
+    derived: Vec<accounts::BenchAccount>,
 }
 
 /// A transfer the workload saw final.
@@ -55,25 +58,15 @@ pub struct SenderReport {
 }
 
 impl Bank {
-    /// `per_shard` accounts on each shard: the dev keys `chaos-0`, `chaos-1`,
-    /// … sorted by shard, so every run uses the same accounts.
+    /// `per_shard` accounts on each shard: the dev keys `chaos-K` (see
+    /// [`accounts::derive`]), so every run uses the same accounts.
     pub fn new(genesis: &Genesis, per_shard: usize) -> Result<Bank> {
-        let mut accounts: BTreeMap<ShardId, Vec<Keypair>> = (0..genesis.shard_count).map(|s| (s, Vec::new())).collect();
-        for k in 0..KEY_TRIES {
-            if accounts.values().all(|keys| keys.len() >= per_shard) {
-                break;
-            }
-            let key = Keypair::dev(&format!("chaos-{k}"));
-            if let Some(keys) = accounts.get_mut(&key.address().shard(genesis.shard_count))
-                && keys.len() < per_shard
-            {
-                keys.push(key);
-            }
+        let derived = accounts::derive("chaos", genesis.shard_count, per_shard)?;
+        let mut accounts: BTreeMap<ShardId, Vec<Keypair>> = BTreeMap::new();
+        for account in &derived {
+            accounts.entry(account.shard).or_default().push(account.key.clone());
         }
-        if accounts.values().any(|keys| keys.len() < per_shard) {
-            bail!("could not find {per_shard} accounts on every shard in {KEY_TRIES} keys");
-        }
-        Ok(Bank { chain_id: genesis.chain_id.clone(), accounts })
+        Ok(Bank { chain_id: genesis.chain_id.clone(), accounts, derived })
     }
 
     /// Every bank address.
@@ -81,30 +74,14 @@ impl Bank {
         self.accounts.values().flatten().map(Keypair::address).collect()
     }
 
-    /// Tops every account up to [`FUNDING`] from its shard's dev faucet, and
-    /// waits until the top-ups are final.
-    pub async fn fund(&self, genesis: &Genesis, rpc: &BTreeMap<ShardId, Vec<Client>>) -> Result<()> {
-        for (shard, keys) in &self.accounts {
-            let client = rpc.get(shard).and_then(|c| c.first()).context("no validator for a shard")?;
-            let faucet = genesis
-                .dev_keypair(&shard_faucet_name(*shard))
-                .with_context(|| format!("the genesis has no dev faucet for shard {shard}"))?;
-            let mut nonce = client.account(&faucet.address(), false).await?.nonce;
-            let mut pending = Vec::new();
-            for key in keys {
-                let balance = Amount(client.account(&key.address(), false).await?.balance_units);
-                let Some(top_up) = FUNDING.checked_sub(balance).filter(|a| a.units() > 0) else { continue };
-                let tx = self.transfer(&faucet, nonce, key.address(), top_up);
-                nonce += 1;
-                pending.push(client.submit(&tx).await.context("funding a bank account")?.id);
-            }
-            for id in pending {
-                match client.wait_final(&id, Duration::from_millis(100), FINAL_WAIT).await? {
-                    TransactionResponse::Final { .. } => {}
-                    other => bail!("funding transfer {id} on shard {shard} not final: {other:?}"),
-                }
-            }
-        }
+    /// Tops every account up to at least [`FUNDING`] from its shard's dev
+    /// faucet, and waits until the top-ups are final.
+    pub async fn fund(&self, genesis: &Genesis, nodes: &[NodeSpec]) -> Result<()> {
+        let nodes = nodes.iter().map(Node::new).collect::<Result<Vec<_>>>()?;
+        let states = accounts::read_states(&nodes, &self.derived, genesis.shard_count).await?;
+        // `fund` tops up to twice what is needed.
+        let needed = vec![FUNDING.units() / 2; self.derived.len()];
+        accounts::fund(genesis, &nodes, &self.derived, &states, &needed, &ProgressBar::hidden()).await?;
         Ok(())
     }
 
