@@ -78,3 +78,26 @@ fn up_status_kill_pause_restart_down() {
         assert_eq!(node_state(&dir, &format!("validator-0-{i}")), "down");
     }
 }
+
+/// `bench` against a real one-shard network: funds its accounts, offers a
+/// small open-loop load, and every transaction it sent is final and timed.
+#[test]
+fn bench_measures_a_small_load_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _guard = DownOnDrop(dir.clone());
+    let base = 32_000 + u16::try_from(std::process::id() % 2_000).unwrap() * 12;
+    ok(&dir, &["up", "--shards", "1", "--base-port", &base.to_string()]);
+    let out = testnet(&dir, &["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let sent = summary["sent"].as_u64().unwrap();
+    assert!(sent >= 200, "100 tx/s for 3 s sent only {sent}: {summary}");
+    assert_eq!(summary["committed"], summary["transactions"], "{summary}");
+    assert_eq!(summary["not_final"], 0, "{summary}");
+    let p99 = summary["latency"]["p99_ms"].as_f64().unwrap();
+    let max = summary["latency"]["max_ms"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p99 <= max, "{summary}");
+    ok(&dir, &["down"]);
+}
