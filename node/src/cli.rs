@@ -14,7 +14,6 @@ use palisade_node::config::{
     CONFIG_FILE, ConfigOverrides, DEFAULT_DATA_DIR, NodeConfig, P2P_KEY_FILE, PASSWORD_ENV, VALIDATOR_KEY_FILE,
 };
 
-/// Largest password file read.
 /// Largest seed hex file read (64 hex digits, some whitespace, maybe `0x`).
 const MAX_SEED_FILE_BYTES: u64 = 1024;
 /// Largest p2p identity file read (a protobuf-encoded ed25519 key is 68 bytes).
@@ -385,7 +384,6 @@ fn prompt_password(usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<
     Ok(Zeroizing::new(first.as_bytes().to_vec()))
 }
 
-/// Reads at most `max` bytes, refusing larger files.
 /// Warns (on stderr) when a secret file is readable by others.
 pub fn warn_if_not_private(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path)

@@ -2,18 +2,20 @@
 //! JSON shapes of results and the stable error codes (docs/rpc.md).
 //!
 //! Hashes and ids are lowercase hex, addresses `pal1…` bech32m, signatures
-//! and proofs hex. Every amount appears twice: `*_units` (an integer of base
+//! and proofs hex; a block header is [`BlockHeader`] itself, which serialises
+//! to JSON in that form. Every amount appears twice: `*_units` (an integer of base
 //! units, exact) and the human decimal PAL string (`"1.5"`, also exact).
 //! These types only depend on the ledger and serde, so a client (the wallet,
 //! the testnet tool) deserialises exactly what the node serialises.
 
-use crate::{Address, Block, BlockHeader, Hash, ShardId, SignedTx, TxKind};
 #[cfg(feature = "client")]
 pub mod client;
 pub mod verify;
 
 use palisade_consensus::CommitCertificate;
 use serde::{Deserialize, Serialize};
+
+use crate::{Address, Block, BlockHeader, Hash, ShardId, SignedTx, TxKind};
 
 /// Method names.
 pub mod method {
@@ -169,50 +171,11 @@ pub struct AccountProof {
     /// hex. `StateProof::verify(state_root)` checks it.
     pub proof: String,
     /// The header of the block at `height` (null at genesis, height 0).
-    pub header: Option<HeaderJson>,
+    pub header: Option<BlockHeader>,
     /// Its hash.
     pub block_hash: Hash,
     /// The certificate that made it final (null at genesis).
     pub certificate: Option<CertificateJson>,
-}
-
-/// A block header, field by field.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HeaderJson {
-    /// The network.
-    pub chain_id: String,
-    /// The shard.
-    pub shard: ShardId,
-    /// Height (1 is the first block after genesis).
-    pub height: u64,
-    /// Hash of the previous header (the genesis hash at height 1).
-    pub parent: Hash,
-    /// Who proposed it and received the fees.
-    pub proposer: Address,
-    /// Proposer's clock, ms since the Unix epoch.
-    pub timestamp_ms: u64,
-    /// Merkle root of the transaction ids.
-    pub tx_root: Hash,
-    /// State root after the block.
-    pub state_root: Hash,
-    /// Hash of the committee that certifies it.
-    pub committee_hash: Hash,
-}
-
-impl From<&BlockHeader> for HeaderJson {
-    fn from(h: &BlockHeader) -> Self {
-        HeaderJson {
-            chain_id: h.chain_id.clone(),
-            shard: h.shard,
-            height: h.height,
-            parent: h.parent,
-            proposer: h.proposer,
-            timestamp_ms: h.timestamp_ms,
-            tx_root: h.tx_root,
-            state_root: h.state_root,
-            committee_hash: h.committee_hash,
-        }
-    }
 }
 
 /// A commit certificate: commit votes of a stake quorum.
@@ -305,7 +268,7 @@ pub struct BlockResponse {
     /// The header hash (the block's identity).
     pub hash: Hash,
     /// The header.
-    pub header: HeaderJson,
+    pub header: BlockHeader,
     /// Transactions in block order.
     pub txs: Vec<TxJson>,
     /// The certificate that made it final.
@@ -363,7 +326,7 @@ impl BlockResponse {
     pub fn new(block: &Block, certificate: CertificateJson) -> Self {
         BlockResponse {
             hash: block.hash(),
-            header: HeaderJson::from(&block.header),
+            header: block.header.clone(),
             txs: block.txs.iter().map(TxJson::from).collect(),
             certificate,
         }

@@ -24,7 +24,7 @@
 
 use palisade_consensus::{CommitCertificate, ValidatorIndex};
 
-use super::{AccountResponse, BlockResponse, CertificateJson, HeaderJson, TxJson};
+use super::{AccountResponse, BlockResponse, CertificateJson, TxJson};
 use crate::block::tx_root_of_ids;
 use crate::codec;
 use crate::keys::Signature;
@@ -302,14 +302,13 @@ fn signed_tx(json: &TxJson) -> Result<SignedTx, ProofError> {
 pub fn verify_header(
     genesis: &Genesis,
     shard: ShardId,
-    header: &HeaderJson,
+    header: &BlockHeader,
     block_hash: &Hash,
     certificate: &CertificateJson,
 ) -> Result<Certified, ProofError> {
     let committee = genesis.consensus_committee(shard).ok_or(ProofError::UnknownShard(shard))?;
-    let header = block_header(header);
     if header.chain_id != genesis.chain_id {
-        return Err(ProofError::WrongChain { expected: genesis.chain_id.clone(), found: header.chain_id });
+        return Err(ProofError::WrongChain { expected: genesis.chain_id.clone(), found: header.chain_id.clone() });
     }
     if header.shard != shard {
         return Err(ProofError::Incomplete("the header is for another shard"));
@@ -379,21 +378,6 @@ fn genesis_block(genesis: &Genesis, shard: ShardId, block_hash: &Hash) -> Result
         total_stake: committee.total_stake(),
         committee_size: committee.len(),
     })
-}
-
-/// The header a [`HeaderJson`] spells out, field by field.
-fn block_header(json: &HeaderJson) -> BlockHeader {
-    BlockHeader {
-        chain_id: json.chain_id.clone(),
-        shard: json.shard,
-        height: json.height,
-        parent: json.parent,
-        proposer: json.proposer,
-        timestamp_ms: json.timestamp_ms,
-        tx_root: json.tx_root,
-        state_root: json.state_root,
-        committee_hash: json.committee_hash,
-    }
 }
 
 /// Decodes hex of a canonical encoding, refusing more than `limit` bytes
@@ -508,7 +492,7 @@ mod tests {
                 state_root: chain.state.root(),
                 value: proof.value.as_ref().map(hex::encode),
                 proof: hex::encode(codec::encode(&proof)),
-                header: Some(HeaderJson::from(&chain.block.header)),
+                header: Some(chain.block.header.clone()),
                 block_hash: chain.block.hash(),
                 certificate: Some(CertificateJson::new(&chain.certificate, &encoded)),
             }),
@@ -652,7 +636,7 @@ mod tests {
         let proof = proof_mut(&mut both);
         let json = proof.header.as_mut().unwrap();
         json.state_root = other_root;
-        proof.block_hash = block_header(json).hash();
+        proof.block_hash = json.hash();
         proof.state_root = other_root;
         assert!(matches!(verify_account(&chain.genesis, &both), Err(ProofError::HashMismatch { .. })));
 

@@ -29,9 +29,8 @@ use crate::shard::TxState;
 use crate::shard::chain::decode_certificate;
 use crate::wire::TopicKind;
 use palisade_ledger::api::{
-    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, HeaderJson,
-    ShardStatusJson, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson,
-    ValidatorState,
+    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, ShardStatusJson,
+    ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson, ValidatorState,
 };
 
 pub use palisade_ledger::api::method::*;
@@ -212,14 +211,7 @@ fn account_proof(
     let (header, certificate) = if tip.height == 0 {
         (None, None)
     } else {
-        let header = stored_header(ctx, shard, tip)?;
-        let bytes = ctx
-            .store
-            .certificate(shard, tip.height)
-            .map_err(|e| internal("reading a certificate", e))?
-            .ok_or_else(|| internal("reading a certificate", format!("none stored for {shard}/{}", tip.height)))?;
-        let certificate = decode_certificate(&bytes).map_err(|e| internal("decoding a stored certificate", e))?;
-        (Some(HeaderJson::from(&header)), Some(CertificateJson::new(&certificate, &bytes)))
+        (Some(stored_header(ctx, shard, tip)?), Some(stored_certificate(ctx, shard, tip.height)?))
     };
     Ok(AccountProof {
         height: tip.height,
@@ -250,6 +242,17 @@ fn stored_header(ctx: &NodeContext, shard: ShardId, tip: Tip) -> Result<BlockHea
         ));
     }
     Ok(header)
+}
+
+/// The certificate stored with the final block at `shard`/`height`.
+fn stored_certificate(ctx: &NodeContext, shard: ShardId, height: u64) -> Result<CertificateJson, ErrorObjectOwned> {
+    let bytes = ctx
+        .store
+        .certificate(shard, height)
+        .map_err(|e| internal("reading a certificate", e))?
+        .ok_or_else(|| internal("reading a certificate", format!("block {shard}/{height} has none")))?;
+    let certificate = decode_certificate(&bytes).map_err(|e| internal("decoding a stored certificate", e))?;
+    Ok(CertificateJson::new(&certificate, &bytes))
 }
 
 /// A header is a few hundred bytes; this bounds what its decoder may allocate.
@@ -397,13 +400,7 @@ fn block(ctx: &NodeContext, params: &Params) -> Result<Option<BlockResponse>, Er
     let Some(block) = ctx.store.block(shard, height).map_err(|e| internal("reading a block", e))? else {
         return Ok(None);
     };
-    let bytes = ctx
-        .store
-        .certificate(shard, height)
-        .map_err(|e| internal("reading a certificate", e))?
-        .ok_or_else(|| internal("reading a certificate", format!("block {shard}/{height} has none")))?;
-    let certificate = decode_certificate(&bytes).map_err(|e| internal("decoding a stored certificate", e))?;
-    Ok(Some(BlockResponse::new(&block, CertificateJson::new(&certificate, &bytes))))
+    Ok(Some(BlockResponse::new(&block, stored_certificate(ctx, shard, height)?)))
 }
 
 #[derive(Deserialize)]

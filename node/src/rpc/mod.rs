@@ -3,7 +3,7 @@
 //! - [`methods`]: the `palisade_*` methods and the final-block subscription;
 //! - `palisade_ledger::api`: the JSON shapes of their results, method names
 //!   and error codes, shared with clients;
-//! - [`errors`]: the error codes clients switch on;
+//! - [`errors`]: constructors of the errors clients switch on;
 //! - [`limits`]: per-client rate limit, batch bound, timeout, call counting.
 //!
 //! Every bound is a [`RpcConfig`] field: request and response bytes (a body

@@ -41,11 +41,6 @@ use crate::wire::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse, TopicKind};
 /// bound on its transaction bytes.
 const BLOCK_OVERHEAD_BYTES: usize = 64 * 1024;
 
-/// Largest encoded block a shard accepts: the genesis bound on transaction
-/// bytes plus header and encoding overhead.
-pub fn max_block_bytes(genesis: &Genesis) -> usize {
-    (genesis.params.max_block_bytes as usize).saturating_add(BLOCK_OVERHEAD_BYTES)
-}
 /// Largest encoded safety state read back.
 const MAX_SAFETY_STATE_BYTES: usize = 64 * 1024;
 /// Rejection reasons remembered for `TxState` queries.
@@ -54,6 +49,12 @@ const REJECTIONS_KEPT: usize = 10_000;
 const SYNC_RETRY: Duration = Duration::from_secs(2);
 /// Inputs served per wake-up before timers are checked again.
 const BURST: usize = 256;
+
+/// Largest encoded block a shard accepts: the genesis bound on transaction
+/// bytes plus header and encoding overhead.
+pub fn max_block_bytes(genesis: &Genesis) -> usize {
+    (genesis.params.max_block_bytes as usize).saturating_add(BLOCK_OVERHEAD_BYTES)
+}
 
 /// Everything a shard thread needs to start.
 pub struct ShardConfig {
@@ -234,8 +235,10 @@ impl ShardDriver {
         let mut out = Vec::new();
         self.replica.start(&mut out);
         self.perform_all(out)?;
-        // Learn where peers are, in case we were down while they moved on.
+        // Learn where peers are, in case we were down while they moved on;
+        // then check again every SYNC_RETRY for as long as the shard runs.
         self.request_sync();
+        self.timers.after(SYNC_RETRY, Timer::Sync);
         self.publish_status();
         while !self.stopping {
             self.serve_one()?;
@@ -557,8 +560,8 @@ impl ShardDriver {
                 return Ok(());
             }
             Err(e) => {
+                // The periodic sync check asks again.
                 debug!(error = %e, "sync failed");
-                self.timers.after(SYNC_RETRY, Timer::Sync);
                 return Ok(());
             }
         };
@@ -606,8 +609,6 @@ impl ShardDriver {
 
     /// Asks peers for the blocks after our tip, unless a request is out.
     fn request_sync(&mut self) {
-        // Whatever happens to this request, look again later.
-        self.timers.after(SYNC_RETRY, Timer::Sync);
         let now = Instant::now();
         if self.sync_inflight.is_some_and(|sent| now.saturating_duration_since(sent) < SYNC_RETRY) {
             return;
@@ -626,15 +627,15 @@ impl ShardDriver {
                 }
                 Timer::Propose => {}
                 Timer::Sync => {
-                    // The sync check never stops: a validator that fell
-                    // behind while nothing told it so (stuck in view changes
-                    // at an old height, say) must still notice and catch up.
+                    // The sync check never stops (it is the only place that
+                    // re-arms it): a validator that fell behind while nothing
+                    // told it so (stuck in view changes at an old height, say)
+                    // must still notice and catch up.
                     let stalled = self.last_commit.elapsed() > self.heartbeat_interval.saturating_mul(3);
                     if self.peer_height > self.chain.tip().height || stalled {
                         self.request_sync();
-                    } else {
-                        self.timers.after(SYNC_RETRY, Timer::Sync);
                     }
+                    self.timers.after(SYNC_RETRY, Timer::Sync);
                 }
             }
         }

@@ -19,8 +19,7 @@ pub enum Timer {
     View(TimerId),
     /// Re-check whether a requested proposal is due.
     Propose,
-    /// Ask peers for blocks again, if still behind. At most one is pending:
-    /// setting it again moves it.
+    /// The periodic sync check: ask peers for blocks if behind or stalled.
     Sync,
 }
 
@@ -34,11 +33,6 @@ pub struct Timers {
 impl Timers {
     /// Fires `timer` at `at`.
     pub fn set(&mut self, at: Instant, timer: Timer) {
-        if timer == Timer::Sync {
-            // The sync check re-arms itself forever; re-arming it from
-            // elsewhere too must not add a second chain each time.
-            self.pending.retain(|_, t| *t != Timer::Sync);
-        }
         if self.pending.len() >= MAX_TIMERS {
             self.pending.pop_first();
         }
@@ -78,19 +72,6 @@ mod tests {
         assert_eq!(timers.pop_due(now), None);
         assert_eq!(timers.wait(now), Some(Duration::from_millis(10)));
         let later = now + Duration::from_millis(25);
-        assert_eq!(timers.pop_due(later), Some(Timer::Propose));
-        assert_eq!(timers.pop_due(later), Some(Timer::Sync));
-        assert_eq!(timers.pop_due(later), None);
-    }
-
-    #[test]
-    fn the_sync_check_is_pending_at_most_once() {
-        let mut timers = Timers::default();
-        let now = Instant::now();
-        timers.set(now + Duration::from_millis(10), Timer::Sync);
-        timers.set(now + Duration::from_millis(20), Timer::Propose);
-        timers.set(now + Duration::from_millis(30), Timer::Sync);
-        let later = now + Duration::from_secs(1);
         assert_eq!(timers.pop_due(later), Some(Timer::Propose));
         assert_eq!(timers.pop_due(later), Some(Timer::Sync));
         assert_eq!(timers.pop_due(later), None);

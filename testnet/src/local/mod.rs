@@ -376,19 +376,16 @@ listen = "127.0.0.1:{metrics}"
     /// `kill -9`: no chance to flush anything. Returns once it is gone.
     pub fn kill(&mut self, name: &str) -> Result<()> {
         self.signal(name, Signal::KILL)?;
-        if let Some(mut child) = self.children.remove(name) {
-            child.wait()?;
-        }
         self.wait_down(name, Duration::from_secs(10))?;
         self.node(name)?.process().forget();
         Ok(())
     }
 
-    /// Waits up to `limit` for `name` to have no process.
+    /// Waits up to `limit` for `name` to have no process (reaping it, if
+    /// this value started it).
     fn wait_down(&mut self, name: &str, limit: Duration) -> Result<bool> {
         let deadline = Instant::now() + limit;
         loop {
-            self.reap(name);
             if self.state(name)? == ProcessState::Down {
                 return Ok(true);
             }
@@ -399,55 +396,37 @@ listen = "127.0.0.1:{metrics}"
         }
     }
 
-    /// SIGTERM, then waits up to `grace` for it to exit (SIGKILL after).
-    /// Returns whether it exited by itself in time. A paused node is resumed
-    /// first, or it could not act on the signal.
+    /// Stops `name` gracefully (see [`LocalNet::stop_all`]). Returns whether
+    /// it exited by itself within `grace`.
     pub fn stop(&mut self, name: &str, grace: Duration) -> Result<bool> {
-        self.signal(name, Signal::TERM)?;
-        let _ = self.signal(name, Signal::CONT);
-        if let Some(mut child) = self.children.remove(name) {
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Some(status) = child.try_wait()? {
-                    self.node(name)?.process().forget();
-                    return Ok(status.success());
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            child.kill()?;
-            child.wait()?;
-            self.node(name)?.process().forget();
-            return Ok(false);
-        }
-        // Started by another command: no exit status to read, only whether
-        // it went away in time.
-        let clean = self.wait_down(name, grace)?;
-        if !clean {
-            self.kill(name)?;
-        }
-        self.node(name)?.process().forget();
-        Ok(clean)
+        Ok(self.stop_each(&[name.to_string()], grace)?.is_empty())
     }
 
-    /// Stops every node at once: SIGTERM (and SIGCONT, for paused ones) to
-    /// all, then up to `grace` for them to exit, SIGKILL for the rest.
-    /// Returns the names of those that had to be killed.
+    /// Stops every running node at once. Returns the names of those that
+    /// had to be killed.
     pub fn stop_all(&mut self, grace: Duration) -> Result<Vec<String>> {
         let running: Vec<String> =
             self.nodes.clone().into_iter().map(|n| n.name).filter(|n| self.is_running(n)).collect();
-        for name in &running {
+        self.stop_each(&running, grace)
+    }
+
+    /// SIGTERM (and SIGCONT, or a paused node could not act on it) to each
+    /// of `names`, then up to `grace` for them to exit, SIGKILL for the rest,
+    /// whose names it returns.
+    fn stop_each(&mut self, names: &[String], grace: Duration) -> Result<Vec<String>> {
+        for name in names {
             self.signal(name, Signal::TERM)?;
             let _ = self.signal(name, Signal::CONT);
         }
         let deadline = Instant::now() + grace;
         let mut killed = Vec::new();
-        for name in &running {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !self.wait_down(name, left)? {
+        for name in names {
+            if self.wait_down(name, deadline.saturating_duration_since(Instant::now()))? {
+                self.node(name)?.process().forget();
+            } else {
                 self.kill(name)?;
                 killed.push(name.clone());
             }
-            self.node(name)?.process().forget();
         }
         Ok(killed)
     }

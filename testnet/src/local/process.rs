@@ -89,12 +89,6 @@ impl NodeProcess {
     pub fn state(&self) -> ProcessState {
         self.pid().map_or(ProcessState::Down, state_of)
     }
-
-    /// Sends `signal` to the node's process; an error if it is down.
-    pub fn signal(&self, name: &str, signal: Signal) -> Result<()> {
-        let pid = self.pid().with_context(|| format!("{name} is not running"))?;
-        send(pid, name, signal)
-    }
 }
 
 /// What process `pid` is doing. A zombie (exited, not yet reaped) is down.
@@ -128,7 +122,6 @@ mod tests {
         process.record(std::process::id()).unwrap();
         assert_eq!(process.pid(), None);
         assert_eq!(process.state(), ProcessState::Down);
-        assert!(process.signal("n", Signal::CONT).is_err());
     }
 
     #[test]
@@ -142,14 +135,14 @@ mod tests {
         process.record(child.id()).unwrap();
         assert_eq!(process.pid(), Some(child.id()));
         assert_eq!(process.state(), ProcessState::Running);
-        process.signal("n", Signal::STOP).unwrap();
+        send(child.id(), "n", Signal::STOP).unwrap();
         let paused = (0..100).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));
             process.state() == ProcessState::Paused
         });
         assert!(paused, "SIGSTOP did not show as paused");
-        process.signal("n", Signal::CONT).unwrap();
-        process.signal("n", Signal::KILL).unwrap();
+        send(child.id(), "n", Signal::CONT).unwrap();
+        send(child.id(), "n", Signal::KILL).unwrap();
         child.wait().unwrap();
         assert_eq!(process.state(), ProcessState::Down);
     }

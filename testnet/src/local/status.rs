@@ -9,7 +9,7 @@ use palisade_ledger::api::client::Client;
 use serde::Serialize;
 
 use super::LocalNet;
-use super::process::ProcessState;
+use super::process::{ProcessState, state_of};
 
 /// How long `status` waits for one node's answer: a paused node never
 /// answers, and must not hold up the table.
@@ -80,8 +80,8 @@ pub struct NetworkStatus {
 pub async fn gather(net: &mut LocalNet) -> NetworkStatus {
     let mut asks = Vec::new();
     for node in net.nodes.clone() {
-        let process = net.state(&node.name).unwrap_or(ProcessState::Down);
         let pid = net.pid(&node.name).ok().flatten();
+        let process = pid.map_or(ProcessState::Down, state_of);
         asks.push(async move {
             let answer = match process {
                 ProcessState::Running => ask(&node.rpc_url()).await,
