@@ -57,6 +57,21 @@ pub struct SignedTx {
     pub signature: Signature,
 }
 
+impl SignedTx {
+    /// A transfer of `amount` from `key`'s account to `to`, with `nonce` and
+    /// `fee`, signed by `key`.
+    pub fn transfer(key: &Keypair, chain_id: &str, nonce: u64, to: Address, amount: Amount, fee: Amount) -> SignedTx {
+        TxBody {
+            chain_id: chain_id.to_string(),
+            sender: key.address(),
+            nonce,
+            fee,
+            kind: TxKind::Transfer { to, amount },
+        }
+        .sign(key)
+    }
+}
+
 impl TxBody {
     /// The digest the sender signs.
     pub fn signing_digest(&self) -> Hash {
@@ -81,7 +96,13 @@ impl TxBody {
 impl SignedTx {
     /// The transaction id: blake3 of the signed encoding.
     pub fn id(&self) -> Hash {
-        Hash::plain(&self.to_bytes())
+        SignedTx::id_of(&self.to_bytes())
+    }
+
+    /// The id of the transaction whose canonical encoding is `encoded` (for
+    /// callers that hold the bytes already).
+    pub fn id_of(encoded: &[u8]) -> Hash {
+        Hash::plain(encoded)
     }
 
     /// The canonical encoding.

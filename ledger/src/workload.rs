@@ -7,7 +7,7 @@ use crate::{
     amount::Amount,
     genesis::{Genesis, GenesisAccount},
     keys::Keypair,
-    tx::{SignedTx, TxBody, TxKind},
+    tx::SignedTx,
 };
 
 /// A set of accounts with dev keys and the next nonce of each.
@@ -70,15 +70,7 @@ impl Wallets {
         if let Some(slot) = self.nonces.get_mut(index) {
             *slot = nonce.saturating_add(1);
         }
-        let key = self.keypair(index);
-        TxBody {
-            chain_id: self.chain_id.clone(),
-            sender: key.address(),
-            nonce,
-            fee,
-            kind: TxKind::Transfer { to, amount },
-        }
-        .sign(key)
+        SignedTx::transfer(self.keypair(index), &self.chain_id, nonce, to, amount, fee)
     }
 
     /// Resets account `i`'s next nonce (after a transaction was dropped).

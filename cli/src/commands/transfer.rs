@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::code;
-use palisade_ledger::{Address, Amount, TxBody, TxKind};
+use palisade_ledger::{Address, Amount, SignedTx};
 use serde_json::json;
 
 use super::Context;
@@ -71,14 +71,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 
     let password = ctx.password(PasswordUse::Unlock, &name)?;
     let keypair = ring.unlock(&name, &password)?;
-    let tx = TxBody {
-        chain_id: network.genesis().chain_id.clone(),
-        sender: from,
-        nonce: account.nonce,
-        fee,
-        kind: TxKind::Transfer { to, amount },
-    }
-    .sign(&keypair);
+    let tx = SignedTx::transfer(&keypair, &network.genesis().chain_id, account.nonce, to, amount, fee);
     let id = tx.id();
     let started = Instant::now();
     let shard = match client.submit(&tx).await {

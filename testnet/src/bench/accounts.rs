@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use palisade_ledger::api::method;
 use palisade_ledger::genesis::shard_faucet_name;
-use palisade_ledger::{Address, Amount, Genesis, Keypair, ShardId, TxBody, TxKind};
+use palisade_ledger::{Address, Amount, Genesis, Keypair, ShardId, SignedTx};
 use serde::Deserialize;
 
 use super::rpc::{self, Node};
@@ -177,14 +177,9 @@ async fn fund_shard(
         let state: AccountState = rpc::call(node, method::ACCOUNT, rpc::one(&faucet_address)?).await?;
         let mut params = Vec::with_capacity(wave.len());
         for (i, &(to, units)) in wave.iter().enumerate() {
-            let body = TxBody {
-                chain_id: genesis.chain_id.clone(),
-                sender: faucet.address(),
-                nonce: state.nonce.saturating_add(i as u64),
-                fee: Amount(FUND_FEE_UNITS),
-                kind: TxKind::Transfer { to, amount: Amount(units) },
-            };
-            params.push(rpc::one(hex::encode(body.sign(&faucet).to_bytes()))?);
+            let nonce = state.nonce.saturating_add(i as u64);
+            let tx = SignedTx::transfer(&faucet, &genesis.chain_id, nonce, to, Amount(units), Amount(FUND_FEE_UNITS));
+            params.push(rpc::one(hex::encode(tx.to_bytes()))?);
         }
         let _: Vec<serde_json::Value> = rpc::batch_all(node, method::SUBMIT_TRANSACTION, params)
             .await

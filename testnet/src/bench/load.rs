@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use indicatif::ProgressBar;
 use palisade_ledger::api::method;
-use palisade_ledger::{Address, Amount, Hash, Keypair, TxBody, TxKind};
+use palisade_ledger::{Address, Amount, Hash, Keypair, SignedTx};
 use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -113,16 +113,11 @@ impl Plan {
             let slots = schedule::slots_of(a, senders.len(), total);
             let chain = (0..slots)
                 .map(|offset| {
-                    let tx = TxBody {
-                        chain_id: chain_id.to_string(),
-                        sender: sender.key.address(),
-                        nonce: sender.nonce.saturating_add(offset),
-                        fee: Amount(FEE_UNITS),
-                        kind: TxKind::Transfer { to: sender.to, amount: Amount(TRANSFER_UNITS) },
-                    }
-                    .sign(sender.key);
+                    let nonce = sender.nonce.saturating_add(offset);
+                    let amount = Amount(TRANSFER_UNITS);
+                    let tx = SignedTx::transfer(sender.key, chain_id, nonce, sender.to, amount, Amount(FEE_UNITS));
                     let bytes = tx.to_bytes();
-                    Prepared { id: Hash::plain(&bytes), bytes }
+                    Prepared { id: SignedTx::id_of(&bytes), bytes }
                 })
                 .collect();
             bar.inc(slots);

@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::Client;
-use palisade_ledger::tx::{TxBody, TxKind};
-use palisade_ledger::{Address, Amount, Genesis, Hash, Keypair, ShardId};
+use palisade_ledger::{Address, Amount, Genesis, Hash, Keypair, ShardId, SignedTx};
 
 use crate::bench::accounts;
 use crate::bench::rpc::Node;
@@ -85,15 +84,8 @@ impl Bank {
         Ok(())
     }
 
-    fn transfer(&self, from: &Keypair, nonce: u64, to: Address, amount: Amount) -> palisade_ledger::SignedTx {
-        TxBody {
-            chain_id: self.chain_id.clone(),
-            sender: from.address(),
-            nonce,
-            fee: FEE,
-            kind: TxKind::Transfer { to, amount },
-        }
-        .sign(from)
+    fn transfer(&self, from: &Keypair, nonce: u64, to: Address, amount: Amount) -> SignedTx {
+        SignedTx::transfer(from, &self.chain_id, nonce, to, amount, FEE)
     }
 
     /// One sender: until `stop`, moves money from each of `own` (accounts of
