@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use palisade_ledger::address::AddressError;
 use palisade_ledger::amount::AmountParseError;
 use palisade_ledger::api::client::ClientError;
-use palisade_ledger::api::code;
 use palisade_ledger::api::verify::ProofError;
+use palisade_ledger::api::{code, reason};
 use palisade_ledger::keystore::KeystoreError;
 use palisade_ledger::{Amount, Hash, ShardId};
 
@@ -126,6 +126,8 @@ pub enum WalletError {
     Rejected {
         /// Its id.
         id: Hash,
+        /// The node's label ([`palisade_ledger::api::reason`]), when it gave one.
+        label: Option<String>,
         /// Why.
         reason: String,
     },
@@ -180,7 +182,10 @@ impl WalletError {
                     .into(),
             ),
             WalletError::Rpc(e) if e.is_retryable() => Some("the node is busy; retry in a moment".into()),
-            WalletError::Rejected { reason, .. } if ["nonce", "duplicate"].iter().any(|word| reason.contains(word)) => {
+            WalletError::Rejected { label: Some(label), .. }
+                if [reason::NONCE_TAKEN, reason::NONCE_GAP, reason::STALE_NONCE, reason::DUPLICATE]
+                    .contains(&label.as_str()) =>
+            {
                 Some(
                     "an earlier transaction from this key may still be pending: wait for it (`palisade tx ID`) \
                      and retry, or pay a higher --fee to replace it"

@@ -9,62 +9,26 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-use palisade_ledger::keystore::{self, KeystoreError, Zeroizing};
+pub use palisade_ledger::keystore::PasswordUse;
+use palisade_ledger::keystore::{self, KeystoreError, PasswordError, Zeroizing};
 
 use crate::config::{PASSWORD_ENV, PASSWORD_FILE_ENV};
 use crate::error::{Result, WalletError};
 
-/// Largest password file read.
 /// Largest seed input read (64 hex digits, whitespace, maybe `0x`).
 const MAX_SEED_BYTES: u64 = 1024;
-
-/// What the password is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PasswordUse {
-    /// Encrypting a new key file: asked twice, must not be empty.
-    NewKey,
-    /// Opening an existing one.
-    Unlock,
-}
 
 /// The password for key `name`: from `file`, else `$PALISADE_PASSWORD`, else
 /// a prompt. One trailing newline of a file is dropped.
 pub fn read_password(file: Option<&Path>, usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let given = keystore::password_from(file, PASSWORD_ENV).map_err(|e| secret_file_error(e, "password file"))?;
-    let password = match given {
-        Some(password) => password,
-        None => prompt_password(usage, name)?,
-    };
-    if usage == PasswordUse::NewKey && password.is_empty() {
-        return Err(WalletError::Password("the password is empty; a key file needs a password".into()));
-    }
-    Ok(password)
-}
-
-fn prompt_password(usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>> {
-    if !std::io::stdin().is_terminal() {
-        return Err(WalletError::Password(format!(
+    keystore::read_password(file, PASSWORD_ENV, usage, &format!("key `{name}`")).map_err(|e| match e {
+        PasswordError::File(e) => secret_file_error(e, "password file"),
+        PasswordError::NoTerminal => WalletError::Password(format!(
             "cannot prompt for the password of key `{name}`: stdin is not a terminal; pass --password-file FILE \
              (or ${PASSWORD_FILE_ENV}) or set ${PASSWORD_ENV}"
-        )));
-    }
-    let label = match usage {
-        PasswordUse::NewKey => format!("New password for key `{name}`: "),
-        PasswordUse::Unlock => format!("Password for key `{name}`: "),
-    };
-    let prompt = |label: &str| {
-        rpassword::prompt_password(label)
-            .map(Zeroizing::new)
-            .map_err(|e| WalletError::Password(format!("reading the password from the terminal: {e}")))
-    };
-    let first = prompt(&label)?;
-    if usage == PasswordUse::NewKey {
-        let second = prompt("Repeat the password: ")?;
-        if *first != *second {
-            return Err(WalletError::Password("the passwords differ".into()));
-        }
-    }
-    Ok(Zeroizing::new(first.as_bytes().to_vec()))
+        )),
+        other => WalletError::Password(other.to_string()),
+    })
 }
 
 /// A 32-byte seed as 64 hex digits (whitespace around and a `0x` allowed):
@@ -93,18 +57,9 @@ pub fn read_seed(file: Option<&Path>) -> Result<Zeroizing<[u8; 32]>> {
 
 /// Parses 64 hex digits. Errors never echo the input, which is a secret.
 pub fn parse_seed(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-    let bad = |why: String| WalletError::Usage(format!("not a seed: {why} (expected 64 hex digits, a 32-byte seed)"));
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not text".into()))?.trim();
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    if text.len() != 64 {
-        return Err(bad(format!("{} characters", text.len())));
-    }
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text, seed.as_mut_slice()).map_err(|_| bad("not hex".into()))?;
-    Ok(seed)
+    keystore::parse_seed_hex(bytes).map_err(|e| WalletError::Usage(format!("not a seed: {e}")))
 }
 
-/// Reads at most `max` bytes of `path`, refusing larger files.
 /// A wallet error for a secret file that could not be read.
 fn secret_file_error(error: KeystoreError, what: &str) -> WalletError {
     match error {

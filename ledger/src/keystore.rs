@@ -31,7 +31,7 @@
 //! existing file unless asked. Derived keys and seed copies are zeroized.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -483,6 +483,96 @@ pub fn password_from(file: Option<&Path>, env: &str) -> Result<Option<Zeroizing<
         use std::os::unix::ffi::OsStringExt;
         Zeroizing::new(value.into_vec())
     }))
+}
+
+/// What a password is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordUse {
+    /// Encrypting a new key file: asked twice, must not be empty.
+    NewKey,
+    /// Opening an existing one.
+    Unlock,
+}
+
+/// Why no usable password was had.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The password file could not be read.
+    #[error(transparent)]
+    File(#[from] KeystoreError),
+    /// Nothing was given and there is no terminal to ask on.
+    #[error("stdin is not a terminal, so there is no one to ask")]
+    NoTerminal,
+    /// The terminal could not be read.
+    #[error("reading the password from the terminal: {0}")]
+    Terminal(std::io::Error),
+    /// The two entries of a new password differ.
+    #[error("the passwords differ")]
+    Differ,
+    /// A new key's password is empty.
+    #[error("the password is empty; a key file needs a password")]
+    Empty,
+}
+
+/// The password of `what` (a key's name or path, for the prompt): given
+/// ([`password_from`] `file` or `env`), else asked on the terminal (twice
+/// for a new key). Without a terminal it fails at once rather than wait for
+/// input nobody can give.
+pub fn read_password(
+    file: Option<&Path>,
+    env: &str,
+    usage: PasswordUse,
+    what: &str,
+) -> Result<Zeroizing<Vec<u8>>, PasswordError> {
+    let password = match password_from(file, env)? {
+        Some(password) => password,
+        None => {
+            if !std::io::stdin().is_terminal() {
+                return Err(PasswordError::NoTerminal);
+            }
+            let ask =
+                |label: &str| rpassword::prompt_password(label).map(Zeroizing::new).map_err(PasswordError::Terminal);
+            let first = match usage {
+                PasswordUse::NewKey => ask(&format!("New password for {what}: "))?,
+                PasswordUse::Unlock => ask(&format!("Password for {what}: "))?,
+            };
+            if usage == PasswordUse::NewKey && *ask("Repeat the password: ")? != *first {
+                return Err(PasswordError::Differ);
+            }
+            Zeroizing::new(first.as_bytes().to_vec())
+        }
+    };
+    if usage == PasswordUse::NewKey && password.is_empty() {
+        return Err(PasswordError::Empty);
+    }
+    Ok(password)
+}
+
+/// Why text is not a seed. Never echoes the text: it is a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    /// Not UTF-8.
+    #[error("not text (expected 64 hex digits, a 32-byte ed25519 seed)")]
+    NotText,
+    /// Not 64 characters once trimmed.
+    #[error("{0} characters (expected 64 hex digits, a 32-byte ed25519 seed)")]
+    Length(usize),
+    /// Not hexadecimal.
+    #[error("not hex (expected 64 hex digits, a 32-byte ed25519 seed)")]
+    NotHex,
+}
+
+/// A 32-byte seed written as 64 hex digits; surrounding whitespace and a
+/// `0x` prefix are allowed.
+pub fn parse_seed_hex(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, SeedError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| SeedError::NotText)?.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() != 64 {
+        return Err(SeedError::Length(text.len()));
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text, seed.as_mut_slice()).map_err(|_| SeedError::NotHex)?;
+    Ok(seed)
 }
 
 /// Writes a secret (a key file, a libp2p identity) to `path` with mode 0600:

@@ -2,13 +2,13 @@
 //! derive) and the commands that prepare a node — `init` and `keys` — plus
 //! the key loading `run` shares with them. `run` itself is in `main.rs`.
 
-use std::io::IsTerminal;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use palisade_ledger::keystore::{self, KdfParams, KeyFile, KeystoreError, Zeroizing};
+pub use palisade_ledger::keystore::PasswordUse;
+use palisade_ledger::keystore::{self, KdfParams, KeyFile, KeystoreError, PasswordError, Zeroizing};
 use palisade_ledger::{Genesis, Keypair};
 use palisade_node::config::{
     CONFIG_FILE, ConfigOverrides, DEFAULT_DATA_DIR, NodeConfig, P2P_KEY_FILE, PASSWORD_ENV, VALIDATOR_KEY_FILE,
@@ -318,70 +318,23 @@ fn save_key(keypair: &Keypair, output: &NewKeyFileArgs, params: KdfParams) -> Re
 fn read_seed_hex(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
     let bytes =
         keystore::read_secret_file(path, MAX_SEED_FILE_BYTES).with_context(|| format!("reading {}", path.display()))?;
-    let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is not text", path.display()))?;
-    let text = text.trim();
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    let mut seed = Zeroizing::new([0u8; 32]);
-    if text.len() != 64 {
-        bail!("{}: expected 64 hex digits (a 32-byte ed25519 seed), found {} characters", path.display(), text.len());
-    }
-    // The error does not echo the secret.
-    hex::decode_to_slice(text, seed.as_mut_slice())
-        .map_err(|_| anyhow::anyhow!("{}: not hex (expected 64 hex digits)", path.display()))?;
-    Ok(seed)
-}
-
-/// Whether a password is for a new key (asked twice, must not be empty) or
-/// to open one.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PasswordUse {
-    /// Encrypting a new key file.
-    NewKey,
-    /// Decrypting an existing one.
-    Unlock,
+    keystore::parse_seed_hex(&bytes).with_context(|| format!("{} is not a seed", path.display()))
 }
 
 /// The password: from `file` (one trailing newline dropped), else from
 /// `$PALISADE_KEY_PASSWORD`, else prompted on the terminal.
 pub fn read_password(file: Option<&Path>, usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let given = keystore::password_from(file, PASSWORD_ENV).context("reading the password file")?;
-    let password = match given {
-        Some(password) => password,
-        None => prompt_password(usage, key_file)?,
-    };
-    if usage == PasswordUse::NewKey && password.is_empty() {
-        bail!("the password is empty; a key file needs a password");
-    }
-    Ok(password)
-}
-
-fn prompt_password(usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let no_terminal = || {
-        format!(
+    keystore::read_password(file, PASSWORD_ENV, usage, &key_file.display().to_string()).map_err(|e| match e {
+        // Only prompt someone who can answer: a service without a password
+        // source fails at once instead of waiting on a terminal it does not have.
+        PasswordError::NoTerminal => anyhow::anyhow!(
             "cannot prompt for the password of {}: stdin is not a terminal; give a password file \
              (--password-file, or node.password_file) or set ${PASSWORD_ENV}",
             key_file.display()
-        )
-    };
-    let label = match usage {
-        PasswordUse::NewKey => format!("New password for {}: ", key_file.display()),
-        PasswordUse::Unlock => format!("Password for {}: ", key_file.display()),
-    };
-    // Only prompt someone who can answer: a service without a password
-    // source fails at once instead of waiting on a terminal it does not have.
-    if !std::io::stdin().is_terminal() {
-        bail!("{}", no_terminal());
-    }
-    let first = Zeroizing::new(rpassword::prompt_password(label).context("reading the password from the terminal")?);
-    if usage == PasswordUse::NewKey {
-        let second = Zeroizing::new(
-            rpassword::prompt_password("Repeat the password: ").context("reading the password from the terminal")?,
-        );
-        if *first != *second {
-            bail!("the passwords differ");
-        }
-    }
-    Ok(Zeroizing::new(first.as_bytes().to_vec()))
+        ),
+        PasswordError::File(e) => anyhow::Error::new(e).context("reading the password file"),
+        other => anyhow::Error::new(other),
+    })
 }
 
 /// Warns (on stderr) when a secret file is readable by others.

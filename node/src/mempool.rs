@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use palisade_ledger::api::{TxRejection, reason};
 use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, TxKind, state::StateError};
 
 /// Default bound on transactions held.
@@ -98,39 +99,35 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every value [`Rejection::label`] can return.
-    pub const LABELS: &'static [&'static str] = &[
-        "bad_signature",
-        "wrong_chain",
-        "wrong_shard",
-        "bad_nonce",
-        "insufficient_funds",
-        "overflow",
-        "cross_shard",
-        "stale_nonce",
-        "nonce_gap",
-        "nonce_taken",
-        "duplicate",
-        "full",
-        "too_large",
-    ];
+    pub const LABELS: &'static [&'static str] = reason::ALL;
 
-    /// A short stable label for metrics (`palisade_mempool_rejected_total{reason}`).
+    /// A short stable label, shared with clients ([`reason`]) and metrics
+    /// (`palisade_mempool_rejected_total{reason}`).
     pub fn label(&self) -> &'static str {
         match self {
-            Rejection::Invalid(TxError::BadSignature) => "bad_signature",
-            Rejection::Invalid(TxError::WrongChain { .. }) => "wrong_chain",
-            Rejection::Invalid(TxError::WrongShard { .. }) => "wrong_shard",
-            Rejection::Invalid(TxError::BadNonce { .. }) => "bad_nonce",
-            Rejection::Invalid(TxError::InsufficientFunds { .. }) => "insufficient_funds",
-            Rejection::Invalid(TxError::Overflow) => "overflow",
-            Rejection::Invalid(TxError::CrossShard { .. }) => "cross_shard",
-            Rejection::StaleNonce { .. } => "stale_nonce",
-            Rejection::NonceGap { .. } => "nonce_gap",
-            Rejection::NonceTaken { .. } => "nonce_taken",
-            Rejection::Duplicate => "duplicate",
-            Rejection::Full { .. } => "full",
-            Rejection::TooLarge { .. } => "too_large",
+            Rejection::Invalid(TxError::BadSignature) => reason::BAD_SIGNATURE,
+            Rejection::Invalid(TxError::WrongChain { .. }) => reason::WRONG_CHAIN,
+            Rejection::Invalid(TxError::WrongShard { .. }) => reason::WRONG_SHARD,
+            Rejection::Invalid(TxError::BadNonce { .. }) => reason::BAD_NONCE,
+            Rejection::Invalid(TxError::InsufficientFunds { .. }) => reason::INSUFFICIENT_FUNDS,
+            Rejection::Invalid(TxError::Overflow) => reason::OVERFLOW,
+            Rejection::Invalid(TxError::CrossShard { .. }) => reason::CROSS_SHARD,
+            Rejection::StaleNonce { .. } => reason::STALE_NONCE,
+            Rejection::NonceGap { .. } => reason::NONCE_GAP,
+            Rejection::NonceTaken { .. } => reason::NONCE_TAKEN,
+            Rejection::Duplicate => reason::DUPLICATE,
+            Rejection::Full { .. } => reason::FULL,
+            Rejection::TooLarge { .. } => reason::TOO_LARGE,
         }
+    }
+
+    /// What a client receives as the error's `data`.
+    pub fn to_api(&self) -> TxRejection {
+        let (retry_after_ms, min_fee_units) = match self {
+            Rejection::Full { retry_after_ms, min_fee } => (Some(*retry_after_ms), Some(min_fee.units())),
+            _ => (None, None),
+        };
+        TxRejection { reason: self.label().to_string(), message: self.to_string(), retry_after_ms, min_fee_units }
     }
 }
 

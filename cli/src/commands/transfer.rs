@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::ClientError;
-use palisade_ledger::api::code;
+use palisade_ledger::api::reason;
 use palisade_ledger::{Address, Amount, SignedTx};
 use serde_json::json;
 
@@ -78,11 +78,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
         Ok(submitted) => submitted.shard,
         // This very transaction (same id) is already pending, e.g. after a
         // `--no-wait` with the same arguments: wait for it like any other.
-        Err(ClientError::Refused { code: code::TX_REJECTED, data: Some(data), .. })
-            if data.get("reason").and_then(|r| r.as_str()) == Some("duplicate") =>
-        {
-            from_shard
-        }
+        Err(e) if e.rejection().is_some_and(|r| r.reason == reason::DUPLICATE) => from_shard,
         Err(e) => return Err(refusal(id, e)),
     };
 
@@ -116,7 +112,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
             let human = format!("final on shard {shard} at height {height} in {latency_ms} ms\n{summary}\nid: {id}");
             Ok(Report::new(human, json))
         }
-        TransactionResponse::Rejected { reason, .. } => Err(WalletError::Rejected { id, reason }),
+        TransactionResponse::Rejected { reason, .. } => Err(WalletError::Rejected { id, label: None, reason }),
         TransactionResponse::Pending { .. } => {
             Err(WalletError::NotFinal { id, waited_ms: latency_ms, state: "pending".into() })
         }
@@ -128,13 +124,8 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 
 /// A refused submission: the node's reason if it rejected the transaction.
 fn refusal(id: palisade_ledger::Hash, error: ClientError) -> WalletError {
-    match error {
-        ClientError::Refused { code: code::TX_REJECTED, message, data, .. } => {
-            // `data.message` is the mempool's reason without the code's prefix.
-            let reason =
-                data.as_ref().and_then(|d| d.get("message")).and_then(|m| m.as_str()).map_or(message, str::to_string);
-            WalletError::Rejected { id, reason }
-        }
-        other => WalletError::Rpc(other),
+    match error.rejection() {
+        Some(rejection) => WalletError::Rejected { id, label: Some(rejection.reason), reason: rejection.message },
+        None => WalletError::Rpc(error),
     }
 }

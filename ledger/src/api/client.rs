@@ -13,7 +13,9 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{AccountResponse, BlockResponse, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse};
+use super::{
+    AccountResponse, BlockResponse, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, TxRejection,
+};
 use super::{code, method};
 use crate::{Address, Hash, ShardId, SignedTx};
 
@@ -70,6 +72,16 @@ impl ClientError {
     pub fn code(&self) -> Option<i32> {
         match self {
             ClientError::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Why the node refused a submitted transaction, if that is what it did.
+    pub fn rejection(&self) -> Option<TxRejection> {
+        match self {
+            ClientError::Refused { code: code::TX_REJECTED, data: Some(data), .. } => {
+                serde_json::from_value(data.clone()).ok()
+            }
             _ => None,
         }
     }

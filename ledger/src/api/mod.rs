@@ -73,6 +73,73 @@ pub mod code {
     pub const SHARD_BUSY: i32 = -32021;
     /// The call took longer than the server's request timeout.
     pub const TIMED_OUT: i32 = -32030;
+    /// jsonrpsee's: the request body is over the server's limit.
+    pub const REQUEST_TOO_BIG: i32 = -32007;
+    /// jsonrpsee's: the response would be over the server's limit.
+    pub const RESPONSE_TOO_BIG: i32 = -32008;
+}
+
+/// The stable labels of [`TxRejection::reason`] (also the `reason` label of
+/// `palisade_mempool_rejected_total`).
+pub mod reason {
+    /// The signature does not verify.
+    pub const BAD_SIGNATURE: &str = "bad_signature";
+    /// For another network.
+    pub const WRONG_CHAIN: &str = "wrong_chain";
+    /// Sent to a shard that is not the sender's.
+    pub const WRONG_SHARD: &str = "wrong_shard";
+    /// Not the nonce execution expects.
+    pub const BAD_NONCE: &str = "bad_nonce";
+    /// The sender cannot pay amount and fee.
+    pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
+    /// An amount overflows.
+    pub const OVERFLOW: &str = "overflow";
+    /// The recipient is on another shard.
+    pub const CROSS_SHARD: &str = "cross_shard";
+    /// The nonce is already executed.
+    pub const STALE_NONCE: &str = "stale_nonce";
+    /// The nonce leaves a gap after the sender's pending chain.
+    pub const NONCE_GAP: &str = "nonce_gap";
+    /// Another transaction with this sender and nonce is pending.
+    pub const NONCE_TAKEN: &str = "nonce_taken";
+    /// This very transaction is pending.
+    pub const DUPLICATE: &str = "duplicate";
+    /// The mempool is full (see `retry_after_ms`, `min_fee_units`).
+    pub const FULL: &str = "full";
+    /// Larger than the mempool may hold.
+    pub const TOO_LARGE: &str = "too_large";
+
+    /// Every label.
+    pub const ALL: &[&str] = &[
+        BAD_SIGNATURE,
+        WRONG_CHAIN,
+        WRONG_SHARD,
+        BAD_NONCE,
+        INSUFFICIENT_FUNDS,
+        OVERFLOW,
+        CROSS_SHARD,
+        STALE_NONCE,
+        NONCE_GAP,
+        NONCE_TAKEN,
+        DUPLICATE,
+        FULL,
+        TOO_LARGE,
+    ];
+}
+
+/// Why a node refused a transaction: the `data` of a [`code::TX_REJECTED`] error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TxRejection {
+    /// One of [`reason`]'s labels.
+    pub reason: String,
+    /// The node's explanation.
+    pub message: String,
+    /// When the pool is full: when a retry has a fair chance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// When the pool is full: the fee to beat, base units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_fee_units: Option<u64>,
 }
 
 /// `palisade_status`.

@@ -38,12 +38,7 @@ pub fn shard_not_tracked(shard: ShardId) -> ErrorObjectOwned {
 /// `-32020` with the mempool's reason label and message (and the retry hint
 /// when the pool is full).
 pub fn rejected(rejection: &Rejection) -> ErrorObjectOwned {
-    let mut data = json!({ "reason": rejection.label(), "message": rejection.to_string() });
-    if let Rejection::Full { retry_after_ms, min_fee } = rejection {
-        data["retry_after_ms"] = json!(retry_after_ms);
-        data["min_fee_units"] = json!(min_fee.units());
-    }
-    ErrorObjectOwned::owned(TX_REJECTED, format!("transaction rejected: {rejection}"), Some(data))
+    ErrorObjectOwned::owned(TX_REJECTED, format!("transaction rejected: {rejection}"), Some(rejection.to_api()))
 }
 
 /// `-32021` with a retry hint.
