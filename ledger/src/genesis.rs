@@ -172,7 +172,41 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> GenesisError 
     GenesisError::Invalid { field: field.into(), reason: reason.into() }
 }
 
+/// What an address is at genesis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenesisRole {
+    /// On the committee of this shard.
+    Validator(ShardId),
+    /// An account with this balance.
+    Account(Amount),
+}
+
+impl std::fmt::Display for GenesisRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GenesisRole::Validator(shard) => write!(f, "a validator of shard {shard}"),
+            GenesisRole::Account(balance) => write!(f, "an account holding {balance} PAL"),
+        }
+    }
+}
+
 impl Genesis {
+    /// What `address` is in this genesis (a validator before an account), if anything.
+    pub fn role_of(&self, address: &Address) -> Option<GenesisRole> {
+        let seat = self.committees.iter().find(|c| c.validators.iter().any(|v| v.address == *address));
+        seat.map(|c| GenesisRole::Validator(c.shard)).or_else(|| {
+            self.accounts.iter().find(|a| a.address == *address).map(|a| GenesisRole::Account(Amount(a.balance_units)))
+        })
+    }
+
+    /// The dev key named `name`: the one this genesis seats or funds under
+    /// that name ([`Genesis::dev_keypair`]), else the plain derivation
+    /// [`Keypair::dev`] (a valid key this genesis knows nothing of).
+    /// INSECURE: for local networks only.
+    pub fn dev_key(&self, name: &str) -> Keypair {
+        self.dev_keypair(name).unwrap_or_else(|| Keypair::dev(name))
+    }
+
     /// The dev key of the account or validator named `name` in this genesis
     /// (`alice`, `faucet-2`, `validator-0-1`, …), if it has one: dev keys
     /// are derived from names, so anyone can hold them. INSECURE: for local
@@ -489,6 +523,13 @@ mod tests {
         assert_eq!(genesis.dev_keypair("validator-1-3").unwrap().address(), Keypair::dev("validator-1-3").address());
         assert!(genesis.dev_keypair("mallory").is_none());
         assert!(genesis.dev_keypair("faucet-9").is_none());
+        // `dev_key` falls back to the plain derivation, and `role_of` says what a key is.
+        assert_eq!(genesis.dev_key("mallory").address(), Keypair::dev("mallory").address());
+        assert_eq!(genesis.role_of(&genesis.dev_key("mallory").address()), None);
+        assert_eq!(genesis.role_of(&genesis.dev_key("validator-1-3").address()), Some(GenesisRole::Validator(1)));
+        let faucet = genesis.accounts.iter().find(|a| a.name == "faucet-1").unwrap();
+        assert_eq!(genesis.dev_key("faucet-1").address(), faucet.address);
+        assert_eq!(genesis.role_of(&faucet.address), Some(GenesisRole::Account(Amount(faucet.balance_units))));
     }
 
     #[test]

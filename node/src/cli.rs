@@ -271,15 +271,8 @@ fn import_dev(args: &ImportDevArgs) -> Result<()> {
         );
     }
     refuse_existing(&args.output)?;
-    let keypair = Keypair::dev(&args.name);
-    let address = keypair.address();
-    let role = genesis
-        .committees
-        .iter()
-        .find(|c| c.validators.iter().any(|v| v.address == address))
-        .map(|c| format!("a validator of shard {}", c.shard))
-        .or_else(|| genesis.accounts.iter().any(|a| a.address == address).then(|| "a funded account".to_string()));
-    match role {
+    let keypair = genesis.dev_key(&args.name);
+    match genesis.role_of(&keypair.address()) {
         Some(role) => eprintln!("{} is {role} in {}", args.name, genesis.chain_id),
         None => eprintln!("warning: {} is in no committee and holds no balance in {}", args.name, genesis.chain_id),
     }

@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use palisade_ledger::keystore::{self, KdfParams, Zeroizing};
-use palisade_ledger::{Address, Amount, Genesis, Keypair};
+use palisade_ledger::{Address, Genesis, Keypair};
 use serde_json::{Value, json};
 
 use super::Context;
 use crate::error::{Result, WalletError};
-use crate::output::{Report, pal, warn};
+use crate::output::{Report, warn};
 use crate::secret::{self, PasswordUse};
 
 /// One key as `--json` shows it.
@@ -66,15 +66,9 @@ pub fn import_dev(ctx: &Context, name: &str, insecure_fast_kdf: bool, force: boo
     ctx.keyring().check_free(name, force)?;
     // Names in this genesis resolve to their dev key (per-shard faucets
     // `faucet-S` included); any other name is still a valid, unfunded dev key.
-    let keypair = genesis.dev_keypair(name).unwrap_or_else(|| Keypair::dev(name));
-    let address = keypair.address();
-    match genesis.accounts.iter().find(|a| a.address == address) {
-        Some(account) => {
-            eprintln!("{name} holds {} at genesis in {}", pal(Amount(account.balance_units)), genesis.chain_id)
-        }
-        None if genesis.committees.iter().flat_map(|c| &c.validators).any(|v| v.address == address) => {
-            eprintln!("{name} is a validator key of {}", genesis.chain_id)
-        }
+    let keypair = genesis.dev_key(name);
+    match genesis.role_of(&keypair.address()) {
+        Some(role) => eprintln!("{name} is {role} in {}", genesis.chain_id),
         None => {
             let funded: Vec<&str> = genesis.accounts.iter().map(|a| a.name.as_str()).collect();
             warn(&format!(
