@@ -84,7 +84,7 @@ enum Command {
         #[arg(long, default_value_t = 4, requires = "shards")]
         validators_per_shard: u32,
         /// First port: node i uses base+3i (p2p), +1 (RPC), +2 (metrics).
-        #[arg(long, default_value_t = 27_000)]
+        #[arg(long, default_value_t = palisade_ledger::api::local::BASE_PORT)]
         base_port: u16,
         /// Stop any network in the state directory, delete it, start a new chain.
         #[arg(long)]

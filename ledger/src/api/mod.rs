@@ -79,6 +79,44 @@ pub mod code {
     pub const RESPONSE_TOO_BIG: i32 = -32008;
 }
 
+/// The local testnet's ports (`palisade-testnet up`): node `i`, counting
+/// validators in genesis order, listens for libp2p on `base + 3i`, JSON-RPC
+/// on `base + 3i + 1` and metrics on `base + 3i + 2`. The wallet's default
+/// nodes follow the same layout.
+pub mod local {
+    use crate::{Genesis, ShardId};
+
+    /// `palisade-testnet up`'s default base port.
+    pub const BASE_PORT: u16 = 27_000;
+    /// Ports each node uses.
+    pub const PORTS_PER_NODE: u16 = 3;
+    /// libp2p's port within a node's three.
+    pub const P2P_OFFSET: u16 = 0;
+    /// JSON-RPC's.
+    pub const RPC_OFFSET: u16 = 1;
+    /// Health and metrics'.
+    pub const METRICS_OFFSET: u16 = 2;
+
+    /// Port `offset` of node `index` above `base` (None past 65535).
+    pub fn port(base: u16, index: usize, offset: u16) -> Option<u16> {
+        let step = u16::try_from(index).ok()?.checked_mul(PORTS_PER_NODE)?.checked_add(offset)?;
+        base.checked_add(step)
+    }
+
+    /// The JSON-RPC URL of `shard`'s first validator on a local testnet
+    /// started from `genesis` at `base`.
+    pub fn shard_rpc_url(genesis: &Genesis, shard: ShardId, base: u16) -> Option<String> {
+        let mut index = 0usize;
+        for committee in &genesis.committees {
+            if committee.shard == shard {
+                return Some(format!("http://127.0.0.1:{}", port(base, index, RPC_OFFSET)?));
+            }
+            index = index.checked_add(committee.validators.len())?;
+        }
+        None
+    }
+}
+
 /// The stable labels of [`TxRejection::reason`] (also the `reason` label of
 /// `palisade_mempool_rejected_total`).
 pub mod reason {

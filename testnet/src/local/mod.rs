@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use palisade_ledger::Genesis;
+use palisade_ledger::api::local;
 use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +94,8 @@ struct Manifest {
 /// How ports are chosen.
 #[derive(Clone, Copy, Debug)]
 pub enum Ports {
-    /// `base + 3 * i`, `+1`, `+2` for node `i` (predictable, for `up`).
+    /// The layout of [`palisade_ledger::api::local`] from this base
+    /// (predictable, for `up`).
     From(u16),
     /// Free ports the OS hands out now (for tests running side by side).
     Ephemeral,
@@ -123,10 +125,7 @@ fn free_port() -> Result<u16> {
 fn port(ports: Ports, index: usize, offset: u16) -> Result<u16> {
     match ports {
         Ports::Ephemeral => free_port(),
-        Ports::From(base) => {
-            let step = u16::try_from(index).ok().and_then(|i| i.checked_mul(3)).and_then(|i| i.checked_add(offset));
-            step.and_then(|s| base.checked_add(s)).context("port range overflows 65535")
-        }
+        Ports::From(base) => local::port(base, index, offset).context("port range overflows 65535"),
     }
 }
 
@@ -236,9 +235,9 @@ impl LocalNet {
                     name: validator.name.clone(),
                     shard: committee.shard,
                     dir: dir.join("nodes").join(&validator.name),
-                    p2p_port: port(ports, i, 0)?,
-                    rpc_port: port(ports, i, 1)?,
-                    metrics_port: port(ports, i, 2)?,
+                    p2p_port: port(ports, i, local::P2P_OFFSET)?,
+                    rpc_port: port(ports, i, local::RPC_OFFSET)?,
+                    metrics_port: port(ports, i, local::METRICS_OFFSET)?,
                 });
             }
         }
