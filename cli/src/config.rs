@@ -16,7 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use palisade_ledger::{Amount, ShardId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Result, WalletError};
 
@@ -38,10 +38,9 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const KEYS_DIR: &str = "keys";
 /// The home under `$HOME` when nothing else says where.
 pub const DEFAULT_HOME_DIR: &str = ".palisade";
-/// `palisade-testnet up`'s default `--base-port`: validator `i` listens for
-/// p2p on `base + 3i`, JSON-RPC on `base + 3i + 1`, metrics on `base + 3i + 2`.
-pub const LOCAL_TESTNET_BASE_PORT: u16 = 27_000;
-/// The JSON-RPC of the local testnet's first validator (`validator-0-0`).
+/// The JSON-RPC of the local testnet's first validator (`validator-0-0`):
+/// `palisade_ledger::api::local::shard_rpc_url(genesis, 0, BASE_PORT)` for
+/// the built-in genesis (a test checks it).
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:27001";
 /// How long `transfer` waits for finality unless told otherwise.
 pub const DEFAULT_WAIT_SECS: u64 = 60;
@@ -51,7 +50,7 @@ pub const DEFAULT_FEE: Amount = Amount(1_000);
 /// Largest config file read.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
-/// `<home>/config.toml`. Every field is optional.
+/// `<home>/config.toml`, its values parsed. Every field is optional.
 ///
 /// ```toml
 /// node = "http://127.0.0.1:27001"    # default node (JSON-RPC URL)
@@ -63,31 +62,36 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// [shard_nodes]                      # nodes for shards the default node does not run
 /// 1 = "http://127.0.0.1:27013"
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// The default node's JSON-RPC URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The genesis file; relative paths are relative to the home.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis: Option<PathBuf>,
     /// The key used when `--key` is not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_key: Option<String>,
     /// How long `transfer` waits for finality, in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_secs: Option<u64>,
-    /// The default transfer fee in PAL (`"0.000001"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fee: Option<String>,
-    /// Per-shard node URLs, keyed by shard number.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub shard_nodes: BTreeMap<String, String>,
+    /// The default transfer fee.
+    pub fee: Option<Amount>,
+    /// Per-shard node URLs.
+    pub shard_nodes: BTreeMap<ShardId, String>,
+}
+
+/// The file as written: TOML keys are strings, the fee is PAL text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    node: Option<String>,
+    genesis: Option<PathBuf>,
+    default_key: Option<String>,
+    wait_secs: Option<u64>,
+    fee: Option<String>,
+    shard_nodes: BTreeMap<String, String>,
 }
 
 impl Config {
-    /// Reads `<home>/config.toml`; a missing file is the empty config.
+    /// Reads and parses `<home>/config.toml`; a missing file is the empty config.
     pub fn load(home: &Path) -> Result<Config> {
         let path = home.join(CONFIG_FILE);
         let file = match std::fs::File::open(&path) {
@@ -104,25 +108,29 @@ impl Config {
         if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_CONFIG_BYTES {
             return Err(WalletError::Config { path, reason: format!("larger than {MAX_CONFIG_BYTES} bytes") });
         }
-        let config: Config =
-            toml::from_str(&text).map_err(|e| WalletError::Config { path: path.clone(), reason: e.to_string() })?;
-        config.shard_node_urls().map_err(|reason| WalletError::Config { path: path.clone(), reason })?;
-        if let Some(fee) = &config.fee {
-            Amount::parse_pal(fee).map_err(|e| WalletError::Config { path, reason: format!("fee: {e}") })?;
-        }
-        Ok(config)
+        Config::parse(&text).map_err(|reason| WalletError::Config { path, reason })
     }
 
-    /// `[shard_nodes]` with the shard numbers parsed.
-    pub fn shard_node_urls(&self) -> Result<BTreeMap<ShardId, String>, String> {
-        self.shard_nodes
-            .iter()
-            .map(|(shard, url)| {
-                let shard: ShardId =
-                    shard.parse().map_err(|_| format!("shard_nodes: `{shard}` is not a shard number"))?;
-                Ok((shard, url.clone()))
+    /// Parses the text of a config file.
+    fn parse(text: &str) -> Result<Config, String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let fee = file.fee.map(|fee| Amount::parse_pal(&fee).map_err(|e| format!("fee: {e}"))).transpose()?;
+        let shard_nodes = file
+            .shard_nodes
+            .into_iter()
+            .map(|(shard, url)| match shard.parse::<ShardId>() {
+                Ok(shard) => Ok((shard, url)),
+                Err(_) => Err(format!("shard_nodes: `{shard}` is not a shard number")),
             })
-            .collect()
+            .collect::<Result<_, String>>()?;
+        Ok(Config {
+            node: file.node,
+            genesis: file.genesis,
+            default_key: file.default_key,
+            wait_secs: file.wait_secs,
+            fee,
+            shard_nodes,
+        })
     }
 }
 
@@ -154,13 +162,17 @@ mod tests {
         .unwrap();
         let config = Config::load(dir.path()).unwrap();
         assert_eq!(config.default_key.as_deref(), Some("alice"));
-        assert_eq!(config.shard_node_urls().unwrap()[&1], "http://127.0.0.1:27013");
+        assert_eq!(config.shard_nodes[&1], "http://127.0.0.1:27013");
+        assert_eq!(config.fee, Some(Amount(2_000)));
 
         std::fs::write(dir.path().join(CONFIG_FILE), "nodes = \"http://x\"\n").unwrap();
         let err = Config::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("unknown field `nodes`"), "{err}");
         std::fs::write(dir.path().join(CONFIG_FILE), "[shard_nodes]\nx = \"http://x\"\n").unwrap();
         assert!(Config::load(dir.path()).is_err());
+        std::fs::write(dir.path().join(CONFIG_FILE), "fee = \"1.2.3\"\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("fee:"), "{err}");
     }
 
     #[test]

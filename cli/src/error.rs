@@ -12,9 +12,13 @@ use palisade_ledger::api::{code, reason};
 use palisade_ledger::keystore::KeystoreError;
 use palisade_ledger::{Amount, Hash, ShardId};
 
-/// How to start the local network the default settings point at.
+/// What to do about an unreachable node on this machine: most likely the
+/// local testnet the default settings point at is not running.
 pub const TESTNET_HINT: &str =
     "is the local testnet running? start it with `cargo run --release -p palisade-testnet -- up`, or pass --node URL";
+/// What to do about an unreachable node elsewhere.
+pub const REMOTE_NODE_HINT: &str = "check the node URL (--node, $PALISADE_NODE, or `node` and [shard_nodes] in \
+                                    config.toml) and that a palisade-node runs there and is reachable";
 
 /// Why a wallet command failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +178,8 @@ impl WalletError {
             WalletError::GenesisMismatch(_) => {
                 Some("pass --genesis FILE with the node's genesis, or --node URL of a node of this network".into())
             }
-            WalletError::Rpc(ClientError::Unreachable { .. }) => Some(TESTNET_HINT.into()),
+            WalletError::Rpc(ClientError::Unreachable { url, .. }) if is_loopback(url) => Some(TESTNET_HINT.into()),
+            WalletError::Rpc(ClientError::Unreachable { .. }) => Some(REMOTE_NODE_HINT.into()),
             WalletError::Rpc(ClientError::BadUrl { .. }) => Some("node URLs look like http://127.0.0.1:27001".into()),
             WalletError::Rpc(ClientError::Refused { code: code::SHARD_NOT_TRACKED, .. }) => Some(
                 "this node does not run that shard: pass --node URL of a node that does, or set \
@@ -228,6 +233,18 @@ impl WalletError {
     }
 }
 
+/// Does `url` (`http://HOST:PORT/…`) name this machine? Every default node
+/// (the local testnet's) does.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A node whose genesis is not the one in use.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -251,3 +268,18 @@ pub struct GenesisMismatch {
 
 /// `Result` with a [`WalletError`].
 pub type Result<T, E = WalletError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_testnet_hint_is_for_nodes_on_this_machine_only() {
+        for local in [crate::config::DEFAULT_NODE, "http://localhost:27013", "http://[::1]:9/", "http://127.0.0.2:1"] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in ["http://10.0.0.5:26657", "https://node.example.com", "http://127.example.com:1"] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+    }
+}

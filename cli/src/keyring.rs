@@ -86,10 +86,9 @@ impl Keyring {
         })
     }
 
-    /// Decrypts key `name` with `password`.
-    pub fn unlock(&self, name: &str, password: &[u8]) -> Result<Keypair> {
+    /// Decrypts `file`, key `name` as [`Keyring::read`] gave it, with `password`.
+    pub fn unlock(&self, name: &str, file: &KeyFile, password: &[u8]) -> Result<Keypair> {
         let path = self.path(name)?;
-        let file = self.read(name)?;
         file.decrypt(password).map_err(|source| WalletError::key(name, path, source))
     }
 
@@ -189,9 +188,10 @@ mod tests {
         assert_eq!(std::fs::metadata(ring.dir()).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(ring.names().unwrap(), vec!["alice"]);
         assert_eq!(ring.select(None, None).unwrap(), "alice");
-        assert_eq!(ring.unlock("alice", b"pw").unwrap().address(), key.address());
+        let file = ring.read("alice").unwrap();
+        assert_eq!(ring.unlock("alice", &file, b"pw").unwrap().address(), key.address());
         assert!(matches!(
-            ring.unlock("alice", b"nope"),
+            ring.unlock("alice", &file, b"nope"),
             Err(WalletError::Key { source, .. }) if matches!(*source, KeystoreError::WrongPassword)
         ));
         assert!(matches!(

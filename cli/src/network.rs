@@ -10,17 +10,20 @@
 //! Nodes only answer for the shards they run. An explicit `--node` /
 //! `$PALISADE_NODE` answers for everything. Otherwise the config's `node`
 //! and `[shard_nodes]` apply; with no node configured at all, the wallet
-//! assumes the local testnet's layout (`palisade-testnet up`, base port
-//! 27000): shard `s` is asked at the RPC port of its first validator.
+//! assumes the local testnet's layout (`palisade-testnet up` at its default
+//! base port, see `palisade_ledger::api::local`): shard `s` is asked at the
+//! RPC port of its first validator.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 
 use palisade_ledger::api::StatusResponse;
 use palisade_ledger::api::client::Client;
-use palisade_ledger::{Genesis, Hash, ShardId};
+use palisade_ledger::api::local::{BASE_PORT, shard_rpc_url};
+use palisade_ledger::{Address, Genesis, Hash, ShardId};
 
-use crate::config::{Config, DEFAULT_NODE, LOCAL_TESTNET_BASE_PORT};
+use crate::config::{Config, DEFAULT_NODE};
 use crate::error::{GenesisMismatch, Result, WalletError};
 
 /// The committed dev genesis (the local testnet's), built in.
@@ -28,13 +31,12 @@ pub const BUILTIN_GENESIS: &str = include_str!("../../genesis.json");
 /// How the built-in genesis is named in messages.
 pub const BUILTIN_GENESIS_NAME: &str = "the built-in dev genesis";
 
-/// The genesis in use and where it came from.
+/// The genesis in use and where it came from. Not hashed: commands that
+/// only need the shard count never pay for it; [`Network`] hashes it.
 #[derive(Clone, Debug)]
 pub struct LoadedGenesis {
     /// The document.
     pub genesis: Genesis,
-    /// Its hash.
-    pub hash: Hash,
     /// A path, or [`BUILTIN_GENESIS_NAME`].
     pub source: String,
 }
@@ -57,19 +59,8 @@ impl LoadedGenesis {
                 (genesis, BUILTIN_GENESIS_NAME.to_string())
             }
         };
-        Ok(LoadedGenesis { hash: genesis.hash(), genesis, source })
+        Ok(LoadedGenesis { genesis, source })
     }
-}
-
-/// How shard nodes were chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Routing {
-    /// `--node` / `$PALISADE_NODE`: one node for everything.
-    Explicit,
-    /// The config file's `node` and `[shard_nodes]`.
-    Configured,
-    /// Nothing configured: the local testnet's default ports.
-    LocalTestnet,
 }
 
 /// Which node answers for which shard.
@@ -77,35 +68,27 @@ pub enum Routing {
 pub struct Nodes {
     default: String,
     shards: BTreeMap<ShardId, String>,
-    routing: Routing,
 }
 
 impl Nodes {
     /// The routing for `explicit` (flag or environment), else `config`,
     /// else the local testnet layout of `genesis`.
-    pub fn resolve(explicit: Option<String>, config: &Config, genesis: &Genesis) -> Result<Nodes> {
+    pub fn resolve(explicit: Option<String>, config: &Config, genesis: &Genesis) -> Nodes {
         if let Some(url) = explicit {
-            return Ok(Nodes { default: url, shards: BTreeMap::new(), routing: Routing::Explicit });
+            return Nodes { default: url, shards: BTreeMap::new() };
         }
-        let configured = config
-            .shard_node_urls()
-            .map_err(|reason| WalletError::Config { path: crate::config::CONFIG_FILE.into(), reason })?;
-        if config.node.is_some() || !configured.is_empty() {
+        if config.node.is_some() || !config.shard_nodes.is_empty() {
             let default = config.node.clone().unwrap_or_else(|| DEFAULT_NODE.to_string());
-            return Ok(Nodes { default, shards: configured, routing: Routing::Configured });
+            return Nodes { default, shards: config.shard_nodes.clone() };
         }
-        let shards = (0..genesis.shard_count).filter_map(|s| Some((s, local_testnet_url(genesis, s)?))).collect();
-        Ok(Nodes { default: DEFAULT_NODE.to_string(), shards, routing: Routing::LocalTestnet })
+        let shards =
+            (0..genesis.shard_count).filter_map(|s| Some((s, shard_rpc_url(genesis, s, BASE_PORT)?))).collect();
+        Nodes { default: DEFAULT_NODE.to_string(), shards }
     }
 
     /// The node asked about `shard`.
     pub fn url(&self, shard: ShardId) -> &str {
         self.shards.get(&shard).unwrap_or(&self.default)
-    }
-
-    /// The default node.
-    pub fn default_url(&self) -> &str {
-        &self.default
     }
 
     /// Every node, the default first, each once.
@@ -118,40 +101,30 @@ impl Nodes {
         }
         urls
     }
-
-    /// How they were chosen.
-    pub fn routing(&self) -> Routing {
-        self.routing
-    }
 }
 
-/// The RPC URL `palisade-testnet up` gives the first validator of `shard`:
-/// validators are numbered in genesis order, and validator `i`'s RPC port is
-/// `27000 + 3i + 1`.
-pub fn local_testnet_url(genesis: &Genesis, shard: ShardId) -> Option<String> {
-    let mut index = 0usize;
-    for committee in &genesis.committees {
-        if committee.shard == shard {
-            let offset = u16::try_from(index).ok()?.checked_mul(3)?.checked_add(1)?;
-            return Some(format!("http://127.0.0.1:{}", LOCAL_TESTNET_BASE_PORT.checked_add(offset)?));
-        }
-        index = index.checked_add(committee.validators.len())?;
-    }
-    None
+/// A node whose genesis was checked, and the status it was checked with.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// Its client.
+    pub client: Client,
+    /// Its `palisade_status` at the check.
+    pub status: StatusResponse,
 }
 
 /// Clients for the nodes, each checked to run the genesis in use.
 pub struct Network {
     genesis: LoadedGenesis,
+    hash: Hash,
     nodes: Nodes,
-    clients: BTreeMap<String, Client>,
-    statuses: BTreeMap<String, StatusResponse>,
+    checked: BTreeMap<String, Checked>,
 }
 
 impl Network {
     /// A network of `nodes` that must run `genesis`.
     pub fn new(genesis: LoadedGenesis, nodes: Nodes) -> Network {
-        Network { genesis, nodes, clients: BTreeMap::new(), statuses: BTreeMap::new() }
+        let hash = genesis.genesis.hash();
+        Network { genesis, hash, nodes, checked: BTreeMap::new() }
     }
 
     /// The genesis in use.
@@ -159,9 +132,14 @@ impl Network {
         &self.genesis.genesis
     }
 
-    /// The genesis in use, with its hash and source.
-    pub fn loaded_genesis(&self) -> &LoadedGenesis {
-        &self.genesis
+    /// Its hash.
+    pub fn genesis_hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// Where it came from.
+    pub fn genesis_source(&self) -> &str {
+        &self.genesis.source
     }
 
     /// The node routing.
@@ -170,48 +148,75 @@ impl Network {
     }
 
     /// The shard `address` lives in.
-    pub fn shard_of(&self, address: &palisade_ledger::Address) -> ShardId {
+    pub fn shard_of(&self, address: &Address) -> ShardId {
         address.shard(self.genesis.genesis.shard_count)
     }
 
-    /// A client for `url`, after checking (once) that it runs our genesis.
-    pub async fn client(&mut self, url: &str) -> Result<Client> {
-        self.status(url).await?;
-        self.clients.get(url).cloned().ok_or_else(|| WalletError::NotFound(format!("no client for {url}")))
-    }
-
-    /// A client for the node that answers for `shard`.
-    pub async fn for_shard(&mut self, shard: ShardId) -> Result<Client> {
-        let url = self.nodes.url(shard).to_string();
-        self.client(&url).await
-    }
-
-    /// `url`'s status (fetched once), after checking its genesis.
-    pub async fn status(&mut self, url: &str) -> Result<StatusResponse> {
-        if let Some(status) = self.statuses.get(url) {
-            return Ok(status.clone());
-        }
-        let client = match self.clients.get(url) {
-            Some(client) => client.clone(),
-            None => {
+    /// The node at `url`, after checking (once) that it runs our genesis.
+    pub async fn node(&mut self, url: &str) -> Result<&Checked> {
+        match self.checked.entry(url.to_string()) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => {
                 let client = Client::new(url)?;
-                self.clients.insert(url.to_string(), client.clone());
-                client
+                let status = client.status().await?;
+                let ours = &self.genesis;
+                if status.genesis_hash != self.hash || status.chain_id != ours.genesis.chain_id {
+                    return Err(WalletError::GenesisMismatch(Box::new(GenesisMismatch {
+                        url: url.to_string(),
+                        node_chain: status.chain_id,
+                        node_hash: status.genesis_hash,
+                        source_name: ours.source.clone(),
+                        our_chain: ours.genesis.chain_id.clone(),
+                        our_hash: self.hash,
+                    })));
+                }
+                Ok(entry.insert(Checked { client, status }))
             }
-        };
-        let status = client.status().await?;
-        if status.genesis_hash != self.genesis.hash || status.chain_id != self.genesis.genesis.chain_id {
-            return Err(WalletError::GenesisMismatch(Box::new(GenesisMismatch {
-                url: url.to_string(),
-                node_chain: status.chain_id,
-                node_hash: status.genesis_hash,
-                source_name: self.genesis.source.clone(),
-                our_chain: self.genesis.genesis.chain_id.clone(),
-                our_hash: self.genesis.hash,
-            })));
         }
-        self.statuses.insert(url.to_string(), status.clone());
-        Ok(status)
+    }
+
+    /// The node that answers for `shard`, checked.
+    pub async fn for_shard(&mut self, shard: ShardId) -> Result<&Checked> {
+        let url = self.nodes.url(shard).to_string();
+        self.node(&url).await
+    }
+
+    /// Asks the nodes at `urls` in turn with `ask`, each after its genesis
+    /// check, until an answer is `enough`: for commands that ask several
+    /// nodes. A genesis mismatch stops everything (the user must fix the
+    /// genesis or the node); any other failure is kept as that node's answer
+    /// and the next node is asked. If no node answered, the first failure is
+    /// the error. Otherwise the answers, in order, the last one `enough` if
+    /// any was.
+    pub async fn ask_in_turn<T>(
+        &mut self,
+        urls: Vec<String>,
+        mut ask: impl AsyncFnMut(&Checked) -> Result<T>,
+        enough: impl Fn(&T) -> bool,
+    ) -> Result<Vec<(String, Result<T>)>> {
+        let mut answers = Vec::new();
+        for url in urls {
+            let answer = match self.node(&url).await {
+                Ok(node) => ask(node).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e @ WalletError::GenesisMismatch(_)) = answer {
+                return Err(e);
+            }
+            let done = answer.as_ref().is_ok_and(&enough);
+            answers.push((url, answer));
+            if done {
+                break;
+            }
+        }
+        if !answers.iter().any(|(_, answer)| answer.is_ok()) {
+            // Nobody answered: the first failure says why (none if no node was asked).
+            return match answers.into_iter().next() {
+                Some((_, Err(first))) => Err(first),
+                _ => Ok(Vec::new()),
+            };
+        }
+        Ok(answers)
     }
 }
 
@@ -229,21 +234,29 @@ mod tests {
     }
 
     #[test]
-    fn the_local_testnet_layout_matches_palisade_testnet_up() {
+    fn the_default_node_is_the_local_testnets_first_validator() {
+        let genesis = LoadedGenesis::load(None).unwrap().genesis;
+        assert_eq!(shard_rpc_url(&genesis, 0, BASE_PORT).unwrap(), DEFAULT_NODE);
+    }
+
+    #[test]
+    fn nodes_come_from_the_flag_else_the_config_else_the_local_testnet() {
         // 4 shards of 4: shard s starts at validator 4s, RPC port 27000 + 3 * 4s + 1.
         let genesis = Genesis::dev(4, 4);
-        assert_eq!(local_testnet_url(&genesis, 0).unwrap(), DEFAULT_NODE);
-        assert_eq!(local_testnet_url(&genesis, 1).unwrap(), "http://127.0.0.1:27013");
-        assert_eq!(local_testnet_url(&genesis, 3).unwrap(), "http://127.0.0.1:27037");
-        assert_eq!(local_testnet_url(&genesis, 4), None);
-
-        let nodes = Nodes::resolve(None, &Config::default(), &genesis).unwrap();
-        assert_eq!(nodes.routing(), Routing::LocalTestnet);
+        let nodes = Nodes::resolve(None, &Config::default(), &genesis);
+        assert_eq!(nodes.url(0), DEFAULT_NODE);
+        assert_eq!(nodes.url(1), "http://127.0.0.1:27013");
         assert_eq!(nodes.url(2), "http://127.0.0.1:27025");
-        let explicit = Nodes::resolve(Some("http://h:1".into()), &Config::default(), &genesis).unwrap();
+        assert_eq!(nodes.url(3), "http://127.0.0.1:27037");
+        assert_eq!(nodes.url(2), shard_rpc_url(&genesis, 2, BASE_PORT).unwrap());
+        assert_eq!(nodes.all().len(), 4);
+        let explicit = Nodes::resolve(Some("http://h:1".into()), &Config::default(), &genesis);
         assert_eq!(explicit.url(2), "http://h:1");
         let config = Config { node: Some("http://n:1".into()), ..Config::default() };
-        let configured = Nodes::resolve(None, &config, &genesis).unwrap();
+        let configured = Nodes::resolve(None, &config, &genesis);
         assert_eq!((configured.url(3), configured.all().len()), ("http://n:1", 1));
+        let config = Config { shard_nodes: BTreeMap::from([(1, "http://s:1".to_string())]), ..Config::default() };
+        let per_shard = Nodes::resolve(None, &config, &genesis);
+        assert_eq!((per_shard.url(1), per_shard.url(2)), ("http://s:1", DEFAULT_NODE));
     }
 }

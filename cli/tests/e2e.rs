@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use palisade_cli::config::DEFAULT_FEE;
 use palisade_ledger::api::client::Client;
 use palisade_ledger::{Amount, Genesis};
 use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
@@ -19,7 +20,7 @@ use serde_json::Value;
 /// Bound on waiting for the network to commit.
 const WAIT: Duration = Duration::from_secs(90);
 /// The wallet's default fee, in units.
-const FEE_UNITS: u64 = 1_000;
+const FEE_UNITS: u64 = DEFAULT_FEE.units();
 
 struct Wallet {
     home: PathBuf,

@@ -21,13 +21,15 @@ pub fn resolve_target(ctx: &Context, target: Option<&str>) -> Result<Address> {
     if text.to_ascii_lowercase().starts_with("pal1") {
         return Ok(Address::parse(text)?);
     }
-    if ring.path(text).is_ok_and(|path| path.exists()) {
-        return Ok(ring.read(text)?.address());
+    match ring.read(text) {
+        Ok(file) => Ok(file.address()),
+        // Not a usable key name, or no key of that name.
+        Err(WalletError::Usage(_) | WalletError::NoSuchKey { .. }) => Err(WalletError::Usage(format!(
+            "`{text}` is neither an address (pal1…) nor the name of a key in {}",
+            ring.dir().display()
+        ))),
+        Err(e) => Err(e),
     }
-    Err(WalletError::Usage(format!(
-        "`{text}` is neither an address (pal1…) nor the name of a key in {}",
-        ring.dir().display()
-    )))
 }
 
 /// `balance`.
@@ -35,7 +37,7 @@ pub async fn balance(ctx: &Context, target: Option<&str>, prove: bool) -> Result
     let address = resolve_target(ctx, target)?;
     let mut network = ctx.network()?;
     let shard = network.shard_of(&address);
-    let client = network.for_shard(shard).await?;
+    let client = network.for_shard(shard).await?.client.clone();
     let answer = client.account(&address, prove).await?;
     let mut human = vec![
         format!("address: {address}"),

@@ -28,26 +28,22 @@ pub async fn tx(ctx: &Context, id: &str) -> Result<Report> {
     let id = Hash::from_hex(text.strip_prefix("0x").unwrap_or(text))
         .map_err(|_| WalletError::Usage(format!("`{text}` is not a transaction id (64 hex digits)")))?;
     let mut network = ctx.network()?;
-    let mut first_error = None;
+    let urls = network.nodes().all();
+    let answers = network
+        .ask_in_turn(
+            urls,
+            async |node| Ok(node.client.transaction(&id).await?),
+            |answer| !matches!(answer, TransactionResponse::Unknown { .. }),
+        )
+        .await?;
     let mut asked = Vec::new();
-    for url in network.nodes().all() {
-        let answer = match network.client(&url).await {
-            Ok(client) => client.transaction(&id).await.map_err(WalletError::from),
-            Err(e) => Err(e),
-        };
+    for (url, answer) in answers {
         match answer {
             Ok(TransactionResponse::Unknown { .. }) => asked.push(url),
             Ok(known) => return Ok(tx_report(&known, &url)),
-            Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+            // Another node answered; this one is left out of `asked`.
+            Err(_) => {}
         }
-    }
-    if asked.is_empty()
-        && let Some(e) = first_error
-    {
-        return Err(e);
     }
     let human = format!("unknown: no node asked ({}) knows transaction {id}", asked.join(", "));
     Ok(Report::new(human, json!({ "state": "unknown", "id": id.to_hex(), "nodes": asked })))
@@ -90,42 +86,39 @@ fn health(status: &ShardStatusJson, stale_after_secs: f64) -> String {
 /// `status`: every shard of the genesis, each from the node that answers for it.
 pub async fn status(ctx: &Context) -> Result<Report> {
     let mut network = ctx.network()?;
-    let genesis = network.genesis().clone();
-    let heartbeat_secs = genesis.params.heartbeat_interval_ms.saturating_mul(STALLED_HEARTBEATS) as f64 / 1000.0;
-    let mut rows = Vec::new();
-    let mut first_error = None;
-    for shard in 0..genesis.shard_count {
-        let node = network.nodes().url(shard).to_string();
-        let (status, health) = match network.status(&node).await {
-            Ok(answer) => match answer.shards.into_iter().find(|s| s.shard == shard) {
-                Some(s) => {
-                    let health = health(&s, heartbeat_secs);
-                    (Some(s), health)
-                }
-                None => (None, "not run by this node".to_string()),
-            },
-            Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
-            Err(e) => {
-                let health = match &e {
-                    WalletError::Rpc(ClientError::Unreachable { .. }) => "unreachable".to_string(),
-                    other => format!("error: {other}"),
-                };
-                first_error.get_or_insert(e);
-                (None, health)
-            }
-        };
-        rows.push(ShardRow { shard, node, status, health });
+    let shard_count = network.genesis().shard_count;
+    let stale_after_secs =
+        network.genesis().params.heartbeat_interval_ms.saturating_mul(STALLED_HEARTBEATS) as f64 / 1000.0;
+    // Each node once, even if it answers for several shards.
+    let mut urls: Vec<String> = Vec::new();
+    for shard in 0..shard_count {
+        let url = network.nodes().url(shard);
+        if !urls.iter().any(|u| u == url) {
+            urls.push(url.to_string());
+        }
     }
-    if rows.iter().all(|r| r.status.is_none())
-        && let Some(e) = first_error
-    {
-        return Err(e);
-    }
-    let loaded = network.loaded_genesis();
+    let answers = network.ask_in_turn(urls, async |node| Ok(node.status.clone()), |_| false).await?;
+    let rows: Vec<ShardRow> = (0..shard_count)
+        .map(|shard| {
+            let node = network.nodes().url(shard).to_string();
+            let (status, health) = match answers.iter().find(|(url, _)| *url == node).map(|(_, answer)| answer) {
+                Some(Ok(answer)) => match answer.shards.iter().find(|s| s.shard == shard) {
+                    Some(s) => (Some(s.clone()), health(s, stale_after_secs)),
+                    None => (None, "not run by this node".to_string()),
+                },
+                Some(Err(WalletError::Rpc(ClientError::Unreachable { .. }))) => (None, "unreachable".to_string()),
+                Some(Err(other)) => (None, format!("error: {other}")),
+                None => (None, "not asked".to_string()),
+            };
+            ShardRow { shard, node, status, health }
+        })
+        .collect();
+    let chain_id = &network.genesis().chain_id;
     let mut human = vec![
         format!(
-            "chain {} ({} shards), genesis {} ({})",
-            genesis.chain_id, genesis.shard_count, loaded.hash, loaded.source
+            "chain {chain_id} ({shard_count} shards), genesis {} ({})",
+            network.genesis_hash(),
+            network.genesis_source()
         ),
         format!(
             "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
@@ -157,9 +150,9 @@ pub async fn status(ctx: &Context) -> Result<Report> {
         }
     }
     let json = json!({
-        "chain_id": genesis.chain_id,
-        "genesis_hash": loaded.hash.to_hex(),
-        "shard_count": genesis.shard_count,
+        "chain_id": chain_id,
+        "genesis_hash": network.genesis_hash().to_hex(),
+        "shard_count": shard_count,
         "shards": shards,
     });
     Ok(Report::new(human.join("\n"), json))
@@ -178,12 +171,14 @@ pub async fn block(ctx: &Context, shard: ShardId, height: u64) -> Result<Report>
     if height == 0 {
         return Err(WalletError::Usage("height 0 is the genesis, not a block; blocks start at height 1".into()));
     }
-    let client = network.for_shard(shard).await?;
-    let Some(block) = client.block(shard, height).await? else {
-        let tip = client.height(shard).await?.map_or_else(|| "unknown".to_string(), |h| h.to_string());
+    let node = network.for_shard(shard).await?;
+    let Some(block) = node.client.block(shard, height).await? else {
+        // The height the node reported when it was checked, just before.
+        let tip = node.status.shards.iter().find(|s| s.shard == shard);
+        let tip = tip.map_or_else(|| "unknown".to_string(), |s| s.height.to_string());
         return Err(WalletError::NotFound(format!(
             "{} has no final block at height {height} of shard {shard} (its height is {tip})",
-            client.url()
+            node.client.url()
         )));
     };
     let certified = verify_block(network.genesis(), &block)?;

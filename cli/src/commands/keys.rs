@@ -24,31 +24,40 @@ fn key_json(name: &str, address: &Address, genesis: &Genesis, file: &Path) -> Va
     })
 }
 
-/// Stores `keypair` as `name`, asking for a new password; reports it.
-fn save(ctx: &Context, name: &str, keypair: &Keypair, params: KdfParams, force: bool, what: &str) -> Result<Report> {
-    let ring = ctx.keyring();
-    let genesis = ctx.load_genesis()?.genesis;
+/// Stores `keypair` as `name`, asking for a new password; reports it with
+/// its shard in `genesis`.
+fn save(
+    ctx: &Context,
+    genesis: &Genesis,
+    name: &str,
+    keypair: &Keypair,
+    params: KdfParams,
+    force: bool,
+    what: &str,
+) -> Result<Report> {
     let password = ctx.password(PasswordUse::NewKey, name)?;
-    let path = ring.store(name, keypair, &password, params, force)?;
+    let path = ctx.keyring().store(name, keypair, &password, params, force)?;
     let address = keypair.address();
     let shard = address.shard(genesis.shard_count);
     let human = format!("{what} key `{name}`\naddress: {address}\nshard:   {shard}\nfile:    {}", path.display());
-    Ok(Report::new(human, key_json(name, &address, &genesis, &path)))
+    Ok(Report::new(human, key_json(name, &address, genesis, &path)))
 }
 
 /// `keys create NAME`: a new random key.
 pub fn create(ctx: &Context, name: &str, force: bool) -> Result<Report> {
     let path = ctx.keyring().check_free(name, force)?;
+    let genesis = ctx.load_genesis()?.genesis;
     let keypair = keystore::generate_keypair().map_err(|source| WalletError::key(name, path, source))?;
-    save(ctx, name, &keypair, KdfParams::default(), force, "created")
+    save(ctx, &genesis, name, &keypair, KdfParams::default(), force, "created")
 }
 
 /// `keys import NAME`: a 32-byte seed given as hex (file, prompt or stdin).
 pub fn import(ctx: &Context, name: &str, seed_file: Option<&Path>, force: bool) -> Result<Report> {
     ctx.keyring().check_free(name, force)?;
+    let genesis = ctx.load_genesis()?.genesis;
     let seed = secret::read_seed(seed_file)?;
     let keypair = Keypair::from_seed(*seed);
-    save(ctx, name, &keypair, KdfParams::default(), force, "imported")
+    save(ctx, &genesis, name, &keypair, KdfParams::default(), force, "imported")
 }
 
 /// `keys import-dev NAME`: the INSECURE dev key derived from NAME, for dev
@@ -79,7 +88,7 @@ pub fn import_dev(ctx: &Context, name: &str, insecure_fast_kdf: bool, force: boo
         }
     }
     let params = if insecure_fast_kdf { KdfParams::insecure_fast() } else { KdfParams::default() };
-    save(ctx, name, &keypair, params, force, "imported dev")
+    save(ctx, genesis, name, &keypair, params, force, "imported dev")
 }
 
 /// `keys list`.
@@ -128,9 +137,9 @@ pub fn show(ctx: &Context, name: Option<&str>) -> Result<Report> {
 /// it controls the account, so a warning goes to stderr.
 pub fn export(ctx: &Context, name: &str) -> Result<Report> {
     let ring = ctx.keyring();
-    ring.read(name)?;
+    let file = ring.read(name)?;
     let password = ctx.password(PasswordUse::Unlock, name)?;
-    let keypair = ring.unlock(name, &password)?;
+    let keypair = ring.unlock(name, &file, &password)?;
     warn(&format!(
         "this is the secret seed of key `{name}`: anyone who sees it can spend from {}. Keep it offline.",
         keypair.address()

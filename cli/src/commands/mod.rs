@@ -62,7 +62,7 @@ impl Context {
     /// The network: the genesis in use and the node routing.
     pub fn network(&self) -> Result<Network> {
         let genesis = self.load_genesis()?;
-        let nodes = Nodes::resolve(self.node.clone(), &self.config, &genesis.genesis)?;
+        let nodes = Nodes::resolve(self.node.clone(), &self.config, &genesis.genesis);
         Ok(Network::new(genesis, nodes))
     }
 

@@ -45,23 +45,24 @@ pub struct TransferRequest {
 pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report> {
     let to = Address::parse(request.to.trim())?;
     let amount = Amount::parse_pal(&request.amount)?;
-    let fee = match request.fee.as_deref().or(ctx.config.fee.as_deref()) {
+    let fee = match &request.fee {
         Some(text) => Amount::parse_pal(text)?,
-        None => DEFAULT_FEE,
+        None => ctx.config.fee.unwrap_or(DEFAULT_FEE),
     };
     if amount == Amount::ZERO {
         return Err(WalletError::Usage("the amount is zero; send at least 0.000000001 PAL".into()));
     }
     let name = ctx.selected_key()?;
     let ring = ctx.keyring();
-    let from = ring.read(&name)?.address();
+    let key_file = ring.read(&name)?;
+    let from = key_file.address();
 
     let mut network = ctx.network()?;
     let (from_shard, to_shard) = (network.shard_of(&from), network.shard_of(&to));
     if from_shard != to_shard {
         return Err(WalletError::CrossShard { to: to.to_string(), to_shard, from_shard });
     }
-    let client = network.for_shard(from_shard).await?;
+    let client = network.for_shard(from_shard).await?.client.clone();
     let account = client.account(&from, false).await?;
     let balance = Amount(account.balance_units);
     let needed = amount.checked_add(fee).ok_or_else(|| WalletError::Usage("amount + fee overflows".into()))?;
@@ -70,7 +71,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
     }
 
     let password = ctx.password(PasswordUse::Unlock, &name)?;
-    let keypair = ring.unlock(&name, &password)?;
+    let keypair = ring.unlock(&name, &key_file, &password)?;
     let tx = SignedTx::transfer(&keypair, &network.genesis().chain_id, account.nonce, to, amount, fee);
     let id = tx.id();
     let started = Instant::now();
