@@ -8,9 +8,13 @@
 use std::time::Duration;
 
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::core::params::BatchRequestBuilder;
+use jsonrpsee::core::traits::ToRpcParams;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::types::ErrorObject;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{
@@ -21,6 +25,8 @@ use crate::{Address, Hash, ShardId, SignedTx};
 
 /// How long one call may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer accepted unless told otherwise (jsonrpsee's default).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 10 * 1024 * 1024;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +38,9 @@ pub enum ClientError {
         url: String,
         /// What the transport said.
         cause: String,
+        /// The node took longer than the client's timeout (it may be up but
+        /// slow, or paused).
+        timed_out: bool,
     },
     /// The node answered with a JSON-RPC error.
     #[error("{url} refused {method}: {message} (code {code})")]
@@ -107,11 +116,21 @@ impl Client {
 
     /// A client whose calls give up after `timeout`.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Client, ClientError> {
+        Client::with_limits(url, timeout, DEFAULT_MAX_RESPONSE_BYTES)
+    }
+
+    /// A client whose calls give up after `timeout` and refuse answers
+    /// (a whole batch's, for [`Client::batch`]) over `max_response_bytes`.
+    pub fn with_limits(url: &str, timeout: Duration, max_response_bytes: u32) -> Result<Client, ClientError> {
         let bad = |cause: String| ClientError::BadUrl { url: url.to_string(), cause };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(bad("expected http://HOST:PORT".into()));
         }
-        let http = HttpClientBuilder::default().request_timeout(timeout).build(url).map_err(|e| bad(e.to_string()))?;
+        let http = HttpClientBuilder::default()
+            .request_timeout(timeout)
+            .max_response_size(max_response_bytes)
+            .build(url)
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Client { http, url: url.to_string() })
     }
 
@@ -121,34 +140,69 @@ impl Client {
     }
 
     /// Calls `method` with named `params` (a JSON object) and decodes the
-    /// result as `T`.
+    /// result as `T` (straight from the answer's text: a large block is
+    /// parsed once, and only into what `T` keeps).
     pub async fn call<T: DeserializeOwned>(&self, method: &'static str, params: Value) -> Result<T, ClientError> {
-        let mut object = ObjectParams::new();
-        if let Value::Object(map) = params {
-            for (name, value) in map {
-                object.insert(&name, value).map_err(|e| self.malformed(method, e.to_string()))?;
-            }
+        let params = Named::of(&params).map_err(|e| self.malformed(method, e.to_string()))?;
+        self.http.request(method, params).await.map_err(|e| self.classify(method, e))
+    }
+
+    /// Calls `method` once per element of `params` (each one call's named
+    /// parameters, a JSON object) in one JSON-RPC batch, and returns the
+    /// answers in order. The batch as a whole fails when the node cannot be
+    /// reached, refuses the batch (too many calls, too big), or answers a
+    /// different number of calls; each call may still be refused on its own.
+    /// An empty `params` is an empty answer, without a call.
+    pub async fn batch<T, P>(
+        &self,
+        method: &'static str,
+        params: Vec<P>,
+    ) -> Result<Vec<Result<T, ClientError>>, ClientError>
+    where
+        T: DeserializeOwned + std::fmt::Debug,
+        P: Serialize,
+    {
+        if params.is_empty() {
+            return Ok(Vec::new());
         }
-        let answer: Value = self.http.request(method, object).await.map_err(|e| self.classify(method, e))?;
-        serde_json::from_value(answer).map_err(|e| self.malformed(method, e.to_string()))
+        let count = params.len();
+        let mut builder = BatchRequestBuilder::new();
+        for p in &params {
+            let named = Named::of(p).map_err(|e| self.malformed(method, e.to_string()))?;
+            builder.insert(method, named).map_err(|e| self.malformed(method, e.to_string()))?;
+        }
+        let answers = self.http.batch_request::<T>(builder).await.map_err(|e| self.classify(method, e))?;
+        if answers.len() != count {
+            return Err(self.malformed(method, format!("{} answers to a batch of {count} calls", answers.len())));
+        }
+        Ok(answers.into_iter().map(|answer| answer.map_err(|e| self.refused(method, &e))).collect())
     }
 
     fn malformed(&self, method: &'static str, cause: String) -> ClientError {
         ClientError::Malformed { url: self.url.clone(), method, cause }
     }
 
+    fn refused(&self, method: &'static str, error: &ErrorObject<'_>) -> ClientError {
+        ClientError::Refused {
+            url: self.url.clone(),
+            method,
+            code: error.code(),
+            message: error.message().to_string(),
+            data: error.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
+        }
+    }
+
     fn classify(&self, method: &'static str, error: jsonrpsee::core::ClientError) -> ClientError {
         use jsonrpsee::core::ClientError as E;
         match error {
-            E::Call(object) => ClientError::Refused {
-                url: self.url.clone(),
-                method,
-                code: object.code(),
-                message: object.message().to_string(),
-                data: object.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
-            },
+            E::Call(object) => self.refused(method, &object),
             E::ParseError(e) => self.malformed(method, e.to_string()),
-            other => ClientError::Unreachable { url: self.url.clone(), cause: other.to_string() },
+            E::RequestTimeout => ClientError::Unreachable {
+                url: self.url.clone(),
+                cause: E::RequestTimeout.to_string(),
+                timed_out: true,
+            },
+            other => ClientError::Unreachable { url: self.url.clone(), cause: other.to_string(), timed_out: false },
         }
     }
 
@@ -219,5 +273,21 @@ impl Client {
                 _ => tokio::time::sleep(poll).await,
             }
         }
+    }
+}
+
+/// One call's named parameters, serialised once (`None` for no parameters).
+struct Named(Option<Box<RawValue>>);
+
+impl Named {
+    fn of<P: Serialize>(params: &P) -> Result<Named, serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(params)?;
+        Ok(Named(if raw.get() == "{}" { None } else { Some(raw) }))
+    }
+}
+
+impl ToRpcParams for Named {
+    fn to_rpc_params(self) -> Result<Option<Box<RawValue>>, serde_json::Error> {
+        Ok(self.0)
     }
 }

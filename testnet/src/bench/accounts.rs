@@ -6,14 +6,17 @@
 //! that shard's accounts, in waves of at most [`FUND_WAVE`] transfers (the
 //! mempool's nonce-gap bound), waiting for each wave to be final.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
-use palisade_ledger::api::method;
+use palisade_ledger::api::client::Client;
+use palisade_ledger::api::{AccountResponse, method};
 use palisade_ledger::genesis::shard_faucet_name;
 use palisade_ledger::{Address, Amount, Genesis, Keypair, ShardId, SignedTx};
-use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
 
 use super::rpc::{self, Node};
 
@@ -35,9 +38,7 @@ const FUND_FEE_UNITS: u64 = 1_000;
 /// One sending account.
 #[derive(Clone, Debug)]
 pub struct BenchAccount {
-    /// Its dev key name (`PREFIX-K`).
-    pub name: String,
-    /// Its key.
+    /// Its key (the dev key `PREFIX-K`).
     pub key: Keypair,
     /// Its address.
     pub address: Address,
@@ -47,14 +48,8 @@ pub struct BenchAccount {
     pub index_in_shard: usize,
 }
 
-/// What a shard says about an account.
-#[derive(Clone, Copy, Debug, Deserialize)]
-pub struct AccountState {
-    /// The nonce its next transaction must carry.
-    pub nonce: u64,
-    /// Spendable units.
-    pub balance_units: u64,
-}
+/// Per shard, the client its set-up calls (account reads, funding) go to.
+pub type ShardClients = BTreeMap<ShardId, Client>;
 
 /// `per_shard` accounts named `{prefix}-K` on each of `shard_count` shards,
 /// ordered so that consecutive accounts are on consecutive shards
@@ -69,14 +64,13 @@ pub fn derive(prefix: &str, shard_count: u32, per_shard: usize) -> Result<Vec<Be
         if found == wanted {
             break;
         }
-        let name = format!("{prefix}-{k}");
-        let key = Keypair::dev(&name);
+        let key = Keypair::dev(&format!("{prefix}-{k}"));
         let address = key.address();
         let shard = address.shard(shard_count);
         let Some(bucket) = usize::try_from(shard).ok().and_then(|s| buckets.get_mut(s)) else { continue };
         if bucket.len() < per_shard {
             let index_in_shard = bucket.len();
-            bucket.push(BenchAccount { name, key, address, shard, index_in_shard });
+            bucket.push(BenchAccount { key, address, shard, index_in_shard });
             found += 1;
         }
     }
@@ -94,24 +88,34 @@ pub fn derive(prefix: &str, shard_count: u32, per_shard: usize) -> Result<Vec<Be
     Ok(ordered)
 }
 
-/// The first validator of each shard, by shard.
+/// Who account `i` of `accounts` (as [`derive`] orders them) pays: the next
+/// account of its own shard, wrapping. The shards are interleaved, so that
+/// is the account `shard_count` places on.
+pub fn recipient(accounts: &[BenchAccount], i: usize, shard_count: u32) -> Option<&BenchAccount> {
+    let step = usize::try_from(shard_count).ok()?;
+    accounts.get(i.checked_add(step)? % accounts.len().max(1))
+}
+
+/// The first validator of `shard` in `nodes`.
 pub fn first_of_shard(nodes: &[Node], shard: ShardId) -> Result<&Node> {
     nodes.iter().find(|n| n.shard == shard).with_context(|| format!("no validator of shard {shard}"))
 }
 
-/// Nonce and balance of every account, asked of a validator of its shard.
-pub async fn read_states(nodes: &[Node], accounts: &[BenchAccount], shard_count: u32) -> Result<Vec<AccountState>> {
-    let mut states: Vec<Option<AccountState>> = vec![None; accounts.len()];
-    for shard in 0..shard_count {
-        let node = first_of_shard(nodes, shard)?;
-        let positions: Vec<usize> =
-            (0..accounts.len()).filter(|&i| accounts.get(i).is_some_and(|a| a.shard == shard)).collect();
-        let params = positions
-            .iter()
-            .filter_map(|&i| accounts.get(i))
-            .map(|a| rpc::one(a.address.to_bech32()))
-            .collect::<Result<Vec<_>>>()?;
-        let answers: Vec<AccountState> = rpc::batch_all(node, method::ACCOUNT, params).await?;
+fn client_of(via: &ShardClients, shard: ShardId) -> Result<&Client> {
+    via.get(&shard).with_context(|| format!("no validator of shard {shard}"))
+}
+
+/// Every account as its shard sees it (nonce, balance), in order.
+pub async fn read_states(via: &ShardClients, accounts: &[BenchAccount]) -> Result<Vec<AccountResponse>> {
+    let mut by_shard: BTreeMap<ShardId, (Vec<usize>, Vec<Value>)> = BTreeMap::new();
+    for (i, account) in accounts.iter().enumerate() {
+        let (positions, params) = by_shard.entry(account.shard).or_default();
+        positions.push(i);
+        params.push(json!({"address": account.address.to_bech32(), "prove": false}));
+    }
+    let mut states: Vec<Option<AccountResponse>> = vec![None; accounts.len()];
+    for (shard, (positions, params)) in by_shard {
+        let answers: Vec<AccountResponse> = rpc::batch_all(client_of(via, shard)?, method::ACCOUNT, params).await?;
         for (i, state) in positions.into_iter().zip(answers) {
             if let Some(slot) = states.get_mut(i) {
                 *slot = Some(state);
@@ -126,9 +130,9 @@ pub async fn read_states(nodes: &[Node], accounts: &[BenchAccount], shard_count:
 /// parallel. Returns how many accounts were funded.
 pub async fn fund(
     genesis: &Genesis,
-    nodes: &[Node],
+    via: &ShardClients,
     accounts: &[BenchAccount],
-    states: &[AccountState],
+    states: &[AccountResponse],
     needed_units: &[u64],
     bar: &ProgressBar,
 ) -> Result<usize> {
@@ -149,20 +153,21 @@ pub async fn fund(
         return Ok(0);
     }
     bar.set_length(total as u64);
-    let tasks = per_shard.into_iter().enumerate().filter(|(_, list)| !list.is_empty()).map(|(shard, list)| {
-        let shard = ShardId::try_from(shard).unwrap_or(0);
-        fund_shard(genesis, nodes, shard, list, bar)
-    });
+    let mut tasks = Vec::new();
+    for (shard, list) in per_shard.into_iter().enumerate().filter(|(_, list)| !list.is_empty()) {
+        let shard = ShardId::try_from(shard).context("shard index")?;
+        tasks.push(fund_shard(genesis, client_of(via, shard)?, shard, list, bar));
+    }
     for result in futures::future::join_all(tasks).await {
         result?;
     }
     Ok(total)
 }
 
-/// One shard's faucet pays `transfers`, a wave at a time.
+/// One shard's faucet pays `transfers`, a wave at a time, through `client`.
 async fn fund_shard(
     genesis: &Genesis,
-    nodes: &[Node],
+    client: &Client,
     shard: ShardId,
     transfers: Vec<(Address, u64)>,
     bar: &ProgressBar,
@@ -171,28 +176,30 @@ async fn fund_shard(
     let faucet = genesis
         .dev_keypair(&name)
         .with_context(|| format!("the genesis has no dev faucet {name}: bench needs a dev genesis"))?;
-    let node = first_of_shard(nodes, shard)?;
-    let faucet_address = faucet.address().to_bech32();
+    let faucet_address = faucet.address();
+    // Read once; each wave's poll sees the next wave's first nonce.
+    let mut nonce = client.account(&faucet_address, false).await?.nonce;
     for wave in transfers.chunks(FUND_WAVE) {
-        let state: AccountState = rpc::call(node, method::ACCOUNT, rpc::one(&faucet_address)?).await?;
         let mut params = Vec::with_capacity(wave.len());
         for (i, &(to, units)) in wave.iter().enumerate() {
-            let nonce = state.nonce.saturating_add(i as u64);
-            let tx = SignedTx::transfer(&faucet, &genesis.chain_id, nonce, to, Amount(units), Amount(FUND_FEE_UNITS));
-            params.push(rpc::one(hex::encode(tx.to_bytes()))?);
+            let tx_nonce = nonce.saturating_add(i as u64);
+            let tx =
+                SignedTx::transfer(&faucet, &genesis.chain_id, tx_nonce, to, Amount(units), Amount(FUND_FEE_UNITS));
+            params.push(json!({"tx_hex": hex::encode(tx.to_bytes())}));
         }
-        let _: Vec<serde_json::Value> = rpc::batch_all(node, method::SUBMIT_TRANSACTION, params)
+        let _: Vec<IgnoredAny> = rpc::batch_all(client, method::SUBMIT_TRANSACTION, params)
             .await
             .with_context(|| format!("funding from {name}"))?;
-        let done = state.nonce.saturating_add(wave.len() as u64);
+        let done = nonce.saturating_add(wave.len() as u64);
         let deadline = tokio::time::Instant::now() + FUND_WAVE_TIMEOUT;
+        // Bounded by the deadline.
         loop {
-            let now: AccountState = rpc::call(node, method::ACCOUNT, rpc::one(&faucet_address)?).await?;
-            if now.nonce >= done {
+            nonce = client.account(&faucet_address, false).await?.nonce;
+            if nonce >= done {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!("{name}: funding wave not final after {FUND_WAVE_TIMEOUT:?} (nonce {} of {done})", now.nonce);
+                bail!("{name}: funding wave not final after {FUND_WAVE_TIMEOUT:?} (nonce {nonce} of {done})");
             }
             tokio::time::sleep(FUND_POLL).await;
         }
@@ -209,11 +216,16 @@ mod tests {
     fn accounts_are_deterministic_on_their_shard_and_interleaved() {
         let accounts = derive("bench", 4, 3).unwrap();
         assert_eq!(accounts.len(), 12);
+        let dev: Vec<Address> =
+            (0..12 * KEY_TRIES_PER_ACCOUNT).map(|k| Keypair::dev(&format!("bench-{k}")).address()).collect();
         for (i, account) in accounts.iter().enumerate() {
             assert_eq!(account.address.shard(4), account.shard);
             assert_eq!(account.shard as usize, i % 4, "consecutive accounts sit on consecutive shards");
             assert_eq!(account.index_in_shard, i / 4);
-            assert_eq!(Keypair::dev(&account.name).address(), account.address);
+            assert!(dev.contains(&account.address), "account {i} is a bench-K dev key");
+            assert_eq!(account.key.address(), account.address);
+            let to = recipient(&accounts, i, 4).unwrap();
+            assert_eq!((to.shard, to.index_in_shard), (account.shard, (account.index_in_shard + 1) % 3));
         }
         let again: Vec<Address> = derive("bench", 4, 3).unwrap().iter().map(|a| a.address).collect();
         assert_eq!(again, accounts.iter().map(|a| a.address).collect::<Vec<_>>());

@@ -12,18 +12,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
-use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use palisade_ledger::api::{FinalBlockNotice, method};
 use palisade_ledger::{Hash, ShardId};
 use serde::Deserialize;
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::accounts::first_of_shard;
 use super::load::Run;
-use super::rpc::{self, Node};
+use super::rpc::Node;
 
 /// Notices queued between a subscription and its block fetcher.
 const NOTICE_QUEUE: usize = 4_096;
@@ -66,7 +67,7 @@ pub async fn watch(nodes: &[Node], shard_count: u32, run: &Arc<Run>) -> Result<W
             .await
             .with_context(|| format!("WebSocket to {} ({})", node.name, node.ws_url))?;
         let subscription: Subscription<FinalBlockNotice> = ws
-            .subscribe(method::SUBSCRIBE_FINAL_BLOCKS, rpc::one(shard)?, method::UNSUBSCRIBE_FINAL_BLOCKS)
+            .subscribe(method::SUBSCRIBE_FINAL_BLOCKS, rpc_params![shard], method::UNSUBSCRIBE_FINAL_BLOCKS)
             .await
             .with_context(|| format!("subscribing to shard {shard}'s final blocks on {}", node.name))?;
         let (notices, queue) = mpsc::channel(NOTICE_QUEUE);
@@ -149,11 +150,8 @@ async fn fetch_one(node: &Node, shard: ShardId, height: u64, arrival: Instant, r
         if attempt > 0 {
             tokio::time::sleep(FETCH_RETRY).await;
         }
-        let mut params = ObjectParams::new();
-        if params.insert("shard", shard).is_err() || params.insert("height", height).is_err() {
-            break;
-        }
-        match node.http.request::<Option<BlockIds>, _>(method::BLOCK, params).await {
+        // Only the ids are decoded (the block's JSON is parsed once, into them).
+        match node.client.call::<Option<BlockIds>>(method::BLOCK, json!({"shard": shard, "height": height})).await {
             Ok(Some(block)) => {
                 run.finalized(block.txs.iter().map(|tx| &tx.id), arrival);
                 return;

@@ -24,7 +24,6 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,13 +31,15 @@ use anyhow::{Result, bail};
 use indicatif::ProgressBar;
 use palisade_ledger::api::method;
 use palisade_ledger::{Address, Amount, Hash, Keypair, SignedTx};
+use serde::Serialize;
 use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::report::{self, Latency, Refusal, Summary};
-use super::rpc::{self, MAX_BATCH, Node};
+use super::rpc::Node;
 use super::schedule;
+use crate::local::MAX_BATCH;
 
 /// How often the ticker releases due transactions.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -50,19 +51,25 @@ pub const LANES_PER_NODE: usize = 4;
 /// Ticks of releases a lane may queue while its batch is in flight (2 s);
 /// a slot that finds its lane's queue full is client backlog.
 pub const MAX_QUEUED_TICKS: usize = 200;
-/// The most transactions one plan may sign (about 200 bytes each in memory).
+/// The most transactions one plan may sign (about 300 bytes each in memory).
 pub const MAX_PLANNED_TXS: u64 = 1_000_000;
 /// Amount of every bench transfer, units.
 pub const TRANSFER_UNITS: u64 = 1;
 /// Fee of every bench transfer, units.
 pub const FEE_UNITS: u64 = 1_000;
 
-/// One signed transaction.
+/// One signed transaction, ready to send.
 pub struct Prepared {
     /// Its id.
     pub id: Hash,
-    /// Its canonical encoding.
-    pub bytes: Vec<u8>,
+    /// Its canonical encoding, hex (what `palisade_submitTransaction` takes).
+    pub hex: Box<str>,
+}
+
+/// `palisade_submitTransaction`'s parameters, borrowed from the plan.
+#[derive(Serialize)]
+struct SubmitParams<'a> {
+    tx_hex: &'a str,
 }
 
 /// A run's transactions, signed before the clock starts.
@@ -117,7 +124,7 @@ impl Plan {
                     let amount = Amount(TRANSFER_UNITS);
                     let tx = SignedTx::transfer(sender.key, chain_id, nonce, sender.to, amount, Amount(FEE_UNITS));
                     let bytes = tx.to_bytes();
-                    Prepared { id: SignedTx::id_of(&bytes), bytes }
+                    Prepared { id: SignedTx::id_of(&bytes), hex: hex::encode(&bytes).into_boxed_str() }
                 })
                 .collect();
             bar.inc(slots);
@@ -175,6 +182,11 @@ struct Book {
     finalized: HashSet<Hash>,
     latencies_us: Vec<u64>,
     rejected: BTreeMap<String, u64>,
+    /// Refused submissions, over all reasons.
+    refused: u64,
+    /// Pending transactions not [`Status::Dropped`]: what the run still
+    /// expects to be final.
+    open: usize,
     next_seq: u64,
     sent: u64,
     transactions: u64,
@@ -221,11 +233,15 @@ impl Book {
             Entry::Occupied(mut e) => {
                 self.resent = self.resent.saturating_add(1);
                 let p = e.get_mut();
+                if p.status == Status::Dropped {
+                    self.open = self.open.saturating_add(1);
+                }
                 p.send_seq = seq;
                 p.status = Status::InFlight;
             }
             Entry::Vacant(e) => {
                 self.transactions = self.transactions.saturating_add(1);
+                self.open = self.open.saturating_add(1);
                 e.insert(Pending { account, offset, first_sent: now, send_seq: seq, status: Status::InFlight });
             }
         }
@@ -241,6 +257,7 @@ impl Book {
             Err(reason) => {
                 let refusal = report::refusal(&reason);
                 *self.rejected.entry(reason).or_default() += 1;
+                self.refused = self.refused.saturating_add(1);
                 Some(refusal)
             }
         };
@@ -251,6 +268,9 @@ impl Book {
         match refusal {
             None | Some(Refusal::AlreadyPending | Refusal::AlreadyExecuted) => p.status = Status::Accepted,
             Some(Refusal::Dropped) => {
+                if p.status != Status::Dropped {
+                    self.open = self.open.saturating_sub(1);
+                }
                 p.status = Status::Dropped;
                 let (account, offset) = (p.account, p.offset);
                 self.rewind(account, offset);
@@ -260,6 +280,9 @@ impl Book {
 
     fn finalize(&mut self, id: &Hash, arrival: Instant) -> bool {
         let Some(p) = self.pending.remove(id) else { return false };
+        if p.status != Status::Dropped {
+            self.open = self.open.saturating_sub(1);
+        }
         self.finalized.insert(*id);
         let us = arrival.saturating_duration_since(p.first_sent).as_micros();
         self.latencies_us.push(u64::try_from(us).unwrap_or(u64::MAX));
@@ -268,31 +291,33 @@ impl Book {
     }
 
     fn open(&self) -> usize {
-        self.pending.values().filter(|p| p.status != Status::Dropped).count()
+        self.open
     }
+}
+
+/// Where a run stands, read at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Submissions sent.
+    pub sent: u64,
+    /// Transactions seen final.
+    pub committed: u64,
+    /// Refused submissions.
+    pub rejected: u64,
+    /// Transactions sent and not refused that are not yet final.
+    pub open: usize,
 }
 
 /// The shared state of one run.
 pub struct Run {
     book: Mutex<Book>,
-    /// Submissions sent (for progress).
-    pub sent: AtomicU64,
-    /// Transactions seen final (for progress).
-    pub committed: AtomicU64,
-    /// Refused submissions (for progress).
-    pub rejected: AtomicU64,
 }
 
 impl Run {
     /// A run of `plan`.
     pub fn new(plan: &Plan) -> Arc<Run> {
         let book = Book { cursor: vec![0; plan.chains.len()], ..Book::default() };
-        Arc::new(Run {
-            book: Mutex::new(book),
-            sent: AtomicU64::new(0),
-            committed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-        })
+        Arc::new(Run { book: Mutex::new(book) })
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
@@ -302,14 +327,9 @@ impl Run {
     /// The transactions in `ids` are final, seen at `arrival`.
     pub fn finalized<'a>(&self, ids: impl IntoIterator<Item = &'a Hash>, arrival: Instant) {
         let mut book = self.book();
-        let mut count = 0;
         for id in ids {
-            if book.finalize(id, arrival) {
-                count += 1;
-            }
+            book.finalize(id, arrival);
         }
-        drop(book);
-        self.committed.fetch_add(count, Ordering::Relaxed);
     }
 
     /// `count` final blocks could not be fetched.
@@ -321,6 +341,17 @@ impl Run {
     /// Transactions sent and not refused that are not yet final.
     pub fn open(&self) -> usize {
         self.book().open()
+    }
+
+    /// Sent, final, refused and open, under one lock.
+    pub fn progress(&self) -> Progress {
+        let book = self.book();
+        Progress {
+            sent: book.sent,
+            committed: book.latencies_us.len() as u64,
+            rejected: book.refused,
+            open: book.open(),
+        }
     }
 
     /// The summary, for a run that offered load for `duration`.
@@ -368,10 +399,10 @@ fn lane_of(plan: &Plan, account: usize) -> usize {
 /// into [`LANES_PER_NODE`] lanes per node. Returns the lane tasks, which
 /// finish once they have sent what was released (the caller aborts them
 /// when the run ends).
-pub async fn offer(plan: Arc<Plan>, nodes: Arc<Vec<Node>>, run: Arc<Run>, start: Instant) -> Vec<JoinHandle<()>> {
+pub async fn offer(plan: Arc<Plan>, nodes: &[Node], run: Arc<Run>, start: Instant) -> Vec<JoinHandle<()>> {
     let mut queues = Vec::new();
     let mut lanes = Vec::new();
-    for node in nodes.iter() {
+    for node in nodes {
         for _ in 0..LANES_PER_NODE {
             let (queue, items) = mpsc::channel(MAX_QUEUED_TICKS);
             let (plan, run, node) = (Arc::clone(&plan), Arc::clone(&run), node.clone());
@@ -418,7 +449,6 @@ fn release(
             group.push((account, offset));
         }
     }
-    let mut sent = 0;
     for (group, queue) in per_lane.into_iter().zip(queues) {
         if group.is_empty() {
             continue;
@@ -435,11 +465,8 @@ fn release(
             let Some(tx) = plan.chains.get(account).and_then(|c| c.get(offset)) else { continue };
             items.push((account, offset, book.release(tx.id, account, offset, now)));
         }
-        sent += items.len() as u64;
         permit.send(items);
     }
-    drop(book);
-    run.sent.fetch_add(sent, Ordering::Relaxed);
 }
 
 /// One lane: sends what is queued, up to [`MAX_BATCH`] per batch, one
@@ -468,31 +495,26 @@ async fn lane(plan: &Plan, run: &Run, node: &Node, mut queue: mpsc::Receiver<Vec
 
 /// Sends one batch and books the answers.
 async fn submit(plan: &Plan, run: &Run, node: &Node, items: Vec<Item>) {
-    let txs: Vec<&Prepared> =
-        items.iter().filter_map(|&(account, offset, _)| plan.chains.get(account).and_then(|c| c.get(offset))).collect();
-    let params: Result<Vec<_>> = txs.iter().map(|tx| rpc::one(hex::encode(&tx.bytes))).collect();
-    let answers = match params {
-        Ok(params) => rpc::batch::<IgnoredAny>(node, method::SUBMIT_TRANSACTION, params).await,
-        Err(e) => Err(format!("encode: {e}")),
-    };
-    let mut refused = 0;
+    let sends: Vec<(&Prepared, u64)> = items
+        .iter()
+        .filter_map(|&(account, offset, seq)| Some((plan.chains.get(account)?.get(offset)?, seq)))
+        .collect();
+    let params: Vec<SubmitParams<'_>> = sends.iter().map(|(tx, _)| SubmitParams { tx_hex: &tx.hex }).collect();
+    let answers = node.client.batch::<IgnoredAny, _>(method::SUBMIT_TRANSACTION, params).await;
     let mut book = run.book();
-    for (i, (tx, &(_, _, seq))) in txs.iter().zip(&items).enumerate() {
-        let answer = match &answers {
-            Ok(answers) => match answers.get(i) {
-                Some(Ok(_)) => Ok(()),
-                Some(Err(reason)) => Err(reason.clone()),
-                None => Err("short_batch".to_string()),
-            },
-            Err(reason) => Err(reason.clone()),
-        };
-        if answer.is_err() {
-            refused += 1;
+    match answers {
+        Ok(answers) => {
+            for ((tx, seq), answer) in sends.iter().zip(answers) {
+                book.answer(&tx.id, *seq, answer.map(drop).map_err(|e| report::label(&e)));
+            }
         }
-        book.answer(&tx.id, seq, answer);
+        Err(e) => {
+            let why = report::label(&e);
+            for (tx, seq) in &sends {
+                book.answer(&tx.id, *seq, Err(why.clone()));
+            }
+        }
     }
-    drop(book);
-    run.rejected.fetch_add(refused, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -515,7 +537,7 @@ mod tests {
         assert_eq!(plan.total, 3);
         assert_eq!(plan.chains.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
         assert_eq!(plan.node_of, vec![0, 1]);
-        let tx = palisade_ledger::SignedTx::from_bytes(&plan.chains[0][1].bytes).unwrap();
+        let tx = palisade_ledger::SignedTx::from_bytes(&hex::decode(&*plan.chains[0][1].hex).unwrap()).unwrap();
         assert_eq!((tx.body.sender, tx.body.nonce), (keys[0].address(), 6));
         assert!(tx.verify_signature());
         assert_eq!(tx.id(), plan.chains[0][1].id);
@@ -526,6 +548,11 @@ mod tests {
 
     fn book(accounts: usize) -> Book {
         Book { cursor: vec![0; accounts], ..Book::default() }
+    }
+
+    /// What the `open` counter must equal.
+    fn walked_open(b: &Book) -> usize {
+        b.pending.values().filter(|p| p.status != Status::Dropped).count()
     }
 
     #[test]
@@ -544,6 +571,8 @@ mod tests {
         assert_eq!(b.rejected.get("nonce_gap"), Some(&1));
         assert_eq!(b.rejected.get("full"), Some(&1));
         assert_eq!(b.open(), 1, "only nonce 0 is still expected to be final");
+        assert_eq!(b.open(), walked_open(&b));
+        assert_eq!(b.refused, 2);
     }
 
     #[test]
@@ -565,6 +594,7 @@ mod tests {
         b.answer(&id(1), r1, Err("duplicate".into()));
         assert_eq!(b.resent, 2);
         assert_eq!(b.open(), 2);
+        assert_eq!(b.open(), walked_open(&b));
     }
 
     #[test]
@@ -584,5 +614,6 @@ mod tests {
         b.release(id(7), 0, 0, seen);
         assert_eq!(b.pending.len(), 0);
         assert_eq!(b.resent, 2);
+        assert_eq!(b.open(), 0);
     }
 }

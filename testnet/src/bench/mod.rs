@@ -15,7 +15,7 @@
 //! - [`finality`]: final-block subscriptions and block matching;
 //! - [`report`]: percentiles, reasons, the summary (pure);
 //! - [`search`]: the `--find-max` rate search (pure);
-//! - [`rpc`]: JSON-RPC batches and error labels.
+//! - [`rpc`]: each validator's client, and batches of any length.
 
 pub mod accounts;
 pub mod finality;
@@ -25,34 +25,29 @@ pub mod rpc;
 pub mod schedule;
 pub mod search;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use jsonrpsee::core::params::ArrayParams;
-use palisade_ledger::api::{StatusResponse, method};
-use palisade_ledger::{Address, Genesis};
+use palisade_ledger::ShardId;
 use serde::Serialize;
 
-use self::accounts::BenchAccount;
+use self::accounts::{BenchAccount, ShardClients};
 use self::load::{Plan, Run, Sender};
 use self::report::Summary;
 use self::rpc::Node;
 use self::search::Search;
-use crate::local::LocalNet;
+use crate::local::{LocalNet, status};
 
 /// Most accounts per shard.
 const MAX_ACCOUNTS_PER_SHARD: usize = 4_096;
 /// How long a run waits for the previous run's transactions to leave the
 /// mempools before it starts.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a validator has to answer `palisade_status` (a paused one never does).
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// A validator further behind its shard's highest is not loaded.
 const MAX_LAG_BLOCKS: u64 = 10;
 /// How often the drain and the settling poll.
@@ -117,7 +112,7 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let net = LocalNet::open(dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
-        let bench = Bench::new(&net, args)?;
+        let mut bench = Bench::new(net, args)?;
         if args.find_max { bench.find_max().await } else { bench.once().await }
     })
 }
@@ -125,12 +120,10 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
 /// A bench session against one network.
 struct Bench<'a> {
     args: &'a BenchArgs,
-    genesis: &'a Genesis,
-    binary: PathBuf,
-    nodes: Arc<Vec<Node>>,
+    net: LocalNet,
+    /// A client per validator, in the order of `net.nodes`.
+    nodes: Vec<Node>,
     accounts: Vec<BenchAccount>,
-    /// Per account, who its transfers pay: the next account on its shard.
-    recipients: Vec<Address>,
 }
 
 /// A single run's JSON.
@@ -161,30 +154,23 @@ struct SearchJson<'a> {
 }
 
 impl<'a> Bench<'a> {
-    fn new(net: &'a LocalNet, args: &'a BenchArgs) -> Result<Bench<'a>> {
-        let genesis = &net.genesis;
+    fn new(net: LocalNet, args: &'a BenchArgs) -> Result<Bench<'a>> {
         let nodes: Vec<Node> = net.nodes.iter().map(Node::new).collect::<Result<_>>()?;
-        let accounts = accounts::derive("bench", genesis.shard_count, args.accounts_per_shard)?;
-        let mut by_position = BTreeMap::new();
-        for account in &accounts {
-            by_position.insert((account.shard, account.index_in_shard), account.address);
-        }
-        let mut recipients = Vec::with_capacity(accounts.len());
-        for account in &accounts {
-            let next = (account.index_in_shard + 1) % args.accounts_per_shard;
-            recipients.push(*by_position.get(&(account.shard, next)).context("a shard lacks bench accounts")?);
-        }
-        Ok(Bench { args, genesis, binary: net.binary.clone(), nodes: Arc::new(nodes), accounts, recipients })
+        let accounts = accounts::derive("bench", net.genesis.shard_count, args.accounts_per_shard)?;
+        Ok(Bench { args, net, nodes, accounts })
     }
 
     /// Per account, the node (an index into `usable`) it submits to: account
     /// `j` of a shard to its shard's `j mod V`-th usable validator.
     fn assign(&self, usable: &[Node]) -> Result<Vec<usize>> {
+        let mut by_shard: BTreeMap<ShardId, Vec<usize>> = BTreeMap::new();
+        for (i, node) in usable.iter().enumerate() {
+            by_shard.entry(node.shard).or_default().push(i);
+        }
         self.accounts
             .iter()
             .map(|account| {
-                let validators: Vec<usize> =
-                    (0..usable.len()).filter(|&i| usable.get(i).is_some_and(|n| n.shard == account.shard)).collect();
+                let validators = by_shard.get(&account.shard).map_or(&[][..], Vec::as_slice);
                 validators
                     .get(account.index_in_shard % validators.len().max(1))
                     .copied()
@@ -197,17 +183,21 @@ impl<'a> Bench<'a> {
         eprintln!("bench: {line}");
     }
 
+    fn binary(&self) -> &Path {
+        &self.net.binary
+    }
+
     /// One run at `--rate` for `--duration`.
-    async fn once(&self) -> Result<ExitCode> {
+    async fn once(&mut self) -> Result<ExitCode> {
         self.say(&format!(
             "{} shards × {} validators, node binary {}",
-            self.genesis.shard_count,
-            self.nodes.len() / self.genesis.shard_count.max(1) as usize,
-            self.binary.display()
+            self.net.genesis.shard_count,
+            self.nodes.len() / self.net.genesis.shard_count.max(1) as usize,
+            self.binary().display()
         ));
         let summary = self.trial(self.args.rate, self.args.duration).await?;
         if self.args.json {
-            println!("{}", serde_json::to_string(&RunJson { node_binary: &self.binary, summary: &summary })?);
+            println!("{}", serde_json::to_string(&RunJson { node_binary: self.binary(), summary: &summary })?);
         } else {
             println!("{}", summary.render());
         }
@@ -215,14 +205,14 @@ impl<'a> Bench<'a> {
     }
 
     /// `--find-max`.
-    async fn find_max(&self) -> Result<ExitCode> {
+    async fn find_max(&mut self) -> Result<ExitCode> {
         let bound = self.args.p99_ms as f64;
         self.say(&format!(
             "finding the highest rate with p99 ≤ {} ms, {:?} trials from {} tx/s; node binary {}",
             self.args.p99_ms,
             self.args.trial,
             self.args.rate,
-            self.binary.display()
+            self.binary().display()
         ));
         let mut search = Search::default();
         let mut trials: Vec<Trial> = Vec::new();
@@ -245,7 +235,7 @@ impl<'a> Bench<'a> {
         let peak_committed_tps = peak.map_or(0.0, |t| t.summary.committed_tps);
         if self.args.json {
             let json = SearchJson {
-                node_binary: &self.binary,
+                node_binary: self.binary(),
                 p99_bound_ms: self.args.p99_ms,
                 trials: &trials,
                 best_rate: best.map(|t| t.rate),
@@ -271,34 +261,39 @@ impl<'a> Bench<'a> {
 
     /// Settles, funds, signs, then offers `rate` for `duration`, drains, and
     /// summarises.
-    async fn trial(&self, rate: u64, duration: Duration) -> Result<Summary> {
-        let usable = Arc::new(self.settle().await?);
+    async fn trial(&mut self, rate: u64, duration: Duration) -> Result<Summary> {
+        let usable = self.settle().await?;
         let node_of = self.assign(&usable)?;
-        let total = schedule::total(rate, duration);
-        let shards = self.genesis.shard_count;
-        let states = accounts::read_states(&usable, &self.accounts, shards)
+        let genesis = &self.net.genesis;
+        let shards = genesis.shard_count;
+        // Set-up calls go to each shard's first usable validator, which also
+        // carries its final-block subscription.
+        let mut via = ShardClients::new();
+        for shard in 0..shards {
+            via.insert(shard, accounts::first_of_shard(&usable, shard)?.client.clone());
+        }
+        let states = accounts::read_states(&via, &self.accounts)
             .await
             .context("reading the bench accounts (is the network up? `palisade-testnet up`)")?;
+        let total = schedule::total(rate, duration);
         let per_tx = load::TRANSFER_UNITS.saturating_add(load::FEE_UNITS);
         let needed: Vec<u64> = (0..self.accounts.len())
             .map(|a| schedule::slots_of(a, self.accounts.len(), total).saturating_mul(per_tx))
             .collect();
         let bar = self.bar("funding", "{prefix} [{bar:30}] {pos}/{len} accounts ({elapsed})");
-        let funded = accounts::fund(self.genesis, &usable, &self.accounts, &states, &needed, &bar).await?;
+        let funded = accounts::fund(genesis, &via, &self.accounts, &states, &needed, &bar).await?;
         bar.finish_and_clear();
         if funded > 0 {
             self.say(&format!("funded {funded} accounts"));
         }
-        let senders: Vec<Sender<'_>> = self
-            .accounts
-            .iter()
-            .zip(&states)
-            .zip(self.recipients.iter().zip(&node_of))
-            .map(|((account, state), (&to, &node))| Sender { key: &account.key, to, nonce: state.nonce, node })
-            .collect();
+        let mut senders = Vec::with_capacity(self.accounts.len());
+        for (i, ((account, state), &node)) in self.accounts.iter().zip(&states).zip(&node_of).enumerate() {
+            let to = accounts::recipient(&self.accounts, i, shards).context("no bench accounts")?.address;
+            senders.push(Sender { key: &account.key, to, nonce: state.nonce, node });
+        }
         let bar = self.bar("signing", "{prefix} [{bar:30}] {pos}/{len} transactions ({elapsed})");
         let signing = Instant::now();
-        let plan = Arc::new(Plan::sign(&self.genesis.chain_id, &senders, rate, duration, &bar)?);
+        let plan = Arc::new(Plan::sign(&genesis.chain_id, &senders, rate, duration, &bar)?);
         bar.finish_and_clear();
         self.say(&format!("signed {} transactions in {:.1} s", plan.total, signing.elapsed().as_secs_f64()));
         let run = Run::new(&plan);
@@ -307,7 +302,7 @@ impl<'a> Bench<'a> {
         bar.set_length(plan.total);
         let progress = tokio::spawn(progress(Arc::clone(&run), bar.clone()));
         let start = Instant::now();
-        let lanes = load::offer(Arc::clone(&plan), Arc::clone(&usable), Arc::clone(&run), start).await;
+        let lanes = load::offer(Arc::clone(&plan), &usable, Arc::clone(&run), start).await;
         let deadline = Instant::now() + self.args.drain;
         // Bounded by the drain deadline.
         while run.open() > 0 && Instant::now() < deadline {
@@ -322,42 +317,32 @@ impl<'a> Bench<'a> {
         Ok(run.summary(&plan, duration, shards))
     }
 
-    /// The validators fit to take load: those that answer and are at most
-    /// [`MAX_LAG_BLOCKS`] behind the highest of their shard (a validator
-    /// that fell behind checks transactions against stale state, and would
-    /// strand its accounts' transactions). Waits until none of them holds
-    /// pending transactions (a previous run's), for at most
-    /// [`SETTLE_TIMEOUT`].
-    async fn settle(&self) -> Result<Vec<Node>> {
+    /// The validators fit to take load: those whose process runs, that
+    /// answer (see [`status::gather`]) and are at most [`MAX_LAG_BLOCKS`]
+    /// behind the highest of their shard (a validator that fell behind
+    /// checks transactions against stale state, and would strand its
+    /// accounts' transactions). Waits until none of them holds pending
+    /// transactions (a previous run's), for at most [`SETTLE_TIMEOUT`].
+    async fn settle(&mut self) -> Result<Vec<Node>> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         // Bounded by the deadline.
         loop {
-            let asks = self.nodes.iter().map(|node| async move {
-                let call = rpc::call::<StatusResponse>(node, method::STATUS, ArrayParams::new());
-                let status = tokio::time::timeout(STATUS_TIMEOUT, call).await.ok().and_then(Result::ok);
-                let shard = status.and_then(|s| s.shards.into_iter().find(|s| s.shard == node.shard));
-                shard.map(|s| (s.height, s.mempool_txs))
-            });
-            let seen: Vec<Option<(u64, usize)>> = futures::future::join_all(asks).await;
-            let mut top: BTreeMap<u32, u64> = BTreeMap::new();
-            for (node, status) in self.nodes.iter().zip(&seen) {
-                if let Some((height, _)) = status {
-                    let best = top.entry(node.shard).or_default();
-                    *best = (*best).max(*height);
-                }
-            }
+            let seen = status::gather(&mut self.net).await;
             let mut usable = Vec::new();
             let mut pending = 0;
             let mut unfit = Vec::new();
-            for (node, status) in self.nodes.iter().zip(&seen) {
-                let top = top.get(&node.shard).copied().unwrap_or(0);
-                match status {
+            // `gather` answers in the order of `net.nodes`, as `self.nodes` is.
+            for (node, answer) in self.nodes.iter().zip(&seen.nodes) {
+                let top = seen.shards.iter().find(|s| s.shard == node.shard).and_then(|s| s.height).unwrap_or(0);
+                match answer.height.zip(answer.mempool_txs) {
                     Some((height, mempool)) if height.saturating_add(MAX_LAG_BLOCKS) >= top => {
                         pending += mempool;
                         usable.push(node.clone());
                     }
-                    Some((height, _)) => unfit.push(format!("{} ({} blocks behind)", node.name, top - height)),
-                    None => unfit.push(format!("{} (no answer)", node.name)),
+                    Some((height, _)) => {
+                        unfit.push(format!("{} ({} blocks behind)", node.name, top.saturating_sub(height)));
+                    }
+                    None => unfit.push(format!("{} ({})", node.name, answer.error.as_deref().unwrap_or("no answer"))),
                 }
             }
             let timed_out = Instant::now() >= deadline;
@@ -392,14 +377,12 @@ impl<'a> Bench<'a> {
 /// the last second.
 async fn progress(run: Arc<Run>, bar: ProgressBar) {
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
-    let mut window: std::collections::VecDeque<(Instant, u64, u64)> = std::collections::VecDeque::new();
+    let mut window: VecDeque<(Instant, u64, u64)> = VecDeque::new();
     // Ends when the run aborts it.
     loop {
         tick.tick().await;
         let now = Instant::now();
-        let sent = run.sent.load(Ordering::Relaxed);
-        let committed = run.committed.load(Ordering::Relaxed);
-        let rejected = run.rejected.load(Ordering::Relaxed);
+        let load::Progress { sent, committed, rejected, open } = run.progress();
         window.push_back((now, sent, committed));
         while window.len() > 1
             && window.front().is_some_and(|(t, _, _)| now.duration_since(*t) > Duration::from_secs(1))
@@ -418,8 +401,7 @@ async fn progress(run: Arc<Run>, bar: ProgressBar) {
         };
         bar.set_position(sent);
         bar.set_message(format!(
-            "({rate_sent:.0}/s)  final {committed} ({rate_final:.0}/s)  rejected {rejected}  open {}",
-            run.open()
+            "({rate_sent:.0}/s)  final {committed} ({rate_final:.0}/s)  rejected {rejected}  open {open}"
         ));
     }
 }

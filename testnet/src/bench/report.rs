@@ -6,12 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use palisade_ledger::api::code;
+use palisade_ledger::api::client::ClientError;
+use palisade_ledger::api::{code, reason};
 use serde::Serialize;
-use serde_json::Value;
-
-/// The longest reason label taken verbatim from a node's error data.
-const MAX_REASON_LEN: usize = 32;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -67,54 +64,42 @@ pub enum Refusal {
 /// How the load generator treats a refusal with this reason.
 pub fn refusal(reason: &str) -> Refusal {
     match reason {
-        "duplicate" | "nonce_taken" => Refusal::AlreadyPending,
-        "stale_nonce" => Refusal::AlreadyExecuted,
+        reason::DUPLICATE | reason::NONCE_TAKEN => Refusal::AlreadyPending,
+        reason::STALE_NONCE => Refusal::AlreadyExecuted,
         _ => Refusal::Dropped,
     }
 }
 
-/// A short, stable label for a JSON-RPC error: the node's own
-/// `data.reason` for a rejected transaction (`full`, `nonce_gap`, …), else
-/// one derived from the code or, failing that, the message.
-pub fn reason(code: i32, message: &str, data: Option<&Value>) -> String {
-    let labelled = data.and_then(|d| d.get("reason")).and_then(Value::as_str).filter(|r| {
-        !r.is_empty() && r.len() <= MAX_REASON_LEN && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-    });
-    if let Some(label) = labelled {
-        return label.to_string();
+/// A short, stable label for a failed call: the node's own
+/// [`reason`](palisade_ledger::api::reason) for a rejected transaction
+/// (`full`, `nonce_gap`, …), else one named after the error code, or the
+/// client's own (`timeout`, `unreachable`, `malformed_answer`).
+pub fn label(error: &ClientError) -> String {
+    if let Some(rejection) = error.rejection() {
+        // Only the documented labels: a node's data never grows the table.
+        let known = reason::ALL.iter().copied().find(|&known| known == rejection.reason);
+        return known.unwrap_or("rejected").to_string();
     }
-    let label = match code {
-        code::TX_REJECTED => from_message(message),
-        code::SHARD_BUSY => "busy",
-        code::RATE_LIMITED => "rate_limited",
-        code::TIMED_OUT => "server_timeout",
-        code::INVALID_REQUEST => "batch_refused",
-        code::INVALID_PARAMS => "invalid_params",
-        code::SHARD_NOT_TRACKED => "shard_not_tracked",
-        code::INTERNAL_ERROR => "internal_error",
-        -32007 => "request_too_big",
-        -32008 => "response_too_big",
-        other => return format!("code_{other}"),
+    let label = match error {
+        ClientError::Refused { code, .. } => match *code {
+            code::TX_REJECTED => "rejected",
+            code::SHARD_BUSY => "busy",
+            code::RATE_LIMITED => "rate_limited",
+            code::TIMED_OUT => "server_timeout",
+            code::INVALID_REQUEST => "batch_refused",
+            code::INVALID_PARAMS => "invalid_params",
+            code::SHARD_NOT_TRACKED => "shard_not_tracked",
+            code::INTERNAL_ERROR => "internal_error",
+            code::REQUEST_TOO_BIG => "request_too_big",
+            code::RESPONSE_TOO_BIG => "response_too_big",
+            other => return format!("code_{other}"),
+        },
+        ClientError::Unreachable { timed_out: true, .. } => "timeout",
+        ClientError::Unreachable { .. } => "unreachable",
+        ClientError::Malformed { .. } => "malformed_answer",
+        ClientError::BadUrl { .. } => "bad_url",
     };
     label.to_string()
-}
-
-/// Groups a rejection message (`transaction rejected: stale nonce 0: …`)
-/// when the node gave no label.
-fn from_message(message: &str) -> &'static str {
-    let message = message.to_ascii_lowercase();
-    const KEYWORDS: &[(&str, &str)] = &[
-        ("stale nonce", "stale_nonce"),
-        ("leaves a gap", "nonce_gap"),
-        ("already pending with a fee", "nonce_taken"),
-        ("already pending", "duplicate"),
-        ("mempool full", "full"),
-        ("insufficient", "insufficient_funds"),
-        ("signature", "bad_signature"),
-        ("chain", "wrong_chain"),
-        ("shard", "wrong_shard"),
-    ];
-    KEYWORDS.iter().find(|(keyword, _)| message.contains(keyword)).map_or("rejected", |(_, label)| label)
 }
 
 /// Everything one run measured.
@@ -279,29 +264,27 @@ mod tests {
         assert_eq!(Latency::of(&mut []), None);
     }
 
+    fn refused(code: i32, message: &str, data: Option<serde_json::Value>) -> ClientError {
+        let url = "http://127.0.0.1:27001".to_string();
+        ClientError::Refused { url, method: "palisade_submitTransaction", code, message: message.into(), data }
+    }
+
     #[test]
-    fn reasons_come_from_the_node_label_then_the_code_then_the_message() {
+    fn reasons_come_from_the_node_label_then_the_code() {
         let data = json!({"reason": "full", "message": "mempool full; …", "retry_after_ms": 500});
-        assert_eq!(reason(code::TX_REJECTED, "transaction rejected: mempool full", Some(&data)), "full");
-        assert_eq!(
-            reason(code::TX_REJECTED, "transaction rejected: stale nonce 0: the account's next nonce is 2", None),
-            "stale_nonce"
-        );
-        assert_eq!(
-            reason(code::TX_REJECTED, "nonce 9 leaves a gap: the next acceptable nonce is 3", None),
-            "nonce_gap"
-        );
-        assert_eq!(
-            reason(code::TX_REJECTED, "nonce 4 is already pending with a fee of 1000 units; pay more", None),
-            "nonce_taken"
-        );
-        assert_eq!(reason(code::TX_REJECTED, "already pending", None), "duplicate");
-        assert_eq!(reason(code::TX_REJECTED, "something new", None), "rejected");
-        assert_eq!(reason(code::SHARD_BUSY, "shard 2 busy", Some(&json!({"retry_after_ms": 100}))), "busy");
-        assert_eq!(reason(-32099, "?", None), "code_-32099");
-        // A label that is not a short identifier is not trusted verbatim.
-        let odd = json!({"reason": "Mempool Full!"});
-        assert_eq!(reason(code::TX_REJECTED, "mempool full", Some(&odd)), "full");
+        assert_eq!(label(&refused(code::TX_REJECTED, "transaction rejected: mempool full", Some(data))), "full");
+        assert_eq!(label(&refused(code::TX_REJECTED, "something new", None)), "rejected");
+        assert_eq!(label(&refused(code::SHARD_BUSY, "shard 2 busy", Some(json!({"retry_after_ms": 100})))), "busy");
+        assert_eq!(label(&refused(code::RESPONSE_TOO_BIG, "too big", None)), "response_too_big");
+        assert_eq!(label(&refused(-32099, "?", None)), "code_-32099");
+        // A label that is not one of the documented ones is not trusted verbatim.
+        let odd = json!({"reason": "Mempool Full!", "message": "mempool full"});
+        assert_eq!(label(&refused(code::TX_REJECTED, "mempool full", Some(odd))), "rejected");
+        let url = String::new();
+        let lost = ClientError::Unreachable { url: url.clone(), cause: "request timeout".into(), timed_out: true };
+        assert_eq!(label(&lost), "timeout");
+        let down = ClientError::Unreachable { url, cause: "connection refused".into(), timed_out: false };
+        assert_eq!(label(&down), "unreachable");
     }
 
     #[test]

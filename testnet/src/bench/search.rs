@@ -18,11 +18,11 @@ pub const PRECISION: f64 = 0.1;
 #[derive(Clone, Debug, Default)]
 pub struct Search {
     /// The highest rate that kept up.
-    pub best: Option<u64>,
+    best: Option<u64>,
     /// The lowest rate that did not.
-    pub failed: Option<u64>,
+    failed: Option<u64>,
     /// Trials run.
-    pub trials: usize,
+    trials: usize,
 }
 
 impl Search {

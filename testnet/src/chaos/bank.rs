@@ -11,9 +11,7 @@ use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::Client;
 use palisade_ledger::{Address, Amount, Genesis, Hash, Keypair, ShardId, SignedTx};
 
-use crate::bench::accounts;
-use crate::bench::rpc::Node;
-use crate::local::NodeSpec;
+use crate::bench::accounts::{self, ShardClients};
 use crate::sim::rng::SimRng;
 use indicatif::ProgressBar;
 
@@ -74,13 +72,15 @@ impl Bank {
     }
 
     /// Tops every account up to at least [`FUNDING`] from its shard's dev
-    /// faucet, and waits until the top-ups are final.
-    pub async fn fund(&self, genesis: &Genesis, nodes: &[NodeSpec]) -> Result<()> {
-        let nodes = nodes.iter().map(Node::new).collect::<Result<Vec<_>>>()?;
-        let states = accounts::read_states(&nodes, &self.derived, genesis.shard_count).await?;
+    /// faucet, through the first of its shard's clients in `rpc`, and waits
+    /// until the top-ups are final.
+    pub async fn fund(&self, genesis: &Genesis, rpc: &BTreeMap<ShardId, Vec<Client>>) -> Result<()> {
+        let via: ShardClients =
+            rpc.iter().filter_map(|(&shard, clients)| Some((shard, clients.first()?.clone()))).collect();
+        let states = accounts::read_states(&via, &self.derived).await?;
         // `fund` tops up to twice what is needed.
         let needed = vec![FUNDING.units() / 2; self.derived.len()];
-        accounts::fund(genesis, &nodes, &self.derived, &states, &needed, &ProgressBar::hidden()).await?;
+        accounts::fund(genesis, &via, &self.derived, &states, &needed, &ProgressBar::hidden()).await?;
         Ok(())
     }
 

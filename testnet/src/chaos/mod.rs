@@ -104,7 +104,6 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
         .context("starting a tokio runtime")?;
     let rpc = clients(net)?;
     let genesis = net.genesis.clone();
-    let nodes = net.nodes.clone();
     let bank = std::sync::Arc::new(Bank::new(&genesis, options.accounts_per_shard)?);
     let addresses = bank.addresses();
     let mut report = ChaosReport::default();
@@ -117,7 +116,7 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
             }
         }
         eprintln!("chaos: funding {} bank accounts", addresses.len());
-        bank.fund(&genesis, &nodes).await?;
+        bank.fund(&genesis, &rpc).await?;
         let mut start = BTreeMap::new();
         for (shard, clients) in &rpc {
             start.insert(*shard, heights(*shard, clients).await.into_iter().flatten().max().unwrap_or(0));

@@ -39,6 +39,9 @@ use self::process::{NodeProcess, ProcessState};
 
 /// The dev password every local key is encrypted with. INSECURE by design.
 pub const DEV_PASSWORD: &str = "palisade-local-testnet";
+/// Most calls in one JSON-RPC batch a local node accepts (its
+/// `rpc.max_batch`); the load generator sends batches up to this.
+pub const MAX_BATCH: usize = 256;
 
 /// One validator of the local network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,11 @@ impl NodeSpec {
     /// Its JSON-RPC URL.
     pub fn rpc_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// Its JSON-RPC WebSocket URL (same port).
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.rpc_port)
     }
 
     /// Its health and metrics base URL.
@@ -274,7 +282,7 @@ listen = "127.0.0.1:{rpc}"
 # Every client of a local network is 127.0.0.1 (the wallet, the load
 # generator, the tests): a per-IP limit would throttle them all as one.
 requests_per_second_per_client = 0
-max_batch = 256
+max_batch = {max_batch}
 max_connections = 1024
 
 [metrics]
@@ -287,6 +295,7 @@ listen = "127.0.0.1:{metrics}"
             listen = node.p2p_addr(),
             bootstrap = bootstrap,
             rpc = node.rpc_port,
+            max_batch = MAX_BATCH,
             metrics = node.metrics_port,
         );
         fs::write(node.dir.join("config.toml"), config)?;

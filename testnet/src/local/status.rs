@@ -35,6 +35,8 @@ pub struct NodeStatus {
     pub view: Option<u64>,
     /// Seconds since it last committed, if its RPC answered.
     pub last_commit_s: Option<f64>,
+    /// Transactions waiting in its shard's mempool, if its RPC answered.
+    pub mempool_txs: Option<usize>,
     /// Why its RPC did not answer, if it did not.
     pub error: Option<String>,
 }
@@ -97,6 +99,7 @@ pub async fn gather(net: &mut LocalNet) -> NetworkStatus {
                 height: shard.as_ref().map(|s| s.height),
                 view: shard.as_ref().map(|s| s.view),
                 last_commit_s: shard.as_ref().map(|s| s.seconds_since_last_commit),
+                mempool_txs: shard.as_ref().map(|s| s.mempool_txs),
                 error: answer.err(),
             }
         });
