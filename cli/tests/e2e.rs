@@ -102,9 +102,7 @@ async fn wait_for_height(net: &LocalNet, nodes: &[usize], height: u64) {
             return;
         }
         if Instant::now() > deadline {
-            let logs: Vec<String> =
-                net.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, net.log_tail(&n.name, 15))).collect();
-            panic!("timed out waiting for height {height}\n{}", logs.join("\n"));
+            panic!("timed out waiting for height {height}\n{}", net.logs_tail(15));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -56,9 +56,7 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let logs: Vec<String> =
-        net.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, net.log_tail(&n.name, 15))).collect();
-    panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+    panic!("timed out waiting for {what}\n{}", net.logs_tail(15));
 }
 
 /// The height of `shard` on node `i`, or 0 if it does not answer.

@@ -467,6 +467,14 @@ listen = "127.0.0.1:{metrics}"
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The last `lines` lines of every node's log, each under its name (what
+    /// a failing test prints).
+    pub fn logs_tail(&self, lines: usize) -> String {
+        let tails: Vec<String> =
+            self.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, self.log_tail(&n.name, lines))).collect();
+        tails.join("\n")
+    }
+
     /// Kills every process it started (SIGKILL: tests do not need grace),
     /// by the handles it holds: it works even when the directory (and the
     /// PID files) are already gone, as when a test's temporary directory is
