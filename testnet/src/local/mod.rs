@@ -154,20 +154,31 @@ pub fn find_node_binary(debug: bool) -> Result<PathBuf> {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(&root).args(["build", "-p", "palisade-node", "--bin", "palisade-node"]);
+    // Cargo says where it put the binary (the target directory may be
+    // anywhere: CARGO_TARGET_DIR, a config file); progress still shows on
+    // stderr.
+    cargo.current_dir(&root).args([
+        "build",
+        "-p",
+        "palisade-node",
+        "--bin",
+        "palisade-node",
+        "--message-format=json-render-diagnostics",
+    ]);
     if !debug {
         cargo.arg("--release");
     }
     eprintln!("building palisade-node ({})…", if debug { "debug" } else { "release" });
-    let status = cargo.status().context("running cargo to build palisade-node")?;
-    if !status.success() {
+    let output = cargo.stderr(Stdio::inherit()).output().context("running cargo to build palisade-node")?;
+    if !output.status.success() {
         bail!("cargo build -p palisade-node failed");
     }
-    let path = root.join("target").join(if debug { "debug" } else { "release" }).join("palisade-node");
-    if !path.is_file() {
-        bail!("built palisade-node but cannot find it at {}", path.display());
-    }
-    Ok(path)
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == "palisade-node")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo built palisade-node but did not say where the executable is")
 }
 
 impl LocalNet {
