@@ -10,7 +10,7 @@ use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::verify::ProofError;
 use palisade_ledger::api::{code, reason};
 use palisade_ledger::keystore::KeystoreError;
-use palisade_ledger::{Amount, Hash, ShardId};
+use palisade_ledger::{Amount, Hash};
 
 /// What to do about an unreachable node on this machine: most likely the
 /// local testnet the default settings point at is not running.
@@ -112,19 +112,6 @@ pub enum WalletError {
         /// The fee.
         fee: Amount,
     },
-    /// The recipient lives in another shard.
-    #[error(
-        "{to} lives in shard {to_shard}, the sender in shard {from_shard}: cross-shard transfers are not \
-         supported yet; send to an address in shard {from_shard}"
-    )]
-    CrossShard {
-        /// The recipient.
-        to: String,
-        /// Its shard.
-        to_shard: ShardId,
-        /// The sender's shard.
-        from_shard: ShardId,
-    },
     /// The network refused the transaction.
     #[error("transaction {id} was rejected: {reason}")]
     Rejected {
@@ -224,7 +211,6 @@ impl WalletError {
             WalletError::Rpc(ClientError::Unreachable { .. }) => "node_unreachable",
             WalletError::Rpc(_) => "node_error",
             WalletError::InsufficientFunds { .. } => "insufficient_funds",
-            WalletError::CrossShard { .. } => "cross_shard",
             WalletError::Rejected { .. } => "rejected",
             WalletError::NotFinal { .. } => "not_final",
             WalletError::Proof(_) => "proof_failed",

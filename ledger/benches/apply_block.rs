@@ -88,7 +88,7 @@ fn apply_and_commit(c: &mut Criterion) {
                             )
                         })
                         .collect();
-                    let built = build_block(&shard, proposer, genesis.genesis_time_ms, txs).unwrap();
+                    let built = build_block(&shard, proposer, genesis.genesis_time_ms, Vec::new(), txs).unwrap();
                     assert_eq!(built.block.txs.len(), n, "{:?}", built.rejected.first());
                     let started = Instant::now();
                     let outcome = apply_block(&shard, &built.block).unwrap();
@@ -108,7 +108,7 @@ fn apply_only(c: &mut Criterion) {
     for n in SIZES {
         let Network { genesis, mut users, _dir, shard, proposer } = network(n);
         let txs: Vec<_> = (0..n).map(|i| users.transfer(i, users.address(n + i), Amount(1), Amount(1))).collect();
-        let block = build_block(&shard, proposer, genesis.genesis_time_ms, txs).unwrap().block;
+        let block = build_block(&shard, proposer, genesis.genesis_time_ms, Vec::new(), txs).unwrap().block;
         group.throughput(Throughput::Elements(n as u64));
         // Nothing is committed, so the same block stays valid on the same tip.
         group.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| apply_block(&shard, &block).unwrap()));

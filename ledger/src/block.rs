@@ -1,6 +1,6 @@
 //! Blocks: one per shard per height. The header commits to everything (parent,
-//! transactions, resulting state, committee); its hash is what consensus
-//! agrees on.
+//! transactions, receipts out and in, resulting state, committee); its hash
+//! is what consensus agrees on.
 
 use rs_merkle::MerkleTree;
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use crate::{
     address::{Address, ShardId},
     codec::{self, DecodeError},
     hash::{Hash, MerkleBlake3, domain},
+    receipt::ReceiptBatch,
     tx::SignedTx,
 };
 
@@ -33,6 +34,12 @@ pub struct BlockHeader {
     pub timestamp_ms: u64,
     /// Merkle root over the transaction ids, in block order.
     pub tx_root: Hash,
+    /// Merkle root over the cross-shard receipts the transactions emit
+    /// ([`crate::receipt::receipts_root`]).
+    pub receipts_root: Hash,
+    /// Hash of the receipt batches the block credits
+    /// ([`crate::receipt::inbound_root`]).
+    pub inbound_root: Hash,
     /// Root of the shard's state tree after this block.
     pub state_root: Hash,
     /// Hash of the committee that must certify this block.
@@ -44,8 +51,11 @@ pub struct BlockHeader {
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
-    /// Executed in order.
+    /// Executed in order, after `incoming`.
     pub txs: Vec<SignedTx>,
+    /// Receipts from other shards credited by this block, in canonical
+    /// order (see [`crate::receipt`]).
+    pub incoming: Vec<ReceiptBatch>,
 }
 
 impl BlockHeader {

@@ -9,6 +9,12 @@
 //! A block is valid only if every transaction in it executes: an invalid
 //! transaction makes the whole block invalid (its proposer is faulty or
 //! buggy), rather than being included as failed.
+//!
+//! A block first credits the receipts it carries from other shards (each
+//! batch fully verified, each receipt id at most once per shard, ever), then
+//! runs its transactions. A transfer to another shard debits the sender and
+//! emits a [`Receipt`] instead of crediting anyone here (see
+//! [`crate::receipt`]).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +28,7 @@ use crate::{
     codec,
     hash::Hash,
     keys::verifying_key,
+    receipt::{self, Applied, Receipt, ReceiptBatch, ReceiptError},
     state::{Account, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, Tip, ValidatorRecord},
     tx::{SignedTx, TxKind},
 };
@@ -67,12 +74,6 @@ pub enum TxError {
     /// A sum would not fit in 64 bits.
     #[error("arithmetic overflow")]
     Overflow,
-    /// Transfers to other shards arrive with cross-shard receipts (not built yet).
-    #[error("recipient lives in shard {to_shard}; cross-shard transfers are not supported yet")]
-    CrossShard {
-        /// Where the recipient lives.
-        to_shard: ShardId,
-    },
 }
 
 /// Why a block is invalid. Any of these means its proposer misbehaved (or a
@@ -164,6 +165,58 @@ pub enum BlockError {
         /// Why.
         reason: TxError,
     },
+    /// The incoming receipt batches are over the byte limit (the genesis
+    /// `max_block_bytes`, on top of the transactions').
+    #[error("{bytes} bytes of incoming receipts exceeds the limit of {max}")]
+    ReceiptsTooLarge {
+        /// The block's.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More receipts than a block may credit.
+    #[error("{count} incoming receipts exceeds the limit of {max}")]
+    TooManyReceipts {
+        /// The block's.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Receipt batches not in strictly increasing (source shard, height) order.
+    #[error("incoming receipt batches are not in canonical order")]
+    UnorderedReceipts,
+    /// A receipt batch does not verify.
+    #[error("receipts from shard {source_shard} height {source_height}: {reason}")]
+    Receipt {
+        /// The batch's source shard.
+        source_shard: ShardId,
+        /// The batch's source height.
+        source_height: u64,
+        /// Why.
+        reason: ReceiptError,
+    },
+    /// A receipt this shard already credited.
+    #[error("receipt {0} was already credited")]
+    ReceiptReplay(Hash),
+    /// Crediting a receipt would overflow the recipient's balance.
+    #[error("receipt {0} overflows its recipient's balance")]
+    ReceiptOverflow(Hash),
+    /// The header's receipts root is not that of the receipts the block emits.
+    #[error("receipts root mismatch: header {header}, body {computed}")]
+    ReceiptsRootMismatch {
+        /// In the header.
+        header: Hash,
+        /// Of the body.
+        computed: Hash,
+    },
+    /// The header's inbound root is not that of the batches the block carries.
+    #[error("inbound root mismatch: header {header}, body {computed}")]
+    InboundRootMismatch {
+        /// In the header.
+        header: Hash,
+        /// Of the body.
+        computed: Hash,
+    },
     /// The header's state root is not what execution produced.
     #[error("state root mismatch: header {header}, executed {computed}")]
     StateRootMismatch {
@@ -191,6 +244,9 @@ pub struct TxReceipt {
     pub position: u32,
     /// Fee paid to the proposer.
     pub fee: Amount,
+    /// For a transfer to another shard: that shard, which credits the
+    /// recipient against this block's receipt.
+    pub dest_shard: Option<ShardId>,
 }
 
 /// What a valid block changes: everything a store must write, atomically, to
@@ -206,6 +262,8 @@ pub struct Outcome {
     pub tree: TreeUpdateBatch,
     /// One per transaction, in block order.
     pub receipts: Vec<TxReceipt>,
+    /// The cross-shard receipts the block emits, in block order.
+    pub outgoing: Vec<Receipt>,
 }
 
 /// Pending changes of one block over the committed state. Reads fall
@@ -214,11 +272,12 @@ struct Overlay<'s, S: State + ?Sized> {
     state: &'s S,
     accounts: BTreeMap<Address, Account>,
     validators: BTreeMap<Address, ValidatorRecord>,
+    applied: BTreeMap<Hash, Applied>,
 }
 
 impl<'s, S: State + ?Sized> Overlay<'s, S> {
     fn new(state: &'s S) -> Self {
-        Overlay { state, accounts: BTreeMap::new(), validators: BTreeMap::new() }
+        Overlay { state, accounts: BTreeMap::new(), validators: BTreeMap::new(), applied: BTreeMap::new() }
     }
 
     fn account(&self, address: &Address) -> Result<Account, StateError> {
@@ -235,6 +294,34 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         }
     }
 
+    fn is_applied(&self, id: &Hash) -> Result<bool, StateError> {
+        Ok(self.applied.contains_key(id) || self.state.applied(id)?.is_some())
+    }
+
+    /// Credits `batch`'s receipts at `height`, all or nothing: fails on the
+    /// first receipt already credited (here or earlier) or that overflows.
+    fn credit(&mut self, batch: &ReceiptBatch, height: u64) -> Result<(), BlockError> {
+        let mut credits: BTreeMap<Address, Account> = BTreeMap::new();
+        for proven in &batch.receipts {
+            let r = &proven.receipt;
+            if self.is_applied(&r.id)? {
+                return Err(BlockError::ReceiptReplay(r.id));
+            }
+            let mut account = match credits.get(&r.recipient) {
+                Some(account) => *account,
+                None => self.account(&r.recipient)?,
+            };
+            account.balance = account.balance.checked_add(r.amount).ok_or(BlockError::ReceiptOverflow(r.id))?;
+            credits.insert(r.recipient, account);
+        }
+        self.accounts.extend(credits);
+        let (source_shard, source_height) = batch.source();
+        for proven in &batch.receipts {
+            self.applied.insert(proven.receipt.id, Applied { height, source_shard, source_height });
+        }
+        Ok(())
+    }
+
     fn into_writes(self, chain: ChainRecord) -> BTreeMap<StateKey, Vec<u8>> {
         let mut writes = BTreeMap::new();
         for (address, account) in self.accounts {
@@ -242,6 +329,9 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         }
         for (address, record) in self.validators {
             writes.insert(StateKey::Validator(address), codec::encode(&record));
+        }
+        for (id, applied) in self.applied {
+            writes.insert(StateKey::Applied(id), codec::encode(&applied));
         }
         writes.insert(StateKey::Chain, codec::encode(&chain));
         writes
@@ -270,8 +360,8 @@ impl From<StateError> for Failure {
 /// The new records one transfer produces.
 struct Effects {
     sender: Account,
-    to: Address,
-    recipient: Account,
+    /// The recipient's new record, if it lives on this shard.
+    recipient: Option<(Address, Account)>,
     proposer: ValidatorRecord,
 }
 
@@ -282,12 +372,14 @@ fn execute_tx<S: State + ?Sized>(
     context: &ShardContext,
     proposer: &Address,
     tx: &SignedTx,
-) -> Result<Amount, Failure> {
+) -> Result<(), Failure> {
     let effects = transfer_effects(overlay, context, proposer, tx)?;
-    overlay.accounts.insert(effects.to, effects.recipient);
+    if let Some((to, recipient)) = effects.recipient {
+        overlay.accounts.insert(to, recipient);
+    }
     overlay.accounts.insert(tx.body.sender, effects.sender);
     overlay.validators.insert(*proposer, effects.proposer);
-    Ok(tx.body.fee)
+    Ok(())
 }
 
 fn transfer_effects<S: State + ?Sized>(
@@ -305,10 +397,6 @@ fn transfer_effects<S: State + ?Sized>(
         return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
     }
     let TxKind::Transfer { to, amount } = &body.kind;
-    let to_shard = to.shard(context.shard_count);
-    if to_shard != context.shard {
-        return Err(TxError::CrossShard { to_shard }.into());
-    }
     let mut sender = overlay.account(&body.sender)?;
     if body.nonce != sender.nonce {
         return Err(TxError::BadNonce { expected: sender.nonce, got: body.nonce }.into());
@@ -317,15 +405,21 @@ fn transfer_effects<S: State + ?Sized>(
     sender.balance =
         sender.balance.checked_sub(needed).ok_or(TxError::InsufficientFunds { needed, available: sender.balance })?;
     sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow)?;
-    // A self-transfer credits the account it just debited.
-    let mut recipient = if to == &body.sender { sender } else { overlay.account(to)? };
-    recipient.balance = recipient.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
-    if to == &body.sender {
-        sender = recipient;
-    }
+    let recipient = if to.shard(context.shard_count) != context.shard {
+        // Credited by the recipient's shard, against the receipt this emits.
+        None
+    } else if to == &body.sender {
+        // A self-transfer credits the account it just debited.
+        sender.balance = sender.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+        None
+    } else {
+        let mut recipient = overlay.account(to)?;
+        recipient.balance = recipient.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+        Some((*to, recipient))
+    };
     let mut record = overlay.validator(proposer)?.ok_or(Failure::Block(BlockError::UnknownProposer(*proposer)))?;
     record.rewards = record.rewards.checked_add(body.fee).ok_or(TxError::Overflow)?;
-    Ok(Effects { sender, to: *to, recipient, proposer: record })
+    Ok(Effects { sender, recipient, proposer: record })
 }
 
 /// Checks and executes `block` on top of `state`'s tip. `Ok` means the block
@@ -338,15 +432,24 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
     // Encode each transaction once: its size and id serve every check below.
     let ids = check_body(context, block)?;
     verify_signatures(&block.txs)?;
+    check_incoming(context, block)?;
 
     let mut overlay = Overlay::new(state);
+    for batch in &block.incoming {
+        overlay.credit(batch, header.height)?;
+    }
     let mut receipts = Vec::with_capacity(block.txs.len());
     for (index, (tx, id)) in block.txs.iter().zip(&ids).enumerate() {
-        let fee = execute_tx(&mut overlay, context, &header.proposer, tx).map_err(|failure| match failure {
+        execute_tx(&mut overlay, context, &header.proposer, tx).map_err(|failure| match failure {
             Failure::Tx(reason) => BlockError::Tx { index, id: *id, reason },
             Failure::Block(e) => e,
         })?;
-        receipts.push(receipt(context.shard, header.height, index, *id, fee));
+        receipts.push(receipt(context, header.height, index, *id, tx));
+    }
+    let outgoing = receipt::outgoing(block, context.shard_count);
+    let computed = receipt::receipts_root(&outgoing);
+    if computed != header.receipts_root {
+        return Err(BlockError::ReceiptsRootMismatch { header: header.receipts_root, computed });
     }
     let writes = overlay.into_writes(ChainRecord { height: header.height, parent: header.parent });
     let (root, tree) = state.tree_update(header.height, &writes)?;
@@ -354,13 +457,52 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
         return Err(BlockError::StateRootMismatch { header: header.state_root, computed: root });
     }
     let tip = Tip { height: header.height, hash: header.hash(), state_root: root, timestamp_ms: header.timestamp_ms };
-    Ok(Outcome { tip, parent, writes, tree, receipts })
+    Ok(Outcome { tip, parent, writes, tree, receipts, outgoing })
 }
 
-fn receipt(shard: ShardId, height: u64, index: usize, id: Hash, fee: Amount) -> TxReceipt {
+/// Checks the incoming receipt batches: within the limit, in canonical
+/// order, each verified against its source shard's committee, and the
+/// header's inbound root.
+fn check_incoming(context: &ShardContext, block: &Block) -> Result<(), BlockError> {
+    let count: usize = block.incoming.iter().map(|b| b.receipts.len()).fold(0, usize::saturating_add);
+    if count > context.max_block_receipts {
+        return Err(BlockError::TooManyReceipts { count, max: context.max_block_receipts });
+    }
+    let ordered = block.incoming.windows(2).all(|pair| match pair {
+        [a, b] => a.source() < b.source(),
+        _ => true,
+    });
+    if !ordered {
+        return Err(BlockError::UnorderedReceipts);
+    }
+    let encoded = codec::encode(&block.incoming);
+    if encoded.len() > context.max_block_bytes {
+        return Err(BlockError::ReceiptsTooLarge { bytes: encoded.len(), max: context.max_block_bytes });
+    }
+    for batch in &block.incoming {
+        verify_batch(context, batch)?;
+    }
+    let computed = receipt::inbound_root_of(&block.incoming, &encoded);
+    if computed != block.header.inbound_root {
+        return Err(BlockError::InboundRootMismatch { header: block.header.inbound_root, computed });
+    }
+    Ok(())
+}
+
+/// Verifies one batch for this shard.
+pub fn verify_batch(context: &ShardContext, batch: &ReceiptBatch) -> Result<(), BlockError> {
+    batch.verify(&context.chain_id, &context.committees, context.shard_count, context.shard).map_err(|reason| {
+        let (source_shard, source_height) = batch.source();
+        BlockError::Receipt { source_shard, source_height, reason }
+    })
+}
+
+fn receipt(context: &ShardContext, height: u64, index: usize, id: Hash, tx: &SignedTx) -> TxReceipt {
     // Blocks hold at most `max_block_txs` (validated far below u32::MAX).
     let position = u32::try_from(index).unwrap_or(u32::MAX);
-    TxReceipt { id, shard, height, position, fee }
+    let TxKind::Transfer { to, .. } = &tx.body.kind;
+    let dest_shard = Some(to.shard(context.shard_count)).filter(|&s| s != context.shard);
+    TxReceipt { id, shard: context.shard, height, position, fee: tx.body.fee, dest_shard }
 }
 
 fn check_header(context: &ShardContext, parent: &Tip, header: &BlockHeader) -> Result<(), BlockError> {
@@ -452,14 +594,17 @@ pub struct Built {
     pub rejected: Vec<(Hash, TxError)>,
 }
 
-/// Builds the next block from `candidates`, in order, skipping those that do
-/// not execute, up to the block limits. Candidates must already have valid
-/// signatures (the mempool checks on admission); a bad one makes
-/// [`apply_block`] reject the result.
+/// Builds the next block: first the receipts of `incoming` not yet
+/// credited (in canonical order, up to the receipt limit), then
+/// `candidates`, in order, skipping those that do not execute, up to the
+/// block limits. Candidates must already have valid signatures and batches
+/// must already verify (the mempool and the receipt pool check on
+/// admission); a bad one makes [`apply_block`] reject the result.
 pub fn build_block<S: State + ?Sized>(
     state: &S,
     proposer: Address,
     timestamp_ms: u64,
+    incoming: Vec<ReceiptBatch>,
     candidates: impl IntoIterator<Item = SignedTx>,
 ) -> Result<Built, BlockError> {
     let context = state.context();
@@ -467,6 +612,7 @@ pub fn build_block<S: State + ?Sized>(
     let height = parent.height.checked_add(1).ok_or(BlockError::WrongHeight { expected: u64::MAX, got: u64::MAX })?;
     let timestamp_ms = timestamp_ms.max(parent.timestamp_ms);
     let mut overlay = Overlay::new(state);
+    let incoming = select_incoming(&mut overlay, context, height, incoming)?;
     let (mut txs, mut receipts, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0usize;
     for tx in candidates {
@@ -479,8 +625,8 @@ pub fn build_block<S: State + ?Sized>(
             break;
         }
         match execute_tx(&mut overlay, context, &proposer, &tx) {
-            Ok(fee) => {
-                receipts.push(receipt(context.shard, height, txs.len(), Hash::plain(&encoded), fee));
+            Ok(()) => {
+                receipts.push(receipt(context, height, txs.len(), Hash::plain(&encoded), &tx));
                 bytes = bytes.saturating_add(size);
                 txs.push(tx);
             }
@@ -488,6 +634,7 @@ pub fn build_block<S: State + ?Sized>(
             Err(Failure::Block(e)) => return Err(e),
         }
     }
+    let outgoing = receipt::emitted(context.shard, height, &txs, context.shard_count);
     let writes = overlay.into_writes(ChainRecord { height, parent: parent.hash });
     let (state_root, tree) = state.tree_update(height, &writes)?;
     let header = BlockHeader {
@@ -498,10 +645,61 @@ pub fn build_block<S: State + ?Sized>(
         proposer,
         timestamp_ms,
         tx_root: tx_root_of_ids(&receipts.iter().map(|r| r.id).collect::<Vec<_>>()),
+        receipts_root: receipt::receipts_root(&outgoing),
+        inbound_root: receipt::inbound_root(&incoming),
         state_root,
         committee_hash: context.committee_hash,
     };
     let tip = Tip { height, hash: header.hash(), state_root, timestamp_ms };
-    let outcome = Outcome { tip, parent, writes, tree, receipts };
-    Ok(Built { block: Block { header, txs }, outcome, rejected })
+    let outcome = Outcome { tip, parent, writes, tree, receipts, outgoing };
+    Ok(Built { block: Block { header, txs, incoming }, outcome, rejected })
+}
+
+/// Credits on `overlay` the receipts of `candidates` this shard has not yet
+/// credited, in canonical order, at most `max_block_receipts` of them in at
+/// most `max_block_bytes`; returns the batches as the block carries them.
+/// Batches with nothing left to credit, and a second batch from one source
+/// block, are dropped.
+fn select_incoming<S: State + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    context: &ShardContext,
+    height: u64,
+    mut candidates: Vec<ReceiptBatch>,
+) -> Result<Vec<ReceiptBatch>, BlockError> {
+    candidates.sort_by_key(ReceiptBatch::source);
+    candidates.dedup_by_key(|b| b.source());
+    let mut budget = context.max_block_receipts;
+    // The list's own length prefix, at most a 9-byte varint.
+    let mut bytes = 9usize;
+    let mut chosen = Vec::new();
+    for mut batch in candidates {
+        if budget == 0 {
+            break;
+        }
+        let mut fresh = Vec::with_capacity(batch.receipts.len().min(budget));
+        for proven in batch.receipts {
+            if fresh.len() < budget && !overlay.is_applied(&proven.receipt.id)? {
+                fresh.push(proven);
+            }
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        batch.receipts = fresh;
+        let size = codec::encode(&batch).len();
+        if bytes.saturating_add(size) > context.max_block_bytes {
+            continue;
+        }
+        match overlay.credit(&batch, height) {
+            Ok(()) => {
+                budget = budget.saturating_sub(batch.receipts.len());
+                bytes = bytes.saturating_add(size);
+                chosen.push(batch);
+            }
+            // Cannot be credited (an overflowing balance): leave it out.
+            Err(BlockError::ReceiptOverflow(_) | BlockError::ReceiptReplay(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(chosen)
 }

@@ -18,6 +18,7 @@ use crate::{
     codec,
     hash::{Hash, domain},
     keys::{Keypair, verifying_key},
+    receipt::Committees,
     state::{Account, ChainRecord, ShardContext, StateKey, ValidatorRecord},
     tx::MAX_CHAIN_ID_LEN,
 };
@@ -69,6 +70,8 @@ pub struct Params {
     pub max_block_txs: u32,
     /// Most encoded transaction bytes in a block.
     pub max_block_bytes: u32,
+    /// Most cross-shard receipts one block credits.
+    pub max_block_receipts: u32,
     /// Fraction of stake burned for a proven equivocation, in basis points.
     pub slash_fraction_bps: u32,
     /// Paid to each block's proposer on top of fees, in units.
@@ -343,6 +346,7 @@ impl Genesis {
             ("params.view_timeout_ms", p.view_timeout_ms),
             ("params.max_block_txs", u64::from(p.max_block_txs)),
             ("params.max_block_bytes", u64::from(p.max_block_bytes)),
+            ("params.max_block_receipts", u64::from(p.max_block_receipts)),
             ("params.evidence_window_blocks", p.evidence_window_blocks),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
@@ -385,6 +389,12 @@ impl Genesis {
         consensus_committee(self.committee(shard)?).ok()
     }
 
+    /// Every shard's consensus committee (those consensus accepts).
+    pub fn committees_by_shard(&self) -> Committees {
+        let map = self.committees.iter().filter_map(|c| Some((c.shard, consensus_committee(c).ok()?))).collect();
+        std::sync::Arc::new(map)
+    }
+
     /// What execution needs to know about `shard`.
     pub fn shard_context(&self, shard: ShardId) -> Option<ShardContext> {
         let consensus = self.consensus_committee(shard)?;
@@ -399,6 +409,8 @@ impl Genesis {
             committee,
             max_block_txs: self.params.max_block_txs as usize,
             max_block_bytes: self.params.max_block_bytes as usize,
+            committees: self.committees_by_shard(),
+            max_block_receipts: self.params.max_block_receipts as usize,
         })
     }
 
@@ -468,6 +480,7 @@ impl Genesis {
                 view_timeout_ms: 1_000,
                 max_block_txs: 10_000,
                 max_block_bytes: 4 * 1024 * 1024,
+                max_block_receipts: 4_096,
                 slash_fraction_bps: 1_000,
                 block_reward_units: pal(1),
                 evidence_window_blocks: 10_000,

@@ -23,6 +23,10 @@ pub mod domain {
     pub const STATE_KEY: &str = "palisade 2026 state key v1";
     /// The genesis document's hash.
     pub const GENESIS: &str = "palisade 2026 genesis v1";
+    /// Leaves of a block's outgoing receipts Merkle tree.
+    pub const RECEIPT_LEAF: &str = "palisade 2026 receipt leaf v1";
+    /// The receipt batches a block credits.
+    pub const INBOUND: &str = "palisade 2026 inbound receipts v1";
     /// Dev keys derived from names. INSECURE by design: anyone can derive them.
     pub const DEV_KEY: &str = "palisade 2026 INSECURE dev key v1";
 }

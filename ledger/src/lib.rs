@@ -3,6 +3,7 @@
 //! - [`address`], [`keys`], [`amount`]: accounts, ed25519 keys, PAL amounts;
 //! - [`keystore`]: password-encrypted key files (validator and wallet);
 //! - [`tx`], [`block`]: signed transactions and per-shard blocks;
+//! - [`receipt`]: cross-shard receipts, their proofs and their checks;
 //! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
 //! - [`execute`]: pure block validation/execution and block building;
 //! - [`api`]: the node's JSON-RPC interface as clients see it;
@@ -26,6 +27,7 @@ pub mod hash;
 pub mod keys;
 pub mod keystore;
 pub mod mem;
+pub mod receipt;
 pub mod state;
 #[cfg(feature = "storage")]
 pub mod store;
@@ -40,5 +42,6 @@ pub use execute::{BlockError, Outcome, TxError, apply_block, build_block};
 pub use genesis::Genesis;
 pub use hash::Hash;
 pub use keys::Keypair;
+pub use receipt::{Receipt, ReceiptBatch};
 pub use state::{Account, State, StateExt, StateKey, Tip};
 pub use tx::{SignedTx, TxBody, TxKind};

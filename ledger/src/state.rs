@@ -15,6 +15,7 @@ use crate::{
     amount::Amount,
     codec,
     hash::Hash,
+    receipt::{Applied, Committees},
 };
 
 /// Largest encoded state value we ever read back.
@@ -60,6 +61,8 @@ pub enum StateKey {
     Validator(Address),
     /// The [`ChainRecord`].
     Chain,
+    /// A cross-shard receipt this shard credited ([`crate::receipt::Applied`]).
+    Applied(Hash),
 }
 
 impl StateKey {
@@ -95,6 +98,10 @@ pub struct ShardContext {
     pub committee: Vec<(Address, u64)>,
     /// Hash of `committee`.
     pub committee_hash: Hash,
+    /// Every shard's committee, which other shards' receipts are checked against.
+    pub committees: Committees,
+    /// Most receipts from other shards one block credits.
+    pub max_block_receipts: usize,
     /// Most transactions in one block.
     pub max_block_txs: usize,
     /// Most encoded bytes of transactions in one block.
@@ -145,6 +152,10 @@ pub trait StateExt: State {
     /// The validator record of `address`, if it is on this shard's committee.
     fn validator(&self, address: &Address) -> Result<Option<ValidatorRecord>, StateError> {
         self.get_typed(&StateKey::Validator(*address))
+    }
+    /// Where this shard credited receipt `id`, if it did.
+    fn applied(&self, id: &Hash) -> Result<Option<Applied>, StateError> {
+        self.get_typed(&StateKey::Applied(*id))
     }
     /// Decodes the value at `key`.
     fn get_typed<T: serde::de::DeserializeOwned>(&self, key: &StateKey) -> Result<Option<T>, StateError> {

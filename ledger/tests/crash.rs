@@ -63,7 +63,7 @@ fn crash_writer_child() {
                 users.transfer(from, users.address(from + 1 + k), Amount(1 + k as u64), Amount(1))
             })
             .collect();
-        let built = build_block(&shard, proposer, genesis.genesis_time_ms + height, txs).unwrap();
+        let built = build_block(&shard, proposer, genesis.genesis_time_ms + height, Vec::new(), txs).unwrap();
         assert!(built.rejected.is_empty(), "{:?}", built.rejected);
         let certificate = height.to_le_bytes();
         shard.commit(&built.block, &certificate, &built.outcome).unwrap();

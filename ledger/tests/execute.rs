@@ -21,7 +21,7 @@ fn transfers_move_money_and_pay_the_proposer() {
     let proposer = proposer(&genesis, 0);
     let to = users.address(1);
     let tx = users.transfer(0, to, Amount(1_000), Amount(7));
-    let built = build_block(&state, proposer, genesis.genesis_time_ms + 1, [tx]).unwrap();
+    let built = build_block(&state, proposer, genesis.genesis_time_ms + 1, Vec::new(), [tx]).unwrap();
     assert!(built.rejected.is_empty());
     let outcome = apply_block(&state, &built.block).unwrap();
     assert_eq!(outcome.tip, built.outcome.tip);
@@ -38,7 +38,7 @@ fn transfers_move_money_and_pay_the_proposer() {
 fn empty_blocks_are_valid_and_advance_the_chain() {
     let (genesis, _, mut state) = setup();
     for height in 1..=3 {
-        let built = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, []).unwrap();
+        let built = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, Vec::new(), []).unwrap();
         let outcome = apply_block(&state, &built.block).unwrap();
         state.commit(&outcome);
         assert_eq!(state.tip().height, height);
@@ -52,7 +52,7 @@ fn valid_block(
     state: &MemState,
 ) -> Block {
     let tx = users.transfer(0, users.address(1), Amount(10), Amount(1));
-    build_block(state, proposer(genesis, 0), genesis.genesis_time_ms + 5, [tx]).unwrap().block
+    build_block(state, proposer(genesis, 0), genesis.genesis_time_ms + 5, Vec::new(), [tx]).unwrap().block
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn a_wrong_state_root_is_rejected() {
 
 /// Puts `tx` alone in an otherwise well-formed block and returns the reason it fails.
 fn reject_reason(genesis: &palisade_ledger::Genesis, state: &MemState, tx: palisade_ledger::SignedTx) -> TxError {
-    let mut block = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, []).unwrap().block;
+    let mut block = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, Vec::new(), []).unwrap().block;
     block.txs = vec![tx.clone()];
     block.header.tx_root = tx_root(&block.txs);
     match apply_block(state, &block) {
@@ -110,7 +110,8 @@ fn reject_reason(genesis: &palisade_ledger::Genesis, state: &MemState, tx: palis
             // The builder must refuse it for the same reason (signatures are
             // the mempool's to check before a transaction becomes a candidate).
             if reason != TxError::BadSignature {
-                let built = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, [tx]).unwrap();
+                let built =
+                    build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, Vec::new(), [tx]).unwrap();
                 assert!(built.block.txs.is_empty());
                 assert_eq!(built.rejected, vec![(id, reason.clone())]);
             }
@@ -153,10 +154,6 @@ fn transaction_faults_are_rejected_with_their_reason() {
     let wrong_shard = users.transfer(theirs, to, Amount(1), Amount(1));
     assert_eq!(reject_reason(&genesis, &state0, wrong_shard), TxError::WrongShard { sender_shard: 1, shard: 0 });
 
-    let cross = users.transfer(a, users.address(theirs), Amount(1), Amount(1));
-    users.set_nonce(a, 0);
-    assert_eq!(reject_reason(&genesis, &state0, cross), TxError::CrossShard { to_shard: 1 });
-
     let body = users.transfer(a, to, Amount(1), Amount(1)).body;
     let other_chain = TxBody { chain_id: "palisade-other".into(), ..body }.sign(users.keypair(a));
     assert!(matches!(reject_reason(&genesis, &state0, other_chain), TxError::WrongChain { .. }));
@@ -167,7 +164,7 @@ fn a_bad_signature_anywhere_in_a_large_block_is_found() {
     let (genesis, mut users) = network(1, 200);
     let state = MemState::genesis(&genesis, 0).unwrap();
     let txs: Vec<_> = (0..200).map(|i| users.transfer(i, users.address(i + 1), Amount(5), Amount(1))).collect();
-    let built = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, txs).unwrap();
+    let built = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, Vec::new(), txs).unwrap();
     assert_eq!(built.block.txs.len(), 200);
     apply_block(&state, &built.block).unwrap();
     let mut block = built.block;
@@ -185,7 +182,7 @@ fn block_limits_are_enforced() {
     genesis.params.max_block_txs = 5;
     let state = MemState::genesis(&genesis, 0).unwrap();
     let txs: Vec<_> = (0..10).map(|i| users.transfer(i, users.address(i + 1), Amount(5), Amount(1))).collect();
-    let built = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, txs.clone()).unwrap();
+    let built = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, Vec::new(), txs.clone()).unwrap();
     assert_eq!(built.block.txs.len(), 5, "builder stops at the limit");
     let mut block = built.block;
     block.txs = txs;

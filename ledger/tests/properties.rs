@@ -58,7 +58,7 @@ proptest! {
                 _ => {}
             }
             let spoiled = !matches!(how, Spoil::None);
-            let mut block = build_block(&state, proposer, genesis.genesis_time_ms, []).unwrap().block;
+            let mut block = build_block(&state, proposer, genesis.genesis_time_ms, Vec::new(), []).unwrap().block;
             block.txs = vec![tx];
             block.header.tx_root = tx_root(&block.txs);
             let before = state.tip();
@@ -67,7 +67,7 @@ proptest! {
                 // The state root of the empty block no longer matches: only a valid tx gets here.
                 Err(palisade_ledger::BlockError::StateRootMismatch { .. }) => {
                     prop_assert!(!spoiled);
-                    let built = build_block(&state, proposer, genesis.genesis_time_ms, block.txs.clone()).unwrap();
+                    let built = build_block(&state, proposer, genesis.genesis_time_ms, Vec::new(), block.txs.clone()).unwrap();
                     let outcome = apply_block(&state, &built.block).unwrap();
                     state.commit(&outcome);
                 }
@@ -101,7 +101,7 @@ proptest! {
         prop_assert_eq!(&SignedTx::from_bytes(&tx.to_bytes()).unwrap(), &tx);
         let (genesis, _) = network(1, 0);
         let state = MemState::genesis(&genesis, 0).unwrap();
-        let mut block = build_block(&state, proposer(&genesis, 0), 0, []).unwrap().block;
+        let mut block = build_block(&state, proposer(&genesis, 0), 0, Vec::new(), []).unwrap().block;
         block.header.height = height;
         block.header.chain_id = chain;
         block.txs = vec![tx.clone(), tx];
@@ -135,7 +135,7 @@ proptest! {
         let mut state = MemState::genesis(&genesis, 0).unwrap();
         for b in 0..blocks {
             let txs: Vec<_> = (0..10).map(|i| users.transfer(i + b, users.address(i + 7), Amount(3), Amount(1))).collect();
-            let built = build_block(&state, proposer(&genesis, 0), 0, txs).unwrap();
+            let built = build_block(&state, proposer(&genesis, 0), 0, Vec::new(), txs).unwrap();
             state.commit(&built.outcome);
         }
         let root = state.root();

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use palisade_ledger::api::{TxRejection, reason};
-use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, TxKind, state::StateError};
+use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, state::StateError};
 
 /// Default bound on transactions held.
 pub const DEFAULT_MAX_TXS: usize = 100_000;
@@ -111,7 +111,6 @@ impl Rejection {
             Rejection::Invalid(TxError::BadNonce { .. }) => reason::BAD_NONCE,
             Rejection::Invalid(TxError::InsufficientFunds { .. }) => reason::INSUFFICIENT_FUNDS,
             Rejection::Invalid(TxError::Overflow) => reason::OVERFLOW,
-            Rejection::Invalid(TxError::CrossShard { .. }) => reason::CROSS_SHARD,
             Rejection::StaleNonce { .. } => reason::STALE_NONCE,
             Rejection::NonceGap { .. } => reason::NONCE_GAP,
             Rejection::NonceTaken { .. } => reason::NONCE_TAKEN,
@@ -217,7 +216,7 @@ impl Mempool {
         Ok(id)
     }
 
-    /// Signature, chain, shard and recipient checks that need no account.
+    /// Signature, chain and shard checks that need no account.
     fn check_static<S: State + ?Sized>(&self, tx: &SignedTx, state: &S) -> Result<(), Rejection> {
         let context = state.context();
         if tx.body.chain_id != context.chain_id {
@@ -228,11 +227,6 @@ impl Mempool {
         let sender_shard = tx.body.sender.shard(context.shard_count);
         if sender_shard != context.shard {
             return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
-        }
-        let TxKind::Transfer { to, .. } = &tx.body.kind;
-        let to_shard = to.shard(context.shard_count);
-        if to_shard != context.shard {
-            return Err(TxError::CrossShard { to_shard }.into());
         }
         // Checked last: it is the expensive one.
         if !tx.verify_signature() {

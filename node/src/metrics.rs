@@ -65,6 +65,7 @@ pub struct MethodLabel {
 pub enum Topic {
     consensus,
     txs,
+    receipts,
 }
 
 impl From<TopicKind> for Topic {
@@ -72,6 +73,7 @@ impl From<TopicKind> for Topic {
         match kind {
             TopicKind::Consensus => Topic::consensus,
             TopicKind::Txs => Topic::txs,
+            TopicKind::Receipts => Topic::receipts,
         }
     }
 }
@@ -119,6 +121,12 @@ pub struct Metrics {
     pub sync_target: Family<ShardLabel, Gauge>,
     /// Evidence of equivocation detected.
     pub evidence: Family<ShardLabel, Counter>,
+    /// Receipts from other shards waiting to be credited here.
+    pub receipts_pooled: Family<ShardLabel, Gauge>,
+    /// Receipts from other shards credited by blocks committed here.
+    pub receipts_credited: Family<ShardLabel, Counter>,
+    /// Receipts this shard's committed blocks emitted for other shards.
+    pub receipts_emitted: Family<ShardLabel, Counter>,
     /// JSON-RPC calls, by method.
     pub rpc_requests: Family<MethodLabel, Counter>,
     /// JSON-RPC calls refused by the per-client rate limit.
@@ -160,6 +168,9 @@ impl Metrics {
             sync_blocks: Family::default(),
             sync_target: Family::default(),
             evidence: Family::default(),
+            receipts_pooled: Family::default(),
+            receipts_credited: Family::default(),
+            receipts_emitted: Family::default(),
             rpc_requests: Family::default(),
             rpc_rate_limited: Counter::default(),
             registry: Registry::default(),
@@ -186,6 +197,13 @@ impl Metrics {
         r.register("sync_blocks", "Blocks committed through sync", metrics.sync_blocks.clone());
         r.register("sync_target_height", "Highest height peers reported", metrics.sync_target.clone());
         r.register("evidence", "Equivocation evidence detected", metrics.evidence.clone());
+        r.register(
+            "receipts_pooled",
+            "Receipts from other shards waiting to be credited",
+            metrics.receipts_pooled.clone(),
+        );
+        r.register("receipts_credited", "Receipts from other shards credited", metrics.receipts_credited.clone());
+        r.register("receipts_emitted", "Receipts emitted for other shards", metrics.receipts_emitted.clone());
         r.register("rpc_requests", "JSON-RPC calls by method", metrics.rpc_requests.clone());
         r.register("rpc_rate_limited", "JSON-RPC calls refused by the rate limit", metrics.rpc_rate_limited.clone());
         let mut metrics = Metrics { registry, ..metrics };
@@ -209,10 +227,13 @@ impl Metrics {
         let _ = self.sync_blocks.get_or_create(&label);
         let _ = self.sync_target.get_or_create(&label);
         let _ = self.evidence.get_or_create(&label);
+        let _ = self.receipts_pooled.get_or_create(&label);
+        let _ = self.receipts_credited.get_or_create(&label);
+        let _ = self.receipts_emitted.get_or_create(&label);
         for reason in MEMPOOL_REASONS {
             let _ = self.mempool_rejected.get_or_create(&ReasonLabel { shard, reason });
         }
-        for topic in [Topic::consensus, Topic::txs] {
+        for topic in [Topic::consensus, Topic::txs, Topic::receipts] {
             let _ = self.gossip_in.get_or_create(&TopicLabel { shard, topic });
             let _ = self.gossip_out.get_or_create(&TopicLabel { shard, topic });
             for reason in GOSSIP_REASONS {

@@ -91,10 +91,11 @@ pub async fn run(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sync_store = store.clone();
+    let sync_genesis = genesis.clone();
     let sync_server: SyncServer = Arc::new(move |request| {
-        serve_sync(&sync_store, &request).unwrap_or_else(|e| {
+        serve_sync(&sync_store, &sync_genesis, &request).unwrap_or_else(|e| {
             error!(shard = request.shard, error = %e, "cannot read blocks for a sync request");
-            SyncResponse { shard: request.shard, tip_height: 0, blocks: Vec::new() }
+            SyncResponse::empty(&request)
         })
     });
     let max_consensus_bytes = shards

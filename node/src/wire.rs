@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the gossip topics and sync protocol; bumped on any change to
 /// their encoding.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// Most blocks one sync response carries.
 pub const MAX_SYNC_BLOCKS: u32 = 64;
@@ -20,16 +20,22 @@ pub const MAX_SYNC_BLOCKS: u32 = 64;
 pub const MAX_SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest encoded sync request accepted.
 pub const MAX_SYNC_REQUEST_BYTES: usize = 1024;
+/// Most source blocks one receipt scan reads (its answer carries only the
+/// receipts, so a scan can cover far more blocks than a block sync).
+pub const MAX_RECEIPT_SCAN_BLOCKS: u32 = 256;
 /// Largest encoded transaction accepted from gossip.
 pub const MAX_TX_GOSSIP_BYTES: usize = palisade_ledger::tx::MAX_TX_BYTES;
 
-/// Which of a shard's two gossip topics a message travels on.
+/// Which of a shard's gossip topics a message travels on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TopicKind {
     /// Signed consensus messages of the shard's committee.
     Consensus,
     /// Signed transactions whose sender lives on the shard.
     Txs,
+    /// Certified receipt batches from other shards, for the shard to credit
+    /// (an encoded `palisade_ledger::ReceiptBatch`).
+    Receipts,
 }
 
 impl TopicKind {
@@ -38,6 +44,7 @@ impl TopicKind {
         match self {
             TopicKind::Consensus => "consensus",
             TopicKind::Txs => "txs",
+            TopicKind::Receipts => "receipts",
         }
     }
 }
@@ -48,15 +55,60 @@ pub fn topic(chain_id: &str, shard: ShardId, kind: TopicKind) -> String {
     format!("/palisade/{WIRE_VERSION}/{chain_id}/shard/{shard}/{}", kind.label())
 }
 
-/// Asks a peer for committed blocks of `shard` from `from_height` on.
+/// Asks a peer for committed blocks of `shard` from `from_height` on; or,
+/// with `receipts_for`, for the receipts those blocks emit for that shard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequest {
     /// The shard.
     pub shard: ShardId,
     /// First height wanted (at least 1).
     pub from_height: u64,
-    /// Most blocks wanted (the server caps it at [`MAX_SYNC_BLOCKS`]).
+    /// Most blocks wanted, or scanned for receipts (the server caps it at
+    /// [`MAX_SYNC_BLOCKS`], or [`MAX_RECEIPT_SCAN_BLOCKS`]).
     pub max_blocks: u32,
+    /// A receipt scan: the destination shard (run by the asking node) whose
+    /// receipts are wanted, instead of the blocks.
+    pub receipts_for: Option<ShardId>,
+}
+
+impl SyncRequest {
+    /// Blocks of `shard` from `from_height`, as many as a response carries.
+    pub fn blocks(shard: ShardId, from_height: u64) -> SyncRequest {
+        SyncRequest { shard, from_height, max_blocks: MAX_SYNC_BLOCKS, receipts_for: None }
+    }
+
+    /// Receipts for `dest` emitted by blocks of `source` from `from_height`.
+    pub fn receipts(source: ShardId, from_height: u64, dest: ShardId) -> SyncRequest {
+        SyncRequest { shard: source, from_height, max_blocks: MAX_RECEIPT_SCAN_BLOCKS, receipts_for: Some(dest) }
+    }
+
+    /// The most blocks the server reads for this request.
+    pub fn cap(&self) -> u32 {
+        let limit = if self.receipts_for.is_some() { MAX_RECEIPT_SCAN_BLOCKS } else { MAX_SYNC_BLOCKS };
+        self.max_blocks.min(limit)
+    }
+
+    /// The shard whose node asked (and gets the answer).
+    pub fn asker(&self) -> ShardId {
+        self.receipts_for.unwrap_or(self.shard)
+    }
+}
+
+impl SyncResponse {
+    /// Blocks of `shard` from a server at `tip_height`.
+    pub fn blocks(shard: ShardId, tip_height: u64, blocks: Vec<SyncedBlock>) -> SyncResponse {
+        SyncResponse { shard, tip_height, blocks, receipts_for: None, scanned_to: 0, receipts: Vec::new() }
+    }
+
+    /// What a server answers `request` when it will not (or cannot) serve
+    /// it: nothing, with a tip of 0 so the client does not wait on us.
+    pub fn empty(request: &SyncRequest) -> SyncResponse {
+        SyncResponse {
+            receipts_for: request.receipts_for,
+            scanned_to: request.from_height.saturating_sub(1),
+            ..SyncResponse::blocks(request.shard, 0, Vec::new())
+        }
+    }
 }
 
 /// One committed block as stored: the encoded ledger block and its encoded
@@ -81,6 +133,15 @@ pub struct SyncResponse {
     pub shard: ShardId,
     /// The server's committed height of `shard` (0 if it does not track it).
     pub tip_height: u64,
-    /// Consecutive blocks from the requested height.
+    /// Consecutive blocks from the requested height (none for a receipt scan).
     pub blocks: Vec<SyncedBlock>,
+    /// For a receipt scan: the destination it was for.
+    pub receipts_for: Option<ShardId>,
+    /// For a receipt scan: the last height scanned (every block from the
+    /// requested height through this one); below the requested height if
+    /// nothing was.
+    pub scanned_to: u64,
+    /// For a receipt scan: the encoded `ReceiptBatch` of each scanned block
+    /// that emitted receipts for the destination, in height order.
+    pub receipts: Vec<serde_bytes::ByteBuf>,
 }

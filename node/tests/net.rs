@@ -20,7 +20,9 @@ use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
 use palisade_ledger::Hash;
 use palisade_node::metrics::{Metrics, TopicLabel, TopicReasonLabel};
 use palisade_node::net::{self, COMMAND_QUEUE, NetConfig, NetHandle, Started, SyncServer, Verdict};
-use palisade_node::shard::{Control, GossipInput, QueueBounds, ShardQueues, ShardStatus, TxInput, shard_channel};
+use palisade_node::shard::{
+    Control, GossipInput, QueueBounds, ShardQueues, ShardStatus, SyncAnswer, TxInput, shard_channel,
+};
 use palisade_node::wire::{
     self, MAX_SYNC_BLOCKS, MAX_TX_GOSSIP_BYTES, SyncRequest, SyncResponse, SyncedBlock, TopicKind,
 };
@@ -54,11 +56,7 @@ impl Default for Options {
             bootstrap: Vec::new(),
             max_connections: 16,
             ban_duration: Duration::from_secs(60),
-            sync_server: Arc::new(|request: SyncRequest| SyncResponse {
-                shard: request.shard,
-                tip_height: 0,
-                blocks: Vec::new(),
-            }),
+            sync_server: Arc::new(|request: SyncRequest| SyncResponse::empty(&request)),
         }
     }
 }
@@ -279,7 +277,7 @@ fn serving_tip(tip: u64, seen: Arc<Mutex<Vec<SyncRequest>>>) -> SyncServer {
         let blocks = (request.from_height..=last)
             .map(|height| SyncedBlock { block: height.to_le_bytes().to_vec(), certificate: b"cert".to_vec() })
             .collect();
-        SyncResponse { shard: request.shard, tip_height: tip, blocks }
+        SyncResponse::blocks(request.shard, tip, blocks)
     })
 }
 
@@ -287,7 +285,7 @@ fn serving_tip(tip: u64, seen: Arc<Mutex<Vec<SyncRequest>>>) -> SyncServer {
 async fn sync_request_is_answered_by_a_peer() {
     // Alone, nobody can answer: the shard hears so at once.
     let a = start(Options::default()).await;
-    assert!(a.net.sync(SyncRequest { shard: SHARD, from_height: 1, max_blocks: 4 }));
+    assert!(a.net.sync(SyncRequest { max_blocks: 4, ..SyncRequest::blocks(SHARD, 1) }));
     let mut answer = None;
     wait_for("the answer of a lone node", || {
         answer = a.queues.control.try_recv().ok();
@@ -295,7 +293,9 @@ async fn sync_request_is_answered_by_a_peer() {
     })
     .await;
     match answer {
-        Some(Control::Synced(Err(reason))) => assert!(reason.contains("no peer follows shard 0"), "{reason}"),
+        Some(Control::Synced(SyncAnswer { answer: Err(reason), .. })) => {
+            assert!(reason.contains("no peer follows shard 0"), "{reason}")
+        }
         other => panic!("expected a sync failure, got {other:?}"),
     }
 
@@ -319,7 +319,7 @@ async fn sync_request_is_answered_by_a_peer() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let response = loop {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for a sync answer");
-        assert!(a.net.sync(SyncRequest { shard: SHARD, from_height: 10, max_blocks: 1_000 }));
+        assert!(a.net.sync(SyncRequest { max_blocks: 1_000, ..SyncRequest::blocks(SHARD, 10) }));
         let mut answer = None;
         wait_for("a sync answer", || {
             answer = a.queues.control.try_recv().ok();
@@ -327,8 +327,8 @@ async fn sync_request_is_answered_by_a_peer() {
         })
         .await;
         match answer {
-            Some(Control::Synced(Ok(response))) => break response,
-            Some(Control::Synced(Err(reason))) if reason.contains("no peer follows") => {
+            Some(Control::Synced(SyncAnswer { answer: Ok(response), .. })) => break response,
+            Some(Control::Synced(SyncAnswer { answer: Err(reason), .. })) if reason.contains("no peer follows") => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             other => panic!("unexpected answer {other:?}"),
@@ -342,7 +342,7 @@ async fn sync_request_is_answered_by_a_peer() {
     assert!(response.blocks.iter().all(|b| b.certificate == b"cert"));
     let seen = seen.lock().expect("not poisoned").clone();
     assert_eq!(seen.len(), 1, "one server was asked once");
-    assert_eq!(seen[0], SyncRequest { shard: SHARD, from_height: 10, max_blocks: MAX_SYNC_BLOCKS }, "capped");
+    assert_eq!(seen[0], SyncRequest::blocks(SHARD, 10), "capped");
 
     for node in [a, b, c] {
         node.stop().await;

@@ -178,7 +178,8 @@ impl Harness {
         for nonce in 0..2 {
             let tx = transfer(&genesis, &sender, nonce, recipient, AMOUNT);
             let built =
-                build_block(&shard0, proposer, genesis.genesis_time_ms + 1_000 * (nonce + 1), [tx.clone()]).unwrap();
+                build_block(&shard0, proposer, genesis.genesis_time_ms + 1_000 * (nonce + 1), Vec::new(), [tx.clone()])
+                    .unwrap();
             assert!(built.rejected.is_empty(), "{:?}", built.rejected);
             let certificate = certify(&genesis, &built.block, nonce);
             shard0.commit(&built.block, &codec::encode(&certificate), &built.outcome).unwrap();

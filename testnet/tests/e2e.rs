@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::Client;
+use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
 use palisade_ledger::workload::Wallets;
 use palisade_ledger::{Amount, Genesis, Hash, ShardId};
 use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
@@ -191,6 +191,84 @@ async fn two_shards_commit_independently() {
     let h1 = height(&rpc, 4, 1).await;
     // At most the height that was in flight when the kill landed.
     assert!(h1 <= halted_at + 1, "shard 1 committed without a quorum: {halted_at} → {h1}");
+}
+
+/// Transfers both ways between two shards, with a validator of each shard
+/// killed between two rounds: every transfer is debited once at its source
+/// and credited once at its destination, and the balances are exact on every
+/// validator, the restarted ones included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_shard_transfers_both_ways_survive_a_kill_on_each_shard() {
+    let (mut net, mut wallets, _dir) = network(2, 12);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    let (shard0, shard1) = ([0usize, 1, 2, 3], [4usize, 5, 6, 7]);
+    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &shard0, 0, 2)).await;
+    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &shard1, 1, 2)).await;
+    let (a, _) = pair_on(&wallets, 2, 0);
+    let (b, _) = pair_on(&wallets, 2, 1);
+    let (a_start, _) = account(&rpc[0], &wallets.address(a)).await;
+    let (b_start, _) = account(&rpc[4], &wallets.address(b)).await;
+    let fee = Amount(1_000);
+    // (id, destination shard); each side's expected balance change.
+    let mut sent: Vec<(Hash, ShardId)> = Vec::new();
+    let (mut a_expect, mut b_expect) = (i128::from(a_start), i128::from(b_start));
+    let mut round = |wallets: &mut Wallets, amounts: &[u64], via: (usize, usize)| {
+        let mut txs = Vec::new();
+        for &units in amounts {
+            txs.push((via.0, wallets.transfer(a, wallets.address(b), Amount(units), fee), 1));
+            txs.push((via.1, wallets.transfer(b, wallets.address(a), Amount(units * 3), fee), 0));
+            a_expect += i128::from(units * 3) - i128::from(units + fee.units());
+            b_expect += i128::from(units) - i128::from(units * 3 + fee.units());
+        }
+        txs
+    };
+
+    let first = round(&mut wallets, &[1_000_000, 2_000_000], (0, 4));
+    for (node, tx, dest) in first {
+        sent.push((rpc[node].submit(&tx).await.unwrap().id, dest));
+    }
+    // Mid-way: one validator of each shard dies (each shard keeps a quorum).
+    net.kill("validator-0-3").unwrap();
+    net.kill("validator-1-1").unwrap();
+    let second = round(&mut wallets, &[3_000_000, 4_000_000, 5_000_000], (1, 6));
+    for (node, tx, dest) in second {
+        sent.push((rpc[node].submit(&tx).await.unwrap().id, dest));
+    }
+
+    for (id, dest) in &sent {
+        let source = 1 - dest;
+        let at_source = if source == 0 { &rpc[2] } else { &rpc[6] };
+        match at_source.wait_final(id, Duration::from_millis(100), WAIT).await.unwrap() {
+            TransactionResponse::Final { shard, dest_shard, .. } => {
+                assert_eq!((shard, dest_shard), (source, Some(*dest)), "{id}");
+            }
+            other => panic!("transfer {id} not final at its source: {other:?}\n{}", net.logs_tail(15)),
+        }
+        let at_dest = if *dest == 0 { &rpc[1] } else { &rpc[7] };
+        match at_dest.wait_credited(id, *dest, Duration::from_millis(100), WAIT).await.unwrap() {
+            ReceiptResponse::Credited { shard, source_shard, .. } => assert_eq!((shard, source_shard), (*dest, source)),
+            other => panic!("transfer {id} not credited: {other:?}\n{}", net.logs_tail(15)),
+        }
+    }
+
+    // Exact on the survivors, then on the restarted validators once caught up.
+    net.start("validator-0-3").unwrap();
+    net.start("validator-1-1").unwrap();
+    let (a_address, b_address) = (wallets.address(a), wallets.address(b));
+    for (nodes, address, expect) in [(&shard0, a_address, a_expect), (&shard1, b_address, b_expect)] {
+        for &i in nodes.iter() {
+            let client = rpc[i].clone();
+            wait_for(&net, &format!("node {i} to show the exact balance"), || {
+                let client = client.clone();
+                async move { client.account(&address, false).await.is_ok_and(|acc| i128::from(acc.balance_units) == expect) }
+            })
+            .await;
+        }
+    }
+    // Sent 5 times each way: the senders' nonces say each was executed once.
+    assert_eq!(account(&rpc[0], &a_address).await.1, 5);
+    assert_eq!(account(&rpc[4], &b_address).await.1, 5);
 }
 
 /// Catch-up speed of a validator that missed 1,000+ blocks (a measurement,

@@ -6,7 +6,7 @@
 
 use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::verify::verify_block;
-use palisade_ledger::api::{ShardStatusJson, TransactionResponse};
+use palisade_ledger::api::{ReceiptResponse, ShardStatusJson, TransactionResponse};
 use palisade_ledger::{Amount, Hash, ShardId};
 use serde_json::{Value, json};
 
@@ -40,6 +40,32 @@ pub async fn tx(ctx: &Context, id: &str) -> Result<Report> {
     for (url, answer) in answers {
         match answer {
             Ok(TransactionResponse::Unknown { .. }) => asked.push(url),
+            Ok(known @ TransactionResponse::Final { dest_shard: Some(dest), .. }) => {
+                // Debited; where the destination stands on the credit.
+                let credit = match network.for_shard(dest).await {
+                    Ok(node) => node.client.receipt(&id, dest).await.map_err(WalletError::from),
+                    Err(e) => Err(e),
+                };
+                let mut report = tx_report(&known, &url);
+                let line = match &credit {
+                    Ok(ReceiptResponse::Credited { height, .. }) => {
+                        format!("credited on shard {dest} at height {height}")
+                    }
+                    Ok(ReceiptResponse::NotCredited { pooled: true, .. }) => {
+                        format!("in flight to shard {dest}: its receipt waits for shard {dest}'s next block")
+                    }
+                    Ok(ReceiptResponse::NotCredited { pooled: false, .. }) => {
+                        format!("in flight to shard {dest}: not credited yet")
+                    }
+                    Err(e) => format!("in flight to shard {dest}? its nodes did not say: {e}"),
+                };
+                report.json["credit"] = match credit {
+                    Ok(answer) => serde_json::to_value(answer).unwrap_or(Value::Null),
+                    Err(e) => json!({ "state": "unknown", "shard": dest, "error": e.to_string() }),
+                };
+                report.human = format!("{}\n{line}", report.human);
+                return Ok(report);
+            }
             Ok(known) => return Ok(tx_report(&known, &url)),
             // Another node answered; this one is left out of `asked`.
             Err(_) => {}
@@ -53,8 +79,12 @@ fn tx_report(answer: &TransactionResponse, url: &str) -> Report {
     let mut json = serde_json::to_value(answer).unwrap_or(Value::Null);
     json["node"] = url.into();
     let human = match answer {
-        TransactionResponse::Final { id, shard, height, position, fee_units, .. } => format!(
+        TransactionResponse::Final { id, shard, height, position, fee_units, dest_shard: None, .. } => format!(
             "final on shard {shard} at height {height} (position {position}, fee {})\nid: {id}",
+            pal(Amount(*fee_units))
+        ),
+        TransactionResponse::Final { id, shard, height, position, fee_units, dest_shard: Some(dest), .. } => format!(
+            "debited on shard {shard} at height {height} (position {position}, fee {}) for shard {dest}\nid: {id}",
             pal(Amount(*fee_units))
         ),
         TransactionResponse::Pending { id, shard } => format!("pending in shard {shard}'s mempool\nid: {id}"),

@@ -11,9 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use palisade_ledger::api::TransactionResponse;
 use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::reason;
+use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
 use palisade_ledger::{Address, Amount, SignedTx};
 use serde_json::json;
 
@@ -59,9 +59,6 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 
     let mut network = ctx.network()?;
     let (from_shard, to_shard) = (network.shard_of(&from), network.shard_of(&to));
-    if from_shard != to_shard {
-        return Err(WalletError::CrossShard { to: to.to_string(), to_shard, from_shard });
-    }
     let client = network.for_shard(from_shard).await?.client.clone();
     let account = client.account(&from, false).await?;
     let balance = Amount(account.balance_units);
@@ -110,8 +107,39 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
             json["shard"] = shard.into();
             json["height"] = height.into();
             json["latency_ms"] = u64::try_from(latency_ms).unwrap_or(u64::MAX).into();
-            let human = format!("final on shard {shard} at height {height} in {latency_ms} ms\n{summary}\nid: {id}");
-            Ok(Report::new(human, json))
+            let mut human = format!("final on shard {shard} at height {height} in {latency_ms} ms");
+            if to_shard != from_shard {
+                // Debited; the recipient's shard credits it against the receipt.
+                let left = timeout.saturating_sub(started.elapsed());
+                let bar = spinner(ctx.format, format!("waiting for shard {to_shard} to credit {id}"));
+                let dest = network.for_shard(to_shard).await?.client.clone();
+                let credit = dest.wait_credited(&id, to_shard, POLL, left).await;
+                bar.finish_and_clear();
+                let credit_ms = started.elapsed().as_millis();
+                match credit? {
+                    ReceiptResponse::Credited { height: credited_at, .. } => {
+                        json["state"] = "credited".into();
+                        json["credit"] = json!({
+                            "shard": to_shard,
+                            "height": credited_at,
+                            "latency_ms": u64::try_from(credit_ms).unwrap_or(u64::MAX),
+                        });
+                        human = format!(
+                            "debited on shard {shard} at height {height} in {latency_ms} ms; \
+                             credited on shard {to_shard} at height {credited_at} in {credit_ms} ms"
+                        );
+                    }
+                    ReceiptResponse::NotCredited { .. } => {
+                        json["state"] = "in_flight".into();
+                        json["credit"] = json!({ "shard": to_shard, "state": "in_flight" });
+                        human = format!(
+                            "debited on shard {shard} at height {height} in {latency_ms} ms; in flight to shard \
+                             {to_shard} (not credited after {credit_ms} ms; it will be: check with `palisade tx {id}`)"
+                        );
+                    }
+                }
+            }
+            Ok(Report::new(format!("{human}\n{summary}\nid: {id}"), json))
         }
         TransactionResponse::Rejected { reason, .. } => Err(WalletError::Rejected { id, label: None, reason }),
         TransactionResponse::Pending { .. } => {

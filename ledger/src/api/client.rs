@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{
-    AccountResponse, BlockResponse, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, TxRejection,
+    AccountResponse, BlockResponse, ReceiptResponse, ShardValidators, StatusResponse, SubmitResponse,
+    TransactionResponse, TxRejection,
 };
 use super::{code, method};
 use crate::{Address, Hash, ShardId, SignedTx};
@@ -230,6 +231,39 @@ impl Client {
     /// `palisade_transaction`.
     pub async fn transaction(&self, id: &Hash) -> Result<TransactionResponse, ClientError> {
         self.call(method::TRANSACTION, json!({"id": id.to_hex()})).await
+    }
+
+    /// `palisade_receipt`: whether destination `shard` credited the receipt
+    /// of cross-shard transfer `id`.
+    pub async fn receipt(&self, id: &Hash, shard: ShardId) -> Result<ReceiptResponse, ClientError> {
+        self.call(method::RECEIPT, json!({"id": id.to_hex(), "shard": shard})).await
+    }
+
+    /// Polls `palisade_receipt` every `poll` until destination `shard` has
+    /// credited `id`, or `timeout` passes (then the last answer).
+    /// Transient refusals (busy, rate-limited) are retried.
+    pub async fn wait_credited(
+        &self,
+        id: &Hash,
+        shard: ShardId,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<ReceiptResponse, ClientError> {
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        loop {
+            let answer = match self.receipt(id, shard).await {
+                Ok(answer) => Some(answer),
+                Err(e) if e.is_retryable() => None,
+                Err(e) => return Err(e),
+            };
+            let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            match answer {
+                Some(done @ ReceiptResponse::Credited { .. }) => return Ok(done),
+                Some(waiting) if expired => return Ok(waiting),
+                _ if expired => return self.receipt(id, shard).await,
+                _ => tokio::time::sleep(poll).await,
+            }
+        }
     }
 
     /// `palisade_block` by shard and height; `None` if not (yet) final.

@@ -31,6 +31,8 @@ pub mod method {
     pub const BLOCK: &str = "palisade_block";
     /// Committees and validator records.
     pub const VALIDATORS: &str = "palisade_validators";
+    /// Whether a shard credited a cross-shard receipt.
+    pub const RECEIPT: &str = "palisade_receipt";
     /// WebSocket: subscribe to a shard's final blocks.
     pub const SUBSCRIBE_FINAL_BLOCKS: &str = "palisade_subscribeFinalBlocks";
     /// WebSocket: the notifications of [`SUBSCRIBE_FINAL_BLOCKS`].
@@ -47,6 +49,7 @@ pub mod method {
         TRANSACTION,
         BLOCK,
         VALIDATORS,
+        RECEIPT,
         SUBSCRIBE_FINAL_BLOCKS,
         UNSUBSCRIBE_FINAL_BLOCKS,
     ];
@@ -132,8 +135,6 @@ pub mod reason {
     pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
     /// An amount overflows.
     pub const OVERFLOW: &str = "overflow";
-    /// The recipient is on another shard.
-    pub const CROSS_SHARD: &str = "cross_shard";
     /// The nonce is already executed.
     pub const STALE_NONCE: &str = "stale_nonce";
     /// The nonce leaves a gap after the sender's pending chain.
@@ -155,7 +156,6 @@ pub mod reason {
         BAD_NONCE,
         INSUFFICIENT_FUNDS,
         OVERFLOW,
-        CROSS_SHARD,
         STALE_NONCE,
         NONCE_GAP,
         NONCE_TAKEN,
@@ -343,6 +343,10 @@ pub enum TransactionResponse {
         fee_units: u64,
         /// Fee paid, PAL.
         fee: String,
+        /// A transfer to another shard: the shard that credits it (ask a node
+        /// of that shard with `palisade_receipt`). Absent for same-shard ones.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dest_shard: Option<ShardId>,
     },
     /// Waiting in a local shard's mempool.
     Pending {
@@ -364,6 +368,35 @@ pub enum TransactionResponse {
     Unknown {
         /// The id.
         id: Hash,
+    },
+}
+
+/// `palisade_receipt`: where a destination shard stands on the receipt of
+/// a cross-shard transfer (its id is the transfer's id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ReceiptResponse {
+    /// Credited to the recipient by a final block of `shard`.
+    Credited {
+        /// The receipt (and transfer) id.
+        id: Hash,
+        /// The destination shard.
+        shard: ShardId,
+        /// The destination block that credited it.
+        height: u64,
+        /// The shard that debited the sender.
+        source_shard: ShardId,
+        /// The source block that emitted the receipt.
+        source_height: u64,
+    },
+    /// Not credited by `shard` (yet): in flight, or no such receipt.
+    NotCredited {
+        /// The id asked about.
+        id: Hash,
+        /// The shard asked.
+        shard: ShardId,
+        /// Verified and waiting in this node's receipt pool for a block.
+        pooled: bool,
     },
 }
 

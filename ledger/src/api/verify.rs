@@ -463,7 +463,7 @@ mod tests {
         }
         .sign(&sender);
         let proposer = genesis.committee(home()).unwrap().validators[0].address;
-        let built = build_block(&state, proposer, genesis.genesis_time_ms + 1_000, [tx]).unwrap();
+        let built = build_block(&state, proposer, genesis.genesis_time_ms + 1_000, Vec::new(), [tx]).unwrap();
         assert!(built.rejected.is_empty());
         state.commit(&built.outcome);
         let certificate = certify(&genesis, &built.block, home(), &[0, 1, 3]);

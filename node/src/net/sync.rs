@@ -19,7 +19,7 @@ use palisade_ledger::{ShardId, codec};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::wire::{MAX_SYNC_BLOCKS, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
+use crate::wire::{MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse};
 
 /// The protocol name.
 pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/palisade/sync/1");
@@ -128,18 +128,16 @@ impl request_response::Codec for SyncCodec {
     }
 }
 
-/// What a server answers when it will not (or cannot) serve a request: no
-/// blocks, and a tip of 0 so the client does not wait on us.
-pub(crate) fn empty_response(shard: ShardId) -> SyncResponse {
-    SyncResponse { shard, tip_height: 0, blocks: Vec::new() }
-}
-
 /// Checks an inbound request before the store is read: the shard must be one
 /// this node runs, the range must start at height 1 or above and ask for
-/// something; the block count is capped at [`MAX_SYNC_BLOCKS`].
+/// something, and a receipt scan must be for another shard; the block count
+/// is capped ([`SyncRequest::cap`]).
 pub(crate) fn admit(mut request: SyncRequest, shards: &BTreeSet<ShardId>) -> Result<SyncRequest, &'static str> {
     if !shards.contains(&request.shard) {
         return Err("shard not run here");
+    }
+    if request.receipts_for == Some(request.shard) {
+        return Err("receipts of a shard for itself");
     }
     if request.from_height == 0 {
         return Err("from_height 0");
@@ -147,15 +145,20 @@ pub(crate) fn admit(mut request: SyncRequest, shards: &BTreeSet<ShardId>) -> Res
     if request.max_blocks == 0 {
         return Err("asks for no blocks");
     }
-    request.max_blocks = request.max_blocks.min(MAX_SYNC_BLOCKS);
+    request.max_blocks = request.cap();
     Ok(request)
 }
 
 /// Cuts what the sync server returned down to what the request asked for and
 /// what fits in [`MAX_RESPONSE_BYTES`], keeping a prefix (blocks must stay
-/// consecutive from the requested height).
+/// consecutive from the requested height). A receipt scan over the limit
+/// (the server keeps under it) is answered as if nothing was scanned.
 pub(crate) fn trim(response: &mut SyncResponse, request: &SyncRequest) {
-    let max_blocks = usize::try_from(request.max_blocks.min(MAX_SYNC_BLOCKS)).unwrap_or(usize::MAX);
+    let receipt_bytes = response.receipts.iter().map(|r| r.len().saturating_add(9)).fold(0, usize::saturating_add);
+    if receipt_bytes > MAX_RESPONSE_BYTES - RESPONSE_HEADER_BYTES {
+        *response = SyncResponse::empty(request);
+    }
+    let max_blocks = usize::try_from(request.cap()).unwrap_or(usize::MAX);
     let budget = MAX_RESPONSE_BYTES - RESPONSE_HEADER_BYTES;
     let mut used = 0usize;
     let mut keep = 0usize;
@@ -178,9 +181,20 @@ pub(crate) fn check_response(request: &SyncRequest, response: &SyncResponse) -> 
     if response.shard != request.shard {
         return Err(format!("answered for shard {} instead of {}", response.shard, request.shard));
     }
-    let asked = request.max_blocks.min(MAX_SYNC_BLOCKS);
+    if response.receipts_for != request.receipts_for {
+        return Err("answered another kind of request".to_owned());
+    }
+    let asked = request.cap();
     if response.blocks.len() > usize::try_from(asked).unwrap_or(usize::MAX) {
         return Err(format!("sent {} blocks, {asked} asked for", response.blocks.len()));
+    }
+    if request.receipts_for.is_some() {
+        let last = request.from_height.saturating_add(u64::from(asked)).saturating_sub(1);
+        if !response.blocks.is_empty() || response.scanned_to > last || response.receipts.len() > asked as usize {
+            return Err(format!("a receipt scan answer beyond the {asked} blocks asked for"));
+        }
+    } else if !response.receipts.is_empty() {
+        return Err("receipts in a block sync answer".to_owned());
     }
     Ok(())
 }
@@ -242,10 +256,10 @@ mod tests {
     use libp2p::request_response::Codec;
 
     use super::*;
-    use crate::wire::SyncedBlock;
+    use crate::wire::{MAX_RECEIPT_SCAN_BLOCKS, MAX_SYNC_BLOCKS, SyncedBlock};
 
     fn request(max_blocks: u32) -> SyncRequest {
-        SyncRequest { shard: 1, from_height: 5, max_blocks }
+        SyncRequest { max_blocks, ..SyncRequest::blocks(1, 5) }
     }
 
     fn block(size: usize) -> SyncedBlock {
@@ -264,7 +278,7 @@ mod tests {
         let read = block_on(codec.read_request(&PROTOCOL, &mut Cursor::new(&wire))).expect("read");
         assert_eq!(read, request(3));
 
-        let response = SyncResponse { shard: 1, tip_height: 9, blocks: vec![block(10), block(20)] };
+        let response = SyncResponse::blocks(1, 9, vec![block(10), block(20)]);
         let mut wire = Vec::new();
         block_on(codec.write_response(&PROTOCOL, &mut Cursor::new(&mut wire), response.clone())).expect("write");
         let read = block_on(codec.read_response(&PROTOCOL, &mut Cursor::new(&wire))).expect("read");
@@ -291,16 +305,18 @@ mod tests {
         assert!(admit(SyncRequest { shard: 2, ..request(1) }, &shards).is_err());
         assert!(admit(SyncRequest { from_height: 0, ..request(1) }, &shards).is_err());
         assert!(admit(request(0), &shards).is_err());
+        assert_eq!(admit(SyncRequest::receipts(1, 5, 0), &shards).map(|r| r.max_blocks), Ok(MAX_RECEIPT_SCAN_BLOCKS));
+        assert!(admit(SyncRequest::receipts(1, 5, 1), &shards).is_err(), "receipts for the source itself");
     }
 
     #[test]
     fn trim_keeps_a_prefix_within_count_and_bytes() {
-        let mut response = SyncResponse { shard: 1, tip_height: 9, blocks: vec![block(1); 10] };
+        let mut response = SyncResponse::blocks(1, 9, vec![block(1); 10]);
         trim(&mut response, &request(4));
         assert_eq!(response.blocks.len(), 4);
 
         let big = MAX_SYNC_RESPONSE_BYTES / 2;
-        let mut response = SyncResponse { shard: 1, tip_height: 9, blocks: vec![block(big); 3] };
+        let mut response = SyncResponse::blocks(1, 9, vec![block(big); 3]);
         trim(&mut response, &request(10));
         assert_eq!(response.blocks.len(), 2);
         assert!(codec::encode(&response).len() <= MAX_RESPONSE_BYTES);
@@ -308,10 +324,16 @@ mod tests {
 
     #[test]
     fn check_response_matches_the_request() {
-        let ok = SyncResponse { shard: 1, tip_height: 9, blocks: vec![block(1); 2] };
+        let ok = SyncResponse::blocks(1, 9, vec![block(1); 2]);
         assert!(check_response(&request(2), &ok).is_ok());
         assert!(check_response(&request(1), &ok).is_err());
         assert!(check_response(&SyncRequest { shard: 2, ..request(2) }, &ok).is_err());
+        let scan = SyncRequest::receipts(1, 5, 0);
+        assert!(check_response(&scan, &ok).is_err(), "blocks for a receipt scan");
+        let mut answer = SyncResponse::empty(&scan);
+        assert!(check_response(&scan, &answer).is_ok());
+        answer.scanned_to = 5 + u64::from(MAX_RECEIPT_SCAN_BLOCKS);
+        assert!(check_response(&scan, &answer).is_err(), "scanned past what was asked");
     }
 
     #[test]

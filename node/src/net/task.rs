@@ -33,8 +33,8 @@ use super::sync::{self, Pending, SyncPeers};
 use super::topics::Topics;
 use super::{Command, CommandReceiver, GossipSource, NetConfig, NetError, Started, SyncServer, Verdict};
 use crate::metrics::{Metrics, TopicLabel};
-use crate::shard::{GossipInput, ShardHandle};
-use crate::wire::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse, TopicKind};
+use crate::shard::{GossipInput, ShardHandle, SyncAnswer};
+use crate::wire::{SyncRequest, SyncResponse, TopicKind};
 
 /// How long [`spawn`] waits for the listen addresses to be bound.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -235,14 +235,17 @@ impl NetTask {
         }
     }
 
+    /// Asks a peer that runs `request.shard`; the answer goes to the shard
+    /// that asked ([`SyncRequest::asker`]: the same shard for blocks, the
+    /// destination for a receipt scan of another shard).
     fn request_sync(&mut self, request: SyncRequest) {
-        let shard = request.shard;
-        if !self.shards.contains_key(&shard) {
-            debug!(shard, "sync asked for a shard not run here");
+        let (shard, asker) = (request.shard, request.asker());
+        if !self.shards.contains_key(&asker) {
+            debug!(shard = asker, "sync asked for by a shard not run here");
             return;
         }
         if self.requests.len() >= sync::MAX_REQUESTING {
-            self.deliver(shard, Err("too many sync requests in flight".to_owned()));
+            self.deliver(&request, Err("too many sync requests in flight".to_owned()));
             return;
         }
         let topic = self.topics.hash(shard, TopicKind::Consensus);
@@ -255,19 +258,20 @@ impl NetTask {
             .map(|(peer, _)| *peer)
             .collect();
         let Some(peer) = self.sync_peers.pick(candidates, Instant::now()) else {
-            self.deliver(shard, Err(format!("no peer follows shard {shard}")));
+            self.deliver(&request, Err(format!("no peer follows shard {shard}")));
             return;
         };
-        let request = SyncRequest { max_blocks: request.max_blocks.min(MAX_SYNC_BLOCKS), ..request };
+        let request = SyncRequest { max_blocks: request.cap(), ..request };
         debug!(peer = %peer, shard, from_height = request.from_height, "asking for blocks");
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request.clone());
         self.requests.insert(id, Pending { request });
     }
 
     /// Hands a sync answer to the shard that asked.
-    fn deliver(&self, shard: ShardId, answer: Result<SyncResponse, String>) {
+    fn deliver(&self, request: &SyncRequest, answer: Result<SyncResponse, String>) {
+        let shard = request.asker();
         if let Some(handle) = self.shards.get(&shard)
-            && let Err(e) = handle.synced(answer)
+            && let Err(e) = handle.synced(SyncAnswer { request: request.clone(), answer })
         {
             debug!(shard, error = %e, "sync answer dropped");
         }
@@ -388,7 +392,7 @@ impl NetTask {
                             Err(format!("peer {peer}: {e}"))
                         }
                     };
-                    self.deliver(shard, answer);
+                    self.deliver(&pending.request, answer);
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
@@ -396,7 +400,7 @@ impl NetTask {
                 let shard = pending.request.shard;
                 debug!(peer = %peer, shard, error = %error, "sync request failed");
                 self.sync_peers.failed(peer, Instant::now());
-                self.deliver(shard, Err(format!("sync request to {peer} failed: {error}")));
+                self.deliver(&pending.request, Err(format!("sync request to {peer} failed: {error}")));
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(peer = %peer, error = %error, "serving a sync request failed");
@@ -409,14 +413,15 @@ impl NetTask {
     /// thread if one of the serving slots is free, else answered empty.
     fn serve_sync(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
         let shard = request.shard;
+        let empty = SyncResponse::empty(&request);
         match sync::admit(request, &self.served_shards) {
             Err(reason) => {
                 debug!(peer = %peer, shard, reason, "sync request refused");
-                self.respond(channel, sync::empty_response(shard));
+                self.respond(channel, empty);
             }
             Ok(_) if self.serving.len() >= sync::MAX_SERVING => {
                 debug!(peer = %peer, shard, "busy serving sync requests; answering empty");
-                self.respond(channel, sync::empty_response(shard));
+                self.respond(channel, empty);
             }
             Ok(request) => {
                 trace!(peer = %peer, shard, from_height = request.from_height, "serving blocks");

@@ -1,4 +1,4 @@
-//! The gossip topics this node subscribes to (both topics of every shard it
+//! The gossip topics this node subscribes to (every topic of every shard it
 //! runs), the way back from a topic hash to `(shard, kind)`, and the size
 //! limit each kind of message is held to.
 
@@ -27,7 +27,7 @@ impl Topics {
         let mut subscribed = Vec::with_capacity(shards.len().saturating_mul(2));
         let mut by_hash = HashMap::with_capacity(shards.len().saturating_mul(2));
         for &shard in shards {
-            for kind in [TopicKind::Consensus, TopicKind::Txs] {
+            for kind in [TopicKind::Consensus, TopicKind::Txs, TopicKind::Receipts] {
                 let topic = IdentTopic::new(wire::topic(chain_id, shard, kind));
                 if by_hash.insert(topic.hash(), (shard, kind)).is_none() {
                     subscribed.push(topic);
@@ -55,7 +55,8 @@ impl Topics {
     /// Largest message accepted on a topic of `kind`.
     pub(crate) fn limit(&self, kind: TopicKind) -> usize {
         match kind {
-            TopicKind::Consensus => self.max_consensus_bytes,
+            // A receipt batch is bounded like a block.
+            TopicKind::Consensus | TopicKind::Receipts => self.max_consensus_bytes,
             TopicKind::Txs => MAX_TX_GOSSIP_BYTES,
         }
     }
@@ -96,12 +97,14 @@ mod tests {
     #[test]
     fn maps_hashes_back_to_shard_and_kind() {
         let topics = Topics::new("test-chain", &[0, 3], 100_000);
-        assert_eq!(topics.subscribed().len(), 4);
+        assert_eq!(topics.subscribed().len(), 6, "three topics per shard");
         let hash = topics.hash(3, TopicKind::Txs);
         assert_eq!(topics.lookup(&hash), Some((3, TopicKind::Txs)));
         assert_eq!(topics.lookup(&topics.hash(1, TopicKind::Consensus)), None);
         assert_eq!(topics.limit(TopicKind::Txs), MAX_TX_GOSSIP_BYTES);
         assert_eq!(topics.limit(TopicKind::Consensus), 100_000);
+        assert_eq!(topics.limit(TopicKind::Receipts), 100_000);
+        assert_eq!(topics.lookup(&topics.hash(0, TopicKind::Receipts)), Some((0, TopicKind::Receipts)));
         assert!(topics.max_transmit_bytes() > 100_000);
     }
 

@@ -12,9 +12,7 @@ use jsonrpsee::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
 use palisade_ledger::state::ShardContext;
 use palisade_ledger::store::ShardStore;
 use palisade_ledger::tx::MAX_TX_BYTES;
-use palisade_ledger::{
-    Address, BlockHeader, Hash, ShardId, SignedTx, State, StateExt, StateKey, Tip, TxError, TxKind, codec,
-};
+use palisade_ledger::{Address, BlockHeader, Hash, ShardId, SignedTx, State, StateExt, StateKey, Tip, TxError, codec};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -29,8 +27,9 @@ use crate::shard::TxState;
 use crate::shard::chain::decode_certificate;
 use crate::wire::TopicKind;
 use palisade_ledger::api::{
-    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, ShardStatusJson,
-    ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson, ValidatorState,
+    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, ReceiptResponse,
+    ShardStatusJson, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson,
+    ValidatorState,
 };
 
 pub use palisade_ledger::api::method::*;
@@ -50,6 +49,7 @@ pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
     module.register_async_method(TRANSACTION, |params, ctx, _| async move { transaction(ctx, &params).await })?;
     module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
     module.register_blocking_method(VALIDATORS, |params, ctx, _| validators(&ctx, &params))?;
+    module.register_async_method(RECEIPT, |params, ctx, _| async move { receipt(ctx, &params).await })?;
     module.register_subscription(
         SUBSCRIBE_FINAL_BLOCKS,
         FINAL_BLOCK_NOTIFICATION,
@@ -296,17 +296,11 @@ async fn submit(ctx: &NodeContext, params: &Params<'_>) -> Result<SubmitResponse
     Ok(SubmitResponse { id, shard, forwarded: true })
 }
 
-/// Chain id, recipient shard and signature: what a transaction for another
-/// shard must pass before this node gossips it.
+/// Chain id and signature: what a transaction for another shard must pass
+/// before this node gossips it.
 fn forward_checks(ctx: &NodeContext, tx: &SignedTx) -> Result<(), TxError> {
     if tx.body.chain_id != ctx.genesis.chain_id {
         return Err(TxError::WrongChain { expected: ctx.genesis.chain_id.clone(), got: tx.body.chain_id.clone() });
-    }
-    let shard_count = ctx.genesis.shard_count;
-    let TxKind::Transfer { to, .. } = &tx.body.kind;
-    let to_shard = to.shard(shard_count);
-    if to_shard != tx.body.sender.shard(shard_count) {
-        return Err(TxError::CrossShard { to_shard });
     }
     if !tx.verify_signature() {
         return Err(TxError::BadSignature);
@@ -337,6 +331,7 @@ async fn transaction(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<Trans
             position: r.position,
             fee_units: r.fee.units(),
             fee: r.fee.to_string(),
+            dest_shard: r.dest_shard,
         });
     }
     let answers = join_all(ctx.shards.values().map(|h| async move { (h.shard, h.tx_state(id).await) })).await;
@@ -353,6 +348,58 @@ async fn transaction(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<Trans
         Some((shard, reason)) => TransactionResponse::Rejected { id, shard, reason },
         None => TransactionResponse::Unknown { id },
     })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiptArgs {
+    id: String,
+    #[serde(default)]
+    shard: Option<ShardId>,
+}
+
+/// `palisade_receipt(id, shard?)`: whether `shard` (by default, every shard
+/// this node runs) credited the receipt of cross-shard transfer `id`.
+async fn receipt(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<ReceiptResponse, ErrorObjectOwned> {
+    let args: ReceiptArgs = parse_args(params, &["id", "shard"])?;
+    let id = parse_hash("id", &args.id)?;
+    let shards: Vec<ShardId> = match args.shard {
+        Some(shard) => {
+            check_shard(&ctx, shard)?;
+            vec![shard]
+        }
+        None => ctx.shards.keys().copied().collect(),
+    };
+    let Some(&first) = shards.first() else { return Err(shard_not_tracked(0)) };
+    for &shard in &shards {
+        let state = reader(&ctx, shard)?;
+        let applied = tokio::task::spawn_blocking(move || state.applied(&id))
+            .await
+            .map_err(|e| internal("reading a receipt", e))?
+            .map_err(|e| internal("reading a receipt", e))?;
+        if let Some(a) = applied {
+            return Ok(ReceiptResponse::Credited {
+                id,
+                shard,
+                height: a.height,
+                source_shard: a.source_shard,
+                source_height: a.source_height,
+            });
+        }
+    }
+    let mut pooled_on = None;
+    for &shard in &shards {
+        let Some(handle) = ctx.shards.get(&shard) else { continue };
+        match handle.receipt_pooled(id).await {
+            Ok(true) => {
+                pooled_on = Some(shard);
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => debug!(shard, error = %e, "no receipt state from a shard"),
+        }
+    }
+    Ok(ReceiptResponse::NotCredited { id, shard: pooled_on.unwrap_or(first), pooled: pooled_on.is_some() })
 }
 
 #[derive(Deserialize)]

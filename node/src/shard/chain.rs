@@ -13,7 +13,7 @@ use palisade_consensus::{BlockHash, CommitCertificate, Committee, Decision, Shar
 use palisade_ledger::execute::{Built, apply_block, build_block};
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::store::{ShardStore, Store, StoreError};
-use palisade_ledger::{Address, Block, Hash, Outcome, SignedTx, State, Tip, TxError, codec};
+use palisade_ledger::{Address, Block, Hash, Outcome, ReceiptBatch, SignedTx, State, Tip, TxError, codec};
 
 use crate::wire::{MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse, SyncedBlock};
 
@@ -79,6 +79,8 @@ pub struct Committed {
     pub certificate: CommitCertificate,
     /// Its encoded size.
     pub bytes: usize,
+    /// Receipts it emitted for other shards.
+    pub emitted: usize,
 }
 
 /// One shard's chain and execution cache.
@@ -161,10 +163,17 @@ impl Chain {
         Ok(())
     }
 
-    /// Builds the next block from `candidates` as `proposer`.
-    pub fn build(&mut self, proposer: Address, now_ms: u64, candidates: Vec<SignedTx>) -> Result<Proposed, StoreError> {
-        let Built { block, outcome, rejected } =
-            build_block(&self.state, proposer, now_ms, candidates).map_err(|e| match e {
+    /// Builds the next block from receipt batches `incoming` and `candidates`
+    /// as `proposer`.
+    pub fn build(
+        &mut self,
+        proposer: Address,
+        now_ms: u64,
+        incoming: Vec<ReceiptBatch>,
+        candidates: Vec<SignedTx>,
+    ) -> Result<Proposed, StoreError> {
+        let Built { block, outcome, rejected } = build_block(&self.state, proposer, now_ms, incoming, candidates)
+            .map_err(|e| match e {
                 palisade_ledger::BlockError::State(e) => StoreError::State(e),
                 // Building on our own tip from our own state fails only on
                 // storage errors; anything else is a bug worth stopping for.
@@ -205,7 +214,7 @@ impl Chain {
         };
         self.state.commit(&block, &codec::encode(&certificate), &outcome)?;
         self.outcomes.clear();
-        Ok(Committed { block, hash, certificate, bytes: bytes.len() })
+        Ok(Committed { block, hash, certificate, bytes: bytes.len(), emitted: outcome.outgoing.len() })
     }
 
     /// The last `count` committed blocks with their certificates, oldest
@@ -240,10 +249,14 @@ pub fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate, Refused> {
 }
 
 /// Answers a peer's sync request from the store: consecutive committed blocks
-/// from the requested height, bounded in count and bytes.
-pub fn serve_sync(store: &Store, request: &SyncRequest) -> Result<SyncResponse, StoreError> {
+/// from the requested height, bounded in count and bytes; or, for a receipt
+/// scan, the receipts those blocks emitted for the asking shard.
+pub fn serve_sync(store: &Store, genesis: &Genesis, request: &SyncRequest) -> Result<SyncResponse, StoreError> {
+    if let Some(dest) = request.receipts_for {
+        return serve_receipts(store, genesis, request, dest);
+    }
     let tip_height = store.tip(request.shard)?.map_or(0, |tip| tip.height);
-    let mut response = SyncResponse { shard: request.shard, tip_height, blocks: Vec::new() };
+    let mut response = SyncResponse::blocks(request.shard, tip_height, Vec::new());
     let count = u64::from(request.max_blocks.clamp(1, MAX_SYNC_BLOCKS));
     let mut bytes = 0usize;
     let from = request.from_height.max(1);
@@ -263,6 +276,43 @@ pub fn serve_sync(store: &Store, request: &SyncRequest) -> Result<SyncResponse, 
         }
         bytes = bytes.saturating_add(size);
         response.blocks.push(SyncedBlock { block, certificate });
+    }
+    Ok(response)
+}
+
+/// A receipt scan: reads the requested range of our chain (bounded in
+/// blocks) and returns, per block that emitted receipts for `dest`, its
+/// proven batch; stops early rather than exceed the response's byte bound.
+fn serve_receipts(
+    store: &Store,
+    genesis: &Genesis,
+    request: &SyncRequest,
+    dest: ShardId,
+) -> Result<SyncResponse, StoreError> {
+    let shard = request.shard;
+    let tip_height = store.tip(shard)?.map_or(0, |tip| tip.height);
+    let mut response = SyncResponse::empty(request);
+    response.tip_height = tip_height;
+    let from = request.from_height.max(1);
+    let last = from.saturating_add(u64::from(request.cap().max(1))).saturating_sub(1).min(tip_height);
+    let mut bytes = 0usize;
+    for height in from..=last {
+        let (Some(block), Some(certificate)) = (store.block(shard, height)?, store.certificate(shard, height)?) else {
+            break;
+        };
+        let certificate = decode_certificate(&certificate).map_err(|e| StoreError::Corrupt {
+            what: format!("certificate {shard}/{height}"),
+            reason: e.to_string(),
+        })?;
+        if let Some(batch) = ReceiptBatch::for_dest(&block, &certificate, genesis.shard_count, dest) {
+            let encoded = codec::encode(&batch);
+            if bytes.saturating_add(encoded.len()) > MAX_SYNC_RESPONSE_BYTES {
+                break;
+            }
+            bytes = bytes.saturating_add(encoded.len());
+            response.receipts.push(serde_bytes::ByteBuf::from(encoded));
+        }
+        response.scanned_to = height;
     }
     Ok(response)
 }

@@ -27,15 +27,16 @@ use palisade_consensus::{
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::store::{Store, StoreError};
 use palisade_ledger::{Address, Hash, Keypair, ShardId, SignedTx, codec};
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info, info_span, trace, warn};
 
 use super::chain::{Chain, CommitError, Committed};
-use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, ShardStatus, TxInput, TxState};
+use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, ShardStatus, SyncAnswer, TxInput, TxState};
+use super::receipts::{self, Offer, Receipts};
 use super::timers::{Timer, Timers};
 use crate::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
 use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
 use crate::net::{NetHandle, Verdict};
-use crate::wire::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse, TopicKind};
+use crate::wire::{SyncRequest, SyncResponse, TopicKind};
 
 /// Room for a block's header and encoding overhead on top of the genesis
 /// bound on its transaction bytes.
@@ -51,9 +52,10 @@ const SYNC_RETRY: Duration = Duration::from_secs(2);
 const BURST: usize = 256;
 
 /// Largest encoded block a shard accepts: the genesis bound on transaction
-/// bytes plus header and encoding overhead.
+/// bytes, the same bound again on incoming receipts, plus header and
+/// encoding overhead.
 pub fn max_block_bytes(genesis: &Genesis) -> usize {
-    (genesis.params.max_block_bytes as usize).saturating_add(BLOCK_OVERHEAD_BYTES)
+    (genesis.params.max_block_bytes as usize).saturating_mul(2).saturating_add(BLOCK_OVERHEAD_BYTES)
 }
 
 /// Everything a shard thread needs to start.
@@ -146,6 +148,10 @@ pub struct ShardDriver {
     peer_height: u64,
     /// A sync request is out, sent at this instant.
     sync_inflight: Option<Instant>,
+    /// Receipts owed to this shard, and the scans that find them.
+    receipts: Receipts,
+    max_block_receipts: usize,
+    max_block_bytes: usize,
     rejections: HashMap<Hash, String>,
     rejection_order: VecDeque<Hash>,
     stopping: bool,
@@ -221,6 +227,9 @@ impl ShardDriver {
             observed_view: 0,
             peer_height: tip.height,
             sync_inflight: None,
+            receipts: Receipts::new(shard, genesis.shard_count),
+            max_block_receipts: params.max_block_receipts as usize,
+            max_block_bytes,
             rejections: HashMap::new(),
             rejection_order: VecDeque::new(),
             stopping: false,
@@ -239,6 +248,7 @@ impl ShardDriver {
         // then check again every SYNC_RETRY for as long as the shard runs.
         self.request_sync();
         self.timers.after(SYNC_RETRY, Timer::Sync);
+        self.timers.after(receipts::SCAN_INTERVAL, Timer::ReceiptScan);
         self.publish_status();
         while !self.stopping {
             self.serve_one()?;
@@ -293,7 +303,10 @@ impl ShardDriver {
     fn on_control(&mut self, input: Control) -> Result<(), ShardError> {
         match input {
             Control::Shutdown => self.stopping = true,
-            Control::Synced(response) => self.on_synced(response)?,
+            Control::Synced(answer) => self.on_sync_answer(answer)?,
+            Control::ReceiptPooled { id, reply } => {
+                let _ = reply.send(self.receipts.contains(&id));
+            }
             Control::TxState { id, reply } => {
                 let state = if self.mempool.contains(&id) {
                     TxState::Pending
@@ -311,6 +324,9 @@ impl ShardDriver {
     /// A consensus message from gossip: bounded decode, full verification,
     /// then the replica. The verdict goes back to gossipsub for scoring.
     fn on_consensus(&mut self, input: GossipInput) -> Result<(), ShardError> {
+        if input.kind == TopicKind::Receipts {
+            return self.on_receipts(input);
+        }
         let GossipInput { data, source, .. } = input;
         let message = match palisade_consensus::decode(&data, self.max_message_bytes) {
             Ok(message) => message,
@@ -347,6 +363,34 @@ impl ShardDriver {
                 Verdict::Reject
             }
             Err(Rejected::TooFarAhead { .. } | Rejected::BufferFull(_)) => Verdict::Ignore,
+        };
+        self.net.report(source, verdict);
+        Ok(())
+    }
+
+    /// A receipt batch from gossip: bounded decode, full verification, then
+    /// the pool; forwarded only if it brought something new.
+    fn on_receipts(&mut self, input: GossipInput) -> Result<(), ShardError> {
+        let GossipInput { data, source, .. } = input;
+        let batch = match codec::decode(&data, self.max_block_bytes) {
+            Ok(batch) => batch,
+            Err(e) => {
+                debug!(peer = %source.peer, error = %e, "undecodable receipt batch");
+                self.refuse(source, TopicKind::Receipts, "decode");
+                return Ok(());
+            }
+        };
+        let verdict = match self.receipts.offer(batch, self.chain.state()).map_err(|e| self.store_err(e.into()))? {
+            Offer::Pooled(n) => {
+                trace!(peer = %source.peer, receipts = n, "receipts pooled");
+                Verdict::Accept
+            }
+            Offer::Known | Offer::Full => Verdict::Ignore,
+            Offer::Invalid(reason) => {
+                debug!(peer = %source.peer, reason, "invalid receipt batch");
+                self.refuse(source, TopicKind::Receipts, "invalid");
+                return Ok(());
+            }
         };
         self.net.report(source, verdict);
         Ok(())
@@ -521,10 +565,23 @@ impl ShardDriver {
 
     /// Bookkeeping after a block became final here.
     fn on_committed(&mut self, committed: Committed, synced: bool) -> Result<(), ShardError> {
-        let Committed { block, hash, certificate, bytes } = committed;
+        let Committed { block, hash, certificate, bytes, emitted } = committed;
         let height = block.header.height;
         let txs = block.txs.len();
         self.mempool.on_commit(&block.txs, self.chain.state()).map_err(|e| self.store_err(StoreError::State(e)))?;
+        self.receipts.on_commit(&block);
+        let credited: usize = block.incoming.iter().map(|b| b.receipts.len()).sum();
+        self.metrics.receipts_credited.get_or_create(&self.label).inc_by(credited as u64);
+        if emitted > 0 {
+            self.metrics.receipts_emitted.get_or_create(&self.label).inc_by(emitted as u64);
+            // Every node relays: nothing waits on one relayer (and the
+            // destinations' scans find what no one relays).
+            for (dest, batch) in self.receipts.relay(&block, &certificate) {
+                if !self.net.publish(dest, TopicKind::Receipts, batch) {
+                    debug!(dest, "network queue full; receipts not relayed (the destination's scan finds them)");
+                }
+            }
+        }
         let now = Instant::now();
         self.metrics
             .commit_latency
@@ -540,7 +597,7 @@ impl ShardDriver {
         self.last_commit_unix_ms = unix_ms();
         self.height_started = now;
         self.note_peer_height(height);
-        info!(height, txs, hash = %hash, synced, "committed");
+        info!(height, txs, credited, emitted, hash = %hash, synced, "committed");
         // Nobody listening is fine.
         let _ = self.queues.final_blocks.send(FinalBlock {
             block: Arc::new(block),
@@ -548,6 +605,44 @@ impl ShardDriver {
             certificate: Arc::new(certificate),
         });
         Ok(())
+    }
+
+    /// A receipt scan's answer, or a block sync's.
+    fn on_sync_answer(&mut self, answer: SyncAnswer) -> Result<(), ShardError> {
+        let SyncAnswer { request, answer } = answer;
+        if request.receipts_for.is_none() {
+            return self.on_synced(answer);
+        }
+        let response = match answer {
+            Ok(response) => response,
+            Err(e) => {
+                debug!(source = request.shard, error = %e, "receipt scan failed");
+                self.receipts.scan_failed(&request);
+                return Ok(());
+            }
+        };
+        let scanned = self
+            .receipts
+            .on_scan(&request, response, self.chain.state(), self.max_block_bytes)
+            .map_err(|e| self.store_err(e.into()))?;
+        if let Some(reason) = scanned.invalid {
+            warn!(source = request.shard, reason, "a peer answered a receipt scan with invalid receipts");
+        } else if scanned.pooled > 0 {
+            debug!(source = request.shard, receipts = scanned.pooled, "receipts found by scanning");
+        }
+        if scanned.more {
+            self.scan_receipts();
+        }
+        Ok(())
+    }
+
+    /// Sends the receipt scans that are due.
+    fn scan_receipts(&mut self) {
+        for request in self.receipts.scans_due(Instant::now()) {
+            if !self.net.sync(request.clone()) {
+                self.receipts.scan_failed(&request);
+            }
+        }
     }
 
     /// Applies blocks a peer sent, each checked against its certificate.
@@ -614,7 +709,7 @@ impl ShardDriver {
             return;
         }
         let from_height = self.chain.tip().height.saturating_add(1);
-        if self.net.sync(SyncRequest { shard: self.shard, from_height, max_blocks: MAX_SYNC_BLOCKS }) {
+        if self.net.sync(SyncRequest::blocks(self.shard, from_height)) {
             self.sync_inflight = Some(now);
         }
     }
@@ -637,6 +732,11 @@ impl ShardDriver {
                     }
                     self.timers.after(SYNC_RETRY, Timer::Sync);
                 }
+                Timer::ReceiptScan => {
+                    // Like the sync check, re-armed only here, forever.
+                    self.scan_receipts();
+                    self.timers.after(receipts::SCAN_INTERVAL, Timer::ReceiptScan);
+                }
             }
         }
         Ok(())
@@ -653,7 +753,7 @@ impl ShardDriver {
         }
         let wait = if view > 0 {
             Duration::ZERO
-        } else if self.mempool.is_empty() {
+        } else if self.mempool.is_empty() && self.receipts.is_empty() {
             self.heartbeat_interval
         } else {
             self.block_interval
@@ -668,8 +768,9 @@ impl ShardDriver {
         let Some(proposer) = self.address else { return Ok(None) };
         let candidates =
             self.mempool.candidates(self.chain.state(), self.max_block_txs).map_err(|e| self.store_err(e.into()))?;
+        let incoming = self.receipts.candidates(self.max_block_receipts);
         let super::chain::Proposed { block, hash: block_hash, rejected } =
-            self.chain.build(proposer, unix_ms(), candidates).map_err(|e| self.store_err(e))?;
+            self.chain.build(proposer, unix_ms(), incoming, candidates).map_err(|e| self.store_err(e))?;
         for (id, reason) in rejected {
             self.mempool.evict(&id);
             self.remember_rejection(id, reason.to_string());
@@ -711,6 +812,7 @@ impl ShardDriver {
         m.height.get_or_create(&self.label).set(i64::try_from(tip.height).unwrap_or(i64::MAX));
         m.view.get_or_create(&self.label).set(i64::try_from(status.view).unwrap_or(i64::MAX));
         m.mempool_txs.get_or_create(&self.label).set(i64::try_from(self.mempool.len()).unwrap_or(i64::MAX));
+        m.receipts_pooled.get_or_create(&self.label).set(i64::try_from(self.receipts.len()).unwrap_or(i64::MAX));
         m.mempool_bytes.get_or_create(&self.label).set(i64::try_from(self.mempool.bytes()).unwrap_or(i64::MAX));
         *self.queues.status.write().unwrap_or_else(|e| e.into_inner()) = status;
     }

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::mempool::Rejection;
 use crate::net::GossipSource;
-use crate::wire::{SyncResponse, TopicKind};
+use crate::wire::{SyncRequest, SyncResponse, TopicKind};
 
 /// How long an RPC caller waits for a shard to answer before giving up.
 pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,17 +51,33 @@ pub enum TxInput {
     },
 }
 
+/// The answer to a sync request a shard made (or why there is none).
+#[derive(Debug)]
+pub struct SyncAnswer {
+    /// What was asked.
+    pub request: SyncRequest,
+    /// The checked answer, or why there is none.
+    pub answer: Result<SyncResponse, String>,
+}
+
 /// What the shard serves before anything else.
 #[derive(Debug)]
 pub enum Control {
     /// The answer to a sync request this shard made.
-    Synced(Result<SyncResponse, String>),
+    Synced(SyncAnswer),
     /// Where does this transaction stand in the shard's memory?
     TxState {
         /// The transaction id.
         id: Hash,
         /// The answer.
         reply: oneshot::Sender<TxState>,
+    },
+    /// Is this receipt waiting in the shard's receipt pool?
+    ReceiptPooled {
+        /// The receipt (transfer) id.
+        id: Hash,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
     },
     /// Stop after finishing the input at hand.
     Shutdown,
@@ -166,7 +182,9 @@ impl ShardHandle {
     /// the queue is full or the shard stopped.
     pub fn gossip(&self, input: GossipInput) -> Result<(), Box<TrySendError<GossipInput>>> {
         let sent = match input.kind {
-            TopicKind::Consensus => self.consensus.try_send(input),
+            // Receipts are few (a batch per source block) and verified like
+            // consensus messages, so they share that queue.
+            TopicKind::Consensus | TopicKind::Receipts => self.consensus.try_send(input),
             TopicKind::Txs => self.txs.try_send(TxInput::Gossip(input)).map_err(|e| match e {
                 TrySendError::Full(TxInput::Gossip(g)) => TrySendError::Full(g),
                 TrySendError::Disconnected(TxInput::Gossip(g)) => TrySendError::Disconnected(g),
@@ -179,8 +197,8 @@ impl ShardHandle {
 
     /// Hands a sync answer to the shard (dropped if its control queue is
     /// full: it asks again on its own).
-    pub fn synced(&self, response: Result<SyncResponse, String>) -> Result<(), ShardBusy> {
-        self.control.try_send(Control::Synced(response)).map_err(|e| refused(self.shard, e))
+    pub fn synced(&self, answer: SyncAnswer) -> Result<(), ShardBusy> {
+        self.control.try_send(Control::Synced(answer)).map_err(|e| refused(self.shard, e))
     }
 
     /// Submits a transaction to the shard's mempool; `Ok(Ok(id))` when it was
@@ -195,6 +213,13 @@ impl ShardHandle {
     pub async fn tx_state(&self, id: Hash) -> Result<TxState, ShardBusy> {
         let (reply, answer) = oneshot::channel();
         self.control.try_send(Control::TxState { id, reply }).map_err(|e| refused(self.shard, e))?;
+        self.await_reply(answer).await
+    }
+
+    /// Whether a receipt waits in the shard's receipt pool.
+    pub async fn receipt_pooled(&self, id: Hash) -> Result<bool, ShardBusy> {
+        let (reply, answer) = oneshot::channel();
+        self.control.try_send(Control::ReceiptPooled { id, reply }).map_err(|e| refused(self.shard, e))?;
         self.await_reply(answer).await
     }
 

@@ -21,6 +21,8 @@ pub enum Timer {
     Propose,
     /// The periodic sync check: ask peers for blocks if behind or stalled.
     Sync,
+    /// The periodic receipt scan of the other shards.
+    ReceiptScan,
 }
 
 /// Deadlines, earliest first.

@@ -4,7 +4,8 @@
 //!
 //! A transfer must stay on its sender's shard, so each shard's faucet funds
 //! that shard's accounts, in waves of at most [`FUND_WAVE`] transfers (the
-//! mempool's nonce-gap bound), waiting for each wave to be final.
+//! mempool's nonce-gap bound), waiting for each wave to be final; then the
+//! load waits until every validator it goes to has executed the funding.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -162,6 +163,35 @@ pub async fn fund(
         result?;
     }
     Ok(total)
+}
+
+/// Waits until every node in `nodes` has committed what its shard's set-up
+/// client had when this was called: the load goes to all of them, and one
+/// that has not yet executed the funding would refuse its accounts'
+/// transfers for insufficient funds. Bounded by [`FUND_WAVE_TIMEOUT`].
+pub async fn await_caught_up(via: &ShardClients, nodes: &[Node]) -> Result<()> {
+    let mut targets = BTreeMap::new();
+    for (&shard, client) in via {
+        let height =
+            client.height(shard).await?.with_context(|| format!("{} does not run shard {shard}", client.url()))?;
+        targets.insert(shard, height);
+    }
+    let deadline = tokio::time::Instant::now() + FUND_WAVE_TIMEOUT;
+    for node in nodes {
+        let Some(&target) = targets.get(&node.shard) else { continue };
+        // Bounded by the deadline.
+        loop {
+            let height = node.client.height(node.shard).await?.unwrap_or(0);
+            if height >= target {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("{} is at height {height}, not {target}, {FUND_WAVE_TIMEOUT:?} after funding", node.name);
+            }
+            tokio::time::sleep(FUND_POLL).await;
+        }
+    }
+    Ok(())
 }
 
 /// One shard's faucet pays `transfers`, a wave at a time, through `client`.

@@ -286,6 +286,7 @@ impl<'a> Bench<'a> {
         if funded > 0 {
             self.say(&format!("funded {funded} accounts"));
         }
+        accounts::await_caught_up(&via, &usable).await.context("waiting for the funding to reach every validator")?;
         let mut senders = Vec::with_capacity(self.accounts.len());
         for (i, ((account, state), &node)) in self.accounts.iter().zip(&states).zip(&node_of).enumerate() {
             let to = accounts::recipient(&self.accounts, i, shards).context("no bench accounts")?.address;

@@ -144,7 +144,7 @@ impl Node {
             return None;
         }
         let candidates: Vec<SignedTx> = self.mempool.values().take(MAX_CANDIDATES).cloned().collect();
-        let built = build_block(&self.state, self.address, timestamp_ms, candidates).ok()?;
+        let built = build_block(&self.state, self.address, timestamp_ms, Vec::new(), candidates).ok()?;
         let hash = built.block.hash().0;
         if self.honest() {
             self.outcomes.insert(hash, built.outcome);

@@ -1,0 +1,310 @@
+//! Cross-shard receipts: how money leaves one shard's chain and arrives on
+//! another's, exactly once, on proof alone.
+//!
+//! A transfer whose recipient lives on another shard executes on the
+//! sender's shard (the *source*): it debits amount + fee there and emits a
+//! [`Receipt`]. A block's receipts are derived from its transactions (the
+//! cross-shard transfers, in block order) and committed to by the header's
+//! `receipts_root`, so a certified header proves them.
+//!
+//! The recipient's shard (the *destination*) credits a receipt only inside
+//! a [`ReceiptBatch`]: the source header, its commit certificate, and each
+//! receipt's Merkle path to the header's `receipts_root`.
+//! [`ReceiptBatch::verify`] checks all of it against the source shard's
+//! committee, so a relayer needs no trust and a forged or mis-certified
+//! receipt is refused. The destination's state records every receipt id it
+//! credited ([`crate::state::StateKey::Applied`]); execution refuses a
+//! replay, so relaying a receipt many times credits it once.
+//!
+//! Receipts are credited in a canonical order inside a block: batches by
+//! (source shard, source height), strictly increasing, and receipts by their
+//! index in the source block, strictly increasing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use palisade_consensus::{CertError, CommitCertificate, Committee};
+use rs_merkle::MerkleTree;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    address::{Address, ShardId},
+    amount::Amount,
+    block::{Block, BlockHeader},
+    codec,
+    hash::{Hash, MerkleBlake3, domain},
+    tx::{SignedTx, TxKind},
+};
+
+/// Every shard's committee, by shard: what certificates of other shards are
+/// checked against.
+pub type Committees = Arc<BTreeMap<ShardId, Committee>>;
+
+/// Money in flight from one shard to another: what the source debited and
+/// the destination must credit.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The id of the transfer that emitted it (unique per chain).
+    pub id: Hash,
+    /// The shard that debited the sender.
+    pub source_shard: ShardId,
+    /// The source block's height.
+    pub source_height: u64,
+    /// The shard the recipient lives on.
+    pub dest_shard: ShardId,
+    /// Who is credited.
+    pub recipient: Address,
+    /// How much.
+    pub amount: Amount,
+}
+
+impl Receipt {
+    /// Its leaf in a block's receipts tree (domain-separated from inner
+    /// nodes and from transaction leaves).
+    pub fn leaf(&self) -> Hash {
+        Hash::digest(domain::RECEIPT_LEAF, &codec::encode(self))
+    }
+}
+
+/// The receipts `block` emits: one per cross-shard transfer, in block
+/// order. Needs no state: a block is valid only if all its transfers
+/// executed.
+pub fn outgoing(block: &Block, shard_count: u32) -> Vec<Receipt> {
+    emitted(block.header.shard, block.header.height, &block.txs, shard_count)
+}
+
+/// The receipts `txs` emit as the block at `height` of `shard`.
+pub fn emitted(shard: ShardId, height: u64, txs: &[SignedTx], shard_count: u32) -> Vec<Receipt> {
+    txs.iter()
+        .filter_map(|tx| {
+            let TxKind::Transfer { to, amount } = &tx.body.kind;
+            let dest_shard = to.shard(shard_count);
+            (dest_shard != shard).then(|| Receipt {
+                id: tx.id(),
+                source_shard: shard,
+                source_height: height,
+                dest_shard,
+                recipient: *to,
+                amount: *amount,
+            })
+        })
+        .collect()
+}
+
+/// The Merkle root over `receipts`' leaves, in order; [`Hash::ZERO`] if none.
+pub fn receipts_root(receipts: &[Receipt]) -> Hash {
+    match tree(receipts) {
+        Some(tree) => Hash(tree.root().unwrap_or([0; 32])),
+        None => Hash::ZERO,
+    }
+}
+
+fn tree(receipts: &[Receipt]) -> Option<MerkleTree<MerkleBlake3>> {
+    if receipts.is_empty() {
+        return None;
+    }
+    let leaves: Vec<[u8; 32]> = receipts.iter().map(|r| r.leaf().0).collect();
+    Some(MerkleTree::<MerkleBlake3>::from_leaves(&leaves))
+}
+
+/// One receipt and its path to the source block's `receipts_root`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Its position among the source block's receipts.
+    pub index: u32,
+    /// Sibling hashes from its leaf to the root.
+    pub path: Vec<[u8; 32]>,
+}
+
+/// Receipts of one certified source block, all for one destination, with
+/// everything needed to check them: the header and its commit certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBatch {
+    /// The source block's header.
+    pub header: BlockHeader,
+    /// Its commit certificate from the source shard's committee.
+    pub certificate: CommitCertificate,
+    /// How many receipts the source block emitted (the tree's leaf count).
+    pub total: u32,
+    /// Some of them, by strictly increasing index.
+    pub receipts: Vec<ProvenReceipt>,
+}
+
+/// Why a receipt batch proves nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ReceiptError {
+    /// Its header is for another network.
+    #[error("the source header is for chain `{0}`")]
+    WrongChain(String),
+    /// The source is not another shard of this network.
+    #[error("source shard {source_shard} cannot send receipts to shard {dest}")]
+    BadSource {
+        /// The header's shard.
+        source_shard: ShardId,
+        /// The destination checking it.
+        dest: ShardId,
+    },
+    /// The header claims a committee the source shard does not have.
+    #[error("the source header names committee {found}, shard {shard}'s is {expected}")]
+    WrongCommittee {
+        /// The source shard.
+        shard: ShardId,
+        /// Its committee's hash.
+        expected: Hash,
+        /// The header's.
+        found: Hash,
+    },
+    /// The certificate is for another block or height.
+    #[error("the certificate is not for the source header")]
+    CertificateMismatch,
+    /// The certificate does not verify against the source committee.
+    #[error("the certificate does not verify: {0}")]
+    Certificate(String),
+    /// No receipts, more than the block emitted, or not strictly ordered.
+    #[error("receipts are empty, too many, or not in strictly increasing index order")]
+    BadList,
+    /// A receipt names another source block or destination than the batch.
+    #[error("receipt {0} does not belong to this source block and destination")]
+    Misplaced(Hash),
+    /// A receipt's Merkle path does not lead to the header's `receipts_root`.
+    #[error("receipt {0} is not in the source block")]
+    NotIncluded(Hash),
+}
+
+impl From<CertError> for ReceiptError {
+    fn from(e: CertError) -> Self {
+        ReceiptError::Certificate(e.to_string())
+    }
+}
+
+impl ReceiptBatch {
+    /// Proofs for the receipts of `block` (with `certificate`) bound for
+    /// `dest`, or `None` if it emitted none for `dest`.
+    pub fn for_dest(
+        block: &Block,
+        certificate: &CommitCertificate,
+        shard_count: u32,
+        dest: ShardId,
+    ) -> Option<ReceiptBatch> {
+        let all = outgoing(block, shard_count);
+        let tree = tree(&all)?;
+        let receipts: Vec<ProvenReceipt> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.dest_shard == dest)
+            .map(|(i, r)| ProvenReceipt {
+                receipt: r.clone(),
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                path: tree.proof(&[i]).proof_hashes().to_vec(),
+            })
+            .collect();
+        if receipts.is_empty() {
+            return None;
+        }
+        Some(ReceiptBatch {
+            header: block.header.clone(),
+            certificate: certificate.clone(),
+            total: u32::try_from(all.len()).unwrap_or(u32::MAX),
+            receipts,
+        })
+    }
+
+    /// Where the batch comes from: (source shard, source height).
+    pub fn source(&self) -> (ShardId, u64) {
+        (self.header.shard, self.header.height)
+    }
+
+    /// Checks everything: the header is of another shard of `chain_id`,
+    /// certified final by that shard's committee in `committees`, and every
+    /// receipt is for `dest`, of that block, in index order, and on a Merkle
+    /// path to its `receipts_root`. Says nothing about whether a receipt was
+    /// already credited: that is the destination's state's business.
+    pub fn verify(
+        &self,
+        chain_id: &str,
+        committees: &Committees,
+        shard_count: u32,
+        dest: ShardId,
+    ) -> Result<(), ReceiptError> {
+        let header = &self.header;
+        if header.chain_id != chain_id {
+            return Err(ReceiptError::WrongChain(header.chain_id.clone()));
+        }
+        let source_shard = header.shard;
+        let committee = committees.get(&source_shard).filter(|_| source_shard != dest);
+        let Some(committee) = committee else { return Err(ReceiptError::BadSource { source_shard, dest }) };
+        let expected = Hash(committee.hash());
+        if header.committee_hash != expected {
+            return Err(ReceiptError::WrongCommittee { shard: source_shard, expected, found: header.committee_hash });
+        }
+        self.check_list(shard_count, dest)?;
+        let hash = header.hash();
+        if self.certificate.block_hash != hash.0 || self.certificate.height != header.height {
+            return Err(ReceiptError::CertificateMismatch);
+        }
+        self.certificate.verify(committee, chain_id, source_shard)?;
+        Ok(())
+    }
+
+    /// The receipts' order, placement and inclusion (no signatures).
+    fn check_list(&self, shard_count: u32, dest: ShardId) -> Result<(), ReceiptError> {
+        let total = usize::try_from(self.total).map_err(|_| ReceiptError::BadList)?;
+        if self.receipts.is_empty() || self.receipts.len() > total {
+            return Err(ReceiptError::BadList);
+        }
+        let mut previous: Option<u32> = None;
+        for proven in &self.receipts {
+            if previous.is_some_and(|p| p >= proven.index) || proven.index >= self.total {
+                return Err(ReceiptError::BadList);
+            }
+            previous = Some(proven.index);
+            let r = &proven.receipt;
+            if r.source_shard != self.header.shard
+                || r.source_height != self.header.height
+                || r.dest_shard != dest
+                || r.recipient.shard(shard_count) != dest
+            {
+                return Err(ReceiptError::Misplaced(r.id));
+            }
+            let index = usize::try_from(proven.index).map_err(|_| ReceiptError::BadList)?;
+            let proof = rs_merkle::MerkleProof::<MerkleBlake3>::new(proven.path.clone());
+            if !proof.verify(self.header.receipts_root.0, &[index], &[r.leaf().0], total) {
+                return Err(ReceiptError::NotIncluded(r.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sum of the batch's amounts, or `None` on overflow.
+    pub fn amount(&self) -> Option<Amount> {
+        self.receipts.iter().try_fold(Amount::ZERO, |sum, p| sum.checked_add(p.receipt.amount))
+    }
+}
+
+/// The hash the header's `inbound_root` commits to: the encoded batches a
+/// block credits, in block order ([`Hash::ZERO`] if none).
+pub fn inbound_root(batches: &[ReceiptBatch]) -> Hash {
+    inbound_root_of(batches, &codec::encode(&batches))
+}
+
+/// [`inbound_root`] from the batches' encoding, for callers that need its size too.
+pub fn inbound_root_of(batches: &[ReceiptBatch], encoded: &[u8]) -> Hash {
+    if batches.is_empty() {
+        return Hash::ZERO;
+    }
+    Hash::digest(domain::INBOUND, encoded)
+}
+
+/// Where and when the destination credited a receipt: the value of
+/// [`crate::state::StateKey::Applied`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The destination height whose block credited it.
+    pub height: u64,
+    /// The source shard.
+    pub source_shard: ShardId,
+    /// The source height.
+    pub source_height: u64,
+}

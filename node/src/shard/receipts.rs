@@ -1,0 +1,260 @@
+//! Cross-shard receipts at a shard: relaying what this shard's blocks owe
+//! other shards, and collecting what other shards owe this one until a
+//! block credits it (see [`palisade_ledger::receipt`] for the protocol).
+//!
+//! Receipts for this shard arrive two ways, and nothing depends on either
+//! alone:
+//! - **push**: every node that commits a block publishes its receipt batch
+//!   for each destination on that destination's receipts topic;
+//! - **pull**: this shard scans every other shard's chain for receipts owed
+//!   to it, from a per-source cursor, over the sync protocol
+//!   ([`SyncRequest::receipts`]) — so a receipt nobody relayed, or one
+//!   relayed while this shard was down, is still found.
+//!
+//! Every batch is verified (source certificate, Merkle paths) before it
+//! enters the pool; the pool is bounded, and what a committed block
+//! credited leaves it. The cursor of a source only moves past a scanned
+//! range once everything found in it is pooled or already credited, so a
+//! full pool makes the scan repeat rather than lose receipts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use palisade_consensus::CommitCertificate;
+use palisade_ledger::execute::verify_batch;
+use palisade_ledger::receipt::ReceiptBatch;
+use palisade_ledger::state::StateError;
+use palisade_ledger::{Block, BlockError, ShardId, State, StateExt, codec};
+
+use crate::wire::{SyncRequest, SyncResponse};
+
+/// Most receipts pooled at once (a few hundred bytes each, with their
+/// batch's header and certificate shared).
+pub const MAX_POOLED_RECEIPTS: usize = 100_000;
+/// How often each source shard is scanned for receipts owed to us.
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a scan may stay unanswered before it is sent again.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What became of a batch offered to the pool.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Some of its receipts are new here: pooled.
+    Pooled(usize),
+    /// Nothing new: pooled already, or credited.
+    Known,
+    /// Valid, but the pool is full.
+    Full,
+    /// It does not verify: whoever sent it is at fault.
+    Invalid(String),
+}
+
+/// This shard's receipt pool and scan cursors.
+pub struct Receipts {
+    shard: ShardId,
+    shard_count: u32,
+    /// Verified batches not yet (fully) credited, by source block.
+    pool: BTreeMap<(ShardId, u64), ReceiptBatch>,
+    pooled: usize,
+    /// Per other shard, the next source height to scan.
+    cursors: BTreeMap<ShardId, u64>,
+    /// Scans waiting for an answer, by source, since when.
+    scanning: BTreeMap<ShardId, Instant>,
+}
+
+impl Receipts {
+    /// An empty pool for `shard`, scanning every other shard from height 1.
+    pub fn new(shard: ShardId, shard_count: u32) -> Receipts {
+        let cursors = (0..shard_count).filter(|&s| s != shard).map(|s| (s, 1)).collect();
+        Receipts { shard, shard_count, pool: BTreeMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
+    }
+
+    /// Receipts waiting to be credited.
+    pub fn len(&self) -> usize {
+        self.pooled
+    }
+
+    /// True if no receipt waits.
+    pub fn is_empty(&self) -> bool {
+        self.pooled == 0
+    }
+
+    /// Whether receipt `id` waits here.
+    pub fn contains(&self, id: &palisade_ledger::Hash) -> bool {
+        self.pool.values().any(|b| b.receipts.iter().any(|p| &p.receipt.id == id))
+    }
+
+    /// The batches `block` (final, with `certificate`) owes other shards,
+    /// encoded for their receipts topics.
+    pub fn relay(&self, block: &Block, certificate: &CommitCertificate) -> Vec<(ShardId, Vec<u8>)> {
+        (0..self.shard_count)
+            .filter(|&dest| dest != self.shard)
+            .filter_map(|dest| {
+                let batch = ReceiptBatch::for_dest(block, certificate, self.shard_count, dest)?;
+                Some((dest, codec::encode(&batch)))
+            })
+            .collect()
+    }
+
+    /// Verifies `batch` and pools the receipts `state` has not credited.
+    pub fn offer<S: State + ?Sized>(&mut self, batch: ReceiptBatch, state: &S) -> Result<Offer, StateError> {
+        let source = batch.source();
+        if let Some(pooled) = self.pool.get(&source)
+            && batch.receipts.iter().all(|r| pooled.receipts.iter().any(|p| p.index == r.index))
+        {
+            // A copy of what we hold (relayed by several nodes): no need to
+            // check its signatures again.
+            return Ok(Offer::Known);
+        }
+        match verify_batch(state.context(), &batch) {
+            Ok(()) => {}
+            Err(BlockError::State(e)) => return Err(e),
+            Err(e) => return Ok(Offer::Invalid(e.to_string())),
+        }
+        let mut fresh = Vec::new();
+        for proven in batch.receipts {
+            let pooled = self.pool.get(&source).is_some_and(|b| b.receipts.iter().any(|p| p.index == proven.index));
+            if !pooled && state.applied(&proven.receipt.id)?.is_none() {
+                fresh.push(proven);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(Offer::Known);
+        }
+        if self.pooled.saturating_add(fresh.len()) > MAX_POOLED_RECEIPTS {
+            return Ok(Offer::Full);
+        }
+        let added = fresh.len();
+        self.pooled = self.pooled.saturating_add(added);
+        match self.pool.get_mut(&source) {
+            // Same certified source block: its receipts merge.
+            Some(pooled) if pooled.header == batch.header => {
+                pooled.receipts.extend(fresh);
+                pooled.receipts.sort_by_key(|p| p.index);
+            }
+            Some(_) => {
+                // Two certified headers at one height would be a safety
+                // failure of the source shard; keep the first.
+                self.pooled = self.pooled.saturating_sub(added);
+                return Ok(Offer::Known);
+            }
+            None => {
+                self.pool.insert(source, ReceiptBatch { receipts: fresh, ..batch });
+            }
+        }
+        Ok(Offer::Pooled(added))
+    }
+
+    /// The pooled batches, oldest source heights first within each source,
+    /// for the next proposal (the builder skips what is credited and stops
+    /// at the block's limits).
+    pub fn candidates(&self, max_receipts: usize) -> Vec<ReceiptBatch> {
+        let mut out = Vec::new();
+        let mut count = 0usize;
+        for batch in self.pool.values() {
+            if count >= max_receipts {
+                break;
+            }
+            count = count.saturating_add(batch.receipts.len());
+            out.push(batch.clone());
+        }
+        out
+    }
+
+    /// Drops what `block` (just committed here) credited.
+    pub fn on_commit(&mut self, block: &Block) {
+        for credited in &block.incoming {
+            let source = credited.source();
+            let Some(pooled) = self.pool.get_mut(&source) else { continue };
+            let done: BTreeSet<u32> = credited.receipts.iter().map(|r| r.index).collect();
+            let before = pooled.receipts.len();
+            pooled.receipts.retain(|r| !done.contains(&r.index));
+            self.pooled = self.pooled.saturating_sub(before.saturating_sub(pooled.receipts.len()));
+            if pooled.receipts.is_empty() {
+                self.pool.remove(&source);
+            }
+        }
+    }
+
+    /// The scans to send now: one per source shard without one in flight.
+    pub fn scans_due(&mut self, now: Instant) -> Vec<SyncRequest> {
+        let mut due = Vec::new();
+        for (&source, &from) in &self.cursors {
+            let busy = self.scanning.get(&source).is_some_and(|at| now.saturating_duration_since(*at) < SCAN_TIMEOUT);
+            if !busy {
+                due.push(SyncRequest::receipts(source, from, self.shard));
+            }
+        }
+        for request in &due {
+            self.scanning.insert(request.shard, now);
+        }
+        due
+    }
+
+    /// A scan failed: it may be sent again at the next interval.
+    pub fn scan_failed(&mut self, request: &SyncRequest) {
+        self.scanning.remove(&request.shard);
+    }
+
+    /// Takes a scan's answer: pools what it found and moves the cursor past
+    /// the scanned range if nothing was lost. Returns the number of newly
+    /// pooled receipts, whether the source has more to scan at once, and
+    /// the first invalid batch's reason, if any (the peer lied).
+    pub fn on_scan<S: State + ?Sized>(
+        &mut self,
+        request: &SyncRequest,
+        response: SyncResponse,
+        state: &S,
+        max_batch_bytes: usize,
+    ) -> Result<ScanResult, StateError> {
+        let source = request.shard;
+        self.scanning.remove(&source);
+        let mut result = ScanResult::default();
+        let mut complete = true;
+        for bytes in response.receipts {
+            let batch: ReceiptBatch = match codec::decode(&bytes, max_batch_bytes) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    result.invalid = Some(format!("undecodable receipt batch: {e}"));
+                    return Ok(result);
+                }
+            };
+            if batch.header.shard != source || batch.header.height < request.from_height {
+                result.invalid = Some("a receipt batch from outside the scanned range".into());
+                return Ok(result);
+            }
+            match self.offer(batch, state)? {
+                Offer::Pooled(n) => result.pooled = result.pooled.saturating_add(n),
+                Offer::Known => {}
+                Offer::Full => complete = false,
+                Offer::Invalid(reason) => {
+                    result.invalid = Some(reason);
+                    return Ok(result);
+                }
+            }
+        }
+        if complete && response.scanned_to >= request.from_height {
+            let next = response.scanned_to.saturating_add(1);
+            let cursor = self.cursors.entry(source).or_insert(1);
+            *cursor = (*cursor).max(next);
+            result.more = response.tip_height > response.scanned_to;
+        }
+        Ok(result)
+    }
+
+    /// Per source shard, the next height a scan reads.
+    pub fn cursors(&self) -> &BTreeMap<ShardId, u64> {
+        &self.cursors
+    }
+}
+
+/// What a scan answer did.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    /// Receipts newly pooled.
+    pub pooled: usize,
+    /// The source has blocks past the scanned range: scan again now.
+    pub more: bool,
+    /// Why the answer was refused, if it was.
+    pub invalid: Option<String>,
+}
