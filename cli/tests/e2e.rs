@@ -1,7 +1,8 @@
 //! The wallet against real nodes: a one-shard local network of four
 //! `palisade-node` processes. A new key is funded from a dev account, pays
 //! another address, both balances are checked (one with a proof), a
-//! validator is killed with SIGKILL and the wallet transfers again.
+//! validator is killed with SIGKILL and the wallet transfers again. Then a
+//! two-shard network: transfers across shards, both ways.
 //!
 //! Needs a `palisade-node` binary: `$PALISADE_NODE_BIN`, else one next to
 //! the test binary, else it is built (slow: RocksDB).
@@ -26,7 +27,8 @@ struct Wallet {
     home: PathBuf,
     password: PathBuf,
     genesis: PathBuf,
-    node: String,
+    /// `--node`; without it, the config in `home` routes shards to nodes.
+    node: Option<String>,
 }
 
 impl Wallet {
@@ -43,11 +45,11 @@ impl Wallet {
             .arg("--password-file")
             .arg(&self.password)
             .arg("--genesis")
-            .arg(&self.genesis)
-            .arg("--node")
-            .arg(&self.node)
-            .args(args)
-            .stdin(Stdio::null());
+            .arg(&self.genesis);
+        if let Some(node) = &self.node {
+            command.arg("--node").arg(node);
+        }
+        command.args(args).stdin(Stdio::null());
         command
     }
 
@@ -91,12 +93,17 @@ fn units(pal: &str) -> u64 {
 
 /// Waits until every node in `nodes` reports shard 0 at `height` or above.
 async fn wait_for_height(net: &LocalNet, nodes: &[usize], height: u64) {
+    wait_for_shard_height(net, nodes, 0, height).await;
+}
+
+/// Waits until every node in `nodes` reports `shard` at `height` or above.
+async fn wait_for_shard_height(net: &LocalNet, nodes: &[usize], shard: u32, height: u64) {
     let deadline = Instant::now() + WAIT;
     let clients: Vec<Client> = nodes.iter().map(|&i| Client::new(&net.nodes[i].rpc_url()).unwrap()).collect();
     loop {
         let mut lowest = u64::MAX;
         for client in &clients {
-            lowest = lowest.min(client.height(0).await.ok().flatten().unwrap_or(0));
+            lowest = lowest.min(client.height(shard).await.ok().flatten().unwrap_or(0));
         }
         if lowest >= height {
             return;
@@ -131,7 +138,7 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
         home: dir.path().join("wallet"),
         password: write_password(dir.path()),
         genesis: net.dir.join("genesis.json"),
-        node: net.nodes[0].rpc_url(),
+        node: Some(net.nodes[0].rpc_url()),
     };
     // A funded dev account and two new keys.
     wallet.ok(&["keys", "import-dev", "alice", "--insecure-fast-kdf"]);
@@ -174,7 +181,7 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
 
     // A wallet whose genesis is not the node's refuses to talk to it.
     let mismatch = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(["--home", wallet.home.to_str().unwrap(), "--node", &wallet.node, "balance", &fresh])
+        .args(["--home", wallet.home.to_str().unwrap(), "--node", wallet.node.as_deref().unwrap(), "balance", &fresh])
         .env_remove("PALISADE_GENESIS")
         .env_remove("PALISADE_HOME")
         .stdin(Stdio::null())
@@ -186,7 +193,7 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
 
     // kill -9 a validator: the other three still make transfers final.
     net.kill("validator-0-3").unwrap();
-    let tip = Client::new(&wallet.node).unwrap().height(0).await.unwrap().unwrap();
+    let tip = Client::new(wallet.node.as_deref().unwrap()).unwrap().height(0).await.unwrap().unwrap();
     wait_for_height(&net, &[0, 1, 2], tip + 2).await;
     let fresh_before = wallet.balance_units("fresh");
     let other_before = wallet.balance_units("other");
@@ -196,4 +203,56 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
     let proven = wallet.json(&["balance", "other", "--prove"]);
     assert_eq!(proven["balance"]["units"], units("3.5"));
     assert!(!net.is_running("validator-0-3"));
+}
+
+/// Two shards, routed by the wallet's config: money sent to an address on
+/// the other shard is debited at once and credited there, both ways, and
+/// `tx` shows both ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_cross_shards_both_ways_and_tx_shows_debit_and_credit() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = Genesis::dev(2, 4);
+    let mut net =
+        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Ephemeral).unwrap();
+    net.start_all().unwrap();
+    wait_for_shard_height(&net, &[0, 1, 2, 3], 0, 2).await;
+    wait_for_shard_height(&net, &[4, 5, 6, 7], 1, 2).await;
+    let home = dir.path().join("wallet");
+    std::fs::create_dir_all(&home).unwrap();
+    let config =
+        format!("node = \"{}\"\n\n[shard_nodes]\n1 = \"{}\"\n", net.nodes[0].rpc_url(), net.nodes[5].rpc_url());
+    std::fs::write(home.join("config.toml"), config).unwrap();
+    let wallet =
+        Wallet { home, password: write_password(dir.path()), genesis: net.dir.join("genesis.json"), node: None };
+
+    let alice = wallet.json(&["keys", "import-dev", "alice", "--insecure-fast-kdf"]);
+    let alice_shard = alice["shard"].as_u64().unwrap();
+    // New keys land on a shard at random: make one on the other shard.
+    let far = (0..64)
+        .map(|i| wallet.json(&["keys", "create", &format!("far-{i}")]))
+        .find(|k| k["shard"].as_u64() != Some(alice_shard))
+        .expect("one of 64 new keys lands on the other shard");
+    let far_address = far["address"].as_str().unwrap().to_string();
+    let far_name = far["name"].as_str().unwrap().to_string();
+    let alice_before = wallet.balance_units("alice");
+
+    let there = wallet.json(&["--key", "alice", "transfer", "--to", &far_address, "--amount", "10"]);
+    assert_eq!(there["state"], "credited", "{there}");
+    assert_eq!(there["credit"]["shard"], 1 - alice_shard, "{there}");
+    assert_eq!(wallet.balance_units("alice"), alice_before - units("10") - FEE_UNITS);
+    assert_eq!(wallet.balance_units(&far_name), units("10"));
+
+    let alice_address = alice["address"].as_str().unwrap().to_string();
+    let back = wallet.ok(&["--key", &far_name, "transfer", "--to", &alice_address, "--amount", "4"]);
+    assert!(back.starts_with(&format!("debited on shard {} ", 1 - alice_shard)), "{back}");
+    assert!(back.contains(&format!("credited on shard {alice_shard} at height ")), "{back}");
+    assert_eq!(wallet.balance_units(&far_name), units("6") - FEE_UNITS);
+    assert_eq!(wallet.balance_units("alice"), alice_before - units("6") - FEE_UNITS);
+
+    let id = back.lines().find_map(|l| l.strip_prefix("id: ")).unwrap().to_string();
+    let tx = wallet.json(&["tx", &id]);
+    assert_eq!((tx["state"].as_str(), tx["dest_shard"].as_u64()), (Some("final"), Some(alice_shard)), "{tx}");
+    assert_eq!(tx["credit"]["state"], "credited", "{tx}");
+    let human = wallet.ok(&["tx", &id]);
+    assert!(human.contains("debited on shard") && human.contains("credited on shard"), "{human}");
 }

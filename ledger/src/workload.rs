@@ -81,3 +81,29 @@ impl Wallets {
         }
     }
 }
+
+/// A commit certificate for `block` carrying the commit votes of validators
+/// `signers` of `committee_shard`'s dev committee (keys `validator-S-I`, as
+/// [`Genesis::dev`] names them), as that shard's replicas would assemble it.
+/// Signing with another shard's committee forges one that must not verify.
+pub fn dev_certificate(
+    genesis: &Genesis,
+    block: &crate::Block,
+    committee_shard: u32,
+    signers: &[u32],
+) -> palisade_consensus::CommitCertificate {
+    use palisade_consensus::{Message, Phase, SignedMessage, ValidatorIndex, Vote, VoteSignature};
+    let shard = block.header.shard;
+    let (height, block_hash) = (block.header.height, block.hash().0);
+    let signatures = signers
+        .iter()
+        .map(|&i| {
+            let seed = Keypair::dev(&format!("validator-{committee_shard}-{i}")).seed();
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let vote = Message::Vote(Vote { phase: Phase::Commit, height, view: 0, block_hash });
+            let signed = SignedMessage::sign(&genesis.chain_id, shard, ValidatorIndex(i), vote, &key);
+            VoteSignature { signer: ValidatorIndex(i), signature: signed.signature }
+        })
+        .collect();
+    palisade_consensus::CommitCertificate { height, view: 0, block_hash, signatures }
+}

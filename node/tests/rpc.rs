@@ -465,6 +465,30 @@ async fn account_errors_name_the_problem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_are_reported_not_credited_and_bad_queries_refused() {
+    let h = Harness::unlimited().await;
+    let id = Hash([9; 32]).to_hex();
+    let answer = h.call("palisade_receipt", json!({ "id": id, "shard": FOLLOWED })).await.unwrap();
+    assert_eq!(answer, json!({ "state": "not_credited", "id": id, "shard": FOLLOWED, "pooled": false }));
+    // Without a shard: every shard run here is asked.
+    let answer = h.call("palisade_receipt", json!([id])).await.unwrap();
+    assert_eq!(answer["state"], "not_credited");
+
+    let (code, message, _) = rpc_error(h.call("palisade_receipt", json!({ "id": "zz" })).await);
+    assert_eq!(code, -32602, "{message}");
+    let (code, _, data) = rpc_error(h.call("palisade_receipt", json!({ "id": id, "shard": REMOTE })).await);
+    assert_eq!((code, data["shard"].clone()), (-32010, json!(REMOTE)));
+    let (code, _, _) = rpc_error(h.call("palisade_receipt", json!({ "id": id, "bogus": 1 })).await);
+    assert_eq!(code, -32602);
+
+    // A same-shard transfer names no destination shard.
+    let final_tx = h.call("palisade_transaction", json!([h.txs[0].id().to_hex()])).await.unwrap();
+    assert_eq!(final_tx["state"], "final");
+    assert!(final_tx.get("dest_shard").is_none(), "{final_tx}");
+    let _ = h.shutdown.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_by_height_and_by_hash_agree_and_carry_the_certificate() {
     let h = Harness::unlimited().await;
     let (block, certificate) = &h.blocks[0];

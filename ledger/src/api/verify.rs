@@ -394,9 +394,6 @@ fn decode_hex<T: serde::de::DeserializeOwned>(what: &'static str, text: &str, li
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
-    use ed25519_dalek::SigningKey;
-    use palisade_consensus::{Message, Phase, SignedMessage, Vote, VoteSignature};
-
     use super::*;
     use crate::api::AccountProof;
     use crate::{Block, Keypair, build_block};
@@ -433,18 +430,7 @@ mod tests {
 
     /// Commit votes for `block` by validators `signers` of `committee_shard`.
     fn certify(genesis: &Genesis, block: &Block, committee_shard: ShardId, signers: &[u32]) -> CommitCertificate {
-        let shard = block.header.shard;
-        let (height, block_hash) = (block.header.height, block.hash().0);
-        let signatures = signers
-            .iter()
-            .map(|&i| {
-                let key = SigningKey::from_bytes(&Keypair::dev(&format!("validator-{committee_shard}-{i}")).seed());
-                let vote = Message::Vote(Vote { phase: Phase::Commit, height, view: 0, block_hash });
-                let signed = SignedMessage::sign(&genesis.chain_id, shard, ValidatorIndex(i), vote, &key);
-                VoteSignature { signer: ValidatorIndex(i), signature: signed.signature }
-            })
-            .collect();
-        CommitCertificate { height, view: 0, block_hash, signatures }
+        crate::workload::dev_certificate(genesis, block, committee_shard, signers)
     }
 
     fn chain() -> Chain {

@@ -36,27 +36,13 @@ pub fn assert_unchanged(state: &MemState, before: &palisade_ledger::Tip) {
     assert_eq!(&state.tip(), before);
 }
 
-/// A commit certificate for `block` with commit votes of validators
-/// `signers` of `committee_shard`'s dev committee (`validator-S-I` keys), as
-/// the shard's replicas would assemble it.
+/// A commit certificate for `block` by validators `signers` of
+/// `committee_shard`'s dev committee.
 pub fn certify(
     genesis: &Genesis,
     block: &palisade_ledger::Block,
     committee_shard: u32,
     signers: &[u32],
 ) -> palisade_consensus::CommitCertificate {
-    use palisade_consensus::{Message, Phase, SignedMessage, ValidatorIndex, Vote, VoteSignature};
-    let shard = block.header.shard;
-    let (height, block_hash) = (block.header.height, block.hash().0);
-    let signatures = signers
-        .iter()
-        .map(|&i| {
-            let seed = palisade_ledger::Keypair::dev(&format!("validator-{committee_shard}-{i}")).seed();
-            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            let vote = Message::Vote(Vote { phase: Phase::Commit, height, view: 0, block_hash });
-            let signed = SignedMessage::sign(&genesis.chain_id, shard, ValidatorIndex(i), vote, &key);
-            VoteSignature { signer: ValidatorIndex(i), signature: signed.signature }
-        })
-        .collect();
-    palisade_consensus::CommitCertificate { height, view: 0, block_hash, signatures }
+    palisade_ledger::workload::dev_certificate(genesis, block, committee_shard, signers)
 }

@@ -258,3 +258,95 @@ pub struct ScanResult {
     /// Why the answer was refused, if it was.
     pub invalid: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use palisade_ledger::mem::MemState;
+    use palisade_ledger::workload::{Wallets, dev_certificate};
+    use palisade_ledger::{Amount, Genesis, build_block};
+
+    use super::*;
+
+    /// Shard 0 commits a block of three transfers to shard 1; returns the
+    /// genesis, the block, its certificate and shard 1's state at genesis.
+    fn setup() -> (Genesis, Block, CommitCertificate, MemState) {
+        let mut genesis = Genesis::dev(2, 4);
+        let mut users = Wallets::new(&genesis.chain_id, "r", 24);
+        users.fund(&mut genesis, "r", Amount(1_000_000));
+        let on = |shard| -> Vec<usize> {
+            (0..users.len()).filter(|&i| users.address(i).shard(2) == shard).take(3).collect()
+        };
+        let (senders, recipients) = (on(0), on(1));
+        let txs: Vec<_> = senders
+            .iter()
+            .zip(&recipients)
+            .map(|(&from, &to)| {
+                let to = users.address(to);
+                users.transfer(from, to, Amount(10), Amount(1))
+            })
+            .collect();
+        let mut source = MemState::genesis(&genesis, 0).unwrap();
+        let proposer = genesis.committee(0).unwrap().validators[0].address;
+        let built = build_block(&source, proposer, 0, Vec::new(), txs).unwrap();
+        source.commit(&built.outcome);
+        let certificate = dev_certificate(&genesis, &built.block, 0, &[0, 1, 2]);
+        let dest = MemState::genesis(&genesis, 1).unwrap();
+        (genesis, built.block, certificate, dest)
+    }
+
+    #[test]
+    fn batches_are_verified_pooled_once_and_dropped_when_credited() {
+        let (genesis, block, certificate, mut dest) = setup();
+        let relayed = Receipts::new(0, 2).relay(&block, &certificate);
+        assert_eq!(relayed.len(), 1, "one destination");
+        assert_eq!(relayed[0].0, 1);
+        let batch: ReceiptBatch = codec::decode(&relayed[0].1, 1 << 20).unwrap();
+
+        let mut pool = Receipts::new(1, 2);
+        let mut forged = batch.clone();
+        forged.receipts[0].receipt.amount = Amount(1_000);
+        assert!(matches!(pool.offer(forged, &dest).unwrap(), Offer::Invalid(_)));
+        assert!(pool.is_empty(), "nothing invalid is pooled");
+        assert_eq!(pool.offer(batch.clone(), &dest).unwrap(), Offer::Pooled(3));
+        assert_eq!(pool.offer(batch.clone(), &dest).unwrap(), Offer::Known);
+        assert!(pool.contains(&batch.receipts[1].receipt.id));
+        assert_eq!(pool.len(), 3);
+
+        let proposer = genesis.committee(1).unwrap().validators[0].address;
+        let built = build_block(&dest, proposer, 0, pool.candidates(16), []).unwrap();
+        assert_eq!(built.block.incoming.len(), 1);
+        dest.commit(&built.outcome);
+        pool.on_commit(&built.block);
+        assert!(pool.is_empty());
+        assert_eq!(pool.offer(batch, &dest).unwrap(), Offer::Known, "credited already");
+    }
+
+    #[test]
+    fn scans_move_the_cursor_only_past_what_they_pooled() {
+        let (_, block, certificate, dest) = setup();
+        let batch = ReceiptBatch::for_dest(&block, &certificate, 2, 1).unwrap();
+        let mut pool = Receipts::new(1, 2);
+        let now = Instant::now();
+        let due = pool.scans_due(now);
+        assert_eq!(due, vec![SyncRequest::receipts(0, 1, 1)]);
+        assert!(pool.scans_due(now).is_empty(), "one scan in flight per source");
+
+        let mut forged = batch.clone();
+        forged.receipts[0].receipt.recipient = forged.receipts[1].receipt.recipient;
+        let mut answer = SyncResponse::empty(&due[0]);
+        answer.tip_height = 9;
+        answer.scanned_to = 5;
+        answer.receipts = vec![serde_bytes::ByteBuf::from(codec::encode(&forged))];
+        let result = pool.on_scan(&due[0], answer.clone(), &dest, 1 << 20).unwrap();
+        assert!(result.invalid.is_some());
+        assert_eq!(pool.cursors()[&0], 1, "a lying answer moves nothing");
+
+        answer.receipts = vec![serde_bytes::ByteBuf::from(codec::encode(&batch))];
+        let result = pool.on_scan(&due[0], answer, &dest, 1 << 20).unwrap();
+        assert_eq!((result.pooled, result.more, result.invalid), (3, true, None));
+        assert_eq!(pool.cursors()[&0], 6);
+        assert_eq!(pool.scans_due(now), vec![SyncRequest::receipts(0, 6, 1)]);
+    }
+}
