@@ -271,6 +271,62 @@ async fn cross_shard_transfers_both_ways_survive_a_kill_on_each_shard() {
     assert_eq!(account(&rpc[4], &b_address).await.1, 5);
 }
 
+/// A destination that is entirely down while money is sent to it: the
+/// source is not blocked, and once the destination is back it finds the
+/// receipts by scanning the source's chain (no node of it was up to hear
+/// them relayed) and credits each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_destination_credits_what_it_missed_when_it_returns() {
+    let (mut net, mut wallets, _dir) = network(2, 12);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    let (shard0, shard1) = ([0usize, 1, 2, 3], [4usize, 5, 6, 7]);
+    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &shard0, 0, 2)).await;
+    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &shard1, 1, 2)).await;
+    let (a, _) = pair_on(&wallets, 2, 0);
+    let (b, _) = pair_on(&wallets, 2, 1);
+    let (b_start, _) = account(&rpc[4], &wallets.address(b)).await;
+    for name in ["validator-1-0", "validator-1-1", "validator-1-2", "validator-1-3"] {
+        net.kill(name).unwrap();
+    }
+
+    let mut ids = Vec::new();
+    for units in [7_000_000u64, 8_000_000] {
+        let tx = wallets.transfer(a, wallets.address(b), Amount(units), Amount(1_000));
+        ids.push(rpc[0].submit(&tx).await.unwrap().id);
+    }
+    for id in &ids {
+        match rpc[1].wait_final(id, Duration::from_millis(100), WAIT).await.unwrap() {
+            TransactionResponse::Final { dest_shard: Some(1), .. } => {}
+            other => panic!("{id} not debited while its destination is down: {other:?}"),
+        }
+    }
+    // The source keeps committing with its destination down.
+    let h0 = height(&rpc, 0, 0).await;
+    wait_for(&net, "shard 0 to go on", || all_at(&rpc, &shard0, 0, h0 + 3)).await;
+
+    for name in ["validator-1-0", "validator-1-1", "validator-1-2", "validator-1-3"] {
+        net.start(name).unwrap();
+    }
+    wait_for(&net, "shard 1 to answer again", || all_at(&rpc, &shard1, 1, 2)).await;
+    for id in &ids {
+        match rpc[6].wait_credited(id, 1, Duration::from_millis(200), WAIT).await.unwrap() {
+            ReceiptResponse::Credited { shard: 1, source_shard: 0, .. } => {}
+            other => panic!("{id} not credited after the destination returned: {other:?}\n{}", net.logs_tail(15)),
+        }
+    }
+    let expect = b_start + 15_000_000;
+    for &i in &shard1 {
+        let client = rpc[i].clone();
+        let address = wallets.address(b);
+        wait_for(&net, &format!("node {i} to show the credited balance"), || {
+            let client = client.clone();
+            async move { client.account(&address, false).await.is_ok_and(|acc| acc.balance_units == expect) }
+        })
+        .await;
+    }
+}
+
 /// Catch-up speed of a validator that missed 1,000+ blocks (a measurement,
 /// not a pass/fail test): `cargo test --release -p palisade-testnet --test
 /// e2e catch_up_speed -- --ignored --nocapture`.
