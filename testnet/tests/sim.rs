@@ -1,10 +1,15 @@
 //! The simulator's own tests: determinism, a few hundred seeds, one test per
-//! Byzantine module, and checkers that must fail on planted faults.
+//! Byzantine module, cross-shard receipts (relayed, pulled, waiting for a
+//! halted destination, forged), and checkers that must fail on planted
+//! faults.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use palisade_ledger::{Block, Hash, Receipt, State, receipt};
 use palisade_testnet::sim::byzantine::Kind;
+use palisade_testnet::sim::scenario::Crash;
 use palisade_testnet::sim::{Report, Scenario, Sim, Violation, replay_command, run_seed};
 
 /// Seeds the CI test runs (see `many_seeds_hold_every_invariant`).
@@ -38,14 +43,34 @@ fn same_seed_same_run() {
 fn many_seeds_hold_every_invariant() {
     let started = Instant::now();
     let mut failures = Vec::new();
+    let (mut pulled, mut refused) = (0, 0);
+    // Cross-shard receipts credited by each multi-shard seed.
+    let mut credited = Vec::new();
     for seed in 0..CI_SEEDS {
         let report = run_seed(seed);
         if let Some(first) = report.violations.first() {
             failures.push(format!("seed {seed}: {first} (replay: {})", replay_command(seed)));
         }
+        let stats = &report.stats;
+        pulled += stats.batches_pulled;
+        refused += stats.batches_refused_proof + stats.batches_refused_certificate;
+        if report.scenario.shards > 1 {
+            credited.push(stats.receipts_credited);
+        }
     }
-    eprintln!("{CI_SEEDS} seeds in {:?}", started.elapsed());
+    credited.sort();
+    let median = credited.get(credited.len() / 2).copied().unwrap_or(0);
+    let total: u64 = credited.iter().sum();
+    eprintln!(
+        "{CI_SEEDS} seeds in {:?}: {total} cross-shard receipts credited ({} multi-shard seeds: median {median}, {}..={}), {pulled} batches pulled, {refused} forged batches refused",
+        started.elapsed(),
+        credited.len(),
+        credited.first().copied().unwrap_or(0),
+        credited.last().copied().unwrap_or(0),
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The seeds exercise what the checks are about.
+    assert!(median > 0 && pulled > 0 && refused > 0, "median credited {median}, pulled {pulled}, refused {refused}");
 }
 
 /// A calm two-shard network of `n` validators per shard with `byzantine` in shard 0.
@@ -159,4 +184,206 @@ fn liveness_checker_flags_too_many_faults() {
     let (report, _) = calm(5, 4, vec![(0, Kind::Silent), (1, Kind::Silent)]);
     assert!(report.violations.iter().any(|v| matches!(v, Violation::Liveness { shard: 0, .. })), "{report:?}");
     assert!(!report.violations.iter().any(|v| matches!(v, Violation::Liveness { shard: 1, .. })));
+}
+
+/// Every receipt the agreed chain of `shard` emitted, by id, with the
+/// simulated time its block was first committed.
+fn emitted(sim: &Sim, shard: u32) -> BTreeMap<Hash, (Receipt, u64)> {
+    let mut out = BTreeMap::new();
+    for (height, block) in agreed_blocks(sim, shard) {
+        let at = sim.committed_at_ms[&(shard, height)];
+        for r in receipt::outgoing(&block, sim.scenario.shards) {
+            out.insert(r.id, (r, at));
+        }
+    }
+    out
+}
+
+/// Every receipt the agreed chain of `shard` credited, by id, with the
+/// simulated time its crediting block was first committed.
+fn credited(sim: &Sim, shard: u32) -> BTreeMap<Hash, (Receipt, u64)> {
+    let mut out = BTreeMap::new();
+    for (height, block) in agreed_blocks(sim, shard) {
+        let at = sim.committed_at_ms[&(shard, height)];
+        for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
+            let previous = out.insert(proven.receipt.id, (proven.receipt.clone(), at));
+            assert!(previous.is_none(), "receipt {} credited twice", proven.receipt.id);
+        }
+    }
+    out
+}
+
+/// The blocks of the longest honest chain of `shard`, by height.
+fn agreed_blocks(sim: &Sim, shard: u32) -> Vec<(u64, Block)> {
+    let longest = sim.nodes.iter().filter(|n| n.honest() && n.shard == shard).max_by_key(|n| n.chain.len()).unwrap();
+    longest.chain.iter().map(|(h, c)| (*h, Block::from_bytes(&c.block, usize::MAX).unwrap())).collect()
+}
+
+/// Every credited receipt is one a source block emitted, unchanged.
+fn assert_credits_match_emissions(sim: &Sim) {
+    let shards = sim.scenario.shards;
+    let all_emitted: BTreeMap<Hash, Receipt> =
+        (0..shards).flat_map(|s| emitted(sim, s)).map(|(id, (r, _))| (id, r)).collect();
+    for dest in 0..shards {
+        for (id, (r, _)) in credited(sim, dest) {
+            assert_eq!(all_emitted.get(&id), Some(&r), "shard {dest} credited a receipt no source emitted so");
+            assert_eq!(r.dest_shard, dest);
+        }
+    }
+}
+
+#[test]
+fn cross_shard_receipts_are_credited_once_and_money_is_conserved() {
+    for seed in 0..2 {
+        let (report, sim) = Sim::new(Scenario::calm(seed, 3, 4, Vec::new())).run();
+        assert_clean(&report);
+        assert_credits_match_emissions(&sim);
+        let count: usize = (0..3).map(|s| credited(&sim, s).len()).sum();
+        assert!(count >= 20, "only {count} receipts credited");
+        assert_eq!(report.stats.receipts_credited, count as u64);
+        // Emitted well before the end: credited.
+        for source in 0..3 {
+            let end = report.stats.end_ms;
+            for (id, (r, at)) in emitted(&sim, source) {
+                if at + 1_000 < end {
+                    assert!(
+                        credited(&sim, r.dest_shard).contains_key(&id),
+                        "receipt {id} from shard {source} at {at} ms never credited"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn receipts_are_found_by_pull_alone() {
+    for seed in 0..2 {
+        let mut scenario = Scenario::calm(seed, 2, 4, Vec::new());
+        scenario.push_receipts = false;
+        let (report, sim) = Sim::new(scenario).run();
+        assert_clean(&report);
+        assert_credits_match_emissions(&sim);
+        assert_eq!(report.stats.batches_relayed, 0);
+        assert_eq!(report.stats.batches_pulled, report.stats.batches_pooled);
+        assert!(report.stats.receipts_credited >= 10, "{:?}", report.stats);
+    }
+}
+
+#[test]
+fn halted_destination_credits_its_receipts_after_recovery() {
+    // f + 1 = 2 of shard 1's four validators (nodes 4..8) are down: no
+    // quorum, so receipts for shard 1 wait until they are back.
+    let (halt_ms, resume_ms) = (300, 1_100);
+    for seed in 0..2 {
+        let mut scenario = Scenario::calm(seed, 2, 4, Vec::new());
+        scenario.crashes = [5, 6].map(|node| Crash { node, at_ms: halt_ms, restart_ms: resume_ms }).to_vec();
+        let (report, sim) = Sim::new(scenario).run();
+        assert_clean(&report);
+        assert_credits_match_emissions(&sim);
+        let halted =
+            sim.committed_at_ms.iter().filter(|((s, _), at)| *s == 1 && (halt_ms + 100..resume_ms).contains(*at));
+        assert_eq!(halted.count(), 0, "shard 1 committed while halted");
+        let credited = credited(&sim, 1);
+        let waited = emitted(&sim, 0)
+            .iter()
+            .filter(|(id, (_, at))| {
+                (halt_ms..resume_ms).contains(at) && credited.get(*id).is_some_and(|(_, c)| *c >= resume_ms)
+            })
+            .count();
+        assert!(waited >= 5, "only {waited} receipts emitted during the halt were credited after it");
+    }
+}
+
+#[test]
+fn forged_receipts_are_refused_and_never_credited() {
+    for seed in 0..3 {
+        let (report, sim) = calm(seed, 4, vec![(1, Kind::ForgingRelayer)]);
+        // Money conservation, exactly once and receipt liveness hold.
+        assert_clean(&report);
+        assert_credits_match_emissions(&sim);
+        let stats = &report.stats;
+        // Both forgeries reached honest nodes and were refused on proof:
+        // skipping verification would pool them (and stall or worse).
+        assert!(stats.batches_refused_proof > 0, "no inflated batch was refused: {stats:?}");
+        assert!(stats.batches_refused_certificate > 0, "no self-certified batch was refused: {stats:?}");
+        assert!(stats.receipts_credited > 0);
+        for node in sim.nodes.iter().filter(|n| n.honest() && n.shard == 1) {
+            for batch in node.pool.values() {
+                let context = node.state.context();
+                batch.verify(&context.chain_id, &context.committees, 2, 1).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn supply_checker_flags_an_unbalanced_genesis() {
+    let (report, mut sim) = calm(6, 4, Vec::new());
+    assert_clean(&report);
+    // The books say one more unit exists than the shards and flights hold.
+    sim.genesis.accounts[0].balance_units += 1;
+    let violations = sim.report().violations;
+    assert!(violations.iter().any(|v| matches!(v, Violation::Money { after: None, .. })), "{violations:?}");
+}
+
+#[test]
+fn supply_checker_flags_a_credit_beyond_the_source_chain_at_its_height() {
+    let (report, mut sim) = calm(7, 4, Vec::new());
+    assert_clean(&report);
+    // Shard 0's chain loses the last source block shard 1 credited from.
+    let (dest_height, source_height) = agreed_blocks(&sim, 1)
+        .iter()
+        .flat_map(|(h, b)| b.incoming.iter().map(move |batch| (*h, batch.source().1)))
+        .max_by_key(|(_, source)| *source)
+        .unwrap();
+    for node in sim.nodes.iter_mut().filter(|n| n.shard == 0) {
+        node.chain.split_off(&source_height);
+    }
+    let violations = sim.report().violations;
+    let first_credit = agreed_blocks(&sim, 1)
+        .iter()
+        .find(|(_, b)| b.incoming.iter().any(|batch| batch.source() == (0, source_height)))
+        .map(|(h, _)| *h)
+        .unwrap();
+    assert!(first_credit <= dest_height);
+    assert!(
+        violations.contains(&Violation::MissingSource { shard: 1, height: first_credit, source: (0, source_height) }),
+        "{violations:?}"
+    );
+    // Replayed anyway, that block credits money no final block debited:
+    // the supply check names it.
+    assert!(
+        violations.iter().any(|v| matches!(v, Violation::Money { after: Some((1, h)), supply_units, found_units }
+            if *h == first_credit && found_units > supply_units)),
+        "{violations:?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| matches!(v, Violation::UnbackedCredit { shard: 1, height, .. } if *height == first_credit))
+    );
+}
+
+#[test]
+fn exactly_once_checker_flags_a_planted_double_credit() {
+    let (report, mut sim) = calm(8, 4, Vec::new());
+    assert_clean(&report);
+    // Shard 1's last block is replaced by an earlier one that credited receipts.
+    let blocks = agreed_blocks(&sim, 1);
+    let (early, _) = blocks.iter().find(|(_, b)| !b.incoming.is_empty()).unwrap();
+    let (last, _) = blocks.last().unwrap();
+    let (early, last) = (*early, *last);
+    assert!(early < last);
+    for node in sim.nodes.iter_mut().filter(|n| n.shard == 1) {
+        let copy = node.chain[&early].clone();
+        node.chain.insert(last, copy);
+    }
+    let violations = sim.report().violations;
+    assert!(
+        violations
+            .iter()
+            .any(|v| matches!(v, Violation::CreditedTwice { shard: 1, heights, .. } if *heights == (early, last))),
+        "{violations:?}"
+    );
 }

@@ -5,8 +5,23 @@
 //! * **Validity**: replaying the agreed chain of each shard from genesis,
 //!   every block's certificate verifies, its bytes hash to the certified
 //!   hash, and `apply_block` accepts it: only valid blocks are final.
-//! * **Money**: after the replay, Σ balances + stake + rewards of each shard
-//!   equals its genesis total (no transfer crosses shards yet).
+//! * **Supply**: the replay walks every shard's agreed chain at once, one
+//!   block at a time, a destination's block only after the source blocks
+//!   whose receipts it credits (receipts come only from blocks honest nodes
+//!   committed, so that order exists). Before the first block and after
+//!   every block: genesis total supply = Σ over shards of balances + stake +
+//!   rewards + the receipts emitted and not yet credited (in flight). A
+//!   block that mints or loses money is named by shard and height. Each
+//!   credit must match, field for field, a receipt in flight: one no final
+//!   source block emitted, or emitted differently, is flagged at its block.
+//!   A block crediting a source block that its source's agreed chain never
+//!   reaches is flagged, then replayed anyway, so the supply check also
+//!   names the money it conjures.
+//! * **Exactly once**: read from the blocks alone (not from the state's
+//!   records), no receipt id is credited twice on one shard's agreed chain.
+//! * **Receipt liveness**: when every shard is live after the heal, every
+//!   receipt emitted at or below its source's height at the heal has been
+//!   credited by the end.
 //! * **Liveness**: after the heal, every honest node of every shard (each
 //!   with at most `f` Byzantine members) committed
 //!   [`LIVENESS_HEIGHTS`](super::scenario::LIVENESS_HEIGHTS) heights past
@@ -21,8 +36,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use palisade_consensus::BlockHash;
-use palisade_ledger::{Block, execute::apply_block};
+use palisade_consensus::{BlockHash, Decision};
+use palisade_ledger::{Block, Hash, Receipt, ShardId, execute::apply_block, mem::MemState, receipt};
 
 use super::node::Slot;
 use super::runner::Sim;
@@ -50,14 +65,56 @@ pub enum Violation {
         /// Why.
         reason: String,
     },
-    /// Money appeared or vanished.
+    /// Money appeared or vanished: Σ money + in flight ≠ total supply.
     Money {
+        /// The block after which it first happened, as (shard, height);
+        /// `None` at genesis.
+        after: Option<(u32, u64)>,
+        /// The genesis total supply.
+        supply_units: u128,
+        /// Σ balances + stake + rewards over shards, plus receipts in flight.
+        found_units: u128,
+    },
+    /// A block credits a receipt that is not in flight: never emitted by a
+    /// final source block, emitted with other contents, or already credited.
+    UnbackedCredit {
+        /// The crediting shard.
+        shard: u32,
+        /// Its height.
+        height: u64,
+        /// The receipt id.
+        id: Hash,
+        /// Why.
+        reason: String,
+    },
+    /// A block credits receipts of a source block that the source shard's
+    /// agreed chain never reaches.
+    MissingSource {
+        /// The crediting shard.
+        shard: u32,
+        /// Its height.
+        height: u64,
+        /// The source block, as (shard, height).
+        source: (u32, u64),
+    },
+    /// One shard's agreed chain credits a receipt twice.
+    CreditedTwice {
         /// Shard.
         shard: u32,
-        /// At genesis.
-        genesis_units: u128,
-        /// After the replay.
-        final_units: u128,
+        /// The receipt id.
+        id: Hash,
+        /// The heights that credit it.
+        heights: (u64, u64),
+    },
+    /// Receipts emitted before the heal were never credited although every
+    /// shard was live.
+    ReceiptNotCredited {
+        /// The destination.
+        dest: u32,
+        /// How many.
+        count: usize,
+        /// The first: (source shard, source height, id).
+        first: (u32, u64, Hash),
     },
     /// A shard did not progress after the heal.
     Liveness {
@@ -115,9 +172,32 @@ impl fmt::Display for Violation {
             Violation::Validity { shard, height, reason } => {
                 write!(f, "validity: shard {shard} height {height}: {reason}")
             }
-            Violation::Money { shard, genesis_units, final_units } => {
-                write!(f, "money: shard {shard} held {genesis_units} units at genesis, {final_units} at the end")
+            Violation::Money { after, supply_units, found_units } => {
+                let when = match after {
+                    Some((shard, height)) => format!("after shard {shard} height {height}"),
+                    None => "at genesis".to_owned(),
+                };
+                write!(
+                    f,
+                    "money: {when}, balances + stake + rewards + in flight = {found_units} units, supply {supply_units}"
+                )
             }
+            Violation::UnbackedCredit { shard, height, id, reason } => {
+                write!(f, "unbacked credit: shard {shard} height {height} credits receipt {id}: {reason}")
+            }
+            Violation::MissingSource { shard, height, source } => write!(
+                f,
+                "missing source: shard {shard} height {height} credits receipts of shard {} height {}, beyond its agreed chain",
+                source.0, source.1
+            ),
+            Violation::CreditedTwice { shard, id, heights } => {
+                write!(f, "exactly once: shard {shard} credits receipt {id} at heights {} and {}", heights.0, heights.1)
+            }
+            Violation::ReceiptNotCredited { dest, count, first } => write!(
+                f,
+                "receipt liveness: {count} receipt(s) for shard {dest} emitted before the heal were never credited, first {} from shard {} height {}",
+                first.2, first.0, first.1
+            ),
             Violation::Liveness { shard, base, lowest, node } => {
                 write!(f, "liveness: shard {shard} was at height {base} at the heal; node {node} reached only {lowest}")
             }
@@ -137,10 +217,14 @@ impl fmt::Display for Violation {
 /// Every post-run check.
 pub fn check(sim: &Sim) -> Vec<Violation> {
     let mut violations = agreement(sim);
-    for shard in 0..sim.scenario.shards {
-        violations.extend(replay(sim, shard));
+    let live = liveness(sim);
+    let replayed = replay(sim);
+    violations.extend(replayed.violations.iter().cloned());
+    violations.extend(exactly_once(sim));
+    if live.is_empty() && replayed.complete {
+        violations.extend(receipt_liveness(sim, &replayed.in_flight));
     }
-    violations.extend(liveness(sim));
+    violations.extend(live);
     violations.extend(evidence(sim));
     violations
 }
@@ -166,38 +250,267 @@ pub fn agreement(sim: &Sim) -> Vec<Violation> {
     violations
 }
 
-/// Replays the longest honest chain of `shard` from genesis: validity and
-/// money conservation.
-pub fn replay(sim: &Sim, shard: u32) -> Vec<Violation> {
-    let Some(longest) = sim.nodes.iter().filter(|n| n.honest() && n.shard == shard).max_by_key(|n| n.chain.len())
-    else {
+/// The agreed chain of `shard`: the longest chain of its honest nodes
+/// (agreement makes every other a prefix of it).
+fn agreed_chain(sim: &Sim, shard: u32) -> Vec<&Decision> {
+    sim.nodes
+        .iter()
+        .filter(|n| n.honest() && n.shard == shard)
+        .max_by_key(|n| n.chain.len())
+        .map(|n| n.chain.values().collect())
+        .unwrap_or_default()
+}
+
+/// What the replay found.
+pub struct Replayed {
+    /// Validity, supply and credit violations.
+    pub violations: Vec<Violation>,
+    /// Receipts emitted and not credited at the end, by id.
+    pub in_flight: BTreeMap<Hash, Receipt>,
+    /// Every block of every agreed chain was replayed.
+    pub complete: bool,
+}
+
+/// One shard's agreed chain as the replay walks it.
+struct Walk<'a> {
+    chain: Vec<&'a Decision>,
+    /// Blocks replayed so far (the state's height).
+    done: usize,
+    state: MemState,
+    /// `state.money()`, kept current.
+    money: u128,
+    /// A block was refused: the rest of this chain is not replayed.
+    stopped: bool,
+}
+
+/// What one step of a walk did.
+enum Step {
+    /// It replayed a block.
+    Applied,
+    /// Its next block credits a source block not replayed yet.
+    Waiting,
+    /// Nothing more to replay (the end, or a refused block).
+    Over,
+}
+
+/// Replays every shard's agreed chain from genesis, in an order where each
+/// block comes after the source blocks it credits; checks validity, the
+/// supply and every credit after each block (see the module docs).
+pub fn replay(sim: &Sim) -> Replayed {
+    let mut replay = Replay::new(sim);
+    let mut complete = true;
+    loop {
+        let mut progressed = false;
+        for shard in 0..replay.walks.len() {
+            while let Step::Applied = replay.step(shard, false) {
+                progressed = true;
+            }
+        }
+        if progressed {
+            continue;
+        }
+        // Every walk left waits for a source block no walk can supply: the
+        // first is reported and replayed anyway, so the supply and credit
+        // checks name what it does to the money.
+        let Some((shard, height, source)) = replay.first_waiting() else { break };
+        complete = false;
+        if replay.walks.get(source.0 as usize).is_some_and(|w| w.stopped) {
+            // Its source stopped on an invalid block (reported): nothing
+            // more to learn from this chain.
+            replay.walks[shard].stopped = true;
+            continue;
+        }
+        replay.violations.push(Violation::MissingSource { shard: shard as u32, height, source });
+        replay.step(shard, true);
+    }
+    complete &= replay.walks.iter().all(|w| !w.stopped);
+    Replayed { violations: replay.violations, in_flight: replay.in_flight, complete }
+}
+
+/// The state of a [`replay`].
+struct Replay<'a> {
+    sim: &'a Sim,
+    walks: Vec<Walk<'a>>,
+    supply: u128,
+    in_flight: BTreeMap<Hash, Receipt>,
+    in_flight_units: u128,
+    /// The supply check failed once: later blocks would only repeat it.
+    unbalanced: bool,
+    violations: Vec<Violation>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(sim: &'a Sim) -> Replay<'a> {
+        let walks: Vec<Walk<'a>> = (0..sim.scenario.shards)
+            .map(|shard| {
+                let state = sim.genesis_states[shard as usize].clone();
+                let money = state.money().unwrap_or(u128::MAX);
+                Walk { chain: agreed_chain(sim, shard), done: 0, state, money, stopped: false }
+            })
+            .collect();
+        let supply = sim.genesis.total_supply().map_or(u128::MAX, |a| u128::from(a.units()));
+        let mut replay = Replay {
+            sim,
+            walks,
+            supply,
+            in_flight: BTreeMap::new(),
+            in_flight_units: 0,
+            unbalanced: false,
+            violations: Vec::new(),
+        };
+        replay.check_supply(None);
+        replay
+    }
+
+    /// The first walk that waits: (shard, its next height, the source block
+    /// it waits for).
+    fn first_waiting(&self) -> Option<(usize, u64, (ShardId, u64))> {
+        self.walks.iter().enumerate().find_map(|(shard, walk)| {
+            let next = walk.chain.get(walk.done).filter(|_| !walk.stopped)?;
+            let block = Block::from_bytes(&next.block, usize::MAX).ok()?;
+            Some((shard, walk.done as u64 + 1, self.missing_source(&block)?))
+        })
+    }
+
+    /// The first source block `block` credits that is not replayed yet.
+    fn missing_source(&self, block: &Block) -> Option<(ShardId, u64)> {
+        block.incoming.iter().map(|b| b.source()).find(|(source, height)| {
+            // A batch from this or an unknown shard is `apply_block`'s to refuse.
+            self.walks.get(*source as usize).is_some_and(|w| (w.done as u64) < *height) && *source != block.header.shard
+        })
+    }
+
+    /// Replays the next block of `shard`'s chain, if its sources are
+    /// replayed (or `force`).
+    fn step(&mut self, shard: usize, force: bool) -> Step {
+        let sim = self.sim;
+        let Some(walk) = self.walks.get(shard) else { return Step::Over };
+        let Some(certified) = walk.chain.get(walk.done).copied().filter(|_| !walk.stopped) else {
+            return Step::Over;
+        };
+        let (shard_id, height) = (shard as u32, walk.done as u64 + 1);
+        let block = match self.certified_block(shard_id, height, certified) {
+            Ok(block) => block,
+            Err(reason) => return self.stop(shard, height, reason),
+        };
+        if !force && self.missing_source(&block).is_some() {
+            return Step::Waiting;
+        }
+        let outcome = match apply_block(&self.walks[shard].state, &block) {
+            Ok(outcome) => outcome,
+            Err(e) => return self.stop(shard, height, format!("apply_block refuses it: {e}")),
+        };
+        let walk = &mut self.walks[shard];
+        walk.state.commit(&outcome);
+        walk.money = walk.state.money().unwrap_or(u128::MAX);
+        walk.done += 1;
+        self.account(shard_id, height, &block, sim.scenario.shards);
+        self.check_supply(Some((shard_id, height)));
+        Step::Applied
+    }
+
+    /// The block at `height` of `shard`, if its certificate verifies and its
+    /// bytes are the certified block.
+    fn certified_block(&self, shard: u32, height: u64, certified: &Decision) -> Result<Block, String> {
+        let committee = &self.sim.committees[shard as usize];
+        if certified.certificate.height != height {
+            return Err(format!("certificate is for height {}", certified.certificate.height));
+        }
+        if let Err(e) = certified.certificate.verify(committee, &self.sim.genesis.chain_id, shard) {
+            return Err(format!("certificate does not verify: {e}"));
+        }
+        let block =
+            Block::from_bytes(&certified.block, usize::MAX).map_err(|e| format!("block does not decode: {e}"))?;
+        if block.hash().0 != certified.certificate.block_hash {
+            return Err("bytes do not hash to the certified hash".to_owned());
+        }
+        Ok(block)
+    }
+
+    fn stop(&mut self, shard: usize, height: u64, reason: String) -> Step {
+        self.violations.push(Violation::Validity { shard: shard as u32, height, reason });
+        if let Some(walk) = self.walks.get_mut(shard) {
+            walk.stopped = true;
+        }
+        Step::Over
+    }
+
+    /// Moves what `block` credits out of flight (each must be there, as
+    /// emitted) and what it emits into flight.
+    fn account(&mut self, shard: u32, height: u64, block: &Block, shard_count: u32) {
+        for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
+            let credited = &proven.receipt;
+            let unbacked =
+                |reason: &str| Violation::UnbackedCredit { shard, height, id: credited.id, reason: reason.into() };
+            match self.in_flight.remove(&credited.id) {
+                Some(emitted) if emitted == *credited && emitted.dest_shard == shard => {
+                    self.in_flight_units = self.in_flight_units.saturating_sub(u128::from(emitted.amount.units()));
+                }
+                Some(emitted) => {
+                    self.violations.push(unbacked(&format!("the source emitted {emitted:?}")));
+                    self.in_flight.insert(emitted.id, emitted);
+                }
+                None => self.violations.push(unbacked("not in flight (never emitted by a final block, or credited)")),
+            }
+        }
+        for emitted in receipt::outgoing(block, shard_count) {
+            self.in_flight_units = self.in_flight_units.saturating_add(u128::from(emitted.amount.units()));
+            self.in_flight.insert(emitted.id, emitted);
+        }
+    }
+
+    /// Total supply = Σ money + in flight, on the cut the replay is at.
+    fn check_supply(&mut self, after: Option<(u32, u64)>) {
+        if self.unbalanced {
+            return;
+        }
+        let money = self.walks.iter().fold(0u128, |sum, w| sum.saturating_add(w.money));
+        let found_units = money.saturating_add(self.in_flight_units);
+        if found_units != self.supply {
+            self.unbalanced = true;
+            self.violations.push(Violation::Money { after, supply_units: self.supply, found_units });
+        }
+    }
+}
+
+/// No receipt id credited twice by one shard's agreed chain, read from the
+/// blocks (a replay that trusted `apply_block`'s replay protection would not
+/// see a double credit it let through).
+pub fn exactly_once(sim: &Sim) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for shard in 0..sim.scenario.shards {
+        let mut credited: BTreeMap<Hash, u64> = BTreeMap::new();
+        for (index, certified) in agreed_chain(sim, shard).into_iter().enumerate() {
+            let Ok(block) = Block::from_bytes(&certified.block, usize::MAX) else { continue };
+            // The chain position, not the header's claim.
+            let height = index as u64 + 1;
+            for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
+                let id = proven.receipt.id;
+                if let Some(first) = credited.insert(id, height) {
+                    violations.push(Violation::CreditedTwice { shard, id, heights: (first, height) });
+                }
+            }
+        }
+    }
+    violations
+}
+
+/// Receipts still in flight at the end that were emitted at or below their
+/// source's height at the heal (only meaningful when every shard was live).
+pub fn receipt_liveness(sim: &Sim, in_flight: &BTreeMap<Hash, Receipt>) -> Vec<Violation> {
+    let Some(base) = &sim.liveness_base else {
         return Vec::new();
     };
-    let committee = &sim.committees[shard as usize];
-    let mut state = sim.genesis_states[shard as usize].clone();
-    let genesis_units = state.money().unwrap_or(u128::MAX);
-    for (height, certified) in &longest.chain {
-        let invalid = |reason: String| vec![Violation::Validity { shard, height: *height, reason }];
-        if let Err(e) = certified.certificate.verify(committee, &sim.genesis.chain_id, shard) {
-            return invalid(format!("certificate does not verify: {e}"));
-        }
-        let block = match Block::from_bytes(&certified.block, usize::MAX) {
-            Ok(block) => block,
-            Err(e) => return invalid(format!("block does not decode: {e}")),
-        };
-        if block.hash().0 != certified.certificate.block_hash {
-            return invalid("bytes do not hash to the certified hash".to_owned());
-        }
-        match apply_block(&state, &block) {
-            Ok(outcome) => state.commit(&outcome),
-            Err(e) => return invalid(format!("apply_block refuses it: {e}")),
+    let mut lost: BTreeMap<u32, (usize, (u32, u64, Hash))> = BTreeMap::new();
+    for r in in_flight.values() {
+        if base.get(r.source_shard as usize).is_some_and(|b| r.source_height <= *b) {
+            let first = (r.source_shard, r.source_height, r.id);
+            let entry = lost.entry(r.dest_shard).or_insert((0, first));
+            entry.0 += 1;
+            entry.1 = entry.1.min(first);
         }
     }
-    let final_units = state.money().unwrap_or(u128::MAX);
-    if final_units != genesis_units {
-        return vec![Violation::Money { shard, genesis_units, final_units }];
-    }
-    Vec::new()
+    lost.into_iter().map(|(dest, (count, first))| Violation::ReceiptNotCredited { dest, count, first }).collect()
 }
 
 /// Liveness after the heal.

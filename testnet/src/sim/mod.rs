@@ -6,16 +6,21 @@
 //! on simulated time, over a simulated network that delays, drops,
 //! duplicates and reorders messages and forms and heals partitions, with
 //! crashes and restarts from persisted state and Byzantine validators
-//! written as code. A run is a pure function of its seed: no clock, no
-//! threads, no hash-map order, one seeded generator ([`rng::SimRng`]).
+//! written as code. Cross-shard transfers flow as certified receipt batches
+//! that nodes relay and pull between shards. A run is a pure function of its
+//! seed: no clock, no threads, no hash-map order, one seeded generator
+//! ([`rng::SimRng`]).
 //!
 //! - [`scenario`]: what a seed means (shape, faults, Byzantine validators);
-//! - [`runner`]: the event loop and the honest host's duties;
-//! - [`node`]: one validator (replica, state, mempool, durable chain);
+//! - [`runner`]: the event loop and the honest host's duties (receipt relay
+//!   and pull included);
+//! - [`node`]: one validator (replica, state, mempool, receipt pool, durable
+//!   chain);
 //! - [`network`]: the event queue and the wire;
-//! - [`workload`]: clients submitting same-shard transfers;
+//! - [`workload`]: clients submitting same- and cross-shard transfers;
 //! - [`byzantine`]: misbehaviours, one module each;
-//! - [`checks`]: agreement, validity, money, liveness, evidence.
+//! - [`checks`]: agreement, validity, supply (money in shards + in flight),
+//!   receipts credited exactly once and eventually, liveness, evidence.
 
 pub mod byzantine;
 pub mod checks;

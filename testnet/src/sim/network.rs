@@ -2,11 +2,13 @@
 //! `(time_ms, sequence)` (the sequence breaks ties in insertion order, so the
 //! schedule is a pure function of the seed), and what travels between nodes.
 //! Consensus messages travel as encoded bytes; the receiver decodes (bounded)
-//! and verifies them like any peer input.
+//! and verifies them like any peer input. Receipt batches travel as values
+//! (like sync responses): the receiver bounds and verifies them before use.
 
 use std::collections::BTreeMap;
 
 use palisade_consensus::{Decision, TimerId};
+use palisade_ledger::ReceiptBatch;
 
 /// Most blocks in one sync response.
 pub const MAX_SYNC_BLOCKS: usize = 64;
@@ -14,6 +16,10 @@ pub const MAX_SYNC_BLOCKS: usize = 64;
 pub const SYNC_RETRY_MS: u64 = 300;
 /// Retries of one sync request.
 pub const MAX_SYNC_ATTEMPTS: u32 = 8;
+/// Most receipt batches in one pull response.
+pub const MAX_PULL_BATCHES: usize = 16;
+/// Each node asks every other shard for receipts this often.
+pub const PULL_INTERVAL_MS: u64 = 200;
 
 /// What travels between two nodes.
 #[derive(Clone, Debug)]
@@ -27,6 +33,25 @@ pub enum Wire {
     },
     /// Committed blocks with their certificates, in height order.
     SyncResponse(Vec<Decision>),
+    /// Receipts for the receiver's shard, relayed by a node that committed
+    /// their source block (or forged by a Byzantine relayer).
+    Receipts(Box<ReceiptBatch>),
+    /// "Send me the receipts your shard's blocks emitted for my shard, from
+    /// this source height on."
+    ReceiptRequest {
+        /// First source height wanted.
+        from_height: u64,
+    },
+    /// The answer: batches by increasing source height, and the height the
+    /// answer covers (no batch for the asker at the heights in between).
+    ReceiptResponse {
+        /// The request's first height.
+        from_height: u64,
+        /// Source heights up to this one were scanned.
+        through: u64,
+        /// At most [`MAX_PULL_BATCHES`].
+        batches: Vec<ReceiptBatch>,
+    },
 }
 
 /// Something that happens at a simulated time.
@@ -86,6 +111,13 @@ pub enum Event {
     Submit {
         /// The shard.
         shard: u32,
+    },
+    /// A node asks each other shard for the receipts it has not seen.
+    Pull {
+        /// The node.
+        node: usize,
+        /// The incarnation that scheduled it.
+        incarnation: u64,
     },
     /// A Byzantine node's periodic hook.
     Tick {

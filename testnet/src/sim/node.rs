@@ -1,9 +1,12 @@
 //! One simulated validator: the real [`Replica`] for its shard, its shard's
-//! [`MemState`], a mempool, and the host duties the consensus crate lists
-//! (validate blocks against the ledger, commit certified blocks, persist the
-//! safety state, sync). What survives a crash is exactly what a real node
-//! makes durable: the last persisted [`SafetyState`] and the committed chain
-//! (with the state it implies). Everything else is volatile.
+//! [`MemState`], a mempool, a receipt pool, and the host duties the consensus
+//! crate lists (validate blocks against the ledger, commit certified blocks,
+//! persist the safety state, sync) plus those of cross-shard receipts (keep
+//! the batches other shards owe this one, verified, and hand them to
+//! `build_block`). What survives a crash is exactly what a real node makes
+//! durable: the last persisted [`SafetyState`] and the committed chain (with
+//! the state and the outgoing receipts it implies). Everything else is
+//! volatile.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,9 +16,10 @@ use palisade_consensus::{
     ValidatorIndex,
 };
 use palisade_ledger::{
-    Address, Block, Outcome, SignedTx, State, StateExt,
+    Address, Block, Outcome, ReceiptBatch, SignedTx, State, StateExt,
     execute::{apply_block, build_block},
     mem::MemState,
+    receipt::ReceiptError,
 };
 
 use super::byzantine::Byzantine;
@@ -24,6 +28,10 @@ use super::byzantine::Byzantine;
 pub const MEMPOOL_CAPACITY: usize = 256;
 /// Most transactions a leader offers to `build_block`.
 pub const MAX_CANDIDATES: usize = 32;
+/// Most receipt batches a node keeps waiting to be credited. When full, the
+/// batches of the lowest source heights stay (they are credited first) and
+/// the pull cursor goes back to fetch the others later.
+pub const MAX_POOLED_BATCHES: usize = 64;
 
 /// A slot a proposal or vote occupies: (signer, height, view, phase).
 pub type Slot = (ValidatorIndex, u64, u64, Phase);
@@ -63,6 +71,31 @@ pub struct Node {
     /// Volatile: proposals and votes fed to the replica at its current height
     /// and inside its vote window, by slot (evidence completeness).
     pub seen: BTreeMap<Slot, BTreeSet<BlockHash>>,
+    /// Volatile: verified receipt batches for this shard not yet credited,
+    /// by (source shard, source height).
+    pub pool: BTreeMap<(ShardId, u64), ReceiptBatch>,
+    /// Volatile: per source shard, the next source height to pull from.
+    /// Every lower height's receipts for this shard are credited or pooled.
+    pub cursors: BTreeMap<ShardId, u64>,
+    /// What its committed blocks owe other shards, by (destination, height):
+    /// an index of the durable chain, which a real node re-derives from its
+    /// store, so it survives crashes.
+    pub outbox: BTreeMap<(ShardId, u64), ReceiptBatch>,
+}
+
+/// What became of a receipt batch offered to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Verified and pooled.
+    Pooled,
+    /// The pool already holds these receipts of this source block.
+    Duplicate,
+    /// Every receipt in it is already credited: nothing to check.
+    Stale,
+    /// Verified, but the pool is full of lower source heights.
+    Full,
+    /// It does not verify: the sender's fault.
+    Refused(ReceiptError),
 }
 
 impl Node {
@@ -94,6 +127,9 @@ impl Node {
             byzantine,
             evidence: Vec::new(),
             seen: BTreeMap::new(),
+            pool: BTreeMap::new(),
+            cursors: BTreeMap::new(),
+            outbox: BTreeMap::new(),
         }
     }
 
@@ -119,6 +155,11 @@ impl Node {
         self.mempool.clear();
         self.outcomes.clear();
         self.seen.clear();
+        // The pool goes, so the cursors must start over: pulling from the
+        // first height finds whatever is still owed (credited receipts are
+        // skipped without verification).
+        self.pool.clear();
+        self.cursors.clear();
     }
 
     /// Rebuilds the replica from what was durable.
@@ -138,13 +179,15 @@ impl Node {
         }
     }
 
-    /// Builds the block for `height` over the mempool, if the state is there.
+    /// Builds the block for `height` over the receipt pool and the mempool,
+    /// if the state is there.
     pub fn build(&mut self, height: u64, timestamp_ms: u64) -> Option<Block> {
         if self.height().checked_add(1) != Some(height) {
             return None;
         }
         let candidates: Vec<SignedTx> = self.mempool.values().take(MAX_CANDIDATES).cloned().collect();
-        let built = build_block(&self.state, self.address, timestamp_ms, Vec::new(), candidates).ok()?;
+        let incoming: Vec<ReceiptBatch> = self.pool.values().cloned().collect();
+        let built = build_block(&self.state, self.address, timestamp_ms, incoming, candidates).ok()?;
         let hash = built.block.hash().0;
         if self.honest() {
             self.outcomes.insert(hash, built.outcome);
@@ -178,8 +221,9 @@ impl Node {
 
     /// Commits a certified block at the next height: the certificate must
     /// verify against the committee, the bytes must be the certified block,
-    /// and the block must execute. `Err` says which host duty failed.
-    pub fn commit(&mut self, certified: Decision, chain_id: &str) -> Result<(), String> {
+    /// and the block must execute. Returns the block; `Err` says which host
+    /// duty failed.
+    pub fn commit(&mut self, certified: Decision, chain_id: &str) -> Result<Block, String> {
         let Decision { certificate, block: bytes } = &certified;
         let height = certificate.height;
         if self.height().checked_add(1) != Some(height) {
@@ -199,10 +243,112 @@ impl Node {
                 .map_err(|e| format!("certified block of height {height} is invalid: {e}"))?,
         };
         self.state.commit(&outcome);
+        self.index_outgoing(&block, &certified.certificate);
         self.chain.insert(height, certified);
         self.outcomes.clear();
         self.prune_mempool();
-        Ok(())
+        self.prune_pool(&block);
+        Ok(block)
+    }
+
+    /// Files what `block` owes each other shard in the outbox.
+    fn index_outgoing(&mut self, block: &Block, certificate: &palisade_consensus::CommitCertificate) {
+        let shard_count = self.state.context().shard_count;
+        for dest in (0..shard_count).filter(|d| *d != self.shard) {
+            if let Some(batch) = ReceiptBatch::for_dest(block, certificate, shard_count, dest) {
+                self.outbox.insert((dest, block.header.height), batch);
+            }
+        }
+    }
+
+    /// Drops pooled batches that `block` (just committed) finished crediting.
+    fn prune_pool(&mut self, block: &Block) {
+        for credited in &block.incoming {
+            let source = credited.source();
+            let done = self.pool.get(&source).is_some_and(|pooled| self.all_credited(pooled));
+            if done {
+                self.pool.remove(&source);
+            }
+        }
+    }
+
+    /// Has the committed state credited every receipt of `batch`? (A state
+    /// that cannot be read counts as "no": the batch stays and is checked.)
+    fn all_credited(&self, batch: &ReceiptBatch) -> bool {
+        batch.receipts.iter().all(|p| matches!(self.state.applied(&p.receipt.id), Ok(Some(_))))
+    }
+
+    /// Offers a peer's receipt batch to the pool. Cheap checks first (bounds,
+    /// already credited, already pooled), so a batch relayed many times is
+    /// verified once; then the full proof against the source committee.
+    pub fn admit(&mut self, batch: ReceiptBatch) -> Admission {
+        let context = self.state.context();
+        // A source block emits at most one receipt per transaction.
+        if batch.receipts.len() > context.max_block_txs {
+            return Admission::Refused(ReceiptError::BadList);
+        }
+        if !batch.receipts.is_empty() && self.all_credited(&batch) {
+            return Admission::Stale;
+        }
+        let source = batch.source();
+        if self.pool.get(&source).is_some_and(|p| p.header == batch.header && p.receipts == batch.receipts) {
+            return Admission::Duplicate;
+        }
+        if let Err(e) = batch.verify(&context.chain_id, &context.committees, context.shard_count, self.shard) {
+            return Admission::Refused(e);
+        }
+        if self.pool.contains_key(&source) {
+            // Another verified batch of the same source block (a different
+            // certificate or a subset of its receipts): keep the first.
+            return Admission::Duplicate;
+        }
+        if self.pool.len() >= MAX_POOLED_BATCHES {
+            match self.pool.last_key_value().map(|(k, _)| *k) {
+                Some(highest) if highest > source => {
+                    self.pool.remove(&highest);
+                    self.lower_cursor(highest);
+                }
+                _ => {
+                    self.lower_cursor(source);
+                    return Admission::Full;
+                }
+            }
+        }
+        self.pool.insert(source, batch);
+        Admission::Pooled
+    }
+
+    /// Where the next pull from `source_shard` starts.
+    pub fn cursor(&self, source_shard: ShardId) -> u64 {
+        self.cursors.get(&source_shard).copied().unwrap_or(1)
+    }
+
+    /// Makes sure `(source_shard, height)` is pulled again.
+    fn lower_cursor(&mut self, (source_shard, height): (ShardId, u64)) {
+        let cursor = self.cursor(source_shard).min(height);
+        self.cursors.insert(source_shard, cursor);
+    }
+
+    /// A pull answer from `source_shard` for `from_height` covered source
+    /// heights up to `limit - 1`: move the cursor there, unless the cursor
+    /// went below `from_height` meanwhile (then the answer leaves a gap).
+    pub fn advance_cursor(&mut self, source_shard: ShardId, from_height: u64, limit: u64) {
+        let cursor = self.cursor(source_shard);
+        if from_height <= cursor && limit > cursor {
+            self.cursors.insert(source_shard, limit);
+        }
+    }
+
+    /// The batches this node's chain owes `dest` from `from_height` on, at
+    /// most `max`, and the source height the answer covers.
+    pub fn owed(&self, dest: ShardId, from_height: u64, max: usize) -> (Vec<ReceiptBatch>, u64) {
+        let batches: Vec<ReceiptBatch> =
+            self.outbox.range((dest, from_height)..=(dest, u64::MAX)).take(max).map(|(_, b)| b.clone()).collect();
+        let through = match batches.last() {
+            Some(last) if batches.len() >= max => last.header.height,
+            _ => self.height(),
+        };
+        (batches, through)
     }
 
     /// Drops transactions whose nonce is used.
@@ -264,5 +410,93 @@ impl Node {
             Message::ViewChange(vc) => state.height > vc.height || (state.height == vc.height && state.view >= vc.view),
             Message::Decided(_) => true,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // a panic in a test is a failure report
+mod tests {
+    use palisade_consensus::CommitCertificate;
+    use palisade_ledger::{
+        Amount, Genesis,
+        workload::{Wallets, dev_certificate},
+    };
+
+    use super::*;
+    use crate::sim::{runner::Sim, scenario::Scenario};
+
+    /// A commit certificate for `block` from the first three (a quorum of
+    /// four) dev validators of `committee_shard`.
+    fn certify(genesis: &Genesis, block: &Block, committee_shard: u32) -> CommitCertificate {
+        dev_certificate(genesis, block, committee_shard, &[0, 1, 2])
+    }
+
+    /// Shard 1's batches from `count` certified shard-0 blocks of one
+    /// cross-shard transfer each, by source height.
+    fn batches(sim: &Sim, count: usize) -> Vec<ReceiptBatch> {
+        let genesis = &sim.genesis;
+        let mut users = Wallets::new(&genesis.chain_id, "user", 16);
+        let from = (0..16).find(|i| users.address(*i).shard(2) == 0).unwrap();
+        let to = users.address((0..16).find(|i| users.address(*i).shard(2) == 1).unwrap());
+        let mut source = sim.genesis_states[0].clone();
+        let proposer = sim.nodes[0].address;
+        (0..count)
+            .map(|_| {
+                let tx = users.transfer(from, to, Amount(7), Amount(1));
+                let built = build_block(&source, proposer, genesis.genesis_time_ms, Vec::new(), [tx]).unwrap();
+                source.commit(&built.outcome);
+                let certificate = certify(genesis, &built.block, 0);
+                ReceiptBatch::for_dest(&built.block, &certificate, 2, 1).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pool_verifies_keeps_the_lowest_heights_and_rewinds_the_cursor() {
+        let mut sim = Sim::new(Scenario::calm(0, 2, 4, Vec::new()));
+        let all = batches(&sim, MAX_POOLED_BATCHES + 2);
+        let genesis = sim.genesis.clone();
+        let chain_id = genesis.chain_id.clone();
+        let node = &mut sim.nodes[4];
+        assert_eq!(node.shard, 1);
+        node.cursors.insert(0, 1_000);
+        // Highest first: the two lowest find the pool full of higher ones
+        // and push those out, so the cursor goes back to fetch them again.
+        for batch in all.iter().rev() {
+            assert_eq!(node.admit(batch.clone()), Admission::Pooled);
+        }
+        let heights: Vec<u64> = node.pool.keys().map(|(_, h)| *h).collect();
+        assert_eq!(heights, (1..=MAX_POOLED_BATCHES as u64).collect::<Vec<_>>());
+        assert_eq!(node.cursor(0), MAX_POOLED_BATCHES as u64 + 1);
+        assert_eq!(node.admit(all[MAX_POOLED_BATCHES].clone()), Admission::Full);
+        assert_eq!(node.admit(all[0].clone()), Admission::Duplicate);
+
+        // Forgeries are refused, pooled or not.
+        let mut inflated = all[0].clone();
+        inflated.receipts[0].receipt.amount = Amount(7_000);
+        assert!(matches!(node.admit(inflated), Admission::Refused(ReceiptError::NotIncluded(_))));
+        let mut own_committee = all[MAX_POOLED_BATCHES].clone();
+        own_committee.certificate = certify(
+            &genesis,
+            &Block { header: own_committee.header.clone(), txs: Vec::new(), incoming: Vec::new() },
+            1,
+        );
+        assert!(matches!(node.admit(own_committee), Admission::Refused(ReceiptError::Certificate(_))));
+
+        // A pull answer that starts above the cursor leaves a gap: no move.
+        node.advance_cursor(0, MAX_POOLED_BATCHES as u64 + 5, 500);
+        assert_eq!(node.cursor(0), MAX_POOLED_BATCHES as u64 + 1);
+        node.advance_cursor(0, 1, 500);
+        assert_eq!(node.cursor(0), 500);
+
+        // The node's own block credits the pool; committing it empties the
+        // pool, and the same receipts come back stale.
+        let block = node.build(1, genesis.genesis_time_ms).unwrap();
+        assert_eq!(block.incoming.len(), MAX_POOLED_BATCHES);
+        let certificate = certify(&genesis, &block, 1);
+        node.commit(Decision { certificate, block: block.to_bytes() }, &chain_id).unwrap();
+        assert!(node.pool.is_empty());
+        assert_eq!(node.admit(all[0].clone()), Admission::Stale);
+        assert_eq!(node.admit(all[MAX_POOLED_BATCHES].clone()), Admission::Pooled);
     }
 }

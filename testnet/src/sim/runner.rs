@@ -3,19 +3,31 @@
 //! nodes, until every shard has shown liveness after the heal or the bound
 //! runs out. Each node's actions are carried out in order, as the consensus
 //! crate requires (a `Persist` is durable before the next action runs).
+//!
+//! Cross-shard receipts are the host's business too. An honest node that
+//! commits a block (through its replica or sync) relays what the block owes
+//! each other shard to that shard's nodes (push), and every node
+//! periodically asks a node of each other shard for what is owed to it from
+//! a per-source cursor (pull), so a receipt nobody relayed, or whose relays
+//! were lost, is still found. Only honest hosts serve receipts; Byzantine
+//! relayers add forgeries of their own ([`super::byzantine`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
     Action, Committee, Config, Decision, Input, SignedMessage, Validator, ValidatorIndex, decode, max_message_bytes,
 };
-use palisade_ledger::{Genesis, Keypair, StateExt, mem::MemState};
+use palisade_ledger::{
+    Block, Genesis, Hash, Keypair, ReceiptBatch, ShardId, StateExt, mem::MemState, receipt::ReceiptError,
+};
 
 use super::byzantine::{Ctx, TICK_MS, honest};
 use super::checks::{self, Violation};
-use super::network::{Event, MAX_SYNC_ATTEMPTS, MAX_SYNC_BLOCKS, Queue, SYNC_RETRY_MS, Wire};
-use super::node::Node;
+use super::network::{
+    Event, MAX_PULL_BATCHES, MAX_SYNC_ATTEMPTS, MAX_SYNC_BLOCKS, PULL_INTERVAL_MS, Queue, SYNC_RETRY_MS, Wire,
+};
+use super::node::{Admission, Node};
 use super::rng::SimRng;
 use super::scenario::{LIVENESS_BOUND_MS, LIVENESS_HEIGHTS, Scenario};
 use super::workload::Workload;
@@ -45,6 +57,22 @@ pub struct Stats {
     pub synced: u64,
     /// Evidence emitted by honest replicas.
     pub evidence: u64,
+    /// Receipt batches honest nodes relayed after committing their source
+    /// block (one per recipient).
+    pub batches_relayed: u64,
+    /// Receipt batches verified and pooled, by push or pull.
+    pub batches_pooled: u64,
+    /// Of those, the ones a pull answer brought.
+    pub batches_pulled: u64,
+    /// Batches refused because a receipt is not proven by the batch's header
+    /// (Merkle path, list, placement).
+    pub batches_refused_proof: u64,
+    /// Batches refused because the header is not certified by the source
+    /// shard's committee (or names the wrong chain, shard or committee).
+    pub batches_refused_certificate: u64,
+    /// Cross-shard receipts credited by committed blocks (each block counted
+    /// once, when the first honest node commits it).
+    pub receipts_credited: u64,
     /// Events processed.
     pub events: u64,
     /// Simulated time at the end.
@@ -84,6 +112,15 @@ pub struct Sim {
     pub stats: Stats,
     /// Per shard: the highest honest height at the heal.
     pub liveness_base: Option<Vec<u64>>,
+    /// From the heal on: receipts emitted at or below the liveness base that
+    /// no honest node of their destination has credited yet (the run goes on
+    /// until they are).
+    pub receipts_due: Option<BTreeMap<Hash, ShardId>>,
+    /// When an honest node first committed each (shard, height), in
+    /// simulated ms.
+    pub committed_at_ms: BTreeMap<(ShardId, u64), u64>,
+    /// Per shard: the highest height an honest node committed.
+    frontier: Vec<u64>,
     queue: Queue,
     now_ms: u64,
     rng: SimRng,
@@ -124,6 +161,7 @@ impl Sim {
             committees.push(committee);
             genesis_states.push(state);
         }
+        let shards = scenario.shards as usize;
         Sim {
             message_limit: max_message_bytes(n, MAX_BLOCK_BYTES),
             scenario,
@@ -134,6 +172,9 @@ impl Sim {
             violations: Vec::new(),
             stats: Stats::default(),
             liveness_base: None,
+            receipts_due: None,
+            committed_at_ms: BTreeMap::new(),
+            frontier: vec![0; shards],
             queue: Queue::default(),
             now_ms: 0,
             rng,
@@ -156,7 +197,7 @@ impl Sim {
             self.now_ms = at_ms;
             self.stats.events += 1;
             self.play(event);
-            if self.liveness_base.is_some() && matches!(self.lively(), Some(true)) {
+            if matches!(self.lively(), Some(true)) && self.receipts_settled() {
                 break;
             }
         }
@@ -190,8 +231,16 @@ impl Sim {
         Some(self.nodes.iter().filter(|n| n.honest()).all(|n| n.height() >= base[n.shard as usize] + LIVENESS_HEIGHTS))
     }
 
+    /// Have the receipts due at the heal all been credited?
+    pub fn receipts_settled(&self) -> bool {
+        self.receipts_due.as_ref().is_some_and(BTreeMap::is_empty)
+    }
+
     fn schedule(&mut self) {
         let scenario = self.scenario.clone();
+        for node in 0..self.nodes.len() {
+            self.queue.push(self.rng.range(1, PULL_INTERVAL_MS), Event::Pull { node, incarnation: 0 });
+        }
         for crash in &scenario.crashes {
             self.queue.push(crash.at_ms, Event::Crash { node: crash.node });
             self.queue.push(crash.restart_ms, Event::Restart { node: crash.node });
@@ -239,11 +288,19 @@ impl Sim {
                 self.tick(node);
                 self.queue.push(self.now_ms + TICK_MS, Event::Tick { node });
             }
+            Event::Pull { node, incarnation } => {
+                if self.current(node, incarnation) {
+                    self.pull(node);
+                    self.queue.push(self.now_ms + PULL_INTERVAL_MS, Event::Pull { node, incarnation });
+                }
+            }
             Event::Heal => {
                 for node in 0..self.nodes.len() {
                     self.restart(node);
                 }
-                self.liveness_base = Some((0..self.scenario.shards).map(|s| self.honest_height(s)).collect());
+                let base: Vec<u64> = (0..self.scenario.shards).map(|s| self.honest_height(s)).collect();
+                self.receipts_due = Some(self.due_at(&base));
+                self.liveness_base = Some(base);
             }
         }
     }
@@ -255,8 +312,35 @@ impl Sim {
     fn restart(&mut self, node: usize) {
         if !self.nodes[node].alive {
             self.nodes[node].restart();
+            let incarnation = self.nodes[node].incarnation;
+            self.queue.push(self.now_ms + self.rng.range(1, PULL_INTERVAL_MS), Event::Pull { node, incarnation });
             self.start_replica(node);
         }
+    }
+
+    /// The receipts emitted at or below `base` (per source shard) that the
+    /// most advanced honest node of their destination has not credited.
+    fn due_at(&self, base: &[u64]) -> BTreeMap<Hash, ShardId> {
+        let most_advanced = |shard: u32| {
+            self.nodes
+                .iter()
+                .filter(|n| n.shard == shard && n.honest())
+                .max_by_key(|n| (n.height(), std::cmp::Reverse(n.id)))
+        };
+        let mut due = BTreeMap::new();
+        for source in 0..self.scenario.shards {
+            let Some(top) = most_advanced(source) else { continue };
+            let limit = base.get(source as usize).copied().unwrap_or(0);
+            for ((dest, _), batch) in top.outbox.iter().filter(|((_, height), _)| *height <= limit) {
+                let Some(dest_top) = most_advanced(*dest) else { continue };
+                for proven in &batch.receipts {
+                    if !matches!(dest_top.state.applied(&proven.receipt.id), Ok(Some(_))) {
+                        due.insert(proven.receipt.id, *dest);
+                    }
+                }
+            }
+        }
+        due
     }
 
     fn start_replica(&mut self, node: usize) {
@@ -350,7 +434,8 @@ impl Sim {
         let hash = certified.certificate.block_hash;
         let chain_id = self.genesis.chain_id.clone();
         match self.nodes[node].commit(certified, &chain_id) {
-            Ok(()) => {
+            Ok(block) => {
+                self.after_commit(node, &block);
                 let shard = self.nodes[node].shard;
                 self.digest.update(&self.now_ms.to_le_bytes());
                 self.digest.update(&shard.to_le_bytes());
@@ -367,6 +452,114 @@ impl Sim {
                 self.host_violation(node, what);
                 false
             }
+        }
+    }
+
+    /// Receipt bookkeeping after `node` committed `block`, and the relay.
+    fn after_commit(&mut self, node: usize, block: &Block) {
+        if !self.nodes[node].honest() {
+            return;
+        }
+        let (shard, height) = (self.nodes[node].shard, block.header.height);
+        if let Some(frontier) = self.frontier.get_mut(shard as usize)
+            && height > *frontier
+        {
+            *frontier = height;
+            self.committed_at_ms.insert((shard, height), self.now_ms);
+            let credited: usize = block.incoming.iter().map(|b| b.receipts.len()).sum();
+            self.stats.receipts_credited += credited as u64;
+        }
+        if let Some(due) = &mut self.receipts_due {
+            for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
+                due.remove(&proven.receipt.id);
+            }
+        }
+        if self.scenario.push_receipts {
+            self.relay(node, height);
+        }
+    }
+
+    /// Push: what the block at `height` owes each other shard, to each of
+    /// that shard's nodes.
+    fn relay(&mut self, node: usize, height: u64) {
+        let (n, shard) = (self.scenario.committee_size as usize, self.nodes[node].shard);
+        for dest in (0..self.scenario.shards).filter(|d| *d != shard) {
+            let Some(batch) = self.nodes[node].outbox.get(&(dest, height)).cloned() else { continue };
+            for to in dest as usize * n..(dest as usize + 1) * n {
+                self.stats.batches_relayed += 1;
+                self.send(node, to, Wire::Receipts(Box::new(batch.clone())));
+            }
+        }
+    }
+
+    /// Offers `batch` to `node`'s pool and counts the outcome.
+    fn offer(&mut self, node: usize, batch: ReceiptBatch, pulled: bool) -> Admission {
+        let admission = self.nodes[node].admit(batch);
+        match &admission {
+            Admission::Pooled => {
+                self.stats.batches_pooled += 1;
+                if pulled {
+                    self.stats.batches_pulled += 1;
+                }
+            }
+            Admission::Refused(ReceiptError::BadList | ReceiptError::Misplaced(_) | ReceiptError::NotIncluded(_)) => {
+                self.stats.batches_refused_proof += 1;
+            }
+            Admission::Refused(_) => self.stats.batches_refused_certificate += 1,
+            Admission::Duplicate | Admission::Stale | Admission::Full => {}
+        }
+        admission
+    }
+
+    /// Pull: asks a random node of each other shard for the receipts owed
+    /// to `node`'s shard from its cursor on. A silent node sends nothing.
+    fn pull(&mut self, node: usize) {
+        if self.nodes[node].byzantine.as_ref().is_some_and(|b| !b.answers_sync()) {
+            return;
+        }
+        let shard = self.nodes[node].shard;
+        for source in (0..self.scenario.shards).filter(|s| *s != shard) {
+            self.pull_from(node, source);
+        }
+    }
+
+    fn pull_from(&mut self, node: usize, source: ShardId) {
+        let n = self.scenario.committee_size as usize;
+        let peer = source as usize * n + self.rng.index(n);
+        let from_height = self.nodes[node].cursor(source);
+        self.send(node, peer, Wire::ReceiptRequest { from_height });
+    }
+
+    /// Pools what a pull answer brought and moves the cursor past what it
+    /// covered, but not past a batch that was refused or found no room (so
+    /// it is asked for again).
+    fn on_pull_response(
+        &mut self,
+        node: usize,
+        peer: usize,
+        from_height: u64,
+        through: u64,
+        batches: Vec<ReceiptBatch>,
+    ) {
+        let source = self.nodes[peer].shard;
+        let full = batches.len() >= MAX_PULL_BATCHES;
+        let mut limit = through.saturating_add(1);
+        for batch in batches.into_iter().take(MAX_PULL_BATCHES) {
+            let (batch_shard, height) = batch.source();
+            if batch_shard != source || height < from_height {
+                // Not what was asked: the answer proves nothing about the range.
+                limit = from_height;
+                continue;
+            }
+            match self.offer(node, batch, true) {
+                Admission::Pooled | Admission::Duplicate | Admission::Stale => {}
+                Admission::Full | Admission::Refused(_) => limit = limit.min(height),
+            }
+        }
+        self.nodes[node].advance_cursor(source, from_height, limit);
+        if full && limit > from_height {
+            // More is owed than one answer holds: ask again right away.
+            self.pull_from(node, source);
         }
     }
 
@@ -394,12 +587,15 @@ impl Sim {
         let host = &self.nodes[node];
         Ctx {
             chain_id: &self.genesis.chain_id,
+            genesis: &self.genesis,
             shard: host.shard,
             me: host.index,
             key: host.config.signing_key.as_ref().expect("simulated validators sign"),
             address: host.address,
             committee_len: self.scenario.committee_size as usize,
+            shard_count: self.scenario.shards,
             state: &host.state,
+            chain: &host.chain,
             height: host.replica.height(),
             view: host.replica.view(),
             timestamp_ms: self.timestamp_ms(),
@@ -459,6 +655,21 @@ impl Sim {
                 self.send(to, from, Wire::SyncResponse(blocks));
             }
             Wire::SyncResponse(blocks) => self.on_sync_response(to, blocks),
+            Wire::Receipts(batch) => {
+                self.offer(to, *batch, false);
+            }
+            Wire::ReceiptRequest { from_height } => {
+                let (host, dest) = (&self.nodes[to], self.nodes[from].shard);
+                // Only honest hosts serve receipts (see `checks::replay`).
+                if !host.honest() || host.shard == dest {
+                    return;
+                }
+                let (batches, through) = host.owed(dest, from_height, MAX_PULL_BATCHES);
+                self.send(to, from, Wire::ReceiptResponse { from_height, through, batches });
+            }
+            Wire::ReceiptResponse { from_height, through, batches } => {
+                self.on_pull_response(to, from, from_height, through, batches)
+            }
         }
     }
 
@@ -539,11 +750,20 @@ impl Sim {
         let recipients: Vec<ValidatorIndex> =
             (0..self.scenario.committee_size).map(ValidatorIndex).filter(|i| *i != me).collect();
         let Some(mut module) = self.nodes[node].byzantine.take() else { return };
-        let outgoing = module.tick(&self.ctx(node), &recipients);
+        let ctx = self.ctx(node);
+        let outgoing = module.tick(&ctx, &recipients);
+        let relayed = module.receipts(&ctx);
         self.nodes[node].byzantine = Some(module);
-        let base = self.nodes[node].shard as usize * self.scenario.committee_size as usize;
+        let n = self.scenario.committee_size as usize;
+        let base = self.nodes[node].shard as usize * n;
         for (to, bytes) in outgoing {
             self.send(node, base + to.0 as usize, Wire::Consensus(bytes));
+        }
+        for (dest, batch) in relayed {
+            let count = self.nodes.len();
+            for to in (dest as usize * n..(dest as usize + 1) * n).filter(|to| *to < count) {
+                self.send(node, to, Wire::Receipts(Box::new(batch.clone())));
+            }
         }
     }
 }

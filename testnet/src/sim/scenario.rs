@@ -1,7 +1,9 @@
 //! What a seed means: the network's shape (shards, committee size), its
-//! weather (delays, drops, duplicates, partitions), the crashes, and which
-//! validators run which Byzantine module. Everything is drawn from the seed,
-//! so `palisade-testnet sim --seed S` replays a failure exactly.
+//! weather (delays, drops, duplicates, partitions), the crashes (sometimes
+//! enough of one shard's validators to halt it for a while), whether honest
+//! nodes relay receipts or other shards must pull them, and which validators
+//! run which Byzantine module. Everything is drawn from the seed, so
+//! `palisade-testnet sim --seed S` replays a failure exactly.
 
 use std::fmt;
 
@@ -64,6 +66,9 @@ pub struct Scenario {
     pub tx_interval_ms: u64,
     /// The leader waits this long before building a block.
     pub block_interval_ms: u64,
+    /// Do honest nodes relay the receipts of the blocks they commit? If not,
+    /// destinations find every receipt by pulling.
+    pub push_receipts: bool,
 }
 
 impl Scenario {
@@ -110,6 +115,26 @@ impl Scenario {
                 crashes.push(Crash { node, at_ms, restart_ms });
             }
         }
+        if shards > 1 && !calm && rng.chance(150) {
+            // A halted destination: f + 1 validators of one shard down at
+            // once, so receipts for it pile up until they are back. Only in a
+            // shard with no other fault: the restarted lose the bytes of any
+            // block they prepared, and the consensus crate re-proposes a
+            // prepared block only from a member that still holds it (see its
+            // deviations), so that member must be honest and up.
+            let quiet = |shard: &usize| {
+                (shard * n..(shard + 1) * n).all(|node| !is_byzantine(node) && !crashes.iter().any(|c| c.node == node))
+            };
+            let candidates: Vec<usize> = (0..shards as usize).filter(quiet).collect();
+            if !candidates.is_empty() {
+                let shard = candidates[rng.index(candidates.len())];
+                let at_ms = rng.range(0, heal_ms / 2);
+                let restart_ms = (at_ms + rng.range(300, 1_200)).min(heal_ms);
+                for node in shard * n..=shard * n + f {
+                    crashes.push(Crash { node, at_ms, restart_ms });
+                }
+            }
+        }
         let mut partitions = Vec::new();
         if !calm {
             for _ in 0..rng.range(0, 2) {
@@ -137,6 +162,7 @@ impl Scenario {
             heal_ms,
             tx_interval_ms: rng.range(10, 60),
             block_interval_ms: 50,
+            push_receipts: !rng.chance(150),
         }
     }
 
@@ -157,6 +183,7 @@ impl Scenario {
             heal_ms: 1_500,
             tx_interval_ms: 20,
             block_interval_ms: 50,
+            push_receipts: true,
         }
     }
 
@@ -182,6 +209,9 @@ impl fmt::Display for Scenario {
             self.crashes.len(),
             self.heal_ms
         )?;
+        if !self.push_receipts {
+            write!(f, ", receipts by pull only")?;
+        }
         for (node, kind) in &self.byzantine {
             write!(f, ", node {node} {kind}")?;
         }

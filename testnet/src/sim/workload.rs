@@ -1,7 +1,8 @@
 //! Clients: each shard gets a set of funded wallets that live in it, and a
-//! client that submits same-shard transfers to every live validator of the
-//! shard at a steady pace. Cross-shard transfers are not supported by the
-//! ledger yet, so none are generated.
+//! client that submits transfers to every live validator of the shard at a
+//! steady pace. With several shards, about a third of them pay a wallet of
+//! another shard: the sender's shard debits it and emits a receipt that the
+//! recipient's shard must credit.
 
 use palisade_ledger::{Address, Amount, Genesis, SignedTx, workload::Wallets};
 
@@ -15,6 +16,8 @@ pub const START_BALANCE: Amount = Amount(1_000_000_000);
 /// Transactions a client keeps in flight per wallet before it resyncs its
 /// nonce with the chain (a transaction may be lost with a crashed mempool).
 const MAX_IN_FLIGHT: u64 = 4;
+/// Per-mille share of transfers to another shard (with several shards).
+const CROSS_SHARD_PER_MILLE: u64 = 333;
 
 /// The clients of every shard.
 pub struct Workload {
@@ -40,8 +43,9 @@ impl Workload {
         Workload { wallets, by_shard, next_nonce: vec![0; count], rng }
     }
 
-    /// A transfer between two wallets of `shard`; `committed_nonce` reads the
-    /// chain's view of a sender's next nonce.
+    /// A transfer from a wallet of `shard` to another wallet, of the same
+    /// shard or (sometimes) of another; `committed_nonce` reads the chain's
+    /// view of a sender's next nonce.
     pub fn next(&mut self, shard: u32, committed_nonce: impl Fn(&Address) -> u64) -> Option<SignedTx> {
         let members = self.by_shard.get(shard as usize)?;
         if members.len() < 2 {
@@ -51,6 +55,13 @@ impl Workload {
         let mut to = members[self.rng.index(members.len())];
         if to == from {
             to = members[(members.iter().position(|m| *m == from)? + 1) % members.len()];
+        }
+        let shards = self.by_shard.len();
+        if shards > 1 && self.rng.chance(CROSS_SHARD_PER_MILLE) {
+            let other = (shard as usize + 1 + self.rng.index(shards - 1)) % shards;
+            if let Some(recipients) = self.by_shard.get(other).filter(|r| !r.is_empty()) {
+                to = recipients[self.rng.index(recipients.len())];
+            }
         }
         let committed = committed_nonce(&self.wallets.address(from));
         if self.next_nonce[from] < committed || self.next_nonce[from] - committed >= MAX_IN_FLIGHT {

@@ -13,18 +13,21 @@
 //! | [`silent`] | sends nothing, answers nothing |
 //! | [`invalid_proposer`] | proposes blocks that fail `apply_block` or do not decode |
 //! | [`flooder`] | floods far-future, malformed and oversized messages |
+//! | [`forging_relayer`] | relays forged cross-shard receipt batches |
 
 pub mod equivocating_leader;
 pub mod equivocating_voter;
 pub mod flooder;
+pub mod forging_relayer;
 pub mod invalid_proposer;
 pub mod silent;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use ed25519_dalek::SigningKey;
-use palisade_consensus::{BlockHash, Message, ShardId, SignedMessage, ValidatorIndex, encode};
-use palisade_ledger::{Address, Block, mem::MemState};
+use palisade_consensus::{BlockHash, Decision, Message, ShardId, SignedMessage, ValidatorIndex, encode};
+use palisade_ledger::{Address, Block, Genesis, ReceiptBatch, mem::MemState};
 
 use super::rng::SimRng;
 
@@ -41,12 +44,20 @@ pub enum Kind {
     InvalidProposer,
     /// [`flooder`].
     Flooder,
+    /// [`forging_relayer`].
+    ForgingRelayer,
 }
 
 impl Kind {
     /// Every behaviour.
-    pub const ALL: [Kind; 5] =
-        [Kind::EquivocatingLeader, Kind::EquivocatingVoter, Kind::Silent, Kind::InvalidProposer, Kind::Flooder];
+    pub const ALL: [Kind; 6] = [
+        Kind::EquivocatingLeader,
+        Kind::EquivocatingVoter,
+        Kind::Silent,
+        Kind::InvalidProposer,
+        Kind::Flooder,
+        Kind::ForgingRelayer,
+    ];
 
     /// A fresh instance, with its own random stream.
     pub fn build(self, rng: SimRng) -> Box<dyn Byzantine> {
@@ -56,6 +67,7 @@ impl Kind {
             Kind::Silent => Box::new(silent::Silent),
             Kind::InvalidProposer => Box::new(invalid_proposer::InvalidProposer::new(rng)),
             Kind::Flooder => Box::new(flooder::Flooder::new(rng)),
+            Kind::ForgingRelayer => Box::new(forging_relayer::ForgingRelayer::new(rng)),
         }
     }
 
@@ -75,6 +87,7 @@ impl fmt::Display for Kind {
             Kind::Silent => "silent",
             Kind::InvalidProposer => "invalid-proposer",
             Kind::Flooder => "flooder",
+            Kind::ForgingRelayer => "forging-relayer",
         };
         f.write_str(name)
     }
@@ -84,6 +97,8 @@ impl fmt::Display for Kind {
 pub struct Ctx<'a> {
     /// The chain.
     pub chain_id: &'a str,
+    /// The network's genesis (dev committees: anyone can derive their keys).
+    pub genesis: &'a Genesis,
     /// Its shard.
     pub shard: ShardId,
     /// Its committee index.
@@ -92,10 +107,14 @@ pub struct Ctx<'a> {
     pub key: &'a SigningKey,
     /// Its ledger address (the proposer field of its blocks).
     pub address: Address,
-    /// Committee size.
+    /// Committee size (the same in every shard).
     pub committee_len: usize,
+    /// Shards in the network.
+    pub shard_count: u32,
     /// Its node's committed state.
     pub state: &'a MemState,
+    /// Its node's committed chain with certificates, by height.
+    pub chain: &'a BTreeMap<u64, Decision>,
     /// Where its replica stands.
     pub height: u64,
     /// Where its replica stands.
@@ -138,6 +157,13 @@ pub trait Byzantine {
     /// Called every [`TICK_MS`]: extra traffic of its own.
     fn tick(&mut self, ctx: &Ctx<'_>, recipients: &[ValidatorIndex]) -> Outgoing {
         let _ = (ctx, recipients);
+        Vec::new()
+    }
+
+    /// Called every [`TICK_MS`]: receipt batches of its own making, each
+    /// for every node of the given destination shard.
+    fn receipts(&mut self, ctx: &Ctx<'_>) -> Vec<(ShardId, ReceiptBatch)> {
+        let _ = ctx;
         Vec::new()
     }
 
