@@ -241,6 +241,15 @@ fn sim_one(seed: u64) -> ExitCode {
         stats.events,
         stats.end_ms
     );
+    println!(
+        "receipts: {} credited; batches {} relayed, {} pulled, {} pooled, {} refused (bad proof), {} refused (bad certificate)",
+        stats.receipts_credited,
+        stats.batches_relayed,
+        stats.batches_pulled,
+        stats.batches_pooled,
+        stats.batches_refused_proof,
+        stats.batches_refused_certificate
+    );
     println!("digest {}", report.digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
     for violation in &report.violations {
         println!("violation: {violation}");
