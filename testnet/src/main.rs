@@ -134,11 +134,13 @@ enum Command {
         /// The node.
         node: String,
     },
-    /// Run a bank workload on the running network while killing, pausing,
-    /// stopping and restarting random validators (at most f per shard at
-    /// once), then check: every validator agrees on every block, every
-    /// acknowledged transfer is final exactly once, money is conserved.
-    /// Exits non-zero on any violation.
+    /// Run a bank workload (a third of its transfers cross shards) on the
+    /// running network while killing, pausing, stopping and restarting
+    /// random validators (at most f per shard at once), then check: every
+    /// validator agrees on every block, every acknowledged transfer is final
+    /// exactly once (and, cross-shard, credited once), every bank balance is
+    /// exact, and genesis supply = balances + stake + rewards + in flight,
+    /// with nothing left in flight. Exits non-zero on any violation.
     Chaos {
         /// How long faults run ("60s", "5m").
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
@@ -163,9 +165,10 @@ enum Command {
     },
     /// Open-loop load: fund accounts on every shard, submit signed
     /// transfers at --rate for --duration whatever the network answers, and
-    /// measure each from submit to final. Prints offered and committed tx/s,
-    /// p50/p90/p99/max latency and refusals by reason; --find-max searches
-    /// the highest rate with p99 under --p99-ms. See docs/bench.md.
+    /// measure each from submit to final (--cross-shard: a share to another
+    /// shard, measured until credited there). Prints offered and committed
+    /// tx/s, p50/p90/p99/max latency and refusals by reason; --find-max
+    /// searches the highest rate with p99 under --p99-ms. See docs/bench.md.
     Bench(palisade_testnet::bench::BenchArgs),
 }
 

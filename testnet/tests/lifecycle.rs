@@ -101,3 +101,38 @@ fn bench_measures_a_small_load_end_to_end() {
     assert!(p99 > 0.0 && p99 <= max, "{summary}");
     ok(&dir, &["down"]);
 }
+
+/// `bench --cross-shard` against a real two-shard network: half of the
+/// transfers pay an account on the other shard, and every one of them is
+/// final at its source, credited at its destination, and timed until then.
+#[test]
+fn bench_times_cross_shard_transfers_until_credited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _guard = DownOnDrop(dir.clone());
+    // 24 ports, clear of the other tests' (same process, same offset).
+    let base = 36_000 + u16::try_from(std::process::id() % 2_000).unwrap() * 12;
+    ok(&dir, &["up", "--shards", "2", "--base-port", &base.to_string()]);
+    let args = ["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--cross-shard", "0.5"];
+    let out = testnet(&dir, &[&args[..], &["--json"]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["committed"], summary["transactions"], "{summary}");
+    let cross = &summary["cross_shard"];
+    let sent = cross["transactions"].as_u64().unwrap();
+    let all = summary["transactions"].as_u64().unwrap();
+    // Half of the slots, give or take a few.
+    assert!(sent > 0 && (2 * sent).abs_diff(all) <= all / 10, "{sent} of {all} cross: {summary}");
+    assert_eq!(cross["final_at_source"], sent, "{summary}");
+    assert_eq!(cross["credited"], sent, "{summary}");
+    assert_eq!(cross["not_credited"], 0, "{summary}");
+    let (p50, p99) = (cross["latency"]["p50_ms"].as_f64().unwrap(), cross["latency"]["p99_ms"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p50 <= p99, "{summary}");
+    // The same-shard figures stay where they were.
+    assert!(summary["latency"]["p50_ms"].as_f64().unwrap() > 0.0, "{summary}");
+    // Not a fraction: refused up front.
+    let text = String::from_utf8_lossy(&testnet(&dir, &["bench", "--cross-shard", "1.5"]).stderr).to_string();
+    assert!(text.contains("--cross-shard must be a fraction"), "{text}");
+    ok(&dir, &["down"]);
+}

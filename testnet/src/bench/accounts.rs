@@ -97,6 +97,14 @@ pub fn recipient(accounts: &[BenchAccount], i: usize, shard_count: u32) -> Optio
     accounts.get(i.checked_add(step)? % accounts.len().max(1))
 }
 
+/// Who account `i` pays when it pays across shards: the next account in
+/// [`derive`]'s order, which is on the next shard (`None` with one shard).
+pub fn cross_recipient(accounts: &[BenchAccount], i: usize) -> Option<&BenchAccount> {
+    let from = accounts.get(i)?;
+    let to = accounts.get(i.checked_add(1)? % accounts.len())?;
+    (to.shard != from.shard).then_some(to)
+}
+
 /// The first validator of `shard` in `nodes`.
 pub fn first_of_shard(nodes: &[Node], shard: ShardId) -> Result<&Node> {
     nodes.iter().find(|n| n.shard == shard).with_context(|| format!("no validator of shard {shard}"))
@@ -256,8 +264,12 @@ mod tests {
             assert_eq!(account.key.address(), account.address);
             let to = recipient(&accounts, i, 4).unwrap();
             assert_eq!((to.shard, to.index_in_shard), (account.shard, (account.index_in_shard + 1) % 3));
+            let across = cross_recipient(&accounts, i).unwrap();
+            assert_eq!(across.shard, (account.shard + 1) % 4, "account {i} pays across to the next shard");
         }
         let again: Vec<Address> = derive("bench", 4, 3).unwrap().iter().map(|a| a.address).collect();
         assert_eq!(again, accounts.iter().map(|a| a.address).collect::<Vec<_>>());
+        let alone = derive("bench", 1, 3).unwrap();
+        assert!((0..3).all(|i| cross_recipient(&alone, i).is_none()), "one shard: nothing to cross to");
     }
 }

@@ -7,6 +7,14 @@
 //! full local queue drops notices too: a height gap is filled by fetching
 //! the missing blocks, timestamped with the arrival of the notice that
 //! revealed the gap (an upper bound on their latency).
+//!
+//! Cross-shard transfers: a block's JSON does not list the receipts it
+//! credits, so every [`CREDIT_POLL`] each destination's validator is asked
+//! (`palisade_receipt`, batched) about the transfers final at their source
+//! and not yet seen credited; a credited one is done at the arrival of the
+//! notice of the destination height the answer names (every notice's
+//! arrival is kept, see [`Run::arrived`]), so how often it is asked does
+//! not change its latency.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +23,7 @@ use anyhow::{Context, Result};
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
-use palisade_ledger::api::{FinalBlockNotice, method};
+use palisade_ledger::api::{FinalBlockNotice, ReceiptResponse, method};
 use palisade_ledger::{Hash, ShardId};
 use serde::Deserialize;
 use serde_json::json;
@@ -25,6 +33,7 @@ use tokio::task::JoinHandle;
 use super::accounts::first_of_shard;
 use super::load::Run;
 use super::rpc::Node;
+use crate::local::MAX_BATCH;
 
 /// Notices queued between a subscription and its block fetcher.
 const NOTICE_QUEUE: usize = 4_096;
@@ -37,6 +46,10 @@ const FETCH_ATTEMPTS: u32 = 3;
 const FETCH_RETRY: Duration = Duration::from_millis(100);
 /// How long the watchers may take to finish once told to stop.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often each destination is asked which transfers it credited.
+pub const CREDIT_POLL: Duration = Duration::from_millis(200);
+/// Most receipts asked about per destination per poll.
+const MAX_CREDIT_QUERIES: usize = 4 * MAX_BATCH;
 
 /// The ids of a block's transactions: all the bench reads of a block.
 #[derive(Deserialize)]
@@ -56,8 +69,9 @@ pub struct Watchers {
 }
 
 /// Subscribes to every shard's final blocks and starts matching them to
-/// `run`. Returns once every subscription is live.
-pub async fn watch(nodes: &[Node], shard_count: u32, run: &Arc<Run>) -> Result<Watchers> {
+/// `run`, and, if `cross_shard`, polling each shard for the credits of
+/// cross-shard transfers. Returns once every subscription is live.
+pub async fn watch(nodes: &[Node], shard_count: u32, run: &Arc<Run>, cross_shard: bool) -> Result<Watchers> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     for shard in 0..shard_count {
@@ -71,6 +85,10 @@ pub async fn watch(nodes: &[Node], shard_count: u32, run: &Arc<Run>) -> Result<W
             .await
             .with_context(|| format!("subscribing to shard {shard}'s final blocks on {}", node.name))?;
         let (notices, queue) = mpsc::channel(NOTICE_QUEUE);
+        if cross_shard {
+            let (node, run, mut stopped) = (node.clone(), Arc::clone(run), stopped.clone());
+            tasks.push(tokio::spawn(async move { poll_credits(&node, shard, &run, &mut stopped).await }));
+        }
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let _ws = ws;
@@ -128,9 +146,14 @@ async fn fetch_blocks(node: &Node, shard: ShardId, mut queue: mpsc::Receiver<(Fi
         if last.is_some_and(|last| notice.height <= last) {
             continue;
         }
+        run.arrived(shard, notice.height, arrival);
         if let Some(last) = last {
             let first_missing = last.saturating_add(1);
             let missing = notice.height.saturating_sub(first_missing);
+            let kept = missing.min(super::load::MAX_ARRIVALS_PER_SHARD as u64);
+            for height in notice.height.saturating_sub(kept)..notice.height {
+                run.arrived(shard, height, arrival);
+            }
             let fetched = missing.min(MAX_GAP_FETCH);
             run.missed_blocks(missing - fetched);
             for height in notice.height.saturating_sub(fetched)..notice.height {
@@ -160,4 +183,28 @@ async fn fetch_one(node: &Node, shard: ShardId, height: u64, arrival: Instant, r
         }
     }
     run.missed_blocks(1);
+}
+
+/// Until told to stop, asks `node` every [`CREDIT_POLL`] which of the
+/// transfers to `shard` final at their source it credited, and marks them.
+async fn poll_credits(node: &Node, shard: ShardId, run: &Run, stopped: &mut watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CREDIT_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let ids = run.awaiting_credit(shard, MAX_CREDIT_QUERIES);
+        for chunk in ids.chunks(MAX_BATCH) {
+            let params: Vec<_> = chunk.iter().map(|id| json!({"id": id.to_hex(), "shard": shard})).collect();
+            // A lost poll is asked again at the next tick.
+            let Ok(answers) = node.client.batch::<ReceiptResponse, _>(method::RECEIPT, params).await else { continue };
+            for answer in answers.into_iter().flatten() {
+                if let ReceiptResponse::Credited { id, height, .. } = answer {
+                    run.credited(&id, shard, height);
+                }
+            }
+        }
+    }
 }

@@ -4,10 +4,14 @@
 //! It funds a set of accounts on every shard, signs `rate × duration`
 //! transfers, releases them on schedule across all shards whatever the
 //! network answers, and measures each from its first send to the arrival of
-//! the final-block notice that carries it. It reports offered and committed
-//! tx/s, latency percentiles and refusals by reason. `--find-max` runs short
-//! trials to find the highest rate the network sustains with p99 under a
-//! bound. docs/bench.md describes the method and how to read the figures.
+//! the final-block notice that carries it. With `--cross-shard F`, a share
+//! F of the transfers pays an account on another shard, and is measured
+//! from its first send to the arrival of the notice of the destination
+//! block that credited it. It reports offered and committed tx/s, latency
+//! percentiles (same-shard and cross-shard) and refusals by reason.
+//! `--find-max` runs short trials to find the highest rate the network
+//! sustains with p99 under a bound. docs/bench.md describes the method and
+//! how to read the figures.
 //!
 //! - [`schedule`]: which slot is due when, and whose it is (pure);
 //! - [`accounts`]: the bench accounts and their funding;
@@ -85,6 +89,11 @@ pub struct BenchArgs {
     /// How long each --find-max trial offers load.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub trial: Duration,
+    /// Share of the transfers (0 to 1) that pay an account on another shard;
+    /// their latency runs until the destination credits them, and is
+    /// reported next to the same-shard latency. Needs two shards or more.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub cross_shard: f64,
 }
 
 impl BenchArgs {
@@ -102,7 +111,15 @@ impl BenchArgs {
         if self.p99_ms == 0 {
             bail!("--p99-ms must be positive");
         }
+        if !(0.0..=1.0).contains(&self.cross_shard) {
+            bail!("--cross-shard must be a fraction between 0 and 1");
+        }
         Ok(())
+    }
+
+    /// `--cross-shard` in per mille (what the plan uses).
+    fn cross_per_mille(&self) -> u64 {
+        (self.cross_shard * 1_000.0).round() as u64
     }
 }
 
@@ -110,6 +127,9 @@ impl BenchArgs {
 pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     args.validate()?;
     let net = LocalNet::open(dir)?;
+    if args.cross_shard > 0.0 && net.genesis.shard_count < 2 {
+        bail!("--cross-shard needs a network of two shards or more (this one has {})", net.genesis.shard_count);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let mut bench = Bench::new(net, args)?;
@@ -290,15 +310,17 @@ impl<'a> Bench<'a> {
         let mut senders = Vec::with_capacity(self.accounts.len());
         for (i, ((account, state), &node)) in self.accounts.iter().zip(&states).zip(&node_of).enumerate() {
             let to = accounts::recipient(&self.accounts, i, shards).context("no bench accounts")?.address;
-            senders.push(Sender { key: &account.key, to, nonce: state.nonce, node });
+            let across = accounts::cross_recipient(&self.accounts, i).map(|a| (a.address, a.shard));
+            senders.push(Sender { key: &account.key, to, across, nonce: state.nonce, node });
         }
         let bar = self.bar("signing", "{prefix} [{bar:30}] {pos}/{len} transactions ({elapsed})");
         let signing = Instant::now();
-        let plan = Arc::new(Plan::sign(&genesis.chain_id, &senders, rate, duration, &bar)?);
+        let cross = self.args.cross_per_mille();
+        let plan = Arc::new(Plan::sign(&genesis.chain_id, &senders, rate, duration, cross, &bar)?);
         bar.finish_and_clear();
         self.say(&format!("signed {} transactions in {:.1} s", plan.total, signing.elapsed().as_secs_f64()));
         let run = Run::new(&plan);
-        let watchers = finality::watch(&usable, shards, &run).await?;
+        let watchers = finality::watch(&usable, shards, &run, cross > 0).await?;
         let bar = self.bar(&format!("{rate} tx/s"), "{prefix} {elapsed:>4} [{bar:24}] {pos}/{len} sent  {msg}");
         bar.set_length(plan.total);
         let progress = tokio::spawn(progress(Arc::clone(&run), bar.clone()));
@@ -315,7 +337,7 @@ impl<'a> Bench<'a> {
         watchers.stop().await;
         progress.abort();
         bar.finish_and_clear();
-        Ok(run.summary(&plan, duration, shards))
+        Ok(run.summary(&plan, duration, shards, self.args.cross_shard))
     }
 
     /// The validators fit to take load: those whose process runs, that

@@ -126,7 +126,8 @@ pub struct Summary {
     pub resent: u64,
     /// Submissions the nodes accepted.
     pub accepted: u64,
-    /// Distinct transactions seen in final blocks.
+    /// Distinct transactions seen in final blocks (cross-shard ones: at
+    /// their source).
     pub committed: u64,
     /// Transactions sent but not seen final by the end of the drain.
     pub not_final: u64,
@@ -134,7 +135,8 @@ pub struct Summary {
     pub offered_tps: f64,
     /// `committed ÷ (last final − first send)`.
     pub committed_tps: f64,
-    /// Submit (first send) to final-block notice; `None` if nothing was final.
+    /// Submit (first send) to final-block notice, of same-shard transfers;
+    /// `None` if none was final.
     pub latency: Option<Latency>,
     /// Refused submissions by reason.
     pub rejected: BTreeMap<String, u64>,
@@ -144,6 +146,33 @@ pub struct Summary {
     /// Final blocks announced but not fetched (their transactions count as
     /// not final).
     pub missed_blocks: u64,
+    /// The cross-shard transfers, with `--cross-shard` (absent without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_shard: Option<CrossShard>,
+}
+
+/// What the cross-shard transfers of a run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrossShard {
+    /// The share of transfers asked to pay an account on another shard.
+    pub fraction: f64,
+    /// Distinct cross-shard transfers sent.
+    pub transactions: u64,
+    /// Of those, final at their source.
+    pub final_at_source: u64,
+    /// Of those, seen credited at their destination.
+    pub credited: u64,
+    /// Final at their source but not seen credited by the end of the drain.
+    pub not_credited: u64,
+    /// Submit (first send) to the final-block notice of the destination
+    /// block that credited it; `None` if none was credited.
+    pub latency: Option<Latency>,
+    /// Submit (first send) to the final-block notice of the source block
+    /// that carries it: the part before the receipt leaves.
+    pub source_latency: Option<Latency>,
+    /// Credits timed when seen rather than by their block's notice, which
+    /// was too old to be kept (an upper bound on their latency).
+    pub late_timed: u64,
 }
 
 /// Transactions per second.
@@ -176,17 +205,32 @@ impl Summary {
             "  committed   {:>9.1} tx/s  ({} of {} transactions final, {} not final)",
             self.committed_tps, self.committed, self.transactions, self.not_final
         );
-        match &self.latency {
-            Some(l) => {
-                let _ = writeln!(
-                    out,
-                    "  latency     p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms  (mean {:.0} ms)",
-                    l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, l.mean_ms
-                );
+        let what = if self.cross_shard.is_some() { "  (same-shard: submit → final)" } else { "" };
+        let _ = writeln!(out, "  latency     {}{what}", percentiles(self.latency.as_ref(), "nothing final"));
+        if let Some(c) = &self.cross_shard {
+            let _ = writeln!(
+                out,
+                "  cross-shard {}  (submit → credited at the destination)",
+                percentiles(c.latency.as_ref(), "nothing credited")
+            );
+            let _ = writeln!(
+                out,
+                "   at source  {}  (submit → final at the source)",
+                percentiles(c.source_latency.as_ref(), "nothing final")
+            );
+            let _ = write!(
+                out,
+                "              {:.0}% asked: {} transfers, {} final at their source, {} credited, {} not credited",
+                c.fraction * 100.0,
+                c.transactions,
+                c.final_at_source,
+                c.credited,
+                c.not_credited
+            );
+            if c.late_timed > 0 {
+                let _ = write!(out, " ({} timed when seen)", c.late_timed);
             }
-            None => {
-                let _ = writeln!(out, "  latency     - (nothing final)");
-            }
+            let _ = writeln!(out);
         }
         let rejected = if self.rejected.is_empty() {
             "none".to_string()
@@ -199,6 +243,17 @@ impl Summary {
             let _ = write!(out, "; {} final blocks not fetched", self.missed_blocks);
         }
         out
+    }
+}
+
+/// `p50 … ms  p90 …  p99 …  max …  (mean …)`, or `- (none)`.
+fn percentiles(latency: Option<&Latency>, none: &str) -> String {
+    match latency {
+        Some(l) => format!(
+            "p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms  (mean {:.0} ms)",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, l.mean_ms
+        ),
+        None => format!("- ({none})"),
     }
 }
 
@@ -317,6 +372,7 @@ mod tests {
             rejected: BTreeMap::new(),
             max_ticker_lag_ms: 0.0,
             missed_blocks: 0,
+            cross_shard: None,
         }
     }
 
@@ -345,5 +401,37 @@ mod tests {
         for needle in ["1999.5 tx/s", "1990.0 tx/s", "p99 420 ms", "busy 3, full 1", "ticker lag"] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }
+        assert!(!text.contains("cross-shard"), "{text}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json.get("cross_shard").is_none(), "no cross-shard figures without --cross-shard: {json}");
+    }
+
+    #[test]
+    fn cross_shard_latency_sits_next_to_same_shard_latency() {
+        let mut s = summary(300, 300.0, 299.0, Some(420.0));
+        let latency = Latency { p50_ms: 700.0, p90_ms: 800.0, p99_ms: 950.0, max_ms: 990.0, mean_ms: 710.0 };
+        s.cross_shard = Some(CrossShard {
+            fraction: 0.5,
+            transactions: 1_500,
+            final_at_source: 1_500,
+            credited: 1_498,
+            not_credited: 2,
+            latency: Some(latency),
+            source_latency: Some(Latency { p50_ms: 210.0, ..latency }),
+            late_timed: 0,
+        });
+        let text = s.render();
+        for needle in [
+            "p99 420 ms  max 420 ms  (mean 1 ms)  (same-shard",
+            "cross-shard p50 700 ms",
+            "p99 950 ms",
+            "at source  p50 210 ms",
+            "1498 credited, 2 not",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+        }
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["cross_shard"]["latency"]["p99_ms"], 950.0);
+        assert_eq!(json["cross_shard"]["not_credited"], 2);
     }
 }

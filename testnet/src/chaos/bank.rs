@@ -1,7 +1,10 @@
 //! The bank workload: a fixed set of accounts on every shard moves money
 //! among itself while faults come and go. Each account sends one transfer
 //! at a time and waits for it to be final (or gives up on it), so what the
-//! workload saw final — its acknowledgements — is exact.
+//! workload saw final — its acknowledgements — is exact. About a third of
+//! the transfers ([`CROSS_SHARD_PER_MILLE`]) pay a bank account on another
+//! shard: final at the source when acknowledged, credited by the
+//! destination later (the audit checks that it is, exactly once).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +24,9 @@ pub const FEE: Amount = Amount(1_000);
 pub const FUNDING: Amount = Amount(1_000_000_000_000);
 /// How long a sender waits for its transfer to become final.
 const FINAL_WAIT: Duration = Duration::from_secs(20);
+/// Share of the transfers, per mille, that pay an account on another shard
+/// (when there is one).
+pub const CROSS_SHARD_PER_MILLE: u64 = 333;
 
 /// The bank's accounts, per shard.
 pub struct Bank {
@@ -41,6 +47,8 @@ pub struct Ack {
     pub shard: ShardId,
     /// At which height.
     pub height: u64,
+    /// For a cross-shard transfer, the shard that must credit it.
+    pub dest: Option<ShardId>,
 }
 
 /// What one sender did.
@@ -88,9 +96,22 @@ impl Bank {
         SignedTx::transfer(from, &self.chain_id, nonce, to, amount, FEE)
     }
 
+    /// Who a transfer from `shard` pays: a random bank account of another
+    /// shard with probability [`CROSS_SHARD_PER_MILLE`], else one of `shard`.
+    fn recipient(&self, shard: ShardId, rng: &mut SimRng) -> Option<Address> {
+        let others: Vec<ShardId> = self.accounts.keys().copied().filter(|&s| s != shard).collect();
+        let to_shard = if !others.is_empty() && rng.chance(CROSS_SHARD_PER_MILLE) {
+            others[rng.index(others.len())]
+        } else {
+            shard
+        };
+        let keys = self.accounts.get(&to_shard)?;
+        keys.get(rng.index(keys.len())).map(Keypair::address)
+    }
+
     /// One sender: until `stop`, moves money from each of `own` (accounts of
-    /// `shard`, by index) to random accounts of the shard, one transfer at
-    /// a time, each to a random validator.
+    /// `shard`, by index) to random bank accounts (a third of them on other
+    /// shards), one transfer at a time, each to a random validator.
     pub async fn sender(
         &self,
         shard: ShardId,
@@ -106,7 +127,7 @@ impl Bank {
         while tokio::time::Instant::now() < stop && !own.is_empty() && !rpc.is_empty() {
             let from = &keys[own[turn % own.len()]];
             turn += 1;
-            let to = keys[rng.index(keys.len())].address();
+            let Some(to) = self.recipient(shard, &mut rng) else { break };
             let amount = Amount(rng.range(1, 1_000_000));
             let first = rng.index(rpc.len());
             let mut submitted = None;
@@ -143,7 +164,9 @@ async fn wait_final_anywhere(first: &Client, all: &[Client], id: &Hash) -> Optio
     let mut client = first;
     while tokio::time::Instant::now() < deadline {
         match client.transaction(id).await {
-            Ok(TransactionResponse::Final { id, shard, height, .. }) => return Some(Ack { id, shard, height }),
+            Ok(TransactionResponse::Final { id, shard, height, dest_shard, .. }) => {
+                return Some(Ack { id, shard, height, dest: dest_shard });
+            }
             Ok(TransactionResponse::Rejected { .. }) => return None,
             Ok(_) => {}
             Err(_) => {

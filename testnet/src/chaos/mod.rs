@@ -1,26 +1,32 @@
 //! `palisade-testnet chaos`: a bank workload on a running local network
-//! while validators are killed, paused, stopped and brought back (never
-//! more than `f` per shard at once), then an audit ([`audit`]): agreement
-//! on every block, every acknowledged transfer final exactly once, money
-//! conserved, and every shard still committing.
+//! (a third of its transfers cross shards) while validators are killed,
+//! paused, stopped and brought back (never more than `f` per shard at
+//! once), then an audit ([`audit`], [`supply`]): agreement on every block,
+//! every acknowledged transfer final exactly once and, if cross-shard,
+//! credited once from the block it was final in, every bank account's
+//! balance exact, the genesis supply all accounted for with nothing left in
+//! flight, and every shard still committing.
 //!
 //! - [`faults`]: the seeded fault injector;
 //! - [`bank`]: the workload and its acknowledgements;
-//! - [`audit`]: the end-of-run checks.
+//! - [`audit`]: the end-of-run checks of the run's blocks and the bank;
+//! - [`supply`]: the whole network's money at one cut.
 
 pub mod audit;
 pub mod bank;
 pub mod faults;
+pub mod supply;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use palisade_ledger::ShardId;
 use palisade_ledger::api::client::Client;
 
-use self::bank::{Bank, SenderReport};
+use self::bank::{Ack, Bank, SenderReport};
 use self::faults::Injector;
+use self::supply::{Chains, Credits, Readers, ShardCut, Supply};
 use crate::local::LocalNet;
 
 /// How long one RPC call of the workload or the audit may take: a paused
@@ -28,6 +34,14 @@ use crate::local::LocalNet;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the healed network has to catch up before the audit.
 const CATCH_UP: Duration = Duration::from_secs(120);
+/// How long the caught-up network has to credit every cross-shard receipt
+/// before the supply cut.
+const RECEIPT_WAIT: Duration = Duration::from_secs(60);
+/// How long one call of the supply audit may take (it reads whole blocks).
+const AUDIT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer the supply audit accepts (the nodes refuse answers
+/// beyond 16 MiB; the audit then reads one block at a time).
+const AUDIT_MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -65,6 +79,8 @@ pub struct ChaosReport {
     pub applied: BTreeMap<&'static str, usize>,
     /// Transfers the workload saw final.
     pub acknowledged: usize,
+    /// Of those, the cross-shard ones.
+    pub cross_shard: usize,
     /// Transfers submitted and not seen final in time.
     pub abandoned: usize,
     /// Submissions no validator took.
@@ -73,6 +89,8 @@ pub struct ChaosReport {
     pub heights: BTreeMap<ShardId, (u64, u64)>,
     /// Fees the bank paid, by the blocks.
     pub fees: u64,
+    /// The supply at the audit's cut, if it could be read.
+    pub supply: Option<Supply>,
     /// Every violated property, one line each. Empty means the run passed.
     pub violations: Vec<String>,
 }
@@ -94,6 +112,68 @@ async fn heights(shard: ShardId, rpc: &[Client]) -> Vec<Option<u64>> {
     out
 }
 
+/// Per shard, a client (with the audit's bounds) of its first validator
+/// that answers.
+async fn readers(rpc: &BTreeMap<ShardId, Vec<Client>>) -> Result<Readers, String> {
+    let mut out = Readers::new();
+    for (&shard, clients) in rpc {
+        for client in clients {
+            if client.height(shard).await.ok().flatten().is_some() {
+                let reader = Client::with_limits(client.url(), AUDIT_CALL_TIMEOUT, AUDIT_MAX_RESPONSE_BYTES)
+                    .map_err(|e| e.to_string())?;
+                out.insert(shard, reader);
+                break;
+            }
+        }
+        if !out.contains_key(&shard) {
+            return Err(format!("no validator of shard {shard} answers"));
+        }
+    }
+    Ok(out)
+}
+
+/// The network's money at a cut: gives the receipts [`RECEIPT_WAIT`] to
+/// be credited, then cuts every shard (covering the `bank` accounts too).
+async fn cut_network(
+    rpc: &BTreeMap<ShardId, Vec<Client>>,
+    genesis: &palisade_ledger::Genesis,
+    bank: &[palisade_ledger::Address],
+) -> Result<(BTreeMap<ShardId, ShardCut>, Chains, Credits), String> {
+    let readers = readers(rpc).await?;
+    let mut chains = Chains::default();
+    let mut credits = Credits::new();
+    supply::settle(&readers, genesis, &mut chains, &mut credits, RECEIPT_WAIT).await?;
+    let cuts = supply::cut_all(&readers, genesis, bank, &mut chains, &mut credits).await?;
+    Ok((cuts, chains, credits))
+}
+
+/// The money checks at a cut of the whole network ([`cut_network`]): the
+/// supply, each bank account's balance since the `start` cut, and every
+/// acknowledged cross-shard transfer credited from its block. Returns the
+/// supply's tally, if the network could be read.
+async fn audit_money(
+    rpc: &BTreeMap<ShardId, Vec<Client>>,
+    genesis: &palisade_ledger::Genesis,
+    bank: &[palisade_ledger::Address],
+    start: &BTreeMap<ShardId, ShardCut>,
+    acks: &[Ack],
+    violations: &mut Vec<String>,
+) -> Option<Supply> {
+    let (cuts, chains, credits) = match cut_network(rpc, genesis, bank).await {
+        Ok(read) => read,
+        Err(e) => {
+            violations.push(format!("supply: {e}"));
+            return None;
+        }
+    };
+    let total = genesis.total_supply().map_or(0, |a| u128::from(a.units()));
+    let tally = supply::tally(total, &cuts, &chains, &credits);
+    supply::check(&tally, RECEIPT_WAIT, violations);
+    audit::money(start, &cuts, &chains, &credits, violations);
+    audit::credited(acks, &credits, violations);
+    Some(tally)
+}
+
 /// Runs chaos on `net` (every node must be up) and audits it. Progress
 /// lines go to stderr.
 pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
@@ -108,8 +188,9 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
     let addresses = bank.addresses();
     let mut report = ChaosReport::default();
 
-    // Set-up: everyone answers, the bank is funded, the start is recorded.
-    let start_heights = runtime.block_on(async {
+    // Set-up: everyone answers, the bank is funded, the start is cut: each
+    // shard's bank accounts read at one height.
+    let start: BTreeMap<ShardId, ShardCut> = runtime.block_on(async {
         for (shard, clients) in &rpc {
             if heights(*shard, clients).await.iter().any(Option::is_none) {
                 bail!("every validator of shard {shard} must be up before chaos (see `palisade-testnet status`)");
@@ -119,18 +200,13 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
         bank.fund(&genesis, &rpc).await?;
         let mut start = BTreeMap::new();
         for (shard, clients) in &rpc {
-            start.insert(*shard, heights(*shard, clients).await.into_iter().flatten().max().unwrap_or(0));
+            let mine: BTreeSet<_> =
+                addresses.iter().copied().filter(|a| a.shard(genesis.shard_count) == *shard).collect();
+            // The validator that funded them.
+            let client = clients.first().context("a shard without validators")?;
+            start.insert(*shard, supply::cut(client, *shard, &mine).await.map_err(anyhow::Error::msg)?);
         }
         Ok(start)
-    })?;
-    let start_balances = runtime.block_on(async {
-        let mut all = BTreeMap::new();
-        for (shard, clients) in &rpc {
-            let mine: Vec<_> = addresses.iter().copied().filter(|a| a.shard(genesis.shard_count) == *shard).collect();
-            let client = clients.first().context("a shard without validators")?;
-            all.extend(audit::balances(client, &mine).await.map_err(anyhow::Error::msg)?);
-        }
-        anyhow::Ok(all)
     })?;
 
     // The workload and the faults, side by side.
@@ -163,6 +239,7 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
         report.refused += done.refused;
     }
     report.acknowledged = acks.len();
+    report.cross_shard = acks.iter().filter(|a| a.dest.is_some()).count();
     eprintln!("chaos: healed; {} transfers acknowledged; waiting for every validator to catch up", acks.len());
 
     // Catch-up, then the audit.
@@ -190,7 +267,7 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
             }
         }
         for (shard, clients) in &rpc {
-            let from = start_heights.get(shard).copied().unwrap_or(0);
+            let from = start.get(shard).map_or(0, |c| c.height);
             let to = heights(*shard, clients).await.into_iter().flatten().min().unwrap_or(0);
             report.heights.insert(*shard, (from, to));
             if to <= from {
@@ -199,7 +276,6 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
             let audit = audit::shard(*shard, clients, from, to, &addresses, &acks, &mut report.violations).await;
             report.fees += audit.bank_fees;
         }
-        let mut end_balances = BTreeMap::new();
         for (shard, clients) in &rpc {
             let mine: Vec<_> = addresses.iter().copied().filter(|a| a.shard(genesis.shard_count) == *shard).collect();
             let mut reference = None;
@@ -216,9 +292,9 @@ pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
                     Err(e) => report.violations.push(format!("balances: {e}")),
                 }
             }
-            end_balances.extend(reference.unwrap_or_default());
         }
-        audit::money(&start_balances, &end_balances, report.fees, &mut report.violations);
+        eprintln!("chaos: waiting for cross-shard receipts, then reading every shard's money");
+        report.supply = audit_money(&rpc, &genesis, &addresses, &start, &acks, &mut report.violations).await;
     });
     Ok(report)
 }
@@ -232,11 +308,18 @@ impl ChaosReport {
         let _ = writeln!(out, "faults: {}", if applied.is_empty() { "none".into() } else { applied.join(", ") });
         let _ = writeln!(
             out,
-            "transfers: {} acknowledged final, {} abandoned, {} refused; bank fees {} units",
-            self.acknowledged, self.abandoned, self.refused, self.fees
+            "transfers: {} acknowledged final ({} cross-shard), {} abandoned, {} refused; bank fees {} units",
+            self.acknowledged, self.cross_shard, self.abandoned, self.refused, self.fees
         );
         for (shard, (from, to)) in &self.heights {
             let _ = writeln!(out, "shard {shard}: heights {from} → {to} audited on every validator");
+        }
+        if let Some(s) = &self.supply {
+            let _ = writeln!(
+                out,
+                "supply: {} units at genesis; at heights {:?}: {} balances + {} stake + {} rewards + {} in flight",
+                s.genesis, s.heights, s.balances, s.stake, s.rewards, s.in_flight
+            );
         }
         for violation in &self.violations {
             let _ = writeln!(out, "violation: {violation}");
