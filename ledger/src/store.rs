@@ -14,6 +14,7 @@
 //! | `block_index`  | block hash                       | shard · height            |
 //! | `meta`         | `tip/` shard, `genesis`          | encoded [`Tip`], hash     |
 //! | `meta`         | `safety/` shard                  | consensus safety state    |
+//! | `meta`         | `receipts/` shard                | receipt scan cursors      |
 //!
 //! Crash safety: a committed block and *everything* it changes — block,
 //! certificate, tree nodes, values, transaction index, pruning, tip — go in
@@ -57,6 +58,7 @@ const FAMILIES: [&str; 8] = [CF_BLOCKS, CF_CERTS, CF_NODES, CF_VALUES, CF_STALE,
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip/";
 const META_SAFETY: &[u8] = b"safety/";
+const META_RECEIPTS: &[u8] = b"receipts/";
 
 /// Tree versions kept by default: proofs can be served for this many recent
 /// heights; older superseded nodes are deleted as blocks commit.
@@ -266,6 +268,19 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), meta_key(META_SAFETY, shard), bytes);
         self.write_synced(batch)
+    }
+
+    /// Where `shard`'s receipt scans of the other shards may resume (opaque
+    /// bytes the node encodes), if saved.
+    pub fn receipt_cursors(&self, shard: ShardId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_META, &meta_key(META_RECEIPTS, shard))
+    }
+
+    /// Saves `shard`'s receipt scan cursors. Not synced: a cursor lost in a
+    /// crash is an older one, and resuming from an older cursor only scans
+    /// again what is already credited.
+    pub fn save_receipt_cursors(&self, shard: ShardId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.db.put_cf(self.cf(CF_META), meta_key(META_RECEIPTS, shard), bytes).map_err(|e| self.db_err(e))
     }
 
     fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {

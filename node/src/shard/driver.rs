@@ -14,7 +14,7 @@
 //! remember, and after a crash [`Replica::restore`] refuses to sign anything
 //! conflicting.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -150,6 +150,8 @@ pub struct ShardDriver {
     sync_inflight: Option<Instant>,
     /// Receipts owed to this shard, and the scans that find them.
     receipts: Receipts,
+    /// The scan resume points last saved to the store.
+    saved_resume_points: BTreeMap<ShardId, u64>,
     max_block_receipts: usize,
     max_block_bytes: usize,
     rejections: HashMap<Hash, String>,
@@ -196,6 +198,14 @@ impl ShardDriver {
                     .map_err(|e| config_err(format!("stored safety state does not decode: {e}")))?,
             ),
         };
+        let resume_points = match store.receipt_cursors(shard).map_err(store_err)? {
+            None => BTreeMap::new(),
+            Some(bytes) => codec::decode(&bytes, MAX_SAFETY_STATE_BYTES).unwrap_or_else(|e| {
+                // Only an optimisation: scanning from height 1 loses nothing.
+                warn!(shard, error = %e, "stored receipt scan cursors do not decode; rescanning from height 1");
+                BTreeMap::new()
+            }),
+        };
         let tip = chain.tip();
         let recent = chain.recent_decisions(&store, DECISIONS_KEPT).map_err(store_err)?;
         let replica = Replica::restore(replica_config, persisted, tip.height, recent)
@@ -227,7 +237,8 @@ impl ShardDriver {
             observed_view: 0,
             peer_height: tip.height,
             sync_inflight: None,
-            receipts: Receipts::new(shard, genesis.shard_count),
+            receipts: Receipts::resume(shard, genesis.shard_count, &resume_points),
+            saved_resume_points: resume_points,
             max_block_receipts: params.max_block_receipts as usize,
             max_block_bytes,
             rejections: HashMap::new(),
@@ -570,6 +581,7 @@ impl ShardDriver {
         let txs = block.txs.len();
         self.mempool.on_commit(&block.txs, self.chain.state()).map_err(|e| self.store_err(StoreError::State(e)))?;
         self.receipts.on_commit(&block);
+        self.save_resume_points()?;
         let credited: usize = block.incoming.iter().map(|b| b.receipts.len()).sum();
         self.metrics.receipts_credited.get_or_create(&self.label).inc_by(credited as u64);
         if emitted > 0 {
@@ -632,6 +644,17 @@ impl ShardDriver {
         }
         if scanned.more {
             self.scan_receipts();
+        }
+        Ok(())
+    }
+
+    /// Saves where receipt scans may resume after a restart, if that moved
+    /// (after a commit: the points only rise once credits are committed).
+    fn save_resume_points(&mut self) -> Result<(), ShardError> {
+        let points = self.receipts.resume_points();
+        if points != self.saved_resume_points {
+            self.store.save_receipt_cursors(self.shard, &codec::encode(&points)).map_err(|e| self.store_err(e))?;
+            self.saved_resume_points = points;
         }
         Ok(())
     }

@@ -16,6 +16,13 @@
 //! credited leaves it. The cursor of a source only moves past a scanned
 //! range once everything found in it is pooled or already credited, so a
 //! full pool makes the scan repeat rather than lose receipts.
+//!
+//! The pool lives in memory, so what a node saves for a restart is not the
+//! cursor but the *credited* cursor ([`Receipts::resume_points`]): per
+//! source, the lowest height whose receipts may still be uncredited here
+//! (the cursor, or a pooled batch's height if lower). Below it everything
+//! is in the committed state, so a restarted node resumes there instead of
+//! rescanning every chain from height 1.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -65,8 +72,27 @@ pub struct Receipts {
 impl Receipts {
     /// An empty pool for `shard`, scanning every other shard from height 1.
     pub fn new(shard: ShardId, shard_count: u32) -> Receipts {
-        let cursors = (0..shard_count).filter(|&s| s != shard).map(|s| (s, 1)).collect();
+        Receipts::resume(shard, shard_count, &BTreeMap::new())
+    }
+
+    /// An empty pool for `shard`, scanning each other shard from its saved
+    /// resume point (from height 1 where none was saved).
+    pub fn resume(shard: ShardId, shard_count: u32, saved: &BTreeMap<ShardId, u64>) -> Receipts {
+        let cursors =
+            (0..shard_count).filter(|&s| s != shard).map(|s| (s, saved.get(&s).copied().unwrap_or(1).max(1))).collect();
         Receipts { shard, shard_count, pool: BTreeMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
+    }
+
+    /// Per source shard, the lowest height whose receipts may not yet be
+    /// credited here: what a restart may resume scanning from.
+    pub fn resume_points(&self) -> BTreeMap<ShardId, u64> {
+        self.cursors
+            .iter()
+            .map(|(&source, &cursor)| {
+                let pooled = self.pool.range((source, 0)..=(source, u64::MAX)).next().map(|((_, height), _)| *height);
+                (source, pooled.map_or(cursor, |height| height.min(cursor)))
+            })
+            .collect()
     }
 
     /// Receipts waiting to be credited.
@@ -325,7 +351,7 @@ mod tests {
 
     #[test]
     fn scans_move_the_cursor_only_past_what_they_pooled() {
-        let (_, block, certificate, dest) = setup();
+        let (genesis, block, certificate, dest) = setup();
         let batch = ReceiptBatch::for_dest(&block, &certificate, 2, 1).unwrap();
         let mut pool = Receipts::new(1, 2);
         let now = Instant::now();
@@ -348,5 +374,17 @@ mod tests {
         assert_eq!((result.pooled, result.more, result.invalid), (3, true, None));
         assert_eq!(pool.cursors()[&0], 6);
         assert_eq!(pool.scans_due(now), vec![SyncRequest::receipts(0, 6, 1)]);
+
+        // A restart may resume only below what is pooled (the pool is lost
+        // with the process); once credited, past it.
+        assert_eq!(pool.resume_points(), BTreeMap::from([(0, 1)]));
+        let mut dest = dest;
+        let built = build_block(&dest, genesis.committee(1).unwrap().validators[0].address, 0, pool.candidates(16), [])
+            .unwrap();
+        dest.commit(&built.outcome);
+        pool.on_commit(&built.block);
+        assert_eq!(pool.resume_points(), BTreeMap::from([(0, 6)]));
+        let resumed = Receipts::resume(1, 2, &pool.resume_points());
+        assert_eq!(resumed.cursors(), &BTreeMap::from([(0, 6)]));
     }
 }
