@@ -130,7 +130,7 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
     let dir = tempfile::tempdir().unwrap();
     let genesis = Genesis::dev(1, 4);
     let mut net =
-        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Ephemeral).unwrap();
+        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
     net.start_all().unwrap();
     wait_for_height(&net, &[0, 1, 2, 3], 2).await;
 
@@ -213,7 +213,7 @@ async fn transfers_cross_shards_both_ways_and_tx_shows_debit_and_credit() {
     let dir = tempfile::tempdir().unwrap();
     let genesis = Genesis::dev(2, 4);
     let mut net =
-        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Ephemeral).unwrap();
+        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
     net.start_all().unwrap();
     wait_for_shard_height(&net, &[0, 1, 2, 3], 0, 2).await;
     wait_for_shard_height(&net, &[4, 5, 6, 7], 1, 2).await;

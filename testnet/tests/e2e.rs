@@ -21,7 +21,7 @@ fn network(shards: u32, wallets: usize) -> (LocalNet, Wallets, tempfile::TempDir
     wallets.fund(&mut genesis, "e2e", Amount::from_pal(1_000).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let binary = find_node_binary(true).unwrap();
-    let net = LocalNet::create(dir.path(), genesis, binary, Ports::Ephemeral).unwrap();
+    let net = LocalNet::create(dir.path(), genesis, binary, Ports::Free).unwrap();
     (net, wallets, dir)
 }
 
@@ -342,7 +342,7 @@ async fn catch_up_speed() {
     let mut wallets = Wallets::new(&genesis.chain_id, "e2e", 8);
     wallets.fund(&mut genesis, "e2e", pal(1_000));
     let dir = tempfile::tempdir().unwrap();
-    let mut net = LocalNet::create(dir.path(), genesis, find_node_binary(false).unwrap(), Ports::Ephemeral).unwrap();
+    let mut net = LocalNet::create(dir.path(), genesis, find_node_binary(false).unwrap(), Ports::Free).unwrap();
     net.start_all().unwrap();
     let rpc = clients(&net);
     wait_for(&net, "height 2", || all_at(&rpc, &[0, 1, 2, 3], 0, 2)).await;
@@ -396,7 +396,7 @@ fn chaos_on_two_shards_finds_no_violation() {
     use palisade_testnet::chaos::{self, ChaosOptions};
     let genesis = Genesis::dev(2, 4);
     let dir = tempfile::tempdir().unwrap();
-    let mut net = LocalNet::create(dir.path(), genesis, find_node_binary(true).unwrap(), Ports::Ephemeral).unwrap();
+    let mut net = LocalNet::create(dir.path(), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
     net.start_all().unwrap();
     let rpc: Vec<String> = net.nodes.iter().map(|n| n.rpc_url()).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -105,8 +105,9 @@ pub enum Ports {
     /// The layout of [`palisade_ledger::api::local`] from this base
     /// (predictable, for `up`).
     From(u16),
-    /// Free ports the OS hands out now (for tests running side by side).
-    Ephemeral,
+    /// Free ports, each handed out once per process, from below the OS's
+    /// ephemeral range (for tests running side by side; see [`free_port`]).
+    Free,
 }
 
 /// A local network: its layout and its running processes.
@@ -125,14 +126,35 @@ pub struct LocalNet {
     detached: bool,
 }
 
+/// Where [`Ports::Free`] ports come from: below Linux's ephemeral range
+/// (32768–60999). A port the OS picks itself (`bind` to port 0, or the
+/// local end of any outgoing connection, which nodes open all the time)
+/// could be taken by another node between the layout and the node's own
+/// `bind`; these never are.
+const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// Ports handed out so far by this process.
+static FREE_PORTS_TAKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A port of [`FREE_PORTS`] that binds now and that this process has not
+/// handed out before; processes start at different offsets (from the PID)
+/// so two test binaries side by side rarely probe the same ports.
 fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+    let span = u32::from(FREE_PORTS.end - FREE_PORTS.start);
+    let offset = std::process::id().wrapping_mul(997) % span;
+    // Bounded: one pass over the range.
+    for _ in 0..span {
+        let taken = FREE_PORTS_TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(offset.wrapping_add(taken) % span).map_or(FREE_PORTS.start, |p| FREE_PORTS.start + p);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {FREE_PORTS:?}")
 }
 
 fn port(ports: Ports, index: usize, offset: u16) -> Result<u16> {
     match ports {
-        Ports::Ephemeral => free_port(),
+        Ports::Free => free_port(),
         Ports::From(base) => local::port(base, index, offset).context("port range overflows 65535"),
     }
 }
