@@ -47,8 +47,8 @@ fn up_status_kill_pause_restart_down() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let _guard = DownOnDrop(dir.clone());
-    // Free ports: a base well away from the default 27000 and other tests.
-    let base = 30_000 + u16::try_from(std::process::id() % 2_000).unwrap() * 12;
+    // Free ports, away from the default 27000 and the OS's own picks.
+    let base = palisade_testnet::local::free_ports(12).unwrap();
     let up = ok(&dir, &["up", "--shards", "1", "--base-port", &base.to_string()]);
     assert!(up.contains("validator-0-3"), "{up}");
     assert!(up.contains("running in the background"), "{up}");
@@ -86,7 +86,7 @@ fn bench_measures_a_small_load_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let _guard = DownOnDrop(dir.clone());
-    let base = 32_000 + u16::try_from(std::process::id() % 2_000).unwrap() * 12;
+    let base = palisade_testnet::local::free_ports(12).unwrap();
     ok(&dir, &["up", "--shards", "1", "--base-port", &base.to_string()]);
     let out = testnet(&dir, &["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -111,7 +111,7 @@ fn bench_times_cross_shard_transfers_until_credited() {
     let dir = tmp.path().join("net");
     let _guard = DownOnDrop(dir.clone());
     // 24 ports, clear of the other tests' (same process, same offset).
-    let base = 36_000 + u16::try_from(std::process::id() % 2_000).unwrap() * 12;
+    let base = palisade_testnet::local::free_ports(24).unwrap();
     ok(&dir, &["up", "--shards", "2", "--base-port", &base.to_string()]);
     let args = ["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--cross-shard", "0.5"];
     let out = testnet(&dir, &[&args[..], &["--json"]].concat());

@@ -136,20 +136,33 @@ const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
 static FREE_PORTS_TAKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A port of [`FREE_PORTS`] that binds now and that this process has not
-/// handed out before; processes start at different offsets (from the PID)
-/// so two test binaries side by side rarely probe the same ports.
+/// handed out before.
 fn free_port() -> Result<u16> {
+    free_ports(1)
+}
+
+/// The first of `len` consecutive ports of [`FREE_PORTS`] that all bind now
+/// and that this process has not handed out before (`--base-port` of a test
+/// network: 3 per node). Processes start at different offsets (from the PID)
+/// so two test binaries side by side rarely probe the same ports.
+pub fn free_ports(len: u16) -> Result<u16> {
     let span = u32::from(FREE_PORTS.end - FREE_PORTS.start);
+    let len32 = u32::from(len.max(1));
     let offset = std::process::id().wrapping_mul(997) % span;
     // Bounded: one pass over the range.
-    for _ in 0..span {
-        let taken = FREE_PORTS_TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let port = u16::try_from(offset.wrapping_add(taken) % span).map_or(FREE_PORTS.start, |p| FREE_PORTS.start + p);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
+    for _ in 0..span / len32 {
+        let taken = FREE_PORTS_TAKEN.fetch_add(len32, std::sync::atomic::Ordering::Relaxed);
+        let first = offset.wrapping_add(taken) % span;
+        if first + len32 > span {
+            continue;
+        }
+        let Ok(first) = u16::try_from(first) else { continue };
+        let base = FREE_PORTS.start + first;
+        if (base..base + len.max(1)).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return Ok(base);
         }
     }
-    bail!("no free port in {FREE_PORTS:?}")
+    bail!("no {len} free consecutive ports in {FREE_PORTS:?}")
 }
 
 fn port(ports: Ports, index: usize, offset: u16) -> Result<u16> {
