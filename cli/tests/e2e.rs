@@ -96,6 +96,19 @@ async fn wait_for_height(net: &LocalNet, nodes: &[usize], height: u64) {
     wait_for_shard_height(net, nodes, 0, height).await;
 }
 
+/// A dev network of `shards` × 4 validators under `dir`, started, every
+/// validator past height 2.
+async fn running_network(dir: &Path, shards: u32) -> LocalNet {
+    let genesis = Genesis::dev(shards, 4);
+    let mut net = LocalNet::create(&dir.join("net"), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
+    net.start_all().unwrap();
+    for shard in 0..shards {
+        let nodes: Vec<usize> = (0..4).map(|i| (shard * 4 + i) as usize).collect();
+        wait_for_shard_height(&net, &nodes, shard, 2).await;
+    }
+    net
+}
+
 /// Waits until every node in `nodes` reports `shard` at `height` or above.
 async fn wait_for_shard_height(net: &LocalNet, nodes: &[usize], shard: u32, height: u64) {
     let deadline = Instant::now() + WAIT;
@@ -128,11 +141,7 @@ fn write_password(dir: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_again() {
     let dir = tempfile::tempdir().unwrap();
-    let genesis = Genesis::dev(1, 4);
-    let mut net =
-        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
-    net.start_all().unwrap();
-    wait_for_height(&net, &[0, 1, 2, 3], 2).await;
+    let mut net = running_network(dir.path(), 1).await;
 
     let wallet = Wallet {
         home: dir.path().join("wallet"),
@@ -211,12 +220,7 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_cross_shards_both_ways_and_tx_shows_debit_and_credit() {
     let dir = tempfile::tempdir().unwrap();
-    let genesis = Genesis::dev(2, 4);
-    let mut net =
-        LocalNet::create(&dir.path().join("net"), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
-    net.start_all().unwrap();
-    wait_for_shard_height(&net, &[0, 1, 2, 3], 0, 2).await;
-    wait_for_shard_height(&net, &[4, 5, 6, 7], 1, 2).await;
+    let net = running_network(dir.path(), 2).await;
     let home = dir.path().join("wallet");
     std::fs::create_dir_all(&home).unwrap();
     let config =

@@ -405,7 +405,7 @@ fn transfer_effects<S: State + ?Sized>(
     sender.balance =
         sender.balance.checked_sub(needed).ok_or(TxError::InsufficientFunds { needed, available: sender.balance })?;
     sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow)?;
-    let recipient = if to.shard(context.shard_count) != context.shard {
+    let recipient = if receipt::dest_shard(tx, context.shard, context.shard_count).is_some() {
         // Credited by the recipient's shard, against the receipt this emits.
         None
     } else if to == &body.sender {
@@ -439,14 +439,14 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
         overlay.credit(batch, header.height)?;
     }
     let mut receipts = Vec::with_capacity(block.txs.len());
+    let mut outgoing = Vec::new();
     for (index, (tx, id)) in block.txs.iter().zip(&ids).enumerate() {
         execute_tx(&mut overlay, context, &header.proposer, tx).map_err(|failure| match failure {
             Failure::Tx(reason) => BlockError::Tx { index, id: *id, reason },
             Failure::Block(e) => e,
         })?;
-        receipts.push(receipt(context, header.height, index, *id, tx));
+        receipts.push(receipt(context, header.height, index, *id, tx, &mut outgoing));
     }
-    let outgoing = receipt::outgoing(block, context.shard_count);
     let computed = receipt::receipts_root(&outgoing);
     if computed != header.receipts_root {
         return Err(BlockError::ReceiptsRootMismatch { header: header.receipts_root, computed });
@@ -497,11 +497,20 @@ pub fn verify_batch(context: &ShardContext, batch: &ReceiptBatch) -> Result<(), 
     })
 }
 
-fn receipt(context: &ShardContext, height: u64, index: usize, id: Hash, tx: &SignedTx) -> TxReceipt {
+/// The index entry of executed `tx`; a cross-shard one's receipt goes to `outgoing`.
+fn receipt(
+    context: &ShardContext,
+    height: u64,
+    index: usize,
+    id: Hash,
+    tx: &SignedTx,
+    outgoing: &mut Vec<Receipt>,
+) -> TxReceipt {
     // Blocks hold at most `max_block_txs` (validated far below u32::MAX).
     let position = u32::try_from(index).unwrap_or(u32::MAX);
-    let TxKind::Transfer { to, .. } = &tx.body.kind;
-    let dest_shard = Some(to.shard(context.shard_count)).filter(|&s| s != context.shard);
+    let emitted = Receipt::emitted_by(tx, id, context.shard, height, context.shard_count);
+    let dest_shard = emitted.as_ref().map(|r| r.dest_shard);
+    outgoing.extend(emitted);
     TxReceipt { id, shard: context.shard, height, position, fee: tx.body.fee, dest_shard }
 }
 
@@ -613,7 +622,7 @@ pub fn build_block<S: State + ?Sized>(
     let timestamp_ms = timestamp_ms.max(parent.timestamp_ms);
     let mut overlay = Overlay::new(state);
     let incoming = select_incoming(&mut overlay, context, height, incoming)?;
-    let (mut txs, mut receipts, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut txs, mut receipts, mut rejected, mut outgoing) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0usize;
     for tx in candidates {
         if txs.len() >= context.max_block_txs {
@@ -626,7 +635,7 @@ pub fn build_block<S: State + ?Sized>(
         }
         match execute_tx(&mut overlay, context, &proposer, &tx) {
             Ok(()) => {
-                receipts.push(receipt(context, height, txs.len(), Hash::plain(&encoded), &tx));
+                receipts.push(receipt(context, height, txs.len(), Hash::plain(&encoded), &tx, &mut outgoing));
                 bytes = bytes.saturating_add(size);
                 txs.push(tx);
             }
@@ -634,7 +643,6 @@ pub fn build_block<S: State + ?Sized>(
             Err(Failure::Block(e)) => return Err(e),
         }
     }
-    let outgoing = receipt::emitted(context.shard, height, &txs, context.shard_count);
     let writes = overlay.into_writes(ChainRecord { height, parent: parent.hash });
     let (state_root, tree) = state.tree_update(height, &writes)?;
     let header = BlockHeader {

@@ -59,6 +59,14 @@ pub struct Receipt {
 }
 
 impl Receipt {
+    /// The receipt `tx` (whose id is `id`) emits as a transaction of block
+    /// `height` of `shard`, if it pays an account on another shard.
+    pub fn emitted_by(tx: &SignedTx, id: Hash, shard: ShardId, height: u64, shard_count: u32) -> Option<Receipt> {
+        let dest_shard = dest_shard(tx, shard, shard_count)?;
+        let TxKind::Transfer { to, amount } = &tx.body.kind;
+        Some(Receipt { id, source_shard: shard, source_height: height, dest_shard, recipient: *to, amount: *amount })
+    }
+
     /// Its leaf in a block's receipts tree (domain-separated from inner
     /// nodes and from transaction leaves).
     pub fn leaf(&self) -> Hash {
@@ -66,29 +74,19 @@ impl Receipt {
     }
 }
 
-/// The receipts `block` emits: one per cross-shard transfer, in block
-/// order. Needs no state: a block is valid only if all its transfers
-/// executed.
-pub fn outgoing(block: &Block, shard_count: u32) -> Vec<Receipt> {
-    emitted(block.header.shard, block.header.height, &block.txs, shard_count)
+/// Where `tx`, executed on `shard`, pays: another shard, or `None` if its
+/// recipient lives on `shard` itself. The one definition of "cross-shard".
+pub fn dest_shard(tx: &SignedTx, shard: ShardId, shard_count: u32) -> Option<ShardId> {
+    let TxKind::Transfer { to, .. } = &tx.body.kind;
+    Some(to.shard(shard_count)).filter(|&dest| dest != shard)
 }
 
-/// The receipts `txs` emit as the block at `height` of `shard`.
-pub fn emitted(shard: ShardId, height: u64, txs: &[SignedTx], shard_count: u32) -> Vec<Receipt> {
-    txs.iter()
-        .filter_map(|tx| {
-            let TxKind::Transfer { to, amount } = &tx.body.kind;
-            let dest_shard = to.shard(shard_count);
-            (dest_shard != shard).then(|| Receipt {
-                id: tx.id(),
-                source_shard: shard,
-                source_height: height,
-                dest_shard,
-                recipient: *to,
-                amount: *amount,
-            })
-        })
-        .collect()
+/// The receipts `block` emits: one per cross-shard transfer, in block
+/// order. Needs no state: a block is valid only if all its transfers
+/// executed. (Execution collects the same list as it goes.)
+pub fn outgoing(block: &Block, shard_count: u32) -> Vec<Receipt> {
+    let (shard, height) = (block.header.shard, block.header.height);
+    block.txs.iter().filter_map(|tx| Receipt::emitted_by(tx, tx.id(), shard, height, shard_count)).collect()
 }
 
 /// The Merkle root over `receipts`' leaves, in order; [`Hash::ZERO`] if none.
@@ -188,27 +186,38 @@ impl ReceiptBatch {
         shard_count: u32,
         dest: ShardId,
     ) -> Option<ReceiptBatch> {
-        let all = outgoing(block, shard_count);
-        let tree = tree(&all)?;
-        let receipts: Vec<ProvenReceipt> = all
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.dest_shard == dest)
-            .map(|(i, r)| ProvenReceipt {
+        let outgoing = outgoing(block, shard_count);
+        ReceiptBatch::by_dest(&block.header, certificate, &outgoing).remove(&dest)
+    }
+
+    /// One batch per destination for `outgoing`, all the receipts the block
+    /// with `header` (and `certificate`) emitted, building its tree once.
+    pub fn by_dest(
+        header: &BlockHeader,
+        certificate: &CommitCertificate,
+        outgoing: &[Receipt],
+    ) -> BTreeMap<ShardId, ReceiptBatch> {
+        let mut batches = BTreeMap::new();
+        let Some(tree) = tree(outgoing) else { return batches };
+        let total = u32::try_from(outgoing.len()).unwrap_or(u32::MAX);
+        for (i, r) in outgoing.iter().enumerate() {
+            let proven = ProvenReceipt {
                 receipt: r.clone(),
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 path: tree.proof(&[i]).proof_hashes().to_vec(),
-            })
-            .collect();
-        if receipts.is_empty() {
-            return None;
+            };
+            batches
+                .entry(r.dest_shard)
+                .or_insert_with(|| ReceiptBatch {
+                    header: header.clone(),
+                    certificate: certificate.clone(),
+                    total,
+                    receipts: Vec::new(),
+                })
+                .receipts
+                .push(proven);
         }
-        Some(ReceiptBatch {
-            header: block.header.clone(),
-            certificate: certificate.clone(),
-            total: u32::try_from(all.len()).unwrap_or(u32::MAX),
-            receipts,
-        })
+        batches
     }
 
     /// Where the batch comes from: (source shard, source height).

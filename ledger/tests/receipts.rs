@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use palisade_ledger::receipt::{self, ReceiptBatch, ReceiptError};
+use palisade_ledger::workload::dev_certificate;
 use palisade_ledger::{Amount, Block, BlockError, Genesis, State, StateExt, apply_block, build_block, mem::MemState};
 
 const SOURCE: u32 = 0;
@@ -49,7 +50,7 @@ impl Net {
         assert!(built.rejected.is_empty(), "{:?}", built.rejected);
         let outcome = apply_block(&self.source, &built.block).unwrap();
         self.source.commit(&outcome);
-        let certificate = certify(&self.genesis, &built.block, SOURCE, &[0, 1, 2]);
+        let certificate = dev_certificate(&self.genesis, &built.block, SOURCE, &[0, 1, 2]);
         (built.block, certificate)
     }
 
@@ -183,14 +184,14 @@ fn forged_and_miscertified_receipts_are_refused() {
     assert!(matches!(verify(&redirected), Err(ReceiptError::NotIncluded(_))));
 
     let mut wrong_committee = honest.clone();
-    wrong_committee.certificate = certify(&net.genesis, &block, DEST, &[0, 1, 2]);
+    wrong_committee.certificate = dev_certificate(&net.genesis, &block, DEST, &[0, 1, 2]);
     assert!(
         matches!(verify(&wrong_committee), Err(ReceiptError::Certificate(_))),
         "signed by the destination's committee"
     );
 
     let mut too_few = honest.clone();
-    too_few.certificate = certify(&net.genesis, &block, SOURCE, &[0, 1]);
+    too_few.certificate = dev_certificate(&net.genesis, &block, SOURCE, &[0, 1]);
     assert!(matches!(verify(&too_few), Err(ReceiptError::Certificate(_))));
 
     let mut other_block = honest.clone();

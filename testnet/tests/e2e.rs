@@ -9,7 +9,7 @@ use std::time::Duration;
 use palisade_ledger::api::client::Client;
 use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
 use palisade_ledger::workload::Wallets;
-use palisade_ledger::{Amount, Genesis, Hash, ShardId};
+use palisade_ledger::{Address, Amount, Genesis, Hash, ShardId};
 use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
 
 /// Generous bound on any one wait: CI machines are small and shared.
@@ -23,6 +23,21 @@ fn network(shards: u32, wallets: usize) -> (LocalNet, Wallets, tempfile::TempDir
     let binary = find_node_binary(true).unwrap();
     let net = LocalNet::create(dir.path(), genesis, binary, Ports::Free).unwrap();
     (net, wallets, dir)
+}
+
+/// Node indices of each shard in a two-shard network.
+const SHARD0: [usize; 4] = [0, 1, 2, 3];
+const SHARD1: [usize; 4] = [4, 5, 6, 7];
+
+/// A two-shard network of 2 × 4 validators with 12 funded wallets, started,
+/// every validator past height 2.
+async fn two_shards_running() -> (LocalNet, Wallets, Vec<Client>, tempfile::TempDir) {
+    let (mut net, wallets, dir) = network(2, 12);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &SHARD1, 1, 2)).await;
+    (net, wallets, rpc, dir)
 }
 
 fn clients(net: &LocalNet) -> Vec<Client> {
@@ -57,6 +72,16 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("timed out waiting for {what}\n{}", net.logs_tail(15));
+}
+
+/// Waits until every node in `nodes` shows `address` holding exactly `units`.
+async fn wait_balance(net: &LocalNet, rpc: &[Client], nodes: &[usize], address: &Address, units: u64) {
+    for &i in nodes {
+        wait_for(net, &format!("node {i} to show {units} units at {address}"), || async {
+            rpc[i].account(address, false).await.is_ok_and(|account| account.balance_units == units)
+        })
+        .await;
+    }
 }
 
 /// The height of `shard` on node `i`, or 0 if it does not answer.
@@ -165,13 +190,7 @@ async fn one_shard_commits_survives_a_kill_and_the_restarted_validator_votes_aga
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_commit_independently() {
-    let (mut net, mut wallets, _dir) = network(2, 12);
-    net.start_all().unwrap();
-    let rpc = clients(&net);
-    let shard0 = [0, 1, 2, 3];
-    let shard1 = [4, 5, 6, 7];
-    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &shard0, 0, 2)).await;
-    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &shard1, 1, 2)).await;
+    let (mut net, mut wallets, rpc, _dir) = two_shards_running().await;
 
     // A transfer on each shard, each submitted to a validator of its shard.
     for (shard, node) in [(0u32, 0usize), (1, 4)] {
@@ -186,7 +205,7 @@ async fn two_shards_commit_independently() {
     net.kill("validator-1-3").unwrap();
     let halted_at = height(&rpc, 4, 1).await;
     let h0 = height(&rpc, 0, 0).await;
-    wait_for(&net, "shard 0 to commit 3 more heights while shard 1 is halted", || all_at(&rpc, &shard0, 0, h0 + 3))
+    wait_for(&net, "shard 0 to commit 3 more heights while shard 1 is halted", || all_at(&rpc, &SHARD0, 0, h0 + 3))
         .await;
     let h1 = height(&rpc, 4, 1).await;
     // At most the height that was in flight when the kill landed.
@@ -199,12 +218,7 @@ async fn two_shards_commit_independently() {
 /// validator, the restarted ones included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_shard_transfers_both_ways_survive_a_kill_on_each_shard() {
-    let (mut net, mut wallets, _dir) = network(2, 12);
-    net.start_all().unwrap();
-    let rpc = clients(&net);
-    let (shard0, shard1) = ([0usize, 1, 2, 3], [4usize, 5, 6, 7]);
-    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &shard0, 0, 2)).await;
-    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &shard1, 1, 2)).await;
+    let (mut net, mut wallets, rpc, _dir) = two_shards_running().await;
     let (a, _) = pair_on(&wallets, 2, 0);
     let (b, _) = pair_on(&wallets, 2, 1);
     let (a_start, _) = account(&rpc[0], &wallets.address(a)).await;
@@ -256,16 +270,8 @@ async fn cross_shard_transfers_both_ways_survive_a_kill_on_each_shard() {
     net.start("validator-0-3").unwrap();
     net.start("validator-1-1").unwrap();
     let (a_address, b_address) = (wallets.address(a), wallets.address(b));
-    for (nodes, address, expect) in [(&shard0, a_address, a_expect), (&shard1, b_address, b_expect)] {
-        for &i in nodes.iter() {
-            let client = rpc[i].clone();
-            wait_for(&net, &format!("node {i} to show the exact balance"), || {
-                let client = client.clone();
-                async move { client.account(&address, false).await.is_ok_and(|acc| i128::from(acc.balance_units) == expect) }
-            })
-            .await;
-        }
-    }
+    wait_balance(&net, &rpc, &SHARD0, &a_address, u64::try_from(a_expect).unwrap()).await;
+    wait_balance(&net, &rpc, &SHARD1, &b_address, u64::try_from(b_expect).unwrap()).await;
     // Sent 5 times each way: the senders' nonces say each was executed once.
     assert_eq!(account(&rpc[0], &a_address).await.1, 5);
     assert_eq!(account(&rpc[4], &b_address).await.1, 5);
@@ -277,12 +283,7 @@ async fn cross_shard_transfers_both_ways_survive_a_kill_on_each_shard() {
 /// them relayed) and credits each exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_halted_destination_credits_what_it_missed_when_it_returns() {
-    let (mut net, mut wallets, _dir) = network(2, 12);
-    net.start_all().unwrap();
-    let rpc = clients(&net);
-    let (shard0, shard1) = ([0usize, 1, 2, 3], [4usize, 5, 6, 7]);
-    wait_for(&net, "shard 0 to commit height 2", || all_at(&rpc, &shard0, 0, 2)).await;
-    wait_for(&net, "shard 1 to commit height 2", || all_at(&rpc, &shard1, 1, 2)).await;
+    let (mut net, mut wallets, rpc, _dir) = two_shards_running().await;
     let (a, _) = pair_on(&wallets, 2, 0);
     let (b, _) = pair_on(&wallets, 2, 1);
     let (b_start, _) = account(&rpc[4], &wallets.address(b)).await;
@@ -303,28 +304,19 @@ async fn a_halted_destination_credits_what_it_missed_when_it_returns() {
     }
     // The source keeps committing with its destination down.
     let h0 = height(&rpc, 0, 0).await;
-    wait_for(&net, "shard 0 to go on", || all_at(&rpc, &shard0, 0, h0 + 3)).await;
+    wait_for(&net, "shard 0 to go on", || all_at(&rpc, &SHARD0, 0, h0 + 3)).await;
 
     for name in ["validator-1-0", "validator-1-1", "validator-1-2", "validator-1-3"] {
         net.start(name).unwrap();
     }
-    wait_for(&net, "shard 1 to answer again", || all_at(&rpc, &shard1, 1, 2)).await;
+    wait_for(&net, "shard 1 to answer again", || all_at(&rpc, &SHARD1, 1, 2)).await;
     for id in &ids {
         match rpc[6].wait_credited(id, 1, Duration::from_millis(200), WAIT).await.unwrap() {
             ReceiptResponse::Credited { shard: 1, source_shard: 0, .. } => {}
             other => panic!("{id} not credited after the destination returned: {other:?}\n{}", net.logs_tail(15)),
         }
     }
-    let expect = b_start + 15_000_000;
-    for &i in &shard1 {
-        let client = rpc[i].clone();
-        let address = wallets.address(b);
-        wait_for(&net, &format!("node {i} to show the credited balance"), || {
-            let client = client.clone();
-            async move { client.account(&address, false).await.is_ok_and(|acc| acc.balance_units == expect) }
-        })
-        .await;
-    }
+    wait_balance(&net, &rpc, &SHARD1, &wallets.address(b), b_start + 15_000_000).await;
 }
 
 /// Catch-up speed of a validator that missed 1,000+ blocks (a measurement,

@@ -34,48 +34,61 @@ fn node_state(dir: &Path, node: &str) -> String {
 }
 
 /// Runs `down` when dropped, so a failing test leaves no node behind.
-struct DownOnDrop(std::path::PathBuf);
+/// A network of `shards` × 4 validators started by `up` in a temporary
+/// directory, on ports no other test of this process uses; brought `down`
+/// when dropped, so a failing test leaves no process behind.
+struct Up {
+    dir: std::path::PathBuf,
+    /// What `up` printed.
+    printed: String,
+    _tmp: tempfile::TempDir,
+}
 
-impl Drop for DownOnDrop {
+fn up(shards: u16) -> Up {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    // 3 ports per node, below the OS's own picks.
+    let base = palisade_testnet::local::free_ports(shards * 4 * 3).unwrap();
+    let printed = ok(&dir, &["up", "--shards", &shards.to_string(), "--base-port", &base.to_string()]);
+    Up { dir, printed, _tmp: tmp }
+}
+
+impl Drop for Up {
     fn drop(&mut self) {
-        let _ = testnet(&self.0, &["down", "--grace", "5"]);
+        let _ = testnet(&self.dir, &["down", "--grace", "5"]);
     }
 }
 
 #[test]
 fn up_status_kill_pause_restart_down() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let _guard = DownOnDrop(dir.clone());
-    // Free ports, away from the default 27000 and the OS's own picks.
-    let base = palisade_testnet::local::free_ports(12).unwrap();
-    let up = ok(&dir, &["up", "--shards", "1", "--base-port", &base.to_string()]);
+    let net = up(1);
+    let (dir, up) = (&net.dir, &net.printed);
     assert!(up.contains("validator-0-3"), "{up}");
     assert!(up.contains("running in the background"), "{up}");
 
     // Nodes outlive the `up` process; status finds them by PID.
-    let status = ok(&dir, &["status"]);
+    let status = ok(dir, &["status"]);
     assert!(status.contains("4/4"), "{status}");
 
-    ok(&dir, &["kill", "validator-0-1"]);
-    assert_eq!(node_state(&dir, "validator-0-1"), "down");
-    ok(&dir, &["pause", "validator-0-2"]);
-    assert_eq!(node_state(&dir, "validator-0-2"), "paused");
-    ok(&dir, &["resume", "validator-0-2"]);
-    assert_eq!(node_state(&dir, "validator-0-2"), "running");
-    ok(&dir, &["restart", "validator-0-1"]);
-    assert_eq!(node_state(&dir, "validator-0-1"), "running");
+    ok(dir, &["kill", "validator-0-1"]);
+    assert_eq!(node_state(dir, "validator-0-1"), "down");
+    ok(dir, &["pause", "validator-0-2"]);
+    assert_eq!(node_state(dir, "validator-0-2"), "paused");
+    ok(dir, &["resume", "validator-0-2"]);
+    assert_eq!(node_state(dir, "validator-0-2"), "running");
+    ok(dir, &["restart", "validator-0-1"]);
+    assert_eq!(node_state(dir, "validator-0-1"), "running");
 
-    let unknown = testnet(&dir, &["kill", "validator-9-9"]);
+    let unknown = testnet(dir, &["kill", "validator-9-9"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("validator-0-0"), "lists the nodes there");
 
-    let logs = ok(&dir, &["logs", "validator-0-0", "-n", "5"]);
+    let logs = ok(dir, &["logs", "validator-0-0", "-n", "5"]);
     assert!(!logs.trim().is_empty());
 
-    ok(&dir, &["down"]);
+    ok(dir, &["down"]);
     for i in 0..4 {
-        assert_eq!(node_state(&dir, &format!("validator-0-{i}")), "down");
+        assert_eq!(node_state(dir, &format!("validator-0-{i}")), "down");
     }
 }
 
@@ -83,12 +96,9 @@ fn up_status_kill_pause_restart_down() {
 /// small open-loop load, and every transaction it sent is final and timed.
 #[test]
 fn bench_measures_a_small_load_end_to_end() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let _guard = DownOnDrop(dir.clone());
-    let base = palisade_testnet::local::free_ports(12).unwrap();
-    ok(&dir, &["up", "--shards", "1", "--base-port", &base.to_string()]);
-    let out = testnet(&dir, &["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--json"]);
+    let net = up(1);
+    let dir = &net.dir;
+    let out = testnet(dir, &["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -99,7 +109,7 @@ fn bench_measures_a_small_load_end_to_end() {
     let p99 = summary["latency"]["p99_ms"].as_f64().unwrap();
     let max = summary["latency"]["max_ms"].as_f64().unwrap();
     assert!(p99 > 0.0 && p99 <= max, "{summary}");
-    ok(&dir, &["down"]);
+    ok(dir, &["down"]);
 }
 
 /// `bench --cross-shard` against a real two-shard network: half of the
@@ -107,14 +117,10 @@ fn bench_measures_a_small_load_end_to_end() {
 /// final at its source, credited at its destination, and timed until then.
 #[test]
 fn bench_times_cross_shard_transfers_until_credited() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let _guard = DownOnDrop(dir.clone());
-    // 24 ports, clear of the other tests' (same process, same offset).
-    let base = palisade_testnet::local::free_ports(24).unwrap();
-    ok(&dir, &["up", "--shards", "2", "--base-port", &base.to_string()]);
+    let net = up(2);
+    let dir = &net.dir;
     let args = ["bench", "--rate", "100", "--duration", "3s", "--accounts-per-shard", "8", "--cross-shard", "0.5"];
-    let out = testnet(&dir, &[&args[..], &["--json"]].concat());
+    let out = testnet(dir, &[&args[..], &["--json"]].concat());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -132,7 +138,7 @@ fn bench_times_cross_shard_transfers_until_credited() {
     // The same-shard figures stay where they were.
     assert!(summary["latency"]["p50_ms"].as_f64().unwrap() > 0.0, "{summary}");
     // Not a fraction: refused up front.
-    let text = String::from_utf8_lossy(&testnet(&dir, &["bench", "--cross-shard", "1.5"]).stderr).to_string();
+    let text = String::from_utf8_lossy(&testnet(dir, &["bench", "--cross-shard", "1.5"]).stderr).to_string();
     assert!(text.contains("--cross-shard must be a fraction"), "{text}");
-    ok(&dir, &["down"]);
+    ok(dir, &["down"]);
 }

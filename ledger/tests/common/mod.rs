@@ -35,14 +35,3 @@ pub fn wallets_in(genesis: &Genesis, users: &Wallets, shard: u32, n: usize) -> V
 pub fn assert_unchanged(state: &MemState, before: &palisade_ledger::Tip) {
     assert_eq!(&state.tip(), before);
 }
-
-/// A commit certificate for `block` by validators `signers` of
-/// `committee_shard`'s dev committee.
-pub fn certify(
-    genesis: &Genesis,
-    block: &palisade_ledger::Block,
-    committee_shard: u32,
-    signers: &[u32],
-) -> palisade_consensus::CommitCertificate {
-    palisade_ledger::workload::dev_certificate(genesis, block, committee_shard, signers)
-}

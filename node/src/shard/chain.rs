@@ -79,8 +79,8 @@ pub struct Committed {
     pub certificate: CommitCertificate,
     /// Its encoded size.
     pub bytes: usize,
-    /// Receipts it emitted for other shards.
-    pub emitted: usize,
+    /// Receipts it emitted for other shards, in block order.
+    pub outgoing: Vec<palisade_ledger::Receipt>,
 }
 
 /// One shard's chain and execution cache.
@@ -214,7 +214,7 @@ impl Chain {
         };
         self.state.commit(&block, &codec::encode(&certificate), &outcome)?;
         self.outcomes.clear();
-        Ok(Committed { block, hash, certificate, bytes: bytes.len(), emitted: outcome.outgoing.len() })
+        Ok(Committed { block, hash, certificate, bytes: bytes.len(), outgoing: outcome.outgoing })
     }
 
     /// The last `count` committed blocks with their certificates, oldest

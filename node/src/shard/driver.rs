@@ -576,7 +576,8 @@ impl ShardDriver {
 
     /// Bookkeeping after a block became final here.
     fn on_committed(&mut self, committed: Committed, synced: bool) -> Result<(), ShardError> {
-        let Committed { block, hash, certificate, bytes, emitted } = committed;
+        let Committed { block, hash, certificate, bytes, outgoing } = committed;
+        let emitted = outgoing.len();
         let height = block.header.height;
         let txs = block.txs.len();
         self.mempool.on_commit(&block.txs, self.chain.state()).map_err(|e| self.store_err(StoreError::State(e)))?;
@@ -588,7 +589,7 @@ impl ShardDriver {
             self.metrics.receipts_emitted.get_or_create(&self.label).inc_by(emitted as u64);
             // Every node relays: nothing waits on one relayer (and the
             // destinations' scans find what no one relays).
-            for (dest, batch) in self.receipts.relay(&block, &certificate) {
+            for (dest, batch) in Receipts::relay(&block.header, &certificate, &outgoing) {
                 if !self.net.publish(dest, TopicKind::Receipts, batch) {
                     debug!(dest, "network queue full; receipts not relayed (the destination's scan finds them)");
                 }

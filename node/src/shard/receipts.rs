@@ -31,7 +31,7 @@ use palisade_consensus::CommitCertificate;
 use palisade_ledger::execute::verify_batch;
 use palisade_ledger::receipt::ReceiptBatch;
 use palisade_ledger::state::StateError;
-use palisade_ledger::{Block, BlockError, ShardId, State, StateExt, codec};
+use palisade_ledger::{Block, BlockError, BlockHeader, Receipt, ShardId, State, StateExt, codec};
 
 use crate::wire::{SyncRequest, SyncResponse};
 
@@ -59,7 +59,6 @@ pub enum Offer {
 /// This shard's receipt pool and scan cursors.
 pub struct Receipts {
     shard: ShardId,
-    shard_count: u32,
     /// Verified batches not yet (fully) credited, by source block.
     pool: BTreeMap<(ShardId, u64), ReceiptBatch>,
     pooled: usize,
@@ -80,7 +79,7 @@ impl Receipts {
     pub fn resume(shard: ShardId, shard_count: u32, saved: &BTreeMap<ShardId, u64>) -> Receipts {
         let cursors =
             (0..shard_count).filter(|&s| s != shard).map(|s| (s, saved.get(&s).copied().unwrap_or(1).max(1))).collect();
-        Receipts { shard, shard_count, pool: BTreeMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
+        Receipts { shard, pool: BTreeMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
     }
 
     /// Per source shard, the lowest height whose receipts may not yet be
@@ -110,15 +109,17 @@ impl Receipts {
         self.pool.values().any(|b| b.receipts.iter().any(|p| &p.receipt.id == id))
     }
 
-    /// The batches `block` (final, with `certificate`) owes other shards,
+    /// The batches a final block (with `header`, `certificate`, and the
+    /// receipts `outgoing` its execution emitted) owes other shards,
     /// encoded for their receipts topics.
-    pub fn relay(&self, block: &Block, certificate: &CommitCertificate) -> Vec<(ShardId, Vec<u8>)> {
-        (0..self.shard_count)
-            .filter(|&dest| dest != self.shard)
-            .filter_map(|dest| {
-                let batch = ReceiptBatch::for_dest(block, certificate, self.shard_count, dest)?;
-                Some((dest, codec::encode(&batch)))
-            })
+    pub fn relay(
+        header: &BlockHeader,
+        certificate: &CommitCertificate,
+        outgoing: &[Receipt],
+    ) -> Vec<(ShardId, Vec<u8>)> {
+        ReceiptBatch::by_dest(header, certificate, outgoing)
+            .into_iter()
+            .map(|(dest, batch)| (dest, codec::encode(&batch)))
             .collect()
     }
 
@@ -325,7 +326,7 @@ mod tests {
     #[test]
     fn batches_are_verified_pooled_once_and_dropped_when_credited() {
         let (genesis, block, certificate, mut dest) = setup();
-        let relayed = Receipts::new(0, 2).relay(&block, &certificate);
+        let relayed = Receipts::relay(&block.header, &certificate, &palisade_ledger::receipt::outgoing(&block, 2));
         assert_eq!(relayed.len(), 1, "one destination");
         assert_eq!(relayed[0].0, 1);
         let batch: ReceiptBatch = codec::decode(&relayed[0].1, 1 << 20).unwrap();

@@ -19,7 +19,8 @@ use palisade_ledger::{Address, Amount, Genesis, Keypair, ShardId, SignedTx};
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::rpc::{self, Node};
+use super::rpc::Node;
+use crate::local;
 
 /// Candidates tried per account wanted: an address lands on a given shard
 /// with probability 1/S, so this many fail only with negligible odds.
@@ -27,9 +28,9 @@ const KEY_TRIES_PER_ACCOUNT: u64 = 64;
 /// Faucet transfers in flight at once: the mempool's nonce-gap bound.
 pub const FUND_WAVE: usize = 64;
 /// How long one funding wave may take to become final.
-const FUND_WAVE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const FUND_WAVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a funding wave's progress is polled.
-const FUND_POLL: Duration = Duration::from_millis(100);
+pub const FUND_POLL: Duration = Duration::from_millis(100);
 /// Each account is topped up to at least this much, so short reruns do not
 /// fund again.
 const MIN_FUNDING_PAL: u64 = 100;
@@ -124,7 +125,7 @@ pub async fn read_states(via: &ShardClients, accounts: &[BenchAccount]) -> Resul
     }
     let mut states: Vec<Option<AccountResponse>> = vec![None; accounts.len()];
     for (shard, (positions, params)) in by_shard {
-        let answers: Vec<AccountResponse> = rpc::batch_all(client_of(via, shard)?, method::ACCOUNT, params).await?;
+        let answers: Vec<AccountResponse> = local::batch_all(client_of(via, shard)?, method::ACCOUNT, params).await?;
         for (i, state) in positions.into_iter().zip(answers) {
             if let Some(slot) = states.get_mut(i) {
                 *slot = Some(state);
@@ -173,33 +174,17 @@ pub async fn fund(
     Ok(total)
 }
 
-/// Waits until every node in `nodes` has committed what its shard's set-up
-/// client had when this was called: the load goes to all of them, and one
-/// that has not yet executed the funding would refuse its accounts'
-/// transfers for insufficient funds. Bounded by [`FUND_WAVE_TIMEOUT`].
-pub async fn await_caught_up(via: &ShardClients, nodes: &[Node]) -> Result<()> {
+/// Each shard's height as its set-up client sees it now: after funding,
+/// what every validator the load goes to must have committed, or it would
+/// refuse the accounts' transfers for insufficient funds.
+pub async fn funded_heights(via: &ShardClients) -> Result<BTreeMap<ShardId, u64>> {
     let mut targets = BTreeMap::new();
     for (&shard, client) in via {
         let height =
             client.height(shard).await?.with_context(|| format!("{} does not run shard {shard}", client.url()))?;
         targets.insert(shard, height);
     }
-    let deadline = tokio::time::Instant::now() + FUND_WAVE_TIMEOUT;
-    for node in nodes {
-        let Some(&target) = targets.get(&node.shard) else { continue };
-        // Bounded by the deadline.
-        loop {
-            let height = node.client.height(node.shard).await?.unwrap_or(0);
-            if height >= target {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!("{} is at height {height}, not {target}, {FUND_WAVE_TIMEOUT:?} after funding", node.name);
-            }
-            tokio::time::sleep(FUND_POLL).await;
-        }
-    }
-    Ok(())
+    Ok(targets)
 }
 
 /// One shard's faucet pays `transfers`, a wave at a time, through `client`.
@@ -225,7 +210,7 @@ async fn fund_shard(
                 SignedTx::transfer(&faucet, &genesis.chain_id, tx_nonce, to, Amount(units), Amount(FUND_FEE_UNITS));
             params.push(json!({"tx_hex": hex::encode(tx.to_bytes())}));
         }
-        let _: Vec<IgnoredAny> = rpc::batch_all(client, method::SUBMIT_TRANSACTION, params)
+        let _: Vec<IgnoredAny> = local::batch_all(client, method::SUBMIT_TRANSACTION, params)
             .await
             .with_context(|| format!("funding from {name}"))?;
         let done = nonce.saturating_add(wave.len() as u64);

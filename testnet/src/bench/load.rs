@@ -225,8 +225,6 @@ struct Book {
     finalized: HashSet<Hash>,
     /// Same-shard transfers: first send to final.
     latencies_us: Vec<u64>,
-    /// Transactions final at their source (same- and cross-shard).
-    committed: u64,
     /// Cross-shard transfers final at their source, awaiting their credit.
     crossing: HashMap<Hash, Crossing>,
     /// Cross-shard transfers: first send to credited.
@@ -344,7 +342,6 @@ impl Book {
     fn finalize(&mut self, id: &Hash, arrival: Instant) -> bool {
         let Some(p) = self.pending.remove(id) else { return false };
         self.finalized.insert(*id);
-        self.committed = self.committed.saturating_add(1);
         self.last_final = Some(self.last_final.map_or(arrival, |last| last.max(arrival)));
         let latency = micros(arrival.saturating_duration_since(p.first_sent));
         match p.dest {
@@ -376,6 +373,11 @@ impl Book {
             self.late_credits = self.late_credits.saturating_add(1);
         }
         true
+    }
+
+    /// Transactions final at their source (same- and cross-shard).
+    fn committed(&self) -> u64 {
+        self.finalized.len() as u64
     }
 
     fn open(&self) -> usize {
@@ -503,14 +505,14 @@ impl Run {
     /// Sent, final, refused and open, under one lock.
     pub fn progress(&self) -> Progress {
         let book = self.book();
-        Progress { sent: book.sent, committed: book.committed, rejected: book.refused, open: book.open() }
+        Progress { sent: book.sent, committed: book.committed(), rejected: book.refused, open: book.open() }
     }
 
     /// The summary, for a run that offered load for `duration` with
     /// `cross_shard` of its transfers across shards.
     pub fn summary(&self, plan: &Plan, duration: Duration, shards: u32, cross_shard: f64) -> Summary {
         let mut book = self.book();
-        let committed = book.committed;
+        let committed = book.committed();
         let cross = (cross_shard > 0.0).then(|| {
             let credited = book.cross_latencies_us.len() as u64;
             let not_credited = book.crossing.len() as u64;
@@ -840,7 +842,7 @@ mod tests {
         assert_eq!(run.open(), 0);
         let b = run.book();
         assert_eq!(
-            (b.committed, b.latencies_us.clone(), b.cross_latencies_us.clone()),
+            (b.committed(), b.latencies_us.clone(), b.cross_latencies_us.clone()),
             (2, vec![200_000], vec![500_000])
         );
         assert_eq!(b.cross_source_latencies_us, vec![200_000]);

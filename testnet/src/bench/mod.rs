@@ -284,7 +284,8 @@ impl<'a> Bench<'a> {
     async fn trial(&mut self, rate: u64, duration: Duration) -> Result<Summary> {
         let usable = self.settle().await?;
         let node_of = self.assign(&usable)?;
-        let genesis = &self.net.genesis;
+        // Owned: the trial also needs `self` mutably (status::gather).
+        let genesis = &self.net.genesis.clone();
         let shards = genesis.shard_count;
         // Set-up calls go to each shard's first usable validator, which also
         // carries its final-block subscription.
@@ -305,8 +306,9 @@ impl<'a> Bench<'a> {
         bar.finish_and_clear();
         if funded > 0 {
             self.say(&format!("funded {funded} accounts"));
+            let targets = accounts::funded_heights(&via).await?;
+            self.await_heights(&targets, &usable).await.context("waiting for the funding to reach every validator")?;
         }
-        accounts::await_caught_up(&via, &usable).await.context("waiting for the funding to reach every validator")?;
         let mut senders = Vec::with_capacity(self.accounts.len());
         for (i, ((account, state), &node)) in self.accounts.iter().zip(&states).zip(&node_of).enumerate() {
             let to = accounts::recipient(&self.accounts, i, shards).context("no bench accounts")?.address;
@@ -338,6 +340,32 @@ impl<'a> Bench<'a> {
         progress.abort();
         bar.finish_and_clear();
         Ok(run.summary(&plan, duration, shards, self.args.cross_shard))
+    }
+
+    /// Waits until every validator in `usable` is at its shard's height in
+    /// `targets`, asking them all at once ([`status::gather`]), for at most
+    /// [`accounts::FUND_WAVE_TIMEOUT`].
+    async fn await_heights(&mut self, targets: &BTreeMap<ShardId, u64>, usable: &[Node]) -> Result<()> {
+        let deadline = Instant::now() + accounts::FUND_WAVE_TIMEOUT;
+        // Bounded by the deadline.
+        loop {
+            let seen = status::gather(&mut self.net).await;
+            let behind = seen.nodes.iter().find(|node| {
+                usable.iter().any(|u| u.name == node.name)
+                    && targets.get(&node.shard).is_some_and(|&target| node.height.unwrap_or(0) < target)
+            });
+            let Some(behind) = behind else { return Ok(()) };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} is at height {:?}, not {:?}, {:?} after funding",
+                    behind.name,
+                    behind.height,
+                    targets.get(&behind.shard),
+                    accounts::FUND_WAVE_TIMEOUT
+                );
+            }
+            tokio::time::sleep(accounts::FUND_POLL).await;
+        }
     }
 
     /// The validators fit to take load: those whose process runs, that

@@ -1,16 +1,13 @@
 //! The load generator's connections to the nodes: one [`Client`] per
-//! validator, bounded for the bench's batches and blocks, and batches of any
-//! length for the set-up calls.
+//! validator, bounded for the bench's batches and blocks.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use palisade_ledger::ShardId;
 use palisade_ledger::api::client::Client;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::local::{MAX_BATCH, NodeSpec};
+use crate::local::NodeSpec;
 
 /// How long a batch may take before its calls count as `timeout`.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,22 +34,4 @@ impl Node {
         let client = Client::with_limits(&spec.rpc_url(), CALL_TIMEOUT, MAX_RESPONSE_BYTES)?;
         Ok(Node { name: spec.name.clone(), shard: spec.shard, ws_url: spec.ws_url(), client })
     }
-}
-
-/// Calls `method` once per element of `params` (named parameters) in
-/// batches of [`MAX_BATCH`]; fails on the first refused call.
-pub async fn batch_all<T, P>(client: &Client, method: &'static str, params: Vec<P>) -> Result<Vec<T>>
-where
-    T: DeserializeOwned + std::fmt::Debug,
-    P: Serialize,
-{
-    let mut results = Vec::with_capacity(params.len());
-    let mut rest = params.into_iter().peekable();
-    while rest.peek().is_some() {
-        let chunk: Vec<P> = rest.by_ref().take(MAX_BATCH).collect();
-        for answer in client.batch::<T, P>(method, chunk).await? {
-            results.push(answer?);
-        }
-    }
-    Ok(results)
 }

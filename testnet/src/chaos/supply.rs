@@ -38,7 +38,7 @@ use palisade_ledger::{Address, Genesis, Hash, ShardId};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::local::MAX_BATCH;
+use crate::local::batch_all;
 
 /// Blocks fetched per batch while reading a chain (a block of a loaded
 /// network can be megabytes).
@@ -199,19 +199,13 @@ async fn read_credits(readers: &Readers, chains: &Chains, credits: &mut Credits)
     for (&dest, client) in readers {
         let ids: Vec<Hash> =
             chains.crossing().filter(|t| t.dest == dest && !credits.contains_key(&t.id)).map(|t| t.id).collect();
-        for chunk in ids.chunks(MAX_BATCH) {
-            let params: Vec<_> = chunk.iter().map(|id| json!({"id": id.to_hex(), "shard": dest})).collect();
-            let answers = client
-                .batch::<ReceiptResponse, _>(method::RECEIPT, params)
-                .await
-                .map_err(|e| format!("asking shard {dest} for receipts: {e}"))?;
-            for answer in answers {
-                match answer.map_err(|e| format!("asking shard {dest} for a receipt: {e}"))? {
-                    ReceiptResponse::Credited { id, height, source_shard, source_height, .. } => {
-                        credits.insert(id, Credit { height, source_shard, source_height });
-                    }
-                    ReceiptResponse::NotCredited { .. } => {}
-                }
+        let params: Vec<_> = ids.iter().map(|id| json!({"id": id.to_hex(), "shard": dest})).collect();
+        let answers: Vec<ReceiptResponse> = batch_all(client, method::RECEIPT, params)
+            .await
+            .map_err(|e| format!("asking shard {dest} for receipts: {e}"))?;
+        for answer in answers {
+            if let ReceiptResponse::Credited { id, height, source_shard, source_height, .. } = answer {
+                credits.insert(id, Credit { height, source_shard, source_height });
             }
         }
     }
@@ -278,17 +272,12 @@ pub async fn cut(client: &Client, shard: ShardId, addresses: &BTreeSet<Address>)
             stake += u128::from(state.stake_units);
             rewards += u128::from(state.rewards_units);
         }
-        let mut balances = BTreeMap::new();
-        let mut consistent = true;
-        let list: Vec<&Address> = addresses.iter().collect();
-        for chunk in list.chunks(MAX_BATCH) {
-            let params: Vec<_> = chunk.iter().map(|a| json!({"address": a.to_bech32(), "prove": false})).collect();
-            for answer in client.batch::<AccountResponse, _>(method::ACCOUNT, params).await.map_err(fail)? {
-                let account = answer.map_err(fail)?;
-                consistent &= account.height == height;
-                balances.insert(account.address, account.balance_units);
-            }
-        }
+        let params: Vec<_> = addresses.iter().map(|a| json!({"address": a.to_bech32(), "prove": false})).collect();
+        let accounts: Vec<AccountResponse> = batch_all(client, method::ACCOUNT, params)
+            .await
+            .map_err(|e| format!("reading shard {shard}'s accounts: {e}"))?;
+        let consistent = accounts.iter().all(|account| account.height == height);
+        let balances = accounts.into_iter().map(|account| (account.address, account.balance_units)).collect();
         if consistent {
             return Ok(ShardCut { height, balances, stake, rewards });
         }

@@ -43,6 +43,28 @@ pub const DEV_PASSWORD: &str = "palisade-local-testnet";
 /// `rpc.max_batch`); the load generator sends batches up to this.
 pub const MAX_BATCH: usize = 256;
 
+/// Calls `method` once per element of `params` (named parameters) in
+/// batches of [`MAX_BATCH`]; fails on the first refused call.
+pub async fn batch_all<T, P>(
+    client: &palisade_ledger::api::client::Client,
+    method: &'static str,
+    params: Vec<P>,
+) -> Result<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + std::fmt::Debug,
+    P: Serialize,
+{
+    let mut results = Vec::with_capacity(params.len());
+    let mut rest = params.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<P> = rest.by_ref().take(MAX_BATCH).collect();
+        for answer in client.batch::<T, P>(method, chunk).await? {
+            results.push(answer?);
+        }
+    }
+    Ok(results)
+}
+
 /// One validator of the local network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeSpec {

@@ -253,11 +253,9 @@ impl Node {
 
     /// Files what `block` owes each other shard in the outbox.
     fn index_outgoing(&mut self, block: &Block, certificate: &palisade_consensus::CommitCertificate) {
-        let shard_count = self.state.context().shard_count;
-        for dest in (0..shard_count).filter(|d| *d != self.shard) {
-            if let Some(batch) = ReceiptBatch::for_dest(block, certificate, shard_count, dest) {
-                self.outbox.insert((dest, block.header.height), batch);
-            }
+        let outgoing = palisade_ledger::receipt::outgoing(block, self.state.context().shard_count);
+        for (dest, batch) in ReceiptBatch::by_dest(&block.header, certificate, &outgoing) {
+            self.outbox.insert((dest, block.header.height), batch);
         }
     }
 

@@ -119,8 +119,6 @@ pub struct Sim {
     /// When an honest node first committed each (shard, height), in
     /// simulated ms.
     pub committed_at_ms: BTreeMap<(ShardId, u64), u64>,
-    /// Per shard: the highest height an honest node committed.
-    frontier: Vec<u64>,
     queue: Queue,
     now_ms: u64,
     rng: SimRng,
@@ -161,7 +159,6 @@ impl Sim {
             committees.push(committee);
             genesis_states.push(state);
         }
-        let shards = scenario.shards as usize;
         Sim {
             message_limit: max_message_bytes(n, MAX_BLOCK_BYTES),
             scenario,
@@ -174,7 +171,6 @@ impl Sim {
             liveness_base: None,
             receipts_due: None,
             committed_at_ms: BTreeMap::new(),
-            frontier: vec![0; shards],
             queue: Queue::default(),
             now_ms: 0,
             rng,
@@ -461,17 +457,16 @@ impl Sim {
             return;
         }
         let (shard, height) = (self.nodes[node].shard, block.header.height);
-        if let Some(frontier) = self.frontier.get_mut(shard as usize)
-            && height > *frontier
-        {
-            *frontier = height;
-            self.committed_at_ms.insert((shard, height), self.now_ms);
+        // The first honest commit of a height (honest nodes commit in order,
+        // and all the same blocks): count its credits once.
+        if let std::collections::btree_map::Entry::Vacant(first) = self.committed_at_ms.entry((shard, height)) {
+            first.insert(self.now_ms);
             let credited: usize = block.incoming.iter().map(|b| b.receipts.len()).sum();
             self.stats.receipts_credited += credited as u64;
-        }
-        if let Some(due) = &mut self.receipts_due {
-            for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
-                due.remove(&proven.receipt.id);
+            if let Some(due) = &mut self.receipts_due {
+                for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
+                    due.remove(&proven.receipt.id);
+                }
             }
         }
         if self.scenario.push_receipts {

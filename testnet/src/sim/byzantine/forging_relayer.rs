@@ -30,14 +30,12 @@ pub struct ForgingRelayer {
     rng: SimRng,
     /// The last height of its chain it forged for.
     forged_through: u64,
-    /// Forged batches produced (each sent to every node of the destination).
-    pub forged: u64,
 }
 
 impl ForgingRelayer {
     /// A fresh one.
     pub fn new(rng: SimRng) -> ForgingRelayer {
-        ForgingRelayer { rng, forged_through: 0, forged: 0 }
+        ForgingRelayer { rng, forged_through: 0 }
     }
 
     /// The honest batch with one receipt worth [`INFLATION`] times more.
@@ -86,10 +84,8 @@ impl Byzantine for ForgingRelayer {
                     continue;
                 };
                 out.push((dest, self.inflated(&honest)));
-                self.forged += 1;
                 if let Some(forged) = self_certified(ctx, &block, dest) {
                     out.push((dest, forged));
-                    self.forged += 1;
                 }
             }
         }
