@@ -3,8 +3,12 @@
 //!
 //! A committee is validated once, when it is built or decoded: it is never
 //! empty, keys are distinct valid ed25519 points that are not of small order,
-//! every stake is positive and the total fits in a `u64`. Everything downstream
+//! some stake is positive and the total fits in a `u64`. Everything downstream
 //! (quorums, certificates, leader rotation) relies on that.
+//!
+//! A member with zero stake is *inactive*: jailed for misbehaviour, it keeps
+//! its index (so certificates and evidence keep naming the same signers) but
+//! has no vote and never leads ([`Committee::jailing`]).
 
 use std::collections::BTreeMap;
 
@@ -52,9 +56,12 @@ pub enum CommitteeError {
     /// More validators than a [`ValidatorIndex`] can name.
     #[error("committee has {0} validators, more than a u32 index can name")]
     TooLarge(usize),
-    /// A validator with zero stake could never matter and only confuses quorums.
-    #[error("validator {0} has zero stake")]
-    ZeroStake(ValidatorIndex),
+    /// Every member is inactive: no quorum could ever form.
+    #[error("no member has any stake")]
+    NoStake,
+    /// [`Committee::jailing`] named a non-member.
+    #[error("validator {0} is not a member")]
+    NotAMember(ValidatorIndex),
     /// The same key appears twice.
     #[error("validator {0} repeats an earlier public key")]
     DuplicateKey(ValidatorIndex),
@@ -83,6 +90,8 @@ pub struct Committee {
     keys: Vec<VerifyingKey>,
     by_key: BTreeMap<[u8; 32], ValidatorIndex>,
     total_stake: u64,
+    /// Members with stake, in index order: the leader rotation.
+    active: Vec<ValidatorIndex>,
 }
 
 impl PartialEq for Committee {
@@ -123,9 +132,6 @@ impl Committee {
         for (position, validator) in validators.iter().enumerate() {
             let index =
                 ValidatorIndex(u32::try_from(position).map_err(|_| CommitteeError::TooLarge(validators.len()))?);
-            if validator.stake == 0 {
-                return Err(CommitteeError::ZeroStake(index));
-            }
             let key = VerifyingKey::from_bytes(&validator.public_key).map_err(|_| CommitteeError::InvalidKey(index))?;
             if key.is_weak() {
                 return Err(CommitteeError::InvalidKey(index));
@@ -136,7 +142,37 @@ impl Committee {
             keys.push(key);
             total_stake = total_stake.checked_add(validator.stake).ok_or(CommitteeError::StakeOverflow)?;
         }
-        Ok(Committee { validators, keys, by_key, total_stake })
+        let active: Vec<ValidatorIndex> = (0..validators.len())
+            .filter(|&i| validators.get(i).is_some_and(|v| v.stake > 0))
+            .filter_map(|i| u32::try_from(i).ok().map(ValidatorIndex))
+            .collect();
+        if active.is_empty() {
+            return Err(CommitteeError::NoStake);
+        }
+        Ok(Committee { validators, keys, by_key, total_stake, active })
+    }
+
+    /// This committee with the members of `jailed` made inactive (stake
+    /// zero). Indices are unchanged.
+    pub fn jailing(&self, jailed: &[ValidatorIndex]) -> Result<Committee, CommitteeError> {
+        let mut validators = self.validators.clone();
+        for &index in jailed {
+            validators.get_mut(index.as_usize()).ok_or(CommitteeError::NotAMember(index))?.stake = 0;
+        }
+        Committee::new(validators)
+    }
+
+    /// Whether `index` is a member with stake.
+    pub fn is_active(&self, index: ValidatorIndex) -> bool {
+        self.stake(index) > 0
+    }
+
+    /// The inactive (jailed) members, in index order.
+    pub fn inactive(&self) -> Vec<ValidatorIndex> {
+        (0..self.validators.len())
+            .filter_map(|i| u32::try_from(i).ok().map(ValidatorIndex))
+            .filter(|&index| !self.is_active(index))
+            .collect()
     }
 
     /// The validators, in index order.
@@ -209,18 +245,22 @@ impl Committee {
         unique.into_iter().map(|index| self.stake(index)).fold(0u64, u64::saturating_add)
     }
 
-    /// The leader of `(height, view)`: committee index `(height + view) mod n`.
+    /// The leader of `(height, view)`: the active member at position
+    /// `(height + view) mod n` of the `n` active members, in index order.
     ///
-    /// Round-robin, not stake-weighted: every validator leads equally often,
-    /// consecutive heights start with different leaders, and a failed view
-    /// hands over to the next index.
+    /// Round-robin, not stake-weighted: every active validator leads equally
+    /// often, consecutive heights start with different leaders, and a failed
+    /// view hands over to the next one. Jailed members are skipped, so they
+    /// cost no view timeouts.
     pub fn leader(&self, height: u64, view: u64) -> ValidatorIndex {
-        let n = u64::try_from(self.validators.len()).unwrap_or(u64::MAX);
+        let n = u64::try_from(self.active.len()).unwrap_or(u64::MAX);
         let h = height.checked_rem(n).unwrap_or(0);
         let v = view.checked_rem(n).unwrap_or(0);
         // h, v < n <= u32::MAX, so the sum cannot overflow a u64.
         let position = h.saturating_add(v).checked_rem(n).unwrap_or(0);
-        ValidatorIndex(u32::try_from(position).unwrap_or(0))
+        let position = usize::try_from(position).unwrap_or(0);
+        // `active` is never empty (checked in `new`).
+        self.active.get(position).copied().unwrap_or(ValidatorIndex(0))
     }
 
     /// A digest identifying this committee (keys, stakes and order).
@@ -282,7 +322,7 @@ mod tests {
         assert_eq!(Committee::new(vec![]), Err(CommitteeError::Empty));
         let key = SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes();
         let v = |stake| Validator { public_key: key, stake };
-        assert_eq!(Committee::new(vec![v(0)]), Err(CommitteeError::ZeroStake(ValidatorIndex(0))));
+        assert_eq!(Committee::new(vec![v(0)]), Err(CommitteeError::NoStake));
         assert_eq!(Committee::new(vec![v(1), v(1)]), Err(CommitteeError::DuplicateKey(ValidatorIndex(1))));
         // The identity point has small order.
         let mut identity = [0u8; 32];
@@ -310,6 +350,30 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!(back.hash(), c.hash());
         assert_eq!(c.index_of(&c.validators()[2].public_key), Some(ValidatorIndex(2)));
+    }
+
+    #[test]
+    fn jailed_members_keep_their_index_but_lose_vote_and_turn() {
+        let c = committee(&[1, 1, 1, 1]);
+        let jailed = c.jailing(&[ValidatorIndex(1)]).unwrap();
+        assert_ne!(jailed.hash(), c.hash(), "the committee hash must change");
+        assert_eq!(jailed.len(), 4);
+        assert_eq!(jailed.total_stake(), 3);
+        assert_eq!(jailed.quorum_stake(), 3);
+        assert!(!jailed.is_active(ValidatorIndex(1)));
+        assert_eq!(jailed.inactive(), vec![ValidatorIndex(1)]);
+        assert_eq!(jailed.index_of(&c.validators()[2].public_key), Some(ValidatorIndex(2)));
+        // Rotation over v0, v2, v3.
+        let leaders: Vec<u32> = (0..6).map(|h| jailed.leader(h, 0).0).collect();
+        assert_eq!(leaders, vec![0, 2, 3, 0, 2, 3]);
+        assert_eq!(jailed.leader(1, 1), ValidatorIndex(3));
+        assert_eq!(c.jailing(&[ValidatorIndex(9)]), Err(CommitteeError::NotAMember(ValidatorIndex(9))));
+        let all: Vec<ValidatorIndex> = (0..4).map(ValidatorIndex).collect();
+        assert_eq!(c.jailing(&all), Err(CommitteeError::NoStake));
+        // Decoding re-validates and rebuilds the rotation.
+        let bytes = serde_json_like(&jailed);
+        let back: Committee = bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap().0;
+        assert_eq!(back.leader(1, 0), ValidatorIndex(2));
     }
 
     fn serde_json_like(c: &Committee) -> Vec<u8> {

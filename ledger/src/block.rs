@@ -1,7 +1,8 @@
 //! Blocks: one per shard per height. The header commits to everything (parent,
-//! transactions, receipts out and in, resulting state, committee); its hash
+//! transactions, receipts out and in, evidence, resulting state, committee); its hash
 //! is what consensus agrees on.
 
+use palisade_consensus::Evidence;
 use rs_merkle::MerkleTree;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,9 @@ pub struct BlockHeader {
     /// Hash of the receipt batches the block credits
     /// ([`crate::receipt::inbound_root`]).
     pub inbound_root: Hash,
+    /// Hash of the equivocation evidence the block executes
+    /// ([`crate::slashing::evidence_root`]).
+    pub evidence_root: Hash,
     /// Root of the shard's state tree after this block.
     pub state_root: Hash,
     /// Hash of the committee that must certify this block.
@@ -56,6 +60,8 @@ pub struct Block {
     /// Receipts from other shards credited by this block, in canonical
     /// order (see [`crate::receipt`]).
     pub incoming: Vec<ReceiptBatch>,
+    /// Equivocation evidence executed first of all (see [`crate::slashing`]).
+    pub evidence: Vec<Evidence>,
 }
 
 impl BlockHeader {

@@ -10,15 +10,22 @@
 //! transaction makes the whole block invalid (its proposer is faulty or
 //! buggy), rather than being included as failed.
 //!
-//! A block first credits the receipts it carries from other shards (each
-//! batch fully verified, each receipt id at most once per shard, ever), then
-//! runs its transactions. A transfer to another shard debits the sender and
-//! emits a [`Receipt`] instead of crediting anyone here (see
+//! A block first executes the equivocation evidence it carries (slashing
+//! and jailing, see [`crate::slashing`]), then credits the receipts it
+//! carries from other shards (each batch fully verified, each receipt id at
+//! most once per shard, ever), then runs its transactions, and finally pays
+//! its proposer the block reward. A transfer to another shard debits the
+//! sender and emits a [`Receipt`] instead of crediting anyone here (see
 //! [`crate::receipt`]).
+//!
+//! The committee that must certify a block, which its header names and
+//! whose active members alone may propose it, is the one of the state it
+//! extends ([`crate::committee::current`]).
 
 use std::collections::BTreeMap;
 
 use jmt::storage::TreeUpdateBatch;
+use palisade_consensus::{Committee, Evidence};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -26,9 +33,11 @@ use crate::{
     amount::Amount,
     block::{Block, BlockHeader, tx_root_of_ids},
     codec,
+    committee::{self, member_address},
     hash::Hash,
     keys::verifying_key,
     receipt::{self, Applied, Receipt, ReceiptBatch, ReceiptError},
+    slashing::{self, EvidenceRefused, MAX_BLOCK_EVIDENCE, SlashRecord},
     state::{Account, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, Tip, ValidatorRecord},
     tx::{SignedTx, TxKind},
 };
@@ -128,9 +137,36 @@ pub enum BlockError {
         /// The block's.
         got: Hash,
     },
-    /// The proposer is not on this shard's committee.
-    #[error("proposer {0} is not a member of this shard's committee")]
+    /// The proposer is not an active (unjailed) member of this shard's committee.
+    #[error("proposer {0} is not an active member of this shard's committee")]
     UnknownProposer(Address),
+    /// Paying the block reward would overflow 64 bits.
+    #[error("the block reward overflows 64 bits")]
+    RewardOverflow,
+    /// More evidence than a block may carry.
+    #[error("{count} pieces of evidence exceeds the limit of {max}")]
+    TooMuchEvidence {
+        /// The block's.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The header's evidence root is not that of the evidence the block carries.
+    #[error("evidence root mismatch: header {header}, body {computed}")]
+    EvidenceRootMismatch {
+        /// In the header.
+        header: Hash,
+        /// Of the body.
+        computed: Hash,
+    },
+    /// A piece of evidence may not be executed.
+    #[error("evidence {index}: {reason}")]
+    Evidence {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        reason: EvidenceRefused,
+    },
     /// Over the transaction count limit.
     #[error("{count} transactions exceeds the limit of {max}")]
     TooManyTxs {
@@ -264,6 +300,8 @@ pub struct Outcome {
     pub receipts: Vec<TxReceipt>,
     /// The cross-shard receipts the block emits, in block order.
     pub outgoing: Vec<Receipt>,
+    /// Validators the block slashed and jailed (from the next height on).
+    pub slashed: Vec<(Address, SlashRecord)>,
 }
 
 /// Pending changes of one block over the committed state. Reads fall
@@ -273,11 +311,83 @@ struct Overlay<'s, S: State + ?Sized> {
     accounts: BTreeMap<Address, Account>,
     validators: BTreeMap<Address, ValidatorRecord>,
     applied: BTreeMap<Hash, Applied>,
+    slashed: BTreeMap<Address, SlashRecord>,
+    /// The chain record so far: the parent's, plus this block's rewards and burns.
+    chain: ChainRecord,
 }
 
 impl<'s, S: State + ?Sized> Overlay<'s, S> {
-    fn new(state: &'s S) -> Self {
-        Overlay { state, accounts: BTreeMap::new(), validators: BTreeMap::new(), applied: BTreeMap::new() }
+    fn new(state: &'s S) -> Result<Self, StateError> {
+        Ok(Overlay {
+            state,
+            accounts: BTreeMap::new(),
+            validators: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            slashed: BTreeMap::new(),
+            chain: state.chain()?,
+        })
+    }
+
+    /// Executes `evidence` in the block at `height` certified by
+    /// `committee`: burns, jails and records, all or nothing.
+    fn slash(
+        &mut self,
+        context: &ShardContext,
+        committee: &Committee,
+        height: u64,
+        evidence: &Evidence,
+    ) -> Result<Result<(), EvidenceRefused>, StateError> {
+        let offender = match slashing::check(context, committee, height, evidence) {
+            Ok(address) => address,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let Some(mut record) = self.validator(&offender)? else {
+            return Ok(Err(EvidenceRefused::Invalid(format!("{offender} has no validator record"))));
+        };
+        if record.jailed {
+            return Ok(Err(EvidenceRefused::AlreadyJailed(offender)));
+        }
+        let mut still_active = false;
+        for index in (0..committee.len()).filter_map(|i| u32::try_from(i).ok()) {
+            let Some(member) = member_address(committee, palisade_consensus::ValidatorIndex(index)) else { continue };
+            if member != offender && self.validator(&member)?.is_some_and(|r| !r.jailed && r.stake > Amount::ZERO) {
+                still_active = true;
+                break;
+            }
+        }
+        if !still_active {
+            return Ok(Err(EvidenceRefused::LastActive(offender)));
+        }
+        let burned = slashing::burned(record.stake, context.slash_fraction_bps);
+        let (Some(stake), Some(total_burned)) =
+            (record.stake.checked_sub(burned), self.chain.burned.checked_add(burned))
+        else {
+            return Ok(Err(EvidenceRefused::Invalid("burn overflows".into())));
+        };
+        record.stake = stake;
+        record.jailed = true;
+        self.chain.burned = total_burned;
+        let (offence, view, phase) = evidence.slot();
+        let slash = SlashRecord {
+            height: offence,
+            view,
+            phase,
+            included_at: height,
+            burned,
+            evidence: slashing::evidence_hash(evidence),
+        };
+        self.validators.insert(offender, record);
+        self.slashed.insert(offender, slash);
+        Ok(Ok(()))
+    }
+
+    /// Pays `proposer` the block reward.
+    fn reward(&mut self, context: &ShardContext, proposer: &Address) -> Result<(), BlockError> {
+        let mut record = self.validator(proposer)?.ok_or(BlockError::UnknownProposer(*proposer))?;
+        record.rewards = record.rewards.checked_add(context.block_reward).ok_or(BlockError::RewardOverflow)?;
+        self.chain.minted = self.chain.minted.checked_add(context.block_reward).ok_or(BlockError::RewardOverflow)?;
+        self.validators.insert(*proposer, record);
+        Ok(())
     }
 
     fn account(&self, address: &Address) -> Result<Account, StateError> {
@@ -322,7 +432,11 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         Ok(())
     }
 
-    fn into_writes(self, chain: ChainRecord) -> BTreeMap<StateKey, Vec<u8>> {
+    /// The block's writes, with the chain record of `height` on `parent`,
+    /// and the validators it slashed.
+    fn into_writes(mut self, height: u64, parent: Hash) -> (BTreeMap<StateKey, Vec<u8>>, Vec<(Address, SlashRecord)>) {
+        self.chain.height = height;
+        self.chain.parent = parent;
         let mut writes = BTreeMap::new();
         for (address, account) in self.accounts {
             writes.insert(StateKey::Account(address), codec::encode(&account));
@@ -333,8 +447,11 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         for (id, applied) in self.applied {
             writes.insert(StateKey::Applied(id), codec::encode(&applied));
         }
-        writes.insert(StateKey::Chain, codec::encode(&chain));
-        writes
+        for (address, record) in &self.slashed {
+            writes.insert(StateKey::Slashed(*address), codec::encode(record));
+        }
+        writes.insert(StateKey::Chain, codec::encode(&self.chain));
+        (writes, self.slashed.into_iter().collect())
     }
 }
 
@@ -428,13 +545,18 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
     let context = state.context();
     let parent = state.tip();
     let header = &block.header;
-    check_header(context, &parent, header)?;
+    let committee = committee::current(state)?;
+    check_header(context, &committee, &parent, header)?;
     // Encode each transaction once: its size and id serve every check below.
     let ids = check_body(context, block)?;
+    check_evidence_list(block)?;
     verify_signatures(&block.txs)?;
     check_incoming(context, block)?;
 
-    let mut overlay = Overlay::new(state);
+    let mut overlay = Overlay::new(state)?;
+    for (index, evidence) in block.evidence.iter().enumerate() {
+        overlay.slash(context, &committee, header.height, evidence)?.map_err(|reason| BlockError::Evidence { index, reason })?;
+    }
     for batch in &block.incoming {
         overlay.credit(batch, header.height)?;
     }
@@ -451,13 +573,14 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
     if computed != header.receipts_root {
         return Err(BlockError::ReceiptsRootMismatch { header: header.receipts_root, computed });
     }
-    let writes = overlay.into_writes(ChainRecord { height: header.height, parent: header.parent });
+    overlay.reward(context, &header.proposer)?;
+    let (writes, slashed) = overlay.into_writes(header.height, header.parent);
     let (root, tree) = state.tree_update(header.height, &writes)?;
     if root != header.state_root {
         return Err(BlockError::StateRootMismatch { header: header.state_root, computed: root });
     }
     let tip = Tip { height: header.height, hash: header.hash(), state_root: root, timestamp_ms: header.timestamp_ms };
-    Ok(Outcome { tip, parent, writes, tree, receipts, outgoing })
+    Ok(Outcome { tip, parent, writes, tree, receipts, outgoing, slashed })
 }
 
 /// Checks the incoming receipt batches: within the limit, in canonical
@@ -514,7 +637,25 @@ fn receipt(
     TxReceipt { id, shard: context.shard, height, position, fee: tx.body.fee, dest_shard }
 }
 
-fn check_header(context: &ShardContext, parent: &Tip, header: &BlockHeader) -> Result<(), BlockError> {
+/// The evidence list's size and root (its content is checked as it executes).
+fn check_evidence_list(block: &Block) -> Result<(), BlockError> {
+    let count = block.evidence.len();
+    if count > MAX_BLOCK_EVIDENCE {
+        return Err(BlockError::TooMuchEvidence { count, max: MAX_BLOCK_EVIDENCE });
+    }
+    let computed = slashing::evidence_root(&block.evidence);
+    if computed != block.header.evidence_root {
+        return Err(BlockError::EvidenceRootMismatch { header: block.header.evidence_root, computed });
+    }
+    Ok(())
+}
+
+fn check_header(
+    context: &ShardContext,
+    committee: &Committee,
+    parent: &Tip,
+    header: &BlockHeader,
+) -> Result<(), BlockError> {
     if header.chain_id != context.chain_id {
         return Err(BlockError::WrongChain { expected: context.chain_id.clone(), got: header.chain_id.clone() });
     }
@@ -532,10 +673,11 @@ fn check_header(context: &ShardContext, parent: &Tip, header: &BlockHeader) -> R
     if header.timestamp_ms < parent.timestamp_ms {
         return Err(BlockError::TimestampBeforeParent { parent: parent.timestamp_ms, got: header.timestamp_ms });
     }
-    if header.committee_hash != context.committee_hash {
-        return Err(BlockError::WrongCommittee { expected: context.committee_hash, got: header.committee_hash });
+    let committee_hash = Hash(committee.hash());
+    if header.committee_hash != committee_hash {
+        return Err(BlockError::WrongCommittee { expected: committee_hash, got: header.committee_hash });
     }
-    if !context.committee.iter().any(|(member, _)| member == &header.proposer) {
+    if !committee.index_of(&header.proposer.0).is_some_and(|index| committee.is_active(index)) {
         return Err(BlockError::UnknownProposer(header.proposer));
     }
     Ok(())
@@ -601,10 +743,29 @@ pub struct Built {
     pub outcome: Outcome,
     /// Candidates that do not execute on this state.
     pub rejected: Vec<(Hash, TxError)>,
+    /// Candidate evidence the block may not carry, by [`slashing::evidence_hash`].
+    pub refused_evidence: Vec<(Hash, EvidenceRefused)>,
 }
 
-/// Builds the next block: first the receipts of `incoming` not yet
-/// credited (in canonical order, up to the receipt limit), then
+/// What a proposer offers [`build_block`] besides its transactions.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Receipt batches from other shards (verified on admission).
+    pub incoming: Vec<ReceiptBatch>,
+    /// Equivocation evidence against this shard's committee.
+    pub evidence: Vec<Evidence>,
+}
+
+/// Receipt batches only, no evidence.
+impl From<Vec<ReceiptBatch>> for Extras {
+    fn from(incoming: Vec<ReceiptBatch>) -> Self {
+        Extras { incoming, evidence: Vec::new() }
+    }
+}
+
+/// Builds the next block: first the pieces of evidence that may execute (up
+/// to [`MAX_BLOCK_EVIDENCE`]), then the receipts of `extras.incoming` not
+/// yet credited (in canonical order, up to the receipt limit), then
 /// `candidates`, in order, skipping those that do not execute, up to the
 /// block limits. Candidates must already have valid signatures and batches
 /// must already verify (the mempool and the receipt pool check on
@@ -613,15 +774,30 @@ pub fn build_block<S: State + ?Sized>(
     state: &S,
     proposer: Address,
     timestamp_ms: u64,
-    incoming: Vec<ReceiptBatch>,
+    extras: impl Into<Extras>,
     candidates: impl IntoIterator<Item = SignedTx>,
 ) -> Result<Built, BlockError> {
+    let extras = extras.into();
     let context = state.context();
     let parent = state.tip();
     let height = parent.height.checked_add(1).ok_or(BlockError::WrongHeight { expected: u64::MAX, got: u64::MAX })?;
     let timestamp_ms = timestamp_ms.max(parent.timestamp_ms);
-    let mut overlay = Overlay::new(state);
-    let incoming = select_incoming(&mut overlay, context, height, incoming)?;
+    let committee = committee::current(state)?;
+    if !committee.index_of(&proposer.0).is_some_and(|index| committee.is_active(index)) {
+        return Err(BlockError::UnknownProposer(proposer));
+    }
+    let mut overlay = Overlay::new(state)?;
+    let (mut evidence, mut refused_evidence) = (Vec::new(), Vec::new());
+    for candidate in extras.evidence {
+        if evidence.len() >= MAX_BLOCK_EVIDENCE {
+            break;
+        }
+        match overlay.slash(context, &committee, height, &candidate)? {
+            Ok(()) => evidence.push(candidate),
+            Err(reason) => refused_evidence.push((slashing::evidence_hash(&candidate), reason)),
+        }
+    }
+    let incoming = select_incoming(&mut overlay, context, height, extras.incoming)?;
     let (mut txs, mut receipts, mut rejected, mut outgoing) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0usize;
     for tx in candidates {
@@ -643,7 +819,8 @@ pub fn build_block<S: State + ?Sized>(
             Err(Failure::Block(e)) => return Err(e),
         }
     }
-    let writes = overlay.into_writes(ChainRecord { height, parent: parent.hash });
+    overlay.reward(context, &proposer)?;
+    let (writes, slashed) = overlay.into_writes(height, parent.hash);
     let (state_root, tree) = state.tree_update(height, &writes)?;
     let header = BlockHeader {
         chain_id: context.chain_id.clone(),
@@ -655,12 +832,13 @@ pub fn build_block<S: State + ?Sized>(
         tx_root: tx_root_of_ids(&receipts.iter().map(|r| r.id).collect::<Vec<_>>()),
         receipts_root: receipt::receipts_root(&outgoing),
         inbound_root: receipt::inbound_root(&incoming),
+        evidence_root: slashing::evidence_root(&evidence),
         state_root,
-        committee_hash: context.committee_hash,
+        committee_hash: Hash(committee.hash()),
     };
     let tip = Tip { height, hash: header.hash(), state_root, timestamp_ms };
-    let outcome = Outcome { tip, parent, writes, tree, receipts, outgoing };
-    Ok(Built { block: Block { header, txs, incoming }, outcome, rejected })
+    let outcome = Outcome { tip, parent, writes, tree, receipts, outgoing, slashed };
+    Ok(Built { block: Block { header, txs, incoming, evidence }, outcome, rejected, refused_evidence })
 }
 
 /// Credits on `overlay` the receipts of `candidates` this shard has not yet

@@ -397,20 +397,18 @@ impl Genesis {
 
     /// What execution needs to know about `shard`.
     pub fn shard_context(&self, shard: ShardId) -> Option<ShardContext> {
-        let consensus = self.consensus_committee(shard)?;
-        let committee: Vec<(Address, u64)> =
-            self.committee(shard)?.validators.iter().map(|v| (v.address, v.stake_units)).collect();
         Some(ShardContext {
             chain_id: self.chain_id.clone(),
             shard,
             shard_count: self.shard_count,
-            // One definition of a committee's hash: the one certificates use.
-            committee_hash: Hash(consensus.hash()),
-            committee,
+            genesis_committee: self.consensus_committee(shard)?,
             max_block_txs: self.params.max_block_txs as usize,
             max_block_bytes: self.params.max_block_bytes as usize,
             committees: self.committees_by_shard(),
             max_block_receipts: self.params.max_block_receipts as usize,
+            slash_fraction_bps: self.params.slash_fraction_bps,
+            block_reward: Amount(self.params.block_reward_units),
+            evidence_window_blocks: self.params.evidence_window_blocks,
         })
     }
 
@@ -426,7 +424,7 @@ impl Genesis {
             let record = ValidatorRecord { stake: Amount(validator.stake_units), rewards: Amount::ZERO, jailed: false };
             writes.insert(StateKey::Validator(validator.address), codec::encode(&record));
         }
-        writes.insert(StateKey::Chain, codec::encode(&ChainRecord { height: 0, parent: Hash::ZERO }));
+        writes.insert(StateKey::Chain, codec::encode(&ChainRecord { height: 0, parent: Hash::ZERO, ..ChainRecord::default() }));
         writes
     }
 

@@ -27,6 +27,10 @@ pub mod domain {
     pub const RECEIPT_LEAF: &str = "palisade 2026 receipt leaf v1";
     /// The receipt batches a block credits.
     pub const INBOUND: &str = "palisade 2026 inbound receipts v1";
+    /// One piece of equivocation evidence.
+    pub const EVIDENCE: &str = "palisade 2026 evidence v1";
+    /// The evidence list a block carries.
+    pub const EVIDENCE_LIST: &str = "palisade 2026 block evidence v1";
     /// Dev keys derived from names. INSECURE by design: anyone can derive them.
     pub const DEV_KEY: &str = "palisade 2026 INSECURE dev key v1";
 }

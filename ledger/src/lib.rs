@@ -21,6 +21,7 @@ pub mod amount;
 pub mod api;
 pub mod block;
 pub mod codec;
+pub mod committee;
 pub mod execute;
 pub mod genesis;
 pub mod hash;
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod keystore;
 pub mod mem;
 pub mod receipt;
+pub mod slashing;
 pub mod state;
 #[cfg(feature = "storage")]
 pub mod store;

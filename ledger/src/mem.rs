@@ -62,9 +62,10 @@ impl MemState {
         self.tip.state_root
     }
 
-    /// All money in the shard's state, in units: balances, stake and
-    /// rewards. Conservation checks compare the sum over shards, plus the
-    /// receipts in flight between them, with the genesis supply.
+    /// All money in the shard's state, in units (balances, stake and
+    /// rewards), less the block rewards this shard created and plus the
+    /// stake it burned. Conservation checks compare the sum over shards,
+    /// plus the receipts in flight between them, with the genesis supply.
     pub fn money(&self) -> Result<u128, StateError> {
         let mut total = 0u128;
         for key in self.values.keys() {
@@ -74,11 +75,12 @@ impl MemState {
                     .validator(address)?
                     .map_or(0, |r| u128::from(r.stake.units()).saturating_add(u128::from(r.rewards.units()))),
                 // Credited receipts are counted in the balances they credited.
-                StateKey::Chain | StateKey::Applied(_) => 0,
+                StateKey::Chain | StateKey::Applied(_) | StateKey::Slashed(_) => 0,
             };
             total = total.saturating_add(units);
         }
-        Ok(total)
+        let chain = self.chain()?;
+        Ok(total.saturating_add(u128::from(chain.burned.units())).saturating_sub(u128::from(chain.minted.units())))
     }
 }
 

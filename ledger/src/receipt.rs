@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use palisade_consensus::{CertError, CommitCertificate, Committee};
+use palisade_consensus::{CommitCertificate, Committee, ValidatorIndex};
 use rs_merkle::MerkleTree;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,7 @@ use crate::{
     amount::Amount,
     block::{Block, BlockHeader},
     codec,
+    committee::{CertifiedError, verify_certified},
     hash::{Hash, MerkleBlake3, domain},
     tx::{SignedTx, TxKind},
 };
@@ -124,6 +125,10 @@ pub struct ReceiptBatch {
     pub header: BlockHeader,
     /// Its commit certificate from the source shard's committee.
     pub certificate: CommitCertificate,
+    /// The source committee's members jailed at the source height, which
+    /// fixes the committee the certificate is checked against (see
+    /// [`crate::committee::verify_certified`]; the list need not be trusted).
+    pub jailed: Vec<ValidatorIndex>,
     /// How many receipts the source block emitted (the tree's leaf count).
     pub total: u32,
     /// Some of them, by strictly increasing index.
@@ -144,22 +149,9 @@ pub enum ReceiptError {
         /// The destination checking it.
         dest: ShardId,
     },
-    /// The header claims a committee the source shard does not have.
-    #[error("the source header names committee {found}, shard {shard}'s is {expected}")]
-    WrongCommittee {
-        /// The source shard.
-        shard: ShardId,
-        /// Its committee's hash.
-        expected: Hash,
-        /// The header's.
-        found: Hash,
-    },
-    /// The certificate is for another block or height.
-    #[error("the certificate is not for the source header")]
-    CertificateMismatch,
-    /// The certificate does not verify against the source committee.
-    #[error("the certificate does not verify: {0}")]
-    Certificate(String),
+    /// The certificate does not prove the source header final.
+    #[error(transparent)]
+    Certified(#[from] CertifiedError),
     /// No receipts, more than the block emitted, or not strictly ordered.
     #[error("receipts are empty, too many, or not in strictly increasing index order")]
     BadList,
@@ -171,23 +163,19 @@ pub enum ReceiptError {
     NotIncluded(Hash),
 }
 
-impl From<CertError> for ReceiptError {
-    fn from(e: CertError) -> Self {
-        ReceiptError::Certificate(e.to_string())
-    }
-}
-
 impl ReceiptBatch {
-    /// Proofs for the receipts of `block` (with `certificate`) bound for
-    /// `dest`, or `None` if it emitted none for `dest`.
+    /// Proofs for the receipts of `block` (with `certificate`, and
+    /// `jailed` its committee's jailed members) bound for `dest`, or `None`
+    /// if it emitted none for `dest`.
     pub fn for_dest(
         block: &Block,
         certificate: &CommitCertificate,
+        jailed: &[ValidatorIndex],
         shard_count: u32,
         dest: ShardId,
     ) -> Option<ReceiptBatch> {
         let outgoing = outgoing(block, shard_count);
-        ReceiptBatch::by_dest(&block.header, certificate, &outgoing).remove(&dest)
+        ReceiptBatch::by_dest(&block.header, certificate, jailed, &outgoing).remove(&dest)
     }
 
     /// One batch per destination for `outgoing`, all the receipts the block
@@ -195,6 +183,7 @@ impl ReceiptBatch {
     pub fn by_dest(
         header: &BlockHeader,
         certificate: &CommitCertificate,
+        jailed: &[ValidatorIndex],
         outgoing: &[Receipt],
     ) -> BTreeMap<ShardId, ReceiptBatch> {
         let mut batches = BTreeMap::new();
@@ -211,6 +200,7 @@ impl ReceiptBatch {
                 .or_insert_with(|| ReceiptBatch {
                     header: header.clone(),
                     certificate: certificate.clone(),
+                    jailed: jailed.to_vec(),
                     total,
                     receipts: Vec::new(),
                 })
@@ -226,7 +216,8 @@ impl ReceiptBatch {
     }
 
     /// Checks everything: the header is of another shard of `chain_id`,
-    /// certified final by that shard's committee in `committees`, and every
+    /// certified final by that shard's committee (from its genesis one in
+    /// `committees` and the batch's jailed list), and every
     /// receipt is for `dest`, of that block, in index order, and on a Merkle
     /// path to its `receipts_root`. Says nothing about whether a receipt was
     /// already credited: that is the destination's state's business.
@@ -244,16 +235,8 @@ impl ReceiptBatch {
         let source_shard = header.shard;
         let committee = committees.get(&source_shard).filter(|_| source_shard != dest);
         let Some(committee) = committee else { return Err(ReceiptError::BadSource { source_shard, dest }) };
-        let expected = Hash(committee.hash());
-        if header.committee_hash != expected {
-            return Err(ReceiptError::WrongCommittee { shard: source_shard, expected, found: header.committee_hash });
-        }
         self.check_list(shard_count, dest)?;
-        let hash = header.hash();
-        if self.certificate.block_hash != hash.0 || self.certificate.height != header.height {
-            return Err(ReceiptError::CertificateMismatch);
-        }
-        self.certificate.verify(committee, chain_id, source_shard)?;
+        verify_certified(committee, &self.jailed, chain_id, header, &self.certificate)?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use jmt::storage::TreeUpdateBatch;
+use palisade_consensus::Committee;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -36,9 +37,10 @@ pub struct Account {
 pub struct ValidatorRecord {
     /// Bonded units; what quorums weigh and slashing burns.
     pub stake: Amount,
-    /// Fees (and later rewards) earned as proposer.
+    /// Fees and block rewards earned as proposer.
     pub rewards: Amount,
-    /// Removed from the committee for misbehaviour.
+    /// Removed from the committee for a proven equivocation (for good; see
+    /// [`crate::slashing`]).
     pub jailed: bool,
 }
 
@@ -50,6 +52,10 @@ pub struct ChainRecord {
     pub height: u64,
     /// That block's parent hash.
     pub parent: Hash,
+    /// Block rewards created on this shard so far.
+    pub minted: Amount,
+    /// Stake burned by slashing on this shard so far.
+    pub burned: Amount,
 }
 
 /// A key in a shard's state tree.
@@ -63,6 +69,8 @@ pub enum StateKey {
     Chain,
     /// A cross-shard receipt this shard credited ([`crate::receipt::Applied`]).
     Applied(Hash),
+    /// The offence a committee member was slashed for ([`crate::slashing::SlashRecord`]).
+    Slashed(Address),
 }
 
 impl StateKey {
@@ -94,10 +102,9 @@ pub struct ShardContext {
     pub shard: ShardId,
     /// Shards in the network.
     pub shard_count: u32,
-    /// Members and their stake, in committee order.
-    pub committee: Vec<(Address, u64)>,
-    /// Hash of `committee`.
-    pub committee_hash: Hash,
+    /// The shard's genesis committee; the current one is it minus the
+    /// jailed ([`crate::committee::current`]).
+    pub genesis_committee: Committee,
     /// Every shard's committee, which other shards' receipts are checked against.
     pub committees: Committees,
     /// Most receipts from other shards one block credits.
@@ -106,6 +113,12 @@ pub struct ShardContext {
     pub max_block_txs: usize,
     /// Most encoded bytes of transactions in one block.
     pub max_block_bytes: usize,
+    /// Fraction of an equivocator's stake burned, in basis points.
+    pub slash_fraction_bps: u32,
+    /// Paid to each block's proposer on top of the fees.
+    pub block_reward: Amount,
+    /// Evidence of an offence this many blocks old is still accepted.
+    pub evidence_window_blocks: u64,
 }
 
 /// A storage failure. Fatal to a node: state it cannot read is state it
@@ -152,6 +165,14 @@ pub trait StateExt: State {
     /// The validator record of `address`, if it is on this shard's committee.
     fn validator(&self, address: &Address) -> Result<Option<ValidatorRecord>, StateError> {
         self.get_typed(&StateKey::Validator(*address))
+    }
+    /// The chain record: height and money created and destroyed so far.
+    fn chain(&self) -> Result<ChainRecord, StateError> {
+        self.get_typed(&StateKey::Chain).map(Option::unwrap_or_default)
+    }
+    /// What `address` was slashed for, if it was.
+    fn slashed(&self, address: &Address) -> Result<Option<crate::slashing::SlashRecord>, StateError> {
+        self.get_typed(&StateKey::Slashed(*address))
     }
     /// Where this shard credited receipt `id`, if it did.
     fn applied(&self, id: &Hash) -> Result<Option<Applied>, StateError> {

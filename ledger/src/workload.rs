@@ -107,3 +107,18 @@ pub fn dev_certificate(
         .collect();
     palisade_consensus::CommitCertificate { height, view: 0, block_hash, signatures }
 }
+
+/// Evidence that dev validator `validator-{shard}-{index}` signed two
+/// different prepare votes at `(height, view 0)`, as a twin (two processes
+/// with one key) would: for tests, the simulator and the testnet drill.
+pub fn dev_evidence(genesis: &Genesis, shard: u32, index: u32, height: u64) -> palisade_consensus::Evidence {
+    use palisade_consensus::{Evidence, Message, Phase, SignedMessage, SignedVote, ValidatorIndex, Vote};
+    let seed = Keypair::dev(&format!("validator-{shard}-{index}")).seed();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let signed = |block_hash: [u8; 32]| {
+        let vote = Vote { phase: Phase::Prepare, height, view: 0, block_hash };
+        let message = SignedMessage::sign(&genesis.chain_id, shard, ValidatorIndex(index), Message::Vote(vote), &key);
+        SignedVote { vote, signature: message.signature }
+    };
+    Evidence { shard, signer: ValidatorIndex(index), first: signed([1; 32]), second: signed([2; 32]) }
+}

@@ -29,7 +29,8 @@ fn transfers_move_money_and_pay_the_proposer() {
     state.commit(&outcome);
     assert_eq!(balance(&state, &users.address(0)), START_BALANCE.units() - 1_007);
     assert_eq!(balance(&state, &to), START_BALANCE.units() + 1_000);
-    assert_eq!(palisade_ledger::StateExt::validator(&state, &proposer).unwrap().unwrap().rewards, Amount(7));
+    let reward = genesis.params.block_reward_units;
+    assert_eq!(palisade_ledger::StateExt::validator(&state, &proposer).unwrap().unwrap().rewards, Amount(7 + reward));
     assert_eq!(state.money().unwrap(), supply);
     assert_eq!(outcome.receipts[0].height, 1);
 }

@@ -5,9 +5,13 @@
 mod common;
 
 use common::*;
+use palisade_consensus::ValidatorIndex;
+use palisade_ledger::committee::CertifiedError;
 use palisade_ledger::receipt::{self, ReceiptBatch, ReceiptError};
 use palisade_ledger::workload::dev_certificate;
-use palisade_ledger::{Amount, Block, BlockError, Genesis, State, StateExt, apply_block, build_block, mem::MemState};
+use palisade_ledger::{
+    Amount, Block, BlockError, Genesis, Hash, State, StateExt, apply_block, build_block, mem::MemState,
+};
 
 const SOURCE: u32 = 0;
 const DEST: u32 = 1;
@@ -103,8 +107,8 @@ fn the_destination_credits_a_certified_receipt_exactly_once() {
     let mut net = net();
     let supply = net.source.money().unwrap() + net.dest.money().unwrap();
     let (block, certificate) = net.source_block();
-    let batch = ReceiptBatch::for_dest(&block, &certificate, 2, DEST).unwrap();
-    assert!(ReceiptBatch::for_dest(&block, &certificate, 2, SOURCE).is_none());
+    let batch = ReceiptBatch::for_dest(&block, &certificate, &[], 2, DEST).unwrap();
+    assert!(ReceiptBatch::for_dest(&block, &certificate, &[], 2, SOURCE).is_none());
     let context = net.dest.context().clone();
     batch.verify(&context.chain_id, &context.committees, 2, DEST).unwrap();
 
@@ -138,8 +142,8 @@ fn batches_out_of_order_or_over_the_limit_are_refused() {
     let mut net = net();
     let (first, first_cert) = net.source_block();
     let (second, second_cert) = net.source_block();
-    let a = ReceiptBatch::for_dest(&first, &first_cert, 2, DEST).unwrap();
-    let b = ReceiptBatch::for_dest(&second, &second_cert, 2, DEST).unwrap();
+    let a = ReceiptBatch::for_dest(&first, &first_cert, &[], 2, DEST).unwrap();
+    let b = ReceiptBatch::for_dest(&second, &second_cert, &[], 2, DEST).unwrap();
     let proposer = proposer(&net.genesis, DEST);
     // The builder sorts them.
     let built = build_block(&net.dest, proposer, 0, vec![b.clone(), a.clone()], []).unwrap();
@@ -160,7 +164,7 @@ fn batches_out_of_order_or_over_the_limit_are_refused() {
     assert_eq!(count, 4, "the builder stops at the limit");
     assert!(apply_block(&small, &built.block).is_ok());
     let mut over = built.block;
-    over.incoming[1].receipts = ReceiptBatch::for_dest(&second, &second_cert, 2, DEST).unwrap().receipts;
+    over.incoming[1].receipts = ReceiptBatch::for_dest(&second, &second_cert, &[], 2, DEST).unwrap().receipts;
     over.header.inbound_root = receipt::inbound_root(&over.incoming);
     assert!(matches!(apply_block(&small, &over), Err(BlockError::TooManyReceipts { count: 6, max: 4 })));
 }
@@ -170,7 +174,7 @@ fn batches_out_of_order_or_over_the_limit_are_refused() {
 fn forged_and_miscertified_receipts_are_refused() {
     let mut net = net();
     let (block, certificate) = net.source_block();
-    let honest = ReceiptBatch::for_dest(&block, &certificate, 2, DEST).unwrap();
+    let honest = ReceiptBatch::for_dest(&block, &certificate, &[], 2, DEST).unwrap();
     let context = net.dest.context().clone();
     let verify = |batch: &ReceiptBatch| batch.verify(&context.chain_id, &context.committees, 2, DEST);
     verify(&honest).unwrap();
@@ -186,21 +190,54 @@ fn forged_and_miscertified_receipts_are_refused() {
     let mut wrong_committee = honest.clone();
     wrong_committee.certificate = dev_certificate(&net.genesis, &block, DEST, &[0, 1, 2]);
     assert!(
-        matches!(verify(&wrong_committee), Err(ReceiptError::Certificate(_))),
+        matches!(verify(&wrong_committee), Err(ReceiptError::Certified(CertifiedError::Certificate(_)))),
         "signed by the destination's committee"
     );
 
     let mut too_few = honest.clone();
     too_few.certificate = dev_certificate(&net.genesis, &block, SOURCE, &[0, 1]);
-    assert!(matches!(verify(&too_few), Err(ReceiptError::Certificate(_))));
+    assert!(matches!(verify(&too_few), Err(ReceiptError::Certified(CertifiedError::Certificate(_)))));
 
     let mut other_block = honest.clone();
     other_block.header.timestamp_ms += 1;
-    assert!(matches!(verify(&other_block), Err(ReceiptError::CertificateMismatch)));
+    assert!(matches!(verify(&other_block), Err(ReceiptError::Certified(CertifiedError::CertificateMismatch))));
 
     let mut claimed_committee = honest.clone();
-    claimed_committee.header.committee_hash = context.committee_hash;
-    assert!(matches!(verify(&claimed_committee), Err(ReceiptError::WrongCommittee { .. })));
+    claimed_committee.header.committee_hash = Hash(context.genesis_committee.hash());
+    assert!(matches!(
+        verify(&claimed_committee),
+        Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))
+    ));
+
+    // A jailed list that does not match the header's committee.
+    let mut claimed_jailing = honest.clone();
+    claimed_jailing.jailed = vec![ValidatorIndex(3)];
+    assert!(matches!(
+        verify(&claimed_jailing),
+        Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))
+    ));
+    claimed_jailing.jailed = vec![ValidatorIndex(9)];
+    assert!(matches!(verify(&claimed_jailing), Err(ReceiptError::Certified(CertifiedError::BadJailedList(_)))));
+
+    // One validator forges a block whose header claims everyone else was
+    // jailed, and certifies it alone: a quorum of the claimed committee,
+    // but not a third of the genesis stake, so it proves nothing.
+    let source_genesis = net.genesis.consensus_committee(SOURCE).unwrap();
+    let others = [ValidatorIndex(1), ValidatorIndex(2), ValidatorIndex(3)];
+    let mut forged_block = block.clone();
+    forged_block.header.committee_hash = Hash(source_genesis.jailing(&others).unwrap().hash());
+    let forged_cert = dev_certificate(&net.genesis, &forged_block, SOURCE, &[0]);
+    let mut forged = ReceiptBatch::for_dest(&forged_block, &forged_cert, &others, 2, DEST).unwrap();
+    assert_eq!(
+        verify(&forged),
+        Err(ReceiptError::Certified(CertifiedError::TooLittleGenesisStake {
+            signed: source_genesis.stake(ValidatorIndex(0)),
+            needed: source_genesis.weak_quorum_stake()
+        }))
+    );
+    // The same forgery with an honest-looking list fails on the hash.
+    forged.jailed.clear();
+    assert!(matches!(verify(&forged), Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))));
 
     let mut duplicated = honest.clone();
     duplicated.receipts.push(duplicated.receipts[0].clone());

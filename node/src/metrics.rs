@@ -66,6 +66,7 @@ pub enum Topic {
     consensus,
     txs,
     receipts,
+    evidence,
 }
 
 impl From<TopicKind> for Topic {
@@ -74,6 +75,7 @@ impl From<TopicKind> for Topic {
             TopicKind::Consensus => Topic::consensus,
             TopicKind::Txs => Topic::txs,
             TopicKind::Receipts => Topic::receipts,
+            TopicKind::Evidence => Topic::evidence,
         }
     }
 }
@@ -121,6 +123,8 @@ pub struct Metrics {
     pub sync_target: Family<ShardLabel, Gauge>,
     /// Evidence of equivocation detected.
     pub evidence: Family<ShardLabel, Counter>,
+    /// Validators slashed and jailed by committed blocks.
+    pub slashed: Family<ShardLabel, Counter>,
     /// Receipts from other shards waiting to be credited here.
     pub receipts_pooled: Family<ShardLabel, Gauge>,
     /// Receipts from other shards credited by blocks committed here.
@@ -168,6 +172,7 @@ impl Metrics {
             sync_blocks: Family::default(),
             sync_target: Family::default(),
             evidence: Family::default(),
+            slashed: Family::default(),
             receipts_pooled: Family::default(),
             receipts_credited: Family::default(),
             receipts_emitted: Family::default(),
@@ -197,6 +202,7 @@ impl Metrics {
         r.register("sync_blocks", "Blocks committed through sync", metrics.sync_blocks.clone());
         r.register("sync_target_height", "Highest height peers reported", metrics.sync_target.clone());
         r.register("evidence", "Equivocation evidence detected", metrics.evidence.clone());
+        r.register("slashed", "Validators slashed and jailed by committed blocks", metrics.slashed.clone());
         r.register(
             "receipts_pooled",
             "Receipts from other shards waiting to be credited",
@@ -227,6 +233,7 @@ impl Metrics {
         let _ = self.sync_blocks.get_or_create(&label);
         let _ = self.sync_target.get_or_create(&label);
         let _ = self.evidence.get_or_create(&label);
+        let _ = self.slashed.get_or_create(&label);
         let _ = self.receipts_pooled.get_or_create(&label);
         let _ = self.receipts_credited.get_or_create(&label);
         let _ = self.receipts_emitted.get_or_create(&label);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the gossip topics and sync protocol; bumped on any change to
 /// their encoding.
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 
 /// Most blocks one sync response carries.
 pub const MAX_SYNC_BLOCKS: u32 = 64;
@@ -36,6 +36,9 @@ pub enum TopicKind {
     /// Certified receipt batches from other shards, for the shard to credit
     /// (an encoded `palisade_ledger::ReceiptBatch`).
     Receipts,
+    /// Equivocation evidence against the shard's committee (an encoded
+    /// `palisade_consensus::Evidence`), for its next proposer to execute.
+    Evidence,
 }
 
 impl TopicKind {
@@ -45,6 +48,7 @@ impl TopicKind {
             TopicKind::Consensus => "consensus",
             TopicKind::Txs => "txs",
             TopicKind::Receipts => "receipts",
+            TopicKind::Evidence => "evidence",
         }
     }
 }

@@ -881,7 +881,8 @@ impl Replica {
         if first_hash == vote.block_hash {
             return;
         }
-        if self.round.reported.insert((signer, vote.view, vote.phase)) {
+        // A jailed member's votes weigh nothing and it was already punished.
+        if self.config.committee.is_active(signer) && self.round.reported.insert((signer, vote.view, vote.phase)) {
             out.push(Action::Evidence(Evidence {
                 shard: self.config.shard,
                 signer,

@@ -92,7 +92,9 @@ impl Config {
         match &self.signing_key {
             None => Ok(None),
             Some(key) => {
-                self.committee.index_of(&key.verifying_key().to_bytes()).map(Some).ok_or(ConfigError::NotAMember)
+                let me = self.committee.index_of(&key.verifying_key().to_bytes()).ok_or(ConfigError::NotAMember)?;
+                // A jailed member has no vote: it follows like a non-member.
+                Ok(self.committee.is_active(me).then_some(me))
             }
         }
     }

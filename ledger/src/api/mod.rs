@@ -39,6 +39,8 @@ pub mod method {
     pub const FINAL_BLOCK_NOTIFICATION: &str = "palisade_finalBlock";
     /// WebSocket: end a final-block subscription.
     pub const UNSUBSCRIBE_FINAL_BLOCKS: &str = "palisade_unsubscribeFinalBlocks";
+    /// Submit equivocation evidence for slashing.
+    pub const SUBMIT_EVIDENCE: &str = "palisade_submitEvidence";
 
     /// Every callable method (the values of the `method` label of
     /// `palisade_rpc_requests_total`, with `unknown` for anything else).
@@ -52,6 +54,7 @@ pub mod method {
         RECEIPT,
         SUBSCRIBE_FINAL_BLOCKS,
         UNSUBSCRIBE_FINAL_BLOCKS,
+        SUBMIT_EVIDENCE,
     ];
 }
 
@@ -298,6 +301,10 @@ pub struct CertificateJson {
     pub signatures: Vec<String>,
     /// The certificate's canonical (bincode) encoding, hex, for verifiers.
     pub encoded: String,
+    /// Committee indices jailed at this height (their stake does not count;
+    /// see [`crate::committee::verify_certified`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jailed: Vec<u32>,
 }
 
 impl CertificateJson {
@@ -310,7 +317,14 @@ impl CertificateJson {
             signers: certificate.signatures.iter().map(|s| s.signer.0).collect(),
             signatures: certificate.signatures.iter().map(|s| hex::encode(s.signature.0)).collect(),
             encoded: hex::encode(encoded),
+            jailed: Vec::new(),
         }
+    }
+
+    /// With `jailed`, the committee's jailed members at the certified height.
+    pub fn with_jailed(mut self, jailed: &[palisade_consensus::ValidatorIndex]) -> Self {
+        self.jailed = jailed.iter().map(|index| index.0).collect();
+        self
     }
 }
 
@@ -483,6 +497,12 @@ pub struct ShardValidators {
     pub height: Option<u64>,
     /// The committee in index order.
     pub validators: Vec<ValidatorJson>,
+    /// Block rewards the shard created up to `height` (tracked shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_units: Option<u64>,
+    /// Stake the shard burned by slashing up to `height` (tracked shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burned_units: Option<u64>,
 }
 
 /// A committee member with its genesis stake and (on tracked shards) its
@@ -515,6 +535,37 @@ pub struct ValidatorState {
     pub rewards: String,
     /// Removed from the committee for misbehaviour.
     pub jailed: bool,
+    /// The offence it was slashed for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slashed: Option<SlashJson>,
+}
+
+/// The evidence a validator was slashed on and what it cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlashJson {
+    /// Height of the two conflicting votes.
+    pub offence_height: u64,
+    /// Their view.
+    pub view: u64,
+    /// Their phase (`Propose`, `Prepare`, `Commit`).
+    pub phase: String,
+    /// The block that executed the evidence; jailed from the next height.
+    pub included_at: u64,
+    /// Stake burned, base units.
+    pub burned_units: u64,
+    /// Hash of the evidence.
+    pub evidence: Hash,
+}
+
+/// `palisade_submitEvidence`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceResponse {
+    /// Hash of the evidence.
+    pub evidence: Hash,
+    /// The shard whose committee the offender sits on.
+    pub shard: ShardId,
+    /// The offender.
+    pub offender: Address,
 }
 
 /// What `palisade_subscribeFinalBlocks` pushes for each final block.

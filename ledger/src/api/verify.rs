@@ -27,6 +27,7 @@ use palisade_consensus::{CommitCertificate, ValidatorIndex};
 use super::{AccountResponse, BlockResponse, CertificateJson, TxJson};
 use crate::block::tx_root_of_ids;
 use crate::codec;
+use crate::committee::{CertifiedError, verify_certified};
 use crate::keys::Signature;
 use crate::mem::MemState;
 use crate::state::{Account, MAX_STATE_VALUE_BYTES, StateKey};
@@ -88,16 +89,6 @@ pub enum ProofError {
         /// The header's.
         found: String,
     },
-    /// The header names a committee other than the shard's genesis committee.
-    #[error("the header names committee {found}, the genesis committee of shard {shard} is {expected}")]
-    WrongCommittee {
-        /// The shard.
-        shard: ShardId,
-        /// The genesis committee's hash.
-        expected: Hash,
-        /// The header's.
-        found: Hash,
-    },
     /// Two hashes that must be equal are not.
     #[error("{what}: expected {expected}, found {found}")]
     HashMismatch {
@@ -108,13 +99,14 @@ pub enum ProofError {
         /// The one the answer gave.
         found: Hash,
     },
-    /// The certificate does not prove the block final for the genesis committee.
-    #[error("the commit certificate does not verify against the genesis committee of shard {shard}: {source}")]
+    /// The certificate does not prove the block final for the shard's
+    /// committee (its genesis committee minus the jailed).
+    #[error("the commit certificate does not prove the block final for shard {shard}'s committee: {source}")]
     Certificate {
         /// The shard.
         shard: ShardId,
         /// What failed.
-        source: palisade_consensus::CertError,
+        source: CertifiedError,
     },
     /// The proof is for another state key.
     #[error("the proof is for {found:?}, not for account {address}")]
@@ -298,7 +290,8 @@ fn signed_tx(json: &TxJson) -> Result<SignedTx, ProofError> {
 
 /// Checks that `header` (of `shard`) hashes to `block_hash` and that
 /// `certificate` proves it final: commit votes for exactly that hash and
-/// height from a stake quorum of the shard's genesis committee.
+/// height from a stake quorum of the shard's committee at that height
+/// (see [`crate::committee::verify_certified`]).
 pub fn verify_header(
     genesis: &Genesis,
     shard: ShardId,
@@ -312,10 +305,6 @@ pub fn verify_header(
     }
     if header.shard != shard {
         return Err(ProofError::Incomplete("the header is for another shard"));
-    }
-    let committee_hash = Hash(committee.hash());
-    if header.committee_hash != committee_hash {
-        return Err(ProofError::WrongCommittee { shard, expected: committee_hash, found: header.committee_hash });
     }
     let hash = header.hash();
     if hash != *block_hash {
@@ -340,7 +329,11 @@ pub fn verify_header(
             found: decoded.height,
         });
     }
-    decoded.verify(&committee, &genesis.chain_id, shard).map_err(|source| ProofError::Certificate { shard, source })?;
+    let jailed: Vec<ValidatorIndex> = certificate.jailed.iter().copied().map(ValidatorIndex).collect();
+    verify_certified(&committee, &jailed, &genesis.chain_id, header, &decoded)
+        .map_err(|source| ProofError::Certificate { shard, source })?;
+    // `verify_certified` built this committee already.
+    let committee = committee.jailing(&jailed).map_err(|e| ProofError::Certificate { shard, source: e.into() })?;
     let signers: Vec<u32> = decoded.signatures.iter().map(|s| s.signer.0).collect();
     Ok(Certified {
         shard,
@@ -572,7 +565,7 @@ mod tests {
         edit_certificate(&mut flipped, |c| c.signatures[1].signature.0[7] ^= 1);
         let err = verify_account(&chain.genesis, &flipped).unwrap_err();
         assert!(
-            matches!(err, ProofError::Certificate { source: palisade_consensus::CertError::BadSignature, .. }),
+            matches!(err, ProofError::Certificate { source: CertifiedError::Certificate(_), .. }),
             "{err}"
         );
 
@@ -584,7 +577,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                ProofError::Certificate { source: palisade_consensus::CertError::InsufficientStake { .. }, .. }
+                ProofError::Certificate { source: CertifiedError::Certificate(_), .. }
             ),
             "{err}"
         );

@@ -27,7 +27,7 @@ impl Topics {
         let mut subscribed = Vec::with_capacity(shards.len().saturating_mul(2));
         let mut by_hash = HashMap::with_capacity(shards.len().saturating_mul(2));
         for &shard in shards {
-            for kind in [TopicKind::Consensus, TopicKind::Txs, TopicKind::Receipts] {
+            for kind in [TopicKind::Consensus, TopicKind::Txs, TopicKind::Receipts, TopicKind::Evidence] {
                 let topic = IdentTopic::new(wire::topic(chain_id, shard, kind));
                 if by_hash.insert(topic.hash(), (shard, kind)).is_none() {
                     subscribed.push(topic);
@@ -56,7 +56,7 @@ impl Topics {
     pub(crate) fn limit(&self, kind: TopicKind) -> usize {
         match kind {
             // A receipt batch is bounded like a block.
-            TopicKind::Consensus | TopicKind::Receipts => self.max_consensus_bytes,
+            TopicKind::Consensus | TopicKind::Receipts | TopicKind::Evidence => self.max_consensus_bytes,
             TopicKind::Txs => MAX_TX_GOSSIP_BYTES,
         }
     }

@@ -27,9 +27,9 @@ use crate::shard::TxState;
 use crate::shard::chain::decode_certificate;
 use crate::wire::TopicKind;
 use palisade_ledger::api::{
-    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, FinalBlockNotice, ReceiptResponse,
-    ShardStatusJson, ShardValidators, StatusResponse, SubmitResponse, TransactionResponse, ValidatorJson,
-    ValidatorState,
+    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, EvidenceResponse, FinalBlockNotice,
+    ReceiptResponse, ShardStatusJson, ShardValidators, SlashJson, StatusResponse, SubmitResponse, TransactionResponse,
+    ValidatorJson, ValidatorState,
 };
 
 pub use palisade_ledger::api::method::*;
@@ -50,6 +50,7 @@ pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
     module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
     module.register_blocking_method(VALIDATORS, |params, ctx, _| validators(&ctx, &params))?;
     module.register_async_method(RECEIPT, |params, ctx, _| async move { receipt(ctx, &params).await })?;
+    module.register_async_method(SUBMIT_EVIDENCE, |params, ctx, _| async move { submit_evidence(&ctx, &params).await })?;
     module.register_subscription(
         SUBSCRIBE_FINAL_BLOCKS,
         FINAL_BLOCK_NOTIFICATION,
@@ -252,7 +253,47 @@ fn stored_certificate(ctx: &NodeContext, shard: ShardId, height: u64) -> Result<
         .map_err(|e| internal("reading a certificate", e))?
         .ok_or_else(|| internal("reading a certificate", format!("block {shard}/{height} has none")))?;
     let certificate = decode_certificate(&bytes).map_err(|e| internal("decoding a stored certificate", e))?;
-    Ok(CertificateJson::new(&certificate, &bytes))
+    // Verifiers need the committee that signed: who was jailed then.
+    let jailed = palisade_ledger::committee::jailed_at(&reader(ctx, shard)?, height)
+        .map_err(|e| internal("reading slash records", e))?;
+    Ok(CertificateJson::new(&certificate, &bytes).with_jailed(&jailed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceArgs {
+    evidence_hex: String,
+}
+
+/// Largest encoded evidence accepted: two votes and signatures.
+const MAX_EVIDENCE_BYTES: usize = 1024;
+
+/// `palisade_submitEvidence(evidence_hex)`: the bincode encoding of a
+/// `palisade_consensus::Evidence`, checked and pooled by the offender's
+/// shard (which must run here), then gossiped to its proposers.
+async fn submit_evidence(ctx: &NodeContext, params: &Params<'_>) -> Result<EvidenceResponse, ErrorObjectOwned> {
+    let args: EvidenceArgs = parse_args(params, &["evidence_hex"])?;
+    let text = args.evidence_hex.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() > MAX_EVIDENCE_BYTES.saturating_mul(2) {
+        return Err(invalid_params(format!("evidence exceeds {MAX_EVIDENCE_BYTES} bytes")));
+    }
+    let bytes = hex::decode(text).map_err(|e| invalid_params(format!("evidence_hex is not hex: {e}")))?;
+    let evidence: palisade_consensus::Evidence = codec::decode(&bytes, MAX_EVIDENCE_BYTES)
+        .map_err(|e| invalid_params(format!("evidence_hex is not evidence: {e}")))?;
+    let shard = evidence.shard;
+    check_shard(ctx, shard)?;
+    let handle = ctx.shards.get(&shard).ok_or_else(|| shard_not_tracked(shard))?;
+    let offender = ctx
+        .genesis
+        .consensus_committee(shard)
+        .and_then(|c| palisade_ledger::committee::member_address(&c, evidence.signer))
+        .ok_or_else(|| invalid_params(format!("signer {} is not on shard {shard}'s committee", evidence.signer)))?;
+    match handle.submit_evidence(evidence).await {
+        Ok(Ok(hash)) => Ok(EvidenceResponse { evidence: hash, shard, offender }),
+        Ok(Err(reason)) => Err(invalid_params(format!("evidence refused: {reason}"))),
+        Err(reason) => Err(busy(&reason)),
+    }
 }
 
 /// A header is a few hundred bytes; this bounds what its decoder may allocate.
@@ -477,6 +518,10 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
                 Some(state) => state.validator(&member.address).map_err(|e| internal("reading a validator", e))?,
                 None => None,
             };
+            let slashed = match &state {
+                Some(state) => state.slashed(&member.address).map_err(|e| internal("reading a slash record", e))?,
+                None => None,
+            };
             validators.push(ValidatorJson {
                 index: member.index,
                 name: member.name,
@@ -488,14 +533,28 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
                     rewards_units: r.rewards.units(),
                     rewards: r.rewards.to_string(),
                     jailed: r.jailed,
+                    slashed: slashed.map(|s| SlashJson {
+                        offence_height: s.height,
+                        view: s.view,
+                        phase: format!("{:?}", s.phase),
+                        included_at: s.included_at,
+                        burned_units: s.burned.units(),
+                        evidence: s.evidence,
+                    }),
                 }),
             });
         }
+        let chain = match &state {
+            Some(state) => Some(state.chain().map_err(|e| internal("reading the chain record", e))?),
+            None => None,
+        };
         out.push(ShardValidators {
             shard,
             tracked: state.is_some(),
             height: state.as_ref().map(|s| s.tip().height),
             validators,
+            minted_units: chain.map(|c| c.minted.units()),
+            burned_units: chain.map(|c| c.burned.units()),
         });
     }
     Ok(out)

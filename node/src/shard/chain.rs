@@ -5,15 +5,20 @@
 //!
 //! Execution results are cached per block hash on the current tip, so a
 //! block validated (or built) once is not executed again when it commits.
+//!
+//! The chain also knows the committee that certifies its next block: the
+//! genesis one minus the validators jailed so far, refreshed whenever a
+//! committed block slashes someone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use palisade_consensus::{BlockHash, CommitCertificate, Committee, Decision, ShardId};
-use palisade_ledger::execute::{Built, apply_block, build_block};
+use palisade_consensus::{BlockHash, CommitCertificate, Committee, Decision, ShardId, ValidatorIndex};
+use palisade_ledger::execute::{Built, Extras, apply_block, build_block};
 use palisade_ledger::genesis::Genesis;
+use palisade_ledger::slashing::{EvidenceRefused, SlashRecord};
 use palisade_ledger::store::{ShardStore, Store, StoreError};
-use palisade_ledger::{Address, Block, Hash, Outcome, ReceiptBatch, SignedTx, State, Tip, TxError, codec};
+use palisade_ledger::{Address, Block, Hash, Outcome, ReceiptBatch, SignedTx, State, Tip, TxError, codec, committee};
 
 use crate::wire::{MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse, SyncedBlock};
 
@@ -67,6 +72,8 @@ pub struct Proposed {
     pub hash: BlockHash,
     /// Candidates that no longer execute, and why.
     pub rejected: Vec<(Hash, TxError)>,
+    /// Evidence the block could not carry, and why.
+    pub refused_evidence: Vec<(Hash, EvidenceRefused)>,
 }
 
 /// A block just made final here.
@@ -81,6 +88,11 @@ pub struct Committed {
     pub bytes: usize,
     /// Receipts it emitted for other shards, in block order.
     pub outgoing: Vec<palisade_ledger::Receipt>,
+    /// The members jailed in the committee that certified it.
+    pub jailed: Vec<ValidatorIndex>,
+    /// Validators it slashed; when not empty the committee changed from the
+    /// next height on ([`Chain::committee`]).
+    pub slashed: Vec<(Address, SlashRecord)>,
 }
 
 /// One shard's chain and execution cache.
@@ -95,14 +107,9 @@ pub struct Chain {
 
 impl Chain {
     /// Opens `shard` in `store` (writing its genesis state the first time).
-    pub fn open(
-        store: Arc<Store>,
-        genesis: &Genesis,
-        shard: ShardId,
-        committee: Committee,
-        max_block_bytes: usize,
-    ) -> Result<Chain, StoreError> {
+    pub fn open(store: Arc<Store>, genesis: &Genesis, shard: ShardId, max_block_bytes: usize) -> Result<Chain, StoreError> {
         let state = ShardStore::open(store, genesis, shard)?;
+        let committee = committee::current(&state)?;
         Ok(Chain {
             state,
             committee,
@@ -116,6 +123,11 @@ impl Chain {
     /// The committed tip.
     pub fn tip(&self) -> Tip {
         self.state.tip()
+    }
+
+    /// The committee that certifies the next block.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
     }
 
     /// The committed state (for the mempool's checks).
@@ -163,16 +175,17 @@ impl Chain {
         Ok(())
     }
 
-    /// Builds the next block from receipt batches `incoming` and `candidates`
-    /// as `proposer`.
+    /// Builds the next block from evidence and receipt batches `extras` and
+    /// `candidates` as `proposer`.
     pub fn build(
         &mut self,
         proposer: Address,
         now_ms: u64,
-        incoming: Vec<ReceiptBatch>,
+        extras: Extras,
         candidates: Vec<SignedTx>,
     ) -> Result<Proposed, StoreError> {
-        let Built { block, outcome, rejected } = build_block(&self.state, proposer, now_ms, incoming, candidates)
+        let Built { block, outcome, rejected, refused_evidence } =
+            build_block(&self.state, proposer, now_ms, extras, candidates)
             .map_err(|e| match e {
                 palisade_ledger::BlockError::State(e) => StoreError::State(e),
                 // Building on our own tip from our own state fails only on
@@ -181,7 +194,7 @@ impl Chain {
             })?;
         let hash = block.hash().0;
         self.cache(hash, outcome);
-        Ok(Proposed { block: block.to_bytes(), hash, rejected })
+        Ok(Proposed { block: block.to_bytes(), hash, rejected, refused_evidence })
     }
 
     /// Commits a certified block at the next height. The certificate must
@@ -214,7 +227,19 @@ impl Chain {
         };
         self.state.commit(&block, &codec::encode(&certificate), &outcome)?;
         self.outcomes.clear();
-        Ok(Committed { block, hash, certificate, bytes: bytes.len(), outgoing: outcome.outgoing })
+        let jailed = self.committee.inactive();
+        if !outcome.slashed.is_empty() {
+            self.committee = committee::current(&self.state).map_err(StoreError::State)?;
+        }
+        Ok(Committed {
+            block,
+            hash,
+            certificate,
+            bytes: bytes.len(),
+            outgoing: outcome.outgoing,
+            jailed,
+            slashed: outcome.slashed,
+        })
     }
 
     /// The last `count` committed blocks with their certificates, oldest
@@ -251,7 +276,7 @@ pub fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate, Refused> {
 /// Answers a peer's sync request from the store: consecutive committed blocks
 /// from the requested height, bounded in count and bytes; or, for a receipt
 /// scan, the receipts those blocks emitted for the asking shard.
-pub fn serve_sync(store: &Store, genesis: &Genesis, request: &SyncRequest) -> Result<SyncResponse, StoreError> {
+pub fn serve_sync(store: &Arc<Store>, genesis: &Genesis, request: &SyncRequest) -> Result<SyncResponse, StoreError> {
     if let Some(dest) = request.receipts_for {
         return serve_receipts(store, genesis, request, dest);
     }
@@ -284,12 +309,18 @@ pub fn serve_sync(store: &Store, genesis: &Genesis, request: &SyncRequest) -> Re
 /// blocks) and returns, per block that emitted receipts for `dest`, its
 /// proven batch; stops early rather than exceed the response's byte bound.
 fn serve_receipts(
-    store: &Store,
+    store: &Arc<Store>,
     genesis: &Genesis,
     request: &SyncRequest,
     dest: ShardId,
 ) -> Result<SyncResponse, StoreError> {
     let shard = request.shard;
+    // Who was jailed at each height comes from the current state (slash
+    // records are never removed).
+    let reader = match genesis.shard_context(shard) {
+        Some(context) => ShardStore::reader(store.clone(), context)?,
+        None => None,
+    };
     let tip_height = store.tip(shard)?.map_or(0, |tip| tip.height);
     let mut response = SyncResponse::empty(request);
     response.tip_height = tip_height;
@@ -304,7 +335,11 @@ fn serve_receipts(
             what: format!("certificate {shard}/{height}"),
             reason: e.to_string(),
         })?;
-        if let Some(batch) = ReceiptBatch::for_dest(&block, &certificate, genesis.shard_count, dest) {
+        let jailed = match &reader {
+            Some(reader) => committee::jailed_at(reader, height)?,
+            None => Vec::new(),
+        };
+        if let Some(batch) = ReceiptBatch::for_dest(&block, &certificate, &jailed, genesis.shard_count, dest) {
             let encoded = codec::encode(&batch);
             if bytes.saturating_add(encoded.len()) > MAX_SYNC_RESPONSE_BYTES {
                 break;

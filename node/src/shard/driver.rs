@@ -21,15 +21,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::select_biased;
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, Committee, Config as ReplicaConfig, Input, Message, Rejected, Replica, SafetyState, SignedMessage,
-    replica::DECISIONS_KEPT,
+    Action, Config as ReplicaConfig, Decision, Evidence, Input, Message, Rejected, Replica, SafetyState,
+    SignedMessage, replica::DECISIONS_KEPT,
 };
+use palisade_ledger::execute::Extras;
+use palisade_ledger::slashing::EvidenceRefused;
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::store::{Store, StoreError};
 use palisade_ledger::{Address, Hash, Keypair, ShardId, SignedTx, codec};
 use tracing::{debug, error, info, info_span, trace, warn};
 
 use super::chain::{Chain, CommitError, Committed};
+use super::evidence::{EvidencePool, Offered};
 use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, ShardStatus, SyncAnswer, TxInput, TxState};
 use super::receipts::{self, Offer, Receipts};
 use super::timers::{Timer, Timers};
@@ -130,7 +133,13 @@ pub struct ShardDriver {
     label: ShardLabel,
     /// Our ledger address, if we validate.
     address: Option<Address>,
-    committee: Committee,
+    /// The replica's configuration; its committee is the chain's current one.
+    replica_config: ReplicaConfig,
+    /// A committed block changed the committee: restart the replica on it
+    /// once the actions at hand are done.
+    committee_changed: bool,
+    /// Equivocation evidence waiting for a block.
+    evidence: EvidencePool,
     max_block_txs: usize,
     max_message_bytes: usize,
     block_interval: Duration,
@@ -175,12 +184,14 @@ impl ShardDriver {
         let ShardConfig { shard, genesis, key, mempool } = config;
         let store_err = |source| ShardError::Store { shard, source };
         let config_err = |reason: String| ShardError::Config { shard, reason };
-        let committee =
-            genesis.consensus_committee(shard).ok_or_else(|| config_err("genesis has no such shard".into()))?;
+        if genesis.consensus_committee(shard).is_none() {
+            return Err(config_err("genesis has no such shard".into()));
+        }
         let params = &genesis.params;
         let max_block_bytes = max_block_bytes(&genesis);
-        let chain =
-            Chain::open(store.clone(), &genesis, shard, committee.clone(), max_block_bytes).map_err(store_err)?;
+        let chain = Chain::open(store.clone(), &genesis, shard, max_block_bytes).map_err(store_err)?;
+        // The genesis committee minus the validators jailed so far.
+        let committee = chain.committee().clone();
 
         let signing_key = key.as_ref().map(|k| SigningKey::from_bytes(&k.seed()));
         let mut replica_config = ReplicaConfig::new(genesis.chain_id.clone(), shard, committee.clone(), signing_key);
@@ -191,13 +202,7 @@ impl ShardDriver {
         replica_config.base_timeout_ms = params.view_timeout_ms.saturating_add(params.heartbeat_interval_ms);
         replica_config.max_timeout_ms = replica_config.base_timeout_ms.saturating_mul(8);
 
-        let persisted = match store.safety_state(shard).map_err(store_err)? {
-            None => None,
-            Some(bytes) => Some(
-                codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES)
-                    .map_err(|e| config_err(format!("stored safety state does not decode: {e}")))?,
-            ),
-        };
+        let persisted = load_safety_state(&store, shard)?;
         let resume_points = match store.receipt_cursors(shard).map_err(store_err)? {
             None => BTreeMap::new(),
             Some(bytes) => codec::decode(&bytes, MAX_SAFETY_STATE_BYTES).unwrap_or_else(|e| {
@@ -207,8 +212,8 @@ impl ShardDriver {
             }),
         };
         let tip = chain.tip();
-        let recent = chain.recent_decisions(&store, DECISIONS_KEPT).map_err(store_err)?;
-        let replica = Replica::restore(replica_config, persisted, tip.height, recent)
+        let recent = recent_decisions(&chain, &store, &replica_config).map_err(store_err)?;
+        let replica = Replica::restore(replica_config.clone(), persisted, tip.height, recent)
             .map_err(|e| config_err(format!("cannot restore the replica: {e}")))?;
         let max_message_bytes = palisade_consensus::max_message_bytes(committee.len(), max_block_bytes);
         let now = Instant::now();
@@ -224,7 +229,9 @@ impl ShardDriver {
             metrics,
             label: ShardLabel { shard },
             address: key.as_ref().map(Keypair::address),
-            committee,
+            replica_config,
+            committee_changed: false,
+            evidence: EvidencePool::default(),
             max_block_txs: params.max_block_txs as usize,
             max_message_bytes,
             block_interval: Duration::from_millis(params.block_interval_ms),
@@ -318,6 +325,14 @@ impl ShardDriver {
             Control::ReceiptPooled { id, reply } => {
                 let _ = reply.send(self.receipts.contains(&id));
             }
+            Control::SubmitEvidence { evidence, reply } => {
+                let answer = match self.offer_evidence(*evidence) {
+                    Offered::Pooled(hash) => Ok(hash),
+                    Offered::Known => Err("evidence against this validator is already pending".to_string()),
+                    Offered::Refused(reason) => Err(reason.to_string()),
+                };
+                let _ = reply.send(answer);
+            }
             Control::TxState { id, reply } => {
                 let state = if self.mempool.contains(&id) {
                     TxState::Pending
@@ -335,8 +350,10 @@ impl ShardDriver {
     /// A consensus message from gossip: bounded decode, full verification,
     /// then the replica. The verdict goes back to gossipsub for scoring.
     fn on_consensus(&mut self, input: GossipInput) -> Result<(), ShardError> {
-        if input.kind == TopicKind::Receipts {
-            return self.on_receipts(input);
+        match input.kind {
+            TopicKind::Receipts => return self.on_receipts(input),
+            TopicKind::Evidence => return self.on_gossiped_evidence(input),
+            TopicKind::Consensus | TopicKind::Txs => {}
         }
         let GossipInput { data, source, .. } = input;
         let message = match palisade_consensus::decode(&data, self.max_message_bytes) {
@@ -347,7 +364,7 @@ impl ShardDriver {
                 return Ok(());
             }
         };
-        let verified = match message.verify(&self.committee, &self.chain_id, self.shard) {
+        let verified = match message.verify(self.chain.committee(), &self.chain_id, self.shard) {
             Ok(verified) => verified,
             Err(e) => {
                 debug!(peer = %source.peer, error = %e, "invalid consensus message");
@@ -405,6 +422,51 @@ impl ShardDriver {
         };
         self.net.report(source, verdict);
         Ok(())
+    }
+
+    /// Evidence from gossip: bounded decode, then the pool's checks.
+    fn on_gossiped_evidence(&mut self, input: GossipInput) -> Result<(), ShardError> {
+        let GossipInput { data, source, .. } = input;
+        let evidence: Evidence = match codec::decode(&data, self.max_message_bytes) {
+            Ok(evidence) => evidence,
+            Err(e) => {
+                debug!(peer = %source.peer, error = %e, "undecodable evidence");
+                self.refuse(source, TopicKind::Evidence, "decode");
+                return Ok(());
+            }
+        };
+        let verdict = match self.offer_evidence(evidence) {
+            Offered::Pooled(_) => Verdict::Accept,
+            Offered::Known => Verdict::Ignore,
+            // Jailed already, or expired: true evidence that arrived late.
+            Offered::Refused(
+                EvidenceRefused::AlreadyJailed(_) | EvidenceRefused::Expired { .. } | EvidenceRefused::LastActive(_),
+            ) => Verdict::Ignore,
+            Offered::Refused(reason) => {
+                debug!(peer = %source.peer, %reason, "invalid evidence");
+                self.refuse(source, TopicKind::Evidence, "invalid");
+                return Ok(());
+            }
+        };
+        self.net.report(source, verdict);
+        Ok(())
+    }
+
+    /// Pools evidence (ours, gossiped or submitted) and gossips it if new,
+    /// so whoever proposes next can execute it.
+    fn offer_evidence(&mut self, evidence: Evidence) -> Offered {
+        let next = self.chain.tip().height.saturating_add(1);
+        let encoded = codec::encode(&evidence);
+        let (height, view, phase) = evidence.slot();
+        let signer = evidence.signer;
+        let offered = self.evidence.offer(self.chain.state().shard_context(), self.chain.committee(), next, evidence);
+        if let Offered::Pooled(hash) = &offered {
+            warn!(height, view, ?phase, %signer, evidence = %hash, "equivocation evidence pooled");
+            if !self.net.publish(self.shard, TopicKind::Evidence, encoded) {
+                debug!("network queue full; evidence not gossiped (our own proposals still carry it)");
+            }
+        }
+        offered
     }
 
     /// Counts a provably bad gossip message and has gossipsub penalise its sender.
@@ -510,7 +572,35 @@ impl ShardDriver {
             }
         }
         self.observe_replica();
-        Ok(())
+        self.adopt_committee()
+    }
+
+    /// After a block jailed someone: a replica on the new committee (a
+    /// replica's committee is fixed), restored from the persisted safety
+    /// state, so nothing it signed before is contradicted.
+    fn adopt_committee(&mut self) -> Result<(), ShardError> {
+        if !std::mem::take(&mut self.committee_changed) {
+            return Ok(());
+        }
+        let shard = self.shard;
+        self.replica_config.committee = self.chain.committee().clone();
+        let persisted = load_safety_state(&self.store, shard)?;
+        let tip = self.chain.tip().height;
+        let recent = recent_decisions(&self.chain, &self.store, &self.replica_config).map_err(|e| self.store_err(e))?;
+        self.replica = Replica::restore(self.replica_config.clone(), persisted, tip, recent)
+            .map_err(|e| ShardError::Config { shard, reason: format!("cannot restart the replica: {e}") })?;
+        let committee = &self.replica_config.committee;
+        info!(
+            height = tip,
+            active = committee.len().saturating_sub(committee.inactive().len()),
+            jailed = ?committee.inactive(),
+            validator = ?self.replica.index(),
+            "committee changed; replica restarted on it"
+        );
+        self.observed_view = 0;
+        let mut out = Vec::new();
+        self.replica.start(&mut out);
+        self.perform_all(out)
     }
 
     /// Carries out one action; returns the input it produces, if any.
@@ -542,9 +632,10 @@ impl ShardDriver {
                 }
             }
             Action::Evidence(evidence) => {
-                let (height, view, phase) = evidence.slot();
-                warn!(height, view, ?phase, "equivocation evidence");
                 self.metrics.evidence.get_or_create(&self.label).inc();
+                if let Offered::Refused(reason) = self.offer_evidence(evidence) {
+                    debug!(%reason, "own evidence not pooled");
+                }
             }
             Action::RequestProposal { height, view } => {
                 self.proposal_due = Some((height, view));
@@ -576,7 +667,20 @@ impl ShardDriver {
 
     /// Bookkeeping after a block became final here.
     fn on_committed(&mut self, committed: Committed, synced: bool) -> Result<(), ShardError> {
-        let Committed { block, hash, certificate, bytes, outgoing } = committed;
+        let Committed { block, hash, certificate, bytes, outgoing, jailed, slashed } = committed;
+        for (offender, record) in &slashed {
+            warn!(
+                height = block.header.height,
+                %offender,
+                offence_height = record.height,
+                view = record.view,
+                burned = %record.burned,
+                "validator slashed and jailed"
+            );
+            self.metrics.slashed.get_or_create(&self.label).inc();
+            self.committee_changed = true;
+        }
+        self.evidence.on_commit(&block, self.chain.committee());
         let emitted = outgoing.len();
         let height = block.header.height;
         let txs = block.txs.len();
@@ -589,7 +693,7 @@ impl ShardDriver {
             self.metrics.receipts_emitted.get_or_create(&self.label).inc_by(emitted as u64);
             // Every node relays: nothing waits on one relayer (and the
             // destinations' scans find what no one relays).
-            for (dest, batch) in Receipts::relay(&block.header, &certificate, &outgoing) {
+            for (dest, batch) in Receipts::relay(&block.header, &certificate, &jailed, &outgoing) {
                 if !self.net.publish(dest, TopicKind::Receipts, batch) {
                     debug!(dest, "network queue full; receipts not relayed (the destination's scan finds them)");
                 }
@@ -707,6 +811,8 @@ impl ShardDriver {
             }
         }
         let after = self.chain.tip().height;
+        // A new committee means a new replica, already at the synced tip.
+        self.adopt_committee()?;
         if after > before {
             self.step_own(Input::Synced { height: after })?;
             debug!(from = before, to = after, "synced");
@@ -792,9 +898,16 @@ impl ShardDriver {
         let Some(proposer) = self.address else { return Ok(None) };
         let candidates =
             self.mempool.candidates(self.chain.state(), self.max_block_txs).map_err(|e| self.store_err(e.into()))?;
-        let incoming = self.receipts.candidates(self.max_block_receipts);
-        let super::chain::Proposed { block, hash: block_hash, rejected } =
-            self.chain.build(proposer, unix_ms(), incoming, candidates).map_err(|e| self.store_err(e))?;
+        let extras = Extras {
+            incoming: self.receipts.candidates(self.max_block_receipts),
+            evidence: self.evidence.candidates(),
+        };
+        let super::chain::Proposed { block, hash: block_hash, rejected, refused_evidence } =
+            self.chain.build(proposer, unix_ms(), extras, candidates).map_err(|e| self.store_err(e))?;
+        for (hash, reason) in &refused_evidence {
+            debug!(evidence = %hash, %reason, "pending evidence not executable");
+        }
+        self.evidence.drop_refused(&refused_evidence);
         for (id, reason) in rejected {
             self.mempool.evict(&id);
             self.remember_rejection(id, reason.to_string());
@@ -840,6 +953,25 @@ impl ShardDriver {
         m.mempool_bytes.get_or_create(&self.label).set(i64::try_from(self.mempool.bytes()).unwrap_or(i64::MAX));
         *self.queues.status.write().unwrap_or_else(|e| e.into_inner()) = status;
     }
+}
+
+/// The safety state the replica last persisted for `shard`.
+fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState>, ShardError> {
+    match store.safety_state(shard).map_err(|source| ShardError::Store { shard, source })? {
+        None => Ok(None),
+        Some(bytes) => codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES).map(Some).map_err(|e| {
+            ShardError::Config { shard, reason: format!("stored safety state does not decode: {e}") }
+        }),
+    }
+}
+
+/// The chain's last decisions that the committee of `config` certified (a
+/// decision certified by a committee since changed cannot be handed to a
+/// replica of the new one; peers stuck there sync instead).
+fn recent_decisions(chain: &Chain, store: &Store, config: &ReplicaConfig) -> Result<Vec<Decision>, StoreError> {
+    let mut recent = chain.recent_decisions(store, DECISIONS_KEPT)?;
+    recent.retain(|d| d.certificate.verify(&config.committee, &config.chain_id, config.shard).is_ok());
+    Ok(recent)
 }
 
 /// The status a shard publishes before its thread starts.

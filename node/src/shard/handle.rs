@@ -79,6 +79,13 @@ pub enum Control {
         /// The answer.
         reply: oneshot::Sender<bool>,
     },
+    /// Evidence submitted over RPC: verify, pool and gossip it.
+    SubmitEvidence {
+        /// The evidence.
+        evidence: Box<palisade_consensus::Evidence>,
+        /// Its hash if pooled (or already pending), else why not.
+        reply: oneshot::Sender<Result<Hash, String>>,
+    },
     /// Stop after finishing the input at hand.
     Shutdown,
 }
@@ -184,7 +191,7 @@ impl ShardHandle {
         let sent = match input.kind {
             // Receipts are few (a batch per source block) and verified like
             // consensus messages, so they share that queue.
-            TopicKind::Consensus | TopicKind::Receipts => self.consensus.try_send(input),
+            TopicKind::Consensus | TopicKind::Receipts | TopicKind::Evidence => self.consensus.try_send(input),
             TopicKind::Txs => self.txs.try_send(TxInput::Gossip(input)).map_err(|e| match e {
                 TrySendError::Full(TxInput::Gossip(g)) => TrySendError::Full(g),
                 TrySendError::Disconnected(TxInput::Gossip(g)) => TrySendError::Disconnected(g),
@@ -220,6 +227,18 @@ impl ShardHandle {
     pub async fn receipt_pooled(&self, id: Hash) -> Result<bool, ShardBusy> {
         let (reply, answer) = oneshot::channel();
         self.control.try_send(Control::ReceiptPooled { id, reply }).map_err(|e| refused(self.shard, e))?;
+        self.await_reply(answer).await
+    }
+
+    /// Offers equivocation evidence to the shard's evidence pool.
+    pub async fn submit_evidence(
+        &self,
+        evidence: palisade_consensus::Evidence,
+    ) -> Result<Result<Hash, String>, ShardBusy> {
+        let (reply, answer) = oneshot::channel();
+        self.control
+            .try_send(Control::SubmitEvidence { evidence: Box::new(evidence), reply })
+            .map_err(|e| refused(self.shard, e))?;
         self.await_reply(answer).await
     }
 

@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod driver;
+pub mod evidence;
 mod handle;
 pub mod receipts;
 mod timers;

@@ -115,9 +115,10 @@ impl Receipts {
     pub fn relay(
         header: &BlockHeader,
         certificate: &CommitCertificate,
+        jailed: &[palisade_consensus::ValidatorIndex],
         outgoing: &[Receipt],
     ) -> Vec<(ShardId, Vec<u8>)> {
-        ReceiptBatch::by_dest(header, certificate, outgoing)
+        ReceiptBatch::by_dest(header, certificate, jailed, outgoing)
             .into_iter()
             .map(|(dest, batch)| (dest, codec::encode(&batch)))
             .collect()
@@ -326,7 +327,7 @@ mod tests {
     #[test]
     fn batches_are_verified_pooled_once_and_dropped_when_credited() {
         let (genesis, block, certificate, mut dest) = setup();
-        let relayed = Receipts::relay(&block.header, &certificate, &palisade_ledger::receipt::outgoing(&block, 2));
+        let relayed = Receipts::relay(&block.header, &certificate, &[], &palisade_ledger::receipt::outgoing(&block, 2));
         assert_eq!(relayed.len(), 1, "one destination");
         assert_eq!(relayed[0].0, 1);
         let batch: ReceiptBatch = codec::decode(&relayed[0].1, 1 << 20).unwrap();
@@ -353,7 +354,7 @@ mod tests {
     #[test]
     fn scans_move_the_cursor_only_past_what_they_pooled() {
         let (genesis, block, certificate, dest) = setup();
-        let batch = ReceiptBatch::for_dest(&block, &certificate, 2, 1).unwrap();
+        let batch = ReceiptBatch::for_dest(&block, &certificate, &[], 2, 1).unwrap();
         let mut pool = Receipts::new(1, 2);
         let now = Instant::now();
         let due = pool.scans_due(now);

@@ -246,6 +246,10 @@ pub struct ShardCut {
     pub stake: u128,
     /// Σ the committee's rewards.
     pub rewards: u128,
+    /// Block rewards the shard created up to `height`.
+    pub minted: u128,
+    /// Stake the shard burned by slashing up to `height`.
+    pub burned: u128,
 }
 
 /// Reads `addresses` (accounts of `shard`) and `shard`'s validator records
@@ -272,6 +276,8 @@ pub async fn cut(client: &Client, shard: ShardId, addresses: &BTreeSet<Address>)
             stake += u128::from(state.stake_units);
             rewards += u128::from(state.rewards_units);
         }
+        let minted = u128::from(entry.minted_units.unwrap_or(0));
+        let burned = u128::from(entry.burned_units.unwrap_or(0));
         let params: Vec<_> = addresses.iter().map(|a| json!({"address": a.to_bech32(), "prove": false})).collect();
         let accounts: Vec<AccountResponse> = batch_all(client, method::ACCOUNT, params)
             .await
@@ -279,7 +285,7 @@ pub async fn cut(client: &Client, shard: ShardId, addresses: &BTreeSet<Address>)
         let consistent = accounts.iter().all(|account| account.height == height);
         let balances = accounts.into_iter().map(|account| (account.address, account.balance_units)).collect();
         if consistent {
-            return Ok(ShardCut { height, balances, stake, rewards });
+            return Ok(ShardCut { height, balances, stake, rewards, minted, burned });
         }
         heights.push(height);
     }
@@ -331,6 +337,10 @@ pub struct Supply {
     pub stake: u128,
     /// Σ rewards.
     pub rewards: u128,
+    /// Σ block rewards created.
+    pub minted: u128,
+    /// Σ stake burned by slashing.
+    pub burned: u128,
     /// Σ amounts debited at the cut and not credited (less those credited
     /// and not yet debited).
     pub in_flight: i128,
@@ -347,9 +357,15 @@ impl Supply {
         i128::try_from(held).unwrap_or(i128::MAX).saturating_add(self.in_flight)
     }
 
+    /// What should exist: the genesis supply, plus block rewards, less burns.
+    pub fn expected(&self) -> i128 {
+        let created = self.genesis.saturating_add(self.minted).saturating_sub(self.burned);
+        i128::try_from(created).unwrap_or(i128::MAX)
+    }
+
     /// Units that appeared (positive) or vanished (negative).
     pub fn discrepancy(&self) -> i128 {
-        self.accounted().saturating_sub(i128::try_from(self.genesis).unwrap_or(i128::MAX))
+        self.accounted().saturating_sub(self.expected())
     }
 }
 
@@ -361,6 +377,8 @@ pub fn tally(genesis_units: u128, cuts: &BTreeMap<ShardId, ShardCut>, chains: &C
         supply.balances += cut.balances.values().map(|&b| u128::from(b)).sum::<u128>();
         supply.stake += cut.stake;
         supply.rewards += cut.rewards;
+        supply.minted += cut.minted;
+        supply.burned += cut.burned;
         supply.heights.insert(shard, cut.height);
     }
     let at = |shard: ShardId| cuts.get(&shard).map_or(0, |c| c.height);
@@ -386,9 +404,11 @@ pub fn check(supply: &Supply, waited: Duration, violations: &mut Vec<String>) {
     let off = supply.discrepancy();
     if off != 0 {
         violations.push(format!(
-            "supply: the genesis created {} units; at the cut (heights {:?}) the shards hold {} in balances + {} \
-             stake + {} rewards, and {} are in flight: {} units {}",
+            "supply: the genesis created {} units, blocks rewarded {} and slashing burned {}; at the cut (heights \
+             {:?}) the shards hold {} in balances + {} stake + {} rewards, and {} are in flight: {} units {}",
             supply.genesis,
+            supply.minted,
+            supply.burned,
             supply.heights,
             supply.balances,
             supply.stake,
@@ -430,7 +450,14 @@ mod tests {
     }
 
     fn cut(height: u64, balance: u64, rewards: u128) -> ShardCut {
-        ShardCut { height, balances: BTreeMap::from([(Address([0; 32]), balance)]), stake: 1_000, rewards }
+        ShardCut {
+            height,
+            balances: BTreeMap::from([(Address([0; 32]), balance)]),
+            stake: 1_000,
+            rewards,
+            minted: 0,
+            burned: 0,
+        }
     }
 
     fn credit(height: u64) -> Credit {

@@ -17,7 +17,7 @@ use palisade_consensus::{
 };
 use palisade_ledger::{
     Address, Block, Outcome, ReceiptBatch, SignedTx, State, StateExt,
-    execute::{apply_block, build_block},
+    execute::{Extras, apply_block, build_block},
     mem::MemState,
     receipt::ReceiptError,
 };
@@ -187,7 +187,8 @@ impl Node {
         }
         let candidates: Vec<SignedTx> = self.mempool.values().take(MAX_CANDIDATES).cloned().collect();
         let incoming: Vec<ReceiptBatch> = self.pool.values().cloned().collect();
-        let built = build_block(&self.state, self.address, timestamp_ms, incoming, candidates).ok()?;
+        let extras = Extras { incoming, ..Extras::default() };
+        let built = build_block(&self.state, self.address, timestamp_ms, extras, candidates).ok()?;
         let hash = built.block.hash().0;
         if self.honest() {
             self.outcomes.insert(hash, built.outcome);
@@ -254,7 +255,8 @@ impl Node {
     /// Files what `block` owes each other shard in the outbox.
     fn index_outgoing(&mut self, block: &Block, certificate: &palisade_consensus::CommitCertificate) {
         let outgoing = palisade_ledger::receipt::outgoing(block, self.state.context().shard_count);
-        for (dest, batch) in ReceiptBatch::by_dest(&block.header, certificate, &outgoing) {
+        // Nothing is jailed in the simulator yet.
+        for (dest, batch) in ReceiptBatch::by_dest(&block.header, certificate, &[], &outgoing) {
             self.outbox.insert((dest, block.header.height), batch);
         }
     }
@@ -444,7 +446,7 @@ mod tests {
                 let built = build_block(&source, proposer, genesis.genesis_time_ms, Vec::new(), [tx]).unwrap();
                 source.commit(&built.outcome);
                 let certificate = certify(genesis, &built.block, 0);
-                ReceiptBatch::for_dest(&built.block, &certificate, 2, 1).unwrap()
+                ReceiptBatch::for_dest(&built.block, &certificate, &[], 2, 1).unwrap()
             })
             .collect()
     }
@@ -476,10 +478,10 @@ mod tests {
         let mut own_committee = all[MAX_POOLED_BATCHES].clone();
         own_committee.certificate = certify(
             &genesis,
-            &Block { header: own_committee.header.clone(), txs: Vec::new(), incoming: Vec::new() },
+            &Block { header: own_committee.header.clone(), txs: Vec::new(), incoming: Vec::new(), evidence: Vec::new() },
             1,
         );
-        assert!(matches!(node.admit(own_committee), Admission::Refused(ReceiptError::Certificate(_))));
+        assert!(matches!(node.admit(own_committee), Admission::Refused(ReceiptError::Certified(_))));
 
         // A pull answer that starts above the cursor leaves a gap: no move.
         node.advance_cursor(0, MAX_POOLED_BATCHES as u64 + 5, 500);

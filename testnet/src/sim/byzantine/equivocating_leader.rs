@@ -6,7 +6,10 @@
 //! report the leader (evidence).
 
 use palisade_consensus::{Message, Proposal, SignedMessage, ValidatorIndex};
-use palisade_ledger::{Block, execute::build_block};
+use palisade_ledger::{
+    Block,
+    execute::{Extras, build_block},
+};
 
 use super::{Byzantine, Ctx, Kind, Outgoing, equivocate, honest, split};
 use crate::sim::rng::SimRng;
@@ -29,7 +32,7 @@ impl EquivocatingLeader {
     fn twin_block(ctx: &Ctx<'_>, original: &[u8]) -> Option<Block> {
         let block = Block::from_bytes(original, ctx.message_limit).ok()?;
         let built =
-            build_block(ctx.state, ctx.address, block.header.timestamp_ms.saturating_add(1), Vec::new(), Vec::new())
+            build_block(ctx.state, ctx.address, block.header.timestamp_ms.saturating_add(1), Extras::default(), Vec::new())
                 .ok()?;
         (built.block.header.height == block.header.height && built.block.hash() != block.hash()).then_some(built.block)
     }

@@ -64,7 +64,7 @@ fn self_certified(ctx: &Ctx<'_>, block: &Block, dest: ShardId) -> Option<Receipt
     // them, but with the keys of every validator of the destination.
     let signers: Vec<u32> = (0..ctx.committee_len).filter_map(|i| u32::try_from(i).ok()).collect();
     let certificate = dev_certificate(ctx.genesis, &fake, dest, &signers);
-    ReceiptBatch::for_dest(&fake, &certificate, ctx.shard_count, dest)
+    ReceiptBatch::for_dest(&fake, &certificate, &[], ctx.shard_count, dest)
 }
 
 impl Byzantine for ForgingRelayer {
@@ -80,7 +80,7 @@ impl Byzantine for ForgingRelayer {
             self.forged_through = *height;
             let Ok(block) = Block::from_bytes(&decision.block, ctx.message_limit) else { continue };
             for dest in (0..ctx.shard_count).filter(|d| *d != ctx.shard) {
-                let Some(honest) = ReceiptBatch::for_dest(&block, &decision.certificate, ctx.shard_count, dest) else {
+                let Some(honest) = ReceiptBatch::for_dest(&block, &decision.certificate, &[], ctx.shard_count, dest) else {
                     continue;
                 };
                 out.push((dest, self.inflated(&honest)));

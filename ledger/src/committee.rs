@@ -1,0 +1,142 @@
+//! Which committee certifies a shard's blocks, and how anyone outside the
+//! shard checks a certificate.
+//!
+//! A shard starts with its genesis committee. A validator jailed for a proven
+//! equivocation ([`crate::slashing`]) keeps its index with zero stake from the
+//! next height on ([`Committee::jailing`]): indices never move, so a
+//! certificate or evidence names the same signers forever. Jailing is final,
+//! so the committee of any height is the genesis committee minus the members
+//! jailed below it, and a header commits to the hash of the committee that
+//! certifies it.
+//!
+//! From outside (another shard crediting receipts, a wallet checking a
+//! proof) a certificate arrives with the list of members jailed at its height.
+//! [`verify_certified`] rebuilds that committee from genesis, checks the
+//! header names it, checks the certificate is a quorum of it, and also that
+//! its signers hold more than a third of the *genesis* stake. The last check
+//! is what makes the jailed list safe to take from anyone: a forger who
+//! claims the honest members were jailed still needs an honest signature,
+//! and honest validators sign only the real chain. A genuine certificate
+//! always passes it, since only equivocators are jailed: with less than a
+//! third of the stake jailed, a quorum of the rest holds more than 4/9 of it.
+
+use palisade_consensus::{CommitCertificate, Committee, CommitteeError, ValidatorIndex};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    address::Address,
+    block::BlockHeader,
+    hash::Hash,
+    slashing::SlashRecord,
+    state::{State, StateError, StateExt, StateKey},
+};
+
+/// The address of committee member `index` (its key is its address).
+pub fn member_address(committee: &Committee, index: ValidatorIndex) -> Option<Address> {
+    committee.validator(index).map(|v| Address(v.public_key))
+}
+
+/// The committee that certifies the block after `state`'s tip: the genesis
+/// committee with the members jailed so far made inactive.
+pub fn current<S: State + ?Sized>(state: &S) -> Result<Committee, StateError> {
+    let genesis = &state.context().genesis_committee;
+    let mut jailed = Vec::new();
+    for (position, validator) in genesis.validators().iter().enumerate() {
+        let record = state.validator(&Address(validator.public_key))?;
+        if record.is_some_and(|r| r.jailed) {
+            jailed.push(index(position));
+        }
+    }
+    jail(genesis, &jailed)
+}
+
+/// The members jailed for blocks at `height` (those whose slashing was
+/// committed below it), from `state` at any later tip.
+pub fn jailed_at<S: State + ?Sized>(state: &S, height: u64) -> Result<Vec<ValidatorIndex>, StateError> {
+    let genesis = &state.context().genesis_committee;
+    let mut jailed = Vec::new();
+    for (position, validator) in genesis.validators().iter().enumerate() {
+        let record: Option<SlashRecord> = state.get_typed(&StateKey::Slashed(Address(validator.public_key)))?;
+        if record.is_some_and(|r| r.included_at < height) {
+            jailed.push(index(position));
+        }
+    }
+    Ok(jailed)
+}
+
+fn index(position: usize) -> ValidatorIndex {
+    // Committees are validated to fit u32 indices.
+    ValidatorIndex(u32::try_from(position).unwrap_or(u32::MAX))
+}
+
+fn jail(genesis: &Committee, jailed: &[ValidatorIndex]) -> Result<Committee, StateError> {
+    // Execution never jails the last active member, so this only fails on
+    // a corrupt state.
+    genesis.jailing(jailed).map_err(|e| StateError::Storage(format!("committee from state: {e}")))
+}
+
+/// Why a certificate from outside does not prove its header final.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CertifiedError {
+    /// The jailed list names a non-member, or jails everyone.
+    #[error("the jailed list does not fit the committee: {0}")]
+    BadJailedList(String),
+    /// The header claims a committee other than the one the jailed list gives.
+    #[error("the header names committee {found}, shard {shard}'s is {expected}")]
+    WrongCommittee {
+        /// The header's shard.
+        shard: u32,
+        /// Hash of the committee the jailed list gives.
+        expected: Hash,
+        /// The header's.
+        found: Hash,
+    },
+    /// The certificate is for another block or height.
+    #[error("the certificate is not for the header")]
+    CertificateMismatch,
+    /// The certificate does not verify against the committee.
+    #[error("the certificate does not verify: {0}")]
+    Certificate(String),
+    /// Its signers hold a third of the genesis stake or less.
+    #[error("the signers hold {signed} of the genesis stake; more than a third ({needed}) is needed")]
+    TooLittleGenesisStake {
+        /// Genesis stake of the signers.
+        signed: u64,
+        /// The genesis weak quorum.
+        needed: u64,
+    },
+}
+
+impl From<CommitteeError> for CertifiedError {
+    fn from(e: CommitteeError) -> Self {
+        CertifiedError::BadJailedList(e.to_string())
+    }
+}
+
+/// Checks that `certificate` proves `header` final, where `genesis` is the
+/// header's shard's genesis committee and `jailed` the members jailed at
+/// the header's height (see the module docs for why the list need not be
+/// trusted).
+pub fn verify_certified(
+    genesis: &Committee,
+    jailed: &[ValidatorIndex],
+    chain_id: &str,
+    header: &BlockHeader,
+    certificate: &CommitCertificate,
+) -> Result<(), CertifiedError> {
+    let committee = genesis.jailing(jailed)?;
+    let expected = Hash(committee.hash());
+    if header.committee_hash != expected {
+        return Err(CertifiedError::WrongCommittee { shard: header.shard, expected, found: header.committee_hash });
+    }
+    if certificate.block_hash != header.hash().0 || certificate.height != header.height {
+        return Err(CertifiedError::CertificateMismatch);
+    }
+    certificate.verify(&committee, chain_id, header.shard).map_err(|e| CertifiedError::Certificate(e.to_string()))?;
+    let signed = genesis.stake_of(certificate.signatures.iter().map(|s| s.signer));
+    let needed = genesis.weak_quorum_stake();
+    if signed < needed {
+        return Err(CertifiedError::TooLittleGenesisStake { signed, needed });
+    }
+    Ok(())
+}
