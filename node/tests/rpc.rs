@@ -33,6 +33,7 @@ use palisade_node::mempool::{InsertError, Mempool, MempoolConfig};
 use palisade_node::metrics::{MethodLabel, Metrics};
 use palisade_node::net::{Command, CommandReceiver, NetHandle};
 use palisade_node::rpc::{self, RpcConfig};
+use palisade_node::shard::evidence::{EvidencePool, Offered};
 use palisade_node::shard::{
     Control, FinalBlock, QueueBounds, ShardQueues, ShardStatus, TxInput, TxState, initial_status, shard_channel,
 };
@@ -99,6 +100,7 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) {
     std::thread::spawn(move || {
         let mut mempool = Mempool::new(MempoolConfig::default());
         let mut rejected: HashMap<Hash, String> = HashMap::new();
+        let mut evidence = EvidencePool::default();
         loop {
             crossbeam_channel::select! {
                 recv(queues.control) -> input => match input {
@@ -111,6 +113,18 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) {
                             TxState::Unknown
                         };
                         let _ = reply.send(state);
+                    }
+                    Ok(Control::SubmitEvidence { evidence: submitted, reply }) => {
+                        // The shard thread's pool, over the committed state.
+                        let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
+                        let committee = palisade_ledger::committee::current(&state).unwrap();
+                        let next = palisade_ledger::State::tip(&state).height + 1;
+                        let answer = match evidence.offer(&context, &committee, next, *submitted) {
+                            Offered::Pooled(hash) => Ok(hash),
+                            Offered::Known => Err("already pending".to_string()),
+                            Offered::Refused(reason) => Err(reason.to_string()),
+                        };
+                        let _ = reply.send(answer);
                     }
                     Ok(Control::Shutdown) | Err(_) => return,
                     Ok(_) => {}
@@ -629,11 +643,46 @@ async fn validators_come_from_genesis_and_local_state() {
     assert_eq!(one[0]["height"], 2);
     assert_eq!(proposer["stake_units"], 1_000_000_000_000_000u64);
     assert_eq!(proposer["jailed"], false);
-    assert_eq!(proposer["rewards_units"], 2 * FEE.units());
-    assert_eq!(proposer["rewards"], Amount(2 * FEE.units()).to_string());
+    // Two blocks: two fees and two block rewards, all the shard minted.
+    let minted = one[0]["minted_units"].as_u64().unwrap();
+    assert_eq!(minted, 2 * h.genesis.params.block_reward_units);
+    assert_eq!(one[0]["burned_units"], 0);
+    assert_eq!(proposer["rewards_units"], 2 * FEE.units() + minted);
+    assert_eq!(proposer["rewards"], Amount(2 * FEE.units() + minted).to_string());
     assert_eq!(one[0]["validators"][1]["state"]["rewards_units"], 0);
+    assert!(proposer.get("slashed").is_none());
     let (code, _, _) = rpc_error(h.call("palisade_validators", json!([SHARDS])).await);
     assert_eq!(code, -32602);
+    let _ = h.shutdown.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_checked_before_it_is_pooled() {
+    let h = Harness::unlimited().await;
+    let evidence = palisade_ledger::workload::dev_evidence(&h.genesis, VALIDATED, 1, 2);
+    let hex_of = |e: &palisade_consensus::Evidence| hex::encode(codec::encode(e));
+    let pooled = h.call("palisade_submitEvidence", json!([hex_of(&evidence)])).await.unwrap();
+    assert_eq!(pooled["shard"], VALIDATED);
+    assert_eq!(pooled["offender"], h.genesis.committee(VALIDATED).unwrap().validators[1].address.to_bech32());
+    assert_eq!(pooled["evidence"], palisade_ledger::slashing::evidence_hash(&evidence).to_hex());
+    // One piece per offender waits.
+    let again = palisade_ledger::workload::dev_evidence(&h.genesis, VALIDATED, 1, 1);
+    let (code, message, _) = rpc_error(h.call("palisade_submitEvidence", json!([hex_of(&again)])).await);
+    assert_eq!(code, -32602);
+    assert!(message.contains("already pending"), "{message}");
+    // Forged, junk, or for a shard this node does not run: refused.
+    let mut forged = palisade_ledger::workload::dev_evidence(&h.genesis, VALIDATED, 2, 2);
+    forged.second.signature = forged.first.signature;
+    let (code, message, _) = rpc_error(h.call("palisade_submitEvidence", json!([hex_of(&forged)])).await);
+    assert_eq!(code, -32602);
+    assert!(message.contains("signature"), "{message}");
+    let (code, _, _) = rpc_error(h.call("palisade_submitEvidence", json!(["zz"])).await);
+    assert_eq!(code, -32602);
+    let (code, _, _) = rpc_error(h.call("palisade_submitEvidence", json!(["00ff"])).await);
+    assert_eq!(code, -32602);
+    let remote = palisade_ledger::workload::dev_evidence(&h.genesis, REMOTE, 1, 2);
+    let (code, _, _) = rpc_error(h.call("palisade_submitEvidence", json!([hex_of(&remote)])).await);
+    assert_eq!(code, -32010);
     let _ = h.shutdown.send(true);
 }
 

@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn maps_hashes_back_to_shard_and_kind() {
         let topics = Topics::new("test-chain", &[0, 3], 100_000);
-        assert_eq!(topics.subscribed().len(), 6, "three topics per shard");
+        assert_eq!(topics.subscribed().len(), 8, "four topics per shard");
         let hash = topics.hash(3, TopicKind::Txs);
         assert_eq!(topics.lookup(&hash), Some((3, TopicKind::Txs)));
         assert_eq!(topics.lookup(&topics.hash(1, TopicKind::Consensus)), None);
