@@ -555,7 +555,9 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
 
     let mut overlay = Overlay::new(state)?;
     for (index, evidence) in block.evidence.iter().enumerate() {
-        overlay.slash(context, &committee, header.height, evidence)?.map_err(|reason| BlockError::Evidence { index, reason })?;
+        overlay
+            .slash(context, &committee, header.height, evidence)?
+            .map_err(|reason| BlockError::Evidence { index, reason })?;
     }
     for batch in &block.incoming {
         overlay.credit(batch, header.height)?;

@@ -424,7 +424,10 @@ impl Genesis {
             let record = ValidatorRecord { stake: Amount(validator.stake_units), rewards: Amount::ZERO, jailed: false };
             writes.insert(StateKey::Validator(validator.address), codec::encode(&record));
         }
-        writes.insert(StateKey::Chain, codec::encode(&ChainRecord { height: 0, parent: Hash::ZERO, ..ChainRecord::default() }));
+        writes.insert(
+            StateKey::Chain,
+            codec::encode(&ChainRecord { height: 0, parent: Hash::ZERO, ..ChainRecord::default() }),
+        );
         writes
     }
 

@@ -204,18 +204,12 @@ fn forged_and_miscertified_receipts_are_refused() {
 
     let mut claimed_committee = honest.clone();
     claimed_committee.header.committee_hash = Hash(context.genesis_committee.hash());
-    assert!(matches!(
-        verify(&claimed_committee),
-        Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))
-    ));
+    assert!(matches!(verify(&claimed_committee), Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))));
 
     // A jailed list that does not match the header's committee.
     let mut claimed_jailing = honest.clone();
     claimed_jailing.jailed = vec![ValidatorIndex(3)];
-    assert!(matches!(
-        verify(&claimed_jailing),
-        Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))
-    ));
+    assert!(matches!(verify(&claimed_jailing), Err(ReceiptError::Certified(CertifiedError::WrongCommittee { .. }))));
     claimed_jailing.jailed = vec![ValidatorIndex(9)];
     assert!(matches!(verify(&claimed_jailing), Err(ReceiptError::Certified(CertifiedError::BadJailedList(_)))));
 

@@ -233,7 +233,8 @@ fn sim_one(seed: u64) -> ExitCode {
     let (report, _) = Sim::new(scenario).run();
     let stats = &report.stats;
     println!(
-        "heights {:?}, {} commits ({} by sync), {} messages ({} lost, {} rejected), {} evidence, {} events, ended at {} ms",
+        "heights {:?}, {} commits ({} by sync), {} messages ({} lost, {} rejected), {} evidence, {} slashed, {} events, \
+         ended at {} ms",
         report.heights,
         stats.commits,
         stats.synced,
@@ -241,6 +242,7 @@ fn sim_one(seed: u64) -> ExitCode {
         stats.lost,
         stats.rejected,
         stats.evidence,
+        stats.slashed,
         stats.events,
         stats.end_ms
     );

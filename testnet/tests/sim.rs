@@ -119,6 +119,53 @@ fn equivocating_voter_is_caught_and_safety_holds() {
 }
 
 #[test]
+fn equivocators_are_slashed_once_and_the_shard_goes_on_without_them() {
+    let mut slashed_runs = 0;
+    for seed in 0..3 {
+        let (report, sim) = calm(seed, 4, vec![(2, Kind::EquivocatingVoter)]);
+        assert_clean(&report);
+        let blocks = agreed_blocks(&sim, 0);
+        let slashings: Vec<(u64, u32)> =
+            blocks.iter().flat_map(|(h, b)| b.evidence.iter().map(move |e| (*h, e.signer.0))).collect();
+        assert!(slashings.len() <= 1, "slashed more than once: {slashings:?}");
+        let Some(&(height, offender)) = slashings.first() else { continue };
+        slashed_runs += 1;
+        assert_eq!(offender, 2);
+        let tip = blocks.last().map_or(0, |(h, _)| *h);
+        assert!(tip > height + 3, "shard 0 stopped after the jailing at {height} (tip {tip})");
+        // The next block names the committee without v2, whose rotation skips it.
+        let after = &blocks.iter().find(|(h, _)| *h == height + 1).unwrap().1;
+        let genesis_committee = sim.genesis.consensus_committee(0).unwrap();
+        let jailed = genesis_committee.jailing(&[palisade_consensus::ValidatorIndex(2)]).unwrap();
+        assert_eq!(after.header.committee_hash, palisade_ledger::Hash(jailed.hash()));
+        for node in sim.nodes.iter().filter(|n| n.honest() && n.shard == 0 && n.height() > height) {
+            assert!(!node.committee().is_active(palisade_consensus::ValidatorIndex(2)), "node {}", node.id);
+        }
+        assert!(blocks.iter().filter(|(h, _)| *h > height).all(|(_, b)| b.header.proposer != sim.nodes[2].address));
+    }
+    assert!(slashed_runs > 0, "no run slashed the equivocating voter");
+}
+
+#[test]
+fn slashing_checker_flags_a_planted_slashing_of_an_honest_validator() {
+    let (report, mut sim) = calm(6, 4, Vec::new());
+    assert_clean(&report);
+    let evidence = palisade_ledger::workload::dev_evidence(&sim.genesis, 1, 3, 1);
+    for node in sim.nodes.iter_mut().filter(|n| n.shard == 1) {
+        let last = *node.chain.keys().last().unwrap();
+        let certified = node.chain.get_mut(&last).unwrap();
+        let mut block = Block::from_bytes(&certified.block, usize::MAX).unwrap();
+        block.evidence.push(evidence.clone());
+        certified.block = block.to_bytes();
+    }
+    let violations = sim.report().violations;
+    assert!(
+        violations.iter().any(|v| matches!(v, Violation::Slashing { shard: 1, what, .. } if what.contains("honest"))),
+        "{violations:?}"
+    );
+}
+
+#[test]
 fn silent_validator_cannot_stop_the_shard() {
     for seed in 0..3 {
         let (report, sim) = calm(seed, 4, vec![(3, Kind::Silent)]);

@@ -634,6 +634,18 @@ impl Replica {
     }
 
     /// Keeps a decision to answer laggards with ([P9]), within [`DECISIONS_KEPT`].
+    /// Takes over `previous`'s recent decisions at or below this replica's
+    /// committed height. A committee change (a jailing) means a new replica;
+    /// decisions certified by the old committee do not verify against the
+    /// new one, yet peers still stuck at those heights need them [P9] and
+    /// check them against the committee they have. `previous` verified them.
+    pub fn inherit_decisions(&mut self, previous: &Replica) {
+        let committed = self.height().saturating_sub(1);
+        for decision in previous.decisions.values().filter(|d| d.certificate.height <= committed) {
+            self.keep_decision(decision.clone());
+        }
+    }
+
     fn keep_decision(&mut self, decision: Decision) {
         self.decisions.insert(decision.certificate.height, decision);
         while self.decisions.len() > DECISIONS_KEPT {

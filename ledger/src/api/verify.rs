@@ -564,23 +564,14 @@ mod tests {
         let mut flipped = answer(&chain, chain.sender.address());
         edit_certificate(&mut flipped, |c| c.signatures[1].signature.0[7] ^= 1);
         let err = verify_account(&chain.genesis, &flipped).unwrap_err();
-        assert!(
-            matches!(err, ProofError::Certificate { source: CertifiedError::Certificate(_), .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ProofError::Certificate { source: CertifiedError::Certificate(_), .. }), "{err}");
 
         let mut two = answer(&chain, chain.sender.address());
         edit_certificate(&mut two, |c| {
             c.signatures.truncate(2);
         });
         let err = verify_account(&chain.genesis, &two).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ProofError::Certificate { source: CertifiedError::Certificate(_), .. }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ProofError::Certificate { source: CertifiedError::Certificate(_), .. }), "{err}");
 
         // Signed by another shard's committee: the signatures are not the genesis committee's.
         let mut foreign = answer(&chain, chain.sender.address());

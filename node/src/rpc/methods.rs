@@ -50,7 +50,8 @@ pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
     module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
     module.register_blocking_method(VALIDATORS, |params, ctx, _| validators(&ctx, &params))?;
     module.register_async_method(RECEIPT, |params, ctx, _| async move { receipt(ctx, &params).await })?;
-    module.register_async_method(SUBMIT_EVIDENCE, |params, ctx, _| async move { submit_evidence(&ctx, &params).await })?;
+    module
+        .register_async_method(SUBMIT_EVIDENCE, |params, ctx, _| async move { submit_evidence(&ctx, &params).await })?;
     module.register_subscription(
         SUBSCRIBE_FINAL_BLOCKS,
         FINAL_BLOCK_NOTIFICATION,

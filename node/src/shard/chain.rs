@@ -107,7 +107,12 @@ pub struct Chain {
 
 impl Chain {
     /// Opens `shard` in `store` (writing its genesis state the first time).
-    pub fn open(store: Arc<Store>, genesis: &Genesis, shard: ShardId, max_block_bytes: usize) -> Result<Chain, StoreError> {
+    pub fn open(
+        store: Arc<Store>,
+        genesis: &Genesis,
+        shard: ShardId,
+        max_block_bytes: usize,
+    ) -> Result<Chain, StoreError> {
         let state = ShardStore::open(store, genesis, shard)?;
         let committee = committee::current(&state)?;
         Ok(Chain {
@@ -185,8 +190,7 @@ impl Chain {
         candidates: Vec<SignedTx>,
     ) -> Result<Proposed, StoreError> {
         let Built { block, outcome, rejected, refused_evidence } =
-            build_block(&self.state, proposer, now_ms, extras, candidates)
-            .map_err(|e| match e {
+            build_block(&self.state, proposer, now_ms, extras, candidates).map_err(|e| match e {
                 palisade_ledger::BlockError::State(e) => StoreError::State(e),
                 // Building on our own tip from our own state fails only on
                 // storage errors; anything else is a bug worth stopping for.

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::select_biased;
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    Action, Config as ReplicaConfig, Decision, Evidence, Input, Message, Rejected, Replica, SafetyState,
-    SignedMessage, replica::DECISIONS_KEPT,
+    Action, Config as ReplicaConfig, Decision, Evidence, Input, Message, Rejected, Replica, SafetyState, SignedMessage,
+    replica::DECISIONS_KEPT,
 };
 use palisade_ledger::execute::Extras;
-use palisade_ledger::slashing::EvidenceRefused;
 use palisade_ledger::genesis::Genesis;
+use palisade_ledger::slashing::EvidenceRefused;
 use palisade_ledger::store::{Store, StoreError};
 use palisade_ledger::{Address, Hash, Keypair, ShardId, SignedTx, codec};
 use tracing::{debug, error, info, info_span, trace, warn};
@@ -587,8 +587,10 @@ impl ShardDriver {
         let persisted = load_safety_state(&self.store, shard)?;
         let tip = self.chain.tip().height;
         let recent = recent_decisions(&self.chain, &self.store, &self.replica_config).map_err(|e| self.store_err(e))?;
-        self.replica = Replica::restore(self.replica_config.clone(), persisted, tip, recent)
+        let replica = Replica::restore(self.replica_config.clone(), persisted, tip, recent)
             .map_err(|e| ShardError::Config { shard, reason: format!("cannot restart the replica: {e}") })?;
+        let previous = std::mem::replace(&mut self.replica, replica);
+        self.replica.inherit_decisions(&previous);
         let committee = &self.replica_config.committee;
         info!(
             height = tip,
@@ -959,9 +961,9 @@ impl ShardDriver {
 fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState>, ShardError> {
     match store.safety_state(shard).map_err(|source| ShardError::Store { shard, source })? {
         None => Ok(None),
-        Some(bytes) => codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES).map(Some).map_err(|e| {
-            ShardError::Config { shard, reason: format!("stored safety state does not decode: {e}") }
-        }),
+        Some(bytes) => codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES)
+            .map(Some)
+            .map_err(|e| ShardError::Config { shard, reason: format!("stored safety state does not decode: {e}") }),
     }
 }
 

@@ -32,6 +32,10 @@
 //! * **Evidence completeness**: an honest replica that was fed two different
 //!   blocks for one `(signer, height, view, phase)` slot while it had to keep
 //!   both (current height, inside the vote window) emitted evidence for it.
+//! * **Slashing**: read from the blocks of each agreed chain, no honest
+//!   validator is ever slashed, no validator twice; and every validator an
+//!   honest replica proved an equivocation against is slashed once the
+//!   shard committed [`SLASH_WITHIN`] heights past the offence.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -145,6 +149,15 @@ pub enum Violation {
         /// The slot.
         slot: Slot,
     },
+    /// A slashing that should not have happened, or should have.
+    Slashing {
+        /// Shard.
+        shard: u32,
+        /// The height it is judged at.
+        height: u64,
+        /// What.
+        what: String,
+    },
     /// An honest host's duty failed (bad certificate, out-of-order commit,
     /// sent before persisting, …).
     Host {
@@ -210,6 +223,7 @@ impl fmt::Display for Violation {
                 slot.0.0, slot.1, slot.2, slot.3
             ),
             Violation::Host { shard, node, what } => write!(f, "host: shard {shard} node {node}: {what}"),
+            Violation::Slashing { shard, height, what } => write!(f, "slashing: shard {shard} height {height}: {what}"),
         }
     }
 }
@@ -226,6 +240,61 @@ pub fn check(sim: &Sim) -> Vec<Violation> {
     }
     violations.extend(live);
     violations.extend(evidence(sim));
+    violations.extend(slashing(sim));
+    violations
+}
+
+/// Heights after an offence by which its evidence must be final (every
+/// honest node pools it at once; some honest leader proposes it).
+pub const SLASH_WITHIN: u64 = 20;
+
+/// No honest validator slashed, none twice, every proven equivocator
+/// slashed (see the module docs).
+pub fn slashing(sim: &Sim) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let n = sim.scenario.committee_size as usize;
+    for shard in 0..sim.scenario.shards {
+        let chain = agreed_chain(sim, shard);
+        let tip = chain.len() as u64;
+        let mut slashed: BTreeMap<u32, u64> = BTreeMap::new();
+        for decision in &chain {
+            let Ok(block) = Block::from_bytes(&decision.block, usize::MAX) else { continue };
+            let height = block.header.height;
+            for evidence in &block.evidence {
+                let offender = evidence.signer.0;
+                let node = shard as usize * n + offender as usize;
+                let bad = |what: String| Violation::Slashing { shard, height, what };
+                if let Some(first) = slashed.insert(offender, height) {
+                    violations.push(bad(format!("validator {offender} slashed again (first at height {first})")));
+                }
+                if !sim.scenario.byzantine_kind(node).is_some_and(|kind| kind.may_equivocate()) {
+                    violations.push(bad(format!("honest validator {offender} (node {node}) slashed")));
+                }
+            }
+        }
+        let proven = sim
+            .nodes
+            .iter()
+            .filter(|node| node.honest() && node.shard == shard)
+            .flat_map(|node| node.evidence.iter().map(|e| (e.signer.0, e.slot().0)));
+        let mut first_offence: BTreeMap<u32, u64> = BTreeMap::new();
+        for (offender, height) in proven {
+            let first = first_offence.entry(offender).or_insert(height);
+            *first = (*first).min(height);
+        }
+        for (offender, height) in first_offence {
+            if tip >= height.saturating_add(SLASH_WITHIN) && !slashed.contains_key(&offender) {
+                violations.push(Violation::Slashing {
+                    shard,
+                    height: tip,
+                    what: format!(
+                        "validator {offender} equivocated at height {height} (proven by an honest replica) and is \
+                         not slashed by height {tip}"
+                    ),
+                });
+            }
+        }
+    }
     violations
 }
 
@@ -412,7 +481,10 @@ impl<'a> Replay<'a> {
     /// The block at `height` of `shard`, if its certificate verifies and its
     /// bytes are the certified block.
     fn certified_block(&self, shard: u32, height: u64, certified: &Decision) -> Result<Block, String> {
-        let committee = &self.sim.committees[shard as usize];
+        // The committee of the walked state: genesis minus the jailed so far.
+        let state = &self.walks[shard as usize].state;
+        let committee =
+            &palisade_ledger::committee::current(state).map_err(|e| format!("reading the committee: {e}"))?;
         if certified.certificate.height != height {
             return Err(format!("certificate is for height {}", certified.certificate.height));
         }

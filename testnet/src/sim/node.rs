@@ -16,7 +16,7 @@ use palisade_consensus::{
     ValidatorIndex,
 };
 use palisade_ledger::{
-    Address, Block, Outcome, ReceiptBatch, SignedTx, State, StateExt,
+    Address, Block, Outcome, ReceiptBatch, SignedTx, State, StateExt, committee,
     execute::{Extras, apply_block, build_block},
     mem::MemState,
     receipt::ReceiptError,
@@ -77,6 +77,12 @@ pub struct Node {
     /// Volatile: per source shard, the next source height to pull from.
     /// Every lower height's receipts for this shard are credited or pooled.
     pub cursors: BTreeMap<ShardId, u64>,
+    /// Volatile: evidence waiting for a block it proposes, one per offender
+    /// (its replica's own and what the shard's other nodes gossiped).
+    pub pending_evidence: BTreeMap<ValidatorIndex, Evidence>,
+    /// A committed block jailed someone: the replica must restart on the
+    /// new committee once the actions at hand are done.
+    pub committee_changed: bool,
     /// What its committed blocks owe other shards, by (destination, height):
     /// an index of the durable chain, which a real node re-derives from its
     /// store, so it survives crashes.
@@ -126,6 +132,8 @@ impl Node {
             outcomes: BTreeMap::new(),
             byzantine,
             evidence: Vec::new(),
+            pending_evidence: BTreeMap::new(),
+            committee_changed: false,
             seen: BTreeMap::new(),
             pool: BTreeMap::new(),
             cursors: BTreeMap::new(),
@@ -160,16 +168,43 @@ impl Node {
         // skipped without verification).
         self.pool.clear();
         self.cursors.clear();
+        self.pending_evidence.clear();
     }
 
     /// Rebuilds the replica from what was durable.
     pub fn restart(&mut self) {
-        // The last decisions go back in so the replica can answer peers
-        // stuck at those heights (as a real node does from its store).
-        let recent = self.chain.values().rev().take(palisade_consensus::replica::DECISIONS_KEPT).cloned().collect();
-        self.replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height(), recent)
-            .expect("simulator configurations and durable chains are valid");
+        self.committee_changed = false;
+        let _ = self.restore_replica();
         self.alive = true;
+    }
+
+    /// A replica on the committee of the durable state, restored from the
+    /// persisted safety state (also after a committee change, as a node
+    /// does); returns the replica it replaced.
+    pub fn restore_replica(&mut self) -> Replica {
+        self.config.committee = committee::current(&self.state).expect("simulator states are readable");
+        // The last decisions go back in so the replica can answer peers
+        // stuck at those heights (as a real node does from its store), those
+        // the current committee certified.
+        let (committee, chain_id, shard) = (&self.config.committee, &self.config.chain_id, self.shard);
+        let recent = self
+            .chain
+            .values()
+            .rev()
+            .take(palisade_consensus::replica::DECISIONS_KEPT)
+            .filter(|d| d.certificate.verify(committee, chain_id, shard).is_ok())
+            .cloned()
+            .collect();
+        let replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height(), recent)
+            .expect("simulator configurations and durable chains are valid");
+        std::mem::replace(&mut self.replica, replica)
+    }
+
+    /// Pools evidence for this node's proposals (one per offender).
+    pub fn pend_evidence(&mut self, evidence: &Evidence) {
+        if self.committee().is_active(evidence.signer) {
+            self.pending_evidence.entry(evidence.signer).or_insert_with(|| evidence.clone());
+        }
     }
 
     /// Adds a client's transaction (bounded; first one per (sender, nonce) wins).
@@ -187,7 +222,7 @@ impl Node {
         }
         let candidates: Vec<SignedTx> = self.mempool.values().take(MAX_CANDIDATES).cloned().collect();
         let incoming: Vec<ReceiptBatch> = self.pool.values().cloned().collect();
-        let extras = Extras { incoming, ..Extras::default() };
+        let extras = Extras { incoming, evidence: self.pending_evidence.values().cloned().collect() };
         let built = build_block(&self.state, self.address, timestamp_ms, extras, candidates).ok()?;
         let hash = built.block.hash().0;
         if self.honest() {
@@ -243,8 +278,16 @@ impl Node {
             _ => apply_block(&self.state, &block)
                 .map_err(|e| format!("certified block of height {height} is invalid: {e}"))?,
         };
+        let jailed = self.committee().inactive();
         self.state.commit(&outcome);
-        self.index_outgoing(&block, &certified.certificate);
+        if !outcome.slashed.is_empty() {
+            self.committee_changed = true;
+            let committee = committee::current(&self.state).map_err(|e| format!("reading the committee: {e}"))?;
+            self.pending_evidence.retain(|index, _| committee.is_active(*index));
+            // Messages are verified against the new committee from now on.
+            self.config.committee = committee;
+        }
+        self.index_outgoing(&block, &certified.certificate, &jailed);
         self.chain.insert(height, certified);
         self.outcomes.clear();
         self.prune_mempool();
@@ -253,10 +296,14 @@ impl Node {
     }
 
     /// Files what `block` owes each other shard in the outbox.
-    fn index_outgoing(&mut self, block: &Block, certificate: &palisade_consensus::CommitCertificate) {
+    fn index_outgoing(
+        &mut self,
+        block: &Block,
+        certificate: &palisade_consensus::CommitCertificate,
+        jailed: &[ValidatorIndex],
+    ) {
         let outgoing = palisade_ledger::receipt::outgoing(block, self.state.context().shard_count);
-        // Nothing is jailed in the simulator yet.
-        for (dest, batch) in ReceiptBatch::by_dest(&block.header, certificate, &[], &outgoing) {
+        for (dest, batch) in ReceiptBatch::by_dest(&block.header, certificate, jailed, &outgoing) {
             self.outbox.insert((dest, block.header.height), batch);
         }
     }
@@ -478,7 +525,12 @@ mod tests {
         let mut own_committee = all[MAX_POOLED_BATCHES].clone();
         own_committee.certificate = certify(
             &genesis,
-            &Block { header: own_committee.header.clone(), txs: Vec::new(), incoming: Vec::new(), evidence: Vec::new() },
+            &Block {
+                header: own_committee.header.clone(),
+                txs: Vec::new(),
+                incoming: Vec::new(),
+                evidence: Vec::new(),
+            },
             1,
         );
         assert!(matches!(node.admit(own_committee), Admission::Refused(ReceiptError::Certified(_))));

@@ -57,6 +57,8 @@ pub struct Stats {
     pub synced: u64,
     /// Evidence emitted by honest replicas.
     pub evidence: u64,
+    /// Validators slashed by committed blocks (each block counted once).
+    pub slashed: u64,
     /// Receipt batches honest nodes relayed after committing their source
     /// block (one per recipient).
     pub batches_relayed: u64,
@@ -367,6 +369,25 @@ impl Sim {
                 self.act(node, action, &mut inputs);
             }
         }
+        self.adopt_committee(node);
+    }
+
+    /// After a block jailed someone: the node's replica restarts on the new
+    /// committee from its persisted state, as a real node's does.
+    fn adopt_committee(&mut self, node: usize) {
+        let host = &mut self.nodes[node];
+        if !host.alive || !std::mem::take(&mut host.committee_changed) {
+            return;
+        }
+        let previous = host.restore_replica();
+        host.replica.inherit_decisions(&previous);
+        let mut out = Vec::new();
+        host.replica.start(&mut out);
+        let mut inputs = VecDeque::new();
+        for action in out {
+            self.act(node, action, &mut inputs);
+        }
+        self.drain(node, inputs);
     }
 
     /// The host carries out one action.
@@ -402,6 +423,11 @@ impl Sim {
             Action::Evidence(evidence) => {
                 if self.nodes[node].honest() {
                     self.stats.evidence += 1;
+                    // The evidence topic: every live node of the shard pools it.
+                    let shard = self.nodes[node].shard;
+                    for other in self.nodes.iter_mut().filter(|n| n.shard == shard && n.alive) {
+                        other.pend_evidence(&evidence);
+                    }
                 }
                 self.nodes[node].evidence.push(evidence);
             }
@@ -463,6 +489,7 @@ impl Sim {
             first.insert(self.now_ms);
             let credited: usize = block.incoming.iter().map(|b| b.receipts.len()).sum();
             self.stats.receipts_credited += credited as u64;
+            self.stats.slashed += block.evidence.len() as u64;
             if let Some(due) = &mut self.receipts_due {
                 for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
                     due.remove(&proven.receipt.id);

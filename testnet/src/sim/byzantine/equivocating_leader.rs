@@ -31,9 +31,14 @@ impl EquivocatingLeader {
     /// node's state is where the proposal builds.
     fn twin_block(ctx: &Ctx<'_>, original: &[u8]) -> Option<Block> {
         let block = Block::from_bytes(original, ctx.message_limit).ok()?;
-        let built =
-            build_block(ctx.state, ctx.address, block.header.timestamp_ms.saturating_add(1), Extras::default(), Vec::new())
-                .ok()?;
+        let built = build_block(
+            ctx.state,
+            ctx.address,
+            block.header.timestamp_ms.saturating_add(1),
+            Extras::default(),
+            Vec::new(),
+        )
+        .ok()?;
         (built.block.header.height == block.header.height && built.block.hash() != block.hash()).then_some(built.block)
     }
 }

@@ -80,7 +80,8 @@ impl Byzantine for ForgingRelayer {
             self.forged_through = *height;
             let Ok(block) = Block::from_bytes(&decision.block, ctx.message_limit) else { continue };
             for dest in (0..ctx.shard_count).filter(|d| *d != ctx.shard) {
-                let Some(honest) = ReceiptBatch::for_dest(&block, &decision.certificate, &[], ctx.shard_count, dest) else {
+                let Some(honest) = ReceiptBatch::for_dest(&block, &decision.certificate, &[], ctx.shard_count, dest)
+                else {
                     continue;
                 };
                 out.push((dest, self.inflated(&honest)));
