@@ -37,7 +37,7 @@ use crate::{
     hash::Hash,
     keys::verifying_key,
     receipt::{self, Applied, Receipt, ReceiptBatch, ReceiptError},
-    slashing::{self, EvidenceRefused, MAX_BLOCK_EVIDENCE, SlashRecord},
+    slashing::{self, EvidenceRefused, MAX_BLOCK_EVIDENCE, SlashRecord, Slashings},
     state::{Account, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, Tip, ValidatorRecord},
     tx::{SignedTx, TxKind},
 };
@@ -301,7 +301,7 @@ pub struct Outcome {
     /// The cross-shard receipts the block emits, in block order.
     pub outgoing: Vec<Receipt>,
     /// Validators the block slashed and jailed (from the next height on).
-    pub slashed: Vec<(Address, SlashRecord)>,
+    pub slashed: Slashings,
 }
 
 /// Pending changes of one block over the committed state. Reads fall
@@ -434,7 +434,7 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
 
     /// The block's writes, with the chain record of `height` on `parent`,
     /// and the validators it slashed.
-    fn into_writes(mut self, height: u64, parent: Hash) -> (BTreeMap<StateKey, Vec<u8>>, Vec<(Address, SlashRecord)>) {
+    fn into_writes(mut self, height: u64, parent: Hash) -> (BTreeMap<StateKey, Vec<u8>>, Slashings) {
         self.chain.height = height;
         self.chain.parent = parent;
         let mut writes = BTreeMap::new();

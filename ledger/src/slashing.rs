@@ -35,6 +35,9 @@ use crate::{
 /// Most pieces of evidence one block carries.
 pub const MAX_BLOCK_EVIDENCE: usize = 16;
 
+/// The validators a block slashed, with what for.
+pub type Slashings = Vec<(Address, SlashRecord)>;
+
 /// Basis points in one whole.
 const BPS: u128 = 10_000;
 

@@ -101,7 +101,8 @@ fn blocks_refuse_evidence_that_does_not_hold() {
         e.shard = 1;
         e
     };
-    let cases: Vec<(&str, palisade_consensus::Evidence, fn(&EvidenceRefused) -> bool)> = vec![
+    type Case = (&'static str, palisade_consensus::Evidence, fn(&EvidenceRefused) -> bool);
+    let cases: Vec<Case> = vec![
         ("bad signature", forged, |r| matches!(r, EvidenceRefused::Invalid(_))),
         ("same block", same_block, |r| matches!(r, EvidenceRefused::Invalid(_))),
         ("other shard", other_shard, |r| matches!(r, EvidenceRefused::Invalid(_))),
