@@ -408,3 +408,65 @@ fn chaos_on_two_shards_finds_no_violation() {
     assert!(report.supply.is_some(), "the supply was not read: {}", report.render());
     assert!(!report.applied.is_empty(), "no fault was injected");
 }
+
+/// `palisade_evidence_total` of `shard` on a node's metrics port (a plain
+/// HTTP/1.0 GET; `None` if the node does not answer).
+fn evidence_detected(net: &LocalNet, node: usize, shard: u32) -> Option<u64> {
+    use std::io::{Read, Write};
+    let url = net.nodes[node].metrics_url();
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    let series = format!("palisade_evidence_total{{shard=\"{shard}\"}} ");
+    body.lines().find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
+}
+
+/// The persisted vote guard, end to end: one validator of a fast shard is
+/// SIGKILLed at 50 random moments (mid-vote, mid-commit, mid-start) and
+/// restarted each time. It must never sign two conflicting votes: the three
+/// validators that are never killed detect no equivocation, nothing is
+/// slashed, and the shard keeps committing, the victim with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_kill9_restarts_never_produce_evidence() {
+    const RESTARTS: u64 = 50;
+    const VICTIM: &str = "validator-0-0";
+    let mut genesis = Genesis::dev(1, 4);
+    // Blocks back to back, so most kills land while the victim is voting.
+    genesis.params.block_interval_ms = 10;
+    genesis.params.heartbeat_interval_ms = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = LocalNet::create(dir.path(), genesis, find_node_binary(true).unwrap(), Ports::Free).unwrap();
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    wait_for(&net, "height 2", || all_at(&rpc, &[0, 1, 2, 3], 0, 2)).await;
+    let start = height(&rpc, 1, 0).await;
+    let mut rng = palisade_testnet::sim::rng::SimRng::new(0x6b69_6c6c);
+    for _ in 0..RESTARTS {
+        tokio::time::sleep(Duration::from_millis(rng.range(0, 400))).await;
+        if let Err(e) = net.kill(VICTIM) {
+            let log = std::fs::read_to_string(net.node(VICTIM).unwrap().log_path()).unwrap_or_default();
+            let errors: Vec<&str> = log.lines().filter(|l| !l.contains(" INFO ")).collect();
+            panic!("{e}: the victim exited by itself:\n{}", errors.join("\n"));
+        }
+        net.start(VICTIM).unwrap();
+    }
+    // The victim is back and the shard moved on with it.
+    let target = height(&rpc, 1, 0).await + 5;
+    wait_for(&net, "every validator past the kills", || all_at(&rpc, &[0, 1, 2, 3], 0, target)).await;
+    for node in 1..4 {
+        let detected = evidence_detected(&net, node, 0);
+        assert_eq!(detected, Some(0), "node {node} saw the victim equivocate:\n{}", net.logs_tail(40));
+    }
+    let validators = rpc[1].validators().await.unwrap();
+    let shard = validators.iter().find(|v| v.shard == 0).unwrap();
+    assert_eq!(shard.burned_units, Some(0), "something was slashed: {shard:?}");
+    let victim = shard.validators.iter().find(|v| v.name == VICTIM).unwrap();
+    let state = victim.state.as_ref().unwrap();
+    assert!(!state.jailed && state.slashed.is_none(), "{victim:?}");
+    let end = height(&rpc, 1, 0).await;
+    println!("{RESTARTS} kill -9 restarts of {VICTIM}: shard 0 went from height {start} to {end}, no evidence");
+    assert!(end > start + RESTARTS / 5, "the shard barely moved: {start} → {end}");
+}

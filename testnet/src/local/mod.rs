@@ -458,11 +458,14 @@ listen = "127.0.0.1:{metrics}"
     }
 
     /// Waits up to `limit` for `name` to have no process (reaping it, if
-    /// this value started it).
+    /// this value started it). A child of ours is down only once reaped: a
+    /// killed multi-threaded process shows as a zombie while its other
+    /// threads are still exiting (holding its ports and database lock), and
+    /// a restart then would find the old one still there.
     fn wait_down(&mut self, name: &str, limit: Duration) -> Result<bool> {
         let deadline = Instant::now() + limit;
         loop {
-            if self.state(name)? == ProcessState::Down {
+            if self.state(name)? == ProcessState::Down && !self.children.contains_key(name) {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
