@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use palisade_cli::commands::transfer::TransferRequest;
-use palisade_cli::commands::{Context, balance, chain, keys, transfer};
+use palisade_cli::commands::{Context, balance, chain, keys, slashing, transfer};
 use palisade_cli::config::{Config, GENESIS_ENV, HOME_ENV, KEY_ENV, NODE_ENV, PASSWORD_FILE_ENV, resolve_home};
 use palisade_cli::error::{Result, WalletError};
 use palisade_cli::output::{Format, Report, print_error, print_report};
@@ -106,6 +106,24 @@ enum Command {
         shard: u32,
         /// The height (1 is the first block)
         height: u64,
+    },
+    /// Each committee member's stake, rewards, jailed status and the offence it was slashed for
+    Validators {
+        /// Only this shard [default: every shard]
+        shard: Option<u32>,
+    },
+    /// Equivocation evidence
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceCommand {
+    /// Hand evidence (two conflicting votes by one validator) to a node of its shard, which slashes and jails
+    /// the validator in its next block. FILE holds the evidence as hex (its bincode encoding) or JSON
+    Submit {
+        /// The evidence file
+        file: PathBuf,
     },
 }
 
@@ -208,6 +226,8 @@ fn run(cli: Cli, format: Format) -> Result<Report> {
         Command::Tx { id } => block_on(chain::tx(&ctx, &id)),
         Command::Status => block_on(chain::status(&ctx)),
         Command::Block { shard, height } => block_on(chain::block(&ctx, shard, height)),
+        Command::Validators { shard } => block_on(slashing::validators(&ctx, shard)),
+        Command::Evidence(EvidenceCommand::Submit { file }) => block_on(slashing::submit_evidence(&ctx, &file)),
     }
 }
 

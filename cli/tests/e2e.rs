@@ -260,3 +260,73 @@ async fn transfers_cross_shards_both_ways_and_tx_shows_debit_and_credit() {
     let human = wallet.ok(&["tx", &id]);
     assert!(human.contains("debited on shard") && human.contains("credited on shard"), "{human}");
 }
+
+/// Slashing end to end: evidence that validator-0-2 signed two prepare votes
+/// is submitted with `palisade evidence submit`; the next blocks burn its
+/// stake and jail it, `palisade validators` shows it, and the shard goes on
+/// committing with the three others (so their quorum is recomputed on the
+/// remaining stake), every node agreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_evidence_slashes_and_jails_and_the_shard_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = running_network(dir.path(), 1).await;
+    let genesis: Genesis =
+        serde_json::from_str(&std::fs::read_to_string(net.dir.join("genesis.json")).unwrap()).unwrap();
+    let wallet = Wallet {
+        home: dir.path().join("wallet"),
+        password: write_password(dir.path()),
+        genesis: net.dir.join("genesis.json"),
+        node: Some(net.nodes[0].rpc_url()),
+    };
+    let before = wallet.json(&["validators", "0"]);
+    let member = |answer: &Value, i: usize| answer["shards"][0]["validators"][i]["state"].clone();
+    assert_eq!(member(&before, 2)["jailed"], false);
+    let stake = member(&before, 2)["stake_units"].as_u64().unwrap();
+
+    // Junk is refused, nothing changes.
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, "not evidence").unwrap();
+    let refused = wallet.run(&["evidence", "submit", junk.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("neither evidence JSON nor hex"));
+
+    let evidence = palisade_ledger::workload::dev_evidence(&genesis, 0, 2, 1);
+    let file = dir.path().join("evidence.hex");
+    std::fs::write(&file, hex::encode(palisade_ledger::codec::encode(&evidence))).unwrap();
+    let accepted = wallet.json(&["evidence", "submit", file.to_str().unwrap()]);
+    assert_eq!(accepted["shard"], 0);
+    assert_eq!(accepted["offender"], genesis.committee(0).unwrap().validators[2].address.to_bech32());
+
+    // Final within a few blocks, on every node.
+    let deadline = Instant::now() + WAIT;
+    let jailed_at = loop {
+        let now = wallet.json(&["validators", "0"]);
+        if member(&now, 2)["jailed"] == true {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not jailed in time:\n{}", net.logs_tail(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let state = member(&jailed_at, 2);
+    let burned = state["slashed"]["burned_units"].as_u64().unwrap();
+    assert_eq!(burned, stake / 10_000 * u64::from(genesis.params.slash_fraction_bps));
+    assert_eq!(state["stake_units"].as_u64().unwrap(), stake - burned);
+    assert_eq!(jailed_at["shards"][0]["burned_units"].as_u64().unwrap(), burned);
+    let included = state["slashed"]["included_at"].as_u64().unwrap();
+    // Nobody else was touched; the shard keeps committing without v2.
+    for i in [0, 1, 3] {
+        assert_eq!(member(&jailed_at, i)["jailed"], false);
+    }
+    wait_for_height(&net, &[0, 1, 2, 3], included + 5).await;
+    let client = Client::new(&net.nodes[1].rpc_url()).unwrap();
+    for height in included + 2..=included + 5 {
+        let block = client.block(0, height).await.unwrap().unwrap();
+        assert_ne!(block.header.proposer, genesis.committee(0).unwrap().validators[2].address, "a jailed leader");
+        assert!(!block.certificate.signers.contains(&2) || block.certificate.jailed.contains(&2));
+        assert_eq!(block.certificate.jailed, vec![2]);
+    }
+    // The same evidence again: refused, it is jailed already.
+    let again = wallet.run(&["evidence", "submit", file.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already jailed"), "{again:?}");
+}

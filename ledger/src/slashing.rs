@@ -20,7 +20,8 @@
 //! that would stop the shard for good, and it cannot happen while fewer
 //! than a third of the stake lies.
 
-use palisade_consensus::{Committee, Evidence, Phase};
+pub use palisade_consensus::Evidence;
+use palisade_consensus::{Committee, Phase};
 use serde::{Deserialize, Serialize};
 
 use crate::{

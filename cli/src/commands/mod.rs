@@ -4,11 +4,13 @@
 //! - [`keys`]: create, list, show, import, import-dev, export;
 //! - [`balance`]: an account's balance, optionally proven;
 //! - [`transfer`]: sign, submit and wait for finality;
-//! - [`chain`]: `tx`, `status` and `block`.
+//! - [`chain`]: `tx`, `status` and `block`;
+//! - [`slashing`]: `validators` and `evidence submit`.
 
 pub mod balance;
 pub mod chain;
 pub mod keys;
+pub mod slashing;
 pub mod transfer;
 
 use std::path::PathBuf;
