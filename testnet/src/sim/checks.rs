@@ -31,7 +31,8 @@
 //!   validator whose behaviour signs conflicting messages.
 //! * **Evidence completeness**: an honest replica that was fed two different
 //!   blocks for one `(signer, height, view, phase)` slot while it had to keep
-//!   both (current height, inside the vote window) emitted evidence for it.
+//!   both (current height, inside the vote window) emitted evidence for it,
+//!   unless the signer is jailed by now.
 //! * **Slashing**: read from the blocks of each agreed chain, no honest
 //!   validator is ever slashed, no validator twice; and every validator an
 //!   honest replica proved an equivocation against is slashed once the
@@ -625,7 +626,9 @@ pub fn evidence(sim: &Sim) -> Vec<Violation> {
             }
         }
         for (slot, hashes) in &node.seen {
-            if hashes.len() < 2 {
+            // A jailed signer's votes weigh nothing and it was punished
+            // already: replicas do not report it again.
+            if hashes.len() < 2 || !node.committee().is_active(slot.0) {
                 continue;
             }
             let reported = node.evidence.iter().any(|e| {
