@@ -201,7 +201,7 @@ fn main() -> Result<ExitCode> {
             }
             let binary = match node_bin {
                 Some(path) => path,
-                None => local::find_node_binary(false)?,
+                None => local::node_binary_for_network()?,
             };
             let net = LocalNet::create(&dir, genesis, binary, Ports::From(base_port))?;
             control::up(net, foreground)

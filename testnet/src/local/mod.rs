@@ -201,14 +201,39 @@ pub fn find_node_binary(debug: bool) -> Result<PathBuf> {
     if let Ok(path) = std::env::var("PALISADE_NODE_BIN") {
         return Ok(PathBuf::from(path));
     }
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(2) {
-            let candidate = dir.join("palisade-node");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
+    match next_to_exe() {
+        Some(path) => Ok(path),
+        None => build_node_binary(debug),
     }
+}
+
+/// The `palisade-node` binary a user's network should run: `$PALISADE_NODE_BIN`,
+/// else, in a source checkout, the one cargo builds from it now (a no-op when
+/// up to date; a binary merely lying next to ours may be from older sources),
+/// else the one next to the running executable (an installed toolset).
+pub fn node_binary_for_network() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("PALISADE_NODE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let has_cargo = Command::new(&cargo).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if workspace.is_file() && has_cargo.is_ok_and(|s| s.success()) {
+        return build_node_binary(false);
+    }
+    next_to_exe().context("no palisade-node next to this executable; set PALISADE_NODE_BIN or use --node-bin")
+}
+
+/// `palisade-node` in the running executable's directory or its parent
+/// (target/<profile>/, also from target/<profile>/deps/).
+fn next_to_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors().skip(1).take(2).map(|dir| dir.join("palisade-node")).find(|candidate| candidate.is_file())
+}
+
+/// Builds `palisade-node` with cargo (release unless `debug`) and returns
+/// where cargo put it.
+fn build_node_binary(debug: bool) -> Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // Cargo says where it put the binary (the target directory may be
