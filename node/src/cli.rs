@@ -179,6 +179,9 @@ pub struct RunArgs {
     /// Every setting of the config file.
     #[command(flatten)]
     pub overrides: ConfigOverrides,
+    /// TEST ONLY, refused unless the genesis is a dev chain: misbehave on purpose as a validator
+    #[arg(long, value_name = "MODE")]
+    pub misbehave: Option<palisade_node::byzantine::Misbehaviour>,
 }
 
 /// Parses the command line (exiting on `--help`, `--version` or a usage

@@ -8,6 +8,7 @@
 //! - [`metrics`] and [`health`]: Prometheus metrics and `/health`;
 //! - [`wire`]: gossip topics, the sync protocol and size limits.
 
+pub mod byzantine;
 pub mod config;
 pub mod context;
 pub mod health;

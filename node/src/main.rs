@@ -67,13 +67,17 @@ fn run(args: RunArgs) -> Result<()> {
     for warning in warnings {
         warn!(field = %warning.field, "genesis: {}", warning.reason);
     }
+    if let Some(mode) = args.misbehave {
+        palisade_node::byzantine::check_allowed(mode, &genesis).map_err(anyhow::Error::msg)?;
+        warn!(%mode, "MISBEHAVING ON PURPOSE (test-only mode)");
+    }
     let key = load_validator_key(&config)?;
     let (p2p_key, created) = cli::load_or_create_p2p_key(&config.p2p_key_path())?;
     if created {
         info!(path = %config.p2p_key_path().display(), "created a new p2p identity");
     }
     info!(peer_id = %p2p_key.public().to_peer_id(), chain_id = %genesis.chain_id, "identity");
-    start_node(config, key, p2p_key, genesis)
+    start_node(config, key, p2p_key, genesis, args.misbehave)
 }
 
 /// The validator key, if the key file exists. A missing default file means
@@ -120,13 +124,14 @@ fn start_node(
     key: Option<Keypair>,
     p2p_key: libp2p::identity::Keypair,
     genesis: Genesis,
+    misbehave: Option<palisade_node::byzantine::Misbehaviour>,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("palisade-node")
         .build()
         .context("starting the tokio runtime")?;
-    let result = runtime.block_on(palisade_node::node::run(config, key, p2p_key, genesis));
+    let result = runtime.block_on(palisade_node::node::run(config, key, p2p_key, genesis, misbehave));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     result
 }

@@ -41,6 +41,7 @@ pub async fn run(
     key: Option<Keypair>,
     p2p_key: libp2p::identity::Keypair,
     genesis: Genesis,
+    misbehave: Option<crate::byzantine::Misbehaviour>,
 ) -> Result<()> {
     let genesis = Arc::new(genesis);
     let validated = validated_shards(&genesis, key.as_ref());
@@ -77,9 +78,9 @@ pub async fn run(
     for &shard in &shards {
         let status = shard::initial_status(shard, &store, &genesis)?;
         let (handle, queues) = shard::shard_channel(status, QueueBounds::default());
-        let shard_key = if validated.contains(&shard) { key.clone() } else { None };
+        let (shard_key, misbehave) = if validated.contains(&shard) { (key.clone(), misbehave) } else { (None, None) };
         let thread = shard::spawn(
-            ShardConfig { shard, genesis: genesis.clone(), key: shard_key, mempool },
+            ShardConfig { shard, genesis: genesis.clone(), key: shard_key, mempool, misbehave },
             store.clone(),
             queues,
             net_handle.clone(),

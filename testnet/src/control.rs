@@ -138,14 +138,20 @@ fn unknown_node(net: &LocalNet, error: anyhow::Error) -> anyhow::Error {
 }
 
 /// `restart`: a graceful stop if it runs (paused included), then a start.
-pub fn restart(net: &mut LocalNet, node: &str) -> Result<ExitCode> {
+pub fn restart(net: &mut LocalNet, node: &str, misbehave: Option<&str>) -> Result<ExitCode> {
     net.node(node).map_err(|e| unknown_node(net, e))?;
     if net.is_running(node) {
         net.stop(node, Duration::from_secs(15))?;
     }
-    net.start(node)?;
+    match misbehave {
+        Some(mode) => net.start_misbehaving(node, mode)?,
+        None => net.start(node)?,
+    };
     wait_ready(net, &[node.to_string()])?;
-    println!("{node} restarted");
+    match misbehave {
+        Some(mode) => println!("{node} restarted, misbehaving on purpose: {mode}"),
+        None => println!("{node} restarted"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

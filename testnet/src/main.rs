@@ -133,6 +133,9 @@ enum Command {
     Restart {
         /// The node.
         node: String,
+        /// Start it misbehaving on purpose (test-only; dev chains): equivocate, silent, invalid-proposals, flood
+        #[arg(long, value_name = "MODE")]
+        misbehave: Option<String>,
     },
     /// Run a bank workload (a third of its transfers cross shards) on the
     /// running network while killing, pausing, stopping and restarting
@@ -214,7 +217,9 @@ fn main() -> Result<ExitCode> {
         }),
         Command::Pause { node } => control::each(&mut LocalNet::open(&dir)?, &node, "paused", |net, n| net.pause(n)),
         Command::Resume { node } => control::each(&mut LocalNet::open(&dir)?, &node, "resumed", |net, n| net.resume(n)),
-        Command::Restart { node } => control::restart(&mut LocalNet::open(&dir)?, &node),
+        Command::Restart { node, misbehave } => {
+            control::restart(&mut LocalNet::open(&dir)?, &node, misbehave.as_deref())
+        }
         Command::Chaos { duration, seed, accounts_per_shard } => {
             let options = ChaosOptions { duration, seed, accounts_per_shard, ..ChaosOptions::default() };
             let report = chaos::run(&mut LocalNet::open(&dir)?, &options)?;

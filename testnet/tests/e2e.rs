@@ -470,3 +470,67 @@ async fn fifty_kill9_restarts_never_produce_evidence() {
     println!("{RESTARTS} kill -9 restarts of {VICTIM}: shard 0 went from height {start} to {end}, no evidence");
     assert!(end > start + RESTARTS / 5, "the shard barely moved: {start} → {end}");
 }
+
+/// The node's test-only misbehaviours on a real shard of four, one at a
+/// time (f = 1): `silent`, `invalid-proposals` and `flood` never stop the
+/// shard nor make two honest validators disagree on a block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_invalid_and_flooding_validators_are_outvoted() {
+    let (mut net, _, _dir) = network(1, 1);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    for mode in ["silent", "invalid-proposals", "flood"] {
+        net.kill("validator-0-3").unwrap();
+        net.start_misbehaving("validator-0-3", mode).unwrap();
+        let target = height(&rpc, 0, 0).await + 6;
+        wait_for(&net, &format!("the shard to go on beside a {mode} validator"), || {
+            all_at(&rpc, &[0, 1, 2], 0, target)
+        })
+        .await;
+        net.kill("validator-0-3").unwrap();
+        net.start("validator-0-3").unwrap();
+    }
+    let top = height(&rpc, 0, 0).await.min(height(&rpc, 1, 0).await).min(height(&rpc, 2, 0).await);
+    for h in 1..=top {
+        let mut hashes = Vec::new();
+        for client in &rpc[..3] {
+            hashes.push(client.block(0, h).await.unwrap().unwrap().hash);
+        }
+        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "height {h}: {hashes:?}");
+    }
+}
+
+/// `equivocate`: honest replicas catch the second votes, the evidence is
+/// executed within a few blocks (stake burned, validator jailed, nobody else
+/// touched), and the shard goes on with the other three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_validator_is_slashed_and_jailed_and_the_shard_goes_on() {
+    let (mut net, _, _dir) = network(1, 1);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    net.kill("validator-0-1").unwrap();
+    let started = height(&rpc, 0, 0).await;
+    net.start_misbehaving("validator-0-1", "equivocate").unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let slashed = loop {
+        let validators = rpc[0].validators().await.unwrap();
+        if let Some(slash) = validators[0].validators[1].state.as_ref().and_then(|s| s.slashed.clone()) {
+            break slash;
+        }
+        assert!(std::time::Instant::now() < deadline, "never slashed:\n{}", net.logs_tail(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let validators = rpc[2].validators().await.unwrap();
+    let others_free =
+        validators[0].validators.iter().filter(|v| v.index != 1).all(|v| !v.state.as_ref().unwrap().jailed);
+    assert!(others_free, "{validators:?}");
+    assert!(validators[0].validators[1].state.as_ref().unwrap().jailed);
+    let target = slashed.included_at + 5;
+    wait_for(&net, "the shard to go on without the equivocator", || all_at(&rpc, &[0, 2, 3], 0, target)).await;
+    println!(
+        "equivocator started at height {started}, offence at {}, slashed at {} ({} units burned)",
+        slashed.offence_height, slashed.included_at, slashed.burned_units
+    );
+}

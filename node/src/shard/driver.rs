@@ -36,6 +36,7 @@ use super::evidence::{EvidencePool, Offered};
 use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, ShardStatus, SyncAnswer, TxInput, TxState};
 use super::receipts::{self, Offer, Receipts};
 use super::timers::{Timer, Timers};
+use crate::byzantine::{self, Misbehaviour};
 use crate::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
 use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
 use crate::net::{NetHandle, Verdict};
@@ -71,6 +72,8 @@ pub struct ShardConfig {
     pub key: Option<Keypair>,
     /// Mempool bounds.
     pub mempool: MempoolConfig,
+    /// Test-only misbehaviour (dev chains; see [`crate::byzantine`]).
+    pub misbehave: Option<Misbehaviour>,
 }
 
 /// A fatal failure of a shard thread (storage or configuration).
@@ -133,6 +136,12 @@ pub struct ShardDriver {
     label: ShardLabel,
     /// Our ledger address, if we validate.
     address: Option<Address>,
+    /// Our consensus key (for the `equivocate` misbehaviour's second votes).
+    signing_key: Option<SigningKey>,
+    /// Test-only misbehaviour.
+    misbehave: Option<Misbehaviour>,
+    /// The last `flood` burst.
+    last_flood: Instant,
     /// The replica's configuration; its committee is the chain's current one.
     replica_config: ReplicaConfig,
     /// A committed block changed the committee: restart the replica on it
@@ -181,7 +190,7 @@ impl ShardDriver {
         net: NetHandle,
         metrics: Arc<Metrics>,
     ) -> Result<ShardDriver, ShardError> {
-        let ShardConfig { shard, genesis, key, mempool } = config;
+        let ShardConfig { shard, genesis, key, mempool, misbehave } = config;
         let store_err = |source| ShardError::Store { shard, source };
         let config_err = |reason: String| ShardError::Config { shard, reason };
         if genesis.consensus_committee(shard).is_none() {
@@ -229,6 +238,9 @@ impl ShardDriver {
             metrics,
             label: ShardLabel { shard },
             address: key.as_ref().map(Keypair::address),
+            signing_key: key.as_ref().map(|k| SigningKey::from_bytes(&k.seed())),
+            misbehave,
+            last_flood: now,
             replica_config,
             committee_changed: false,
             evidence: EvidencePool::default(),
@@ -277,6 +289,7 @@ impl ShardDriver {
             }
             self.fire_timers()?;
             self.maybe_propose()?;
+            self.flood();
             self.publish_status();
         }
         info!(height = self.chain.tip().height, "shard stopped");
@@ -662,8 +675,28 @@ impl ShardDriver {
     }
 
     fn publish(&self, message: &SignedMessage) {
+        match (self.misbehave, &self.signing_key) {
+            (Some(Misbehaviour::Silent), _) if byzantine::silent::withholds(message) => return,
+            (Some(Misbehaviour::Equivocate), Some(key)) => {
+                if let Some(twin) = byzantine::equivocate::conflicting(message, key) {
+                    self.net.publish(self.shard, TopicKind::Consensus, palisade_consensus::encode(&twin));
+                }
+            }
+            _ => {}
+        }
         if !self.net.publish(self.shard, TopicKind::Consensus, palisade_consensus::encode(message)) {
             debug!("network queue full; message dropped (view changes recover)");
+        }
+    }
+
+    /// The `flood` misbehaviour's next burst of junk, when due.
+    fn flood(&mut self) {
+        if self.misbehave != Some(Misbehaviour::Flood) || self.last_flood.elapsed() < byzantine::flood::INTERVAL {
+            return;
+        }
+        self.last_flood = Instant::now();
+        for n in 0..byzantine::flood::BURST {
+            self.net.publish(self.shard, TopicKind::Consensus, byzantine::flood::junk(n));
         }
     }
 
@@ -914,6 +947,12 @@ impl ShardDriver {
             self.mempool.evict(&id);
             self.remember_rejection(id, reason.to_string());
         }
+        let (block, block_hash) = match self.misbehave {
+            Some(Misbehaviour::InvalidProposals) => {
+                byzantine::invalid_proposals::corrupt(&block, self.max_block_bytes).unwrap_or((block, block_hash))
+            }
+            _ => (block, block_hash),
+        };
         debug!(height, view, bytes = block.len(), "proposing");
         Ok(Some(Input::Proposal { height, view, block_hash, block }))
     }

@@ -417,6 +417,16 @@ listen = "127.0.0.1:{metrics}"
     /// log, in its own process group (a Ctrl-C meant for the terminal's
     /// foreground job does not reach it). Returns its PID.
     pub fn start(&mut self, name: &str) -> Result<u32> {
+        self.start_with(name, &[])
+    }
+
+    /// Starts `name` misbehaving on purpose (`palisade-node run --misbehave
+    /// MODE`: equivocate, silent, invalid-proposals or flood; dev chains only).
+    pub fn start_misbehaving(&mut self, name: &str, mode: &str) -> Result<u32> {
+        self.start_with(name, &["--misbehave", mode])
+    }
+
+    fn start_with(&mut self, name: &str, extra: &[&str]) -> Result<u32> {
         use std::os::unix::process::CommandExt;
         let node = self.node(name)?.clone();
         let process = node.process();
@@ -427,6 +437,7 @@ listen = "127.0.0.1:{metrics}"
         let child = Command::new(&self.binary)
             .args(["run", "--config"])
             .arg(process.config())
+            .args(extra)
             .env("RUST_LOG", std::env::var("PALISADE_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -1,0 +1,26 @@
+//! `flood`: the validator publishes junk on its shard's consensus topic, a
+//! burst every [`INTERVAL`]. Peers fail to decode it, refuse it, and
+//! gossipsub's scoring cuts the flooder off.
+
+use std::time::Duration;
+
+/// Time between bursts.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+/// Messages per burst.
+pub const BURST: usize = 20;
+/// Size of each junk message.
+pub const JUNK_BYTES: usize = 512;
+
+/// Junk message `n` of a burst: bytes no decoder accepts as a message.
+pub fn junk(n: usize) -> Vec<u8> {
+    let seed = u64::try_from(n).unwrap_or(0).to_le_bytes();
+    let mut out = vec![0xff; JUNK_BYTES];
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&seed);
+    hasher.finalize_xof().fill(&mut out);
+    // A leading 0xff makes a length prefix no limit allows.
+    if let Some(first) = out.first_mut() {
+        *first = 0xff;
+    }
+    out
+}
