@@ -155,6 +155,18 @@ pub fn restart(net: &mut LocalNet, node: &str, misbehave: Option<&str>) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// `twin`: adds and starts a twin of `node`; waits until it answers.
+pub fn twin(net: &mut LocalNet, node: &str) -> Result<ExitCode> {
+    net.node(node).map_err(|e| unknown_node(net, e))?;
+    let twin = net.add_twin(node)?;
+    net.start(&twin)?;
+    wait_ready(net, std::slice::from_ref(&twin))?;
+    let spec = net.node(&twin)?;
+    println!("{twin} started with {node}'s key: rpc {}, log {}", spec.rpc_url(), spec.log_path().display());
+    println!("once the two sign different blocks for one slot, the shard slashes and jails {node}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `logs`: the last `lines` lines, then (with `follow`) what is appended.
 pub fn logs(net: &LocalNet, node: &str, lines: usize, follow: bool) -> Result<ExitCode> {
     let spec = net.node(node).map_err(|e| unknown_node(net, e))?;

@@ -137,6 +137,12 @@ enum Command {
         #[arg(long, value_name = "MODE")]
         misbehave: Option<String>,
     },
+    /// Start a twin of one validator: a second process with its key and its own data directory (honest code
+    /// that equivocates, so the validator is slashed and jailed). `restart NODE-twin` / `kill NODE-twin` as usual
+    Twin {
+        /// The validator to twin.
+        node: String,
+    },
     /// Run a bank workload (a third of its transfers cross shards) on the
     /// running network while killing, pausing, stopping and restarting
     /// random validators (at most f per shard at once), then check: every
@@ -217,6 +223,7 @@ fn main() -> Result<ExitCode> {
         }),
         Command::Pause { node } => control::each(&mut LocalNet::open(&dir)?, &node, "paused", |net, n| net.pause(n)),
         Command::Resume { node } => control::each(&mut LocalNet::open(&dir)?, &node, "resumed", |net, n| net.resume(n)),
+        Command::Twin { node } => control::twin(&mut LocalNet::open(&dir)?, &node),
         Command::Restart { node, misbehave } => {
             control::restart(&mut LocalNet::open(&dir)?, &node, misbehave.as_deref())
         }

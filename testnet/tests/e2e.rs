@@ -513,24 +513,58 @@ async fn an_equivocating_validator_is_slashed_and_jailed_and_the_shard_goes_on()
     net.kill("validator-0-1").unwrap();
     let started = height(&rpc, 0, 0).await;
     net.start_misbehaving("validator-0-1", "equivocate").unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let slashed = loop {
-        let validators = rpc[0].validators().await.unwrap();
-        if let Some(slash) = validators[0].validators[1].state.as_ref().and_then(|s| s.slashed.clone()) {
-            break slash;
-        }
-        assert!(std::time::Instant::now() < deadline, "never slashed:\n{}", net.logs_tail(20));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let validators = rpc[2].validators().await.unwrap();
-    let others_free =
-        validators[0].validators.iter().filter(|v| v.index != 1).all(|v| !v.state.as_ref().unwrap().jailed);
-    assert!(others_free, "{validators:?}");
-    assert!(validators[0].validators[1].state.as_ref().unwrap().jailed);
+    let slashed = wait_slashed_alone(&net, &rpc, 1).await;
     let target = slashed.included_at + 5;
     wait_for(&net, "the shard to go on without the equivocator", || all_at(&rpc, &[0, 2, 3], 0, target)).await;
     println!(
         "equivocator started at height {started}, offence at {}, slashed at {} ({} units burned)",
         slashed.offence_height, slashed.included_at, slashed.burned_units
     );
+}
+
+/// A twin (a second process with a validator's key, its own data directory,
+/// honest code) equivocates as soon as the two sign different blocks for
+/// one slot: the validator is slashed and jailed, nobody else, and the
+/// shard goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twin_gets_its_validator_slashed_and_the_shard_goes_on() {
+    let (mut net, _, _dir) = network(1, 1);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    let twin = net.add_twin("validator-0-2").unwrap();
+    let started = height(&rpc, 0, 0).await;
+    net.start(&twin).unwrap();
+    let slashed = wait_slashed_alone(&net, &rpc, 2).await;
+    wait_for(&net, "the shard to go on", || all_at(&rpc, &[0, 1, 3], 0, slashed.included_at + 5)).await;
+    println!(
+        "twin started at height {started}; offence ({}) at height {}, slashed by the block at {} ({} blocks later)",
+        slashed.phase,
+        slashed.offence_height,
+        slashed.included_at,
+        slashed.included_at - started
+    );
+    assert!(slashed.included_at <= started + 10 + 10, "slow: started {started}, slashed {}", slashed.included_at);
+}
+
+/// Waits until shard 0's validator `index` is slashed (by node 0's state);
+/// asserts it is jailed and no other validator is (by node 3's).
+async fn wait_slashed_alone(net: &LocalNet, rpc: &[Client], index: u32) -> palisade_ledger::api::SlashJson {
+    let deadline = std::time::Instant::now() + WAIT;
+    let slashed = loop {
+        let validators = rpc[0].validators().await.unwrap();
+        let state = validators[0].validators.iter().find(|v| v.index == index).and_then(|v| v.state.clone());
+        if let Some(slash) = state.and_then(|s| s.slashed) {
+            break slash;
+        }
+        assert!(std::time::Instant::now() < deadline, "validator {index} never slashed:\n{}", net.logs_tail(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Node 3 may be a block behind node 0: wait for it to agree.
+    wait_for(net, "node 3 to commit the slashing", || all_at(rpc, &[3], 0, slashed.included_at)).await;
+    let validators = rpc[3].validators().await.unwrap();
+    for v in &validators[0].validators {
+        assert_eq!(v.state.as_ref().unwrap().jailed, v.index == index, "{validators:?}");
+    }
+    slashed
 }

@@ -80,6 +80,9 @@ pub struct NodeSpec {
     pub rpc_port: u16,
     /// Health and metrics port.
     pub metrics_port: u16,
+    /// For a twin: the validator whose key it runs (see [`LocalNet::add_twin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_of: Option<String>,
 }
 
 impl NodeSpec {
@@ -322,6 +325,36 @@ impl LocalNet {
         })
     }
 
+    /// Adds `NODE-twin`: a second node with the validator key of `of`, its
+    /// own data directory and free ports (honest code that equivocates as
+    /// soon as the two build different proposals or votes for one slot).
+    /// Returns its name; an existing twin is reused. Start it like any node.
+    pub fn add_twin(&mut self, of: &str) -> Result<String> {
+        let original = self.node(of)?.clone();
+        if original.twin_of.is_some() {
+            bail!("{of} is itself a twin");
+        }
+        let name = format!("{of}-twin");
+        if self.node(&name).is_ok() {
+            return Ok(name);
+        }
+        let twin = NodeSpec {
+            name: name.clone(),
+            shard: original.shard,
+            dir: self.dir.join("nodes").join(&name),
+            p2p_port: free_port()?,
+            rpc_port: free_port()?,
+            metrics_port: free_port()?,
+            twin_of: Some(of.to_string()),
+        };
+        self.init_node(&twin, &self.dir.join("genesis.json"), &self.dir.join("password"))?;
+        self.nodes.push(twin);
+        let manifest = Manifest { binary: self.binary.clone(), nodes: self.nodes.clone() };
+        fs::write(self.dir.join("network.json"), serde_json::to_string_pretty(&manifest)?)
+            .context("writing network.json")?;
+        Ok(name)
+    }
+
     /// Leaves the processes running when this value is dropped.
     pub fn detach(&mut self) {
         self.detached = true;
@@ -339,6 +372,7 @@ impl LocalNet {
                     p2p_port: port(ports, i, local::P2P_OFFSET)?,
                     rpc_port: port(ports, i, local::RPC_OFFSET)?,
                     metrics_port: port(ports, i, local::METRICS_OFFSET)?,
+                    twin_of: None,
                 });
             }
         }
@@ -349,8 +383,9 @@ impl LocalNet {
         fs::create_dir_all(&node.dir)?;
         self.node_command(&["init", "--force", "--data-dir"], &[&node.dir])?;
         let key_file = node.dir.join("validator.key");
+        let key_name = node.twin_of.as_deref().unwrap_or(&node.name);
         self.node_command(
-            &["keys", "import-dev", &node.name, "--insecure-fast-kdf", "--genesis"],
+            &["keys", "import-dev", key_name, "--insecure-fast-kdf", "--genesis"],
             &[genesis_path, Path::new("--password-file"), password, Path::new("--key-file"), &key_file],
         )?;
         // Everyone bootstraps to the first validator of every shard: enough
