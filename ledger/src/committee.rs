@@ -27,8 +27,7 @@ use crate::{
     address::Address,
     block::BlockHeader,
     hash::Hash,
-    slashing::SlashRecord,
-    state::{State, StateError, StateExt, StateKey},
+    state::{State, StateError, StateExt},
 };
 
 /// The address of committee member `index` (its key is its address).
@@ -36,43 +35,55 @@ pub fn member_address(committee: &Committee, index: ValidatorIndex) -> Option<Ad
     committee.validator(index).map(|v| Address(v.public_key))
 }
 
+/// Whether `address` is an active (unjailed) member of `committee`: who may
+/// propose its blocks.
+pub fn is_active_member(committee: &Committee, address: &Address) -> bool {
+    committee.index_of(&address.0).is_some_and(|index| committee.is_active(index))
+}
+
+/// Every jailing of a shard so far: the member and the height of the block
+/// that jailed it, read once from the slash records (the one source: a
+/// member is jailed exactly when it has one, and they are never removed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Jailings(Vec<(ValidatorIndex, u64)>);
+
+impl Jailings {
+    /// The jailings recorded in `state`.
+    pub fn read<S: State + ?Sized>(state: &S) -> Result<Jailings, StateError> {
+        let mut jailings = Vec::new();
+        for (position, validator) in state.context().genesis_committee.validators().iter().enumerate() {
+            if let Some(record) = state.slashed(&Address(validator.public_key))? {
+                // Committees are validated to fit u32 indices.
+                jailings.push((ValidatorIndex(u32::try_from(position).unwrap_or(u32::MAX)), record.included_at));
+            }
+        }
+        Ok(Jailings(jailings))
+    }
+
+    /// The members jailed for blocks at `height` (jailed by a block below it).
+    pub fn at(&self, height: u64) -> Vec<ValidatorIndex> {
+        self.0.iter().filter(|(_, jailed_by)| *jailed_by < height).map(|(index, _)| *index).collect()
+    }
+}
+
 /// The committee that certifies the block after `state`'s tip: the genesis
 /// committee with the members jailed so far made inactive.
 pub fn current<S: State + ?Sized>(state: &S) -> Result<Committee, StateError> {
-    let genesis = &state.context().genesis_committee;
-    let mut jailed = Vec::new();
-    for (position, validator) in genesis.validators().iter().enumerate() {
-        let record = state.validator(&Address(validator.public_key))?;
-        if record.is_some_and(|r| r.jailed) {
-            jailed.push(index(position));
-        }
-    }
-    jail(genesis, &jailed)
-}
-
-/// The members jailed for blocks at `height` (those whose slashing was
-/// committed below it), from `state` at any later tip.
-pub fn jailed_at<S: State + ?Sized>(state: &S, height: u64) -> Result<Vec<ValidatorIndex>, StateError> {
-    let genesis = &state.context().genesis_committee;
-    let mut jailed = Vec::new();
-    for (position, validator) in genesis.validators().iter().enumerate() {
-        let record: Option<SlashRecord> = state.get_typed(&StateKey::Slashed(Address(validator.public_key)))?;
-        if record.is_some_and(|r| r.included_at < height) {
-            jailed.push(index(position));
-        }
-    }
-    Ok(jailed)
-}
-
-fn index(position: usize) -> ValidatorIndex {
-    // Committees are validated to fit u32 indices.
-    ValidatorIndex(u32::try_from(position).unwrap_or(u32::MAX))
-}
-
-fn jail(genesis: &Committee, jailed: &[ValidatorIndex]) -> Result<Committee, StateError> {
+    let next = state.tip().height.saturating_add(1);
+    let jailed = Jailings::read(state)?.at(next);
     // Execution never jails the last active member, so this only fails on
     // a corrupt state.
-    genesis.jailing(jailed).map_err(|e| StateError::Storage(format!("committee from state: {e}")))
+    state
+        .context()
+        .genesis_committee
+        .jailing(&jailed)
+        .map_err(|e| StateError::Storage(format!("committee from state: {e}")))
+}
+
+/// The members jailed for blocks at `height`, from `state` at any later tip
+/// (for many heights, read [`Jailings`] once).
+pub fn jailed_at<S: State + ?Sized>(state: &S, height: u64) -> Result<Vec<ValidatorIndex>, StateError> {
+    Ok(Jailings::read(state)?.at(height))
 }
 
 /// Why a certificate from outside does not prove its header final.
@@ -117,13 +128,14 @@ impl From<CommitteeError> for CertifiedError {
 /// header's shard's genesis committee and `jailed` the members jailed at
 /// the header's height (see the module docs for why the list need not be
 /// trusted).
+/// Returns that committee.
 pub fn verify_certified(
     genesis: &Committee,
     jailed: &[ValidatorIndex],
     chain_id: &str,
     header: &BlockHeader,
     certificate: &CommitCertificate,
-) -> Result<(), CertifiedError> {
+) -> Result<Committee, CertifiedError> {
     let committee = genesis.jailing(jailed)?;
     let expected = Hash(committee.hash());
     if header.committee_hash != expected {
@@ -138,5 +150,5 @@ pub fn verify_certified(
     if signed < needed {
         return Err(CertifiedError::TooLittleGenesisStake { signed, needed });
     }
-    Ok(())
+    Ok(committee)
 }

@@ -32,8 +32,7 @@ use crate::{
     address::{Address, ShardId},
     amount::Amount,
     block::{Block, BlockHeader, tx_root_of_ids},
-    codec,
-    committee::{self, member_address},
+    codec, committee,
     hash::Hash,
     keys::verifying_key,
     receipt::{self, Applied, Receipt, ReceiptBatch, ReceiptError},
@@ -347,14 +346,12 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         if record.jailed {
             return Ok(Err(EvidenceRefused::AlreadyJailed(offender)));
         }
-        let mut still_active = false;
-        for index in (0..committee.len()).filter_map(|i| u32::try_from(i).ok()) {
-            let Some(member) = member_address(committee, palisade_consensus::ValidatorIndex(index)) else { continue };
-            if member != offender && self.validator(&member)?.is_some_and(|r| !r.jailed && r.stake > Amount::ZERO) {
-                still_active = true;
-                break;
-            }
-        }
+        // Someone active at the block's start, neither this offender nor
+        // one this block already jailed, must remain.
+        let still_active = committee.validators().iter().any(|v| {
+            let member = Address(v.public_key);
+            v.stake > 0 && member != offender && !self.slashed.contains_key(&member)
+        });
         if !still_active {
             return Ok(Err(EvidenceRefused::LastActive(offender)));
         }
@@ -679,7 +676,7 @@ fn check_header(
     if header.committee_hash != committee_hash {
         return Err(BlockError::WrongCommittee { expected: committee_hash, got: header.committee_hash });
     }
-    if !committee.index_of(&header.proposer.0).is_some_and(|index| committee.is_active(index)) {
+    if !committee::is_active_member(committee, &header.proposer) {
         return Err(BlockError::UnknownProposer(header.proposer));
     }
     Ok(())
@@ -785,7 +782,7 @@ pub fn build_block<S: State + ?Sized>(
     let height = parent.height.checked_add(1).ok_or(BlockError::WrongHeight { expected: u64::MAX, got: u64::MAX })?;
     let timestamp_ms = timestamp_ms.max(parent.timestamp_ms);
     let committee = committee::current(state)?;
-    if !committee.index_of(&proposer.0).is_some_and(|index| committee.is_active(index)) {
+    if !committee::is_active_member(&committee, &proposer) {
         return Err(BlockError::UnknownProposer(proposer));
     }
     let mut overlay = Overlay::new(state)?;

@@ -119,7 +119,7 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) {
                         let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
                         let committee = palisade_ledger::committee::current(&state).unwrap();
                         let next = palisade_ledger::State::tip(&state).height + 1;
-                        let answer = match evidence.offer(&context, &committee, next, *submitted) {
+                        let answer = match evidence.offer(&context, &committee, next, &submitted) {
                             Offered::Pooled(hash) => Ok(hash),
                             Offered::Known => Err("already pending".to_string()),
                             Offered::Refused(reason) => Err(reason.to_string()),

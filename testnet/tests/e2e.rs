@@ -25,6 +25,16 @@ fn network(shards: u32, wallets: usize) -> (LocalNet, Wallets, tempfile::TempDir
     (net, wallets, dir)
 }
 
+/// A one-shard network of 4 validators, started, every validator past
+/// height 2.
+async fn one_shard_running() -> (LocalNet, Vec<Client>, tempfile::TempDir) {
+    let (mut net, _, dir) = network(1, 1);
+    net.start_all().unwrap();
+    let rpc = clients(&net);
+    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    (net, rpc, dir)
+}
+
 /// Node indices of each shard in a two-shard network.
 const SHARD0: [usize; 4] = [0, 1, 2, 3];
 const SHARD1: [usize; 4] = [4, 5, 6, 7];
@@ -476,10 +486,7 @@ async fn fifty_kill9_restarts_never_produce_evidence() {
 /// shard nor make two honest validators disagree on a block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_invalid_and_flooding_validators_are_outvoted() {
-    let (mut net, _, _dir) = network(1, 1);
-    net.start_all().unwrap();
-    let rpc = clients(&net);
-    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    let (mut net, rpc, _dir) = one_shard_running().await;
     for mode in ["silent", "invalid-proposals", "flood"] {
         net.kill("validator-0-3").unwrap();
         net.start_misbehaving("validator-0-3", mode).unwrap();
@@ -506,10 +513,7 @@ async fn silent_invalid_and_flooding_validators_are_outvoted() {
 /// touched), and the shard goes on with the other three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_validator_is_slashed_and_jailed_and_the_shard_goes_on() {
-    let (mut net, _, _dir) = network(1, 1);
-    net.start_all().unwrap();
-    let rpc = clients(&net);
-    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    let (mut net, rpc, _dir) = one_shard_running().await;
     net.kill("validator-0-1").unwrap();
     let started = height(&rpc, 0, 0).await;
     net.start_misbehaving("validator-0-1", "equivocate").unwrap();
@@ -528,10 +532,7 @@ async fn an_equivocating_validator_is_slashed_and_jailed_and_the_shard_goes_on()
 /// shard goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twin_gets_its_validator_slashed_and_the_shard_goes_on() {
-    let (mut net, _, _dir) = network(1, 1);
-    net.start_all().unwrap();
-    let rpc = clients(&net);
-    wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)).await;
+    let (mut net, rpc, _dir) = one_shard_running().await;
     let twin = net.add_twin("validator-0-2").unwrap();
     let started = height(&rpc, 0, 0).await;
     net.start(&twin).unwrap();

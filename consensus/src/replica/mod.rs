@@ -169,12 +169,11 @@ impl Replica {
             sync_requested_at: None,
         };
         for decision in recent {
-            let certificate = &decision.certificate;
-            let height = certificate.height;
+            let height = decision.certificate.height;
             let config = &replica.config;
             if height > committed_height
                 || decision.block.len() > config.max_block_bytes
-                || certificate.verify(&config.committee, &config.chain_id, config.shard).is_err()
+                || !config.certifies(&decision)
             {
                 return Err(ConfigError::BadDecision { height });
             }

@@ -82,6 +82,14 @@ impl Config {
         self.base_timeout_ms.saturating_mul(factor).min(self.max_timeout_ms)
     }
 
+    /// Whether `decision`'s certificate verifies against this committee, on
+    /// this chain and shard: what [`crate::Replica::restore`] requires of
+    /// the decisions handed to it (those of a committee since changed by a
+    /// jailing do not qualify).
+    pub fn certifies(&self, decision: &crate::message::Decision) -> bool {
+        decision.certificate.verify(&self.committee, &self.chain_id, self.shard).is_ok()
+    }
+
     pub(crate) fn validate(&self) -> Result<Option<ValidatorIndex>, ConfigError> {
         if self.base_timeout_ms == 0 || self.max_timeout_ms < self.base_timeout_ms {
             return Err(ConfigError::Timeouts);

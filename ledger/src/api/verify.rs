@@ -330,10 +330,8 @@ pub fn verify_header(
         });
     }
     let jailed: Vec<ValidatorIndex> = certificate.jailed.iter().copied().map(ValidatorIndex).collect();
-    verify_certified(&committee, &jailed, &genesis.chain_id, header, &decoded)
+    let committee = verify_certified(&committee, &jailed, &genesis.chain_id, header, &decoded)
         .map_err(|source| ProofError::Certificate { shard, source })?;
-    // `verify_certified` built this committee already.
-    let committee = committee.jailing(&jailed).map_err(|e| ProofError::Certificate { shard, source: e.into() })?;
     let signers: Vec<u32> = decoded.signatures.iter().map(|s| s.signer.0).collect();
     Ok(Certified {
         shard,

@@ -515,14 +515,11 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
         let state = if ctx.shards.contains_key(&shard) { Some(reader(ctx, shard)?) } else { None };
         let mut validators = Vec::with_capacity(members.len());
         for member in members {
-            let record = match &state {
-                Some(state) => state.validator(&member.address).map_err(|e| internal("reading a validator", e))?,
-                None => None,
-            };
-            let slashed = match &state {
-                Some(state) => state.slashed(&member.address).map_err(|e| internal("reading a slash record", e))?,
-                None => None,
-            };
+            // Both `None` on shards this node does not run.
+            let record = state.as_ref().map(|s| s.validator(&member.address)).transpose();
+            let record = record.map_err(|e| internal("reading a validator", e))?.flatten();
+            let slashed = state.as_ref().map(|s| s.slashed(&member.address)).transpose();
+            let slashed = slashed.map_err(|e| internal("reading a slash record", e))?.flatten();
             validators.push(ValidatorJson {
                 index: member.index,
                 name: member.name,
@@ -545,10 +542,8 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
                 }),
             });
         }
-        let chain = match &state {
-            Some(state) => Some(state.chain().map_err(|e| internal("reading the chain record", e))?),
-            None => None,
-        };
+        let chain =
+            state.as_ref().map(|s| s.chain()).transpose().map_err(|e| internal("reading the chain record", e))?;
         out.push(ShardValidators {
             shard,
             tracked: state.is_some(),

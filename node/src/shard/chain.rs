@@ -320,10 +320,14 @@ fn serve_receipts(
 ) -> Result<SyncResponse, StoreError> {
     let shard = request.shard;
     // Who was jailed at each height comes from the current state (slash
-    // records are never removed).
+    // records are never removed), read once for the whole range.
     let reader = match genesis.shard_context(shard) {
         Some(context) => ShardStore::reader(store.clone(), context)?,
         None => None,
+    };
+    let jailings = match &reader {
+        Some(reader) => committee::Jailings::read(reader)?,
+        None => committee::Jailings::default(),
     };
     let tip_height = store.tip(shard)?.map_or(0, |tip| tip.height);
     let mut response = SyncResponse::empty(request);
@@ -339,10 +343,7 @@ fn serve_receipts(
             what: format!("certificate {shard}/{height}"),
             reason: e.to_string(),
         })?;
-        let jailed = match &reader {
-            Some(reader) => committee::jailed_at(reader, height)?,
-            None => Vec::new(),
-        };
+        let jailed = jailings.at(height);
         if let Some(batch) = ReceiptBatch::for_dest(&block, &certificate, &jailed, genesis.shard_count, dest) {
             let encoded = codec::encode(&batch);
             if bytes.saturating_add(encoded.len()) > MAX_SYNC_RESPONSE_BYTES {

@@ -339,7 +339,7 @@ impl ShardDriver {
                 let _ = reply.send(self.receipts.contains(&id));
             }
             Control::SubmitEvidence { evidence, reply } => {
-                let answer = match self.offer_evidence(*evidence) {
+                let answer = match self.offer_evidence(&evidence) {
                     Offered::Pooled(hash) => Ok(hash),
                     Offered::Known => Err("evidence against this validator is already pending".to_string()),
                     Offered::Refused(reason) => Err(reason.to_string()),
@@ -448,7 +448,7 @@ impl ShardDriver {
                 return Ok(());
             }
         };
-        let verdict = match self.offer_evidence(evidence) {
+        let verdict = match self.offer_evidence(&evidence) {
             Offered::Pooled(_) => Verdict::Accept,
             Offered::Known => Verdict::Ignore,
             // Jailed already, or expired: true evidence that arrived late.
@@ -467,15 +467,13 @@ impl ShardDriver {
 
     /// Pools evidence (ours, gossiped or submitted) and gossips it if new,
     /// so whoever proposes next can execute it.
-    fn offer_evidence(&mut self, evidence: Evidence) -> Offered {
+    fn offer_evidence(&mut self, evidence: &Evidence) -> Offered {
         let next = self.chain.tip().height.saturating_add(1);
-        let encoded = codec::encode(&evidence);
-        let (height, view, phase) = evidence.slot();
-        let signer = evidence.signer;
         let offered = self.evidence.offer(self.chain.state().shard_context(), self.chain.committee(), next, evidence);
         if let Offered::Pooled(hash) = &offered {
-            warn!(height, view, ?phase, %signer, evidence = %hash, "equivocation evidence pooled");
-            if !self.net.publish(self.shard, TopicKind::Evidence, encoded) {
+            let (height, view, phase) = evidence.slot();
+            warn!(height, view, ?phase, signer = %evidence.signer, evidence = %hash, "equivocation evidence pooled");
+            if !self.net.publish(self.shard, TopicKind::Evidence, codec::encode(evidence)) {
                 debug!("network queue full; evidence not gossiped (our own proposals still carry it)");
             }
         }
@@ -648,7 +646,7 @@ impl ShardDriver {
             }
             Action::Evidence(evidence) => {
                 self.metrics.evidence.get_or_create(&self.label).inc();
-                if let Offered::Refused(reason) = self.offer_evidence(evidence) {
+                if let Offered::Refused(reason) = self.offer_evidence(&evidence) {
                     debug!(%reason, "own evidence not pooled");
                 }
             }
@@ -1011,7 +1009,7 @@ fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState
 /// replica of the new one; peers stuck there sync instead).
 fn recent_decisions(chain: &Chain, store: &Store, config: &ReplicaConfig) -> Result<Vec<Decision>, StoreError> {
     let mut recent = chain.recent_decisions(store, DECISIONS_KEPT)?;
-    recent.retain(|d| d.certificate.verify(&config.committee, &config.chain_id, config.shard).is_ok());
+    recent.retain(|d| config.certifies(d));
     Ok(recent)
 }
 

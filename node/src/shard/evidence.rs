@@ -40,12 +40,12 @@ impl EvidencePool {
         context: &ShardContext,
         committee: &Committee,
         next_height: u64,
-        evidence: Evidence,
+        evidence: &Evidence,
     ) -> Offered {
         // An offence just above our tip is real if we are behind; the
         // window check below still applies once the chain gets there.
         let check_at = next_height.max(evidence.slot().0);
-        let offender = match slashing::check(context, committee, check_at, &evidence) {
+        let offender = match slashing::check(context, committee, check_at, evidence) {
             Ok(offender) => offender,
             Err(refused) => return Offered::Refused(refused),
         };
@@ -55,8 +55,8 @@ impl EvidencePool {
         if self.by_offender.contains_key(&offender) {
             return Offered::Known;
         }
-        let hash = slashing::evidence_hash(&evidence);
-        self.by_offender.insert(offender, evidence);
+        let hash = slashing::evidence_hash(evidence);
+        self.by_offender.insert(offender, evidence.clone());
         Offered::Pooled(hash)
     }
 

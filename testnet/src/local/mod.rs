@@ -300,9 +300,7 @@ impl LocalNet {
                 net.init_node(node, &genesis_path, &password)?;
             }
         }
-        let manifest = Manifest { binary: net.binary.clone(), nodes: net.nodes.clone() };
-        let json = serde_json::to_string_pretty(&manifest)?;
-        fs::write(dir.join("network.json"), json).context("writing network.json")?;
+        net.save_manifest()?;
         Ok(net)
     }
 
@@ -349,10 +347,15 @@ impl LocalNet {
         };
         self.init_node(&twin, &self.dir.join("genesis.json"), &self.dir.join("password"))?;
         self.nodes.push(twin);
+        self.save_manifest()?;
+        Ok(name)
+    }
+
+    /// Writes `network.json`: the binary and every node, for later commands.
+    fn save_manifest(&self) -> Result<()> {
         let manifest = Manifest { binary: self.binary.clone(), nodes: self.nodes.clone() };
         fs::write(self.dir.join("network.json"), serde_json::to_string_pretty(&manifest)?)
-            .context("writing network.json")?;
-        Ok(name)
+            .context("writing network.json")
     }
 
     /// Leaves the processes running when this value is dropped.

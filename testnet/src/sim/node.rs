@@ -186,13 +186,12 @@ impl Node {
         // The last decisions go back in so the replica can answer peers
         // stuck at those heights (as a real node does from its store), those
         // the current committee certified.
-        let (committee, chain_id, shard) = (&self.config.committee, &self.config.chain_id, self.shard);
         let recent = self
             .chain
             .values()
             .rev()
             .take(palisade_consensus::replica::DECISIONS_KEPT)
-            .filter(|d| d.certificate.verify(committee, chain_id, shard).is_ok())
+            .filter(|d| self.config.certifies(d))
             .cloned()
             .collect();
         let replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height(), recent)
