@@ -602,6 +602,10 @@ impl ShardDriver {
             .map_err(|e| ShardError::Config { shard, reason: format!("cannot restart the replica: {e}") })?;
         let previous = std::mem::replace(&mut self.replica, replica);
         self.replica.inherit_decisions(&previous);
+        // A block the old replica asked for is not the new one's to propose:
+        // under the new rotation another validator may lead (or, if we were
+        // jailed, we lead nothing). The new replica asks again if it leads.
+        self.proposal_due = None;
         let committee = &self.replica_config.committee;
         info!(
             height = tip,

@@ -732,6 +732,13 @@ impl Sim {
     }
 
     fn build_proposal(&mut self, node: usize, height: u64, view: u64) {
+        // The replica that asked may since have been replaced on a new
+        // committee, under whose rotation this node does not lead (as the
+        // node's driver drops such a request).
+        let replica = &self.nodes[node].replica;
+        if (replica.height(), replica.view()) != (height, view) || replica.index() != Some(replica.leader()) {
+            return;
+        }
         let timestamp_ms = self.timestamp_ms();
         let Some(block) = self.nodes[node].build(height, timestamp_ms) else {
             return;
