@@ -19,8 +19,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use palisade_ledger::ShardId;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -42,32 +40,7 @@ pub fn seconds_since_commit(status: &ShardStatus, now_ms: u64) -> f64 {
     now_ms.saturating_sub(status.last_commit_unix_ms) as f64 / 1000.0
 }
 
-/// `GET /health`'s body.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HealthReport {
-    /// Every validated shard committed recently.
-    pub healthy: bool,
-    /// Each shard this node runs.
-    pub shards: Vec<ShardHealth>,
-}
-
-/// One shard in a [`HealthReport`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ShardHealth {
-    /// The shard.
-    pub shard: ShardId,
-    /// Whether this node validates it (only those decide `healthy`).
-    pub validating: bool,
-    /// Committed within the limit.
-    pub healthy: bool,
-    /// Committed height.
-    pub height: u64,
-    /// Since the last commit here (or the node's start).
-    pub seconds_since_last_commit: f64,
-    /// Why it is not healthy, e.g. `no commit for 12.3 s (limit 5 s)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
+pub use palisade_ledger::api::{HealthReport, ShardHealth};
 
 /// The health of every running shard at `now_ms`.
 pub fn report(ctx: &NodeContext, now_ms: u64) -> HealthReport {

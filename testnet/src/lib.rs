@@ -8,10 +8,13 @@
 //!   and the audit of what it left.
 //! - [`bench`]: an open-loop load generator for a local network: offered
 //!   and committed tx/s, finality latency, refusals by reason.
+//! - [`drill`]: the failover drill: a halted shard, a twin, a restore, under
+//!   load, with every expectation checked.
 //!
 //! The binary (`palisade-testnet`) also writes the dev genesis.
 
 pub mod bench;
 pub mod chaos;
+pub mod drill;
 pub mod local;
 pub mod sim;

@@ -7,7 +7,7 @@
 
 mod control;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use palisade_ledger::Genesis;
 use palisade_testnet::chaos::{self, ChaosOptions};
+use palisade_testnet::drill::{self, DrillOptions};
 use palisade_testnet::local::{self, LocalNet, Ports};
 use palisade_testnet::sim::{self, Scenario, Sim};
 
@@ -96,7 +97,7 @@ enum Command {
         #[arg(long, env = "PALISADE_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
-    /// A table per shard (height, last commit age, view, validators up) and
+    /// A table per shard (healthy, degraded or halted; height, last commit age, view, validators up) and
     /// per node (process, height, RPC).
     Status {
         /// One JSON object instead of tables.
@@ -172,6 +173,37 @@ enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// The failover drill, on a fresh network of its own (in --net-dir, on
+    /// free ports): 4 shards × 4 validators under the bench load; kills 2 of
+    /// shard 2's validators (it halts, never forks, /health and status say
+    /// so, transfers into it wait in flight, the others keep ≥ 90% of their
+    /// tx/s); starts a twin of a shard 1 validator (slashed within 10
+    /// blocks, jailed, shard 1 goes on, nobody else touched); restores
+    /// shard 2 (it catches up, credits what waited, and the network's money
+    /// adds up). Prints a report; exits non-zero if an expectation failed.
+    Drill {
+        /// Where the drill's network lives (deleted and recreated).
+        #[arg(long, default_value = ".testnet-drill")]
+        net_dir: PathBuf,
+        /// Shards (at least 3: 2 is halted, 1 gets a twin).
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        /// Load offered, transactions per second over all shards.
+        #[arg(long, default_value_t = 400)]
+        rate: u64,
+        /// Share of the load's transfers that cross shards.
+        #[arg(long, default_value_t = 0.2)]
+        cross_shard: f64,
+        /// Each throughput measurement window.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        window: Duration,
+        /// Leave the network running afterwards (`--dir NET_DIR status`).
+        #[arg(long)]
+        keep: bool,
+        /// Use this palisade-node binary instead of building one.
+        #[arg(long, env = "PALISADE_NODE_BIN")]
+        node_bin: Option<PathBuf>,
+    },
     /// Open-loop load: fund accounts on every shard, submit signed
     /// transfers at --rate for --duration whatever the network answers, and
     /// measure each from submit to final (--cross-shard: a share to another
@@ -235,7 +267,38 @@ fn main() -> Result<ExitCode> {
         }
         Command::Logs { node, lines, follow } => control::logs(&LocalNet::open(&dir)?, &node, lines, follow),
         Command::Bench(args) => palisade_testnet::bench::run(&dir, &args),
+        Command::Drill { net_dir, shards, rate, cross_shard, window, keep, node_bin } => {
+            let options = DrillOptions { rate, cross_shard, window, ..DrillOptions::default() };
+            drill(&net_dir, shards, &options, keep, node_bin)
+        }
     }
+}
+
+/// `palisade-testnet drill`: a fresh network, the drill, the report.
+fn drill(dir: &Path, shards: u32, options: &DrillOptions, keep: bool, node_bin: Option<PathBuf>) -> Result<ExitCode> {
+    if dir.exists() {
+        if let Ok(mut old) = LocalNet::open(dir) {
+            old.stop_all(Duration::from_secs(15))?;
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let binary = match node_bin {
+        Some(path) => path,
+        None => local::node_binary_for_network()?,
+    };
+    let mut net = LocalNet::create(dir, Genesis::dev(shards, 4), binary, Ports::Free)?;
+    eprintln!("drill: starting {shards} shards × 4 validators in {}", net.dir.display());
+    net.start_all()?;
+    let outcome = drill::run(&mut net, options);
+    if keep {
+        net.detach();
+        eprintln!("drill: the network keeps running: `palisade-testnet --dir {} status`", dir.display());
+    } else {
+        net.stop_all(Duration::from_secs(15))?;
+    }
+    let report = outcome?;
+    print!("{}", report.render());
+    Ok(if report.failed().next().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one seed verbosely.

@@ -582,3 +582,30 @@ pub struct FinalBlockNotice {
     /// Its timestamp, ms since the Unix epoch.
     pub timestamp_ms: u64,
 }
+
+/// `GET /health`'s body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Every validated shard committed recently.
+    pub healthy: bool,
+    /// Each shard this node runs.
+    pub shards: Vec<ShardHealth>,
+}
+
+/// One shard in a [`HealthReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardHealth {
+    /// The shard.
+    pub shard: ShardId,
+    /// Whether this node validates it (only those decide `healthy`).
+    pub validating: bool,
+    /// Committed within the limit.
+    pub healthy: bool,
+    /// Committed height.
+    pub height: u64,
+    /// Since the last commit here (or the node's start).
+    pub seconds_since_last_commit: f64,
+    /// Why it is not healthy, e.g. `no commit for 12.3 s (limit 5 s)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

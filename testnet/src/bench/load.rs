@@ -443,13 +443,29 @@ pub struct Progress {
 pub struct Run {
     book: Mutex<Book>,
     arrivals: Mutex<Arrivals>,
+    /// Set by [`Run::stop`]: the ticker releases nothing more.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Run {
     /// A run of `plan`.
     pub fn new(plan: &Plan) -> Arc<Run> {
         let book = Book { cursor: vec![0; plan.chains.len()], ..Book::default() };
-        Arc::new(Run { book: Mutex::new(book), arrivals: Mutex::new(Arrivals::default()) })
+        Arc::new(Run {
+            book: Mutex::new(book),
+            arrivals: Mutex::new(Arrivals::default()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the schedule early: [`offer`] releases nothing after its next
+    /// tick (what is out is still sent and tracked).
+    pub fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
@@ -584,8 +600,8 @@ pub async fn offer(plan: Arc<Plan>, nodes: &[Node], run: Arc<Run>, start: Instan
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next = 0u64;
     // Bounded: each tick either releases slots or waits for the next one,
-    // and the schedule ends `total / rate` after `start`.
-    while next < plan.total {
+    // and the schedule ends `total / rate` after `start` (or at a stop).
+    while next < plan.total && !run.is_stopped() {
         tick.tick().await;
         let now = Instant::now();
         let due = schedule::due(plan.rate, now.saturating_duration_since(start), plan.total);

@@ -144,6 +144,8 @@ struct Bench<'a> {
     /// A client per validator, in the order of `net.nodes`.
     nodes: Vec<Node>,
     accounts: Vec<BenchAccount>,
+    /// No progress bars (a background load).
+    quiet: bool,
 }
 
 /// A single run's JSON.
@@ -173,11 +175,82 @@ struct SearchJson<'a> {
     peak_committed_tps: f64,
 }
 
+/// A trial ready to offer load: the signed plan, its bookkeeping, the
+/// validators it goes to and their final-block subscriptions.
+struct Ready {
+    plan: Arc<Plan>,
+    run: Arc<Run>,
+    usable: Vec<Node>,
+    watchers: finality::Watchers,
+}
+
+/// Load offered in the background ([`background`]): the drill's.
+pub struct Background {
+    /// The run, once the accounts are funded and the clock started.
+    started: Option<tokio::sync::oneshot::Receiver<Arc<Run>>>,
+    run: Option<Arc<Run>>,
+    task: tokio::task::JoinHandle<Result<Summary>>,
+}
+
+/// Starts `args`' load on the network in `dir` in a task of the current
+/// runtime: settles, funds and signs, then offers until `args.duration`
+/// ends or [`Background::stop`]. Progress bars are hidden.
+pub fn background(dir: &Path, args: &BenchArgs) -> Result<Background> {
+    args.validate()?;
+    let net = LocalNet::open(dir)?;
+    let args = args.clone();
+    let (tell, started) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut bench = Bench::new(net, &args)?;
+        bench.quiet = true;
+        let ready = bench.prepare(args.rate, args.duration).await?;
+        // The drill may have given up waiting; the load runs regardless.
+        let _ = tell.send(Arc::clone(&ready.run));
+        Ok(bench.drive(ready, args.duration).await)
+    });
+    Ok(Background { started: Some(started), run: None, task })
+}
+
+impl Background {
+    /// Waits until the load is offered (accounts funded, plan signed).
+    pub async fn started(&mut self) -> Result<()> {
+        if let Some(started) = self.started.take() {
+            match started.await {
+                Ok(run) => self.run = Some(run),
+                // The task ended before starting: its error says why.
+                Err(_) => bail!("the load never started: {:#}", self.error().await),
+            }
+        }
+        Ok(())
+    }
+
+    async fn error(&mut self) -> anyhow::Error {
+        match (&mut self.task).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => anyhow::anyhow!("it ended at once"),
+            Err(e) => anyhow::anyhow!("it panicked: {e}"),
+        }
+    }
+
+    /// What has been sent and committed so far.
+    pub fn progress(&self) -> Option<load::Progress> {
+        self.run.as_ref().map(|run| run.progress())
+    }
+
+    /// Stops offering, drains (for `args.drain` at most) and summarises.
+    pub async fn stop(self) -> Result<Summary> {
+        if let Some(run) = &self.run {
+            run.stop();
+        }
+        self.task.await.context("the load task panicked")?
+    }
+}
+
 impl<'a> Bench<'a> {
     fn new(net: LocalNet, args: &'a BenchArgs) -> Result<Bench<'a>> {
         let nodes: Vec<Node> = net.nodes.iter().map(Node::new).collect::<Result<_>>()?;
         let accounts = accounts::derive("bench", net.genesis.shard_count, args.accounts_per_shard)?;
-        Ok(Bench { args, net, nodes, accounts })
+        Ok(Bench { args, net, nodes, accounts, quiet: false })
     }
 
     /// Per account, the node (an index into `usable`) it submits to: account
@@ -282,6 +355,13 @@ impl<'a> Bench<'a> {
     /// Settles, funds, signs, then offers `rate` for `duration`, drains, and
     /// summarises.
     async fn trial(&mut self, rate: u64, duration: Duration) -> Result<Summary> {
+        let ready = self.prepare(rate, duration).await?;
+        Ok(self.drive(ready, duration).await)
+    }
+
+    /// Everything before the clock starts: settles, funds the accounts,
+    /// signs the plan and subscribes to final blocks.
+    async fn prepare(&mut self, rate: u64, duration: Duration) -> Result<Ready> {
         let usable = self.settle().await?;
         let node_of = self.assign(&usable)?;
         // Owned: the trial also needs `self` mutably (status::gather).
@@ -323,11 +403,19 @@ impl<'a> Bench<'a> {
         self.say(&format!("signed {} transactions in {:.1} s", plan.total, signing.elapsed().as_secs_f64()));
         let run = Run::new(&plan);
         let watchers = finality::watch(&usable, shards, &run, cross > 0).await?;
-        let bar = self.bar(&format!("{rate} tx/s"), "{prefix} {elapsed:>4} [{bar:24}] {pos}/{len} sent  {msg}");
+        Ok(Ready { plan, run, usable, watchers })
+    }
+
+    /// Offers `ready`'s plan (for up to `duration`; less if its run is
+    /// stopped), drains, and summarises.
+    async fn drive(&self, ready: Ready, duration: Duration) -> Summary {
+        let Ready { plan, run, usable, watchers } = ready;
+        let bar = self.bar(&format!("{} tx/s", plan.rate), "{prefix} {elapsed:>4} [{bar:24}] {pos}/{len} sent  {msg}");
         bar.set_length(plan.total);
         let progress = tokio::spawn(progress(Arc::clone(&run), bar.clone()));
         let start = Instant::now();
         let lanes = load::offer(Arc::clone(&plan), &usable, Arc::clone(&run), start).await;
+        let offered = start.elapsed().min(duration);
         let deadline = Instant::now() + self.args.drain;
         // Bounded by the drain deadline.
         while run.open() > 0 && Instant::now() < deadline {
@@ -339,7 +427,7 @@ impl<'a> Bench<'a> {
         watchers.stop().await;
         progress.abort();
         bar.finish_and_clear();
-        Ok(run.summary(&plan, duration, shards, self.args.cross_shard))
+        run.summary(&plan, offered, self.net.genesis.shard_count, self.args.cross_shard)
     }
 
     /// Waits until every validator in `usable` is at its shard's height in
@@ -416,6 +504,9 @@ impl<'a> Bench<'a> {
     }
 
     fn bar(&self, prefix: &str, template: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
         let bar = ProgressBar::new(0).with_prefix(prefix.to_string());
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));

@@ -36,7 +36,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const CATCH_UP: Duration = Duration::from_secs(120);
 /// How long the caught-up network has to credit every cross-shard receipt
 /// before the supply cut.
-const RECEIPT_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const RECEIPT_WAIT: Duration = Duration::from_secs(60);
 /// How long one call of the supply audit may take (it reads whole blocks).
 const AUDIT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer the supply audit accepts (the nodes refuse answers
@@ -95,7 +95,7 @@ pub struct ChaosReport {
     pub violations: Vec<String>,
 }
 
-fn clients(net: &LocalNet) -> Result<BTreeMap<ShardId, Vec<Client>>> {
+pub(crate) fn clients(net: &LocalNet) -> Result<BTreeMap<ShardId, Vec<Client>>> {
     let mut rpc: BTreeMap<ShardId, Vec<Client>> = BTreeMap::new();
     for node in &net.nodes {
         rpc.entry(node.shard).or_default().push(Client::with_timeout(&node.rpc_url(), CALL_TIMEOUT)?);
@@ -134,7 +134,7 @@ async fn readers(rpc: &BTreeMap<ShardId, Vec<Client>>) -> Result<Readers, String
 
 /// The network's money at a cut: gives the receipts [`RECEIPT_WAIT`] to
 /// be credited, then cuts every shard (covering the `bank` accounts too).
-async fn cut_network(
+pub(crate) async fn cut_network(
     rpc: &BTreeMap<ShardId, Vec<Client>>,
     genesis: &palisade_ledger::Genesis,
     bank: &[palisade_ledger::Address],

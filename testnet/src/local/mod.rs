@@ -19,6 +19,7 @@
 //! or leaves them running when dropped ([`LocalNet::detach`], the background
 //! testnet); [`LocalNet::open`] finds a network and its processes again.
 
+pub mod operator;
 pub mod process;
 pub mod status;
 

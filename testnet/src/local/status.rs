@@ -52,18 +52,47 @@ fn as_text<S: serde::Serializer>(state: &ProcessState, serializer: S) -> Result<
     serializer.collect_str(state)
 }
 
+/// A shard stopped committing when its youngest commit is older than this
+/// (the nodes' default `health_stale_after_ms`, whose `/health` then says
+/// 503).
+pub const HALTED_AFTER_S: f64 = 5.0;
+
+/// What a shard is doing, seen across its validators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardState {
+    /// Committing, every validator up.
+    Healthy,
+    /// Committing, some validator down or not answering.
+    Degraded,
+    /// No commit for [`HALTED_AFTER_S`], or no validator answers.
+    Halted,
+}
+
+impl std::fmt::Display for ShardState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ShardState::Healthy => "healthy",
+            ShardState::Degraded => "degraded",
+            ShardState::Halted => "halted",
+        })
+    }
+}
+
 /// One shard, seen across its validators that answered.
 #[derive(Clone, Debug, Serialize)]
 pub struct ShardSummary {
     /// The shard.
     pub shard: ShardId,
+    /// Committing or not.
+    pub state: ShardState,
     /// Highest height any of its validators reports.
     pub height: Option<u64>,
     /// Youngest last-commit age among them.
     pub last_commit_s: Option<f64>,
     /// Highest view among them.
     pub view: Option<u64>,
-    /// Validators up (process running and RPC answering).
+    /// Validators up (process running and RPC answering; twins not counted).
     pub up: usize,
     /// Validators in its committee.
     pub validators: usize,
@@ -106,15 +135,26 @@ pub async fn gather(net: &mut LocalNet) -> NetworkStatus {
     }
     // Concurrently: each ask is bounded, so the whole is too.
     let nodes = futures::future::join_all(asks).await;
+    // A twin is a fault on purpose, not one of the shard's validators.
+    let twins: Vec<&str> = net.nodes.iter().filter(|n| n.twin_of.is_some()).map(|n| n.name.as_str()).collect();
     let shards = (0..net.genesis.shard_count)
         .map(|shard| {
-            let of: Vec<&NodeStatus> = nodes.iter().filter(|n| n.shard == shard).collect();
+            let of: Vec<&NodeStatus> =
+                nodes.iter().filter(|n| n.shard == shard && !twins.contains(&n.name.as_str())).collect();
+            let last_commit_s = of.iter().filter_map(|n| n.last_commit_s).min_by(f64::total_cmp);
+            let up = of.iter().filter(|n| n.is_up()).count();
+            let state = match last_commit_s {
+                Some(age) if age <= HALTED_AFTER_S && up == of.len() => ShardState::Healthy,
+                Some(age) if age <= HALTED_AFTER_S => ShardState::Degraded,
+                _ => ShardState::Halted,
+            };
             ShardSummary {
                 shard,
+                state,
                 height: of.iter().filter_map(|n| n.height).max(),
-                last_commit_s: of.iter().filter_map(|n| n.last_commit_s).min_by(f64::total_cmp),
+                last_commit_s,
                 view: of.iter().filter_map(|n| n.view).max(),
-                up: of.iter().filter(|n| n.is_up()).count(),
+                up,
                 validators: of.len(),
             }
         })
@@ -132,12 +172,17 @@ impl NetworkStatus {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "{:>5} {:>8} {:>12} {:>6} {:>8}", "shard", "height", "last commit", "view", "up");
+        let _ = writeln!(
+            out,
+            "{:>5} {:<9} {:>8} {:>12} {:>6} {:>8}",
+            "shard", "state", "height", "last commit", "view", "up"
+        );
         for s in &self.shards {
             let _ = writeln!(
                 out,
-                "{:>5} {:>8} {:>12} {:>6} {:>8}",
+                "{:>5} {:<9} {:>8} {:>12} {:>6} {:>8}",
                 s.shard,
+                s.state.to_string(),
                 opt(s.height),
                 s.last_commit_s.map_or("-".into(), |a| format!("{a:.1}s ago")),
                 opt(s.view),
