@@ -10,7 +10,7 @@ use palisade_ledger::api::client::Client;
 use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
 use palisade_ledger::workload::Wallets;
 use palisade_ledger::{Address, Amount, Genesis, Hash, ShardId};
-use palisade_testnet::local::{LocalNet, Ports, find_node_binary};
+use palisade_testnet::local::{LocalNet, Ports, find_node_binary, operator};
 
 /// Generous bound on any one wait: CI machines are small and shared.
 const WAIT: Duration = Duration::from_secs(90);
@@ -419,19 +419,11 @@ fn chaos_on_two_shards_finds_no_violation() {
     assert!(!report.applied.is_empty(), "no fault was injected");
 }
 
-/// `palisade_evidence_total` of `shard` on a node's metrics port (a plain
-/// HTTP/1.0 GET; `None` if the node does not answer).
-fn evidence_detected(net: &LocalNet, node: usize, shard: u32) -> Option<u64> {
-    use std::io::{Read, Write};
+/// `palisade_evidence_total` of `shard` on a node's metrics port (`None`
+/// if the node does not answer).
+async fn evidence_detected(net: &LocalNet, node: usize, shard: u32) -> Option<u64> {
     let url = net.nodes[node].metrics_url();
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    let series = format!("palisade_evidence_total{{shard=\"{shard}\"}} ");
-    body.lines().find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
+    operator::read_metric(&url, "palisade_evidence_total", shard).await.ok().map(|count| count as u64)
 }
 
 /// The persisted vote guard, end to end: one validator of a fast shard is
@@ -467,7 +459,7 @@ async fn fifty_kill9_restarts_never_produce_evidence() {
     let target = height(&rpc, 1, 0).await + 5;
     wait_for(&net, "every validator past the kills", || all_at(&rpc, &[0, 1, 2, 3], 0, target)).await;
     for node in 1..4 {
-        let detected = evidence_detected(&net, node, 0);
+        let detected = evidence_detected(&net, node, 0).await;
         assert_eq!(detected, Some(0), "node {node} saw the victim equivocate:\n{}", net.logs_tail(40));
     }
     let validators = rpc[1].validators().await.unwrap();

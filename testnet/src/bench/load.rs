@@ -835,7 +835,8 @@ mod tests {
     #[test]
     fn a_cross_shard_transfer_stays_open_until_its_credit_and_times_from_its_block() {
         let start = Instant::now();
-        let run = Run { book: Mutex::new(book(1)), arrivals: Mutex::new(Arrivals::default()) };
+        let run =
+            Run { book: Mutex::new(book(1)), arrivals: Mutex::new(Arrivals::default()), stopped: Default::default() };
         let (same, across) = (id(1), id(2));
         {
             let mut b = run.book();
@@ -878,5 +879,21 @@ mod tests {
         assert_eq!(a.of(0, 20), Arrival::At(now));
         assert_eq!(a.of(0, MAX_ARRIVALS_PER_SHARD as u64 + 11), Arrival::NotYet);
         assert_eq!(a.of(1, 20), Arrival::NotYet);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_run_releases_nothing_more() {
+        // A plan a thousand seconds long, with nowhere to send.
+        let plan = Arc::new(Plan { rate: 1_000, total: 1_000_000, chains: Vec::new(), node_of: Vec::new() });
+        let run = Run::new(&plan);
+        let stopper = Arc::clone(&run);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stopper.stop();
+        });
+        let start = Instant::now();
+        let offered = tokio::time::timeout(Duration::from_secs(30), offer(Arc::clone(&plan), &[], run, start)).await;
+        assert!(offered.is_ok(), "the ticker ran on after the stop");
+        assert!(start.elapsed() < Duration::from_secs(30));
     }
 }
