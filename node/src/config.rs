@@ -81,7 +81,7 @@ impl Default for NodeSection {
             key_file: None,
             password_file: None,
             track_shards: Vec::new(),
-            health_stale_after_ms: 5000,
+            health_stale_after_ms: palisade_ledger::api::DEFAULT_HEALTH_STALE_AFTER_MS,
         }
     }
 }

@@ -182,21 +182,15 @@ enum Command {
     /// shard 2 (it catches up, credits what waited, and the network's money
     /// adds up). Prints a report; exits non-zero if an expectation failed.
     Drill {
-        /// Where the drill's network lives (deleted and recreated).
+        /// Where the drill's network lives (deleted and recreated; it must
+        /// be a network's directory or absent).
         #[arg(long, default_value = ".testnet-drill")]
         net_dir: PathBuf,
         /// Shards (at least 3: 2 is halted, 1 gets a twin).
         #[arg(long, default_value_t = 4)]
         shards: u32,
-        /// Load offered, transactions per second over all shards.
-        #[arg(long, default_value_t = 400)]
-        rate: u64,
-        /// Share of the load's transfers that cross shards.
-        #[arg(long, default_value_t = 0.2)]
-        cross_shard: f64,
-        /// Each throughput measurement window.
-        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
-        window: Duration,
+        #[command(flatten)]
+        options: DrillOptions,
         /// Leave the network running afterwards (`--dir NET_DIR status`).
         #[arg(long)]
         keep: bool,
@@ -234,11 +228,8 @@ fn main() -> Result<ExitCode> {
                     genesis
                 }
             };
-            if fresh && dir.exists() {
-                if let Ok(mut old) = LocalNet::open(&dir) {
-                    old.stop_all(Duration::from_secs(15))?;
-                }
-                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            if fresh {
+                LocalNet::wipe(&dir, Duration::from_secs(15))?;
             }
             let binary = match node_bin {
                 Some(path) => path,
@@ -267,8 +258,7 @@ fn main() -> Result<ExitCode> {
         }
         Command::Logs { node, lines, follow } => control::logs(&LocalNet::open(&dir)?, &node, lines, follow),
         Command::Bench(args) => palisade_testnet::bench::run(&dir, &args),
-        Command::Drill { net_dir, shards, rate, cross_shard, window, keep, node_bin } => {
-            let options = DrillOptions { rate, cross_shard, window, ..DrillOptions::default() };
+        Command::Drill { net_dir, shards, options, keep, node_bin } => {
             drill(&net_dir, shards, &options, keep, node_bin)
         }
     }
@@ -276,12 +266,7 @@ fn main() -> Result<ExitCode> {
 
 /// `palisade-testnet drill`: a fresh network, the drill, the report.
 fn drill(dir: &Path, shards: u32, options: &DrillOptions, keep: bool, node_bin: Option<PathBuf>) -> Result<ExitCode> {
-    if dir.exists() {
-        if let Ok(mut old) = LocalNet::open(dir) {
-            old.stop_all(Duration::from_secs(15))?;
-        }
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
+    LocalNet::wipe(dir, Duration::from_secs(15))?;
     let binary = match node_bin {
         Some(path) => path,
         None => local::node_binary_for_network()?,
@@ -290,15 +275,17 @@ fn drill(dir: &Path, shards: u32, options: &DrillOptions, keep: bool, node_bin: 
     eprintln!("drill: starting {shards} shards × 4 validators in {}", net.dir.display());
     net.start_all()?;
     let outcome = drill::run(&mut net, options);
+    // The report first: a failure to stop the nodes must not hide it.
+    if let Ok(report) = &outcome {
+        print!("{}", report.render());
+    }
     if keep {
         net.detach();
         eprintln!("drill: the network keeps running: `palisade-testnet --dir {} status`", dir.display());
-    } else {
-        net.stop_all(Duration::from_secs(15))?;
+    } else if let Err(e) = net.stop_all(Duration::from_secs(15)) {
+        eprintln!("drill: stopping the network: {e:#}");
     }
-    let report = outcome?;
-    print!("{}", report.render());
-    Ok(if report.failed().next().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome?.failed().next().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one seed verbosely.

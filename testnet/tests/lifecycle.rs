@@ -72,6 +72,9 @@ fn up_status_kill_pause_restart_down() {
 
     ok(dir, &["kill", "validator-0-1"]);
     assert_eq!(node_state(dir, "validator-0-1"), "down");
+    // Three of four still commit: degraded, not halted.
+    let status: serde_json::Value = serde_json::from_str(&ok(dir, &["status", "--json"])).unwrap();
+    assert_eq!(status["shards"][0]["state"], "degraded", "{status}");
     ok(dir, &["pause", "validator-0-2"]);
     assert_eq!(node_state(dir, "validator-0-2"), "paused");
     ok(dir, &["resume", "validator-0-2"]);
@@ -89,6 +92,26 @@ fn up_status_kill_pause_restart_down() {
     ok(dir, &["down"]);
     for i in 0..4 {
         assert_eq!(node_state(dir, &format!("validator-0-{i}")), "down");
+    }
+}
+
+/// `drill` and `up --fresh` delete their directory first, but only a
+/// network's: any other directory is refused and left as it was.
+#[test]
+fn a_directory_that_is_not_a_network_is_never_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let precious = tmp.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let elsewhere = tmp.path().join("unused");
+    for (dir, args) in [
+        (elsewhere.as_path(), vec!["drill", "--net-dir", tmp.path().to_str().unwrap()]),
+        (tmp.path(), vec!["up", "--fresh", "--shards", "1"]),
+    ] {
+        let out = testnet(dir, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} went ahead: {stderr}");
+        assert!(stderr.contains("is not a local network: refusing to delete it"), "{args:?}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
     }
 }
 

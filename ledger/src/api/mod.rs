@@ -583,6 +583,10 @@ pub struct FinalBlockNotice {
     pub timestamp_ms: u64,
 }
 
+/// A node's default `health_stale_after_ms`: a validated shard without a
+/// commit for this long makes `/health` answer 503.
+pub const DEFAULT_HEALTH_STALE_AFTER_MS: u64 = 5_000;
+
 /// `GET /health`'s body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {

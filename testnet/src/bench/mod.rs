@@ -232,15 +232,15 @@ impl Background {
         }
     }
 
-    /// What has been sent and committed so far.
-    pub fn progress(&self) -> Option<load::Progress> {
-        self.run.as_ref().map(|run| run.progress())
-    }
-
     /// Stops offering, drains (for `args.drain` at most) and summarises.
+    /// Before [`Background::started`], it abandons the set-up instead.
     pub async fn stop(self) -> Result<Summary> {
-        if let Some(run) = &self.run {
-            run.stop();
+        match &self.run {
+            Some(run) => run.stop(),
+            None => {
+                self.task.abort();
+                bail!("the load was stopped before it started");
+            }
         }
         self.task.await.context("the load task panicked")?
     }

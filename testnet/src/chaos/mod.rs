@@ -36,7 +36,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const CATCH_UP: Duration = Duration::from_secs(120);
 /// How long the caught-up network has to credit every cross-shard receipt
 /// before the supply cut.
-pub(crate) const RECEIPT_WAIT: Duration = Duration::from_secs(60);
+const RECEIPT_WAIT: Duration = Duration::from_secs(60);
 /// How long one call of the supply audit may take (it reads whole blocks).
 const AUDIT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer the supply audit accepts (the nodes refuse answers
@@ -134,7 +134,7 @@ async fn readers(rpc: &BTreeMap<ShardId, Vec<Client>>) -> Result<Readers, String
 
 /// The network's money at a cut: gives the receipts [`RECEIPT_WAIT`] to
 /// be credited, then cuts every shard (covering the `bank` accounts too).
-pub(crate) async fn cut_network(
+async fn cut_network(
     rpc: &BTreeMap<ShardId, Vec<Client>>,
     genesis: &palisade_ledger::Genesis,
     bank: &[palisade_ledger::Address],
@@ -147,19 +147,19 @@ pub(crate) async fn cut_network(
     Ok((cuts, chains, credits))
 }
 
-/// The money checks at a cut of the whole network ([`cut_network`]): the
-/// supply, each bank account's balance since the `start` cut, and every
-/// acknowledged cross-shard transfer credited from its block. Returns the
-/// supply's tally, if the network could be read.
-async fn audit_money(
+/// What a cut of the whole network read ([`cut_network`]).
+pub(crate) type NetworkCut = (BTreeMap<ShardId, ShardCut>, Chains, Credits);
+
+/// The supply check at a cut of the whole network (covering the `extra`
+/// accounts too): violations appended; the tally and what was read, if the
+/// network could be read.
+pub(crate) async fn audit_supply(
     rpc: &BTreeMap<ShardId, Vec<Client>>,
     genesis: &palisade_ledger::Genesis,
-    bank: &[palisade_ledger::Address],
-    start: &BTreeMap<ShardId, ShardCut>,
-    acks: &[Ack],
+    extra: &[palisade_ledger::Address],
     violations: &mut Vec<String>,
-) -> Option<Supply> {
-    let (cuts, chains, credits) = match cut_network(rpc, genesis, bank).await {
+) -> Option<(Supply, NetworkCut)> {
+    let (cuts, chains, credits) = match cut_network(rpc, genesis, extra).await {
         Ok(read) => read,
         Err(e) => {
             violations.push(format!("supply: {e}"));
@@ -169,6 +169,22 @@ async fn audit_money(
     let total = genesis.total_supply().map_or(0, |a| u128::from(a.units()));
     let tally = supply::tally(total, &cuts, &chains, &credits);
     supply::check(&tally, RECEIPT_WAIT, violations);
+    Some((tally, (cuts, chains, credits)))
+}
+
+/// The money checks at a cut of the whole network: the supply
+/// ([`audit_supply`]), each bank account's balance since the `start` cut,
+/// and every acknowledged cross-shard transfer credited from its block.
+/// Returns the supply's tally, if the network could be read.
+async fn audit_money(
+    rpc: &BTreeMap<ShardId, Vec<Client>>,
+    genesis: &palisade_ledger::Genesis,
+    bank: &[palisade_ledger::Address],
+    start: &BTreeMap<ShardId, ShardCut>,
+    acks: &[Ack],
+    violations: &mut Vec<String>,
+) -> Option<Supply> {
+    let (tally, (cuts, chains, credits)) = audit_supply(rpc, genesis, bank, violations).await?;
     audit::money(start, &cuts, &chains, &credits, violations);
     audit::credited(acks, &credits, violations);
     Some(tally)

@@ -27,15 +27,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use palisade_ledger::api::ReceiptResponse;
 use palisade_ledger::api::client::Client;
+use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
 use palisade_ledger::genesis::shard_faucet_key;
-use palisade_ledger::{Address, Amount, Hash, Keypair, ShardId, SignedTx};
+use palisade_ledger::{Address, Amount, Hash, Keypair, ShardId, SignedTx, slashing};
 
 pub use self::report::DrillReport;
 use self::report::{RestoreFigures, Throughput, TwinFigures};
 use crate::bench::{self, BenchArgs};
-use crate::chaos::{self, supply};
+use crate::chaos;
 use crate::local::{LocalNet, status};
 
 /// The issue's bound: evidence final within this many blocks of the offence.
@@ -44,11 +44,13 @@ pub const EVIDENCE_WITHIN: u64 = 10;
 pub const HALTED_SHARD: ShardId = 2;
 /// The shard whose validator gets a twin.
 pub const TWINNED_SHARD: ShardId = 1;
+/// The smallest committee the drill runs on: one that tolerates a fault
+/// (a twin must not halt its shard) and can lose its quorum with survivors
+/// left to watch.
+const MIN_COMMITTEE: usize = 4;
 /// How long after the kills the drill waits before it measures (a block
 /// already certified may still land).
 const SETTLE: Duration = Duration::from_secs(2);
-/// How often the drill polls.
-const POLL: Duration = Duration::from_millis(200);
 /// One RPC call's bound (a killed node must not stall the drill).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Each in-flight transfer, units.
@@ -58,47 +60,70 @@ const IN_FLIGHT_FEE: u64 = 1_000;
 /// Heights around the halt whose blocks every validator of the halted shard
 /// must agree on once it is back.
 const FORK_CHECK_SPAN: u64 = 5;
+/// After the load stops, how long its last transactions have to be final
+/// (the halted shard's own ones were resent and must commit after it
+/// returned).
+const LOAD_DRAIN: Duration = Duration::from_secs(20);
 
-/// What to run.
-#[derive(Clone, Debug)]
+/// What to run (also `palisade-testnet drill`'s flags).
+#[derive(Clone, Debug, clap::Args)]
 pub struct DrillOptions {
-    /// Transactions per second the load offers, over all shards.
+    /// Load offered, transactions per second over all shards.
+    #[arg(long, default_value_t = 400)]
     pub rate: u64,
     /// Share of the load's transfers that cross shards.
+    #[arg(long, default_value_t = 0.2)]
     pub cross_shard: f64,
     /// Sending accounts per shard.
+    #[arg(long, default_value_t = 32)]
     pub accounts_per_shard: usize,
     /// Each throughput measurement window.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     pub window: Duration,
-    /// The share of its baseline throughput each healthy shard must keep
-    /// while the halted shard is down (0 judges only that they commit).
+    /// The share of its baseline tx/s each other shard must keep while the
+    /// halted shard is down (0: only that it keeps committing).
+    #[arg(long, default_value_t = 0.9)]
     pub min_share: f64,
     /// Transfers sent into the halted shard while it is down.
+    #[arg(long, default_value_t = 4)]
     pub in_flight: usize,
     /// The longest any one wait may take (start, slashing, catch-up, credit).
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 }
 
 impl Default for DrillOptions {
+    /// The flags' defaults.
     fn default() -> Self {
-        DrillOptions {
-            rate: 400,
-            cross_shard: 0.2,
-            accounts_per_shard: 32,
-            window: Duration::from_secs(20),
-            min_share: 0.9,
-            in_flight: 4,
-            timeout: Duration::from_secs(120),
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            options: DrillOptions,
         }
+        <Flags as clap::Parser>::parse_from(["drill"]).options
     }
 }
 
 /// Runs the drill on `net`, whose nodes must all be running (see
-/// [`LocalNet::start_all`]); progress goes to stderr.
+/// [`LocalNet::start_all`]); progress goes to stderr. An error means the
+/// drill could not start; a step that fails is a failed expectation.
 pub fn run(net: &mut LocalNet, options: &DrillOptions) -> Result<DrillReport> {
-    let shards = net.genesis.shard_count;
-    if shards <= HALTED_SHARD.max(TWINNED_SHARD) {
-        bail!("the drill needs at least {} shards (this network has {shards})", HALTED_SHARD.max(TWINNED_SHARD) + 1);
+    let genesis = &net.genesis;
+    if genesis.shard_count <= HALTED_SHARD.max(TWINNED_SHARD) {
+        bail!(
+            "the drill needs at least {} shards (this network has {})",
+            HALTED_SHARD.max(TWINNED_SHARD) + 1,
+            genesis.shard_count
+        );
+    }
+    for shard in [HALTED_SHARD, TWINNED_SHARD] {
+        let size = genesis.committee(shard).map_or(0, |c| c.validators.len());
+        if size < MIN_COMMITTEE {
+            bail!("the drill needs {MIN_COMMITTEE} validators or more on shard {shard} (it has {size})");
+        }
+    }
+    if !(0.0..=1.0).contains(&options.min_share) {
+        bail!("--min-share must be between 0 and 1");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -131,7 +156,8 @@ impl<'a> Drill<'a> {
         eprintln!("drill: {line}");
     }
 
-    /// Indices (into `net.nodes`) of `shard`'s validators, twins left out.
+    /// Indices (into `net.nodes`) of `shard`'s validators in committee
+    /// order, twins left out.
     fn validators(&self, shard: ShardId) -> Vec<usize> {
         (0..self.net.nodes.len())
             .filter(|&i| self.net.nodes[i].shard == shard && self.net.nodes[i].twin_of.is_none())
@@ -139,9 +165,10 @@ impl<'a> Drill<'a> {
     }
 
     /// Per shard, the validator the drill reads it from: its first, which
-    /// is never killed nor twinned.
+    /// is never killed nor twinned (every shard has one: the layout runs
+    /// every genesis validator).
     fn reference(&self, shard: ShardId) -> usize {
-        self.validators(shard).first().copied().unwrap_or(0)
+        self.validators(shard).first().copied().unwrap_or_default()
     }
 
     async fn run(mut self) -> Result<DrillReport> {
@@ -151,29 +178,23 @@ impl<'a> Drill<'a> {
             let all = self.validators(shard);
             self.wait_heights(&all, shard, 2, "every validator at height 2").await?;
         }
-        let budget = self.options.window * 4 + self.options.timeout * 3;
         let args = BenchArgs {
             rate: self.options.rate,
-            duration: budget,
+            // Longer than the drill can take (the load is stopped at its end).
+            duration: self.options.window * 4 + self.options.timeout * 3,
             accounts_per_shard: self.options.accounts_per_shard,
-            drain: Duration::from_secs(20),
+            drain: LOAD_DRAIN,
+            cross_shard: self.options.cross_shard,
+            // Not used by a background load.
             json: false,
             find_max: false,
             p99_ms: 500,
             trial: Duration::from_secs(10),
-            cross_shard: self.options.cross_shard,
         };
         Self::say(&format!("starting the load: {} tx/s, {:.0}% cross-shard", args.rate, args.cross_shard * 100.0));
         let mut load = bench::background(&self.net.dir, &args)?;
         load.started().await?;
-        tokio::time::sleep(self.options.window / 4).await;
-        Self::say(&format!("measuring the baseline for {:?}", self.options.window));
-        self.report.baseline = self.throughput(&shards).await?;
-
-        let halted_at = self.halt(&shards).await?;
-        self.twin().await?;
-        self.restore(halted_at).await?;
-
+        let ran = self.steps(&shards).await;
         Self::say("stopping the load and draining");
         let summary = load.stop().await?;
         self.report.expect(
@@ -182,27 +203,52 @@ impl<'a> Drill<'a> {
             format!("{} of {} transactions final", summary.committed, summary.transactions),
         );
         self.report.load = Some(summary);
-        self.money().await;
+        match ran {
+            Ok(()) => self.money().await,
+            // The network is left mid-drill: the audit would only add noise.
+            Err(e) => self.report.expect("every step of the drill ran", false, format!("{e:#}")),
+        }
         Ok(self.report)
+    }
+
+    /// The baseline, then steps 2–4.
+    async fn steps(&mut self, shards: &[ShardId]) -> Result<()> {
+        // The first blocks under load carry the backlog of the start.
+        tokio::time::sleep(self.options.window / 4).await;
+        Self::say(&format!("measuring the baseline for {:?}", self.options.window));
+        self.report.baseline = self.throughput(shards).await?;
+        let halted_at = self.halt(shards).await?;
+        self.twin().await?;
+        self.restore(halted_at).await
     }
 
     /// Step 2: kills the halted shard's quorum and checks what everyone
     /// sees. Returns the height it halted at.
     async fn halt(&mut self, shards: &[ShardId]) -> Result<u64> {
         let members = self.validators(HALTED_SHARD);
-        let n = members.len();
-        // Equal dev stakes: a quorum is n − f with f = ⌊(n − 1)/3⌋.
-        let quorum = n - (n.saturating_sub(1)) / 3;
-        let victims: Vec<usize> = members[quorum - 1..].to_vec();
-        let survivors: Vec<usize> = members[..quorum - 1].to_vec();
-        for &i in &victims {
+        let committee =
+            self.net.genesis.consensus_committee(HALTED_SHARD).context("the halted shard has no committee")?;
+        // The fewest validators, from the last, whose loss leaves the rest
+        // short of a quorum.
+        let keep = (0..members.len())
+            .rev()
+            .find(|&k| {
+                let left = (0..k).filter_map(|i| u32::try_from(i).ok()).map(palisade_consensus::ValidatorIndex);
+                committee.stake_of(left) < committee.quorum_stake()
+            })
+            .filter(|&k| k > 0)
+            .context("no survivor would be left to watch the halted shard")?;
+        let (survivors, victims) = members.split_at(keep);
+        for &i in victims {
             let name = self.net.nodes[i].name.clone();
             self.net.kill(&name)?;
             self.report.killed.push(name);
         }
         Self::say(&format!("killed {} of shard {HALTED_SHARD}", self.report.killed.join(", ")));
         tokio::time::sleep(SETTLE).await;
-        let before = self.tips(&survivors, HALTED_SHARD).await;
+        let before = self.tips(survivors, HALTED_SHARD).await;
+        let halted_at =
+            before.first().copied().flatten().map(|(h, _)| h).context("the halted shard's survivors do not answer")?;
         let sent = self.send_in_flight().await?;
         Self::say(&format!("measuring shard {HALTED_SHARD} halted for {:?}", self.options.window));
         let started = Instant::now();
@@ -212,14 +258,13 @@ impl<'a> Drill<'a> {
         if let Some(rest) = stale.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
         }
-        let after = self.tips(&survivors, HALTED_SHARD).await;
-        let halted_at = before.first().copied().flatten().map_or(0, |(h, _)| h);
+        let after = self.tips(survivors, HALTED_SHARD).await;
         self.report.expect(
             format!("shard {HALTED_SHARD} stops committing without a quorum"),
             before == after && before.iter().all(Option::is_some),
             format!("survivors' (height, block) {} before the window, {} after", show_tips(&before), show_tips(&after)),
         );
-        let one_block = after.iter().flatten().all(|tip| Some(tip) == after.first().and_then(Option::as_ref));
+        let one_block = after.iter().all(|tip| tip.is_some() && tip == &after[0]);
         self.report.expect(
             format!("shard {HALTED_SHARD} does not fork while halted"),
             one_block,
@@ -227,7 +272,7 @@ impl<'a> Drill<'a> {
         );
         self.check_isolation(shards);
         self.check_health(shards).await;
-        self.check_in_flight(&sent, &survivors).await;
+        self.check_in_flight(&sent, survivors[0]).await;
         Ok(halted_at)
     }
 
@@ -290,8 +335,8 @@ impl<'a> Drill<'a> {
     }
 
     /// Sends [`DrillOptions::in_flight`] transfers from the other shards'
-    /// faucets into a fresh account on the halted shard; returns their ids
-    /// and the recipient.
+    /// faucets into a fresh account on the halted shard, and waits until
+    /// each is final at its source.
     async fn send_in_flight(&mut self) -> Result<InFlight> {
         let shard_count = self.net.genesis.shard_count;
         let recipient = bench::accounts::derive("drill-in-flight", shard_count, 1)?
@@ -318,7 +363,10 @@ impl<'a> Drill<'a> {
         }
         for (shard, id) in &sent.ids {
             let client = &self.rpc[self.reference(*shard)];
-            client.wait_final(id, POLL, self.options.timeout).await?;
+            match client.wait_final(id, probe::POLL, self.options.timeout).await? {
+                TransactionResponse::Final { dest_shard: Some(HALTED_SHARD), .. } => {}
+                other => bail!("the in-flight transfer {id} on shard {shard} is not debited: {other:?}"),
+            }
         }
         self.report.in_flight = sent.ids.len();
         Self::say(&format!("{} transfers into shard {HALTED_SHARD} final at their sources", sent.ids.len()));
@@ -326,9 +374,9 @@ impl<'a> Drill<'a> {
         Ok(sent)
     }
 
-    /// The transfers into the halted shard are debited and not credited.
-    async fn check_in_flight(&mut self, sent: &InFlight, survivors: &[usize]) {
-        let Some(&asked) = survivors.first() else { return };
+    /// The transfers into the halted shard, debited at their sources, are
+    /// not credited by it.
+    async fn check_in_flight(&mut self, sent: &InFlight, asked: usize) {
         let mut waiting = 0;
         for (_, id) in &sent.ids {
             if let Ok(ReceiptResponse::NotCredited { .. }) = self.rpc[asked].receipt(id, HALTED_SHARD).await {
@@ -346,23 +394,24 @@ impl<'a> Drill<'a> {
         );
     }
 
-    /// Step 3: a twin of the twinned shard's last validator.
+    /// Step 3: a twin of the twinned shard's last validator, killed again
+    /// however the step ends.
     async fn twin(&mut self) -> Result<()> {
         let members = self.validators(TWINNED_SHARD);
-        let original = members.last().copied().context("an empty committee")?;
+        let original = *members.last().context("an empty committee")?;
         let name = self.net.nodes[original].name.clone();
-        let index = u32::try_from(members.len() - 1)?;
+        let twin = self.net.add_twin(&name)?;
         let reference = self.reference(TWINNED_SHARD);
         let started_at = probe::height(&self.rpc[reference], TWINNED_SHARD).await.unwrap_or(0);
-        let twin = self.net.add_twin(&name)?;
-        let before = probe::committed(&self.net.nodes, &self.validators_of_all()).await?;
+        let before = probe::committed(&self.net.nodes, &self.references()).await?;
         let clock = Instant::now();
         self.net.start(&twin)?;
         Self::say(&format!("started {twin} at shard {TWINNED_SHARD} height {started_at}"));
+        let index = u32::try_from(members.len() - 1)?;
         let slash = probe::wait_slashed(&self.rpc[reference], TWINNED_SHARD, index, self.options.timeout).await;
-        let after = probe::committed(&self.net.nodes, &self.validators_of_all()).await?;
-        self.report.during_twin = probe::rates(&before, &after, clock.elapsed());
+        let after = probe::committed(&self.net.nodes, &self.references()).await;
         self.net.kill(&twin)?;
+        self.report.during_twin = probe::rates(&before, &after?, clock.elapsed());
         let Some(slash) = slash else {
             self.report.expect(
                 format!("a twin of {name} is slashed"),
@@ -370,23 +419,6 @@ impl<'a> Drill<'a> {
                 format!("not slashed within {:?} of starting at height {started_at}", self.options.timeout),
             );
             return Ok(());
-        };
-        let stake = self
-            .net
-            .genesis
-            .committee(TWINNED_SHARD)
-            .and_then(|c| c.validators.get(index as usize))
-            .map_or(0, |v| v.stake_units);
-        let expected_burn =
-            u64::try_from(u128::from(stake) * u128::from(self.net.genesis.params.slash_fraction_bps) / 10_000)?;
-        let figures = TwinFigures {
-            validator: name.clone(),
-            started_at,
-            offence_at: slash.offence_height,
-            phase: slash.phase.clone(),
-            included_at: slash.included_at,
-            burned_units: slash.burned_units,
-            stake_units: stake,
         };
         let lag = slash.included_at.saturating_sub(slash.offence_height);
         self.report.expect(
@@ -397,172 +429,185 @@ impl<'a> Drill<'a> {
                 slash.offence_height, slash.included_at
             ),
         );
+        let stake = self.net.genesis.committee(TWINNED_SHARD).and_then(|c| c.validators.get(index as usize));
+        let stake = Amount(stake.map_or(0, |v| v.stake_units));
+        let bps = self.net.genesis.params.slash_fraction_bps;
+        let burn = slashing::burned(stake, bps).units();
+        let left = probe::stake(&self.rpc[reference], TWINNED_SHARD, index).await;
         self.report.expect(
-            format!("{name}'s stake is cut by {} bps", self.net.genesis.params.slash_fraction_bps),
-            slash.burned_units == expected_burn && expected_burn > 0,
-            format!("{} of {stake} units burned (expected {expected_burn})", slash.burned_units),
+            format!("{name}'s stake is cut by {bps} bps"),
+            slash.burned_units == burn && burn > 0 && left == Some(stake.units() - burn),
+            format!("{} of {} units burned (expected {burn}); {left:?} units left", slash.burned_units, stake.units()),
         );
-        self.report.twin = Some(figures);
-        self.check_jailed(Some((TWINNED_SHARD, index))).await;
-        let honest: Vec<usize> = members[..members.len() - 1].to_vec();
+        self.report.twin = Some(TwinFigures {
+            validator: name.clone(),
+            index,
+            started_at,
+            offence_at: slash.offence_height,
+            phase: slash.phase.clone(),
+            included_at: slash.included_at,
+            burned_units: slash.burned_units,
+            stake_units: stake.units(),
+        });
+        self.check_punished().await;
+        let honest = &members[..members.len() - 1];
         let target = slash.included_at + 3;
-        let went_on = self.wait_heights(&honest, TWINNED_SHARD, target, "the twinned shard to go on").await.is_ok();
+        let went_on = self.wait_heights(honest, TWINNED_SHARD, target, "the twinned shard to go on").await;
         self.report.expect(
             format!("shard {TWINNED_SHARD} goes on without {name}"),
-            went_on,
-            format!("its other validators {} height {target}", if went_on { "reached" } else { "did not reach" }),
+            went_on.is_ok(),
+            went_on.map_or_else(|e| e.to_string(), |()| format!("its other validators reached height {target}")),
         );
         Ok(())
     }
 
     /// Every shard's reference validator, in shard order.
-    fn validators_of_all(&self) -> Vec<usize> {
+    fn references(&self) -> Vec<usize> {
         (0..self.net.genesis.shard_count).map(|s| self.reference(s)).collect()
     }
 
-    /// Nobody is jailed but `expected` (shard, index), on any shard.
-    async fn check_jailed(&mut self, expected: Option<(ShardId, u32)>) {
-        let mut jailed = Vec::new();
+    /// Nobody but the twinned validator (if it was caught) is jailed or has
+    /// a slash record, on any shard, and the stake burned over all shards
+    /// is its one burn.
+    async fn check_punished(&mut self) {
+        let expected: Vec<(ShardId, u32)> = self.report.twin.iter().map(|t| (TWINNED_SHARD, t.index)).collect();
+        let burn: u64 = self.report.twin.iter().map(|t| t.burned_units).sum();
+        let mut punished = Vec::new();
+        let mut burned = 0u64;
         let mut unread = Vec::new();
         for shard in 0..self.net.genesis.shard_count {
-            match probe::jailed(&self.rpc[self.reference(shard)], shard).await {
-                Ok(list) => jailed.extend(list.into_iter().map(|i| (shard, i))),
+            match probe::punished(&self.rpc[self.reference(shard)], shard).await {
+                Ok((list, units)) => {
+                    punished.extend(list.into_iter().map(|i| (shard, i)));
+                    burned = burned.saturating_add(units);
+                }
                 Err(e) => unread.push(format!("shard {shard}: {e}")),
             }
         }
-        let want: Vec<(ShardId, u32)> = expected.into_iter().collect();
+        let unread = if unread.is_empty() { String::new() } else { format!("; unread: {}", unread.join(", ")) };
         self.report.expect(
-            "only the twinned validator is jailed (no honest validator slashed)",
-            jailed == want && unread.is_empty(),
-            format!(
-                "jailed (shard, index): {jailed:?}{}",
-                if unread.is_empty() { String::new() } else { format!("; unread: {}", unread.join(", ")) }
-            ),
+            "no honest validator is jailed or slashed, on any shard",
+            punished == expected && burned == burn && unread.is_empty(),
+            format!("punished (shard, index): {punished:?}, {burned} units burned in all{unread}"),
         );
     }
 
     /// Step 4: restarts the halted shard's validators; it must resume,
     /// catch up, agree on its blocks and credit what was sent to it.
     async fn restore(&mut self, halted_at: u64) -> Result<()> {
-        let killed = self.report.killed.clone();
         let clock = Instant::now();
-        for name in &killed {
-            self.net.start(name)?;
+        for name in self.report.killed.clone() {
+            self.net.start(&name)?;
         }
-        Self::say(&format!("restarted {}", killed.join(", ")));
+        Self::say(&format!("restarted {}", self.report.killed.join(", ")));
+        let Some(Resumed { resumed_s, caught_up_s, top }) = self.resume(halted_at, clock).await else { return Ok(()) };
+        self.agree(halted_at, top).await;
+        let credited_s = self.credited(clock).await;
+        self.report.restore = Some(RestoreFigures { halted_at, resumed_s, caught_up_s, credited_s });
+        Ok(())
+    }
+
+    /// The halted shard commits again and every validator reaches its
+    /// height; `None` (a failed expectation) if it does not.
+    async fn resume(&mut self, halted_at: u64, clock: Instant) -> Option<Resumed> {
         let members = self.validators(HALTED_SHARD);
         let reference = self.reference(HALTED_SHARD);
         let resumed = self.wait_heights(&[reference], HALTED_SHARD, halted_at + 1, "the halted shard to resume").await;
         let resumed_s = clock.elapsed().as_secs_f64();
-        let top = probe::height(&self.rpc[reference], HALTED_SHARD).await.unwrap_or(0);
-        let caught = self.wait_heights(&members, HALTED_SHARD, top, "its validators to catch up").await;
+        let top = probe::height(&self.rpc[reference], HALTED_SHARD).await.unwrap_or(0).max(halted_at + 1);
+        let caught = match resumed {
+            Ok(()) => self.wait_heights(&members, HALTED_SHARD, top, "its validators to catch up").await,
+            Err(e) => Err(e),
+        };
         let caught_up_s = clock.elapsed().as_secs_f64();
-        self.report.expect(
-            format!("shard {HALTED_SHARD} resumes and catches up"),
-            resumed.is_ok() && caught.is_ok(),
-            format!(
+        let detail = match &caught {
+            Ok(()) => format!(
                 "resumed from height {halted_at} in {resumed_s:.1} s; all {} validators at {top} by {caught_up_s:.1} s",
                 members.len()
             ),
-        );
-        let mut agree = true;
-        let mut diverged = String::new();
-        let from = halted_at.saturating_sub(FORK_CHECK_SPAN).max(1);
-        for h in from..=(halted_at + FORK_CHECK_SPAN).min(top) {
+            Err(e) => e.to_string(),
+        };
+        self.report.expect(format!("shard {HALTED_SHARD} resumes and catches up"), caught.is_ok(), detail);
+        caught.ok().map(|()| Resumed { resumed_s, caught_up_s, top })
+    }
+
+    /// Every validator of the halted shard holds the same blocks around the
+    /// halt (`top` is at least `halted_at + 1`, so the span is not empty).
+    async fn agree(&mut self, halted_at: u64, top: u64) {
+        let members = self.validators(HALTED_SHARD);
+        let (from, to) = (halted_at.saturating_sub(FORK_CHECK_SPAN).max(1), (halted_at + FORK_CHECK_SPAN).min(top));
+        let mut diverged = None;
+        for h in from..=to {
             let hashes = probe::block_hashes(&self.rpc, &members, HALTED_SHARD, h).await;
             if hashes.iter().any(|x| x.is_none() || *x != hashes[0]) {
-                agree = false;
-                diverged = format!("height {h}: {hashes:?}");
+                diverged = Some(format!("height {h}: {hashes:?}"));
                 break;
             }
         }
         self.report.expect(
             format!("shard {HALTED_SHARD}'s validators agree on every block around the halt"),
-            agree,
-            if agree {
-                format!(
-                    "heights {from}..={} identical on all {}",
-                    (halted_at + FORK_CHECK_SPAN).min(top),
-                    members.len()
-                )
-            } else {
-                diverged
-            },
+            diverged.is_none(),
+            diverged.unwrap_or_else(|| format!("heights {from}..={to} identical on all {}", members.len())),
         );
-        let mut credited = 0;
-        if let Some(sent) = self.in_flight.clone() {
-            for (_, id) in &sent.ids {
-                let answer = self.rpc[reference].wait_credited(id, HALTED_SHARD, POLL, self.options.timeout).await;
-                if matches!(answer, Ok(ReceiptResponse::Credited { .. })) {
-                    credited += 1;
-                }
-            }
-            let credited_s = clock.elapsed().as_secs_f64();
-            let want = IN_FLIGHT_UNITS * sent.ids.len() as u64;
-            let mut balances = Vec::new();
-            for &i in &members {
-                let wait = self.wait_balance(i, &sent.recipient, want).await;
-                balances.push(wait);
-            }
-            self.report.expect(
-                "the in-flight transfers are credited exactly once",
-                credited == sent.ids.len() && balances.iter().all(|b| *b == Some(want)),
-                format!("{credited}/{} credited by {credited_s:.1} s; recipient holds {balances:?} units on the shard's validators (expected {want})", sent.ids.len()),
-            );
-            self.report.restore = Some(RestoreFigures { halted_at, resumed_s, caught_up_s, credited_s });
-        }
-        Ok(())
     }
 
-    /// Waits (bounded) until node `i` shows `address` holding `units`;
-    /// returns what it last showed.
-    async fn wait_balance(&self, i: usize, address: &Address, units: u64) -> Option<u64> {
+    /// The in-flight transfers are credited once each, and the recipient
+    /// holds exactly their sum on every validator of the shard, all within
+    /// one timeout. Returns the seconds since `clock` it took.
+    async fn credited(&mut self, clock: Instant) -> f64 {
+        let Some(sent) = self.in_flight.clone() else { return 0.0 };
         let deadline = Instant::now() + self.options.timeout;
-        let mut seen = None;
-        while Instant::now() < deadline {
-            seen = self.rpc[i].account(address, false).await.ok().map(|a| a.balance_units);
-            if seen == Some(units) {
-                break;
+        let reference = self.reference(HALTED_SHARD);
+        let mut credited = 0;
+        for (_, id) in &sent.ids {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = self.rpc[reference].wait_credited(id, HALTED_SHARD, probe::POLL, left).await;
+            if matches!(answer, Ok(ReceiptResponse::Credited { .. })) {
+                credited += 1;
             }
-            tokio::time::sleep(POLL).await;
         }
-        seen
+        let credited_s = clock.elapsed().as_secs_f64();
+        let want = IN_FLIGHT_UNITS * sent.ids.len() as u64;
+        let mut balances = Vec::new();
+        for i in self.validators(HALTED_SHARD) {
+            balances.push(probe::wait_balance(&self.rpc[i], &sent.recipient, want, deadline).await);
+        }
+        self.report.expect(
+            "the in-flight transfers are credited exactly once",
+            credited == sent.ids.len() && balances.iter().all(|b| *b == Some(want)),
+            format!(
+                "{credited}/{} credited by {credited_s:.1} s; the recipient holds {balances:?} units on the shard's \
+                 validators (expected {want})",
+                sent.ids.len()
+            ),
+        );
+        credited_s
     }
 
-    /// The whole network's money, after the receipts settle.
+    /// The whole network's money, after the receipts settle, and nobody
+    /// punished who should not be.
     async fn money(&mut self) {
+        self.check_punished().await;
         Self::say("waiting for cross-shard receipts, then reading every shard's money");
-        self.check_jailed(
-            self.report.twin.as_ref().map(|_| (TWINNED_SHARD, self.validators(TWINNED_SHARD).len() as u32 - 1)),
-        )
-        .await;
         let rpc = match chaos::clients(self.net) {
             Ok(rpc) => rpc,
-            Err(e) => {
-                self.report.expect("money is conserved", false, e.to_string());
-                return;
-            }
+            Err(e) => return self.report.expect("money is conserved", false, e.to_string()),
         };
         let extra: Vec<Address> = self.in_flight.iter().map(|s| s.recipient).collect();
-        match chaos::cut_network(&rpc, &self.net.genesis, &extra).await {
-            Ok((cuts, chains, credits)) => {
-                let total = self.net.genesis.total_supply().map_or(0, |a| u128::from(a.units()));
-                let tally = supply::tally(total, &cuts, &chains, &credits);
-                let mut violations = Vec::new();
-                supply::check(&tally, chaos::RECEIPT_WAIT, &mut violations);
-                self.report.expect(
-                    "money is conserved across the whole network, nothing left in flight",
-                    violations.is_empty(),
-                    if violations.is_empty() {
-                        format!("{} units accounted at heights {:?}", tally.accounted(), tally.heights)
-                    } else {
-                        violations.join("; ")
-                    },
-                );
-                self.report.supply = Some(tally);
+        let mut violations = Vec::new();
+        let audit = chaos::audit_supply(&rpc, &self.net.genesis, &extra, &mut violations).await;
+        let detail = match (&audit, violations.is_empty()) {
+            (Some((tally, _)), true) => {
+                format!("{} units accounted at heights {:?}", tally.accounted(), tally.heights)
             }
-            Err(e) => self.report.expect("money is conserved", false, e),
-        }
+            _ => violations.join("; "),
+        };
+        self.report.expect(
+            "money is conserved across the whole network, nothing left in flight",
+            audit.is_some() && violations.is_empty(),
+            detail,
+        );
+        self.report.supply = audit.map(|(tally, _)| tally);
     }
 
     /// Committed tx/s of every shard over one window, read from each
@@ -589,6 +634,7 @@ impl<'a> Drill<'a> {
     /// for at most the drill's timeout.
     async fn wait_heights(&self, nodes: &[usize], shard: ShardId, target: u64, what: &str) -> Result<()> {
         let deadline = Instant::now() + self.options.timeout;
+        // Bounded by the deadline.
         loop {
             let mut lowest = u64::MAX;
             for &i in nodes {
@@ -603,9 +649,18 @@ impl<'a> Drill<'a> {
                     self.options.timeout
                 );
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(probe::POLL).await;
         }
     }
+}
+
+/// How the halted shard came back, in seconds since its validators were
+/// restarted.
+struct Resumed {
+    resumed_s: f64,
+    caught_up_s: f64,
+    /// The height all its validators reached.
+    top: u64,
 }
 
 /// Transfers sent into the halted shard.
@@ -618,7 +673,9 @@ struct InFlight {
 
 /// `(height, block)` pairs, short.
 fn show_tips(tips: &[Option<(u64, Hash)>]) -> String {
-    let shown: Vec<String> =
-        tips.iter().map(|t| t.map_or("-".into(), |(h, hash)| format!("{h}:{}", &hash.to_string()[..8]))).collect();
+    let shown: Vec<String> = tips
+        .iter()
+        .map(|t| t.map_or("-".into(), |(h, hash)| format!("{h}:{}", hash.to_string().get(..8).unwrap_or_default())))
+        .collect();
     format!("[{}]", shown.join(", "))
 }

@@ -15,7 +15,7 @@ use crate::local::operator;
 /// The counter of transactions a node committed, per shard.
 const COMMITTED: &str = "palisade_committed_txs_total";
 /// How often a wait polls.
-const POLL: Duration = Duration::from_millis(200);
+pub const POLL: Duration = Duration::from_millis(200);
 
 /// `shard`'s height on `client`, if it answers.
 pub async fn height(client: &Client, shard: ShardId) -> Option<u64> {
@@ -66,17 +66,51 @@ pub fn rates(
         .collect()
 }
 
-/// Committee indices of `shard`'s jailed validators, as `client` sees them.
-pub async fn jailed(client: &Client, shard: ShardId) -> Result<Vec<u32>, String> {
+/// Committee indices of `shard`'s validators that are jailed or have a
+/// slash record, and the stake the shard burned, as `client` sees them.
+pub async fn punished(client: &Client, shard: ShardId) -> Result<(Vec<u32>, u64), String> {
     let all = client.validators().await.map_err(|e| e.to_string())?;
     let mine = all.iter().find(|v| v.shard == shard && v.tracked).ok_or("the shard is not tracked")?;
-    Ok(mine.validators.iter().filter(|v| v.state.as_ref().is_some_and(|s| s.jailed)).map(|v| v.index).collect())
+    let punished = mine
+        .validators
+        .iter()
+        .filter(|v| v.state.as_ref().is_some_and(|s| s.jailed || s.slashed.is_some()))
+        .map(|v| v.index)
+        .collect();
+    Ok((punished, mine.burned_units.unwrap_or(0)))
+}
+
+/// The stake `shard`'s validator `index` holds now, as `client` sees it.
+pub async fn stake(client: &Client, shard: ShardId, index: u32) -> Option<u64> {
+    let all = client.validators().await.ok()?;
+    let mine = all.iter().find(|v| v.shard == shard)?;
+    mine.validators.iter().find(|v| v.index == index)?.state.as_ref().map(|s| s.stake_units)
+}
+
+/// Waits until `client` shows `address` holding `units`, until `deadline`;
+/// returns what it last showed.
+pub async fn wait_balance(
+    client: &Client,
+    address: &palisade_ledger::Address,
+    units: u64,
+    deadline: Instant,
+) -> Option<u64> {
+    let mut seen = None;
+    // Bounded by the deadline.
+    loop {
+        seen = client.account(address, false).await.ok().map(|a| a.balance_units).or(seen);
+        if seen == Some(units) || Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Waits (for at most `timeout`) until `client` shows `shard`'s validator
 /// `index` slashed; its slash record, or `None` if it never was.
 pub async fn wait_slashed(client: &Client, shard: ShardId, index: u32, timeout: Duration) -> Option<SlashJson> {
     let deadline = Instant::now() + timeout;
+    // Bounded by the deadline.
     while Instant::now() < deadline {
         if let Ok(all) = client.validators().await {
             let record = all

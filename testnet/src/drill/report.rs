@@ -28,6 +28,8 @@ pub type Throughput = BTreeMap<ShardId, f64>;
 pub struct TwinFigures {
     /// The validator twinned.
     pub validator: String,
+    /// Its committee index.
+    pub index: u32,
     /// Its shard's height when the twin started.
     pub started_at: u64,
     /// Height of its first conflicting signature.

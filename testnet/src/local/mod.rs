@@ -324,6 +324,23 @@ impl LocalNet {
         })
     }
 
+    /// Stops the network laid out under `dir` (if any node runs) and deletes
+    /// the directory, which must be a network's (`network.json` in it) or
+    /// absent: any other directory is refused, never deleted.
+    pub fn wipe(dir: &Path, grace: Duration) -> Result<()> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        let mut old = LocalNet::open(dir).with_context(|| {
+            format!(
+                "{} exists and is not a local network: refusing to delete it; pick another directory",
+                dir.display()
+            )
+        })?;
+        old.stop_all(grace)?;
+        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+    }
+
     /// Adds `NODE-twin`: a second node with the validator key of `of`, its
     /// own data directory and free ports (honest code that equivocates as
     /// soon as the two build different proposals or votes for one slot).

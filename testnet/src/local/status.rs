@@ -52,10 +52,10 @@ fn as_text<S: serde::Serializer>(state: &ProcessState, serializer: S) -> Result<
     serializer.collect_str(state)
 }
 
-/// A shard stopped committing when its youngest commit is older than this
-/// (the nodes' default `health_stale_after_ms`, whose `/health` then says
-/// 503).
-pub const HALTED_AFTER_S: f64 = 5.0;
+/// A shard stopped committing when its youngest commit is older than this:
+/// the nodes' default `health_stale_after_ms`, after which their `/health`
+/// says 503.
+pub const HALTED_AFTER_S: f64 = palisade_ledger::api::DEFAULT_HEALTH_STALE_AFTER_MS as f64 / 1000.0;
 
 /// What a shard is doing, seen across its validators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
