@@ -35,6 +35,9 @@ use crate::{
 
 /// Most pieces of evidence one block carries.
 pub const MAX_BLOCK_EVIDENCE: usize = 16;
+/// Largest encoded evidence accepted from outside (two votes and their
+/// signatures take a few hundred bytes).
+pub const MAX_EVIDENCE_BYTES: usize = 1024;
 
 /// The validators a block slashed, with what for.
 pub type Slashings = Vec<(Address, SlashRecord)>;
@@ -96,6 +99,19 @@ pub enum EvidenceRefused {
 /// The identity of a piece of evidence.
 pub fn evidence_hash(evidence: &Evidence) -> Hash {
     Hash::digest(domain::EVIDENCE, &codec::encode(evidence))
+}
+
+/// Evidence from its hex-encoded canonical encoding (`0x` optional), as
+/// `palisade_submitEvidence` and the wallet take it: size-limited, then
+/// decoded. Says nothing about its validity ([`check`]).
+pub fn evidence_from_hex(text: &str) -> Result<Evidence, String> {
+    let text = text.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() > MAX_EVIDENCE_BYTES.saturating_mul(2) {
+        return Err(format!("evidence exceeds {MAX_EVIDENCE_BYTES} bytes"));
+    }
+    let bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
+    codec::decode(&bytes, MAX_EVIDENCE_BYTES).map_err(|e| format!("not evidence: {e}"))
 }
 
 /// What a header's `evidence_root` commits to: the hash of the encoded

@@ -110,7 +110,7 @@ pub fn dev_certificate(
 
 /// Evidence that dev validator `validator-{shard}-{index}` signed two
 /// different prepare votes at `(height, view 0)`, as a twin (two processes
-/// with one key) would: for tests, the simulator and the testnet drill.
+/// with one key) would: for tests.
 pub fn dev_evidence(genesis: &Genesis, shard: u32, index: u32, height: u64) -> palisade_consensus::Evidence {
     use palisade_consensus::{Evidence, Message, Phase, SignedMessage, SignedVote, ValidatorIndex, Vote};
     let seed = Keypair::dev(&format!("validator-{shard}-{index}")).seed();

@@ -33,7 +33,7 @@ use palisade_node::mempool::{InsertError, Mempool, MempoolConfig};
 use palisade_node::metrics::{MethodLabel, Metrics};
 use palisade_node::net::{Command, CommandReceiver, NetHandle};
 use palisade_node::rpc::{self, RpcConfig};
-use palisade_node::shard::evidence::{EvidencePool, Offered};
+use palisade_node::shard::evidence::EvidencePool;
 use palisade_node::shard::{
     Control, FinalBlock, QueueBounds, ShardQueues, ShardStatus, TxInput, TxState, initial_status, shard_channel,
 };
@@ -119,12 +119,7 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) {
                         let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
                         let committee = palisade_ledger::committee::current(&state).unwrap();
                         let next = palisade_ledger::State::tip(&state).height + 1;
-                        let answer = match evidence.offer(&context, &committee, next, &submitted) {
-                            Offered::Pooled(hash) => Ok(hash),
-                            Offered::Known => Err("already pending".to_string()),
-                            Offered::Refused(reason) => Err(reason.to_string()),
-                        };
-                        let _ = reply.send(answer);
+                        let _ = reply.send(evidence.offer(&context, &committee, next, &submitted).answer());
                     }
                     Ok(Control::Shutdown) | Err(_) => return,
                     Ok(_) => {}

@@ -543,15 +543,8 @@ async fn a_twin_gets_its_validator_slashed_and_the_shard_goes_on() {
 /// Waits until shard 0's validator `index` is slashed (by node 0's state);
 /// asserts it is jailed and no other validator is (by node 3's).
 async fn wait_slashed_alone(net: &LocalNet, rpc: &[Client], index: u32) -> palisade_ledger::api::SlashJson {
-    let deadline = std::time::Instant::now() + WAIT;
-    let slashed = loop {
-        let validators = rpc[0].validators().await.unwrap();
-        let state = validators[0].validators.iter().find(|v| v.index == index).and_then(|v| v.state.clone());
-        if let Some(slash) = state.and_then(|s| s.slashed) {
-            break slash;
-        }
-        assert!(std::time::Instant::now() < deadline, "validator {index} never slashed:\n{}", net.logs_tail(20));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let Some(slashed) = palisade_testnet::drill::probe::wait_slashed(&rpc[0], 0, index, WAIT).await else {
+        panic!("validator {index} never slashed:\n{}", net.logs_tail(20));
     };
     // Node 3 may be a block behind node 0: wait for it to agree.
     wait_for(net, "node 3 to commit the slashing", || all_at(rpc, &[3], 0, slashed.included_at)).await;

@@ -15,10 +15,9 @@ use super::Context;
 use crate::error::{Result, WalletError};
 use crate::output::{Report, pal};
 
-/// Largest evidence file read: the encoding is a few hundred bytes, hex twice that.
+/// Largest evidence file read: the encoding is a few hundred bytes, hex twice
+/// that, JSON a few times more.
 const MAX_EVIDENCE_FILE_BYTES: u64 = 16 * 1024;
-/// Largest encoded evidence decoded.
-const MAX_EVIDENCE_BYTES: usize = 1024;
 
 /// `validators [SHARD]`: each shard's committee from a node that runs it.
 pub async fn validators(ctx: &Context, shard: Option<ShardId>) -> Result<Report> {
@@ -117,7 +116,5 @@ fn read_evidence(file: &Path) -> Result<Evidence> {
     if text.starts_with('{') {
         return serde_json::from_str(text).map_err(|e| usage(format!("not evidence JSON: {e}")));
     }
-    let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(text))
-        .map_err(|e| usage(format!("neither evidence JSON nor hex: {e}")))?;
-    codec::decode(&bytes, MAX_EVIDENCE_BYTES).map_err(|e| usage(format!("the hex is not evidence: {e}")))
+    palisade_ledger::slashing::evidence_from_hex(text).map_err(|e| usage(format!("neither evidence JSON nor hex: {e}")))
 }

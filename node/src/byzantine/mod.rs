@@ -27,15 +27,14 @@ pub enum Misbehaviour {
     Flood,
 }
 
+/// Its flag value (`invalid-proposals`, …), as clap names it.
 impl std::fmt::Display for Misbehaviour {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
-            Misbehaviour::Equivocate => "equivocate",
-            Misbehaviour::Silent => "silent",
-            Misbehaviour::InvalidProposals => "invalid-proposals",
-            Misbehaviour::Flood => "flood",
-        };
-        f.write_str(name)
+        use clap::ValueEnum;
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => write!(f, "{self:?}"),
+        }
     }
 }
 
@@ -48,5 +47,20 @@ pub fn check_allowed(mode: Misbehaviour, genesis: &Genesis) -> Result<(), String
             "--misbehave {mode} is a test-only mode, refused on chain `{}` (dev chains only)",
             genesis.chain_id
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_are_named_as_their_flag_and_refused_off_dev_chains() {
+        assert_eq!(Misbehaviour::InvalidProposals.to_string(), "invalid-proposals");
+        let mut genesis = Genesis::dev(1, 4);
+        assert_eq!(check_allowed(Misbehaviour::Flood, &genesis), Ok(()));
+        genesis.chain_id = "palisade-mainnet".into();
+        let refused = check_allowed(Misbehaviour::InvalidProposals, &genesis).unwrap_err();
+        assert!(refused.starts_with("--misbehave invalid-proposals is a test-only mode"), "{refused}");
     }
 }

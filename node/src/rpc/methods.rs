@@ -266,32 +266,18 @@ struct EvidenceArgs {
     evidence_hex: String,
 }
 
-/// Largest encoded evidence accepted: two votes and signatures.
-const MAX_EVIDENCE_BYTES: usize = 1024;
-
 /// `palisade_submitEvidence(evidence_hex)`: the bincode encoding of a
 /// `palisade_consensus::Evidence`, checked and pooled by the offender's
 /// shard (which must run here), then gossiped to its proposers.
 async fn submit_evidence(ctx: &NodeContext, params: &Params<'_>) -> Result<EvidenceResponse, ErrorObjectOwned> {
     let args: EvidenceArgs = parse_args(params, &["evidence_hex"])?;
-    let text = args.evidence_hex.trim();
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    if text.len() > MAX_EVIDENCE_BYTES.saturating_mul(2) {
-        return Err(invalid_params(format!("evidence exceeds {MAX_EVIDENCE_BYTES} bytes")));
-    }
-    let bytes = hex::decode(text).map_err(|e| invalid_params(format!("evidence_hex is not hex: {e}")))?;
-    let evidence: palisade_consensus::Evidence = codec::decode(&bytes, MAX_EVIDENCE_BYTES)
-        .map_err(|e| invalid_params(format!("evidence_hex is not evidence: {e}")))?;
+    let evidence = palisade_ledger::slashing::evidence_from_hex(&args.evidence_hex)
+        .map_err(|e| invalid_params(format!("evidence_hex: {e}")))?;
     let shard = evidence.shard;
     check_shard(ctx, shard)?;
     let handle = ctx.shards.get(&shard).ok_or_else(|| shard_not_tracked(shard))?;
-    let offender = ctx
-        .genesis
-        .consensus_committee(shard)
-        .and_then(|c| palisade_ledger::committee::member_address(&c, evidence.signer))
-        .ok_or_else(|| invalid_params(format!("signer {} is not on shard {shard}'s committee", evidence.signer)))?;
     match handle.submit_evidence(evidence).await {
-        Ok(Ok(hash)) => Ok(EvidenceResponse { evidence: hash, shard, offender }),
+        Ok(Ok((hash, offender))) => Ok(EvidenceResponse { evidence: hash, shard, offender }),
         Ok(Err(reason)) => Err(invalid_params(format!("evidence refused: {reason}"))),
         Err(reason) => Err(busy(&reason)),
     }

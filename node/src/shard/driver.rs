@@ -136,8 +136,6 @@ pub struct ShardDriver {
     label: ShardLabel,
     /// Our ledger address, if we validate.
     address: Option<Address>,
-    /// Our consensus key (for the `equivocate` misbehaviour's second votes).
-    signing_key: Option<SigningKey>,
     /// Test-only misbehaviour.
     misbehave: Option<Misbehaviour>,
     /// The last `flood` burst.
@@ -238,7 +236,6 @@ impl ShardDriver {
             metrics,
             label: ShardLabel { shard },
             address: key.as_ref().map(Keypair::address),
-            signing_key: key.as_ref().map(|k| SigningKey::from_bytes(&k.seed())),
             misbehave,
             last_flood: now,
             replica_config,
@@ -339,12 +336,7 @@ impl ShardDriver {
                 let _ = reply.send(self.receipts.contains(&id));
             }
             Control::SubmitEvidence { evidence, reply } => {
-                let answer = match self.offer_evidence(&evidence) {
-                    Offered::Pooled(hash) => Ok(hash),
-                    Offered::Known => Err("evidence against this validator is already pending".to_string()),
-                    Offered::Refused(reason) => Err(reason.to_string()),
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(self.offer_evidence(&evidence).answer());
             }
             Control::TxState { id, reply } => {
                 let state = if self.mempool.contains(&id) {
@@ -449,7 +441,7 @@ impl ShardDriver {
             }
         };
         let verdict = match self.offer_evidence(&evidence) {
-            Offered::Pooled(_) => Verdict::Accept,
+            Offered::Pooled(..) => Verdict::Accept,
             Offered::Known => Verdict::Ignore,
             // Jailed already, or expired: true evidence that arrived late.
             Offered::Refused(
@@ -470,7 +462,7 @@ impl ShardDriver {
     fn offer_evidence(&mut self, evidence: &Evidence) -> Offered {
         let next = self.chain.tip().height.saturating_add(1);
         let offered = self.evidence.offer(self.chain.state().shard_context(), self.chain.committee(), next, evidence);
-        if let Offered::Pooled(hash) = &offered {
+        if let Offered::Pooled(hash, _) = &offered {
             let (height, view, phase) = evidence.slot();
             warn!(height, view, ?phase, signer = %evidence.signer, evidence = %hash, "equivocation evidence pooled");
             if !self.net.publish(self.shard, TopicKind::Evidence, codec::encode(evidence)) {
@@ -677,7 +669,8 @@ impl ShardDriver {
     }
 
     fn publish(&self, message: &SignedMessage) {
-        match (self.misbehave, &self.signing_key) {
+        // The replica's key also signs the `equivocate` misbehaviour's second votes.
+        match (self.misbehave, &self.replica_config.signing_key) {
             (Some(Misbehaviour::Silent), _) if byzantine::silent::withholds(message) => return,
             (Some(Misbehaviour::Equivocate), Some(key)) => {
                 if let Some(twin) = byzantine::equivocate::conflicting(message, key) {

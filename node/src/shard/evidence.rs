@@ -18,12 +18,24 @@ use palisade_ledger::{Address, Block, Hash};
 /// What [`EvidencePool::offer`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Offered {
-    /// New: pooled (and worth gossiping).
-    Pooled(Hash),
+    /// New: pooled (and worth gossiping): its hash and the offender.
+    Pooled(Hash, Address),
     /// Evidence against this offender already waits.
     Known,
     /// Not admissible.
     Refused(EvidenceRefused),
+}
+
+impl Offered {
+    /// The answer to whoever submitted it: its hash and the offender if
+    /// pooled, else why not.
+    pub fn answer(self) -> Result<(Hash, Address), String> {
+        match self {
+            Offered::Pooled(hash, offender) => Ok((hash, offender)),
+            Offered::Known => Err("evidence against this validator is already pending".to_string()),
+            Offered::Refused(reason) => Err(reason.to_string()),
+        }
+    }
 }
 
 /// Pending evidence, one per offender.
@@ -57,7 +69,7 @@ impl EvidencePool {
         }
         let hash = slashing::evidence_hash(evidence);
         self.by_offender.insert(offender, evidence.clone());
-        Offered::Pooled(hash)
+        Offered::Pooled(hash, offender)
     }
 
     /// What a proposal may carry.
@@ -83,15 +95,5 @@ impl EvidencePool {
             return;
         }
         self.by_offender.retain(|address, _| committee.index_of(&address.0).is_some_and(|i| committee.is_active(i)));
-    }
-
-    /// Pieces waiting.
-    pub fn len(&self) -> usize {
-        self.by_offender.len()
-    }
-
-    /// True if none waits.
-    pub fn is_empty(&self) -> bool {
-        self.by_offender.is_empty()
     }
 }

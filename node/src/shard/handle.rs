@@ -83,8 +83,8 @@ pub enum Control {
     SubmitEvidence {
         /// The evidence.
         evidence: Box<palisade_consensus::Evidence>,
-        /// Its hash if pooled (or already pending), else why not.
-        reply: oneshot::Sender<Result<Hash, String>>,
+        /// Its hash and the offender if pooled, else why not.
+        reply: oneshot::Sender<Result<(Hash, palisade_ledger::Address), String>>,
     },
     /// Stop after finishing the input at hand.
     Shutdown,
@@ -234,7 +234,7 @@ impl ShardHandle {
     pub async fn submit_evidence(
         &self,
         evidence: palisade_consensus::Evidence,
-    ) -> Result<Result<Hash, String>, ShardBusy> {
+    ) -> Result<Result<(Hash, palisade_ledger::Address), String>, ShardBusy> {
         let (reply, answer) = oneshot::channel();
         self.control
             .try_send(Control::SubmitEvidence { evidence: Box::new(evidence), reply })

@@ -148,8 +148,7 @@ impl<'a> Drill<'a> {
     fn new(net: &'a mut LocalNet, options: &'a DrillOptions) -> Result<Drill<'a>> {
         let rpc =
             net.nodes.iter().map(|n| Client::with_timeout(&n.rpc_url(), CALL_TIMEOUT)).collect::<Result<_, _>>()?;
-        let report = DrillReport { halted: HALTED_SHARD, ..DrillReport::default() };
-        Ok(Drill { net, options, rpc, in_flight: None, report })
+        Ok(Drill { net, options, rpc, in_flight: None, report: DrillReport::default() })
     }
 
     fn say(line: &str) {

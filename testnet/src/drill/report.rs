@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use palisade_ledger::ShardId;
 
+use super::HALTED_SHARD;
 use crate::bench::report::Summary;
 use crate::chaos::supply::Supply;
 
@@ -66,8 +67,6 @@ pub struct DrillReport {
     pub during_halt: Throughput,
     /// Committed tx/s per shard while the twin ran.
     pub during_twin: Throughput,
-    /// The halted shard.
-    pub halted: ShardId,
     /// Its validators killed.
     pub killed: Vec<String>,
     /// Transfers sent into the halted shard while it was down.
@@ -100,11 +99,11 @@ impl DrillReport {
     /// The short report the drill ends with.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "committed tx/s per shard (baseline → shard {} halted → twin running):", self.halted);
+        let _ = writeln!(out, "committed tx/s per shard (baseline → shard {HALTED_SHARD} halted → twin running):");
         for (shard, base) in &self.baseline {
             let halt = self.during_halt.get(shard).copied().unwrap_or(0.0);
             let twin = self.during_twin.get(shard).copied().unwrap_or(0.0);
-            let share = if *shard == self.halted { String::new() } else { format!("  ({})", percent(halt, *base)) };
+            let share = if *shard == HALTED_SHARD { String::new() } else { format!("  ({})", percent(halt, *base)) };
             let _ = writeln!(out, "  shard {shard}: {base:>7.1} → {halt:>7.1}{share:<10} → {twin:>7.1}");
         }
         let _ = writeln!(
@@ -112,7 +111,7 @@ impl DrillReport {
             "halt: killed {}; {} transfers sent into shard {} waited in flight",
             self.killed.join(", "),
             self.in_flight,
-            self.halted
+            HALTED_SHARD
         );
         if let Some(t) = &self.twin {
             let _ = writeln!(
@@ -134,7 +133,7 @@ impl DrillReport {
                 out,
                 "restore: shard {} resumed from height {} {:.1} s after its validators restarted, all caught up at \
                  {:.1} s, in-flight transfers credited by {:.1} s",
-                self.halted, r.halted_at, r.resumed_s, r.caught_up_s, r.credited_s
+                HALTED_SHARD, r.halted_at, r.resumed_s, r.caught_up_s, r.credited_s
             );
         }
         if let Some(s) = &self.load {
@@ -173,9 +172,11 @@ mod tests {
 
     #[test]
     fn the_report_lists_every_expectation_and_counts_the_failed() {
-        let mut report = DrillReport { halted: 2, ..DrillReport::default() };
-        report.baseline = Throughput::from([(0, 100.0), (2, 100.0)]);
-        report.during_halt = Throughput::from([(0, 95.0), (2, 0.0)]);
+        let mut report = DrillReport {
+            baseline: Throughput::from([(0, 100.0), (2, 100.0)]),
+            during_halt: Throughput::from([(0, 95.0), (2, 0.0)]),
+            ..DrillReport::default()
+        };
         report.expect("shard 2 halted", true, "height 40 throughout");
         report.expect("others kept 90%", false, "shard 0: 85%");
         let text = report.render();
