@@ -44,9 +44,10 @@
 //!   The replica records the prepared certificate, persists, and broadcasts
 //!   `Commit(h, v, block_hash)`.
 //! * **P4** Commits from a quorum for one `(h, v, block_hash)` form the
-//!   [`CommitCertificate`]: the height is final ([`Action::Commit`]) and the
-//!   replica moves to `h + 1`, view 0. A certificate received from a peer
-//!   (`Decided`) decides the same way.
+//!   [`CommitCertificate`]: the height is final ([`Action::Commit`]). Once
+//!   the host has applied it and named the committee of `h + 1`
+//!   ([`Input::Committed`]), the replica moves to `h + 1`, view 0. A
+//!   certificate received from a peer (`Decided`) decides the same way.
 //! * **P5/P7** When a view's timer fires, the replica moves to `v + 1`: it
 //!   persists, stops voting in `v`, and broadcasts `ViewChange(h, v + 1,
 //!   highest prepared certificate)`. It sets the new view's timer, which is
@@ -67,7 +68,7 @@
 //!   [`replica::MAX_DECISION_REPLIES`] times per peer); a replica that sees
 //!   messages beyond its height window, or buffered messages for later heights
 //!   from a weak quorum, asks the host to sync ([`Action::SyncFrom`], at most
-//!   once per height and view, answered by [`Input::Synced`]).
+//!   once per height and view, answered by [`Input::Committed`]).
 //!
 //! **Safety argument.** If `B` is committed in view `v`, a quorum sent
 //! `Commit(v, B)`, and each of them held a prepared certificate for `B` at
@@ -126,8 +127,22 @@
 //! carrying out the actions after it; check in [`Action::ValidateBlock`]
 //! that the bytes hash to the claimed hash; route [`Action::Broadcast`] to
 //! every other validator (a replica ignores messages signed with its own
-//! index); hand back timers and answers. The committee is fixed for a
-//! replica's lifetime: a committee change means a new replica.
+//! index); hand back timers and answers; after every [`Action::Commit`] and
+//! every sync, send [`Input::Committed`] with the committee the committed
+//! chain defines for the next height.
+//!
+//! # Committee changes
+//!
+//! A committed block may change the committee (slashing jails a validator).
+//! Each height is decided by one committee, the one its parent block
+//! defines, so the safety argument above holds per height. The replica
+//! signs nothing at `h + 1` until the host, having applied `h`, names that
+//! committee: were it to vote at `h + 1` under the old one (messages for
+//! `h + 1` arrive before `h` is decided), its votes and prepared
+//! certificate would count a jailed validator's stake, and the view changes
+//! carrying that certificate would never verify under the new committee,
+//! halting the shard. Messages buffered for later heights were verified
+//! against the old committee and are verified again against the new one.
 //!
 //! # Crash safety
 //!

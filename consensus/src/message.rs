@@ -267,6 +267,21 @@ pub enum VerifyError {
     Justification(&'static str),
 }
 
+/// [`VerifyError::Justification`]'s reason when the view changes hold less
+/// than a quorum of stake.
+pub const SHORT_OF_QUORUM: &str = "view changes from less than a quorum";
+
+impl VerifyError {
+    /// Signatures that verify but hold less than a quorum of the committee
+    /// checked against. Only the committee deciding the message's height can
+    /// tell: under an earlier or later one (a jailing in between) an honest
+    /// peer's message may fall short.
+    pub fn is_stake_shortfall(&self) -> bool {
+        matches!(self, VerifyError::Certificate(CertError::InsufficientStake { .. }))
+            || *self == VerifyError::Justification(SHORT_OF_QUORUM)
+    }
+}
+
 /// Hard cap on what one message may claim while decoding, whatever the
 /// caller's limit: 64 MiB.
 pub const DECODE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
@@ -413,7 +428,7 @@ fn check_justification(
     }
     let stake = committee.stake_of(proposal.justification.iter().map(|s| s.signer));
     if stake < committee.quorum_stake() {
-        return Err(VerifyError::Justification("view changes from less than a quorum"));
+        return Err(VerifyError::Justification(SHORT_OF_QUORUM));
     }
     if let Some((_, block_hash)) = highest_prepared(&proposal.justification)
         && block_hash != proposal.block_hash

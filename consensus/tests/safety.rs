@@ -331,7 +331,7 @@ fn persisted_state_ahead_of_the_host_blocks_signing_below_it() {
     all.extend(valid(&mut fx, 2, Y));
     assert!(votes(&all).is_empty(), "must not sign below the persisted height");
     // Once at height 3, the restored record guards the slot.
-    fx.input(Input::Synced { height: 2 });
+    fx.committed(2);
     assert_eq!(fx.replica.height(), 3);
     assert_eq!(fx.replica.safety_state().prepare_vote, Some(block_hash(X)));
     let mut all = fx.from(3, fx.proposal(3, 0, Y));

@@ -52,9 +52,14 @@ fn normal_case_step_by_step() {
             &[],
         ),
         (
-            "[P4] third commit: final; next height's timer",
+            "[P4] third commit: final; nothing more until the host applied it",
             Box::new(move |fx| Input::Message(fx.signed(3, vote(Phase::Commit, 1, 0, hash)))),
-            &["Commit", "SetTimer"],
+            &["Commit"],
+        ),
+        (
+            "the host committed it and names the next committee: next height's timer",
+            Box::new(|fx| Input::Committed { height: 1, committee: fx.committee.clone() }),
+            &["SetTimer"],
         ),
     ];
     for (name, input, expected) in steps {
@@ -313,18 +318,6 @@ fn future_buffer_is_bounded_per_validator() {
     assert_eq!(fx.try_input(Input::Message(m)).0, Ok(()));
 }
 
-/// Decides height 1 (block BLOCK) on `fx`, returning the actions of the last step.
-fn decide_height_one(fx: &mut Fixture) -> Vec<Action> {
-    let hash = block_hash(BLOCK);
-    fx.from(1, fx.proposal(1, 0, BLOCK));
-    fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true });
-    for from in [1, 2] {
-        fx.from(from, vote(Phase::Prepare, 1, 0, hash));
-    }
-    fx.from(1, vote(Phase::Commit, 1, 0, hash));
-    fx.from(2, vote(Phase::Commit, 1, 0, hash))
-}
-
 #[test]
 fn near_future_messages_are_buffered_and_replayed() {
     let mut fx = Fixture::new(0);
@@ -333,8 +326,10 @@ fn near_future_messages_are_buffered_and_replayed() {
     // Height 2 is led by validator 2; its proposal arrives early.
     let out = fx.from(2, fx.proposal(2, 0, next));
     assert!(out.is_empty(), "buffered, not acted on");
-    let out = decide_height_one(&mut fx);
-    assert_eq!(kinds(&out), ["Commit", "SetTimer", "ValidateBlock"]);
+    let out = fx.decide_height_one(BLOCK);
+    assert_eq!(kinds(&out), ["Commit"], "height 2 starts once the host applied height 1");
+    let out = fx.committed(1);
+    assert_eq!(kinds(&out), ["SetTimer", "ValidateBlock"]);
     assert!(out.iter().any(|a| matches!(a, Action::ValidateBlock { height: 2, .. })));
 }
 
@@ -342,7 +337,7 @@ fn near_future_messages_are_buffered_and_replayed() {
 fn lagging_peer_is_sent_the_decision_once() {
     let mut fx = Fixture::new(0);
     fx.start();
-    decide_height_one(&mut fx);
+    fx.decide_height_one(BLOCK);
     let stuck = Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None });
     let out = fx.from(3, stuck.clone());
     assert_eq!(kinds(&out), ["Send"]);
@@ -365,14 +360,14 @@ fn lagging_peer_is_sent_the_decision_once() {
 }
 
 #[test]
-fn synced_host_moves_the_replica_on() {
+fn committed_host_moves_the_replica_on() {
     let mut fx = Fixture::new(0);
     fx.start();
-    let out = fx.input(Input::Synced { height: 5 });
+    let out = fx.committed(5);
     assert_eq!(fx.replica.height(), 6);
     assert!(matches!(out[..], [Action::SetTimer { id: TimerId { height: 6, view: 0 }, .. }]));
     // Syncing to a height already passed does nothing.
-    assert!(fx.input(Input::Synced { height: 3 }).is_empty());
+    assert!(fx.committed(3).is_empty());
 }
 
 #[test]

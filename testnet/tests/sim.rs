@@ -146,6 +146,32 @@ fn equivocators_are_slashed_once_and_the_shard_goes_on_without_them() {
     assert!(slashed_runs > 0, "no run slashed the equivocating voter");
 }
 
+/// A jailing under reordering: messages of the height after the jailing
+/// block reach replicas that have not decided that block yet, and laggards'
+/// messages of the jailing height reach replicas on the new committee. Each
+/// height must be decided by its own committee, and the shard go on.
+#[test]
+fn a_jailing_under_reordering_never_stops_the_shard() {
+    let mut slashed_runs = 0;
+    for seed in 0..12 {
+        let scenario = Scenario { max_delay_ms: 120, ..Scenario::calm(seed, 1, 4, vec![(2, Kind::EquivocatingVoter)]) };
+        let (report, sim) = Sim::new(scenario).run();
+        assert_clean(&report);
+        let blocks = agreed_blocks(&sim, 0);
+        let Some(height) = blocks.iter().find(|(_, b)| !b.evidence.is_empty()).map(|(h, _)| *h) else { continue };
+        slashed_runs += 1;
+        for node in sim.nodes.iter().filter(|n| n.honest()) {
+            assert!(
+                node.height() >= height + 3,
+                "seed {seed}: node {} stopped at {} after the jailing at {height}",
+                node.id,
+                node.height()
+            );
+        }
+    }
+    assert!(slashed_runs >= 6, "only {slashed_runs} of 12 runs slashed the equivocator");
+}
+
 #[test]
 fn slashing_checker_flags_a_planted_slashing_of_an_honest_validator() {
     let (report, mut sim) = calm(6, 4, Vec::new());

@@ -13,7 +13,7 @@ pub use types::{
 };
 
 use crate::certificate::{CommitCertificate, PreparedCertificate, VoteSignature};
-use crate::committee::ValidatorIndex;
+use crate::committee::{Committee, ValidatorIndex};
 use crate::crypto::Signature;
 use crate::evidence::{Evidence, SignedVote};
 use crate::message::{
@@ -107,6 +107,10 @@ pub struct Replica {
     dirty: bool,
     /// The height a `SyncFrom` was last emitted for.
     sync_requested_at: Option<u64>,
+    /// The height below was decided and committed by `Action::Commit`; the
+    /// replica does nothing at this one until the host's `Input::Committed`
+    /// names the committee deciding it.
+    awaiting_commit: bool,
 }
 
 impl Replica {
@@ -167,6 +171,7 @@ impl Replica {
             outbox: Vec::new(),
             dirty: false,
             sync_requested_at: None,
+            awaiting_commit: false,
         };
         for decision in recent {
             let height = decision.certificate.height;
@@ -213,8 +218,8 @@ impl Replica {
                 self.on_block_validity(height, block_hash, valid, out);
                 Ok(())
             }
-            Input::Synced { height } => {
-                self.on_synced(height, out);
+            Input::Committed { height, committee } => {
+                self.on_committed(height, committee, out);
                 Ok(())
             }
         };
@@ -227,7 +232,8 @@ impl Replica {
         result
     }
 
-    /// The height being decided.
+    /// The height being decided (or, right after a decision, the next one,
+    /// not started before [`Input::Committed`]).
     pub fn height(&self) -> u64 {
         self.safety.height
     }
@@ -278,14 +284,16 @@ impl Replica {
             self.on_past_message(&message);
             return Ok(());
         }
-        if height > self.height() {
+        if height > self.height() || self.awaiting_commit {
             if height.saturating_sub(self.height()) > self.config.future_heights {
                 // [P9] far behind: let the host fetch committed blocks.
                 self.request_sync(out);
                 return Err(Rejected::TooFarAhead { height, view });
             }
             let result = self.buffer_message(message);
-            self.check_behind(out);
+            if !self.awaiting_commit {
+                self.check_behind(out);
+            }
             return result;
         }
         let SignedMessage { signer, message, signature, .. } = message.into_inner();
@@ -502,7 +510,7 @@ impl Replica {
 
     /// [P7] The view's timer expired without a decision.
     fn on_timeout(&mut self, id: TimerId, out: &mut Vec<Action>) {
-        if (id.height, id.view) != (self.height(), self.view()) {
+        if (id.height, id.view) != (self.height(), self.view()) || self.awaiting_commit {
             return;
         }
         // A sync asked for at this height may have found nothing yet.
@@ -511,13 +519,48 @@ impl Replica {
         self.start_view_change(next, out);
     }
 
-    /// [P9] The host caught up by sync.
-    fn on_synced(&mut self, height: u64, out: &mut Vec<Action>) {
-        if height < self.height() {
+    /// [P4]/[P9] The host committed up to `height` (our decision, or sync)
+    /// and `committee` decides the next height: start it.
+    fn on_committed(&mut self, height: u64, committee: Committee, out: &mut Vec<Action>) {
+        let Some(next) = height.checked_add(1) else {
+            return;
+        };
+        if next < self.height() || (next == self.height() && !self.awaiting_commit) {
+            // Already there: a sync that raced our own decision.
             return;
         }
         self.flush(out);
-        self.enter_height(height.saturating_add(1), out);
+        if next > self.height() {
+            self.leave_height(next);
+        }
+        self.awaiting_commit = false;
+        self.adopt_committee(committee);
+        self.start_height(out);
+    }
+
+    /// The committee of the height about to start. Buffered messages were
+    /// verified against the previous one: those the new one refuses (a
+    /// certificate counting a jailed validator's stake) are dropped.
+    fn adopt_committee(&mut self, committee: Committee) {
+        if committee == self.config.committee {
+            return;
+        }
+        self.config.committee = committee;
+        // The key and bounds were validated at construction; only membership
+        // can differ, and a member no longer in the committee follows.
+        self.me = self.config.validate().unwrap_or(None);
+        let Config { committee, chain_id, shard, .. } = &self.config;
+        let buffered = std::mem::take(&mut self.buffer);
+        for (height, messages) in buffered {
+            let kept: Vec<Verified<SignedMessage>> = messages
+                .into_iter()
+                .filter_map(|message| message.into_inner().verify(committee, chain_id, *shard).ok())
+                .collect();
+            if !kept.is_empty() {
+                self.buffer.insert(height, kept);
+            }
+        }
+        self.recount_buffered();
     }
 
     // ----- protocol steps ---------------------------------------------------
@@ -629,22 +672,13 @@ impl Replica {
             certificate: certificate.clone(),
         });
         self.keep_decision(Decision { certificate, block });
-        self.enter_height(height.saturating_add(1), out);
+        // The block may change the committee of the next height: wait for
+        // the host to apply it (`Input::Committed`) before doing anything there.
+        self.leave_height(height.saturating_add(1));
+        self.awaiting_commit = true;
     }
 
     /// Keeps a decision to answer laggards with ([P9]), within [`DECISIONS_KEPT`].
-    /// Takes over `previous`'s recent decisions at or below this replica's
-    /// committed height. A committee change (a jailing) means a new replica;
-    /// decisions certified by the old committee do not verify against the
-    /// new one, yet peers still stuck at those heights need them [P9] and
-    /// check them against the committee they have. `previous` verified them.
-    pub fn inherit_decisions(&mut self, previous: &Replica) {
-        let committed = self.height().saturating_sub(1);
-        for decision in previous.decisions.values().filter(|d| d.certificate.height <= committed) {
-            self.keep_decision(decision.clone());
-        }
-    }
-
     fn keep_decision(&mut self, decision: Decision) {
         self.decisions.insert(decision.certificate.height, decision);
         while self.decisions.len() > DECISIONS_KEPT {
@@ -802,7 +836,9 @@ impl Replica {
         self.arm_view(out);
     }
 
-    fn enter_height(&mut self, height: u64, out: &mut Vec<Action>) {
+    /// Moves to `height`, dropping everything of the heights below. The
+    /// height starts (timer, buffered messages) in [`Replica::start_height`].
+    fn leave_height(&mut self, height: u64) {
         assert!(height > self.height(), "height is monotonic");
         self.safety = match self.restored_ahead.take() {
             Some(state) if state.height == height => state,
@@ -814,17 +850,27 @@ impl Replica {
         };
         self.dirty = false;
         self.round = Round::default();
-        // Drop buffered messages of heights now past; replay this one's.
+        // Drop buffered messages of heights now past.
         self.buffer = self.buffer.split_off(&height);
-        if let Some(messages) = self.buffer.remove(&height) {
+        self.recount_buffered();
+    }
+
+    /// Starts the current height, under the committee now known to decide
+    /// it: replays its buffered messages and arms view 0.
+    fn start_height(&mut self, out: &mut Vec<Action>) {
+        if let Some(messages) = self.buffer.remove(&self.height()) {
             self.replay.extend(messages);
         }
+        self.recount_buffered();
+        self.arm_view(out);
+    }
+
+    fn recount_buffered(&mut self) {
         self.buffered_per_signer.clear();
         for message in self.buffer.values().flatten() {
             let count = self.buffered_per_signer.entry(message.signer).or_insert(0);
             *count = count.saturating_add(1);
         }
-        self.arm_view(out);
     }
 
     /// Sets the view's timer; as leader of view 0, asks the host for a block.

@@ -22,15 +22,16 @@ pub const DEFAULT_FUTURE_VIEWS: u64 = 8;
 /// Default number of future-height messages buffered per validator.
 pub const DEFAULT_MAX_BUFFERED_PER_VALIDATOR: usize = 64;
 
-/// Everything a replica needs to know that does not change while it runs.
-/// A committee change means a new replica.
+/// Everything a replica needs to know. Only the committee changes while it
+/// runs, by [`Input::Committed`].
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Chain id every message and signature is bound to.
     pub chain_id: String,
     /// The shard this replica decides for.
     pub shard: ShardId,
-    /// The shard's committee.
+    /// The committee deciding the replica's height (at construction: the
+    /// committee of the committed height + 1).
     pub committee: Committee,
     /// The validator's key; `None` runs a follower that tracks decisions
     /// without voting. ed25519 signing is deterministic, so a replica signs
@@ -173,11 +174,19 @@ pub enum Input {
         /// The verdict.
         valid: bool,
     },
-    /// The host committed every height up to `height` through sync (after an
-    /// [`Action::SyncFrom`], or on its own): move to `height + 1`.
-    Synced {
+    /// The host committed every height up to `height`, the replica's own
+    /// decision ([`Action::Commit`]) or blocks fetched by sync (after an
+    /// [`Action::SyncFrom`], or on its own), and `committee` decides
+    /// `height + 1`: move there.
+    ///
+    /// A replica does nothing at a height before the host names the
+    /// committee deciding it, since the block below may have changed it (a
+    /// jailing). After its own [`Action::Commit`] it waits for this input.
+    Committed {
         /// The host's committed height.
         height: u64,
+        /// The committee of `height + 1`, as the committed chain defines it.
+        committee: Committee,
     },
 }
 
@@ -203,9 +212,11 @@ pub enum Action {
         /// Delay.
         after_ms: u64,
     },
-    /// `height` is final: apply the block. A replica commits heights in
-    /// order, each once; a host that already applied `height` through sync
-    /// (racing the replica) skips it, the block being necessarily the same.
+    /// `height` is final: apply the block, then answer with
+    /// [`Input::Committed`] (the replica waits for it). A replica commits
+    /// heights in order, each once; a host that already applied `height`
+    /// through sync (racing the replica) skips it, the block being
+    /// necessarily the same, and still answers.
     Commit {
         /// The decided height.
         height: u64,
@@ -239,7 +250,7 @@ pub enum Action {
         block: Vec<u8>,
     },
     /// The replica is behind: fetch committed blocks from `height` onwards,
-    /// commit them, then send [`Input::Synced`].
+    /// commit them, then send [`Input::Committed`].
     SyncFrom {
         /// First height the replica lacks.
         height: u64,

@@ -63,6 +63,26 @@ impl Fixture {
         out
     }
 
+    /// The host applied every height up to `height` (the replica's decision
+    /// or sync); the committee stays the same.
+    pub fn committed(&mut self, height: u64) -> Vec<Action> {
+        let committee = self.committee.clone();
+        self.input(Input::Committed { height, committee })
+    }
+
+    /// Decides height 1 (led by validator 1) for `block`, the replica
+    /// being validator 0 or 3; returns the last step's actions.
+    pub fn decide_height_one(&mut self, block: &[u8]) -> Vec<Action> {
+        let hash = super::block_hash(block);
+        self.from(1, self.proposal(1, 0, block));
+        self.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true });
+        for from in [1, 2] {
+            self.from(from, vote(Phase::Prepare, 1, 0, hash));
+        }
+        self.from(1, vote(Phase::Commit, 1, 0, hash));
+        self.from(2, vote(Phase::Commit, 1, 0, hash))
+    }
+
     pub fn try_input(&mut self, input: Input) -> (Result<(), Rejected>, Vec<Action>) {
         let mut out = Vec::new();
         let result = self.replica.handle(input, &mut out);

@@ -381,13 +381,16 @@ impl Net {
             // The host already got this height through sync, racing the
             // replica: it must be the same block.
             assert_eq!(node.committed[&height], hash, "node {i} commit contradicts its sync");
-            return;
+        } else {
+            assert_eq!(height, node.committed_height + 1, "node {i} committed out of order");
+            node.committed_height = height;
+            node.committed.insert(height, hash);
+            let entry = self.decided.entry(height).or_insert((hash, block, certificate));
+            assert_eq!(entry.0, hash, "agreement violated at height {height}");
         }
-        assert_eq!(height, node.committed_height + 1, "node {i} committed out of order");
-        node.committed_height = height;
-        node.committed.insert(height, hash);
-        let entry = self.decided.entry(height).or_insert((hash, block, certificate));
-        assert_eq!(entry.0, hash, "agreement violated at height {height}");
+        // Behind whatever is already queued: the replica waits for it.
+        let committed = Input::Committed { height: self.nodes[i].committed_height, committee: self.committee.clone() };
+        self.queue.push_back((i, committed));
     }
 
     /// Honest sync: copy decided blocks from the network's log.
@@ -401,7 +404,7 @@ impl Net {
         }
         if height > self.nodes[i].committed_height {
             self.nodes[i].committed_height = height;
-            self.queue.push_back((i, Input::Synced { height }));
+            self.queue.push_back((i, Input::Committed { height, committee: self.committee.clone() }));
         }
     }
 

@@ -22,7 +22,7 @@ use crossbeam_channel::select_biased;
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
     Action, Config as ReplicaConfig, Decision, Evidence, Input, Message, Rejected, Replica, SafetyState, SignedMessage,
-    replica::DECISIONS_KEPT,
+    VerifyError, replica::DECISIONS_KEPT,
 };
 use palisade_ledger::execute::Extras;
 use palisade_ledger::genesis::Genesis;
@@ -140,11 +140,6 @@ pub struct ShardDriver {
     misbehave: Option<Misbehaviour>,
     /// The last `flood` burst.
     last_flood: Instant,
-    /// The replica's configuration; its committee is the chain's current one.
-    replica_config: ReplicaConfig,
-    /// A committed block changed the committee: restart the replica on it
-    /// once the actions at hand are done.
-    committee_changed: bool,
     /// Equivocation evidence waiting for a block.
     evidence: EvidencePool,
     max_block_txs: usize,
@@ -238,8 +233,6 @@ impl ShardDriver {
             address: key.as_ref().map(Keypair::address),
             misbehave,
             last_flood: now,
-            replica_config,
-            committee_changed: false,
             evidence: EvidencePool::default(),
             max_block_txs: params.max_block_txs as usize,
             max_message_bytes,
@@ -369,11 +362,20 @@ impl ShardDriver {
                 return Ok(());
             }
         };
+        let claimed_height = message.message.height();
         let verified = match message.verify(self.chain.committee(), &self.chain_id, self.shard) {
             Ok(verified) => verified,
             Err(e) => {
-                debug!(peer = %source.peer, error = %e, "invalid consensus message");
-                self.refuse(source, TopicKind::Consensus, "invalid");
+                match unverified_verdict(&e, claimed_height, self.chain.tip().height) {
+                    Verdict::Reject => {
+                        debug!(peer = %source.peer, error = %e, "invalid consensus message");
+                        self.refuse(source, TopicKind::Consensus, "invalid");
+                    }
+                    verdict => {
+                        debug!(peer = %source.peer, height = claimed_height, error = %e, "consensus message of another committee");
+                        self.net.report(source, verdict);
+                    }
+                }
                 return Ok(());
             }
         };
@@ -575,41 +577,7 @@ impl ShardDriver {
             }
         }
         self.observe_replica();
-        self.adopt_committee()
-    }
-
-    /// After a block jailed someone: a replica on the new committee (a
-    /// replica's committee is fixed), restored from the persisted safety
-    /// state, so nothing it signed before is contradicted.
-    fn adopt_committee(&mut self) -> Result<(), ShardError> {
-        if !std::mem::take(&mut self.committee_changed) {
-            return Ok(());
-        }
-        let shard = self.shard;
-        self.replica_config.committee = self.chain.committee().clone();
-        let persisted = load_safety_state(&self.store, shard)?;
-        let tip = self.chain.tip().height;
-        let recent = recent_decisions(&self.chain, &self.store, &self.replica_config).map_err(|e| self.store_err(e))?;
-        let replica = Replica::restore(self.replica_config.clone(), persisted, tip, recent)
-            .map_err(|e| ShardError::Config { shard, reason: format!("cannot restart the replica: {e}") })?;
-        let previous = std::mem::replace(&mut self.replica, replica);
-        self.replica.inherit_decisions(&previous);
-        // A block the old replica asked for is not the new one's to propose:
-        // under the new rotation another validator may lead (or, if we were
-        // jailed, we lead nothing). The new replica asks again if it leads.
-        self.proposal_due = None;
-        let committee = &self.replica_config.committee;
-        info!(
-            height = tip,
-            active = committee.len().saturating_sub(committee.inactive().len()),
-            jailed = ?committee.inactive(),
-            validator = ?self.replica.index(),
-            "committee changed; replica restarted on it"
-        );
-        self.observed_view = 0;
-        let mut out = Vec::new();
-        self.replica.start(&mut out);
-        self.perform_all(out)
+        Ok(())
     }
 
     /// Carries out one action; returns the input it produces, if any.
@@ -628,17 +596,21 @@ impl ShardDriver {
             }
             Action::SetTimer { id, after_ms } => self.timers.after(Duration::from_millis(after_ms), Timer::View(id)),
             Action::Commit { height, block, certificate, .. } => {
-                if height <= self.chain.tip().height {
-                    // Already applied through sync.
-                    return Ok(None);
+                // Above the tip, unless already applied through sync.
+                if height > self.chain.tip().height {
+                    match self.chain.commit(certificate, &block) {
+                        Ok(committed) => self.on_committed(committed, false)?,
+                        Err(CommitError::Store(e)) => return Err(self.store_err(e)),
+                        // The replica only commits blocks it validated against a
+                        // certificate it verified: this is a broken invariant.
+                        Err(CommitError::Refused(e)) => {
+                            panic!("shard {}: replica committed a bad block: {e}", self.shard)
+                        }
+                    }
                 }
-                match self.chain.commit(certificate, &block) {
-                    Ok(committed) => self.on_committed(committed, false)?,
-                    Err(CommitError::Store(e)) => return Err(self.store_err(e)),
-                    // The replica only commits blocks it validated against a
-                    // certificate it verified: this is a broken invariant.
-                    Err(CommitError::Refused(e)) => panic!("shard {}: replica committed a bad block: {e}", self.shard),
-                }
+                // The replica waits for the committee of the next height,
+                // which this block may have changed.
+                return Ok(Some(self.committed_input()));
             }
             Action::Evidence(evidence) => {
                 self.metrics.evidence.get_or_create(&self.label).inc();
@@ -670,7 +642,7 @@ impl ShardDriver {
 
     fn publish(&self, message: &SignedMessage) {
         // The replica's key also signs the `equivocate` misbehaviour's second votes.
-        match (self.misbehave, &self.replica_config.signing_key) {
+        match (self.misbehave, &self.replica.config().signing_key) {
             (Some(Misbehaviour::Silent), _) if byzantine::silent::withholds(message) => return,
             (Some(Misbehaviour::Equivocate), Some(key)) => {
                 if let Some(twin) = byzantine::equivocate::conflicting(message, key) {
@@ -708,7 +680,15 @@ impl ShardDriver {
                 "validator slashed and jailed"
             );
             self.metrics.slashed.get_or_create(&self.label).inc();
-            self.committee_changed = true;
+        }
+        if !slashed.is_empty() {
+            let committee = self.chain.committee();
+            info!(
+                height = block.header.height,
+                active = committee.len().saturating_sub(committee.inactive().len()),
+                jailed = ?committee.inactive(),
+                "committee changed; it decides the next height"
+            );
         }
         self.evidence.on_commit(&block, self.chain.committee());
         let emitted = outgoing.len();
@@ -841,10 +821,8 @@ impl ShardDriver {
             }
         }
         let after = self.chain.tip().height;
-        // A new committee means a new replica, already at the synced tip.
-        self.adopt_committee()?;
         if after > before {
-            self.step_own(Input::Synced { height: after })?;
+            self.step_own(self.committed_input())?;
             debug!(from = before, to = after, "synced");
         }
         // Ask for more at once only while the answers make progress; a peer
@@ -853,6 +831,12 @@ impl ShardDriver {
             self.request_sync();
         }
         Ok(())
+    }
+
+    /// Tells the replica what the chain committed and which committee
+    /// decides the next height.
+    fn committed_input(&self) -> Input {
+        Input::Committed { height: self.chain.tip().height, committee: self.chain.committee().clone() }
     }
 
     fn note_peer_height(&mut self, height: u64) {
@@ -991,6 +975,17 @@ impl ShardDriver {
     }
 }
 
+/// Gossip's verdict on a consensus message of `height` that does not verify
+/// against our committee, the one deciding `tip + 1`. At another height a
+/// stake shortfall may be an honest peer's message under the committee before
+/// or after a jailing (a laggard's view change still carrying the jailed
+/// validator's prepare): ignored, not penalised. Penalising it cost a shard
+/// for good: the survivors of a jailing graylisted their one lagging peer,
+/// whose view changes every new view needed.
+fn unverified_verdict(error: &VerifyError, height: u64, tip: u64) -> Verdict {
+    if error.is_stake_shortfall() && height != tip.saturating_add(1) { Verdict::Ignore } else { Verdict::Reject }
+}
+
 /// The safety state the replica last persisted for `shard`.
 fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState>, ShardError> {
     match store.safety_state(shard).map_err(|source| ShardError::Store { shard, source })? {
@@ -1023,4 +1018,27 @@ pub fn initial_status(shard: ShardId, store: &Store, genesis: &Genesis) -> Resul
         peer_height: 0,
         mempool_txs: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use palisade_consensus::{CertError, VerifyError};
+
+    use super::unverified_verdict;
+    use crate::net::Verdict;
+
+    #[test]
+    fn only_the_committee_of_the_next_height_judges_stake() {
+        let short = VerifyError::Certificate(CertError::InsufficientStake { have: 2, need: 3 });
+        let forged = VerifyError::BadSignature;
+        // Tip 184: our committee decides 185.
+        assert_eq!(unverified_verdict(&short, 185, 184), Verdict::Reject);
+        assert_eq!(unverified_verdict(&short, 184, 184), Verdict::Ignore, "a laggard at the jailing height");
+        assert_eq!(unverified_verdict(&short, 187, 184), Verdict::Ignore, "a height whose committee we lack");
+        for height in [184, 185, 187] {
+            assert_eq!(unverified_verdict(&forged, height, 184), Verdict::Reject);
+        }
+        let thin = VerifyError::Justification(palisade_consensus::message::SHORT_OF_QUORUM);
+        assert_eq!(unverified_verdict(&thin, 186, 184), Verdict::Ignore);
+    }
 }

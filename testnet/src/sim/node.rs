@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{
-    BlockHash, Committee, Config, Decision, Evidence, Message, Phase, Replica, SafetyState, ShardId, SignedMessage,
-    ValidatorIndex,
+    BlockHash, Committee, Config, Decision, Evidence, Input, Message, Phase, Replica, SafetyState, ShardId,
+    SignedMessage, ValidatorIndex,
 };
 use palisade_ledger::{
     Address, Block, Outcome, ReceiptBatch, SignedTx, State, StateExt, committee,
@@ -80,9 +80,6 @@ pub struct Node {
     /// Volatile: evidence waiting for a block it proposes, one per offender
     /// (its replica's own and what the shard's other nodes gossiped).
     pub pending_evidence: BTreeMap<ValidatorIndex, Evidence>,
-    /// A committed block jailed someone: the replica must restart on the
-    /// new committee once the actions at hand are done.
-    pub committee_changed: bool,
     /// What its committed blocks owe other shards, by (destination, height):
     /// an index of the durable chain, which a real node re-derives from its
     /// store, so it survives crashes.
@@ -133,7 +130,6 @@ impl Node {
             byzantine,
             evidence: Vec::new(),
             pending_evidence: BTreeMap::new(),
-            committee_changed: false,
             seen: BTreeMap::new(),
             pool: BTreeMap::new(),
             cursors: BTreeMap::new(),
@@ -173,15 +169,13 @@ impl Node {
 
     /// Rebuilds the replica from what was durable.
     pub fn restart(&mut self) {
-        self.committee_changed = false;
-        let _ = self.restore_replica();
+        self.restore_replica();
         self.alive = true;
     }
 
     /// A replica on the committee of the durable state, restored from the
-    /// persisted safety state (also after a committee change, as a node
-    /// does); returns the replica it replaced.
-    pub fn restore_replica(&mut self) -> Replica {
+    /// persisted safety state, as a node's after a restart.
+    fn restore_replica(&mut self) {
         self.config.committee = committee::current(&self.state).expect("simulator states are readable");
         // The last decisions go back in so the replica can answer peers
         // stuck at those heights (as a real node does from its store), those
@@ -194,9 +188,14 @@ impl Node {
             .filter(|d| self.config.certifies(d))
             .cloned()
             .collect();
-        let replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height(), recent)
+        self.replica = Replica::restore(self.config.clone(), self.persisted.clone(), self.height(), recent)
             .expect("simulator configurations and durable chains are valid");
-        std::mem::replace(&mut self.replica, replica)
+    }
+
+    /// What the host tells its replica after committing: its height and the
+    /// committee of the next one.
+    pub fn committed_input(&self) -> Input {
+        Input::Committed { height: self.height(), committee: self.committee().clone() }
     }
 
     /// Pools evidence for this node's proposals (one per offender).
@@ -280,10 +279,10 @@ impl Node {
         let jailed = self.committee().inactive();
         self.state.commit(&outcome);
         if !outcome.slashed.is_empty() {
-            self.committee_changed = true;
             let committee = committee::current(&self.state).map_err(|e| format!("reading the committee: {e}"))?;
             self.pending_evidence.retain(|index, _| committee.is_active(*index));
-            // Messages are verified against the new committee from now on.
+            // Messages are verified against the new committee from now on,
+            // and the replica gets it with `Input::Committed`.
             self.config.committee = committee;
         }
         self.index_outgoing(&block, &certified.certificate, &jailed);

@@ -369,25 +369,6 @@ impl Sim {
                 self.act(node, action, &mut inputs);
             }
         }
-        self.adopt_committee(node);
-    }
-
-    /// After a block jailed someone: the node's replica restarts on the new
-    /// committee from its persisted state, as a real node's does.
-    fn adopt_committee(&mut self, node: usize) {
-        let host = &mut self.nodes[node];
-        if !host.alive || !std::mem::take(&mut host.committee_changed) {
-            return;
-        }
-        let previous = host.restore_replica();
-        host.replica.inherit_decisions(&previous);
-        let mut out = Vec::new();
-        host.replica.start(&mut out);
-        let mut inputs = VecDeque::new();
-        for action in out {
-            self.act(node, action, &mut inputs);
-        }
-        self.drain(node, inputs);
     }
 
     /// The host carries out one action.
@@ -412,13 +393,14 @@ impl Sim {
                     if host.certified(height).map(|c| c.certificate.block_hash) != Some(block_hash) {
                         self.host_violation(node, format!("replica commit at {height} contradicts the synced chain"));
                     }
-                    return;
-                }
-                if certificate.block_hash != block_hash || certificate.height != height {
+                } else if certificate.block_hash != block_hash || certificate.height != height {
                     self.host_violation(node, format!("commit action at {height} names another certificate"));
                     return;
+                } else if !self.commit(node, Decision { certificate, block }, false) {
+                    return;
                 }
-                self.commit(node, Decision { certificate, block }, false);
+                // The replica waits for the committee of the next height.
+                inputs.push_back(self.nodes[node].committed_input());
             }
             Action::Evidence(evidence) => {
                 if self.nodes[node].honest() {
@@ -710,7 +692,8 @@ impl Sim {
         }
         let after = self.nodes[node].height();
         if after > before {
-            self.feed(node, Input::Synced { height: after });
+            let committed = self.nodes[node].committed_input();
+            self.feed(node, committed);
             if full {
                 self.request_sync(node, after + 1, 0);
             }
@@ -732,9 +715,8 @@ impl Sim {
     }
 
     fn build_proposal(&mut self, node: usize, height: u64, view: u64) {
-        // The replica that asked may since have been replaced on a new
-        // committee, under whose rotation this node does not lead (as the
-        // node's driver drops such a request).
+        // The replica that asked may have moved on since (as the node's
+        // driver drops such a request).
         let replica = &self.nodes[node].replica;
         if (replica.height(), replica.view()) != (height, view) || replica.index() != Some(replica.leader()) {
             return;
