@@ -28,8 +28,9 @@
 //!
 //! Stake-weighted: a *quorum* is any set of validators holding more than 2/3
 //! of the committee's stake ([`Committee::quorum_stake`]); a *weak quorum*
-//! more than 1/3. The leader of `(height, view)` is committee index
-//! `(height + view) mod n` ([`Committee::leader`]).
+//! more than 1/3. The leader of `(height, view)` is the active (unjailed)
+//! member at position `(height + view) mod n` of the `n` active members, in
+//! index order ([`Committee::leader`]).
 //!
 //! * **P0** On entering view 0 of a height, the leader asks the host for a
 //!   block ([`Action::RequestProposal`]); every replica sets the view's timer.
@@ -122,8 +123,9 @@
 //!
 //! # What the host must do
 //!
-//! Verify every peer message ([`decode`] then [`SignedMessage::verify`]) and
-//! feed only [`Verified`] ones; persist each [`Action::Persist`] before
+//! Verify every peer message ([`decode`] then [`SignedMessage::verify`],
+//! against the committee of the height after the committed tip, the one the
+//! last [`Input::Committed`] named) and feed only [`Verified`] ones; persist each [`Action::Persist`] before
 //! carrying out the actions after it; check in [`Action::ValidateBlock`]
 //! that the bytes hash to the claimed hash; route [`Action::Broadcast`] to
 //! every other validator (a replica ignores messages signed with its own

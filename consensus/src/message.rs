@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::certificate::{CertError, CommitCertificate, PreparedCertificate};
+use crate::certificate::{CertError, CommitCertificate, PreparedCertificate, VoteSignature};
 use crate::committee::{Committee, ValidatorIndex};
 use crate::crypto::{self, Batch, Signature, Statement};
 
@@ -272,10 +272,11 @@ pub enum VerifyError {
 pub const SHORT_OF_QUORUM: &str = "view changes from less than a quorum";
 
 impl VerifyError {
-    /// Signatures that verify but hold less than a quorum of the committee
-    /// checked against. Only the committee deciding the message's height can
-    /// tell: under an earlier or later one (a jailing in between) an honest
-    /// peer's message may fall short.
+    /// Genuine signatures (every one the message carries verifies) that hold
+    /// less than a quorum of the committee checked against. Only the
+    /// committee deciding the message's height can tell: under an earlier or
+    /// later one (a jailing in between) an honest peer's message may fall
+    /// short. A forged message short of a quorum is [`VerifyError::BadSignature`].
     pub fn is_stake_shortfall(&self) -> bool {
         matches!(self, VerifyError::Certificate(CertError::InsufficientStake { .. }))
             || *self == VerifyError::Justification(SHORT_OF_QUORUM)
@@ -353,24 +354,77 @@ impl SignedMessage {
         let key = committee.verifying_key(self.signer).ok_or(VerifyError::UnknownSigner(self.signer))?;
         let mut batch = Batch::default();
         batch.push(key, crypto::digest(chain_id, shard, &self.message.statement()), &self.signature);
-        match &self.message {
+        let checked = match &self.message {
             Message::Vote(vote) => {
                 if vote.phase == Phase::Propose {
-                    return Err(VerifyError::Malformed("a vote cannot have phase Propose"));
+                    Err(VerifyError::Malformed("a vote cannot have phase Propose"))
+                } else {
+                    Ok(())
                 }
             }
-            Message::ViewChange(view_change) => {
-                check_view_change(committee, chain_id, shard, view_change, &mut batch)?;
-            }
-            Message::Propose(proposal) => {
-                check_justification(committee, chain_id, shard, proposal, &mut batch)?;
-            }
+            Message::ViewChange(view_change) => check_view_change(committee, chain_id, shard, view_change, &mut batch),
+            Message::Propose(proposal) => check_justification(committee, chain_id, shard, proposal, &mut batch),
             Message::Decided(decision) => {
-                decision.certificate.check(committee, chain_id, shard, &mut batch)?;
+                decision.certificate.check(committee, chain_id, shard, &mut batch).map_err(VerifyError::from)
+            }
+        };
+        match checked {
+            Ok(()) if batch.verify() => Ok(Verified(self)),
+            Ok(()) => Err(VerifyError::BadSignature),
+            // A shortfall may be another committee's quorum, not the
+            // sender's fault, so it must not excuse a forgery: the stake is
+            // checked before all signatures were queued.
+            Err(shortfall) if shortfall.is_stake_shortfall() => {
+                let mut all = Batch::default();
+                push_signatures(committee, chain_id, shard, &self, &mut all)?;
+                Err(if all.verify() { shortfall } else { VerifyError::BadSignature })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Queues every signature `message` carries (its sender's, its
+/// justification's view changes', their and its certificates') with no other
+/// check.
+fn push_signatures(
+    committee: &Committee,
+    chain_id: &str,
+    shard: ShardId,
+    message: &SignedMessage,
+    batch: &mut Batch,
+) -> Result<(), VerifyError> {
+    let key = |signer: ValidatorIndex| committee.verifying_key(signer).ok_or(VerifyError::UnknownSigner(signer));
+    let mut signed = vec![(message.message.statement(), message.signer, message.signature)];
+    let mut certificates: Vec<(Statement, &[VoteSignature])> = Vec::new();
+    let mut view_changes: Vec<&ViewChange> = Vec::new();
+    match &message.message {
+        Message::Vote(_) => {}
+        Message::ViewChange(view_change) => view_changes.push(view_change),
+        Message::Propose(proposal) => {
+            for s in &proposal.justification {
+                signed.push((s.view_change.statement(), s.signer, s.signature));
+                view_changes.push(&s.view_change);
             }
         }
-        if batch.verify() { Ok(Verified(self)) } else { Err(VerifyError::BadSignature) }
+        Message::Decided(decision) => {
+            let certificate = &decision.certificate;
+            certificates.push((certificate.statement(), &certificate.signatures));
+        }
     }
+    for prepared in view_changes.into_iter().filter_map(|v| v.prepared.as_ref()) {
+        certificates.push((prepared.statement(), &prepared.signatures));
+    }
+    for (statement, signer, signature) in signed {
+        batch.push(key(signer)?, crypto::digest(chain_id, shard, &statement), &signature);
+    }
+    for (statement, signatures) in certificates {
+        let digest = crypto::digest(chain_id, shard, &statement);
+        for vote in signatures {
+            batch.push(key(vote.signer)?, digest, &vote.signature);
+        }
+    }
+    Ok(())
 }
 
 /// A view change moves to view >= 1 and its certificate, if any, is for the

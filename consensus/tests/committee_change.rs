@@ -10,7 +10,9 @@ mod harness;
 
 use harness::fixture::{Fixture, kinds, votes};
 use harness::{CHAIN, SHARD, block_hash, committee, vote};
-use palisade_consensus::{Action, Committee, Decision, Input, Message, Phase, VerifyError};
+use palisade_consensus::{
+    Action, Committee, Decision, Input, Message, Phase, SignedMessage, ValidatorIndex, VerifyError, ViewChange,
+};
 
 const FIRST: &[u8] = b"block one";
 const NEXT: &[u8] = b"block two";
@@ -132,4 +134,65 @@ fn stale_and_repeated_answers_change_nothing() {
     // A jump by sync still works after it.
     assert_eq!(kinds(&fx.committed(4)), ["SetTimer"]);
     assert_eq!(fx.replica.height(), 5);
+}
+
+/// A shortfall excuses a message as another committee's only if every
+/// signature it carries is genuine; a forged one is a forgery.
+#[test]
+fn a_forged_message_short_of_a_quorum_is_a_forgery() {
+    let fx = Fixture::new(0);
+    let new = without_two(&fx);
+    let mut certificate = fx.commit_certificate(2, 0, block_hash(NEXT), &[1, 2, 3]);
+    let decided = |certificate| Message::Decided(Decision { certificate, block: NEXT.to_vec() });
+    let genuine = fx.signed(1, decided(certificate.clone())).into_inner();
+    assert!(genuine.verify(&new, CHAIN, SHARD).unwrap_err().is_stake_shortfall());
+    certificate.signatures[2].signature.0[0] ^= 1;
+    let forged = SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(1), decided(certificate), &fx.keys[1]);
+    assert_eq!(forged.clone().verify(&new, CHAIN, SHARD).unwrap_err(), VerifyError::BadSignature);
+    // So is a sender's signature forged on a view change short of a quorum.
+    let prepared = fx.prepared_certificate(2, 0, block_hash(NEXT), &[1, 2, 3]);
+    let mut view_change =
+        fx.signed(1, Message::ViewChange(ViewChange { height: 2, view: 1, prepared: Some(prepared) })).into_inner();
+    assert!(view_change.clone().verify(&new, CHAIN, SHARD).unwrap_err().is_stake_shortfall());
+    view_change.signature.0[0] ^= 1;
+    assert_eq!(view_change.verify(&new, CHAIN, SHARD).unwrap_err(), VerifyError::BadSignature);
+}
+
+/// A crash between the replica's decision and the host's answer: whatever
+/// the host made durable, the restarted replica signs nothing new that
+/// conflicts, and goes on.
+#[test]
+fn a_crash_between_the_decision_and_the_answer_loses_nothing() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    let hash = block_hash(FIRST);
+    let mut all = fx.from(1, fx.proposal(1, 0, FIRST));
+    all.extend(fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true }));
+    for from in [1, 2] {
+        all.extend(fx.from(from, vote(Phase::Prepare, 1, 0, hash)));
+    }
+    for from in [1, 2] {
+        all.extend(fx.from(from, vote(Phase::Commit, 1, 0, hash)));
+    }
+    assert!(kinds(&all).ends_with(&["Commit"]), "{:?}", kinds(&all));
+    let persisted = all.iter().rev().find_map(|a| match a {
+        Action::Persist(state) => Some(state.clone()),
+        _ => None,
+    });
+    let persisted = persisted.expect("votes were persisted");
+    assert_eq!((persisted.height, persisted.commit_vote), (1, Some(block_hash(FIRST))));
+    // The block was durable: height 2 starts afresh.
+    fx.replica = fx.restored(Some(persisted.clone()), 1);
+    let out = fx.start();
+    assert_eq!(kinds(&out), ["SetTimer"]);
+    assert_eq!(fx.replica.height(), 2);
+    // It was not: height 1 resumes, its votes re-sent as they were.
+    fx.replica = fx.restored(Some(persisted), 0);
+    let out = fx.start();
+    assert_eq!(votes(&out), [(Phase::Prepare, 1, 0, block_hash(FIRST)), (Phase::Commit, 1, 0, block_hash(FIRST))]);
+    let certificate = fx.commit_certificate(1, 0, block_hash(FIRST), &[1, 2, 3]);
+    let out = fx.from(2, Message::Decided(Decision { certificate, block: FIRST.to_vec() }));
+    let out = [out, fx.input(Input::BlockValidity { height: 1, block_hash: block_hash(FIRST), valid: true })].concat();
+    assert!(kinds(&out).contains(&"Commit"), "{:?}", kinds(&out));
+    assert_eq!(kinds(&fx.committed(1)), ["SetTimer"]);
 }

@@ -560,7 +560,6 @@ impl Replica {
                 self.buffer.insert(height, kept);
             }
         }
-        self.recount_buffered();
     }
 
     // ----- protocol steps ---------------------------------------------------
@@ -856,13 +855,15 @@ impl Replica {
     }
 
     /// Starts the current height, under the committee now known to decide
-    /// it: replays its buffered messages and arms view 0.
+    /// it: replays its buffered messages, arms view 0, and checks whether
+    /// what is buffered for later heights shows it behind.
     fn start_height(&mut self, out: &mut Vec<Action>) {
         if let Some(messages) = self.buffer.remove(&self.height()) {
             self.replay.extend(messages);
         }
         self.recount_buffered();
         self.arm_view(out);
+        self.check_behind(out);
     }
 
     fn recount_buffered(&mut self) {

@@ -147,7 +147,9 @@ pub struct TimerId {
 /// What the host feeds the replica.
 #[derive(Clone, Debug)]
 pub enum Input {
-    /// A peer's message, checked by [`SignedMessage::verify`].
+    /// A peer's message, checked by [`SignedMessage::verify`] against the
+    /// committee of the committed height + 1 (messages for later heights are
+    /// checked again if a commit changes it).
     Message(Verified<SignedMessage>),
     /// A timer set by [`Action::SetTimer`] fired.
     Timeout(TimerId),

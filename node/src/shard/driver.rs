@@ -977,11 +977,13 @@ impl ShardDriver {
 
 /// Gossip's verdict on a consensus message of `height` that does not verify
 /// against our committee, the one deciding `tip + 1`. At another height a
-/// stake shortfall may be an honest peer's message under the committee before
-/// or after a jailing (a laggard's view change still carrying the jailed
-/// validator's prepare): ignored, not penalised. Penalising it cost a shard
-/// for good: the survivors of a jailing graylisted their one lagging peer,
-/// whose view changes every new view needed.
+/// stake shortfall (genuine signatures short of a quorum; forged ones are
+/// `BadSignature`) may be an honest peer's message under the committee
+/// before or after a jailing (a laggard's view change still carrying the
+/// jailed validator's prepare): ignored, not penalised, as valid messages of
+/// past heights and far-ahead ones are. Penalising it cost a shard for good:
+/// the survivors of a jailing graylisted their one lagging peer, whose view
+/// changes every new view needed.
 fn unverified_verdict(error: &VerifyError, height: u64, tip: u64) -> Verdict {
     if error.is_stake_shortfall() && height != tip.saturating_add(1) { Verdict::Ignore } else { Verdict::Reject }
 }

@@ -46,7 +46,9 @@ pub struct Node {
     pub index: ValidatorIndex,
     /// Its ledger address (public key).
     pub address: Address,
-    /// The replica's configuration.
+    /// The host's replica configuration: its committee is the durable
+    /// chain's current one (messages are verified against it, and a restart
+    /// restores the replica with it).
     pub config: Config,
     /// The replica (volatile).
     pub replica: Replica,

@@ -394,6 +394,8 @@ impl Sim {
                         self.host_violation(node, format!("replica commit at {height} contradicts the synced chain"));
                     }
                 } else if certificate.block_hash != block_hash || certificate.height != height {
+                    // A host that cannot apply what its replica decided
+                    // stops there (a violation if the node is honest).
                     self.host_violation(node, format!("commit action at {height} names another certificate"));
                     return;
                 } else if !self.commit(node, Decision { certificate, block }, false) {
