@@ -540,6 +540,36 @@ async fn a_twin_gets_its_validator_slashed_and_the_shard_goes_on() {
     assert!(slashed.included_at <= started + 10 + 10, "slow: started {started}, slashed {}", slashed.included_at);
 }
 
+/// A validator frozen (SIGSTOP) while another is jailed comes back to a
+/// shard that cannot commit without it (three active members, quorum three).
+/// It wakes at an old height under the old committee and sends view changes
+/// whose prepared certificates may count the jailed validator: its peers must
+/// not penalise it for them (gossip scoring would cut it off, and the shard
+/// with it), and it must sync, adopt the new committee and vote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_frozen_across_a_jailing_brings_the_shard_back() {
+    let (mut net, rpc, _dir) = one_shard_running().await;
+    net.pause("validator-0-3").unwrap();
+    let frozen_at = height(&rpc, 0, 0).await;
+    let twin = net.add_twin("validator-0-2").unwrap();
+    net.start(&twin).unwrap();
+    let Some(slashed) = palisade_testnet::drill::probe::wait_slashed(&rpc[0], 0, 2, WAIT).await else {
+        panic!("validator 2 never slashed:\n{}", net.logs_tail(20));
+    };
+    // Without validator 3 the new committee has no quorum: the shard waits.
+    net.resume("validator-0-3").unwrap();
+    let target = slashed.included_at + 5;
+    wait_for(&net, "the shard to go on with the woken validator", || all_at(&rpc, &[0, 1, 3], 0, target)).await;
+    let validators = rpc[3].validators().await.unwrap();
+    for v in &validators[0].validators {
+        assert_eq!(v.state.as_ref().unwrap().jailed, v.index == 2, "{validators:?}");
+    }
+    println!(
+        "validator 3 frozen at height {frozen_at}; validator 2 slashed by the block at {}; all at {target}",
+        slashed.included_at
+    );
+}
+
 /// Waits until shard 0's validator `index` is slashed (by node 0's state);
 /// asserts it is jailed and no other validator is (by node 3's).
 async fn wait_slashed_alone(net: &LocalNet, rpc: &[Client], index: u32) -> palisade_ledger::api::SlashJson {
