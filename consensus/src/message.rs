@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::certificate::{CertError, CommitCertificate, PreparedCertificate, VoteSignature};
+use crate::certificate::{CertError, CommitCertificate, PreparedCertificate};
 use crate::committee::{Committee, ValidatorIndex};
 use crate::crypto::{self, Batch, Signature, Statement};
 
@@ -354,77 +354,40 @@ impl SignedMessage {
         let key = committee.verifying_key(self.signer).ok_or(VerifyError::UnknownSigner(self.signer))?;
         let mut batch = Batch::default();
         batch.push(key, crypto::digest(chain_id, shard, &self.message.statement()), &self.signature);
-        let checked = match &self.message {
+        // A stake shortfall is judged after the signatures: only genuine
+        // signatures short of a quorum may be another committee's quorum.
+        let shortfall = match &self.message {
             Message::Vote(vote) => {
                 if vote.phase == Phase::Propose {
-                    Err(VerifyError::Malformed("a vote cannot have phase Propose"))
-                } else {
-                    Ok(())
+                    return Err(VerifyError::Malformed("a vote cannot have phase Propose"));
                 }
+                None
             }
-            Message::ViewChange(view_change) => check_view_change(committee, chain_id, shard, view_change, &mut batch),
-            Message::Propose(proposal) => check_justification(committee, chain_id, shard, proposal, &mut batch),
+            Message::ViewChange(view_change) => check_view_change(committee, chain_id, shard, view_change, &mut batch)?,
+            Message::Propose(proposal) => check_justification(committee, chain_id, shard, proposal, &mut batch)?,
             Message::Decided(decision) => {
-                decision.certificate.check(committee, chain_id, shard, &mut batch).map_err(VerifyError::from)
+                deferred(decision.certificate.check(committee, chain_id, shard, &mut batch).map_err(VerifyError::from))?
             }
         };
-        match checked {
-            Ok(()) if batch.verify() => Ok(Verified(self)),
-            Ok(()) => Err(VerifyError::BadSignature),
-            // A shortfall may be another committee's quorum, not the
-            // sender's fault, so it must not excuse a forgery: the stake is
-            // checked before all signatures were queued.
-            Err(shortfall) if shortfall.is_stake_shortfall() => {
-                let mut all = Batch::default();
-                push_signatures(committee, chain_id, shard, &self, &mut all)?;
-                Err(if all.verify() { shortfall } else { VerifyError::BadSignature })
-            }
-            Err(e) => Err(e),
+        if !batch.verify() {
+            return Err(VerifyError::BadSignature);
+        }
+        match shortfall {
+            Some(shortfall) => Err(shortfall),
+            None => Ok(Verified(self)),
         }
     }
 }
 
-/// Queues every signature `message` carries (its sender's, its
-/// justification's view changes', their and its certificates') with no other
-/// check.
-fn push_signatures(
-    committee: &Committee,
-    chain_id: &str,
-    shard: ShardId,
-    message: &SignedMessage,
-    batch: &mut Batch,
-) -> Result<(), VerifyError> {
-    let key = |signer: ValidatorIndex| committee.verifying_key(signer).ok_or(VerifyError::UnknownSigner(signer));
-    let mut signed = vec![(message.message.statement(), message.signer, message.signature)];
-    let mut certificates: Vec<(Statement, &[VoteSignature])> = Vec::new();
-    let mut view_changes: Vec<&ViewChange> = Vec::new();
-    match &message.message {
-        Message::Vote(_) => {}
-        Message::ViewChange(view_change) => view_changes.push(view_change),
-        Message::Propose(proposal) => {
-            for s in &proposal.justification {
-                signed.push((s.view_change.statement(), s.signer, s.signature));
-                view_changes.push(&s.view_change);
-            }
-        }
-        Message::Decided(decision) => {
-            let certificate = &decision.certificate;
-            certificates.push((certificate.statement(), &certificate.signatures));
-        }
+/// A check's stake shortfall, deferred until the signatures are verified
+/// (the check queued them all before weighing their stake); any other error
+/// is final.
+fn deferred(checked: Result<(), VerifyError>) -> Result<Option<VerifyError>, VerifyError> {
+    match checked {
+        Ok(()) => Ok(None),
+        Err(e) if e.is_stake_shortfall() => Ok(Some(e)),
+        Err(e) => Err(e),
     }
-    for prepared in view_changes.into_iter().filter_map(|v| v.prepared.as_ref()) {
-        certificates.push((prepared.statement(), &prepared.signatures));
-    }
-    for (statement, signer, signature) in signed {
-        batch.push(key(signer)?, crypto::digest(chain_id, shard, &statement), &signature);
-    }
-    for (statement, signatures) in certificates {
-        let digest = crypto::digest(chain_id, shard, &statement);
-        for vote in signatures {
-            batch.push(key(vote.signer)?, digest, &vote.signature);
-        }
-    }
-    Ok(())
 }
 
 /// A view change moves to view >= 1 and its certificate, if any, is for the
@@ -435,17 +398,17 @@ fn check_view_change(
     shard: ShardId,
     view_change: &ViewChange,
     batch: &mut Batch,
-) -> Result<(), VerifyError> {
+) -> Result<Option<VerifyError>, VerifyError> {
     if view_change.view == 0 {
         return Err(VerifyError::Malformed("view change to view 0"));
     }
-    if let Some(prepared) = &view_change.prepared {
-        if prepared.height != view_change.height || prepared.view >= view_change.view {
-            return Err(VerifyError::Malformed("prepared certificate not from an earlier view of this height"));
-        }
-        prepared.check(committee, chain_id, shard, batch)?;
+    let Some(prepared) = &view_change.prepared else {
+        return Ok(None);
+    };
+    if prepared.height != view_change.height || prepared.view >= view_change.view {
+        return Err(VerifyError::Malformed("prepared certificate not from an earlier view of this height"));
     }
-    Ok(())
+    deferred(prepared.check(committee, chain_id, shard, batch).map_err(VerifyError::from))
 }
 
 /// PBFT new-view rule: a proposal in view v > 0 carries view changes for
@@ -458,15 +421,16 @@ fn check_justification(
     shard: ShardId,
     proposal: &Proposal,
     batch: &mut Batch,
-) -> Result<(), VerifyError> {
+) -> Result<Option<VerifyError>, VerifyError> {
     if proposal.view == 0 {
         return if proposal.justification.is_empty() {
-            Ok(())
+            Ok(None)
         } else {
             Err(VerifyError::Justification("view 0 needs no justification"))
         };
     }
     let mut previous: Option<ValidatorIndex> = None;
+    let mut shortfall = None;
     for signed in &proposal.justification {
         if previous.is_some_and(|p| p >= signed.signer) {
             return Err(VerifyError::Justification("signers not strictly ascending"));
@@ -478,18 +442,19 @@ fn check_justification(
         }
         let key = committee.verifying_key(signed.signer).ok_or(VerifyError::UnknownSigner(signed.signer))?;
         batch.push(key, crypto::digest(chain_id, shard, &view_change.statement()), &signed.signature);
-        check_view_change(committee, chain_id, shard, view_change, batch)?;
-    }
-    let stake = committee.stake_of(proposal.justification.iter().map(|s| s.signer));
-    if stake < committee.quorum_stake() {
-        return Err(VerifyError::Justification(SHORT_OF_QUORUM));
+        let short = check_view_change(committee, chain_id, shard, view_change, batch)?;
+        shortfall = shortfall.or(short);
     }
     if let Some((_, block_hash)) = highest_prepared(&proposal.justification)
         && block_hash != proposal.block_hash
     {
         return Err(VerifyError::Justification("does not re-propose the block of the highest prepared certificate"));
     }
-    Ok(())
+    let stake = committee.stake_of(proposal.justification.iter().map(|s| s.signer));
+    if stake < committee.quorum_stake() {
+        return Ok(Some(VerifyError::Justification(SHORT_OF_QUORUM)));
+    }
+    Ok(shortfall)
 }
 
 /// The `(view, block_hash)` of the highest prepared certificate among view

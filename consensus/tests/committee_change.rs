@@ -8,7 +8,7 @@
 
 mod harness;
 
-use harness::fixture::{Fixture, kinds, votes};
+use harness::fixture::{Fixture, kinds, last_persisted, votes};
 use harness::{CHAIN, SHARD, block_hash, committee, vote};
 use palisade_consensus::{
     Action, Committee, Decision, Input, Message, Phase, SignedMessage, ValidatorIndex, VerifyError, ViewChange,
@@ -103,12 +103,7 @@ fn buffered_messages_are_verified_again_against_the_new_committee() {
 fn a_jailed_replica_signs_nothing() {
     let mut fx = Fixture::new(2);
     fx.start();
-    let hash = block_hash(FIRST);
-    fx.from(1, fx.proposal(1, 0, FIRST));
-    fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true });
-    for from in [0, 1, 3] {
-        fx.from(from, vote(Phase::Commit, 1, 0, hash));
-    }
+    fx.decide_height_one(FIRST);
     let new = without_two(&fx);
     committed(&mut fx, 1, new);
     assert_eq!(fx.replica.index(), None);
@@ -165,21 +160,10 @@ fn a_forged_message_short_of_a_quorum_is_a_forgery() {
 fn a_crash_between_the_decision_and_the_answer_loses_nothing() {
     let mut fx = Fixture::new(0);
     fx.start();
-    let hash = block_hash(FIRST);
-    let mut all = fx.from(1, fx.proposal(1, 0, FIRST));
-    all.extend(fx.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true }));
-    for from in [1, 2] {
-        all.extend(fx.from(from, vote(Phase::Prepare, 1, 0, hash)));
-    }
-    for from in [1, 2] {
-        all.extend(fx.from(from, vote(Phase::Commit, 1, 0, hash)));
-    }
+    let mut all = fx.vote_height_one(FIRST);
+    all.extend(fx.from(2, vote(Phase::Commit, 1, 0, block_hash(FIRST))));
     assert!(kinds(&all).ends_with(&["Commit"]), "{:?}", kinds(&all));
-    let persisted = all.iter().rev().find_map(|a| match a {
-        Action::Persist(state) => Some(state.clone()),
-        _ => None,
-    });
-    let persisted = persisted.expect("votes were persisted");
+    let persisted = last_persisted(&all);
     assert_eq!((persisted.height, persisted.commit_vote), (1, Some(block_hash(FIRST))));
     // The block was durable: height 2 starts afresh.
     fx.replica = fx.restored(Some(persisted.clone()), 1);

@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::fixture::{Fixture, kinds, sent, votes};
+use harness::fixture::{Fixture, kinds, last_persisted, sent, votes};
 use harness::{CHAIN, Net, SHARD, block_hash, vote};
 use palisade_consensus::{
     Action, ConfigError, Decision, Evidence, EvidenceError, Input, Message, Phase, Proposal, SignedMessage, SignedVote,
@@ -226,17 +226,6 @@ fn block_prepared_by_a_minority_never_conflicts() {
 }
 
 // ----- crash and restore ----------------------------------------------------
-
-fn last_persisted(actions: &[Action]) -> palisade_consensus::SafetyState {
-    actions
-        .iter()
-        .rev()
-        .find_map(|a| match a {
-            Action::Persist(s) => Some(s.clone()),
-            _ => None,
-        })
-        .expect("a Persist action")
-}
 
 #[test]
 fn restored_replica_never_prepares_a_conflicting_block() {

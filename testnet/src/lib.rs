@@ -18,3 +18,15 @@ pub mod chaos;
 pub mod drill;
 pub mod local;
 pub mod sim;
+
+/// A command's flags (`T`, a `clap::Args`) at their defaults, as if none
+/// was given: what a command run from code (the drill's load, say) starts
+/// from, so defaults are written once, on the flags.
+pub fn flag_defaults<T: clap::Args>() -> T {
+    #[derive(clap::Parser)]
+    struct Flags<T: clap::Args> {
+        #[command(flatten)]
+        flags: T,
+    }
+    <Flags<T> as clap::Parser>::parse_from(["defaults"]).flags
+}

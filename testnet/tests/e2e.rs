@@ -553,7 +553,8 @@ async fn a_validator_frozen_across_a_jailing_brings_the_shard_back() {
     let frozen_at = height(&rpc, 0, 0).await;
     let twin = net.add_twin("validator-0-2").unwrap();
     net.start(&twin).unwrap();
-    let Some(slashed) = palisade_testnet::drill::probe::wait_slashed(&rpc[0], 0, 2, WAIT).await else {
+    let Some(slashed) = palisade_testnet::drill::probe::wait_slashed(&rpc[0], 0, 2, WAIT).await.and_then(|s| s.slashed)
+    else {
         panic!("validator 2 never slashed:\n{}", net.logs_tail(20));
     };
     // Without validator 3 the new committee has no quorum: the shard waits.
@@ -573,7 +574,9 @@ async fn a_validator_frozen_across_a_jailing_brings_the_shard_back() {
 /// Waits until shard 0's validator `index` is slashed (by node 0's state);
 /// asserts it is jailed and no other validator is (by node 3's).
 async fn wait_slashed_alone(net: &LocalNet, rpc: &[Client], index: u32) -> palisade_ledger::api::SlashJson {
-    let Some(slashed) = palisade_testnet::drill::probe::wait_slashed(&rpc[0], 0, index, WAIT).await else {
+    let Some(slashed) =
+        palisade_testnet::drill::probe::wait_slashed(&rpc[0], 0, index, WAIT).await.and_then(|s| s.slashed)
+    else {
         panic!("validator {index} never slashed:\n{}", net.logs_tail(20));
     };
     // Node 3 may be a block behind node 0: wait for it to agree.

@@ -70,17 +70,34 @@ impl Fixture {
         self.input(Input::Committed { height, committee })
     }
 
-    /// Decides height 1 (led by validator 1) for `block`, the replica
-    /// being validator 0 or 3; returns the last step's actions.
-    pub fn decide_height_one(&mut self, block: &[u8]) -> Vec<Action> {
-        let hash = super::block_hash(block);
-        self.from(1, self.proposal(1, 0, block));
-        self.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true });
-        for from in [1, 2] {
-            self.from(from, vote(Phase::Prepare, 1, 0, hash));
+    /// Height 1 (led by validator 1) up to the last vote before its
+    /// decision, for `block`, the replica being any validator but 1: the
+    /// proposal, the host's verdict, prepares from two peers and one peer's
+    /// commit. Returns every action.
+    pub fn vote_height_one(&mut self, block: &[u8]) -> Vec<Action> {
+        let hash = block_hash(block);
+        let [first, second] = self.peers();
+        let mut all = self.from(1, self.proposal(1, 0, block));
+        all.extend(self.input(Input::BlockValidity { height: 1, block_hash: hash, valid: true }));
+        for from in [first, second] {
+            all.extend(self.from(from, vote(Phase::Prepare, 1, 0, hash)));
         }
-        self.from(1, vote(Phase::Commit, 1, 0, hash));
-        self.from(2, vote(Phase::Commit, 1, 0, hash))
+        all.extend(self.from(first, vote(Phase::Commit, 1, 0, hash)));
+        all
+    }
+
+    /// Decides height 1 for `block` (see [`Fixture::vote_height_one`]);
+    /// returns the deciding step's actions.
+    pub fn decide_height_one(&mut self, block: &[u8]) -> Vec<Action> {
+        self.vote_height_one(block);
+        let [_, second] = self.peers();
+        self.from(second, vote(Phase::Commit, 1, 0, block_hash(block)))
+    }
+
+    /// Two validators other than this one: with it, a quorum of four.
+    fn peers(&self) -> [usize; 2] {
+        let mut others = (1..4).filter(|&i| i != self.me);
+        [others.next().unwrap(), others.next().unwrap()]
     }
 
     pub fn try_input(&mut self, input: Input) -> (Result<(), Rejected>, Vec<Action>) {
@@ -168,6 +185,18 @@ impl Fixture {
         );
         SignedViewChange { signer: ValidatorIndex(from as u32), view_change, signature: message.signature }
     }
+}
+
+/// The state of the last `Persist` in `actions`.
+pub fn last_persisted(actions: &[Action]) -> SafetyState {
+    actions
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Persist(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("a Persist action")
 }
 
 /// The messages broadcast or sent in `actions`.

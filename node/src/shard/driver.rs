@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::select_biased;
 use ed25519_dalek::SigningKey;
@@ -37,6 +37,7 @@ use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, ShardStatus, 
 use super::receipts::{self, Offer, Receipts};
 use super::timers::{Timer, Timers};
 use crate::byzantine::{self, Misbehaviour};
+use crate::health::unix_ms;
 use crate::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
 use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
 use crate::net::{NetHandle, Verdict};
@@ -168,10 +169,6 @@ pub struct ShardDriver {
     rejections: HashMap<Hash, String>,
     rejection_order: VecDeque<Hash>,
     stopping: bool,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl ShardDriver {
@@ -329,7 +326,7 @@ impl ShardDriver {
                 let _ = reply.send(self.receipts.contains(&id));
             }
             Control::SubmitEvidence { evidence, reply } => {
-                let _ = reply.send(self.offer_evidence(&evidence).answer());
+                let _ = reply.send(self.offer_evidence(&evidence, true).answer());
             }
             Control::TxState { id, reply } => {
                 let state = if self.mempool.contains(&id) {
@@ -362,25 +359,21 @@ impl ShardDriver {
                 return Ok(());
             }
         };
-        let claimed_height = message.message.height();
+        // A message at height h shows its signer committed h - 1 (once verified).
+        let height = message.message.height();
         let verified = match message.verify(self.chain.committee(), &self.chain_id, self.shard) {
             Ok(verified) => verified,
             Err(e) => {
-                match unverified_verdict(&e, claimed_height, self.chain.tip().height) {
-                    Verdict::Reject => {
-                        debug!(peer = %source.peer, error = %e, "invalid consensus message");
-                        self.refuse(source, TopicKind::Consensus, "invalid");
-                    }
-                    verdict => {
-                        debug!(peer = %source.peer, height = claimed_height, error = %e, "consensus message of another committee");
-                        self.net.report(source, verdict);
-                    }
+                let verdict = unverified_verdict(&e, height, self.chain.tip().height);
+                debug!(peer = %source.peer, height, error = %e, ?verdict, "consensus message does not verify");
+                if verdict == Verdict::Reject {
+                    self.refuse(source, TopicKind::Consensus, "invalid");
+                } else {
+                    self.net.report(source, verdict);
                 }
                 return Ok(());
             }
         };
-        // A message at height h shows its signer committed h - 1.
-        let height = verified.message.height();
         self.note_peer_height(height.saturating_sub(1));
         if let Message::Decided(decision) = &verified.message {
             self.note_peer_height(decision.certificate.height);
@@ -442,7 +435,9 @@ impl ShardDriver {
                 return Ok(());
             }
         };
-        let verdict = match self.offer_evidence(&evidence) {
+        // Accepted, gossipsub forwards it: publishing it again would be a
+        // new message (ids are source and sequence number) at every node.
+        let verdict = match self.offer_evidence(&evidence, false) {
             Offered::Pooled(..) => Verdict::Accept,
             Offered::Known => Verdict::Ignore,
             // Jailed already, or expired: true evidence that arrived late.
@@ -459,15 +454,16 @@ impl ShardDriver {
         Ok(())
     }
 
-    /// Pools evidence (ours, gossiped or submitted) and gossips it if new,
-    /// so whoever proposes next can execute it.
-    fn offer_evidence(&mut self, evidence: &Evidence) -> Offered {
+    /// Pools evidence (ours, gossiped or submitted) and, if new and
+    /// `publish` (ours or submitted), gossips it, so whoever proposes next
+    /// can execute it.
+    fn offer_evidence(&mut self, evidence: &Evidence, publish: bool) -> Offered {
         let next = self.chain.tip().height.saturating_add(1);
         let offered = self.evidence.offer(self.chain.state().shard_context(), self.chain.committee(), next, evidence);
         if let Offered::Pooled(hash, _) = &offered {
             let (height, view, phase) = evidence.slot();
             warn!(height, view, ?phase, signer = %evidence.signer, evidence = %hash, "equivocation evidence pooled");
-            if !self.net.publish(self.shard, TopicKind::Evidence, codec::encode(evidence)) {
+            if publish && !self.net.publish(self.shard, TopicKind::Evidence, codec::encode(evidence)) {
                 debug!("network queue full; evidence not gossiped (our own proposals still carry it)");
             }
         }
@@ -614,7 +610,7 @@ impl ShardDriver {
             }
             Action::Evidence(evidence) => {
                 self.metrics.evidence.get_or_create(&self.label).inc();
-                if let Offered::Refused(reason) = self.offer_evidence(&evidence) {
+                if let Offered::Refused(reason) = self.offer_evidence(&evidence, true) {
                     debug!(%reason, "own evidence not pooled");
                 }
             }

@@ -94,6 +94,6 @@ impl EvidencePool {
         if block.evidence.is_empty() {
             return;
         }
-        self.by_offender.retain(|address, _| committee.index_of(&address.0).is_some_and(|i| committee.is_active(i)));
+        self.by_offender.retain(|address, _| palisade_ledger::committee::is_active_member(committee, address));
     }
 }

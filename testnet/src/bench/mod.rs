@@ -186,62 +186,41 @@ struct Ready {
 
 /// Load offered in the background ([`background`]): the drill's.
 pub struct Background {
-    /// The run, once the accounts are funded and the clock started.
-    started: Option<tokio::sync::oneshot::Receiver<Arc<Run>>>,
-    run: Option<Arc<Run>>,
+    run: Arc<Run>,
     task: tokio::task::JoinHandle<Result<Summary>>,
 }
 
 /// Starts `args`' load on the network in `dir` in a task of the current
-/// runtime: settles, funds and signs, then offers until `args.duration`
-/// ends or [`Background::stop`]. Progress bars are hidden.
-pub fn background(dir: &Path, args: &BenchArgs) -> Result<Background> {
+/// runtime and returns once it is offered (settled, funded, signed); it
+/// goes on until `args.duration` ends or [`Background::stop`]. Progress
+/// bars are hidden.
+pub async fn background(dir: &Path, args: &BenchArgs) -> Result<Background> {
     args.validate()?;
     let net = LocalNet::open(dir)?;
     let args = args.clone();
     let (tell, started) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
+    let mut task = tokio::spawn(async move {
         let mut bench = Bench::new(net, &args)?;
         bench.quiet = true;
         let ready = bench.prepare(args.rate, args.duration).await?;
-        // The drill may have given up waiting; the load runs regardless.
         let _ = tell.send(Arc::clone(&ready.run));
         Ok(bench.drive(ready, args.duration).await)
     });
-    Ok(Background { started: Some(started), run: None, task })
+    match started.await {
+        Ok(run) => Ok(Background { run, task }),
+        // The task ended before starting: its error says why.
+        Err(_) => match (&mut task).await {
+            Ok(Err(e)) => Err(e.context("the load never started")),
+            Ok(Ok(_)) => bail!("the load never started: it ended at once"),
+            Err(e) => bail!("the load never started: it panicked: {e}"),
+        },
+    }
 }
 
 impl Background {
-    /// Waits until the load is offered (accounts funded, plan signed).
-    pub async fn started(&mut self) -> Result<()> {
-        if let Some(started) = self.started.take() {
-            match started.await {
-                Ok(run) => self.run = Some(run),
-                // The task ended before starting: its error says why.
-                Err(_) => bail!("the load never started: {:#}", self.error().await),
-            }
-        }
-        Ok(())
-    }
-
-    async fn error(&mut self) -> anyhow::Error {
-        match (&mut self.task).await {
-            Ok(Err(e)) => e,
-            Ok(Ok(_)) => anyhow::anyhow!("it ended at once"),
-            Err(e) => anyhow::anyhow!("it panicked: {e}"),
-        }
-    }
-
     /// Stops offering, drains (for `args.drain` at most) and summarises.
-    /// Before [`Background::started`], it abandons the set-up instead.
     pub async fn stop(self) -> Result<Summary> {
-        match &self.run {
-            Some(run) => run.stop(),
-            None => {
-                self.task.abort();
-                bail!("the load was stopped before it started");
-            }
-        }
+        self.run.stop();
         self.task.await.context("the load task panicked")?
     }
 }

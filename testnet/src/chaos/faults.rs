@@ -53,7 +53,7 @@ impl Injector {
     /// An injector for `net`'s committees.
     pub fn new(net: &LocalNet, seed: u64) -> Injector {
         let mut sizes = BTreeMap::new();
-        for node in &net.nodes {
+        for node in net.validators() {
             *sizes.entry(node.shard).or_insert(0usize) += 1;
         }
         let budget = sizes.into_iter().map(|(shard, n)| (shard, tolerated(n))).collect();
@@ -74,8 +74,7 @@ impl Injector {
             self.heal(net, &name, now)?;
         }
         let candidates: Vec<(String, u32)> = net
-            .nodes
-            .iter()
+            .validators()
             .filter(|n| !self.active.contains_key(&n.name))
             .filter(|n| self.faulty_on(net, n.shard) < self.budget.get(&n.shard).copied().unwrap_or(0))
             .map(|n| (n.name.clone(), n.shard))

@@ -97,7 +97,7 @@ pub struct ChaosReport {
 
 pub(crate) fn clients(net: &LocalNet) -> Result<BTreeMap<ShardId, Vec<Client>>> {
     let mut rpc: BTreeMap<ShardId, Vec<Client>> = BTreeMap::new();
-    for node in &net.nodes {
+    for node in net.validators() {
         rpc.entry(node.shard).or_default().push(Client::with_timeout(&node.rpc_url(), CALL_TIMEOUT)?);
     }
     Ok(rpc)

@@ -95,12 +95,7 @@ pub struct DrillOptions {
 impl Default for DrillOptions {
     /// The flags' defaults.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Flags {
-            #[command(flatten)]
-            options: DrillOptions,
-        }
-        <Flags as clap::Parser>::parse_from(["drill"]).options
+        crate::flag_defaults()
     }
 }
 
@@ -159,7 +154,7 @@ impl<'a> Drill<'a> {
     /// order, twins left out.
     fn validators(&self, shard: ShardId) -> Vec<usize> {
         (0..self.net.nodes.len())
-            .filter(|&i| self.net.nodes[i].shard == shard && self.net.nodes[i].twin_of.is_none())
+            .filter(|&i| self.net.nodes[i].shard == shard && !self.net.nodes[i].is_twin())
             .collect()
     }
 
@@ -179,20 +174,17 @@ impl<'a> Drill<'a> {
         }
         let args = BenchArgs {
             rate: self.options.rate,
-            // Longer than the drill can take (the load is stopped at its end).
-            duration: self.options.window * 4 + self.options.timeout * 3,
+            // The three measured windows and a step's wait, with room to
+            // spare: the whole load is signed and funded before it starts,
+            // and it is stopped at the drill's end.
+            duration: self.options.window * 4 + self.options.timeout,
             accounts_per_shard: self.options.accounts_per_shard,
             drain: LOAD_DRAIN,
             cross_shard: self.options.cross_shard,
-            // Not used by a background load.
-            json: false,
-            find_max: false,
-            p99_ms: 500,
-            trial: Duration::from_secs(10),
+            ..crate::flag_defaults()
         };
         Self::say(&format!("starting the load: {} tx/s, {:.0}% cross-shard", args.rate, args.cross_shard * 100.0));
-        let mut load = bench::background(&self.net.dir, &args)?;
-        load.started().await?;
+        let load = bench::background(&self.net.dir, &args).await?;
         let ran = self.steps(&shards).await;
         Self::say("stopping the load and draining");
         let summary = load.stop().await?;
@@ -248,7 +240,7 @@ impl<'a> Drill<'a> {
         let before = self.tips(survivors, HALTED_SHARD).await;
         let halted_at =
             before.first().copied().flatten().map(|(h, _)| h).context("the halted shard's survivors do not answer")?;
-        let sent = self.send_in_flight().await?;
+        self.send_in_flight().await?;
         Self::say(&format!("measuring shard {HALTED_SHARD} halted for {:?}", self.options.window));
         let started = Instant::now();
         self.report.during_halt = self.throughput(shards).await?;
@@ -271,7 +263,7 @@ impl<'a> Drill<'a> {
         );
         self.check_isolation(shards);
         self.check_health(shards).await;
-        self.check_in_flight(&sent, survivors[0]).await;
+        self.check_in_flight(survivors[0]).await;
         Ok(halted_at)
     }
 
@@ -336,7 +328,7 @@ impl<'a> Drill<'a> {
     /// Sends [`DrillOptions::in_flight`] transfers from the other shards'
     /// faucets into a fresh account on the halted shard, and waits until
     /// each is final at its source.
-    async fn send_in_flight(&mut self) -> Result<InFlight> {
+    async fn send_in_flight(&mut self) -> Result<()> {
         let shard_count = self.net.genesis.shard_count;
         let recipient = bench::accounts::derive("drill-in-flight", shard_count, 1)?
             .into_iter()
@@ -369,27 +361,24 @@ impl<'a> Drill<'a> {
         }
         self.report.in_flight = sent.ids.len();
         Self::say(&format!("{} transfers into shard {HALTED_SHARD} final at their sources", sent.ids.len()));
-        self.in_flight = Some(sent.clone());
-        Ok(sent)
+        self.in_flight = Some(sent);
+        Ok(())
     }
 
     /// The transfers into the halted shard, debited at their sources, are
     /// not credited by it.
-    async fn check_in_flight(&mut self, sent: &InFlight, asked: usize) {
+    async fn check_in_flight(&mut self, asked: usize) {
+        let ids: Vec<Hash> = self.in_flight.iter().flat_map(|s| s.ids.iter().map(|(_, id)| *id)).collect();
         let mut waiting = 0;
-        for (_, id) in &sent.ids {
+        for id in &ids {
             if let Ok(ReceiptResponse::NotCredited { .. }) = self.rpc[asked].receipt(id, HALTED_SHARD).await {
                 waiting += 1;
             }
         }
         self.report.expect(
             format!("transfers into shard {HALTED_SHARD} wait in flight"),
-            waiting == sent.ids.len() && waiting > 0,
-            format!(
-                "{} debited at their sources, {waiting} not credited by {}",
-                sent.ids.len(),
-                self.net.nodes[asked].name
-            ),
+            waiting == ids.len() && waiting > 0,
+            format!("{} debited at their sources, {waiting} not credited by {}", ids.len(), self.net.nodes[asked].name),
         );
     }
 
@@ -407,11 +396,11 @@ impl<'a> Drill<'a> {
         self.net.start(&twin)?;
         Self::say(&format!("started {twin} at shard {TWINNED_SHARD} height {started_at}"));
         let index = u32::try_from(members.len() - 1)?;
-        let slash = probe::wait_slashed(&self.rpc[reference], TWINNED_SHARD, index, self.options.timeout).await;
+        let slashed = probe::wait_slashed(&self.rpc[reference], TWINNED_SHARD, index, self.options.timeout).await;
         let after = probe::committed(&self.net.nodes, &self.references()).await;
         self.net.kill(&twin)?;
         self.report.during_twin = probe::rates(&before, &after?, clock.elapsed());
-        let Some(slash) = slash else {
+        let Some((slash, state)) = slashed.and_then(|mut s| Some((s.slashed.take()?, s))) else {
             self.report.expect(
                 format!("a twin of {name} is slashed"),
                 false,
@@ -432,11 +421,16 @@ impl<'a> Drill<'a> {
         let stake = Amount(stake.map_or(0, |v| v.stake_units));
         let bps = self.net.genesis.params.slash_fraction_bps;
         let burn = slashing::burned(stake, bps).units();
-        let left = probe::stake(&self.rpc[reference], TWINNED_SHARD, index).await;
+        let left = state.stake_units;
         self.report.expect(
-            format!("{name}'s stake is cut by {bps} bps"),
-            slash.burned_units == burn && burn > 0 && left == Some(stake.units() - burn),
-            format!("{} of {} units burned (expected {burn}); {left:?} units left", slash.burned_units, stake.units()),
+            format!("{name} is jailed and its stake cut by {bps} bps"),
+            state.jailed && slash.burned_units == burn && burn > 0 && left == stake.units() - burn,
+            format!(
+                "jailed: {}; {} of {} units burned (expected {burn}); {left} units left",
+                state.jailed,
+                slash.burned_units,
+                stake.units()
+            ),
         );
         self.report.twin = Some(TwinFigures {
             validator: name.clone(),
@@ -448,7 +442,7 @@ impl<'a> Drill<'a> {
             burned_units: slash.burned_units,
             stake_units: stake.units(),
         });
-        self.check_punished().await;
+        self.check_punished("").await;
         let honest = &members[..members.len() - 1];
         let target = slash.included_at + 3;
         let went_on = self.wait_heights(honest, TWINNED_SHARD, target, "the twinned shard to go on").await;
@@ -467,8 +461,8 @@ impl<'a> Drill<'a> {
 
     /// Nobody but the twinned validator (if it was caught) is jailed or has
     /// a slash record, on any shard, and the stake burned over all shards
-    /// is its one burn.
-    async fn check_punished(&mut self) {
+    /// is its one burn. `when` ends the expectation's name.
+    async fn check_punished(&mut self, when: &str) {
         let expected: Vec<(ShardId, u32)> = self.report.twin.iter().map(|t| (TWINNED_SHARD, t.index)).collect();
         let burn: u64 = self.report.twin.iter().map(|t| t.burned_units).sum();
         let mut punished = Vec::new();
@@ -485,7 +479,7 @@ impl<'a> Drill<'a> {
         }
         let unread = if unread.is_empty() { String::new() } else { format!("; unread: {}", unread.join(", ")) };
         self.report.expect(
-            "no honest validator is jailed or slashed, on any shard",
+            format!("no honest validator is jailed or slashed, on any shard{when}"),
             punished == expected && burned == burn && unread.is_empty(),
             format!("punished (shard, index): {punished:?}, {burned} units burned in all{unread}"),
         );
@@ -586,7 +580,7 @@ impl<'a> Drill<'a> {
     /// The whole network's money, after the receipts settle, and nobody
     /// punished who should not be.
     async fn money(&mut self) {
-        self.check_punished().await;
+        self.check_punished(", at the end").await;
         Self::say("waiting for cross-shard receipts, then reading every shard's money");
         let rpc = match chaos::clients(self.net) {
             Ok(rpc) => rpc,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use palisade_ledger::api::SlashJson;
+use palisade_ledger::api::ValidatorState;
 use palisade_ledger::api::client::Client;
 use palisade_ledger::{Hash, ShardId};
 
@@ -80,13 +80,6 @@ pub async fn punished(client: &Client, shard: ShardId) -> Result<(Vec<u32>, u64)
     Ok((punished, mine.burned_units.unwrap_or(0)))
 }
 
-/// The stake `shard`'s validator `index` holds now, as `client` sees it.
-pub async fn stake(client: &Client, shard: ShardId, index: u32) -> Option<u64> {
-    let all = client.validators().await.ok()?;
-    let mine = all.iter().find(|v| v.shard == shard)?;
-    mine.validators.iter().find(|v| v.index == index)?.state.as_ref().map(|s| s.stake_units)
-}
-
 /// Waits until `client` shows `address` holding `units`, until `deadline`;
 /// returns what it last showed.
 pub async fn wait_balance(
@@ -107,20 +100,21 @@ pub async fn wait_balance(
 }
 
 /// Waits (for at most `timeout`) until `client` shows `shard`'s validator
-/// `index` slashed; its slash record, or `None` if it never was.
-pub async fn wait_slashed(client: &Client, shard: ShardId, index: u32, timeout: Duration) -> Option<SlashJson> {
+/// `index` slashed; its record then (stake, jailing and the slash record,
+/// which is `Some`), or `None` if it never was.
+pub async fn wait_slashed(client: &Client, shard: ShardId, index: u32, timeout: Duration) -> Option<ValidatorState> {
     let deadline = Instant::now() + timeout;
     // Bounded by the deadline.
     while Instant::now() < deadline {
         if let Ok(all) = client.validators().await {
-            let record = all
-                .iter()
+            let state = all
+                .into_iter()
                 .find(|v| v.shard == shard)
-                .and_then(|v| v.validators.iter().find(|m| m.index == index))
-                .and_then(|m| m.state.as_ref())
-                .and_then(|s| s.slashed.clone());
-            if record.is_some() {
-                return record;
+                .and_then(|v| v.validators.into_iter().find(|m| m.index == index))
+                .and_then(|m| m.state)
+                .filter(|s| s.slashed.is_some());
+            if state.is_some() {
+                return state;
             }
         }
         tokio::time::sleep(POLL).await;

@@ -87,6 +87,11 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
+    /// A twin: a fault on purpose, not one of the shard's validators.
+    pub fn is_twin(&self) -> bool {
+        self.twin_of.is_some()
+    }
+
     /// Its JSON-RPC URL.
     pub fn rpc_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.rpc_port)
@@ -507,9 +512,14 @@ listen = "127.0.0.1:{metrics}"
         Ok(pid)
     }
 
-    /// Starts every validator.
+    /// The genesis validators' nodes, twins left out.
+    pub fn validators(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.nodes.iter().filter(|n| !n.is_twin())
+    }
+
+    /// Starts every validator (a twin only starts when asked by name).
     pub fn start_all(&mut self) -> Result<()> {
-        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        let names: Vec<String> = self.validators().map(|n| n.name.clone()).collect();
         for name in names {
             self.start(&name)?;
         }

@@ -10,13 +10,13 @@ use palisade_ledger::api::HealthReport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long one request may take, connection included.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest answer read (a node's whole `/metrics` is tens of KiB).
 const MAX_ANSWER_BYTES: u64 = 4 * 1024 * 1024;
 
 /// `GET path` on `base` (`http://127.0.0.1:PORT`): the status code and the
 /// body.
-pub async fn get(base: &str, path: &str) -> Result<(u16, String), String> {
+async fn get(base: &str, path: &str) -> Result<(u16, String), String> {
     let address = base.trim_start_matches("http://").trim_end_matches('/');
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
@@ -48,7 +48,7 @@ pub async fn health(base: &str) -> Result<(u16, HealthReport), String> {
 
 /// The value of counter or gauge `name` (its full series name, e.g.
 /// `palisade_committed_txs_total`) for `shard` in a `/metrics` body.
-pub fn metric(body: &str, name: &str, shard: ShardId) -> Option<f64> {
+fn metric(body: &str, name: &str, shard: ShardId) -> Option<f64> {
     let series = format!("{name}{{shard=\"{shard}\"}} ");
     body.lines().find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
 }

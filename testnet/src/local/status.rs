@@ -136,7 +136,7 @@ pub async fn gather(net: &mut LocalNet) -> NetworkStatus {
     // Concurrently: each ask is bounded, so the whole is too.
     let nodes = futures::future::join_all(asks).await;
     // A twin is a fault on purpose, not one of the shard's validators.
-    let twins: Vec<&str> = net.nodes.iter().filter(|n| n.twin_of.is_some()).map(|n| n.name.as_str()).collect();
+    let twins: Vec<&str> = net.nodes.iter().filter(|n| n.is_twin()).map(|n| n.name.as_str()).collect();
     let shards = (0..net.genesis.shard_count)
         .map(|shard| {
             let of: Vec<&NodeStatus> =
