@@ -1,0 +1,197 @@
+//! Views: [P7] a timeout leaves the view with a view change carrying the
+//! highest prepared certificate ([P5] from peers), [P8] a weak quorum ahead
+//! is joined, [P6] the new leader proposes from a quorum of view changes.
+//! Entering a view sets its timer and never signs.
+
+use std::collections::BTreeMap;
+
+use super::{Action, OLD_VIEWS_KEPT, Replica, TimerId};
+use crate::committee::ValidatorIndex;
+use crate::crypto::Signature;
+use crate::message::{Message, SignedViewChange, ViewChange, highest_prepared};
+
+impl Replica {
+    /// [P7] The view's timer expired without a decision.
+    pub(super) fn on_timeout(&mut self, id: TimerId, out: &mut Vec<Action>) {
+        if (id.height, id.view) != (self.height(), self.view()) || self.awaiting_commit {
+            return;
+        }
+        // A sync asked for at this height may have found nothing yet.
+        self.sync_requested_at = None;
+        let next = self.view().saturating_add(1);
+        self.start_view_change(next, out);
+    }
+
+    /// [P5] A view change from a peer.
+    pub(super) fn on_view_change(
+        &mut self,
+        signer: ValidatorIndex,
+        view_change: ViewChange,
+        signature: Signature,
+        out: &mut Vec<Action>,
+    ) {
+        if view_change.view < self.view() {
+            return;
+        }
+        self.round.view_changes.entry(view_change.view).or_default().entry(signer).or_insert(SignedViewChange {
+            signer,
+            view_change,
+            signature,
+        });
+        self.join_view_change(out);
+        self.try_new_view(out);
+    }
+
+    /// [P8] A view change beyond the view window: keep only the sender's
+    /// highest, and follow if a weak quorum is that far ahead.
+    pub(super) fn on_far_view_change(
+        &mut self,
+        signer: ValidatorIndex,
+        view_change: ViewChange,
+        signature: Signature,
+        out: &mut Vec<Action>,
+    ) {
+        let higher =
+            self.round.far_view_changes.get(&signer).is_none_or(|known| known.view_change.view < view_change.view);
+        if higher {
+            self.round.far_view_changes.insert(signer, SignedViewChange { signer, view_change, signature });
+        }
+        self.join_view_change(out);
+    }
+
+    /// [P7] Leaves the current view for `target`: PBFT view-change, carrying
+    /// the highest prepared certificate.
+    fn start_view_change(&mut self, target: u64, out: &mut Vec<Action>) {
+        let height = self.height();
+        self.enter_view(target, out);
+        // The view change below is signed for exactly the view we now stand in.
+        assert_eq!((self.height(), self.view()), (height, target), "entering a view moved on");
+        if self.can_sign()
+            && let Some(me) = self.me
+        {
+            let prepared = self.safety.prepared.clone();
+            assert!(prepared.as_ref().is_none_or(|p| p.view < target), "prepared certificate from a view not yet left");
+            let view_change = ViewChange { height: self.height(), view: target, prepared };
+            if let Some(message) = self.sign(Message::ViewChange(view_change.clone())) {
+                self.round
+                    .view_changes
+                    .entry(target)
+                    .or_default()
+                    .insert(me, SignedViewChange { signer: me, view_change, signature: message.signature });
+                self.outbox.push(Action::Broadcast(message));
+            }
+        }
+        self.try_new_view(out);
+    }
+
+    /// [P8] PBFT's liveness rule: when validators with more than a third of
+    /// the stake asked for views above ours, at least one honest validator
+    /// timed out; join the smallest such view rather than wait for our timer.
+    fn join_view_change(&mut self, out: &mut Vec<Action>) {
+        loop {
+            let current = self.view();
+            let mut highest: BTreeMap<ValidatorIndex, u64> = BTreeMap::new();
+            for (view, senders) in self.round.view_changes.range(current.saturating_add(1)..) {
+                for signer in senders.keys() {
+                    highest.insert(*signer, *view);
+                }
+            }
+            for (signer, far) in &self.round.far_view_changes {
+                let view = far.view_change.view;
+                if view > current && highest.get(signer).is_none_or(|v| *v < view) {
+                    highest.insert(*signer, view);
+                }
+            }
+            let stake = self.config.committee.stake_of(highest.keys().copied());
+            if stake < self.config.committee.weak_quorum_stake() {
+                return;
+            }
+            let Some(target) = highest.values().min().copied() else {
+                return;
+            };
+            self.start_view_change(target, out);
+        }
+    }
+
+    /// [P6] As leader of the current view v > 0, with view changes from a
+    /// quorum: re-propose the block of the highest prepared certificate among
+    /// them, or, if none, ask the host for a fresh block.
+    fn try_new_view(&mut self, out: &mut Vec<Action>) {
+        let view = self.view();
+        if view == 0
+            || !self.is_leader()
+            || !self.can_sign()
+            || self.safety.proposed.is_some()
+            || self.round.awaiting_proposal.is_some()
+        {
+            return;
+        }
+        let Some(senders) = self.round.view_changes.get(&view) else {
+            return;
+        };
+        if self.config.committee.stake_of(senders.keys().copied()) < self.config.committee.quorum_stake() {
+            return;
+        }
+        let justification: Vec<SignedViewChange> = senders.values().cloned().collect();
+        match highest_prepared(&justification) {
+            Some((_, block_hash)) => {
+                // Without the block we cannot re-propose it; the view times
+                // out and a later leader that holds it will.
+                if let Some(block) = self.round.blocks.get(&block_hash).map(|b| b.bytes.clone()) {
+                    self.propose(block_hash, block, justification, out);
+                }
+            }
+            None => {
+                self.round.awaiting_proposal = Some(justification);
+                out.push(Action::RequestProposal { height: self.height(), view });
+            }
+        }
+    }
+
+    /// Moves to a strictly higher `view` at this height. Only sets the timer
+    /// (and, in view 0, asks for a block): it never signs or decides, so
+    /// callers still stand at `(height, view)` afterwards.
+    pub(super) fn enter_view(&mut self, view: u64, out: &mut Vec<Action>) {
+        assert!(view > self.safety.view, "view is monotonic within a height");
+        self.safety.view = view;
+        self.safety.proposed = None;
+        self.safety.prepare_vote = None;
+        self.safety.commit_vote = None;
+        self.dirty = true;
+        self.round.proposal = None;
+        self.round.awaiting_proposal = None;
+        let keep_from = view.saturating_sub(OLD_VIEWS_KEPT);
+        self.round.votes.retain(|(v, _), _| *v >= keep_from);
+        self.round.reported.retain(|(_, v, _)| *v >= keep_from);
+        self.round.view_changes.retain(|v, _| *v >= view);
+        // Far view changes now inside the window join the table.
+        let window_end = view.saturating_add(self.config.future_views);
+        let far = std::mem::take(&mut self.round.far_view_changes);
+        for (signer, signed) in far {
+            let v = signed.view_change.view;
+            if v > window_end {
+                self.round.far_view_changes.insert(signer, signed);
+            } else if v >= view {
+                self.round.view_changes.entry(v).or_default().entry(signer).or_insert(signed);
+            }
+        }
+        self.arm_view(out);
+    }
+
+    /// Sets the view's timer; as leader of view 0, asks the host for a block.
+    pub(super) fn arm_view(&mut self, out: &mut Vec<Action>) {
+        let (height, view) = (self.height(), self.view());
+        out.push(Action::SetTimer { id: TimerId { height, view }, after_ms: self.config.timeout_ms(view) });
+        // Later views start from view changes (`try_new_view`), which callers
+        // run once the transition is complete: entering a view never signs.
+        if view == 0
+            && self.is_leader()
+            && self.can_sign()
+            && self.safety.proposed.is_none()
+            && self.round.awaiting_proposal.is_none()
+        {
+            self.round.awaiting_proposal = Some(Vec::new());
+            out.push(Action::RequestProposal { height, view });
+        }
+    }
+}
