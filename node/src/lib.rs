@@ -2,20 +2,19 @@
 //! ledger into a running node:
 //!
 //! - [`net`]: the libp2p swarm (gossip per shard, block sync, discovery);
-//! - [`shard`]: one thread per shard running its replica, store and mempool;
-//! - [`mempool`]: a shard's pending transactions;
+//! - [`shard`]: one thread per shard hosting its
+//!   [`palisade_shard_core::ShardCore`] over the store;
 //! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket;
 //! - [`metrics`] and [`health`]: Prometheus metrics and `/health`;
-//! - [`wire`]: gossip topics, the sync protocol and size limits.
+//! - [`wire`], [`mempool`], [`byzantine`]: the core's, re-exported.
 
-pub mod byzantine;
 pub mod config;
 pub mod context;
 pub mod health;
-pub mod mempool;
 pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod rpc;
 pub mod shard;
-pub mod wire;
+
+pub use palisade_shard_core::{byzantine, mempool, wire};

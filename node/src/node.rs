@@ -21,7 +21,7 @@ use crate::context::NodeContext;
 use crate::mempool::MempoolConfig;
 use crate::metrics::Metrics;
 use crate::net::{self, COMMAND_QUEUE, NetConfig, NetHandle, SyncServer};
-use crate::shard::{self, QueueBounds, ShardConfig, ShardError, ShardHandle, chain::serve_sync};
+use crate::shard::{self, QueueBounds, ShardConfig, ShardError, ShardHandle, store::StoreReader};
 use crate::wire::SyncResponse;
 use crate::{health, rpc};
 
@@ -94,7 +94,10 @@ pub async fn run(
     let sync_store = store.clone();
     let sync_genesis = genesis.clone();
     let sync_server: SyncServer = Arc::new(move |request| {
-        serve_sync(&sync_store, &sync_genesis, &request).unwrap_or_else(|e| {
+        let served = StoreReader::new(sync_store.clone(), &sync_genesis, request.shard)
+            .map(|chain| palisade_shard_core::serve::serve_sync(&chain, &sync_genesis, &request))
+            .unwrap_or_else(|| Ok(SyncResponse::empty(&request)));
+        served.unwrap_or_else(|e| {
             error!(shard = request.shard, error = %e, "cannot read blocks for a sync request");
             SyncResponse::empty(&request)
         })

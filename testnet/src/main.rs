@@ -49,12 +49,15 @@ enum Command {
         check: bool,
     },
     /// Simulate whole multi-shard networks in one process, deterministically:
-    /// the real consensus replica and ledger under message delay, loss,
+    /// every validator runs the node's own shard core (replica, ledger,
+    /// mempool, pools, sync, gossip admission) under message delay, loss,
     /// duplication and reordering, partitions, crashes and restarts, and
-    /// Byzantine validators. Each seed picks its own scenario. Checks
-    /// agreement, validity, money, liveness after healing, and evidence.
-    /// Prints one line per violation with the command that replays it, and
-    /// ends with `sim: N seeds, V violations`; exits non-zero on a violation.
+    /// Byzantine validators (the node's misbehaviours, and twins). Each seed
+    /// picks its own scenario. Checks agreement, validity, money, liveness
+    /// after healing, evidence, slashing and the host contract. Prints one
+    /// line per failing seed with the command that replays it, and ends with
+    /// `sim: N seeds, V violations` and the seeds per second; exits non-zero
+    /// on a violation.
     Sim {
         /// Run exactly this seed, and describe its scenario and outcome.
         #[arg(long, conflicts_with_all = ["seeds", "start"])]
@@ -65,6 +68,9 @@ enum Command {
         /// First seed of the range.
         #[arg(long, default_value_t = 0)]
         start: u64,
+        /// Seeds run at once, one thread each (default: the core count).
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Progress line on stderr every this many seeds (0: none).
         #[arg(long, default_value_t = 100)]
         progress_every: u64,
@@ -215,7 +221,9 @@ fn main() -> Result<ExitCode> {
             genesis(shards, validators_per_shard, &out, check).map(|()| ExitCode::SUCCESS)
         }
         Command::Sim { seed: Some(seed), .. } => Ok(sim_one(seed)),
-        Command::Sim { seed: None, seeds, start, progress_every } => Ok(sim_many(start, seeds, progress_every)),
+        Command::Sim { seed: None, seeds, start, jobs, progress_every } => {
+            Ok(sim_many(start, seeds, jobs.unwrap_or_else(sim::many::default_jobs), progress_every))
+        }
         Command::Up { genesis, shards, validators_per_shard, base_port, fresh, foreground, node_bin } => {
             let genesis = match shards {
                 Some(shards) => Genesis::dev(shards, validators_per_shard),
@@ -309,13 +317,8 @@ fn sim_one(seed: u64) -> ExitCode {
         stats.end_ms
     );
     println!(
-        "receipts: {} credited; batches {} relayed, {} pulled, {} pooled, {} refused (bad proof), {} refused (bad certificate)",
-        stats.receipts_credited,
-        stats.batches_relayed,
-        stats.batches_pulled,
-        stats.batches_pooled,
-        stats.batches_refused_proof,
-        stats.batches_refused_certificate
+        "receipts: {} credited; batches {} relayed, {} pooled, {} refused, {} brought by scans",
+        stats.receipts_credited, stats.batches_relayed, stats.batches_pooled, stats.batches_refused, stats.batches_scanned
     );
     println!("digest {}", report.digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
     for violation in &report.violations {
@@ -325,22 +328,30 @@ fn sim_one(seed: u64) -> ExitCode {
     if report.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-/// Runs `count` seeds from `start`; one line per failing seed.
-fn sim_many(start: u64, count: u64, progress_every: u64) -> ExitCode {
+/// Runs `count` seeds from `start` on `jobs` threads; one line per failing
+/// seed.
+fn sim_many(start: u64, count: u64, jobs: usize, progress_every: u64) -> ExitCode {
     let mut violations = 0usize;
-    for (done, seed) in (start..start.saturating_add(count)).enumerate() {
-        let report = sim::run_seed(seed);
+    let mut done = 0u64;
+    let summary = sim::many::run(start, count, jobs, |report| {
+        done += 1;
+        let seed = report.scenario.seed;
         if let Some(first) = report.violations.first() {
             violations += report.violations.len();
             eprintln!("seed {seed}: {first} (replay: {})", sim::replay_command(seed));
         }
-        let done = done as u64 + 1;
         if progress_every > 0 && done.is_multiple_of(progress_every) && done < count {
             eprintln!("sim: {done}/{count} seeds, {violations} violations so far");
         }
-    }
-    println!("sim: {count} seeds, {violations} violations");
-    if violations == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    });
+    println!(
+        "sim: {} seeds, {} violations ({:.1} seeds/s, {jobs} jobs, {:.1} s)",
+        summary.seeds,
+        summary.violations,
+        summary.seeds_per_second(),
+        summary.elapsed.as_secs_f64()
+    );
+    if summary.violations == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn genesis(shards: u32, validators_per_shard: u32, out: &PathBuf, check: bool) -> Result<()> {

@@ -5,15 +5,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use palisade_ledger::{Block, Hash, Receipt, State, receipt};
+use palisade_ledger::{Block, Hash, Receipt, receipt};
+use palisade_shard_core::byzantine::Misbehaviour;
 use palisade_testnet::sim::byzantine::Kind;
 use palisade_testnet::sim::scenario::Crash;
 use palisade_testnet::sim::{Report, Scenario, Sim, Violation, replay_command, run_seed};
 
 /// Seeds the CI test runs (see `many_seeds_hold_every_invariant`).
-const CI_SEEDS: u64 = 300;
+const CI_SEEDS: u64 = 200;
+
+const EQUIVOCATE: Kind = Kind::Misbehave(Misbehaviour::Equivocate);
+const EQUIVOCATE_PROPOSALS: Kind = Kind::Misbehave(Misbehaviour::EquivocateProposals);
+const SILENT: Kind = Kind::Misbehave(Misbehaviour::Silent);
+const INVALID_PROPOSALS: Kind = Kind::Misbehave(Misbehaviour::InvalidProposals);
+const FLOOD: Kind = Kind::Misbehave(Misbehaviour::Flood);
+const FORGE_RECEIPTS: Kind = Kind::Misbehave(Misbehaviour::ForgeReceipts);
 
 fn assert_clean(report: &Report) {
     let seed = report.scenario.seed;
@@ -41,36 +48,43 @@ fn same_seed_same_run() {
 
 #[test]
 fn many_seeds_hold_every_invariant() {
-    let started = Instant::now();
     let mut failures = Vec::new();
-    let (mut pulled, mut refused) = (0, 0);
+    let (mut scanned, mut refused, mut twins) = (0, 0, 0);
     // Cross-shard receipts credited by each multi-shard seed.
     let mut credited = Vec::new();
-    for seed in 0..CI_SEEDS {
-        let report = run_seed(seed);
+    let jobs = palisade_testnet::sim::many::default_jobs();
+    let summary = palisade_testnet::sim::many::run(0, CI_SEEDS, jobs, |report| {
+        let seed = report.scenario.seed;
         if let Some(first) = report.violations.first() {
             failures.push(format!("seed {seed}: {first} (replay: {})", replay_command(seed)));
         }
         let stats = &report.stats;
-        pulled += stats.batches_pulled;
-        refused += stats.batches_refused_proof + stats.batches_refused_certificate;
+        scanned += stats.batches_scanned;
+        refused += stats.batches_refused;
+        twins += report.scenario.byzantine.iter().filter(|(_, kind)| *kind == Kind::Twin).count();
         if report.scenario.shards > 1 {
             credited.push(stats.receipts_credited);
         }
-    }
+    });
+    failures.sort();
     credited.sort();
     let median = credited.get(credited.len() / 2).copied().unwrap_or(0);
     let total: u64 = credited.iter().sum();
     eprintln!(
-        "{CI_SEEDS} seeds in {:?}: {total} cross-shard receipts credited ({} multi-shard seeds: median {median}, {}..={}), {pulled} batches pulled, {refused} forged batches refused",
-        started.elapsed(),
+        "{CI_SEEDS} seeds in {:?} ({:.1} seeds/s on {jobs} jobs): {total} cross-shard receipts credited ({} multi-shard seeds: median {median}, {}..={}), {scanned} batches brought by scans, {refused} forged batches refused, {twins} twins",
+        summary.elapsed,
+        summary.seeds_per_second(),
         credited.len(),
         credited.first().copied().unwrap_or(0),
         credited.last().copied().unwrap_or(0),
     );
+    assert_eq!(summary.seeds, CI_SEEDS);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The seeds exercise what the checks are about.
-    assert!(median > 0 && pulled > 0 && refused > 0, "median credited {median}, pulled {pulled}, refused {refused}");
+    assert!(
+        median > 0 && scanned > 0 && refused > 0 && twins > 0,
+        "median credited {median}, scanned {scanned}, refused {refused}, twins {twins}"
+    );
 }
 
 /// A calm two-shard network of `n` validators per shard with `byzantine` in shard 0.
@@ -94,7 +108,7 @@ fn evidence_against(sim: &Sim, shard: u32) -> Vec<u32> {
 fn equivocating_leader_is_caught_and_safety_holds() {
     let mut caught = 0;
     for seed in 0..4 {
-        let (report, sim) = calm(seed, 4, vec![(1, Kind::EquivocatingLeader)]);
+        let (report, sim) = calm(seed, 4, vec![(1, EQUIVOCATE_PROPOSALS)]);
         assert_clean(&report);
         let accused = evidence_against(&sim, 0);
         assert!(accused.iter().all(|a| *a == 1), "evidence against {accused:?}");
@@ -107,13 +121,13 @@ fn equivocating_leader_is_caught_and_safety_holds() {
 #[test]
 fn equivocating_voter_is_caught_and_safety_holds() {
     for seed in 0..3 {
-        let (report, sim) = calm(seed, 4, vec![(2, Kind::EquivocatingVoter)]);
+        let (report, sim) = calm(seed, 4, vec![(2, EQUIVOCATE)]);
         assert_clean(&report);
         assert_eq!(evidence_against(&sim, 0), vec![2]);
         assert!(evidence_against(&sim, 1).is_empty());
     }
     // Two equivocating voters in a committee of seven (f = 2).
-    let (report, sim) = calm(9, 7, vec![(0, Kind::EquivocatingVoter), (5, Kind::EquivocatingVoter)]);
+    let (report, sim) = calm(9, 7, vec![(0, EQUIVOCATE), (5, EQUIVOCATE)]);
     assert_clean(&report);
     assert_eq!(evidence_against(&sim, 0), vec![0, 5]);
 }
@@ -122,7 +136,7 @@ fn equivocating_voter_is_caught_and_safety_holds() {
 fn equivocators_are_slashed_once_and_the_shard_goes_on_without_them() {
     let mut slashed_runs = 0;
     for seed in 0..3 {
-        let (report, sim) = calm(seed, 4, vec![(2, Kind::EquivocatingVoter)]);
+        let (report, sim) = calm(seed, 4, vec![(2, EQUIVOCATE)]);
         assert_clean(&report);
         let blocks = agreed_blocks(&sim, 0);
         let slashings: Vec<(u64, u32)> =
@@ -154,7 +168,7 @@ fn equivocators_are_slashed_once_and_the_shard_goes_on_without_them() {
 fn a_jailing_under_reordering_never_stops_the_shard() {
     let mut slashed_runs = 0;
     for seed in 0..12 {
-        let scenario = Scenario { max_delay_ms: 120, ..Scenario::calm(seed, 1, 4, vec![(2, Kind::EquivocatingVoter)]) };
+        let scenario = Scenario { max_delay_ms: 120, ..Scenario::calm(seed, 1, 4, vec![(2, EQUIVOCATE)]) };
         let (report, sim) = Sim::new(scenario).run();
         assert_clean(&report);
         let blocks = agreed_blocks(&sim, 0);
@@ -194,7 +208,7 @@ fn slashing_checker_flags_a_planted_slashing_of_an_honest_validator() {
 #[test]
 fn silent_validator_cannot_stop_the_shard() {
     for seed in 0..3 {
-        let (report, sim) = calm(seed, 4, vec![(3, Kind::Silent)]);
+        let (report, sim) = calm(seed, 4, vec![(3, SILENT)]);
         assert_clean(&report);
         assert!(evidence_against(&sim, 0).is_empty());
     }
@@ -203,7 +217,7 @@ fn silent_validator_cannot_stop_the_shard() {
 #[test]
 fn invalid_blocks_never_become_final() {
     for seed in 0..3 {
-        let (report, sim) = calm(seed, 4, vec![(1, Kind::InvalidProposer)]);
+        let (report, sim) = calm(seed, 4, vec![(1, INVALID_PROPOSALS)]);
         assert_clean(&report);
         assert!(evidence_against(&sim, 0).is_empty());
         // It led some views, and none of its blocks is in the chain.
@@ -220,11 +234,30 @@ fn invalid_blocks_never_become_final() {
 #[test]
 fn flood_does_not_stop_the_shard() {
     for seed in 0..3 {
-        let (report, sim) = calm(seed, 4, vec![(0, Kind::Flooder)]);
+        let (report, sim) = calm(seed, 4, vec![(0, FLOOD)]);
         assert_clean(&report);
         assert!(report.stats.rejected > 0);
         assert!(evidence_against(&sim, 0).iter().all(|a| *a == 0));
     }
+}
+
+/// Twins: two honest cores with one key sign conflicting messages whenever
+/// their views differ; the others report it, the shard slashes the key.
+#[test]
+fn a_twin_is_slashed_and_the_shard_goes_on() {
+    let mut slashed_runs = 0;
+    for seed in 0..4 {
+        let (report, sim) = calm(seed, 4, vec![(2, Kind::Twin)]);
+        assert_clean(&report);
+        let accused = evidence_against(&sim, 0);
+        assert!(accused.iter().all(|a| *a == 2), "evidence against {accused:?}");
+        assert!(evidence_against(&sim, 1).is_empty());
+        let blocks = agreed_blocks(&sim, 0);
+        if blocks.iter().any(|(_, b)| b.evidence.iter().any(|e| e.signer.0 == 2)) {
+            slashed_runs += 1;
+        }
+    }
+    assert!(slashed_runs > 0, "no run slashed the twin");
 }
 
 #[test]
@@ -254,7 +287,7 @@ fn validity_checker_flags_a_bad_final_block() {
 #[test]
 fn liveness_checker_flags_too_many_faults() {
     // Two silent validators of four: more than f, no quorum, no progress.
-    let (report, _) = calm(5, 4, vec![(0, Kind::Silent), (1, Kind::Silent)]);
+    let (report, _) = calm(5, 4, vec![(0, SILENT), (1, SILENT)]);
     assert!(report.violations.iter().any(|v| matches!(v, Violation::Liveness { shard: 0, .. })), "{report:?}");
     assert!(!report.violations.iter().any(|v| matches!(v, Violation::Liveness { shard: 1, .. })));
 }
@@ -339,7 +372,8 @@ fn receipts_are_found_by_pull_alone() {
         assert_clean(&report);
         assert_credits_match_emissions(&sim);
         assert_eq!(report.stats.batches_relayed, 0);
-        assert_eq!(report.stats.batches_pulled, report.stats.batches_pooled);
+        assert_eq!(report.stats.batches_pooled, 0);
+        assert!(report.stats.batches_scanned > 0, "{:?}", report.stats);
         assert!(report.stats.receipts_credited >= 10, "{:?}", report.stats);
     }
 }
@@ -372,21 +406,15 @@ fn halted_destination_credits_its_receipts_after_recovery() {
 #[test]
 fn forged_receipts_are_refused_and_never_credited() {
     for seed in 0..3 {
-        let (report, sim) = calm(seed, 4, vec![(1, Kind::ForgingRelayer)]);
+        let (report, sim) = calm(seed, 4, vec![(1, FORGE_RECEIPTS)]);
         // Money conservation, exactly once and receipt liveness hold.
         assert_clean(&report);
         assert_credits_match_emissions(&sim);
         let stats = &report.stats;
-        // Both forgeries reached honest nodes and were refused on proof:
-        // skipping verification would pool them (and stall or worse).
-        assert!(stats.batches_refused_proof > 0, "no inflated batch was refused: {stats:?}");
-        assert!(stats.batches_refused_certificate > 0, "no self-certified batch was refused: {stats:?}");
-        assert!(stats.receipts_credited > 0);
-        for node in sim.nodes.iter().filter(|n| n.honest() && n.shard == 1) {
-            for batch in node.pool.values() {
-                palisade_ledger::execute::verify_batch(node.state.context(), batch).unwrap();
-            }
-        }
+        // Forgeries reached honest nodes and were refused as invalid (one
+        // that arrives after the honest batch of its block is only a
+        // duplicate); pooling them would mint money the supply check sees.
+        assert!(stats.batches_refused > 0 && stats.receipts_credited > 0, "{stats:?}");
     }
 }
 
@@ -395,7 +423,7 @@ fn supply_checker_flags_an_unbalanced_genesis() {
     let (report, mut sim) = calm(6, 4, Vec::new());
     assert_clean(&report);
     // The books say one more unit exists than the shards and flights hold.
-    sim.genesis.accounts[0].balance_units += 1;
+    std::sync::Arc::make_mut(&mut sim.genesis).accounts[0].balance_units += 1;
     let violations = sim.report().violations;
     assert!(violations.iter().any(|v| matches!(v, Violation::Money { after: None, .. })), "{violations:?}");
 }

@@ -50,18 +50,8 @@ pub struct GossipSource {
     pub peer: PeerId,
 }
 
-/// A shard's verdict on a gossip message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Valid: forward it.
-    Accept,
-    /// Provably bad (undecodable, bad signature, wrong chain): do not forward,
-    /// and penalise the peer that sent it.
-    Reject,
-    /// Not useful but not the sender's fault (duplicate, stale, queue full):
-    /// do not forward, no penalty.
-    Ignore,
-}
+/// A shard's verdict on a gossip message (its core's).
+pub use palisade_shard_core::Verdict;
 
 /// What the rest of the node asks of the network task.
 #[derive(Debug)]

@@ -2,8 +2,10 @@
 //!
 //! Each shard runs on its own thread (see [`crate::shard`]) and is reached
 //! only through bounded queues: one for consensus gossip, one for
-//! transactions (gossip and RPC), and one for control (sync answers, queries,
-//! shutdown), which the shard serves first. A full queue refuses at once,
+//! transactions (gossip and RPC), one for the answers to its own sync
+//! requests, and one for control (queries, evidence, shutdown), which the
+//! shard serves first. Sync answers have a queue of their own so that
+//! queries, however many, never crowd them out. A full queue refuses at once,
 //! never blocks the sender: a flooded shard cannot slow the network task or
 //! any other shard. What the shard publishes about itself ([`ShardStatus`],
 //! final blocks) is read without asking it.
@@ -14,12 +16,12 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 use palisade_consensus::{CommitCertificate, ValidatorIndex};
 use palisade_ledger::{Block, Hash, ShardId, SignedTx};
-use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::mempool::Rejection;
 use crate::net::GossipSource;
 use crate::wire::{SyncRequest, SyncResponse, TopicKind};
+pub use palisade_shard_core::{ShardStatus, TxState};
 
 /// How long an RPC caller waits for a shard to answer before giving up.
 pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,8 +65,6 @@ pub struct SyncAnswer {
 /// What the shard serves before anything else.
 #[derive(Debug)]
 pub enum Control {
-    /// The answer to a sync request this shard made.
-    Synced(SyncAnswer),
     /// Where does this transaction stand in the shard's memory?
     TxState {
         /// The transaction id.
@@ -88,44 +88,6 @@ pub enum Control {
     },
     /// Stop after finishing the input at hand.
     Shutdown,
-}
-
-/// A transaction's state as far as the shard's memory goes (final
-/// transactions are found in the store's transaction index instead).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum TxState {
-    /// Waiting in the mempool.
-    Pending,
-    /// Refused by the mempool or dropped by a block builder, recently.
-    Rejected {
-        /// Why.
-        reason: String,
-    },
-    /// Not known here.
-    Unknown,
-}
-
-/// What a shard publishes about itself, updated after every input.
-#[derive(Clone, Debug, Serialize)]
-pub struct ShardStatus {
-    /// The shard.
-    pub shard: ShardId,
-    /// This node's committee index on it, if it validates it.
-    pub validator_index: Option<ValidatorIndex>,
-    /// Committed height.
-    pub height: u64,
-    /// Hash of the block at `height` (the genesis hash at 0).
-    pub last_block_hash: Hash,
-    /// When `height` was committed here, ms since the Unix epoch (node start
-    /// time if nothing was committed since).
-    pub last_commit_unix_ms: u64,
-    /// Consensus view at the height being decided.
-    pub view: u64,
-    /// Highest height seen from peers; above `height` while catching up.
-    pub peer_height: u64,
-    /// Transactions waiting in the mempool.
-    pub mempool_txs: usize,
 }
 
 /// A block this node committed, for subscribers.
@@ -161,6 +123,7 @@ pub struct ShardHandle {
     pub(crate) consensus: Sender<GossipInput>,
     pub(crate) txs: Sender<TxInput>,
     pub(crate) control: Sender<Control>,
+    pub(crate) sync: Sender<SyncAnswer>,
     pub(crate) status: Arc<RwLock<ShardStatus>>,
     pub(crate) final_blocks: broadcast::Sender<FinalBlock>,
 }
@@ -202,10 +165,10 @@ impl ShardHandle {
         sent.map_err(Box::new)
     }
 
-    /// Hands a sync answer to the shard (dropped if its control queue is
-    /// full: it asks again on its own).
+    /// Hands a sync answer to the shard (dropped if its sync queue is full:
+    /// it asks again on its own).
     pub fn synced(&self, answer: SyncAnswer) -> Result<(), ShardBusy> {
-        self.control.try_send(Control::Synced(answer)).map_err(|e| refused(self.shard, e))
+        self.sync.try_send(answer).map_err(|e| refused(self.shard, e))
     }
 
     /// Submits a transaction to the shard's mempool; `Ok(Ok(id))` when it was
@@ -267,11 +230,14 @@ pub struct QueueBounds {
     pub txs: usize,
     /// Control inputs waiting.
     pub control: usize,
+    /// Sync answers waiting (a shard has one block sync and one scan per
+    /// other shard out at a time, so this is never short).
+    pub sync: usize,
 }
 
 impl Default for QueueBounds {
     fn default() -> Self {
-        QueueBounds { consensus: 4_096, txs: 16_384, control: 256 }
+        QueueBounds { consensus: 4_096, txs: 16_384, control: 256, sync: 256 }
     }
 }
 
@@ -283,6 +249,8 @@ pub struct ShardQueues {
     pub txs: crossbeam_channel::Receiver<TxInput>,
     /// Control, served first.
     pub control: crossbeam_channel::Receiver<Control>,
+    /// Answers to the shard's sync requests.
+    pub sync: crossbeam_channel::Receiver<SyncAnswer>,
     /// Where the shard publishes its status.
     pub status: Arc<RwLock<ShardStatus>>,
     /// Where it publishes final blocks.
@@ -295,6 +263,7 @@ pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle,
     let (consensus_tx, consensus_rx) = crossbeam_channel::bounded(bounds.consensus);
     let (txs_tx, txs_rx) = crossbeam_channel::bounded(bounds.txs);
     let (control_tx, control_rx) = crossbeam_channel::bounded(bounds.control);
+    let (sync_tx, sync_rx) = crossbeam_channel::bounded(bounds.sync);
     let status = Arc::new(RwLock::new(initial));
     let (final_blocks, _) = broadcast::channel(FINAL_BLOCKS_BUFFERED);
     let handle = ShardHandle {
@@ -302,8 +271,9 @@ pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle,
         consensus: consensus_tx,
         txs: txs_tx,
         control: control_tx,
+        sync: sync_tx,
         status: status.clone(),
         final_blocks: final_blocks.clone(),
     };
-    (handle, ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, status, final_blocks })
+    (handle, ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, sync: sync_rx, status, final_blocks })
 }

@@ -1,21 +1,19 @@
-//! One shard, on its own thread: the consensus replica, the shard's state in
-//! the store, its mempool, and the host duties the consensus crate lists.
+//! One shard, on its own thread: a thin host around the shard's
+//! [`palisade_shard_core::ShardCore`] (replica, chain, mempool, pools, sync
+//! client, pacing, gossip admission), over the node's RocksDB store.
 //!
 //! - [`handle`]: the queues other parts use to reach a shard;
-//! - `driver`: the thread that serves them;
-//! - `chain`: validating, building, committing and serving blocks;
-//! - `receipts`: relaying receipts, and pooling those owed to the shard;
-//! - `timers`: the thread's deadlines.
+//! - `driver`: the thread that serves them and carries out the core's effects;
+//! - `store`: the core's storage traits over RocksDB.
 
-pub mod chain;
 pub mod driver;
-pub mod evidence;
 mod handle;
-pub mod receipts;
-mod timers;
+pub mod store;
 
 pub use driver::{ShardConfig, ShardError, initial_status, spawn};
 pub use handle::{
     Control, FINAL_BLOCKS_BUFFERED, FinalBlock, GossipInput, QueueBounds, SHARD_REPLY_TIMEOUT, ShardBusy, ShardHandle,
     ShardQueues, ShardStatus, SyncAnswer, TxInput, TxState, shard_channel,
 };
+/// Validating, building and committing blocks (the core's).
+pub use palisade_shard_core::chain;

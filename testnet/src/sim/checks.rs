@@ -26,13 +26,13 @@
 //!   with at most `f` Byzantine members) committed
 //!   [`LIVENESS_HEIGHTS`](super::scenario::LIVENESS_HEIGHTS) heights past
 //!   the highest honest height at the heal, within the bound.
-//! * **Evidence soundness**: every piece of evidence an honest replica
-//!   emitted verifies against the committee and accuses a Byzantine
+//! * **Evidence soundness**: every piece of evidence an honest node
+//!   published verifies against the committee and accuses a Byzantine
 //!   validator whose behaviour signs conflicting messages.
-//! * **Evidence completeness**: an honest replica that was fed two different
-//!   blocks for one `(signer, height, view, phase)` slot while it had to keep
-//!   both (current height, inside the vote window) emitted evidence for it,
-//!   unless the signer is jailed by now.
+//! * **Evidence completeness**: an honest replica that accepted two
+//!   different blocks for one `(signer, height, view, phase)` slot while it
+//!   had to keep both (current height, inside the vote window) detected the
+//!   equivocation, unless the signer is jailed by now.
 //! * **Slashing**: read from the blocks of each agreed chain, no honest
 //!   validator is ever slashed, no validator twice; and every validator an
 //!   honest replica proved an equivocation against is slashed once the
@@ -631,10 +631,9 @@ pub fn evidence(sim: &Sim) -> Vec<Violation> {
             if hashes.len() < 2 || !node.committee().is_active(slot.0) {
                 continue;
             }
-            let reported = node.evidence.iter().any(|e| {
-                let (height, view, phase) = e.slot();
-                (e.signer, height, view, phase) == *slot
-            });
+            // Detected is enough: the core pools and publishes it unless
+            // the same evidence reached it from a peer first.
+            let reported = node.detected.contains(slot);
             if !reported {
                 violations.push(Violation::MissingEvidence { shard, node: node.id, slot: *slot });
             }

@@ -1,56 +1,45 @@
 //! Simulated time and the wire: a discrete-event queue keyed by
 //! `(time_ms, sequence)` (the sequence breaks ties in insertion order, so the
-//! schedule is a pure function of the seed), and what travels between nodes.
-//! Consensus messages travel as encoded bytes; the receiver decodes (bounded)
-//! and verifies them like any peer input. Receipt batches travel as values
-//! (like sync responses): the receiver bounds and verifies them before use.
+//! schedule is a pure function of the seed), and what travels between
+//! nodes. Gossip travels as the bytes a core published, to every other node
+//! subscribed to the topic (as gossipsub's flood publishing sends a node's
+//! own messages); each copy is delayed, lost or duplicated on its own.
+//! Block-sync and receipt-scan requests travel to one peer and back; a lost
+//! request or answer reaches the asker as a failure after
+//! [`REQUEST_TIMEOUT_MS`], as a timed-out request-response does.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-use palisade_consensus::{Decision, TimerId};
-use palisade_ledger::ReceiptBatch;
+use palisade_shard_core::wire::{SyncRequest, SyncResponse, TopicKind};
 
-/// Most blocks in one sync response.
-pub const MAX_SYNC_BLOCKS: usize = 64;
-/// A sync request that brought nothing is retried (at another peer) after this.
-pub const SYNC_RETRY_MS: u64 = 300;
-/// Retries of one sync request.
-pub const MAX_SYNC_ATTEMPTS: u32 = 8;
-/// Most receipt batches in one pull response.
-pub const MAX_PULL_BATCHES: usize = 16;
-/// Each node asks every other shard for receipts this often.
-pub const PULL_INTERVAL_MS: u64 = 200;
+/// How long an asker waits for an answer before it gets a failure.
+pub const REQUEST_TIMEOUT_MS: u64 = 1_000;
 
 /// What travels between two nodes.
 #[derive(Clone, Debug)]
 pub enum Wire {
-    /// An encoded consensus message (or, from a Byzantine node, any bytes).
-    Consensus(Vec<u8>),
-    /// "Send me your certified blocks from this height on."
-    SyncRequest {
-        /// First height wanted.
-        from_height: u64,
+    /// A gossip message on one of a shard's topics.
+    Gossip {
+        /// The topic.
+        kind: TopicKind,
+        /// The bytes its publisher gave (shared by every copy).
+        data: Rc<[u8]>,
     },
-    /// Committed blocks with their certificates, in height order.
-    SyncResponse(Vec<Decision>),
-    /// Receipts for the receiver's shard, relayed by a node that committed
-    /// their source block (or forged by a Byzantine relayer).
-    Receipts(Box<ReceiptBatch>),
-    /// "Send me the receipts your shard's blocks emitted for my shard, from
-    /// this source height on."
-    ReceiptRequest {
-        /// First source height wanted.
-        from_height: u64,
+    /// A block-sync or receipt-scan request.
+    Request {
+        /// The asker's number for it (its answer or time-out, whichever
+        /// comes first, is handed over; the other is dropped).
+        id: u64,
+        /// What is asked.
+        request: SyncRequest,
     },
-    /// The answer: batches by increasing source height, and the height the
-    /// answer covers (no batch for the asker at the heights in between).
-    ReceiptResponse {
-        /// The request's first height.
-        from_height: u64,
-        /// Source heights up to this one were scanned.
-        through: u64,
-        /// At most [`MAX_PULL_BATCHES`].
-        batches: Vec<ReceiptBatch>,
+    /// The answer to a request.
+    Answer {
+        /// The request's number.
+        id: u64,
+        /// The server's answer, or why it refused.
+        answer: Result<SyncResponse, String>,
     },
 }
 
@@ -66,63 +55,34 @@ pub enum Event {
         /// The message.
         wire: Wire,
     },
-    /// A replica's timer fires (ignored by a later incarnation).
-    Timer {
-        /// The node.
+    /// A request went unanswered: the asker's transport reports a failure.
+    TimedOut {
+        /// The asker.
         node: usize,
-        /// The incarnation that set it.
-        incarnation: u64,
-        /// The timer.
-        id: TimerId,
+        /// The request's number.
+        id: u64,
     },
-    /// The leader's block interval is over: build and hand over the block.
-    BuildProposal {
+    /// A core's deadline: the host sends it `Input::Tick`.
+    Tick {
         /// The node.
         node: usize,
-        /// The incarnation that asked.
+        /// The incarnation that asked for it.
         incarnation: u64,
-        /// Height asked for.
-        height: u64,
-        /// View asked for.
-        view: u64,
-    },
-    /// Check whether a sync request made progress; retry if not.
-    SyncRetry {
-        /// The node.
-        node: usize,
-        /// The incarnation that asked.
-        incarnation: u64,
-        /// The first height it lacked.
-        height: u64,
-        /// Attempts so far.
-        attempt: u32,
     },
     /// A node stops; volatile state is lost.
     Crash {
         /// The node.
         node: usize,
     },
-    /// A node restarts from its persisted state and committed chain.
+    /// A node restarts from its store and persisted safety state.
     Restart {
         /// The node.
         node: usize,
     },
-    /// A client submits a transfer to a shard's validators.
+    /// A client submits a transfer to one of a shard's nodes.
     Submit {
         /// The shard.
         shard: u32,
-    },
-    /// A node asks each other shard for the receipts it has not seen.
-    Pull {
-        /// The node.
-        node: usize,
-        /// The incarnation that scheduled it.
-        incarnation: u64,
-    },
-    /// A Byzantine node's periodic hook.
-    Tick {
-        /// The node.
-        node: usize,
     },
     /// Partitions and drops end, every crashed node is back: liveness is
     /// measured from here.

@@ -1,46 +1,44 @@
-//! The simulation loop: builds the network a [`Scenario`] describes, then
-//! pops events in `(time, sequence)` order and plays each one against the
-//! nodes, until every shard has shown liveness after the heal or the bound
-//! runs out. Each node's actions are carried out in order, as the consensus
-//! crate requires (a `Persist` is durable before the next action runs).
+//! The simulation loop: builds the network a [`Scenario`] describes (one
+//! [`palisade_shard_core::ShardCore`] per validator, twins included), then
+//! pops events in `(time, sequence)` order and plays each one, until every
+//! shard has shown liveness after the heal and the receipts due then are
+//! credited, or the bound runs out.
 //!
-//! Cross-shard receipts are the host's business too. An honest node that
-//! commits a block (through its replica or sync) relays what the block owes
-//! each other shard to that shard's nodes (push), and every node
-//! periodically asks a node of each other shard for what is owed to it from
-//! a per-source cursor (pull), so a receipt nobody relayed, or whose relays
-//! were lost, is still found. Only honest hosts serve receipts; Byzantine
-//! relayers add forgeries of their own ([`super::byzantine`]).
+//! The runner is the cores' host, as the node's shard thread is: it hands
+//! each core its inputs with the time and carries out the effects in order.
+//! A `Persist` is durable at once (the node's synced write); a `Publish`
+//! goes to every other node subscribed to the topic, each copy delayed,
+//! lost or duplicated on its own; a `Request` goes to one peer of the shard
+//! it names and comes back as an answer or a time-out, exactly one of the
+//! two. While it does so it checks the host contract on every effect (see
+//! [`super::checks`] for what is checked after the run).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
-use palisade_consensus::{
-    Action, Committee, Config, Decision, Input, SignedMessage, Validator, ValidatorIndex, decode, max_message_bytes,
-};
-use palisade_ledger::{
-    Block, Genesis, Hash, Keypair, ReceiptBatch, ShardId, StateExt, mem::MemState, receipt::ReceiptError,
-};
+use palisade_consensus::{Decision, Message, ValidatorIndex, decode, max_message_bytes};
+use palisade_ledger::mem::MemState;
+use palisade_ledger::{Block, Genesis, Hash, Keypair, ShardId, StateExt, receipt};
+use palisade_shard_core::mempool::MempoolConfig;
+use palisade_shard_core::receipts::MAX_POOLED_RECEIPTS;
+use palisade_shard_core::serve::serve_sync;
+use palisade_shard_core::wire::{SyncRequest, SyncResponse, TopicKind};
+use palisade_shard_core::{Committed, CoreConfig, Effect, Input, Note, Verdict};
 
-use super::byzantine::{Ctx, TICK_MS, honest};
 use super::checks::{self, Violation};
-use super::network::{
-    Event, MAX_PULL_BATCHES, MAX_SYNC_ATTEMPTS, MAX_SYNC_BLOCKS, PULL_INTERVAL_MS, Queue, SYNC_RETRY_MS, Wire,
-};
-use super::node::{Admission, Node};
+use super::network::{Event, Queue, REQUEST_TIMEOUT_MS, Wire};
+use super::node::Node;
 use super::rng::SimRng;
 use super::scenario::{LIVENESS_BOUND_MS, LIVENESS_HEIGHTS, Scenario};
 use super::workload::Workload;
 
-/// Largest block a replica accepts (consensus bound; the ledger's own limits
-/// are tighter in practice).
-pub const MAX_BLOCK_BYTES: usize = 256 * 1024;
-/// View 0 timeout.
-pub const BASE_TIMEOUT_MS: u64 = 400;
-/// Cap on the view timeout.
-pub const MAX_TIMEOUT_MS: u64 = 3_200;
-/// Transactions per block (genesis parameter for simulated chains).
+/// Transactions per block (genesis parameter for simulated chains: small,
+/// so blocks fill and the mempool's order matters).
 pub const MAX_BLOCK_TXS: u32 = 16;
+/// The simulated chains' mempool bounds: small, so eviction and the
+/// nonce-gap rule run.
+pub const MEMPOOL: MempoolConfig = MempoolConfig { max_txs: 256, max_bytes: 256 * 1024, max_nonce_gap: 16 };
 
 /// Counters for a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,29 +47,25 @@ pub struct Stats {
     pub messages: u64,
     /// Messages lost to drops, partitions or dead receivers.
     pub lost: u64,
-    /// Peer bytes that failed decode or verification.
+    /// Gossip messages a core judged provably bad (its `Reject` verdict).
     pub rejected: u64,
     /// Blocks committed (all nodes, replica and sync).
     pub commits: u64,
     /// Blocks committed through sync.
     pub synced: u64,
-    /// Evidence emitted by honest replicas.
+    /// Equivocations honest replicas detected.
     pub evidence: u64,
     /// Validators slashed by committed blocks (each block counted once).
     pub slashed: u64,
-    /// Receipt batches honest nodes relayed after committing their source
-    /// block (one per recipient).
+    /// Receipt batches published on a destination's topic (one per
+    /// recipient).
     pub batches_relayed: u64,
-    /// Receipt batches verified and pooled, by push or pull.
+    /// Relayed receipt batches a core pooled (its `Accept` verdict).
     pub batches_pooled: u64,
-    /// Of those, the ones a pull answer brought.
-    pub batches_pulled: u64,
-    /// Batches refused because a receipt is not proven by the batch's header
-    /// (Merkle path, list, placement).
-    pub batches_refused_proof: u64,
-    /// Batches refused because the header is not certified by the source
-    /// shard's committee (or names the wrong chain, shard or committee).
-    pub batches_refused_certificate: u64,
+    /// Relayed receipt batches a core refused as invalid (its `Reject`).
+    pub batches_refused: u64,
+    /// Receipt batches that receipt-scan answers brought.
+    pub batches_scanned: u64,
     /// Cross-shard receipts credited by committed blocks (each block counted
     /// once, when the first honest node commits it).
     pub receipts_credited: u64,
@@ -96,16 +90,24 @@ pub struct Report {
     pub heights: Vec<u64>,
 }
 
+/// A request out: who asked, in which incarnation.
+struct Pending {
+    node: usize,
+    incarnation: u64,
+    request: SyncRequest,
+}
+
 /// A network of nodes under one scenario.
 pub struct Sim {
     /// The scenario.
     pub scenario: Scenario,
     /// Its genesis (dev committees plus funded wallets).
-    pub genesis: Genesis,
-    /// Nodes, shard-major: node `shard * n + i` is validator `i` of `shard`.
+    pub genesis: Arc<Genesis>,
+    /// Nodes: first every validator, shard-major (node `shard * n + i` is
+    /// validator `i` of `shard`), then the twins.
     pub nodes: Vec<Node>,
-    /// Each shard's consensus committee.
-    pub committees: Vec<Committee>,
+    /// The nodes of each shard (its topics' subscribers), twins included.
+    pub members: Vec<Vec<usize>>,
     /// Each shard's state at genesis (the replay oracle's start).
     pub genesis_states: Vec<MemState>,
     /// Host-detected violations during the run.
@@ -121,6 +123,8 @@ pub struct Sim {
     /// When an honest node first committed each (shard, height), in
     /// simulated ms.
     pub committed_at_ms: BTreeMap<(ShardId, u64), u64>,
+    pending: BTreeMap<u64, Pending>,
+    next_request: u64,
     queue: Queue,
     now_ms: u64,
     rng: SimRng,
@@ -134,45 +138,64 @@ impl Sim {
     pub fn new(scenario: Scenario) -> Sim {
         let mut rng = SimRng::new(scenario.seed ^ 0x005e_ed0f_5114);
         let mut genesis = Genesis::dev(scenario.shards, scenario.committee_size);
-        genesis.params.max_block_txs = MAX_BLOCK_TXS;
+        let params = &mut genesis.params;
+        params.max_block_txs = MAX_BLOCK_TXS;
+        params.max_block_bytes = 96 * 1024;
+        params.block_interval_ms = scenario.block_interval_ms;
+        params.heartbeat_interval_ms = 150;
+        // The view timer is view_timeout + heartbeat: 400 ms, capped at 8×.
+        params.view_timeout_ms = 250;
         let workload = Workload::new(&mut genesis, rng.fork());
+        let genesis = Arc::new(genesis);
         let n = scenario.committee_size as usize;
+        let start_ms = genesis.genesis_time_ms;
         let mut nodes = Vec::new();
-        let mut committees = Vec::new();
+        let mut members = vec![Vec::new(); scenario.shards as usize];
         let mut genesis_states = Vec::new();
-        for shard in 0..scenario.shards {
-            let members = &genesis.committee(shard).expect("dev genesis has every shard").validators;
-            let committee = Committee::new(
-                members.iter().map(|v| Validator { public_key: v.address.0, stake: v.stake_units }).collect(),
-            )
-            .expect("dev committees are valid");
-            let state = MemState::genesis(&genesis, shard).expect("dev genesis has every shard");
-            for (i, member) in members.iter().enumerate() {
-                let key = SigningKey::from_bytes(&Keypair::dev(&member.name).seed());
-                let mut config = Config::new(genesis.chain_id.clone(), shard, committee.clone(), Some(key.clone()));
-                config.max_block_bytes = MAX_BLOCK_BYTES;
-                config.base_timeout_ms = BASE_TIMEOUT_MS;
-                config.max_timeout_ms = MAX_TIMEOUT_MS;
-                let id = shard as usize * n + i;
-                let byzantine = scenario.byzantine_kind(id).map(|kind| kind.build(rng.fork()));
-                let index = ValidatorIndex(i as u32);
-                nodes.push(Node::new(id, index, key, config, state.clone(), byzantine));
+        let config = |shard: ShardId, i: usize, kind: Option<super::byzantine::Kind>| {
+            let name = &genesis.committee(shard).expect("dev genesis has every shard").validators[i].name;
+            CoreConfig {
+                shard,
+                genesis: genesis.clone(),
+                key: Some(Keypair::dev(name)),
+                mempool: MEMPOOL,
+                misbehave: kind.and_then(super::byzantine::Kind::misbehaviour),
             }
-            committees.push(committee);
-            genesis_states.push(state);
+        };
+        for shard in 0..scenario.shards {
+            genesis_states.push(MemState::genesis(&genesis, shard).expect("dev genesis has every shard"));
+            for i in 0..n {
+                let id = shard as usize * n + i;
+                let kind = scenario.byzantine_kind(id);
+                nodes.push(Node::new(id, ValidatorIndex(i as u32), kind, config(shard, i, kind), start_ms));
+                members[shard as usize].push(id);
+            }
+        }
+        // Twins: a second core with the key of each validator marked so.
+        for (of, kind) in &scenario.byzantine {
+            if *kind == super::byzantine::Kind::Twin {
+                let (shard, i) = ((of / n) as ShardId, of % n);
+                let id = nodes.len();
+                let mut twin = Node::new(id, ValidatorIndex(i as u32), Some(*kind), config(shard, i, Some(*kind)), start_ms);
+                twin.place = *of;
+                nodes.push(twin);
+                members[shard as usize].push(id);
+            }
         }
         Sim {
-            message_limit: max_message_bytes(n, MAX_BLOCK_BYTES),
+            message_limit: max_message_bytes(n, palisade_shard_core::max_block_bytes(&genesis)),
             scenario,
             genesis,
             nodes,
-            committees,
+            members,
             genesis_states,
             violations: Vec::new(),
             stats: Stats::default(),
             liveness_base: None,
             receipts_due: None,
             committed_at_ms: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_request: 0,
             queue: Queue::default(),
             now_ms: 0,
             rng,
@@ -185,8 +208,8 @@ impl Sim {
     pub fn run(mut self) -> (Report, Sim) {
         self.schedule();
         let end_ms = self.scenario.heal_ms + LIVENESS_BOUND_MS;
-        for id in 0..self.nodes.len() {
-            self.start_replica(id);
+        for node in 0..self.nodes.len() {
+            self.input(node, Input::Start, None);
         }
         while let Some((at_ms, event)) = self.queue.pop() {
             if at_ms > end_ms {
@@ -234,11 +257,13 @@ impl Sim {
         self.receipts_due.as_ref().is_some_and(BTreeMap::is_empty)
     }
 
+    /// The host's clock as the cores read it: Unix ms from the genesis time.
+    fn host_ms(&self) -> u64 {
+        self.genesis.genesis_time_ms + self.now_ms
+    }
+
     fn schedule(&mut self) {
         let scenario = self.scenario.clone();
-        for node in 0..self.nodes.len() {
-            self.queue.push(self.rng.range(1, PULL_INTERVAL_MS), Event::Pull { node, incarnation: 0 });
-        }
         for crash in &scenario.crashes {
             self.queue.push(crash.at_ms, Event::Crash { node: crash.node });
             self.queue.push(crash.restart_ms, Event::Restart { node: crash.node });
@@ -247,50 +272,32 @@ impl Sim {
         for shard in 0..scenario.shards {
             self.queue.push(self.rng.range(0, scenario.tx_interval_ms), Event::Submit { shard });
         }
-        for (node, _) in &scenario.byzantine {
-            self.queue.push(self.rng.range(0, TICK_MS), Event::Tick { node: *node });
-        }
     }
 
     fn play(&mut self, event: Event) {
         match event {
             Event::Deliver { from, to, wire } => self.deliver(from, to, wire),
-            Event::Timer { node, incarnation, id } => {
+            Event::TimedOut { node, id } => {
+                if let Some(pending) = self.pending.remove(&id) {
+                    debug_assert_eq!(pending.node, node);
+                    let request = pending.request;
+                    self.answer(pending.node, pending.incarnation, request, Err("timed out".to_owned()));
+                }
+            }
+            Event::Tick { node, incarnation } => {
                 if self.current(node, incarnation) {
-                    self.feed(node, Input::Timeout(id));
+                    if self.nodes[node].tick_at.is_some_and(|at| at <= self.now_ms) {
+                        self.nodes[node].tick_at = None;
+                    }
+                    self.input(node, Input::Tick, None);
                 }
             }
-            Event::BuildProposal { node, incarnation, height, view } => {
-                if self.current(node, incarnation) {
-                    self.build_proposal(node, height, view);
-                }
-            }
-            Event::SyncRetry { node, incarnation, height, attempt } => {
-                if self.current(node, incarnation) && self.nodes[node].height() < height && attempt < MAX_SYNC_ATTEMPTS
-                {
-                    self.request_sync(node, height, attempt);
-                }
-            }
-            Event::Crash { node } => {
-                if self.nodes[node].alive {
-                    self.nodes[node].crash();
-                }
-            }
+            Event::Crash { node } => self.nodes[node].crash(),
             Event::Restart { node } => self.restart(node),
             Event::Submit { shard } => {
                 self.submit(shard);
                 let next = self.now_ms + self.scenario.tx_interval_ms;
                 self.queue.push(next, Event::Submit { shard });
-            }
-            Event::Tick { node } => {
-                self.tick(node);
-                self.queue.push(self.now_ms + TICK_MS, Event::Tick { node });
-            }
-            Event::Pull { node, incarnation } => {
-                if self.current(node, incarnation) {
-                    self.pull(node);
-                    self.queue.push(self.now_ms + PULL_INTERVAL_MS, Event::Pull { node, incarnation });
-                }
             }
             Event::Heal => {
                 for node in 0..self.nodes.len() {
@@ -304,36 +311,34 @@ impl Sim {
     }
 
     fn current(&self, node: usize, incarnation: u64) -> bool {
-        self.nodes[node].alive && self.nodes[node].incarnation == incarnation
+        self.nodes[node].alive() && self.nodes[node].incarnation == incarnation
     }
 
     fn restart(&mut self, node: usize) {
-        if !self.nodes[node].alive {
-            self.nodes[node].restart();
-            let incarnation = self.nodes[node].incarnation;
-            self.queue.push(self.now_ms + self.rng.range(1, PULL_INTERVAL_MS), Event::Pull { node, incarnation });
-            self.start_replica(node);
+        if self.nodes[node].alive() {
+            return;
+        }
+        let host_ms = self.host_ms();
+        match self.nodes[node].restart(host_ms) {
+            Ok(()) => self.input(node, Input::Start, None),
+            Err(what) => self.host_violation(node, what),
         }
     }
 
     /// The receipts emitted at or below `base` (per source shard) that the
     /// most advanced honest node of their destination has not credited.
     fn due_at(&self, base: &[u64]) -> BTreeMap<Hash, ShardId> {
-        let most_advanced = |shard: u32| {
-            self.nodes
-                .iter()
-                .filter(|n| n.shard == shard && n.honest())
-                .max_by_key(|n| (n.height(), std::cmp::Reverse(n.id)))
-        };
         let mut due = BTreeMap::new();
-        for source in 0..self.scenario.shards {
-            let Some(top) = most_advanced(source) else { continue };
+        let shards = self.scenario.shards;
+        for source in 0..shards {
+            let Some(top) = most_advanced(&self.nodes, source) else { continue };
             let limit = base.get(source as usize).copied().unwrap_or(0);
-            for ((dest, _), batch) in top.outbox.iter().filter(|((_, height), _)| *height <= limit) {
-                let Some(dest_top) = most_advanced(*dest) else { continue };
-                for proven in &batch.receipts {
-                    if !matches!(dest_top.state.applied(&proven.receipt.id), Ok(Some(_))) {
-                        due.insert(proven.receipt.id, *dest);
+            for (_, (bytes, _)) in top.store().chain().range(1..=limit) {
+                let Ok(block) = Block::from_bytes(bytes, usize::MAX) else { continue };
+                for emitted in receipt::outgoing(&block, shards) {
+                    let Some(dest_top) = most_advanced(&self.nodes, emitted.dest_shard) else { continue };
+                    if !matches!(dest_top.store().applied(&emitted.id), Ok(Some(_))) {
+                        due.insert(emitted.id, emitted.dest_shard);
                     }
                 }
             }
@@ -341,90 +346,226 @@ impl Sim {
         due
     }
 
-    fn start_replica(&mut self, node: usize) {
+    /// Hands `input` to `node`'s core (with a tick after it, as the node's
+    /// shard thread ticks after each burst of inputs) and carries out the
+    /// effects. `from` is the peer a gossip input came from.
+    fn input(&mut self, node: usize, input: Input, from: Option<usize>) {
+        let now = self.host_ms();
+        let host = &mut self.nodes[node];
+        // The slot of a proposal or vote, judged on the replica as it is
+        // before the input (evidence completeness reads what it accepted).
+        let slot = match (&input, host.core()) {
+            (Input::Gossip { kind: TopicKind::Consensus, data }, Some(core)) => decode(data, self.message_limit)
+                .ok()
+                .and_then(|m| host.slot(&m, core.replica().height(), core.replica().view())),
+            _ => None,
+        };
+        let gossip = match &input {
+            Input::Gossip { kind, .. } => Some(*kind),
+            _ => None,
+        };
+        let tick = !matches!(input, Input::Tick);
+        let Some(core) = host.core_mut() else { return };
         let mut out = Vec::new();
-        self.nodes[node].replica.start(&mut out);
-        let mut inputs = VecDeque::new();
-        for action in out {
-            self.act(node, action, &mut inputs);
+        let mut result = core.handle(now, input, &mut out);
+        if tick && result.is_ok() {
+            result = core.handle(now, Input::Tick, &mut out);
         }
-        self.drain(node, inputs);
+        host.observe();
+        let accepted = self.effects(node, out, gossip.zip(from));
+        if accepted && let Some((slot, hash)) = slot {
+            self.nodes[node].seen.entry(slot).or_default().insert(hash);
+        }
+        if let Err(e) = result {
+            self.host_violation(node, format!("storage failed: {e}"));
+        }
+        self.check_bounds(node);
+        self.schedule_tick(node);
     }
 
-    /// Feeds `input` and everything the host answers immediately.
-    fn feed(&mut self, node: usize, input: Input) {
-        self.drain(node, VecDeque::from([input]));
-    }
-
-    fn drain(&mut self, node: usize, mut inputs: VecDeque<Input>) {
-        while let Some(input) = inputs.pop_front() {
-            if !self.nodes[node].alive {
-                return;
-            }
-            let mut out = Vec::new();
-            if self.nodes[node].replica.handle(input, &mut out).is_err() {
-                self.stats.rejected += 1;
-            }
-            for action in out {
-                self.act(node, action, &mut inputs);
-            }
+    /// What must hold of an honest core after every input: its pools within
+    /// their bounds, its periodic timers armed.
+    fn check_bounds(&mut self, node: usize) {
+        let Some(core) = self.nodes[node].core().filter(|_| self.nodes[node].honest()) else { return };
+        let mut broken = Vec::new();
+        let mempool = core.mempool();
+        if mempool.len() > MEMPOOL.max_txs || mempool.bytes() > MEMPOOL.max_bytes {
+            broken.push(format!("mempool over its bounds: {} txs, {} bytes", mempool.len(), mempool.bytes()));
+        }
+        if core.receipts().len() > MAX_POOLED_RECEIPTS {
+            broken.push(format!("receipt pool over its bound: {}", core.receipts().len()));
+        }
+        if !core.periodic_timers_armed() {
+            broken.push("the periodic sync check or receipt scan is no longer armed".to_owned());
+        }
+        for what in broken {
+            self.host_violation(node, what);
         }
     }
 
-    /// The host carries out one action.
-    fn act(&mut self, node: usize, action: Action, inputs: &mut VecDeque<Input>) {
-        match action {
-            Action::Broadcast(message) => {
-                let me = self.nodes[node].index;
-                let n = self.scenario.committee_size;
-                let recipients: Vec<ValidatorIndex> = (0..n).map(ValidatorIndex).filter(|i| *i != me).collect();
-                self.emit(node, message, &recipients);
-            }
-            Action::Send { to, message } => self.emit(node, message, &[to]),
-            Action::Persist(state) => self.nodes[node].persisted = Some(state),
-            Action::SetTimer { id, after_ms } => {
-                let incarnation = self.nodes[node].incarnation;
-                self.queue.push(self.now_ms + after_ms, Event::Timer { node, incarnation, id });
-            }
-            Action::Commit { height, block_hash, block, certificate } => {
-                let host = &self.nodes[node];
-                if height <= host.height() {
-                    // Applied through sync first: it must be the same block.
-                    if host.certified(height).map(|c| c.certificate.block_hash) != Some(block_hash) {
-                        self.host_violation(node, format!("replica commit at {height} contradicts the synced chain"));
-                    }
-                } else if certificate.block_hash != block_hash || certificate.height != height {
-                    // A host that cannot apply what its replica decided
-                    // stops there (a violation if the node is honest).
-                    self.host_violation(node, format!("commit action at {height} names another certificate"));
-                    return;
-                } else if !self.commit(node, Decision { certificate, block }, false) {
-                    return;
-                }
-                // The replica waits for the committee of the next height.
-                inputs.push_back(self.nodes[node].committed_input());
-            }
-            Action::Evidence(evidence) => {
-                if self.nodes[node].honest() {
-                    self.stats.evidence += 1;
-                    // The evidence topic: every live node of the shard pools it.
-                    let shard = self.nodes[node].shard;
-                    for other in self.nodes.iter_mut().filter(|n| n.shard == shard && n.alive) {
-                        other.pend_evidence(&evidence);
+    /// Sends the core a tick at its next deadline, unless one comes sooner.
+    fn schedule_tick(&mut self, node: usize) {
+        let host = &self.nodes[node];
+        let Some(deadline) = host.core().and_then(|c| c.next_deadline_ms()) else { return };
+        let at = deadline.saturating_sub(self.genesis.genesis_time_ms).max(self.now_ms + 1);
+        if host.tick_at.is_none_or(|pending| at < pending) {
+            let incarnation = host.incarnation;
+            self.nodes[node].tick_at = Some(at);
+            self.queue.push(at, Event::Tick { node, incarnation });
+        }
+    }
+
+    /// Carries out `node`'s effects in order; returns whether the gossip
+    /// input they answer (from `source`) was accepted.
+    fn effects(&mut self, node: usize, effects: Vec<Effect>, source: Option<(TopicKind, usize)>) -> bool {
+        let mut accepted = false;
+        for effect in effects {
+            match effect {
+                Effect::Persist(state) => self.nodes[node].persisted = Some(state),
+                Effect::Publish { shard, kind, data } => self.publish(node, shard, kind, data),
+                Effect::Verdict(verdict) => {
+                    accepted = verdict == Verdict::Accept;
+                    if let Some((kind, from)) = source {
+                        self.judged(node, from, kind, verdict);
                     }
                 }
-                self.nodes[node].evidence.push(evidence);
+                Effect::Request(request) => self.request(node, request),
+                Effect::Committed(committed) => self.committed(node, &committed),
+                Effect::Note(Note::EvidenceDetected { signer, height, view, phase }) => {
+                    if self.nodes[node].honest() {
+                        self.stats.evidence += 1;
+                    }
+                    self.nodes[node].detected.push((signer, height, view, phase));
+                }
+                Effect::Note(_) => {}
             }
-            Action::RequestProposal { height, view } => {
-                let incarnation = self.nodes[node].incarnation;
-                let at = self.now_ms + self.scenario.block_interval_ms;
-                self.queue.push(at, Event::BuildProposal { node, incarnation, height, view });
+        }
+        accepted
+    }
+
+    /// Counts a verdict; an honest node must never penalise an honest
+    /// sender (what graylisted a laggard and stalled a shard once).
+    fn judged(&mut self, node: usize, from: usize, kind: TopicKind, verdict: Verdict) {
+        match (kind, verdict) {
+            (TopicKind::Receipts, Verdict::Accept) => self.stats.batches_pooled += 1,
+            (TopicKind::Receipts, Verdict::Reject) => self.stats.batches_refused += 1,
+            _ => {}
+        }
+        if verdict == Verdict::Reject {
+            self.stats.rejected += 1;
+            if self.nodes[from].honest() {
+                self.host_violation(node, format!("refused a {} message from honest node {from}", kind.label()));
             }
-            Action::ValidateBlock { height, block_hash, block, .. } => {
-                let valid = self.nodes[node].validate(height, block_hash, &block);
-                inputs.push_back(Input::BlockValidity { height, block_hash, valid });
+        }
+    }
+
+    /// Gossip: to every other node subscribed to the topic.
+    fn publish(&mut self, node: usize, shard: ShardId, kind: TopicKind, data: Vec<u8>) {
+        let honest = self.nodes[node].honest();
+        match kind {
+            TopicKind::Consensus if honest => self.check_persisted(node, &data),
+            TopicKind::Evidence if honest => {
+                if let Ok(evidence) = palisade_ledger::codec::decode(&data, self.message_limit) {
+                    self.nodes[node].evidence.push(evidence);
+                }
             }
-            Action::SyncFrom { height } => self.request_sync(node, height, 0),
+            // Scenarios without push leave every receipt to the scans.
+            TopicKind::Receipts if honest && !self.scenario.push_receipts => return,
+            _ => {}
+        }
+        let Some(subscribers) = self.members.get(shard as usize) else { return };
+        let data: Rc<[u8]> = data.into();
+        for to in subscribers.clone().into_iter().filter(|to| *to != node) {
+            if kind == TopicKind::Receipts {
+                self.stats.batches_relayed += 1;
+            }
+            self.send(node, to, Wire::Gossip { kind, data: data.clone() });
+        }
+    }
+
+    /// The host contract: what an honest replica signs and sends is covered
+    /// by the safety state persisted before it.
+    fn check_persisted(&mut self, node: usize, data: &[u8]) {
+        let Ok(message) = decode(data, self.message_limit) else {
+            return self.host_violation(node, "published an undecodable consensus message".to_owned());
+        };
+        let own = matches!(message.message, Message::Vote(_) | Message::Propose(_) | Message::ViewChange(_))
+            && Some(message.signer) == self.nodes[node].core().and_then(|c| c.replica().index());
+        if own && !self.nodes[node].persisted_covers(&message) {
+            self.host_violation(node, format!("sent {:?} before persisting it", message.message));
+        }
+    }
+
+    /// Block sync or a receipt scan: to one node of the shard it names.
+    fn request(&mut self, node: usize, request: SyncRequest) {
+        let id = self.next_request;
+        self.next_request += 1;
+        let incarnation = self.nodes[node].incarnation;
+        let peers: Vec<usize> =
+            self.members.get(request.shard as usize).into_iter().flatten().copied().filter(|p| *p != node).collect();
+        if peers.is_empty() {
+            return self.answer(node, incarnation, request, Err("no peer serves the shard".to_owned()));
+        }
+        let peer = peers[self.rng.index(peers.len())];
+        self.pending.insert(id, Pending { node, incarnation, request: request.clone() });
+        self.queue.push(self.now_ms + REQUEST_TIMEOUT_MS, Event::TimedOut { node, id });
+        self.send(node, peer, Wire::Request { id, request });
+    }
+
+    /// Hands a request's outcome to the core that asked, if still running.
+    fn answer(&mut self, node: usize, incarnation: u64, request: SyncRequest, answer: Result<SyncResponse, String>) {
+        if !self.current(node, incarnation) {
+            return;
+        }
+        // The transport's check: an answer must fit the question.
+        let answer = answer.and_then(|r| r.check(&request).map(|()| r));
+        if let Ok(response) = &answer
+            && request.receipts_for.is_some()
+        {
+            self.stats.batches_scanned += response.receipts.len() as u64;
+        }
+        self.input(node, Input::SyncAnswer { request, answer }, None);
+    }
+
+    /// A block final at `node`: what it acknowledged, kept across crashes.
+    fn committed(&mut self, node: usize, committed: &Committed) {
+        let height = committed.block.header.height;
+        let hash = committed.hash;
+        let host = &mut self.nodes[node];
+        if let Some((last, _)) = host.chain.last_key_value()
+            && *last + 1 != height
+        {
+            let what = format!("committed height {height} after {last}");
+            return self.host_violation(node, what);
+        }
+        // Acknowledged means durable: the block must be in the store now.
+        let Some((block, _)) = host.store().chain().get(&height).cloned() else {
+            return self.host_violation(node, format!("reported height {height} final before storing it"));
+        };
+        host.chain.insert(height, Decision { certificate: committed.certificate.clone(), block });
+        let shard = host.shard;
+        self.digest.update(&self.now_ms.to_le_bytes());
+        self.digest.update(&shard.to_le_bytes());
+        self.digest.update(&(node as u64).to_le_bytes());
+        self.digest.update(&height.to_le_bytes());
+        self.digest.update(&hash.0);
+        self.stats.commits += 1;
+        if committed.synced {
+            self.stats.synced += 1;
+        }
+        // The first honest commit of a height (honest nodes commit in order,
+        // and all the same blocks): count its credits once.
+        if self.nodes[node].honest()
+            && let std::collections::btree_map::Entry::Vacant(first) = self.committed_at_ms.entry((shard, height))
+        {
+            first.insert(self.now_ms);
+            self.stats.receipts_credited += committed.credited as u64;
+            self.stats.slashed += committed.block.evidence.len() as u64;
+            if let Some(due) = &mut self.receipts_due {
+                for proven in committed.block.incoming.iter().flat_map(|b| &b.receipts) {
+                    due.remove(&proven.receipt.id);
+                }
+            }
         }
     }
 
@@ -435,193 +576,16 @@ impl Sim {
         }
     }
 
-    fn commit(&mut self, node: usize, certified: Decision, synced: bool) -> bool {
-        let height = certified.certificate.height;
-        let hash = certified.certificate.block_hash;
-        let chain_id = self.genesis.chain_id.clone();
-        match self.nodes[node].commit(certified, &chain_id) {
-            Ok(block) => {
-                self.after_commit(node, &block);
-                let shard = self.nodes[node].shard;
-                self.digest.update(&self.now_ms.to_le_bytes());
-                self.digest.update(&shard.to_le_bytes());
-                self.digest.update(&(node as u64).to_le_bytes());
-                self.digest.update(&height.to_le_bytes());
-                self.digest.update(&hash);
-                self.stats.commits += 1;
-                if synced {
-                    self.stats.synced += 1;
-                }
-                true
-            }
-            Err(what) => {
-                self.host_violation(node, what);
-                false
-            }
-        }
-    }
-
-    /// Receipt bookkeeping after `node` committed `block`, and the relay.
-    fn after_commit(&mut self, node: usize, block: &Block) {
-        if !self.nodes[node].honest() {
-            return;
-        }
-        let (shard, height) = (self.nodes[node].shard, block.header.height);
-        // The first honest commit of a height (honest nodes commit in order,
-        // and all the same blocks): count its credits once.
-        if let std::collections::btree_map::Entry::Vacant(first) = self.committed_at_ms.entry((shard, height)) {
-            first.insert(self.now_ms);
-            let credited: usize = block.incoming.iter().map(|b| b.receipts.len()).sum();
-            self.stats.receipts_credited += credited as u64;
-            self.stats.slashed += block.evidence.len() as u64;
-            if let Some(due) = &mut self.receipts_due {
-                for proven in block.incoming.iter().flat_map(|b| &b.receipts) {
-                    due.remove(&proven.receipt.id);
-                }
-            }
-        }
-        if self.scenario.push_receipts {
-            self.relay(node, height);
-        }
-    }
-
-    /// Push: what the block at `height` owes each other shard, to each of
-    /// that shard's nodes.
-    fn relay(&mut self, node: usize, height: u64) {
-        let (n, shard) = (self.scenario.committee_size as usize, self.nodes[node].shard);
-        for dest in (0..self.scenario.shards).filter(|d| *d != shard) {
-            let Some(batch) = self.nodes[node].outbox.get(&(dest, height)).cloned() else { continue };
-            for to in dest as usize * n..(dest as usize + 1) * n {
-                self.stats.batches_relayed += 1;
-                self.send(node, to, Wire::Receipts(Box::new(batch.clone())));
-            }
-        }
-    }
-
-    /// Offers `batch` to `node`'s pool and counts the outcome.
-    fn offer(&mut self, node: usize, batch: ReceiptBatch, pulled: bool) -> Admission {
-        let admission = self.nodes[node].admit(batch);
-        match &admission {
-            Admission::Pooled => {
-                self.stats.batches_pooled += 1;
-                if pulled {
-                    self.stats.batches_pulled += 1;
-                }
-            }
-            Admission::Refused(ReceiptError::BadList | ReceiptError::Misplaced(_) | ReceiptError::NotIncluded(_)) => {
-                self.stats.batches_refused_proof += 1;
-            }
-            Admission::Refused(_) => self.stats.batches_refused_certificate += 1,
-            Admission::Duplicate | Admission::Stale | Admission::Full => {}
-        }
-        admission
-    }
-
-    /// Pull: asks a random node of each other shard for the receipts owed
-    /// to `node`'s shard from its cursor on. A silent node sends nothing.
-    fn pull(&mut self, node: usize) {
-        if self.nodes[node].byzantine.as_ref().is_some_and(|b| !b.answers_sync()) {
-            return;
-        }
-        let shard = self.nodes[node].shard;
-        for source in (0..self.scenario.shards).filter(|s| *s != shard) {
-            self.pull_from(node, source);
-        }
-    }
-
-    fn pull_from(&mut self, node: usize, source: ShardId) {
-        let n = self.scenario.committee_size as usize;
-        let peer = source as usize * n + self.rng.index(n);
-        let from_height = self.nodes[node].cursor(source);
-        self.send(node, peer, Wire::ReceiptRequest { from_height });
-    }
-
-    /// Pools what a pull answer brought and moves the cursor past what it
-    /// covered, but not past a batch that was refused or found no room (so
-    /// it is asked for again).
-    fn on_pull_response(
-        &mut self,
-        node: usize,
-        peer: usize,
-        from_height: u64,
-        through: u64,
-        batches: Vec<ReceiptBatch>,
-    ) {
-        let source = self.nodes[peer].shard;
-        let full = batches.len() >= MAX_PULL_BATCHES;
-        let mut limit = through.saturating_add(1);
-        for batch in batches.into_iter().take(MAX_PULL_BATCHES) {
-            let (batch_shard, height) = batch.source();
-            if batch_shard != source || height < from_height {
-                // Not what was asked: the answer proves nothing about the range.
-                limit = from_height;
-                continue;
-            }
-            match self.offer(node, batch, true) {
-                Admission::Pooled | Admission::Duplicate | Admission::Stale => {}
-                Admission::Full | Admission::Refused(_) => limit = limit.min(height),
-            }
-        }
-        self.nodes[node].advance_cursor(source, from_height, limit);
-        if full && limit > from_height {
-            // More is owed than one answer holds: ask again right away.
-            self.pull_from(node, source);
-        }
-    }
-
-    /// Sends what the replica of `node` signed, through its Byzantine module
-    /// if it has one.
-    fn emit(&mut self, node: usize, message: SignedMessage, recipients: &[ValidatorIndex]) {
-        if self.nodes[node].honest() && !self.nodes[node].persisted_covers(&message) {
-            self.host_violation(node, format!("signed {:?} before persisting it", message.message));
-        }
-        let outgoing = match self.nodes[node].byzantine.take() {
-            None => honest(&message, recipients),
-            Some(mut module) => {
-                let outgoing = module.outgoing(&self.ctx(node), message, recipients);
-                self.nodes[node].byzantine = Some(module);
-                outgoing
-            }
-        };
-        let base = self.nodes[node].shard as usize * self.scenario.committee_size as usize;
-        for (to, bytes) in outgoing {
-            self.send(node, base + to.0 as usize, Wire::Consensus(bytes));
-        }
-    }
-
-    fn ctx(&self, node: usize) -> Ctx<'_> {
-        let host = &self.nodes[node];
-        Ctx {
-            chain_id: &self.genesis.chain_id,
-            genesis: &self.genesis,
-            shard: host.shard,
-            me: host.index,
-            key: host.config.signing_key.as_ref().expect("simulated validators sign"),
-            address: host.address,
-            committee_len: self.scenario.committee_size as usize,
-            shard_count: self.scenario.shards,
-            state: &host.state,
-            chain: &host.chain,
-            height: host.replica.height(),
-            view: host.replica.view(),
-            timestamp_ms: self.timestamp_ms(),
-            message_limit: self.message_limit,
-        }
-    }
-
-    fn timestamp_ms(&self) -> u64 {
-        self.genesis.genesis_time_ms + self.now_ms
-    }
-
     /// The network: partitions and drops (until the heal), duplicates and
     /// random delays (which reorder).
     fn send(&mut self, from: usize, to: usize, wire: Wire) {
         self.stats.messages += 1;
         let healed = self.now_ms >= self.scenario.heal_ms;
-        let cut =
-            self.scenario.partitions.iter().any(|p| {
-                (p.from_ms..p.until_ms).contains(&self.now_ms) && p.side.contains(&from) != p.side.contains(&to)
-            });
+        // A twin stands where its validator does in a partition.
+        let (side_from, side_to) = (self.nodes[from].place, self.nodes[to].place);
+        let cut = self.scenario.partitions.iter().any(|p| {
+            (p.from_ms..p.until_ms).contains(&self.now_ms) && p.side.contains(&side_from) != p.side.contains(&side_to)
+        });
         if !healed && (cut || self.rng.chance(self.scenario.drop_per_mille)) {
             self.stats.lost += 1;
             return;
@@ -634,151 +598,54 @@ impl Sim {
     }
 
     fn deliver(&mut self, from: usize, to: usize, wire: Wire) {
-        if !self.nodes[to].alive {
+        if !self.nodes[to].alive() {
             self.stats.lost += 1;
             return;
         }
         match wire {
-            Wire::Consensus(bytes) => {
-                let host = &self.nodes[to];
-                let verified = decode(&bytes, self.message_limit)
-                    .and_then(|m| m.verify(host.committee(), &self.genesis.chain_id, host.shard));
-                match verified {
-                    Ok(message) => {
-                        self.nodes[to].note_seen(&message);
-                        self.feed(to, Input::Message(message));
-                    }
-                    Err(_) => self.stats.rejected += 1,
+            Wire::Gossip { kind, data } => self.input(to, Input::Gossip { kind, data: data.to_vec() }, Some(from)),
+            Wire::Request { id, request } => {
+                let answer = serve_sync(self.nodes[to].store(), &self.genesis, &request).map_err(|e| e.to_string());
+                self.send(to, from, Wire::Answer { id, answer });
+            }
+            Wire::Answer { id, answer } => {
+                if let Some(pending) = self.pending.remove(&id) {
+                    self.answer(pending.node, pending.incarnation, pending.request, answer);
                 }
             }
-            Wire::SyncRequest { from_height } => {
-                let host = &self.nodes[to];
-                if host.byzantine.as_ref().is_some_and(|b| !b.answers_sync()) {
-                    return;
-                }
-                let blocks: Vec<Decision> =
-                    host.chain.range(from_height..).take(MAX_SYNC_BLOCKS).map(|(_, c)| c.clone()).collect();
-                self.send(to, from, Wire::SyncResponse(blocks));
-            }
-            Wire::SyncResponse(blocks) => self.on_sync_response(to, blocks),
-            Wire::Receipts(batch) => {
-                self.offer(to, *batch, false);
-            }
-            Wire::ReceiptRequest { from_height } => {
-                let (host, dest) = (&self.nodes[to], self.nodes[from].shard);
-                // Only honest hosts serve receipts (see `checks::replay`).
-                if !host.honest() || host.shard == dest {
-                    return;
-                }
-                let (batches, through) = host.owed(dest, from_height, MAX_PULL_BATCHES);
-                self.send(to, from, Wire::ReceiptResponse { from_height, through, batches });
-            }
-            Wire::ReceiptResponse { from_height, through, batches } => {
-                self.on_pull_response(to, from, from_height, through, batches)
-            }
         }
     }
 
-    /// Applies the certified blocks that extend the chain, then tells the
-    /// replica. Anything that does not verify is ignored (the peer's fault).
-    fn on_sync_response(&mut self, node: usize, blocks: Vec<Decision>) {
-        let before = self.nodes[node].height();
-        let full = blocks.len() >= MAX_SYNC_BLOCKS;
-        for block in blocks {
-            if block.certificate.height != self.nodes[node].height() + 1 {
-                continue;
-            }
-            if !self.commit(node, block, true) {
-                break;
-            }
-        }
-        let after = self.nodes[node].height();
-        if after > before {
-            let committed = self.nodes[node].committed_input();
-            self.feed(node, committed);
-            if full {
-                self.request_sync(node, after + 1, 0);
-            }
-        }
-    }
-
-    fn request_sync(&mut self, node: usize, height: u64, attempt: u32) {
-        let n = self.scenario.committee_size as usize;
-        let base = self.nodes[node].shard as usize * n;
-        let mut peer = base + self.rng.index(n - 1);
-        if peer >= node {
-            peer += 1;
-        }
-        let from_height = self.nodes[node].height() + 1;
-        self.send(node, peer, Wire::SyncRequest { from_height });
-        let incarnation = self.nodes[node].incarnation;
-        self.queue
-            .push(self.now_ms + SYNC_RETRY_MS, Event::SyncRetry { node, incarnation, height, attempt: attempt + 1 });
-    }
-
-    fn build_proposal(&mut self, node: usize, height: u64, view: u64) {
-        // The replica that asked may have moved on since (as the node's
-        // driver drops such a request).
-        let replica = &self.nodes[node].replica;
-        if (replica.height(), replica.view()) != (height, view) || replica.index() != Some(replica.leader()) {
-            return;
-        }
-        let timestamp_ms = self.timestamp_ms();
-        let Some(block) = self.nodes[node].build(height, timestamp_ms) else {
-            return;
-        };
-        let (block_hash, bytes) = match self.nodes[node].byzantine.take() {
-            None => (block.hash().0, block.to_bytes()),
-            Some(mut module) => {
-                let proposal = module.proposal(&self.ctx(node), block);
-                self.nodes[node].byzantine = Some(module);
-                proposal
-            }
-        };
-        self.feed(node, Input::Proposal { height, view, block_hash, block: bytes });
-    }
-
+    /// A client's transfer, submitted to one live node of the shard (whose
+    /// core gossips it to the others).
     fn submit(&mut self, shard: u32) {
-        let most_advanced = self
-            .nodes
-            .iter()
-            .filter(|n| n.shard == shard && n.honest())
-            .max_by_key(|n| (n.height(), std::cmp::Reverse(n.id)))
-            .map(|n| n.id);
-        let Some(oracle) = most_advanced else { return };
-        let state = &self.nodes[oracle].state;
-        let Some(tx) = self.workload.next(shard, |address| state.account(address).map(|a| a.nonce).unwrap_or(0)) else {
+        let Some(oracle) = most_advanced(&self.nodes, shard) else { return };
+        let store = oracle.store();
+        let Some(tx) = self.workload.next(shard, |address| store.account(address).map(|a| a.nonce).unwrap_or(0)) else {
             return;
         };
-        for host in self.nodes.iter_mut().filter(|n| n.shard == shard && n.alive) {
-            host.submit(tx.clone());
-        }
-    }
-
-    fn tick(&mut self, node: usize) {
-        if !self.nodes[node].alive {
+        let live: Vec<usize> =
+            self.members[shard as usize].iter().copied().filter(|m| self.nodes[*m].alive()).collect();
+        if live.is_empty() {
             return;
         }
-        let me = self.nodes[node].index;
-        let recipients: Vec<ValidatorIndex> =
-            (0..self.scenario.committee_size).map(ValidatorIndex).filter(|i| *i != me).collect();
-        let Some(mut module) = self.nodes[node].byzantine.take() else { return };
-        let ctx = self.ctx(node);
-        let outgoing = module.tick(&ctx, &recipients);
-        let relayed = module.receipts(&ctx);
-        self.nodes[node].byzantine = Some(module);
-        let n = self.scenario.committee_size as usize;
-        let base = self.nodes[node].shard as usize * n;
-        for (to, bytes) in outgoing {
-            self.send(node, base + to.0 as usize, Wire::Consensus(bytes));
+        let node = live[self.rng.index(live.len())];
+        let now = self.host_ms();
+        let Some(core) = self.nodes[node].core_mut() else { return };
+        let mut out = Vec::new();
+        let result = core.submit_tx(now, tx, &mut out);
+        self.effects(node, out, None);
+        if let Err(e) = result {
+            self.host_violation(node, format!("storage failed: {e}"));
         }
-        for (dest, batch) in relayed {
-            let count = self.nodes.len();
-            for to in (dest as usize * n..(dest as usize + 1) * n).filter(|to| *to < count) {
-                self.send(node, to, Wire::Receipts(Box::new(batch.clone())));
-            }
-        }
+        self.check_bounds(node);
+        self.schedule_tick(node);
     }
+}
+
+/// The honest node of `shard` with the highest committed height.
+fn most_advanced(nodes: &[Node], shard: ShardId) -> Option<&Node> {
+    nodes.iter().filter(|n| n.shard == shard && n.honest()).max_by_key(|n| (n.height(), std::cmp::Reverse(n.id)))
 }
 
 /// Runs the scenario of `seed`.

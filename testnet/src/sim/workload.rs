@@ -1,6 +1,6 @@
 //! Clients: each shard gets a set of funded wallets that live in it, and a
-//! client that submits transfers to every live validator of the shard at a
-//! steady pace. With several shards, about a third of them pay a wallet of
+//! client that submits transfers to a live validator of the shard (whose
+//! core gossips them) at a steady pace. With several shards, about a third of them pay a wallet of
 //! another shard: the sender's shard debits it and emits a receipt that the
 //! recipient's shard must credit.
 

@@ -96,12 +96,60 @@ impl SyncRequest {
     pub fn asker(&self) -> ShardId {
         self.receipts_for.unwrap_or(self.shard)
     }
+
+    /// A server's check of an inbound request before its store is read: the
+    /// shard must be one it runs (`serves`), the range must start at height
+    /// 1 or above and ask for something, and a receipt scan must be for
+    /// another shard; the block count is capped ([`SyncRequest::cap`]).
+    pub fn admit(mut self, serves: impl Fn(ShardId) -> bool) -> Result<SyncRequest, &'static str> {
+        if !serves(self.shard) {
+            return Err("shard not run here");
+        }
+        if self.receipts_for == Some(self.shard) {
+            return Err("receipts of a shard for itself");
+        }
+        if self.from_height == 0 {
+            return Err("from_height 0");
+        }
+        if self.max_blocks == 0 {
+            return Err("asks for no blocks");
+        }
+        self.max_blocks = self.cap();
+        Ok(self)
+    }
 }
 
 impl SyncResponse {
     /// Blocks of `shard` from a server at `tip_height`.
     pub fn blocks(shard: ShardId, tip_height: u64, blocks: Vec<SyncedBlock>) -> SyncResponse {
         SyncResponse { shard, tip_height, blocks, receipts_for: None, scanned_to: 0, receipts: Vec::new() }
+    }
+
+    /// A client's check of an answer against the request it answers (the
+    /// blocks themselves are the shard's to verify).
+    pub fn check(&self, request: &SyncRequest) -> Result<(), String> {
+        if self.shard != request.shard {
+            return Err(format!("answered for shard {} instead of {}", self.shard, request.shard));
+        }
+        if self.receipts_for != request.receipts_for {
+            return Err("answered another kind of request".to_owned());
+        }
+        let asked = request.cap();
+        if self.blocks.len() > usize::try_from(asked).unwrap_or(usize::MAX) {
+            return Err(format!("sent {} blocks, {asked} asked for", self.blocks.len()));
+        }
+        if request.receipts_for.is_some() {
+            let last = request.from_height.saturating_add(u64::from(asked)).saturating_sub(1);
+            if !self.blocks.is_empty()
+                || self.scanned_to > last
+                || self.receipts.len() > usize::try_from(asked).unwrap_or(usize::MAX)
+            {
+                return Err(format!("a receipt scan answer beyond the {asked} blocks asked for"));
+            }
+        } else if !self.receipts.is_empty() {
+            return Err("receipts in a block sync answer".to_owned());
+        }
+        Ok(())
     }
 
     /// What a server answers `request` when it will not (or cannot) serve

@@ -1,11 +1,9 @@
 //! `flood`: the validator publishes junk on its shard's consensus topic, a
-//! burst every [`INTERVAL`]. Peers fail to decode it, refuse it, and
+//! burst every [`INTERVAL_MS`]. Peers fail to decode it, refuse it, and
 //! gossipsub's scoring cuts the flooder off.
 
-use std::time::Duration;
-
 /// Time between bursts.
-pub const INTERVAL: Duration = Duration::from_millis(100);
+pub const INTERVAL_MS: u64 = 100;
 /// Messages per burst.
 pub const BURST: usize = 20;
 /// Size of each junk message.

@@ -9,18 +9,18 @@
 //! The chain also knows the committee that certifies its next block: the
 //! genesis one minus the validators jailed so far, refreshed whenever a
 //! committed block slashes someone.
+//!
+//! Serving blocks to peers is [`crate::serve`]'s, over [`ChainRead`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use palisade_consensus::{BlockHash, CommitCertificate, Committee, Decision, ShardId, ValidatorIndex};
 use palisade_ledger::execute::{Built, Extras, apply_block, build_block};
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::slashing::{EvidenceRefused, SlashRecord};
-use palisade_ledger::store::{ShardStore, Store, StoreError};
-use palisade_ledger::{Address, Block, Hash, Outcome, ReceiptBatch, SignedTx, State, Tip, TxError, codec, committee};
+use palisade_ledger::{Address, Block, Hash, Outcome, SignedTx, Tip, TxError, codec, committee};
 
-use crate::wire::{MAX_SYNC_BLOCKS, MAX_SYNC_RESPONSE_BYTES, SyncRequest, SyncResponse, SyncedBlock};
+use crate::storage::{ChainStore, StorageError};
 
 /// Most execution results cached on one tip (the replica keeps at most
 /// `MAX_BLOCKS_PER_HEIGHT` blocks per height; this is a backstop).
@@ -61,7 +61,7 @@ pub enum CommitError {
     Refused(#[from] Refused),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
 }
 
 /// A block this node built to propose.
@@ -96,8 +96,8 @@ pub struct Committed {
 }
 
 /// One shard's chain and execution cache.
-pub struct Chain {
-    state: ShardStore,
+pub struct Chain<S> {
+    state: S,
     committee: Committee,
     chain_id: String,
     shard: ShardId,
@@ -105,15 +105,9 @@ pub struct Chain {
     outcomes: BTreeMap<BlockHash, Outcome>,
 }
 
-impl Chain {
-    /// Opens `shard` in `store` (writing its genesis state the first time).
-    pub fn open(
-        store: Arc<Store>,
-        genesis: &Genesis,
-        shard: ShardId,
-        max_block_bytes: usize,
-    ) -> Result<Chain, StoreError> {
-        let state = ShardStore::open(store, genesis, shard)?;
+impl<S: ChainStore> Chain<S> {
+    /// The chain of `shard` over its opened `state`.
+    pub fn open(state: S, genesis: &Genesis, shard: ShardId, max_block_bytes: usize) -> Result<Chain<S>, StorageError> {
         let committee = committee::current(&state)?;
         Ok(Chain {
             state,
@@ -136,8 +130,19 @@ impl Chain {
     }
 
     /// The committed state (for the mempool's checks).
-    pub fn state(&self) -> &ShardStore {
+    pub fn state(&self) -> &S {
         &self.state
+    }
+
+    /// The store, for what the chain does not write itself (the receipt
+    /// scans' resume points).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.state
+    }
+
+    /// Gives the store back (a simulated crash keeps only what it holds).
+    pub fn into_store(self) -> S {
+        self.state
     }
 
     fn decode_block(&self, bytes: &[u8]) -> Result<Block, Refused> {
@@ -188,10 +193,10 @@ impl Chain {
         now_ms: u64,
         extras: Extras,
         candidates: Vec<SignedTx>,
-    ) -> Result<Proposed, StoreError> {
+    ) -> Result<Proposed, StorageError> {
         let Built { block, outcome, rejected, refused_evidence } =
             build_block(&self.state, proposer, now_ms, extras, candidates).map_err(|e| match e {
-                palisade_ledger::BlockError::State(e) => StoreError::State(e),
+                palisade_ledger::BlockError::State(e) => StorageError::from(e),
                 // Building on our own tip from our own state fails only on
                 // storage errors; anything else is a bug worth stopping for.
                 other => panic!("building a block on our own tip failed: {other}"),
@@ -225,7 +230,7 @@ impl Chain {
         let outcome = match self.outcomes.remove(&certificate.block_hash) {
             Some(outcome) if outcome.parent == tip => outcome,
             _ => apply_block(&self.state, &block).map_err(|e| match e {
-                palisade_ledger::BlockError::State(e) => CommitError::Store(StoreError::State(e)),
+                palisade_ledger::BlockError::State(e) => CommitError::Store(e.into()),
                 other => CommitError::Refused(Refused::Invalid(other.to_string())),
             })?,
         };
@@ -233,7 +238,7 @@ impl Chain {
         self.outcomes.clear();
         let jailed = self.committee.inactive();
         if !outcome.slashed.is_empty() {
-            self.committee = committee::current(&self.state).map_err(StoreError::State)?;
+            self.committee = committee::current(&self.state).map_err(StorageError::from)?;
         }
         Ok(Committed {
             block,
@@ -248,7 +253,7 @@ impl Chain {
 
     /// The last `count` committed blocks with their certificates, oldest
     /// first, for [`palisade_consensus::Replica::restore`].
-    pub fn recent_decisions(&self, store: &Store, count: usize) -> Result<Vec<Decision>, StoreError> {
+    pub fn recent_decisions(&self, count: usize) -> Result<Vec<Decision>, StorageError> {
         let tip = self.tip().height;
         let mut decisions = Vec::new();
         let first = tip.saturating_sub(count as u64).saturating_add(1);
@@ -257,14 +262,12 @@ impl Chain {
                 continue;
             }
             let (Some(block), Some(certificate)) =
-                (store.block_bytes(self.shard, height)?, store.certificate(self.shard, height)?)
+                (self.state.block_bytes(height)?, self.state.certificate(height)?)
             else {
                 continue;
             };
-            let certificate = decode_certificate(&certificate).map_err(|e| StoreError::Corrupt {
-                what: format!("certificate {}/{height}", self.shard),
-                reason: e.to_string(),
-            })?;
+            let certificate = decode_certificate(&certificate)
+                .map_err(|e| StorageError(format!("stored certificate {}/{height}: {e}", self.shard)))?;
             decisions.push(Decision { certificate, block });
         }
         Ok(decisions)
@@ -275,84 +278,4 @@ impl Chain {
 pub fn decode_certificate(bytes: &[u8]) -> Result<CommitCertificate, Refused> {
     codec::decode(bytes, MAX_CERTIFICATE_BYTES)
         .map_err(|e| Refused::Decode { what: "certificate", reason: e.to_string() })
-}
-
-/// Answers a peer's sync request from the store: consecutive committed blocks
-/// from the requested height, bounded in count and bytes; or, for a receipt
-/// scan, the receipts those blocks emitted for the asking shard.
-pub fn serve_sync(store: &Arc<Store>, genesis: &Genesis, request: &SyncRequest) -> Result<SyncResponse, StoreError> {
-    if let Some(dest) = request.receipts_for {
-        return serve_receipts(store, genesis, request, dest);
-    }
-    let tip_height = store.tip(request.shard)?.map_or(0, |tip| tip.height);
-    let mut response = SyncResponse::blocks(request.shard, tip_height, Vec::new());
-    let count = u64::from(request.max_blocks.clamp(1, MAX_SYNC_BLOCKS));
-    let mut bytes = 0usize;
-    let from = request.from_height.max(1);
-    for height in from..from.saturating_add(count) {
-        if height > tip_height {
-            break;
-        }
-        let (Some(block), Some(certificate)) =
-            (store.block_bytes(request.shard, height)?, store.certificate(request.shard, height)?)
-        else {
-            break;
-        };
-        let size = block.len().saturating_add(certificate.len());
-        // Always send at least one block, so a large block still syncs.
-        if !response.blocks.is_empty() && bytes.saturating_add(size) > MAX_SYNC_RESPONSE_BYTES {
-            break;
-        }
-        bytes = bytes.saturating_add(size);
-        response.blocks.push(SyncedBlock { block, certificate });
-    }
-    Ok(response)
-}
-
-/// A receipt scan: reads the requested range of our chain (bounded in
-/// blocks) and returns, per block that emitted receipts for `dest`, its
-/// proven batch; stops early rather than exceed the response's byte bound.
-fn serve_receipts(
-    store: &Arc<Store>,
-    genesis: &Genesis,
-    request: &SyncRequest,
-    dest: ShardId,
-) -> Result<SyncResponse, StoreError> {
-    let shard = request.shard;
-    // Who was jailed at each height comes from the current state (slash
-    // records are never removed), read once for the whole range.
-    let reader = match genesis.shard_context(shard) {
-        Some(context) => ShardStore::reader(store.clone(), context)?,
-        None => None,
-    };
-    let jailings = match &reader {
-        Some(reader) => committee::Jailings::read(reader)?,
-        None => committee::Jailings::default(),
-    };
-    let tip_height = store.tip(shard)?.map_or(0, |tip| tip.height);
-    let mut response = SyncResponse::empty(request);
-    response.tip_height = tip_height;
-    let from = request.from_height.max(1);
-    let last = from.saturating_add(u64::from(request.cap().max(1))).saturating_sub(1).min(tip_height);
-    let mut bytes = 0usize;
-    for height in from..=last {
-        let (Some(block), Some(certificate)) = (store.block(shard, height)?, store.certificate(shard, height)?) else {
-            break;
-        };
-        let certificate = decode_certificate(&certificate).map_err(|e| StoreError::Corrupt {
-            what: format!("certificate {shard}/{height}"),
-            reason: e.to_string(),
-        })?;
-        let jailed = jailings.at(height);
-        if let Some(batch) = ReceiptBatch::for_dest(&block, &certificate, &jailed, genesis.shard_count, dest) {
-            let encoded = codec::encode(&batch);
-            if bytes.saturating_add(encoded.len()) > MAX_SYNC_RESPONSE_BYTES {
-                break;
-            }
-            bytes = bytes.saturating_add(encoded.len());
-            response.receipts.push(serde_bytes::ByteBuf::from(encoded));
-        }
-        response.scanned_to = height;
-    }
-    Ok(response)
 }

@@ -24,14 +24,13 @@
 //! is in the committed state, so a restarted node resumes there instead of
 //! rescanning every chain from height 1.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use palisade_consensus::CommitCertificate;
 use palisade_ledger::execute::verify_batch;
 use palisade_ledger::receipt::ReceiptBatch;
 use palisade_ledger::state::StateError;
-use palisade_ledger::{Block, BlockError, BlockHeader, Receipt, ShardId, State, StateExt, codec};
+use palisade_ledger::{Block, BlockError, BlockHeader, Hash, Receipt, ShardId, State, StateExt, codec};
 
 use crate::wire::{SyncRequest, SyncResponse};
 
@@ -39,9 +38,9 @@ use crate::wire::{SyncRequest, SyncResponse};
 /// batch's header and certificate shared).
 pub const MAX_POOLED_RECEIPTS: usize = 100_000;
 /// How often each source shard is scanned for receipts owed to us.
-pub const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+pub const SCAN_INTERVAL_MS: u64 = 500;
 /// How long a scan may stay unanswered before it is sent again.
-const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
+const SCAN_TIMEOUT_MS: u64 = 10_000;
 
 /// What became of a batch offered to the pool.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,11 +60,14 @@ pub struct Receipts {
     shard: ShardId,
     /// Verified batches not yet (fully) credited, by source block.
     pool: BTreeMap<(ShardId, u64), ReceiptBatch>,
+    /// Receipt id → the pooled batch holding it (`contains` is a lookup,
+    /// not a walk over up to [`MAX_POOLED_RECEIPTS`]).
+    ids: HashMap<Hash, (ShardId, u64)>,
     pooled: usize,
     /// Per other shard, the next source height to scan.
     cursors: BTreeMap<ShardId, u64>,
-    /// Scans waiting for an answer, by source, since when.
-    scanning: BTreeMap<ShardId, Instant>,
+    /// Scans waiting for an answer, by source, since when (host ms).
+    scanning: BTreeMap<ShardId, u64>,
 }
 
 impl Receipts {
@@ -79,7 +81,7 @@ impl Receipts {
     pub fn resume(shard: ShardId, shard_count: u32, saved: &BTreeMap<ShardId, u64>) -> Receipts {
         let cursors =
             (0..shard_count).filter(|&s| s != shard).map(|s| (s, saved.get(&s).copied().unwrap_or(1).max(1))).collect();
-        Receipts { shard, pool: BTreeMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
+        Receipts { shard, pool: BTreeMap::new(), ids: HashMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
     }
 
     /// Per source shard, the lowest height whose receipts may not yet be
@@ -105,8 +107,8 @@ impl Receipts {
     }
 
     /// Whether receipt `id` waits here.
-    pub fn contains(&self, id: &palisade_ledger::Hash) -> bool {
-        self.pool.values().any(|b| b.receipts.iter().any(|p| &p.receipt.id == id))
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.ids.contains_key(id)
     }
 
     /// The batches a final block (with `header`, `certificate`, and the
@@ -154,6 +156,7 @@ impl Receipts {
         }
         let added = fresh.len();
         self.pooled = self.pooled.saturating_add(added);
+        let ids: Vec<Hash> = fresh.iter().map(|p| p.receipt.id).collect();
         match self.pool.get_mut(&source) {
             // Same certified source block: its receipts merge.
             Some(pooled) if pooled.header == batch.header => {
@@ -170,6 +173,7 @@ impl Receipts {
                 self.pool.insert(source, ReceiptBatch { receipts: fresh, ..batch });
             }
         }
+        self.ids.extend(ids.into_iter().map(|id| (id, source)));
         Ok(Offer::Pooled(added))
     }
 
@@ -196,7 +200,14 @@ impl Receipts {
             let Some(pooled) = self.pool.get_mut(&source) else { continue };
             let done: BTreeSet<u32> = credited.receipts.iter().map(|r| r.index).collect();
             let before = pooled.receipts.len();
-            pooled.receipts.retain(|r| !done.contains(&r.index));
+            let ids = &mut self.ids;
+            pooled.receipts.retain(|r| {
+                let keep = !done.contains(&r.index);
+                if !keep {
+                    ids.remove(&r.receipt.id);
+                }
+                keep
+            });
             self.pooled = self.pooled.saturating_sub(before.saturating_sub(pooled.receipts.len()));
             if pooled.receipts.is_empty() {
                 self.pool.remove(&source);
@@ -205,16 +216,16 @@ impl Receipts {
     }
 
     /// The scans to send now: one per source shard without one in flight.
-    pub fn scans_due(&mut self, now: Instant) -> Vec<SyncRequest> {
+    pub fn scans_due(&mut self, now_ms: u64) -> Vec<SyncRequest> {
         let mut due = Vec::new();
         for (&source, &from) in &self.cursors {
-            let busy = self.scanning.get(&source).is_some_and(|at| now.saturating_duration_since(*at) < SCAN_TIMEOUT);
+            let busy = self.scanning.get(&source).is_some_and(|at| now_ms.saturating_sub(*at) < SCAN_TIMEOUT_MS);
             if !busy {
                 due.push(SyncRequest::receipts(source, from, self.shard));
             }
         }
         for request in &due {
-            self.scanning.insert(request.shard, now);
+            self.scanning.insert(request.shard, now_ms);
         }
         due
     }
@@ -356,7 +367,7 @@ mod tests {
         let (genesis, block, certificate, dest) = setup();
         let batch = ReceiptBatch::for_dest(&block, &certificate, &[], 2, 1).unwrap();
         let mut pool = Receipts::new(1, 2);
-        let now = Instant::now();
+        let now = 1_000;
         let due = pool.scans_due(now);
         assert_eq!(due, vec![SyncRequest::receipts(0, 1, 1)]);
         assert!(pool.scans_due(now).is_empty(), "one scan in flight per source");

@@ -72,6 +72,16 @@ impl EvidencePool {
         Offered::Pooled(hash, offender)
     }
 
+    /// Pieces waiting (at most one per committee member).
+    pub fn len(&self) -> usize {
+        self.by_offender.len()
+    }
+
+    /// Nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.by_offender.is_empty()
+    }
+
     /// What a proposal may carry.
     pub fn candidates(&self) -> Vec<Evidence> {
         self.by_offender.values().cloned().collect()

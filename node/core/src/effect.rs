@@ -1,0 +1,184 @@
+//! What goes into a [`crate::ShardCore`] and what comes out.
+//!
+//! The host carries out a core's effects **in order**: an
+//! [`Effect::Persist`] is durable before any later effect runs, so a
+//! validator never sends a vote its store does not remember. Every
+//! [`Input::Gossip`] gets exactly one [`Effect::Verdict`].
+
+use palisade_consensus::{CommitCertificate, Phase, SafetyState, ValidatorIndex};
+use palisade_ledger::slashing::SlashRecord;
+use palisade_ledger::{Address, Block, Hash, ShardId};
+use serde::Serialize;
+
+use crate::wire::{SyncRequest, SyncResponse, TopicKind};
+
+/// An input to a shard core, handed over with the host's time.
+#[derive(Debug)]
+pub enum Input {
+    /// The core starts: the replica's first actions, a first sync request
+    /// (we may have been down while peers moved on), the periodic timers.
+    Start,
+    /// A message from one of the shard's gossip topics (or this shard's
+    /// receipts topic), not yet decoded. Answered by one [`Effect::Verdict`].
+    Gossip {
+        /// The topic it came on.
+        kind: TopicKind,
+        /// Its bytes (size-checked by the transport against the topic's limit).
+        data: Vec<u8>,
+    },
+    /// Time passed: fire the timers that are due, build a proposal that is
+    /// due. Hosts send it after each burst of inputs and at
+    /// [`crate::ShardCore::next_deadline_ms`].
+    Tick,
+    /// The answer to an [`Effect::Request`], or why there is none (not
+    /// sent, timed out, refused).
+    SyncAnswer {
+        /// What was asked.
+        request: SyncRequest,
+        /// The answer, checked against the request by the transport.
+        answer: Result<SyncResponse, String>,
+    },
+}
+
+/// A gossip message's verdict, for the transport's scoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Provably bad (undecodable, bad signature, wrong chain): do not forward,
+    /// and penalise the peer that sent it.
+    Reject,
+    /// Not useful but not the sender's fault (duplicate, stale, queue full):
+    /// do not forward, no penalty.
+    Ignore,
+}
+
+/// What a core asks its host to do, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Make the replica's safety state durable (synced) before any later
+    /// effect.
+    Persist(SafetyState),
+    /// Publish on a shard's gossip topic (ours, or another shard's receipts
+    /// topic).
+    Publish {
+        /// The topic's shard.
+        shard: ShardId,
+        /// Which of its topics.
+        kind: TopicKind,
+        /// The encoded message.
+        data: Vec<u8>,
+    },
+    /// The verdict on the gossip input being handled.
+    Verdict(Verdict),
+    /// Ask a peer (block sync or receipt scan); answer with
+    /// [`Input::SyncAnswer`], also when it cannot be sent.
+    Request(SyncRequest),
+    /// A block became final here (committed to the store already).
+    Committed(Box<Committed>),
+    /// Something worth counting.
+    Note(Note),
+}
+
+/// A block just made final by a core.
+#[derive(Debug)]
+pub struct Committed {
+    /// The block.
+    pub block: Block,
+    /// Its header hash.
+    pub hash: Hash,
+    /// Its certificate.
+    pub certificate: CommitCertificate,
+    /// Its encoded size.
+    pub bytes: usize,
+    /// Applied through sync rather than decided by our replica.
+    pub synced: bool,
+    /// Time from entering the height to committing it, in the host's ms.
+    pub latency_ms: u64,
+    /// Receipts the block credited.
+    pub credited: usize,
+    /// Receipts it emitted for other shards.
+    pub emitted: usize,
+    /// Validators it slashed and jailed.
+    pub slashed: Vec<(Address, SlashRecord)>,
+    /// The committee members jailed for the next height, when it changed.
+    pub jailed_next: Option<Vec<ValidatorIndex>>,
+}
+
+/// Counted events (the node turns them into Prometheus metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A gossip message was provably bad.
+    GossipRefused {
+        /// Its topic.
+        kind: TopicKind,
+        /// `decode` or `invalid`.
+        reason: &'static str,
+    },
+    /// The mempool refused a transaction (its [`crate::mempool::Rejection::label`]).
+    TxRejected(&'static str),
+    /// Our replica detected an equivocation, in this slot.
+    EvidenceDetected {
+        /// The equivocating validator.
+        signer: ValidatorIndex,
+        /// The height of the two messages.
+        height: u64,
+        /// Their view.
+        view: u64,
+        /// Their phase.
+        phase: Phase,
+    },
+    /// The replica moved from one view to a higher one at its height.
+    ViewChanged {
+        /// The height.
+        height: u64,
+        /// Views skipped.
+        by: u64,
+    },
+    /// A peer showed us a higher committed height.
+    PeerHeight(u64),
+}
+
+/// A transaction's state as far as the core's memory goes (final
+/// transactions are found in the store's transaction index instead).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TxState {
+    /// Waiting in the mempool.
+    Pending,
+    /// Refused by the mempool or dropped by a block builder, recently.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Not known here.
+    Unknown,
+}
+
+/// What a shard publishes about itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard: ShardId,
+    /// This node's committee index on it, if it validates it.
+    pub validator_index: Option<ValidatorIndex>,
+    /// Committed height.
+    pub height: u64,
+    /// Hash of the block at `height` (the genesis hash at 0).
+    pub last_block_hash: Hash,
+    /// When `height` was committed here, ms since the Unix epoch (node start
+    /// time if nothing was committed since).
+    pub last_commit_unix_ms: u64,
+    /// Consensus view at the height being decided.
+    pub view: u64,
+    /// Highest height seen from peers; above `height` while catching up.
+    pub peer_height: u64,
+    /// Transactions waiting in the mempool.
+    pub mempool_txs: usize,
+    /// Bytes the mempool holds.
+    #[serde(skip)]
+    pub mempool_bytes: usize,
+    /// Receipts waiting to be credited.
+    #[serde(skip)]
+    pub receipts_pooled: usize,
+}

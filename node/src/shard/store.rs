@@ -1,0 +1,121 @@
+//! The shard core's storage traits over the node's RocksDB [`Store`]:
+//! [`RocksChain`] is a shard's one writer (its thread), [`StoreReader`]
+//! what the sync server reads off that thread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use palisade_ledger::committee::Jailings;
+use palisade_ledger::genesis::Genesis;
+use palisade_ledger::state::{ShardContext, StateError, StateKey};
+use palisade_ledger::store::{ShardStore, Store, StoreError};
+use palisade_ledger::{Block, Hash, Outcome, ShardId, State, Tip};
+use palisade_shard_core::{ChainRead, ChainStore, StorageError};
+
+fn storage(e: StoreError) -> StorageError {
+    StorageError(e.to_string())
+}
+
+/// One shard's chain in the store, read by anyone holding the store.
+#[derive(Clone)]
+pub struct StoreReader {
+    store: Arc<Store>,
+    context: ShardContext,
+}
+
+impl StoreReader {
+    /// The chain of `shard`; `None` if the genesis has no such shard.
+    pub fn new(store: Arc<Store>, genesis: &Genesis, shard: ShardId) -> Option<StoreReader> {
+        Some(StoreReader { store, context: genesis.shard_context(shard)? })
+    }
+}
+
+impl ChainRead for StoreReader {
+    fn tip_height(&self) -> Result<u64, StorageError> {
+        Ok(self.store.tip(self.context.shard).map_err(storage)?.map_or(0, |tip| tip.height))
+    }
+
+    fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.store.block_bytes(self.context.shard, height).map_err(storage)
+    }
+
+    fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.store.certificate(self.context.shard, height).map_err(storage)
+    }
+
+    fn jailings(&self) -> Result<Jailings, StorageError> {
+        match ShardStore::reader(self.store.clone(), self.context.clone()).map_err(storage)? {
+            Some(state) => Ok(Jailings::read(&state)?),
+            None => Ok(Jailings::default()),
+        }
+    }
+}
+
+/// One shard's committed state and chain in the store, for its core.
+pub struct RocksChain {
+    state: ShardStore,
+    reader: StoreReader,
+}
+
+impl RocksChain {
+    /// Opens `shard` in `store`, writing its genesis state the first time.
+    pub fn open(store: Arc<Store>, genesis: &Genesis, shard: ShardId) -> Result<RocksChain, StoreError> {
+        let state = ShardStore::open(store.clone(), genesis, shard)?;
+        let reader = StoreReader { store, context: state.shard_context().clone() };
+        Ok(RocksChain { state, reader })
+    }
+}
+
+impl State for RocksChain {
+    fn context(&self) -> &ShardContext {
+        self.state.context()
+    }
+
+    fn tip(&self) -> Tip {
+        self.state.tip()
+    }
+
+    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        self.state.get_raw(key)
+    }
+
+    fn tree_update(
+        &self,
+        version: u64,
+        writes: &BTreeMap<StateKey, Vec<u8>>,
+    ) -> Result<(Hash, jmt::storage::TreeUpdateBatch), StateError> {
+        self.state.tree_update(version, writes)
+    }
+}
+
+impl ChainRead for RocksChain {
+    fn tip_height(&self) -> Result<u64, StorageError> {
+        Ok(self.state.tip().height)
+    }
+
+    fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.reader.block_bytes(height)
+    }
+
+    fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.reader.certificate(height)
+    }
+
+    fn jailings(&self) -> Result<Jailings, StorageError> {
+        Ok(Jailings::read(&self.state)?)
+    }
+}
+
+impl ChainStore for RocksChain {
+    fn commit(&mut self, block: &Block, certificate: &[u8], outcome: &Outcome) -> Result<(), StorageError> {
+        self.state.commit(block, certificate, outcome).map_err(storage)
+    }
+
+    fn receipt_cursors(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.reader.store.receipt_cursors(self.reader.context.shard).map_err(storage)
+    }
+
+    fn save_receipt_cursors(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.reader.store.save_receipt_cursors(self.reader.context.shard, bytes).map_err(storage)
+    }
+}
