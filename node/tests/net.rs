@@ -20,9 +20,7 @@ use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
 use palisade_ledger::Hash;
 use palisade_node::metrics::{Metrics, TopicLabel, TopicReasonLabel};
 use palisade_node::net::{self, COMMAND_QUEUE, NetConfig, NetHandle, Started, SyncServer, Verdict};
-use palisade_node::shard::{
-    Control, GossipInput, QueueBounds, ShardQueues, ShardStatus, SyncAnswer, TxInput, shard_channel,
-};
+use palisade_node::shard::{GossipInput, QueueBounds, ShardQueues, ShardStatus, SyncAnswer, TxInput, shard_channel};
 use palisade_node::wire::{
     self, MAX_SYNC_BLOCKS, MAX_TX_GOSSIP_BYTES, SyncRequest, SyncResponse, SyncedBlock, TopicKind,
 };
@@ -71,6 +69,8 @@ fn status(shard: u32) -> ShardStatus {
         view: 0,
         peer_height: 0,
         mempool_txs: 0,
+        mempool_bytes: 0,
+        receipts_pooled: 0,
     }
 }
 
@@ -288,12 +288,12 @@ async fn sync_request_is_answered_by_a_peer() {
     assert!(a.net.sync(SyncRequest { max_blocks: 4, ..SyncRequest::blocks(SHARD, 1) }));
     let mut answer = None;
     wait_for("the answer of a lone node", || {
-        answer = a.queues.control.try_recv().ok();
+        answer = a.queues.sync.try_recv().ok();
         answer.is_some()
     })
     .await;
     match answer {
-        Some(Control::Synced(SyncAnswer { answer: Err(reason), .. })) => {
+        Some(SyncAnswer { answer: Err(reason), .. }) => {
             assert!(reason.contains("no peer follows shard 0"), "{reason}")
         }
         other => panic!("expected a sync failure, got {other:?}"),
@@ -322,13 +322,13 @@ async fn sync_request_is_answered_by_a_peer() {
         assert!(a.net.sync(SyncRequest { max_blocks: 1_000, ..SyncRequest::blocks(SHARD, 10) }));
         let mut answer = None;
         wait_for("a sync answer", || {
-            answer = a.queues.control.try_recv().ok();
+            answer = a.queues.sync.try_recv().ok();
             answer.is_some()
         })
         .await;
         match answer {
-            Some(Control::Synced(SyncAnswer { answer: Ok(response), .. })) => break response,
-            Some(Control::Synced(SyncAnswer { answer: Err(reason), .. })) if reason.contains("no peer follows") => {
+            Some(SyncAnswer { answer: Ok(response), .. }) => break response,
+            Some(SyncAnswer { answer: Err(reason), .. }) if reason.contains("no peer follows") => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             other => panic!("unexpected answer {other:?}"),

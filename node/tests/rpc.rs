@@ -33,11 +33,11 @@ use palisade_node::mempool::{InsertError, Mempool, MempoolConfig};
 use palisade_node::metrics::{MethodLabel, Metrics};
 use palisade_node::net::{Command, CommandReceiver, NetHandle};
 use palisade_node::rpc::{self, RpcConfig};
-use palisade_node::shard::evidence::EvidencePool;
 use palisade_node::shard::{
     Control, FinalBlock, QueueBounds, ShardQueues, ShardStatus, TxInput, TxState, initial_status, shard_channel,
 };
 use palisade_node::wire::TopicKind;
+use palisade_shard_core::evidence::EvidencePool;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -318,7 +318,11 @@ fn sim_one(seed: u64) -> ExitCode {
     );
     println!(
         "receipts: {} credited; batches {} relayed, {} pooled, {} refused, {} brought by scans",
-        stats.receipts_credited, stats.batches_relayed, stats.batches_pooled, stats.batches_refused, stats.batches_scanned
+        stats.receipts_credited,
+        stats.batches_relayed,
+        stats.batches_pooled,
+        stats.batches_refused,
+        stats.batches_scanned
     );
     println!("digest {}", report.digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
     for violation in &report.violations {

@@ -272,6 +272,38 @@ fn agreement_checker_flags_a_planted_fork() {
 }
 
 #[test]
+fn host_checker_flags_a_vote_sent_before_it_is_persisted() {
+    let mut sim = Sim::new(Scenario::calm(3, 1, 4, Vec::new()));
+    sim.forget_persists.push(2);
+    let (report, _) = sim.run();
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::Host { node: 2, what, .. } if what.contains("before persisting"))),
+        "{:?}",
+        report.violations
+    );
+}
+
+#[test]
+fn host_checker_flags_an_honest_peer_penalised() {
+    // A flooder the checks take for honest: its junk is refused as it
+    // must be, which would be an honest peer penalised.
+    let mut sim = Sim::new(Scenario::calm(3, 1, 4, vec![(0, FLOOD)]));
+    sim.nodes[0].kind = None;
+    let (report, _) = sim.run();
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::Host { what, .. } if what.contains("from honest node 0"))),
+        "{:?}",
+        report.violations
+    );
+}
+
+#[test]
 fn validity_checker_flags_a_bad_final_block() {
     let (report, mut sim) = calm(4, 4, Vec::new());
     assert_clean(&report);

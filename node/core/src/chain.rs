@@ -261,8 +261,7 @@ impl<S: ChainStore> Chain<S> {
             if height == 0 {
                 continue;
             }
-            let (Some(block), Some(certificate)) =
-                (self.state.block_bytes(height)?, self.state.certificate(height)?)
+            let (Some(block), Some(certificate)) = (self.state.block_bytes(height)?, self.state.certificate(height)?)
             else {
                 continue;
             };

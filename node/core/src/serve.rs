@@ -67,7 +67,8 @@ fn serve_receipts<R: ChainRead + ?Sized>(
         let (Some(block), Some(certificate)) = (chain.block_bytes(height)?, chain.certificate(height)?) else {
             break;
         };
-        let corrupt = |what: &str, e: &dyn std::fmt::Display| StorageError(format!("stored {what} {shard}/{height}: {e}"));
+        let corrupt =
+            |what: &str, e: &dyn std::fmt::Display| StorageError(format!("stored {what} {shard}/{height}: {e}"));
         let block = palisade_ledger::Block::from_bytes(&block, max_block_bytes).map_err(|e| corrupt("block", &e))?;
         let certificate = decode_certificate(&certificate).map_err(|e| corrupt("certificate", &e))?;
         let jailed = jailings.at(height);

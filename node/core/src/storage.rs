@@ -137,10 +137,7 @@ impl ChainStore for MemStore {
     fn commit(&mut self, block: &Block, certificate: &[u8], outcome: &Outcome) -> Result<(), StorageError> {
         let tip = self.state.tip();
         if outcome.parent != tip || outcome.tip.hash != block.hash() {
-            return Err(StorageError(format!(
-                "stale outcome: tip {}, outcome for {}",
-                tip.height, outcome.tip.height
-            )));
+            return Err(StorageError(format!("stale outcome: tip {}, outcome for {}", tip.height, outcome.tip.height)));
         }
         self.state.commit(outcome);
         self.chain.insert(outcome.tip.height, (block.to_bytes(), certificate.to_vec()));

@@ -130,7 +130,11 @@ mod tests {
             fired.push(timer);
         }
         assert!(fired.contains(&Timer::Sync) && fired.contains(&Timer::ReceiptScan));
-        assert_eq!(fired.iter().filter(|t| **t == Timer::Propose).count(), 1, "one proposal re-check pending at a time");
+        assert_eq!(
+            fired.iter().filter(|t| **t == Timer::Propose).count(),
+            1,
+            "one proposal re-check pending at a time"
+        );
         assert_eq!(fired.iter().filter(|t| matches!(t, Timer::View(_))).count(), MAX_VIEW_TIMERS);
     }
 }

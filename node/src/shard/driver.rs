@@ -156,8 +156,9 @@ impl ShardDriver {
         let chain = RocksChain::open(store.clone(), &genesis, shard).map_err(store_err)?;
         let persisted = load_safety_state(&store, shard)?;
         let clock = Clock::new();
-        let core = ShardCore::open(CoreConfig { shard, genesis, key, mempool, misbehave }, chain, persisted, clock.now_ms())
-            .map_err(|e| match e {
+        let core =
+            ShardCore::open(CoreConfig { shard, genesis, key, mempool, misbehave }, chain, persisted, clock.now_ms())
+                .map_err(|e| match e {
                 OpenError::Storage(source) => ShardError::Store { shard, source },
                 OpenError::Config(reason) => ShardError::Config { shard, reason },
             })?;
@@ -309,7 +310,11 @@ impl ShardDriver {
                     .map_err(|e| self.store_err(StorageError(e.to_string())))?,
                 Effect::Publish { shard, kind, data } => {
                     if !self.net.publish(shard, kind, data) {
-                        debug!(to = shard, kind = kind.label(), "network queue full; message dropped (view changes, sync and scans recover)");
+                        debug!(
+                            to = shard,
+                            kind = kind.label(),
+                            "network queue full; message dropped (view changes, sync and scans recover)"
+                        );
                     }
                 }
                 Effect::Verdict(verdict) => {
@@ -360,7 +365,9 @@ impl ShardDriver {
         let m = &self.metrics;
         match note {
             Note::GossipRefused { kind, reason } => m.gossip_refused(self.shard, kind, reason),
-            Note::TxRejected(reason) => m.mempool_rejected.get_or_create(&ReasonLabel { shard: self.shard, reason }).inc(),
+            Note::TxRejected(reason) => {
+                m.mempool_rejected.get_or_create(&ReasonLabel { shard: self.shard, reason }).inc();
+            }
             Note::EvidenceDetected { .. } => {
                 m.evidence.get_or_create(&self.label).inc();
             }
@@ -392,9 +399,8 @@ fn gauge(value: impl TryInto<i64>) -> i64 {
 
 /// The safety state the replica last persisted for `shard`.
 fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState>, ShardError> {
-    let stored = store
-        .safety_state(shard)
-        .map_err(|e| ShardError::Store { shard, source: StorageError(e.to_string()) })?;
+    let stored =
+        store.safety_state(shard).map_err(|e| ShardError::Store { shard, source: StorageError(e.to_string()) })?;
     match stored {
         None => Ok(None),
         Some(bytes) => codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES)

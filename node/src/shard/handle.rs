@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
-use palisade_consensus::{CommitCertificate, ValidatorIndex};
+use palisade_consensus::CommitCertificate;
 use palisade_ledger::{Block, Hash, ShardId, SignedTx};
 use tokio::sync::{broadcast, oneshot};
 
@@ -275,5 +275,8 @@ pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle,
         status: status.clone(),
         final_blocks: final_blocks.clone(),
     };
-    (handle, ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, sync: sync_rx, status, final_blocks })
+    (
+        handle,
+        ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, sync: sync_rx, status, final_blocks },
+    )
 }

@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use palisade_consensus::{BlockHash, Committee, Decision, Evidence, Message, Phase, SafetyState, SignedMessage, ValidatorIndex};
+use palisade_consensus::{
+    BlockHash, Committee, Decision, Evidence, Message, Phase, SafetyState, SignedMessage, ValidatorIndex,
+};
 use palisade_ledger::{Address, ShardId};
 use palisade_shard_core::{CoreConfig, MemStore, ShardCore};
 

@@ -123,6 +123,9 @@ pub struct Sim {
     /// When an honest node first committed each (shard, height), in
     /// simulated ms.
     pub committed_at_ms: BTreeMap<(ShardId, u64), u64>,
+    /// Nodes whose host drops their `Persist` effects: a planted host bug
+    /// the persist-before-send check must catch (tests only).
+    pub forget_persists: Vec<usize>,
     pending: BTreeMap<u64, Pending>,
     next_request: u64,
     queue: Queue,
@@ -176,7 +179,8 @@ impl Sim {
             if *kind == super::byzantine::Kind::Twin {
                 let (shard, i) = ((of / n) as ShardId, of % n);
                 let id = nodes.len();
-                let mut twin = Node::new(id, ValidatorIndex(i as u32), Some(*kind), config(shard, i, Some(*kind)), start_ms);
+                let mut twin =
+                    Node::new(id, ValidatorIndex(i as u32), Some(*kind), config(shard, i, Some(*kind)), start_ms);
                 twin.place = *of;
                 nodes.push(twin);
                 members[shard as usize].push(id);
@@ -194,6 +198,7 @@ impl Sim {
             liveness_base: None,
             receipts_due: None,
             committed_at_ms: BTreeMap::new(),
+            forget_persists: Vec::new(),
             pending: BTreeMap::new(),
             next_request: 0,
             queue: Queue::default(),
@@ -421,7 +426,11 @@ impl Sim {
         let mut accepted = false;
         for effect in effects {
             match effect {
-                Effect::Persist(state) => self.nodes[node].persisted = Some(state),
+                Effect::Persist(state) => {
+                    if !self.forget_persists.contains(&node) {
+                        self.nodes[node].persisted = Some(state);
+                    }
+                }
                 Effect::Publish { shard, kind, data } => self.publish(node, shard, kind, data),
                 Effect::Verdict(verdict) => {
                     accepted = verdict == Verdict::Accept;

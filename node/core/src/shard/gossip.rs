@@ -19,7 +19,12 @@ use crate::storage::{ChainStore, StorageError};
 use crate::wire::TopicKind;
 
 impl<S: ChainStore> ShardCore<S> {
-    pub(super) fn on_gossip(&mut self, kind: TopicKind, data: Vec<u8>, out: &mut Vec<Effect>) -> Result<(), StorageError> {
+    pub(super) fn on_gossip(
+        &mut self,
+        kind: TopicKind,
+        data: Vec<u8>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), StorageError> {
         match kind {
             TopicKind::Consensus => self.on_consensus(&data, out),
             TopicKind::Receipts => self.on_receipts(&data, out),
@@ -139,7 +144,11 @@ impl<S: ChainStore> ShardCore<S> {
             let (height, view, phase) = evidence.slot();
             warn!(height, view, ?phase, signer = %evidence.signer, evidence = %hash, "equivocation evidence pooled");
             if publish {
-                out.push(Effect::Publish { shard: self.shard, kind: TopicKind::Evidence, data: codec::encode(evidence) });
+                out.push(Effect::Publish {
+                    shard: self.shard,
+                    kind: TopicKind::Evidence,
+                    data: codec::encode(evidence),
+                });
             }
         }
         offered
@@ -157,7 +166,9 @@ impl<S: ChainStore> ShardCore<S> {
         };
         match self.admit(tx, out)? {
             Ok(_) => out.push(Effect::Verdict(Verdict::Accept)),
-            Err(Rejection::Invalid(TxError::BadSignature | TxError::WrongChain { .. } | TxError::WrongShard { .. })) => {
+            Err(Rejection::Invalid(
+                TxError::BadSignature | TxError::WrongChain { .. } | TxError::WrongShard { .. },
+            )) => {
                 refuse(out, TopicKind::Txs, "invalid");
             }
             // Stale, duplicate, unaffordable or full: not provably the
@@ -168,7 +179,11 @@ impl<S: ChainStore> ShardCore<S> {
     }
 
     /// Offers a transaction to the mempool, remembering why it was refused.
-    pub(super) fn admit(&mut self, tx: SignedTx, out: &mut Vec<Effect>) -> Result<Result<Hash, Rejection>, StorageError> {
+    pub(super) fn admit(
+        &mut self,
+        tx: SignedTx,
+        out: &mut Vec<Effect>,
+    ) -> Result<Result<Hash, Rejection>, StorageError> {
         let id = tx.id();
         match self.mempool.insert(tx, self.chain.state()) {
             Ok(id) => Ok(Ok(id)),

@@ -57,7 +57,8 @@ impl<S: ChainStore> ShardCore<S> {
         }
         let (block, block_hash) = match self.misbehave {
             Some(Misbehaviour::InvalidProposals) => {
-                byzantine::invalid_proposals::corrupt(&block, self.limits.max_block_bytes).unwrap_or((block, block_hash))
+                byzantine::invalid_proposals::corrupt(&block, self.limits.max_block_bytes)
+                    .unwrap_or((block, block_hash))
             }
             _ => (block, block_hash),
         };
@@ -84,7 +85,11 @@ impl<S: ChainStore> ShardCore<S> {
         }
         self.last_flood_ms = self.now_ms;
         for n in 0..byzantine::flood::BURST {
-            out.push(Effect::Publish { shard: self.shard, kind: TopicKind::Consensus, data: byzantine::flood::junk(n) });
+            out.push(Effect::Publish {
+                shard: self.shard,
+                kind: TopicKind::Consensus,
+                data: byzantine::flood::junk(n),
+            });
         }
         self.timers.set(self.now_ms.saturating_add(byzantine::flood::INTERVAL_MS), Timer::Propose);
     }
