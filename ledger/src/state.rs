@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use jmt::storage::TreeUpdateBatch;
+pub use jmt::storage::TreeUpdateBatch;
 use palisade_consensus::Committee;
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +154,39 @@ pub trait State {
         version: u64,
         writes: &BTreeMap<StateKey, Vec<u8>>,
     ) -> Result<(Hash, TreeUpdateBatch), StateError>;
+}
+
+/// Implements [`State`] for a wrapper type by forwarding every call to its
+/// field that is one (the node's RocksDB chain and the simulator's
+/// in-memory store wrap a state so).
+#[macro_export]
+macro_rules! forward_state {
+    ($wrapper:ty, $field:ident) => {
+        impl $crate::state::State for $wrapper {
+            fn context(&self) -> &$crate::state::ShardContext {
+                $crate::state::State::context(&self.$field)
+            }
+
+            fn tip(&self) -> $crate::state::Tip {
+                $crate::state::State::tip(&self.$field)
+            }
+
+            fn get_raw(
+                &self,
+                key: &$crate::state::StateKey,
+            ) -> ::std::result::Result<::std::option::Option<::std::vec::Vec<u8>>, $crate::state::StateError> {
+                $crate::state::State::get_raw(&self.$field, key)
+            }
+
+            fn tree_update(
+                &self,
+                version: u64,
+                writes: &::std::collections::BTreeMap<$crate::state::StateKey, ::std::vec::Vec<u8>>,
+            ) -> ::std::result::Result<($crate::Hash, $crate::state::TreeUpdateBatch), $crate::state::StateError> {
+                $crate::state::State::tree_update(&self.$field, version, writes)
+            }
+        }
+    };
 }
 
 /// Typed reads on any [`State`].

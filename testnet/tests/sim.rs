@@ -304,6 +304,23 @@ fn host_checker_flags_an_honest_peer_penalised() {
 }
 
 #[test]
+fn durability_checker_flags_an_acknowledged_block_the_store_lost() {
+    let (report, mut sim) = calm(3, 4, Vec::new());
+    assert_clean(&report);
+    // Node 1 reported one more block final than its store holds.
+    let (&tip, last) = sim.nodes[1].chain.last_key_value().unwrap();
+    let last = last.clone();
+    sim.nodes[1].chain.insert(tip + 1, last);
+    let violations = sim.report().violations;
+    assert!(
+        violations
+            .iter()
+            .any(|v| matches!(v, Violation::Host { node: 1, what, .. } if what.contains("its store does not hold"))),
+        "{violations:?}"
+    );
+}
+
+#[test]
 fn validity_checker_flags_a_bad_final_block() {
     let (report, mut sim) = calm(4, 4, Vec::new());
     assert_clean(&report);

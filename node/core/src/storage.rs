@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use palisade_ledger::committee::Jailings;
 use palisade_ledger::mem::MemState;
-use palisade_ledger::state::{ShardContext, StateError, StateKey};
-use palisade_ledger::{Block, Genesis, Hash, Outcome, ShardId, State, Tip};
+use palisade_ledger::state::StateError;
+use palisade_ledger::{Block, Genesis, Hash, Outcome, ShardId, State};
 
 /// A storage failure. Fatal for the shard: a node must stop rather than
 /// vouch for state it cannot read or write.
@@ -93,27 +93,7 @@ impl MemStore {
     }
 }
 
-impl State for MemStore {
-    fn context(&self) -> &ShardContext {
-        self.state.context()
-    }
-
-    fn tip(&self) -> Tip {
-        self.state.tip()
-    }
-
-    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
-        self.state.get_raw(key)
-    }
-
-    fn tree_update(
-        &self,
-        version: u64,
-        writes: &BTreeMap<StateKey, Vec<u8>>,
-    ) -> Result<(Hash, jmt::storage::TreeUpdateBatch), StateError> {
-        self.state.tree_update(version, writes)
-    }
-}
+palisade_ledger::forward_state!(MemStore, state);
 
 impl ChainRead for MemStore {
     fn tip_height(&self) -> Result<u64, StorageError> {

@@ -21,12 +21,8 @@ use crossbeam_channel::select_biased;
 use palisade_consensus::SafetyState;
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::store::{Store, StoreError};
-use palisade_ledger::{Keypair, ShardId, codec};
-use palisade_shard_core::byzantine::Misbehaviour;
-use palisade_shard_core::mempool::MempoolConfig;
-use palisade_shard_core::{
-    Committed, CoreConfig, Effect, Input, Note, OpenError, ShardCore, ShardStatus, StorageError,
-};
+use palisade_ledger::{ShardId, codec};
+use palisade_shard_core::{Committed, Effect, Input, Note, OpenError, ShardCore, ShardStatus, StorageError};
 use tracing::{debug, error, info, info_span};
 
 use super::handle::{Control, FinalBlock, GossipInput, ShardQueues, SyncAnswer, TxInput};
@@ -44,19 +40,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 pub use palisade_shard_core::max_block_bytes;
 
-/// Everything a shard thread needs to start.
-pub struct ShardConfig {
-    /// The shard.
-    pub shard: ShardId,
-    /// The network's genesis.
-    pub genesis: Arc<Genesis>,
-    /// This node's validator key, if it sits on the shard's committee.
-    pub key: Option<Keypair>,
-    /// Mempool bounds.
-    pub mempool: MempoolConfig,
-    /// Test-only misbehaviour (dev chains; see [`palisade_shard_core::byzantine`]).
-    pub misbehave: Option<Misbehaviour>,
-}
+/// Everything a shard thread needs to start: its core's configuration.
+pub use palisade_shard_core::CoreConfig as ShardConfig;
 
 /// A fatal failure of a shard thread (storage or configuration).
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +133,8 @@ impl ShardDriver {
         net: NetHandle,
         metrics: Arc<Metrics>,
     ) -> Result<ShardDriver, ShardError> {
-        let ShardConfig { shard, genesis, key, mempool, misbehave } = config;
+        let shard = config.shard;
+        let genesis = config.genesis.clone();
         let store_err = |e: StoreError| ShardError::Store { shard, source: StorageError(e.to_string()) };
         if genesis.consensus_committee(shard).is_none() {
             return Err(ShardError::Config { shard, reason: "genesis has no such shard".into() });
@@ -156,12 +142,10 @@ impl ShardDriver {
         let chain = RocksChain::open(store.clone(), &genesis, shard).map_err(store_err)?;
         let persisted = load_safety_state(&store, shard)?;
         let clock = Clock::new();
-        let core =
-            ShardCore::open(CoreConfig { shard, genesis, key, mempool, misbehave }, chain, persisted, clock.now_ms())
-                .map_err(|e| match e {
-                OpenError::Storage(source) => ShardError::Store { shard, source },
-                OpenError::Config(reason) => ShardError::Config { shard, reason },
-            })?;
+        let core = ShardCore::open(config, chain, persisted, clock.now_ms()).map_err(|e| match e {
+            OpenError::Storage(source) => ShardError::Store { shard, source },
+            OpenError::Config(reason) => ShardError::Config { shard, reason },
+        })?;
         Ok(ShardDriver {
             shard,
             core,

@@ -2,14 +2,13 @@
 //! [`RocksChain`] is a shard's one writer (its thread), [`StoreReader`]
 //! what the sync server reads off that thread.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use palisade_ledger::committee::Jailings;
 use palisade_ledger::genesis::Genesis;
-use palisade_ledger::state::{ShardContext, StateError, StateKey};
+use palisade_ledger::state::ShardContext;
 use palisade_ledger::store::{ShardStore, Store, StoreError};
-use palisade_ledger::{Block, Hash, Outcome, ShardId, State, Tip};
+use palisade_ledger::{Block, Outcome, ShardId, State};
 use palisade_shard_core::{ChainRead, ChainStore, StorageError};
 
 fn storage(e: StoreError) -> StorageError {
@@ -66,27 +65,7 @@ impl RocksChain {
     }
 }
 
-impl State for RocksChain {
-    fn context(&self) -> &ShardContext {
-        self.state.context()
-    }
-
-    fn tip(&self) -> Tip {
-        self.state.tip()
-    }
-
-    fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
-        self.state.get_raw(key)
-    }
-
-    fn tree_update(
-        &self,
-        version: u64,
-        writes: &BTreeMap<StateKey, Vec<u8>>,
-    ) -> Result<(Hash, jmt::storage::TreeUpdateBatch), StateError> {
-        self.state.tree_update(version, writes)
-    }
-}
+palisade_ledger::forward_state!(RocksChain, state);
 
 impl ChainRead for RocksChain {
     fn tip_height(&self) -> Result<u64, StorageError> {

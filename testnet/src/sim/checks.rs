@@ -17,6 +17,8 @@
 //!   A block crediting a source block that its source's agreed chain never
 //!   reaches is flagged, then replayed anyway, so the supply check also
 //!   names the money it conjures.
+//! * **Durability**: every block an honest node reported final (kept across
+//!   its crashes) is in its store as reported: nothing acknowledged is lost.
 //! * **Exactly once**: read from the blocks alone (not from the state's
 //!   records), no receipt id is credited twice on one shard's agreed chain.
 //! * **Receipt liveness**: when every shard is live after the heal, every
@@ -232,6 +234,7 @@ impl fmt::Display for Violation {
 /// Every post-run check.
 pub fn check(sim: &Sim) -> Vec<Violation> {
     let mut violations = agreement(sim);
+    violations.extend(durability(sim));
     let live = liveness(sim);
     let replayed = replay(sim);
     violations.extend(replayed.violations.iter().cloned());
@@ -313,6 +316,24 @@ pub fn agreement(sim: &Sim) -> Vec<Violation> {
                     height: *height,
                     first: entry,
                     second: (node.id, hash),
+                });
+            }
+        }
+    }
+    violations
+}
+
+/// Every block an honest node reported final is in its store, as reported.
+pub fn durability(sim: &Sim) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for node in sim.nodes.iter().filter(|n| n.honest()) {
+        let stored = node.store().chain();
+        for (height, acknowledged) in &node.chain {
+            if stored.get(height).is_none_or(|(block, _)| *block != acknowledged.block) {
+                violations.push(Violation::Host {
+                    shard: node.shard,
+                    node: node.id,
+                    what: format!("height {height} was reported final but its store does not hold that block"),
                 });
             }
         }

@@ -400,6 +400,10 @@ impl Sim {
         if core.receipts().len() > MAX_POOLED_RECEIPTS {
             broken.push(format!("receipt pool over its bound: {}", core.receipts().len()));
         }
+        // One piece per offender, so never more than the committee.
+        if core.evidence().len() > core.committee().len() {
+            broken.push(format!("evidence pool over its bound: {}", core.evidence().len()));
+        }
         if !core.periodic_timers_armed() {
             broken.push("the periodic sync check or receipt scan is no longer armed".to_owned());
         }
