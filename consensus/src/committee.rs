@@ -238,6 +238,16 @@ impl Committee {
         u64::try_from(weak).unwrap_or(u64::MAX)
     }
 
+    /// The smallest stake `b` with `b > total - quorum`: validators holding
+    /// this much can keep every quorum from forming without them. At most
+    /// the weak quorum, and below it when the total is a multiple of three
+    /// (three equal members left after a jailing: one is enough). Byzantine
+    /// stake this large stops the shard anyway, so following a blocking set
+    /// gives it nothing it did not have.
+    pub fn blocking_stake(&self) -> u64 {
+        self.total_stake.saturating_sub(self.quorum_stake()).saturating_add(1)
+    }
+
     /// Sum of the stakes of `signers`, counting each member once and ignoring
     /// non-members. Never overflows: it is at most the total stake.
     pub fn stake_of<I: IntoIterator<Item = ValidatorIndex>>(&self, signers: I) -> u64 {
@@ -296,16 +306,16 @@ mod tests {
 
     #[test]
     fn quorum_is_smallest_stake_above_two_thirds() {
-        // (stakes, quorum, weak quorum)
-        let cases: &[(&[u64], u64, u64)] = &[
-            (&[1, 1, 1, 1], 3, 2),
-            (&[1, 1, 1], 3, 2),
-            (&[1; 7], 5, 3),
-            (&[1; 6], 5, 3),
-            (&[10, 20, 30, 40], 67, 34),
-            (&[u64::MAX / 2, u64::MAX / 2], (u64::MAX / 2 * 2) / 3 * 2 + 1, 0),
+        // (stakes, quorum, weak quorum, blocking)
+        let cases: &[(&[u64], u64, u64, u64)] = &[
+            (&[1, 1, 1, 1], 3, 2, 2),
+            (&[1, 1, 1], 3, 2, 1),
+            (&[1; 7], 5, 3, 3),
+            (&[1; 6], 5, 3, 2),
+            (&[10, 20, 30, 40], 67, 34, 34),
+            (&[u64::MAX / 2, u64::MAX / 2], (u64::MAX / 2 * 2) / 3 * 2 + 1, 0, 0),
         ];
-        for (stakes, quorum, weak) in cases {
+        for (stakes, quorum, weak, blocking) in cases {
             let c = committee(stakes);
             let total = u128::from(c.total_stake());
             let q = u128::from(c.quorum_stake());
@@ -313,7 +323,11 @@ mod tests {
             if *weak != 0 {
                 assert_eq!(c.quorum_stake(), *quorum, "{stakes:?}");
                 assert_eq!(c.weak_quorum_stake(), *weak, "{stakes:?}");
+                assert_eq!(c.blocking_stake(), *blocking, "{stakes:?}");
             }
+            // A blocking set leaves less than a quorum to everyone else.
+            let b = u128::from(c.blocking_stake());
+            assert!(total - b < q && total - (b - 1) >= q, "{stakes:?}");
         }
     }
 

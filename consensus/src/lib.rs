@@ -59,8 +59,10 @@
 //!   carries a prepared certificate, it must re-propose the block of the
 //!   highest one (by view); otherwise it asks the host for a fresh block. A
 //!   replica receiving a justified proposal for a higher view moves there.
-//! * **P8** A replica that sees view changes above its view from a weak quorum
-//!   joins the smallest such view without waiting for its own timer. View
+//! * **P8** A replica that sees view changes above its view from validators
+//!   that can block every quorum (more than `total - quorum` of the stake:
+//!   PBFT's f + 1, and a single member of three) joins the smallest such view
+//!   without waiting for its own timer. View
 //!   changes beyond the view window are not dropped: each validator's highest
 //!   one is kept (bounded by the committee size), so a replica that fell far
 //!   behind in views can still follow.

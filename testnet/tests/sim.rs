@@ -186,6 +186,18 @@ fn a_jailing_under_reordering_never_stops_the_shard() {
     assert!(slashed_runs >= 6, "only {slashed_runs} of 12 runs slashed the equivocator");
 }
 
+/// Found by the simulator once it ran the shard core: a jailing left three
+/// active members, whose quorum needs all three; one a view ahead of the
+/// other two left each view by its own timeout before they arrived, forever,
+/// because a single view change weighed less than a third of the stake.
+/// Fixed in the consensus crate's [P8] (a blocking set is enough).
+#[test]
+fn three_active_members_out_of_step_in_views_still_decide() {
+    let report = run_seed(2030);
+    assert_clean(&report);
+    assert!(report.stats.slashed > 0 && report.heights[0] >= 5, "{:?}", report.heights);
+}
+
 #[test]
 fn slashing_checker_flags_a_planted_slashing_of_an_honest_validator() {
     let (report, mut sim) = calm(6, 4, Vec::new());

@@ -84,9 +84,13 @@ impl Replica {
         self.try_new_view(out);
     }
 
-    /// [P8] PBFT's liveness rule: when validators with more than a third of
-    /// the stake asked for views above ours, at least one honest validator
-    /// timed out; join the smallest such view rather than wait for our timer.
+    /// [P8] PBFT's liveness rule: when validators that can block every
+    /// quorum (more than `total - quorum`: PBFT's f + 1) asked for views
+    /// above ours, no quorum can form in ours; join the smallest such view
+    /// rather than wait for our timer. Weighing them against a third of the
+    /// stake instead stalled a shard of three active members for good (two
+    /// a view behind the third, each leaving its view by its own timeout
+    /// before the others arrived: seed 2030).
     fn join_view_change(&mut self, out: &mut Vec<Action>) {
         loop {
             let current = self.view();
@@ -103,7 +107,7 @@ impl Replica {
                 }
             }
             let stake = self.config.committee.stake_of(highest.keys().copied());
-            if stake < self.config.committee.weak_quorum_stake() {
+            if stake < self.config.committee.blocking_stake() {
                 return;
             }
             let Some(target) = highest.values().min().copied() else {

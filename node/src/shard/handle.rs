@@ -280,3 +280,35 @@ pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle,
         ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, sync: sync_rx, status, final_blocks },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use palisade_ledger::Hash;
+
+    use super::*;
+
+    /// The bug a queue of their own fixes: sync answers shared the control
+    /// queue with RPC queries (wallets poll every 100 ms), and were dropped
+    /// whenever queries filled it, so a lagging shard stopped catching up.
+    #[test]
+    fn queries_never_crowd_out_sync_answers() {
+        let status = ShardStatus {
+            shard: 0,
+            validator_index: None,
+            height: 0,
+            last_block_hash: Hash::ZERO,
+            last_commit_unix_ms: 0,
+            view: 0,
+            peer_height: 0,
+            mempool_txs: 0,
+            mempool_bytes: 0,
+            receipts_pooled: 0,
+        };
+        let (handle, queues) = shard_channel(status, QueueBounds { control: 2, ..QueueBounds::default() });
+        while handle.control.try_send(Control::Shutdown).is_ok() {}
+        assert_eq!(queues.control.len(), 2, "the control queue is full");
+        let answer = SyncAnswer { request: SyncRequest::blocks(0, 1), answer: Err("timed out".to_owned()) };
+        assert!(handle.synced(answer).is_ok(), "a sync answer still gets through");
+        assert_eq!(queues.sync.try_recv().map(|a| a.request.from_height).ok(), Some(1));
+    }
+}
