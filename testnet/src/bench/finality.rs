@@ -150,7 +150,7 @@ async fn fetch_blocks(node: &Node, shard: ShardId, mut queue: mpsc::Receiver<(Fi
         if let Some(last) = last {
             let first_missing = last.saturating_add(1);
             let missing = notice.height.saturating_sub(first_missing);
-            let kept = missing.min(super::load::MAX_ARRIVALS_PER_SHARD as u64);
+            let kept = missing.min(super::book::MAX_ARRIVALS_PER_SHARD as u64);
             for height in notice.height.saturating_sub(kept)..notice.height {
                 run.arrived(shard, height, arrival);
             }

@@ -1,12 +1,9 @@
-//! The open loop: a pre-signed plan of transfers released on schedule, in
-//! JSON-RPC batches that never hold the schedule up, and the bookkeeping
-//! that matches every answer and every final block to what was sent.
+//! The open loop: a pre-signed [`Plan`] of transfers released on schedule,
+//! in JSON-RPC batches that never hold the schedule up, with the run's books
+//! ([`super::book`]) matching every answer and every final block to what
+//! was sent.
 //!
-//! - The plan signs every transaction before the clock starts, per account
-//!   a chain of consecutive nonces; a transaction is a function of sender
-//!   and nonce only (to the next account of the shard, or — for the share
-//!   of slots [`crosses`] picks — to an account on the next shard; 1 unit,
-//!   a fixed fee), so sending one again is sending the same bytes, and a
+//! - Sending a planned transaction again is sending the same bytes, and a
 //!   node that already holds it answers `duplicate`.
 //! - Every [`TICK`] the ticker releases the slots that are due (slot `k` at
 //!   `k / rate`), round-robin over the accounts, into lanes: each account
@@ -27,21 +24,20 @@
 //!   destination credits it: its latency runs to the arrival of the notice
 //!   of the destination block that credited it ([`Run::credited`]).
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use indicatif::ProgressBar;
 use palisade_ledger::api::method;
-use palisade_ledger::{Address, Amount, Hash, Keypair, ShardId, SignedTx};
+use palisade_ledger::{Hash, ShardId};
 use serde::Serialize;
 use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::report::{self, CrossShard, Latency, Refusal, Summary};
+use super::book::{Arrival, Arrivals, Book};
+use super::plan::{Plan, Prepared};
+use super::report::{self, CrossShard, Latency, Summary};
 use super::rpc::Node;
 use super::schedule;
 use crate::local::MAX_BATCH;
@@ -56,374 +52,11 @@ pub const LANES_PER_NODE: usize = 4;
 /// Ticks of releases a lane may queue while its batch is in flight (2 s);
 /// a slot that finds its lane's queue full is client backlog.
 pub const MAX_QUEUED_TICKS: usize = 200;
-/// The most transactions one plan may sign (about 300 bytes each in memory).
-pub const MAX_PLANNED_TXS: u64 = 1_000_000;
-/// Amount of every bench transfer, units.
-pub const TRANSFER_UNITS: u64 = 1;
-/// Fee of every bench transfer, units.
-pub const FEE_UNITS: u64 = 1_000;
-/// Heights of each shard whose notice arrival times are kept (about 400 s
-/// of 100 ms blocks), to time the credits of cross-shard transfers.
-pub const MAX_ARRIVALS_PER_SHARD: usize = 4_096;
-
-/// The golden ratio's fractional part in 64-bit fixed point.
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// Whether schedule slot `slot` is a cross-shard transfer, for a share of
-/// `per_mille` ‰: when `{slot·φ} < per_mille/1000` (a Weyl sequence).
-/// It is equidistributed with low discrepancy on every arithmetic
-/// progression of slots, so every stretch of the run, every shard and every
-/// account (a shard's and an account's slots are such progressions) gets
-/// that share, give or take a couple of transfers per hundred.
-pub fn crosses(per_mille: u64, slot: u64) -> bool {
-    let point = u128::from(slot.wrapping_mul(GOLDEN));
-    point * 1_000 < u128::from(per_mille.min(1_000)) << 64
-}
-
-/// One signed transaction, ready to send.
-pub struct Prepared {
-    /// Its id.
-    pub id: Hash,
-    /// Its canonical encoding, hex (what `palisade_submitTransaction` takes).
-    pub hex: Box<str>,
-    /// For a cross-shard transfer, the recipient's shard.
-    pub dest: Option<ShardId>,
-}
 
 /// `palisade_submitTransaction`'s parameters, borrowed from the plan.
 #[derive(Serialize)]
 struct SubmitParams<'a> {
     tx_hex: &'a str,
-}
-
-/// A run's transactions, signed before the clock starts.
-pub struct Plan {
-    /// Transactions per second.
-    pub rate: u64,
-    /// Slots in the schedule.
-    pub total: u64,
-    /// Per account, its transactions by nonce offset from its current nonce.
-    pub chains: Vec<Vec<Prepared>>,
-    /// Per account, the node its transactions go to (index into the nodes).
-    pub node_of: Vec<usize>,
-}
-
-/// Who sends what in a plan: one entry per account.
-pub struct Sender<'a> {
-    /// Its key.
-    pub key: &'a Keypair,
-    /// Who its transfers pay (on its own shard).
-    pub to: Address,
-    /// Who its cross-shard transfers pay, and that account's shard (`None`
-    /// when there is no other shard).
-    pub across: Option<(Address, ShardId)>,
-    /// Its next nonce.
-    pub nonce: u64,
-    /// The node it submits to.
-    pub node: usize,
-}
-
-impl Plan {
-    /// Signs `rate × duration` transfers, round-robin over `senders`, on
-    /// every core, advancing `bar` as it goes; `cross_per_mille` ‰ of the
-    /// slots pay their sender's `across` account (see [`crosses`]).
-    pub fn sign(
-        chain_id: &str,
-        senders: &[Sender<'_>],
-        rate: u64,
-        duration: Duration,
-        cross_per_mille: u64,
-        bar: &ProgressBar,
-    ) -> Result<Plan> {
-        let total = schedule::total(rate, duration);
-        if total > MAX_PLANNED_TXS {
-            bail!("{rate} tx/s for {duration:?} is {total} transactions; at most {MAX_PLANNED_TXS} per run");
-        }
-        if total == 0 || senders.is_empty() {
-            bail!("nothing to send: {rate} tx/s for {duration:?} over {} accounts", senders.len());
-        }
-        bar.set_length(total);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(senders.len());
-        let per_thread = senders.len().div_ceil(threads);
-        let sign_one = |(a, sender): (usize, &Sender<'_>)| -> Vec<Prepared> {
-            let slots = schedule::slots_of(a, senders.len(), total);
-            let chain = (0..slots)
-                .map(|offset| {
-                    let nonce = sender.nonce.saturating_add(offset);
-                    let amount = Amount(TRANSFER_UNITS);
-                    // The slot of this nonce, round-robin over the senders.
-                    let slot = offset.saturating_mul(senders.len() as u64).saturating_add(a as u64);
-                    let (to, dest) = match sender.across {
-                        Some((to, dest)) if crosses(cross_per_mille, slot) => (to, Some(dest)),
-                        _ => (sender.to, None),
-                    };
-                    let tx = SignedTx::transfer(sender.key, chain_id, nonce, to, amount, Amount(FEE_UNITS));
-                    let bytes = tx.to_bytes();
-                    Prepared { id: SignedTx::id_of(&bytes), hex: hex::encode(&bytes).into_boxed_str(), dest }
-                })
-                .collect();
-            bar.inc(slots);
-            chain
-        };
-        let chains: Vec<Vec<Prepared>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = senders
-                .chunks(per_thread)
-                .enumerate()
-                .map(|(chunk, part)| {
-                    let first = chunk * per_thread;
-                    scope.spawn(move || {
-                        part.iter().enumerate().map(|(i, s)| sign_one((first + i, s))).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-        });
-        if chains.len() != senders.len() {
-            bail!("a signing thread failed");
-        }
-        bar.set_position(total);
-        Ok(Plan { rate, total, chains, node_of: senders.iter().map(|s| s.node).collect() })
-    }
-}
-
-/// Where a sent transaction stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    /// Sent, no answer yet.
-    InFlight,
-    /// In a node's pool (or already executed), waiting to be seen final.
-    Accepted,
-    /// Refused and not in any pool, unless sent again.
-    Dropped,
-}
-
-/// A sent transaction not yet seen final.
-struct Pending {
-    account: usize,
-    offset: usize,
-    /// Its first send: latency counts from here.
-    first_sent: Instant,
-    /// Which send answers must match to change its status.
-    send_seq: u64,
-    status: Status,
-    /// For a cross-shard transfer, the shard that must credit it.
-    dest: Option<ShardId>,
-}
-
-/// A cross-shard transfer final at its source, not yet seen credited.
-struct Crossing {
-    dest: ShardId,
-    first_sent: Instant,
-}
-
-/// Everything the ticker, the batch tasks and the finality watchers share.
-#[derive(Default)]
-struct Book {
-    /// Per account, the nonce offset its next slot sends.
-    cursor: Vec<usize>,
-    pending: HashMap<Hash, Pending>,
-    finalized: HashSet<Hash>,
-    /// Same-shard transfers: first send to final.
-    latencies_us: Vec<u64>,
-    /// Cross-shard transfers final at their source, awaiting their credit.
-    crossing: HashMap<Hash, Crossing>,
-    /// Cross-shard transfers: first send to credited.
-    cross_latencies_us: Vec<u64>,
-    /// Cross-shard transfers: first send to final at their source.
-    cross_source_latencies_us: Vec<u64>,
-    /// Distinct cross-shard transfers sent.
-    cross_transactions: u64,
-    /// Credits timed when seen, their block's arrival being forgotten.
-    late_credits: u64,
-    rejected: BTreeMap<String, u64>,
-    /// Refused submissions, over all reasons.
-    refused: u64,
-    /// Pending transactions not [`Status::Dropped`]: what the run still
-    /// expects to be final.
-    open: usize,
-    next_seq: u64,
-    sent: u64,
-    transactions: u64,
-    resent: u64,
-    accepted: u64,
-    backlog: u64,
-    first_send: Option<Instant>,
-    last_final: Option<Instant>,
-    max_lag: Duration,
-    missed_blocks: u64,
-}
-
-impl Book {
-    /// The next slot of `account` is sent: returns its nonce offset.
-    fn take(&mut self, account: usize) -> usize {
-        match self.cursor.get_mut(account) {
-            Some(cursor) => {
-                let offset = *cursor;
-                *cursor = cursor.saturating_add(1);
-                offset
-            }
-            None => usize::MAX,
-        }
-    }
-
-    /// `account` must send `offset` again next.
-    fn rewind(&mut self, account: usize, offset: usize) {
-        if let Some(cursor) = self.cursor.get_mut(account) {
-            *cursor = (*cursor).min(offset);
-        }
-    }
-
-    /// Records that `id` (to `dest`, if it crosses shards) is being sent
-    /// now; returns the send's sequence number.
-    fn release(&mut self, id: Hash, dest: Option<ShardId>, account: usize, offset: usize, now: Instant) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq = seq.saturating_add(1);
-        self.sent = self.sent.saturating_add(1);
-        self.first_send.get_or_insert(now);
-        if self.finalized.contains(&id) {
-            self.resent = self.resent.saturating_add(1);
-            return seq;
-        }
-        match self.pending.entry(id) {
-            Entry::Occupied(mut e) => {
-                self.resent = self.resent.saturating_add(1);
-                let p = e.get_mut();
-                if p.status == Status::Dropped {
-                    self.open = self.open.saturating_add(1);
-                }
-                p.send_seq = seq;
-                p.status = Status::InFlight;
-            }
-            Entry::Vacant(e) => {
-                self.transactions = self.transactions.saturating_add(1);
-                if dest.is_some() {
-                    self.cross_transactions = self.cross_transactions.saturating_add(1);
-                }
-                self.open = self.open.saturating_add(1);
-                e.insert(Pending { account, offset, first_sent: now, send_seq: seq, status: Status::InFlight, dest });
-            }
-        }
-        seq
-    }
-
-    fn answer(&mut self, id: &Hash, seq: u64, answer: Result<(), String>) {
-        let refusal = match answer {
-            Ok(()) => {
-                self.accepted = self.accepted.saturating_add(1);
-                None
-            }
-            Err(reason) => {
-                let refusal = report::refusal(&reason);
-                *self.rejected.entry(reason).or_default() += 1;
-                self.refused = self.refused.saturating_add(1);
-                Some(refusal)
-            }
-        };
-        let Some(p) = self.pending.get_mut(id) else { return };
-        if p.send_seq != seq {
-            return;
-        }
-        match refusal {
-            None | Some(Refusal::AlreadyPending | Refusal::AlreadyExecuted) => p.status = Status::Accepted,
-            Some(Refusal::Dropped) => {
-                if p.status != Status::Dropped {
-                    self.open = self.open.saturating_sub(1);
-                }
-                p.status = Status::Dropped;
-                let (account, offset) = (p.account, p.offset);
-                self.rewind(account, offset);
-            }
-        }
-    }
-
-    /// `id` is final at its source, seen at `arrival`. A same-shard
-    /// transfer is done; a cross-shard one waits for its credit (and stays
-    /// open).
-    fn finalize(&mut self, id: &Hash, arrival: Instant) -> bool {
-        let Some(p) = self.pending.remove(id) else { return false };
-        self.finalized.insert(*id);
-        self.last_final = Some(self.last_final.map_or(arrival, |last| last.max(arrival)));
-        let latency = micros(arrival.saturating_duration_since(p.first_sent));
-        match p.dest {
-            None => {
-                if p.status != Status::Dropped {
-                    self.open = self.open.saturating_sub(1);
-                }
-                self.latencies_us.push(latency);
-            }
-            Some(dest) => {
-                self.cross_source_latencies_us.push(latency);
-                // A dropped one was not expected any more: it is again.
-                if p.status == Status::Dropped {
-                    self.open = self.open.saturating_add(1);
-                }
-                self.crossing.insert(*id, Crossing { dest, first_sent: p.first_sent });
-            }
-        }
-        true
-    }
-
-    /// Cross-shard `id` was credited by a block whose notice arrived at
-    /// `arrival` (or, `late`, was seen credited then).
-    fn credit(&mut self, id: &Hash, arrival: Instant, late: bool) -> bool {
-        let Some(c) = self.crossing.remove(id) else { return false };
-        self.open = self.open.saturating_sub(1);
-        self.cross_latencies_us.push(micros(arrival.saturating_duration_since(c.first_sent)));
-        if late {
-            self.late_credits = self.late_credits.saturating_add(1);
-        }
-        true
-    }
-
-    /// Transactions final at their source (same- and cross-shard).
-    fn committed(&self) -> u64 {
-        self.finalized.len() as u64
-    }
-
-    fn open(&self) -> usize {
-        self.open
-    }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// When a shard's final-block notice for a height arrived, as far as the
-/// run knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arrival {
-    /// At this moment.
-    At(Instant),
-    /// Not yet: the watcher has not seen that height.
-    NotYet,
-    /// Seen long ago and forgotten (beyond [`MAX_ARRIVALS_PER_SHARD`]).
-    Forgotten,
-}
-
-/// Per shard, when the notices of its recent heights arrived.
-#[derive(Default)]
-struct Arrivals {
-    by_shard: BTreeMap<ShardId, BTreeMap<u64, Instant>>,
-}
-
-impl Arrivals {
-    fn record(&mut self, shard: ShardId, height: u64, at: Instant) {
-        let heights = self.by_shard.entry(shard).or_default();
-        heights.entry(height).or_insert(at);
-        while heights.len() > MAX_ARRIVALS_PER_SHARD {
-            heights.pop_first();
-        }
-    }
-
-    fn of(&self, shard: ShardId, height: u64) -> Arrival {
-        let Some(heights) = self.by_shard.get(&shard) else { return Arrival::NotYet };
-        match heights.get(&height) {
-            Some(&at) => Arrival::At(at),
-            None if heights.last_key_value().is_some_and(|(&last, _)| last >= height) => Arrival::Forgotten,
-            None => Arrival::NotYet,
-        }
-    }
 }
 
 /// Where a run stands, read at one moment.
@@ -702,7 +335,6 @@ async fn submit(plan: &Plan, run: &Run, node: &Node, items: Vec<Item>) {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,131 +344,10 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_signs_each_account_a_chain_of_consecutive_nonces() {
-        let keys = [Keypair::dev("plan-0"), Keypair::dev("plan-1")];
-        let senders = [
-            Sender { key: &keys[0], to: keys[1].address(), across: None, nonce: 5, node: 0 },
-            Sender { key: &keys[1], to: keys[0].address(), across: None, nonce: 0, node: 1 },
-        ];
-        let sign =
-            || Plan::sign("palisade-dev", &senders, 3, Duration::from_secs(1), 0, &ProgressBar::hidden()).unwrap();
-        let plan = sign();
-        assert_eq!(plan.total, 3);
-        assert_eq!(plan.chains.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
-        assert_eq!(plan.node_of, vec![0, 1]);
-        let tx = palisade_ledger::SignedTx::from_bytes(&hex::decode(&*plan.chains[0][1].hex).unwrap()).unwrap();
-        assert_eq!((tx.body.sender, tx.body.nonce), (keys[0].address(), 6));
-        assert!(tx.verify_signature());
-        assert_eq!(tx.id(), plan.chains[0][1].id);
-        // Same sender and nonce, same bytes: a resend is the same transaction.
-        assert_eq!(sign().chains[0][1].id, plan.chains[0][1].id);
-        assert!(
-            Plan::sign("palisade-dev", &senders, 2_000, Duration::from_secs(600), 0, &ProgressBar::hidden()).is_err()
-        );
-    }
-
-    fn book(accounts: usize) -> Book {
-        Book { cursor: vec![0; accounts], ..Book::default() }
-    }
-
-    /// What the `open` counter must equal.
-    fn walked_open(b: &Book) -> usize {
-        b.pending.values().filter(|p| p.status != Status::Dropped).count()
-    }
-
-    #[test]
-    fn a_dropped_transaction_rewinds_its_account_once_whatever_the_order_of_answers() {
-        let now = Instant::now();
-        let mut b = book(1);
-        let offsets: Vec<usize> = (0..3).map(|_| b.take(0)).collect();
-        assert_eq!(offsets, vec![0, 1, 2]);
-        let seqs: Vec<u64> = (0..3u8).map(|n| b.release(id(n), None, 0, usize::from(n), now)).collect();
-        // The gap refusal of nonce 2 arrives before the refusal of nonce 1
-        // that caused it: the account must still resend from 1.
-        b.answer(&id(0), seqs[0], Ok(()));
-        b.answer(&id(2), seqs[2], Err("nonce_gap".into()));
-        b.answer(&id(1), seqs[1], Err("full".into()));
-        assert_eq!(b.take(0), 1);
-        assert_eq!(b.rejected.get("nonce_gap"), Some(&1));
-        assert_eq!(b.rejected.get("full"), Some(&1));
-        assert_eq!(b.open(), 1, "only nonce 0 is still expected to be final");
-        assert_eq!(b.open(), walked_open(&b));
-        assert_eq!(b.refused, 2);
-    }
-
-    #[test]
-    fn a_late_answer_to_an_earlier_send_changes_nothing() {
-        let now = Instant::now();
-        let mut b = book(1);
-        let (o0, o1) = (b.take(0), b.take(0));
-        let s0 = b.release(id(0), None, 0, o0, now);
-        let s1 = b.release(id(1), None, 0, o1, now);
-        b.answer(&id(0), s0, Err("busy".into()));
-        // Resent both; the old refusal of nonce 1 arrives after.
-        assert_eq!(b.take(0), 0);
-        let r0 = b.release(id(0), None, 0, 0, now);
-        let o1 = b.take(0);
-        let r1 = b.release(id(1), None, 0, o1, now);
-        b.answer(&id(1), s1, Err("nonce_gap".into()));
-        assert_eq!(b.take(0), 2, "a stale refusal must not rewind");
-        b.answer(&id(0), r0, Ok(()));
-        b.answer(&id(1), r1, Err("duplicate".into()));
-        assert_eq!(b.resent, 2);
-        assert_eq!(b.open(), 2);
-        assert_eq!(b.open(), walked_open(&b));
-    }
-
-    #[test]
-    fn final_transactions_count_once_from_their_first_send() {
-        let start = Instant::now();
-        let mut b = book(1);
-        let o = b.take(0);
-        let s = b.release(id(7), None, 0, o, start);
-        b.answer(&id(7), s, Err("timeout".into()));
-        let later = start + Duration::from_millis(40);
-        b.release(id(7), None, 0, 0, later);
-        let seen = start + Duration::from_millis(250);
-        assert!(b.finalize(&id(7), seen));
-        assert!(!b.finalize(&id(7), seen + Duration::from_millis(5)), "a block seen twice counts once");
-        assert_eq!(b.latencies_us, vec![250_000]);
-        // Sent again after it was final (a lost answer): not pending again.
-        b.release(id(7), None, 0, 0, seen);
-        assert_eq!(b.pending.len(), 0);
-        assert_eq!(b.resent, 2);
-        assert_eq!(b.open(), 0);
-    }
-
-    #[test]
-    fn the_cross_shard_share_is_spread_evenly_over_the_run_the_shards_and_the_accounts() {
-        let count =
-            |per_mille: u64, slots: &mut dyn Iterator<Item = u64>| slots.filter(|&k| crosses(per_mille, k)).count();
-        assert_eq!(count(0, &mut (0..1_000)), 0);
-        assert_eq!(count(1_000, &mut (0..1_000)), 1_000);
-        assert_eq!(count(500, &mut (0..1_000)), 500);
-        assert_eq!(count(333, &mut (0..3_000)), 999);
-        // Any hundred consecutive slots: the share, give or take two.
-        for per_mille in [100, 333, 500, 900] {
-            for start in 0..2_000 {
-                let n = count(per_mille, &mut (start..start + 100)) as i64;
-                assert!((n - per_mille as i64 / 10).abs() <= 2, "{per_mille}‰: slots {start}.. have {n} of 100");
-            }
-        }
-        // The slots of one shard of four, and of one account of 1 024.
-        for shard in 0..4 {
-            let n = count(500, &mut (0..6_000).filter(|k| k % 4 == shard)) as i64;
-            assert!((n - 750).abs() <= 2, "shard {shard}: {n} of 1500");
-        }
-        for account in [0, 1, 517, 1_023] {
-            let n = count(500, &mut (0..100).map(|o| o * 1_024 + account)) as i64;
-            assert!((n - 50).abs() <= 3, "account {account}: {n} of 100");
-        }
-    }
-
-    #[test]
     fn a_cross_shard_transfer_stays_open_until_its_credit_and_times_from_its_block() {
         let start = Instant::now();
-        let run =
-            Run { book: Mutex::new(book(1)), arrivals: Mutex::new(Arrivals::default()), stopped: Default::default() };
+        let plan = Plan { rate: 1, total: 1, chains: vec![Vec::new()], node_of: vec![0] };
+        let run = Run::new(&plan);
         let (same, across) = (id(1), id(2));
         {
             let mut b = run.book();
@@ -864,21 +375,6 @@ mod tests {
         );
         assert_eq!(b.cross_source_latencies_us, vec![200_000]);
         assert_eq!(b.late_credits, 0);
-    }
-
-    #[test]
-    fn arrivals_are_bounded_and_tell_forgotten_from_not_yet() {
-        let now = Instant::now();
-        let mut a = Arrivals::default();
-        assert_eq!(a.of(0, 1), Arrival::NotYet);
-        for h in 1..=(MAX_ARRIVALS_PER_SHARD as u64 + 10) {
-            a.record(0, h, now);
-        }
-        assert_eq!(a.by_shard[&0].len(), MAX_ARRIVALS_PER_SHARD);
-        assert_eq!(a.of(0, 5), Arrival::Forgotten);
-        assert_eq!(a.of(0, 20), Arrival::At(now));
-        assert_eq!(a.of(0, MAX_ARRIVALS_PER_SHARD as u64 + 11), Arrival::NotYet);
-        assert_eq!(a.of(1, 20), Arrival::NotYet);
     }
 
     #[tokio::test]

@@ -15,15 +15,19 @@
 //!
 //! - [`schedule`]: which slot is due when, and whose it is (pure);
 //! - [`accounts`]: the bench accounts and their funding;
-//! - [`load`]: the signed plan, the ticker and the bookkeeping;
+//! - [`plan`]: the transactions, signed before the clock starts;
+//! - [`load`]: the ticker and the lanes that send them;
+//! - `book`: where every sent transaction stands, latencies, arrivals;
 //! - [`finality`]: final-block subscriptions and block matching;
 //! - [`report`]: percentiles, reasons, the summary (pure);
 //! - [`search`]: the `--find-max` rate search (pure);
 //! - [`rpc`]: each validator's client, and batches of any length.
 
 pub mod accounts;
+mod book;
 pub mod finality;
 pub mod load;
+pub mod plan;
 pub mod report;
 pub mod rpc;
 pub mod schedule;
@@ -41,7 +45,8 @@ use palisade_ledger::ShardId;
 use serde::Serialize;
 
 use self::accounts::{BenchAccount, ShardClients};
-use self::load::{Plan, Run, Sender};
+use self::load::Run;
+use self::plan::{Plan, Sender};
 use self::report::Summary;
 use self::rpc::Node;
 use self::search::Search;
@@ -289,7 +294,7 @@ impl<'a> Bench<'a> {
         let mut search = Search::default();
         let mut trials: Vec<Trial> = Vec::new();
         while let Some(rate) = search.next(self.args.rate) {
-            let most = Duration::from_millis(load::MAX_PLANNED_TXS.saturating_mul(1_000) / rate.max(1));
+            let most = Duration::from_millis(plan::MAX_PLANNED_TXS.saturating_mul(1_000) / rate.max(1));
             let summary = self.trial(rate, self.args.trial.min(most)).await?;
             let shortfall = report::shortfall(&summary, bound);
             search.record(rate, shortfall.is_none());
@@ -356,7 +361,7 @@ impl<'a> Bench<'a> {
             .await
             .context("reading the bench accounts (is the network up? `palisade-testnet up`)")?;
         let total = schedule::total(rate, duration);
-        let per_tx = load::TRANSFER_UNITS.saturating_add(load::FEE_UNITS);
+        let per_tx = plan::TRANSFER_UNITS.saturating_add(plan::FEE_UNITS);
         let needed: Vec<u64> = (0..self.accounts.len())
             .map(|a| schedule::slots_of(a, self.accounts.len(), total).saturating_mul(per_tx))
             .collect();
