@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use jsonrpsee::core::ClientError;
@@ -96,7 +96,7 @@ fn certify(genesis: &Genesis, block: &Block, view: u64) -> CommitCertificate {
 
 /// Serves a shard's queues the way the shard thread would for RPC: `Submit`
 /// through a real mempool over the store, `TxState` from it.
-fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) {
+fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut mempool = Mempool::new(MempoolConfig::default());
         let mut rejected: HashMap<Hash, String> = HashMap::new();
@@ -144,7 +144,7 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) {
                 },
             }
         }
-    });
+    })
 }
 
 struct Harness {
@@ -163,6 +163,27 @@ struct Harness {
     rpc: SocketAddr,
     health: SocketAddr,
     shutdown: watch::Sender<bool>,
+    /// The shard threads, joined on drop: one still holding the store while
+    /// the test process exits races RocksDB's teardown ("pthread lock:
+    /// Invalid argument", SIGABRT after every test passed).
+    shard_threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for handle in self.ctx.shards.values() {
+            handle.shutdown();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for thread in self.shard_threads.drain(..) {
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 impl Harness {
@@ -199,6 +220,7 @@ impl Harness {
         let mut handles = BTreeMap::new();
         let mut statuses = BTreeMap::new();
         let mut final_blocks = BTreeMap::new();
+        let mut shard_threads = Vec::new();
         for shard in [VALIDATED, FOLLOWED] {
             let mut status = initial_status(shard, &store, &genesis).unwrap();
             if shard == VALIDATED {
@@ -207,7 +229,7 @@ impl Harness {
             let (handle, queues) = shard_channel(status, QueueBounds::default());
             statuses.insert(shard, queues.status.clone());
             final_blocks.insert(shard, queues.final_blocks.clone());
-            serve_shard(queues, store.clone(), genesis.shard_context(shard).unwrap());
+            shard_threads.push(serve_shard(queues, store.clone(), genesis.shard_context(shard).unwrap()));
             handles.insert(shard, handle);
         }
         let (net, commands) = NetHandle::channel(16);
@@ -240,6 +262,7 @@ impl Harness {
             rpc,
             health,
             shutdown,
+            shard_threads,
         }
     }
 
