@@ -60,18 +60,7 @@ impl Default for Options {
 }
 
 fn status(shard: u32) -> ShardStatus {
-    ShardStatus {
-        shard,
-        validator_index: None,
-        height: 0,
-        last_block_hash: Hash::ZERO,
-        last_commit_unix_ms: 0,
-        view: 0,
-        peer_height: 0,
-        mempool_txs: 0,
-        mempool_bytes: 0,
-        receipts_pooled: 0,
-    }
+    ShardStatus::initial(shard, 0, Hash::ZERO, 0)
 }
 
 fn loopback() -> Multiaddr {

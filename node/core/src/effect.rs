@@ -182,3 +182,23 @@ pub struct ShardStatus {
     #[serde(skip)]
     pub receipts_pooled: usize,
 }
+
+impl ShardStatus {
+    /// What a shard publishes before its core has run: `height` with block
+    /// `last_block_hash`, taken as committed at `now_unix_ms` (the node's
+    /// start), view 0, nothing pooled, no validator index yet.
+    pub fn initial(shard: ShardId, height: u64, last_block_hash: Hash, now_unix_ms: u64) -> ShardStatus {
+        ShardStatus {
+            shard,
+            validator_index: None,
+            height,
+            last_block_hash,
+            last_commit_unix_ms: now_unix_ms,
+            view: 0,
+            peer_height: 0,
+            mempool_txs: 0,
+            mempool_bytes: 0,
+            receipts_pooled: 0,
+        }
+    }
+}

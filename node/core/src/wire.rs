@@ -197,3 +197,41 @@ pub struct SyncResponse {
     /// that emitted receipts for the destination, in height order.
     pub receipts: Vec<serde_bytes::ByteBuf>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(max_blocks: u32) -> SyncRequest {
+        SyncRequest { max_blocks, ..SyncRequest::blocks(1, 5) }
+    }
+
+    fn block(size: usize) -> SyncedBlock {
+        SyncedBlock { block: vec![7; size], certificate: vec![9; 100] }
+    }
+
+    #[test]
+    fn admit_checks_shard_and_range_and_caps_the_count() {
+        let admit = |request: SyncRequest| request.admit(|shard| shard == 1);
+        assert_eq!(admit(request(1_000)).map(|r| r.max_blocks), Ok(MAX_SYNC_BLOCKS));
+        assert!(admit(SyncRequest { shard: 2, ..request(1) }).is_err());
+        assert!(admit(SyncRequest { from_height: 0, ..request(1) }).is_err());
+        assert!(admit(request(0)).is_err());
+        assert_eq!(admit(SyncRequest::receipts(1, 5, 0)).map(|r| r.max_blocks), Ok(MAX_RECEIPT_SCAN_BLOCKS));
+        assert!(admit(SyncRequest::receipts(1, 5, 1)).is_err(), "receipts for the source itself");
+    }
+
+    #[test]
+    fn check_response_matches_the_request() {
+        let ok = SyncResponse::blocks(1, 9, vec![block(1); 2]);
+        assert!(ok.check(&request(2)).is_ok());
+        assert!(ok.check(&request(1)).is_err());
+        assert!(ok.check(&SyncRequest { shard: 2, ..request(2) }).is_err());
+        let scan = SyncRequest::receipts(1, 5, 0);
+        assert!(ok.check(&scan).is_err(), "blocks for a receipt scan");
+        let mut answer = SyncResponse::empty(&scan);
+        assert!(answer.check(&scan).is_ok());
+        answer.scanned_to = 5 + u64::from(MAX_RECEIPT_SCAN_BLOCKS);
+        assert!(answer.check(&scan).is_err(), "scanned past what was asked");
+    }
+}

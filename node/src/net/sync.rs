@@ -9,13 +9,13 @@
 //! The network task drives them; the blocks themselves are verified by the
 //! shard, against their commit certificates.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol, request_response};
-use palisade_ledger::{ShardId, codec};
+use palisade_ledger::codec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -128,27 +128,6 @@ impl request_response::Codec for SyncCodec {
     }
 }
 
-/// Checks an inbound request before the store is read: the shard must be one
-/// this node runs, the range must start at height 1 or above and ask for
-/// something, and a receipt scan must be for another shard; the block count
-/// is capped ([`SyncRequest::cap`]).
-pub(crate) fn admit(mut request: SyncRequest, shards: &BTreeSet<ShardId>) -> Result<SyncRequest, &'static str> {
-    if !shards.contains(&request.shard) {
-        return Err("shard not run here");
-    }
-    if request.receipts_for == Some(request.shard) {
-        return Err("receipts of a shard for itself");
-    }
-    if request.from_height == 0 {
-        return Err("from_height 0");
-    }
-    if request.max_blocks == 0 {
-        return Err("asks for no blocks");
-    }
-    request.max_blocks = request.cap();
-    Ok(request)
-}
-
 /// Cuts what the sync server returned down to what the request asked for and
 /// what fits in [`MAX_RESPONSE_BYTES`], keeping a prefix (blocks must stay
 /// consecutive from the requested height). A receipt scan over the limit
@@ -173,30 +152,6 @@ pub(crate) fn trim(response: &mut SyncResponse, request: &SyncRequest) {
         }
     }
     response.blocks.truncate(keep);
-}
-
-/// Checks an answer against the request it answers (the blocks themselves
-/// are the shard's to verify).
-pub(crate) fn check_response(request: &SyncRequest, response: &SyncResponse) -> Result<(), String> {
-    if response.shard != request.shard {
-        return Err(format!("answered for shard {} instead of {}", response.shard, request.shard));
-    }
-    if response.receipts_for != request.receipts_for {
-        return Err("answered another kind of request".to_owned());
-    }
-    let asked = request.cap();
-    if response.blocks.len() > usize::try_from(asked).unwrap_or(usize::MAX) {
-        return Err(format!("sent {} blocks, {asked} asked for", response.blocks.len()));
-    }
-    if request.receipts_for.is_some() {
-        let last = request.from_height.saturating_add(u64::from(asked)).saturating_sub(1);
-        if !response.blocks.is_empty() || response.scanned_to > last || response.receipts.len() > asked as usize {
-            return Err(format!("a receipt scan answer beyond the {asked} blocks asked for"));
-        }
-    } else if !response.receipts.is_empty() {
-        return Err("receipts in a block sync answer".to_owned());
-    }
-    Ok(())
 }
 
 /// An outbound request waiting for its answer.
@@ -256,7 +211,9 @@ mod tests {
     use libp2p::request_response::Codec;
 
     use super::*;
-    use crate::wire::{MAX_RECEIPT_SCAN_BLOCKS, MAX_SYNC_BLOCKS, SyncedBlock};
+    use std::collections::BTreeSet;
+
+    use crate::wire::SyncedBlock;
 
     fn request(max_blocks: u32) -> SyncRequest {
         SyncRequest { max_blocks, ..SyncRequest::blocks(1, 5) }
@@ -299,17 +256,6 @@ mod tests {
     }
 
     #[test]
-    fn admit_checks_shard_and_range_and_caps_the_count() {
-        let shards = BTreeSet::from([1]);
-        assert_eq!(admit(request(1_000), &shards).map(|r| r.max_blocks), Ok(MAX_SYNC_BLOCKS));
-        assert!(admit(SyncRequest { shard: 2, ..request(1) }, &shards).is_err());
-        assert!(admit(SyncRequest { from_height: 0, ..request(1) }, &shards).is_err());
-        assert!(admit(request(0), &shards).is_err());
-        assert_eq!(admit(SyncRequest::receipts(1, 5, 0), &shards).map(|r| r.max_blocks), Ok(MAX_RECEIPT_SCAN_BLOCKS));
-        assert!(admit(SyncRequest::receipts(1, 5, 1), &shards).is_err(), "receipts for the source itself");
-    }
-
-    #[test]
     fn trim_keeps_a_prefix_within_count_and_bytes() {
         let mut response = SyncResponse::blocks(1, 9, vec![block(1); 10]);
         trim(&mut response, &request(4));
@@ -320,20 +266,6 @@ mod tests {
         trim(&mut response, &request(10));
         assert_eq!(response.blocks.len(), 2);
         assert!(codec::encode(&response).len() <= MAX_RESPONSE_BYTES);
-    }
-
-    #[test]
-    fn check_response_matches_the_request() {
-        let ok = SyncResponse::blocks(1, 9, vec![block(1); 2]);
-        assert!(check_response(&request(2), &ok).is_ok());
-        assert!(check_response(&request(1), &ok).is_err());
-        assert!(check_response(&SyncRequest { shard: 2, ..request(2) }, &ok).is_err());
-        let scan = SyncRequest::receipts(1, 5, 0);
-        assert!(check_response(&scan, &ok).is_err(), "blocks for a receipt scan");
-        let mut answer = SyncResponse::empty(&scan);
-        assert!(check_response(&scan, &answer).is_ok());
-        answer.scanned_to = 5 + u64::from(MAX_RECEIPT_SCAN_BLOCKS);
-        assert!(check_response(&scan, &answer).is_err(), "scanned past what was asked");
     }
 
     #[test]

@@ -381,7 +381,7 @@ impl NetTask {
                 request_response::Message::Response { request_id, response } => {
                     let Some(pending) = self.requests.remove(&request_id) else { return };
                     let shard = pending.request.shard;
-                    let answer = match sync::check_response(&pending.request, &response) {
+                    let answer = match response.check(&pending.request) {
                         Ok(()) => {
                             self.sync_peers.succeeded(&peer);
                             Ok(response)
@@ -414,7 +414,7 @@ impl NetTask {
     fn serve_sync(&mut self, peer: PeerId, request: SyncRequest, channel: ResponseChannel<SyncResponse>) {
         let shard = request.shard;
         let empty = SyncResponse::empty(&request);
-        match sync::admit(request, &self.served_shards) {
+        match request.admit(|shard| self.served_shards.contains(&shard)) {
             Err(reason) => {
                 debug!(peer = %peer, shard, reason, "sync request refused");
                 self.respond(channel, empty);

@@ -396,16 +396,10 @@ fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState
 /// The status a shard publishes before its thread starts.
 pub fn initial_status(shard: ShardId, store: &Store, genesis: &Genesis) -> Result<ShardStatus, StoreError> {
     let tip = store.tip(shard)?;
-    Ok(ShardStatus {
+    Ok(ShardStatus::initial(
         shard,
-        validator_index: None,
-        height: tip.map_or(0, |t| t.height),
-        last_block_hash: tip.map_or_else(|| genesis.hash(), |t| t.hash),
-        last_commit_unix_ms: unix_ms(),
-        view: 0,
-        peer_height: 0,
-        mempool_txs: 0,
-        mempool_bytes: 0,
-        receipts_pooled: 0,
-    })
+        tip.map_or(0, |t| t.height),
+        tip.map_or_else(|| genesis.hash(), |t| t.hash),
+        unix_ms(),
+    ))
 }

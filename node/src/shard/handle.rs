@@ -292,18 +292,7 @@ mod tests {
     /// whenever queries filled it, so a lagging shard stopped catching up.
     #[test]
     fn queries_never_crowd_out_sync_answers() {
-        let status = ShardStatus {
-            shard: 0,
-            validator_index: None,
-            height: 0,
-            last_block_hash: Hash::ZERO,
-            last_commit_unix_ms: 0,
-            view: 0,
-            peer_height: 0,
-            mempool_txs: 0,
-            mempool_bytes: 0,
-            receipts_pooled: 0,
-        };
+        let status = ShardStatus::initial(0, 0, Hash::ZERO, 0);
         let (handle, queues) = shard_channel(status, QueueBounds { control: 2, ..QueueBounds::default() });
         while handle.control.try_send(Control::Shutdown).is_ok() {}
         assert_eq!(queues.control.len(), 2, "the control queue is full");

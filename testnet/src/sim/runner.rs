@@ -358,11 +358,14 @@ impl Sim {
         let now = self.host_ms();
         let host = &mut self.nodes[node];
         // The slot of a proposal or vote, judged on the replica as it is
-        // before the input (evidence completeness reads what it accepted).
+        // before the input (evidence completeness reads what an honest one
+        // accepted; only then is the message decoded a second time).
         let slot = match (&input, host.core()) {
-            (Input::Gossip { kind: TopicKind::Consensus, data }, Some(core)) => decode(data, self.message_limit)
-                .ok()
-                .and_then(|m| host.slot(&m, core.replica().height(), core.replica().view())),
+            (Input::Gossip { kind: TopicKind::Consensus, data }, Some(core)) if host.honest() => {
+                decode(data, self.message_limit)
+                    .ok()
+                    .and_then(|m| host.slot(&m, core.replica().height(), core.replica().view()))
+            }
             _ => None,
         };
         let gossip = match &input {

@@ -39,13 +39,10 @@ impl<S: ChainStore> ShardCore<S> {
     /// A consensus message: bounded decode, full verification against the
     /// committee of the next height, then the replica.
     fn on_consensus(&mut self, data: &[u8], out: &mut Vec<Effect>) -> Result<(), StorageError> {
-        let message = match palisade_consensus::decode(data, self.limits.max_message_bytes) {
-            Ok(message) => message,
-            Err(e) => {
-                debug!(error = %e, "undecodable consensus message");
-                refuse(out, TopicKind::Consensus, "decode");
-                return Ok(());
-            }
+        let Some(message) =
+            decoded(palisade_consensus::decode(data, self.limits.max_message_bytes), TopicKind::Consensus, out)
+        else {
+            return Ok(());
         };
         // A message at height h shows its signer committed h - 1 (once verified).
         let height = message.message.height();
@@ -85,13 +82,8 @@ impl<S: ChainStore> ShardCore<S> {
     /// A receipt batch: bounded decode, full verification, then the pool;
     /// forwarded only if it brought something new.
     fn on_receipts(&mut self, data: &[u8], out: &mut Vec<Effect>) -> Result<(), StorageError> {
-        let batch = match codec::decode(data, self.limits.max_block_bytes) {
-            Ok(batch) => batch,
-            Err(e) => {
-                debug!(error = %e, "undecodable receipt batch");
-                refuse(out, TopicKind::Receipts, "decode");
-                return Ok(());
-            }
+        let Some(batch) = decoded(codec::decode(data, self.limits.max_block_bytes), TopicKind::Receipts, out) else {
+            return Ok(());
         };
         match self.receipts.offer(batch, self.chain.state())? {
             Offer::Pooled(n) => {
@@ -109,13 +101,10 @@ impl<S: ChainStore> ShardCore<S> {
 
     /// Evidence: bounded decode, then the pool's checks.
     fn on_gossiped_evidence(&mut self, data: &[u8], out: &mut Vec<Effect>) {
-        let evidence: Evidence = match codec::decode(data, self.limits.max_message_bytes) {
-            Ok(evidence) => evidence,
-            Err(e) => {
-                debug!(error = %e, "undecodable evidence");
-                refuse(out, TopicKind::Evidence, "decode");
-                return;
-            }
+        let Some(evidence) =
+            decoded::<Evidence, _>(codec::decode(data, self.limits.max_message_bytes), TopicKind::Evidence, out)
+        else {
+            return;
         };
         // Accepted, gossip forwards it: publishing it again would be a new
         // message (ids are source and sequence number) at every node.
@@ -156,13 +145,8 @@ impl<S: ChainStore> ShardCore<S> {
 
     /// A transaction from gossip.
     fn on_gossiped_tx(&mut self, data: &[u8], out: &mut Vec<Effect>) -> Result<(), StorageError> {
-        let tx = match SignedTx::from_bytes(data) {
-            Ok(tx) => tx,
-            Err(e) => {
-                debug!(error = %e, "undecodable transaction");
-                refuse(out, TopicKind::Txs, "decode");
-                return Ok(());
-            }
+        let Some(tx) = decoded(SignedTx::from_bytes(data), TopicKind::Txs, out) else {
+            return Ok(());
         };
         match self.admit(tx, out)? {
             Ok(_) => out.push(Effect::Verdict(Verdict::Accept)),
@@ -195,6 +179,18 @@ impl<S: ChainStore> ShardCore<S> {
                 }
                 Ok(Err(rejection))
             }
+        }
+    }
+}
+
+/// The decoded message, or `None` after refusing it as undecodable.
+fn decoded<T, E: std::fmt::Display>(decoded: Result<T, E>, kind: TopicKind, out: &mut Vec<Effect>) -> Option<T> {
+    match decoded {
+        Ok(message) => Some(message),
+        Err(e) => {
+            debug!(error = %e, kind = kind.label(), "undecodable gossip");
+            refuse(out, kind, "decode");
+            None
         }
     }
 }
