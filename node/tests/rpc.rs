@@ -34,9 +34,10 @@ use palisade_node::metrics::{MethodLabel, Metrics};
 use palisade_node::net::{Command, CommandReceiver, NetHandle};
 use palisade_node::rpc::{self, RpcConfig};
 use palisade_node::shard::{
-    Control, FinalBlock, QueueBounds, ShardQueues, ShardStatus, TxInput, TxState, initial_status, shard_channel,
+    Control, FinalBlock, QueueBounds, ShardQueues, ShardStatus, TxInput, initial_status, shard_channel,
 };
 use palisade_node::wire::TopicKind;
+use palisade_shard_core::ViewChange;
 use palisade_shard_core::evidence::EvidencePool;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -95,25 +96,15 @@ fn certify(genesis: &Genesis, block: &Block, view: u64) -> CommitCertificate {
 }
 
 /// Serves a shard's queues the way the shard thread would for RPC: `Submit`
-/// through a real mempool over the store, `TxState` from it.
+/// through a real mempool over the store, whose changes (and refusals) feed
+/// the shard's read view as the core's `Effect::View` would.
 fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut mempool = Mempool::new(MempoolConfig::default());
-        let mut rejected: HashMap<Hash, String> = HashMap::new();
         let mut evidence = EvidencePool::default();
         loop {
             crossbeam_channel::select! {
                 recv(queues.control) -> input => match input {
-                    Ok(Control::TxState { id, reply }) => {
-                        let state = if mempool.contains(&id) {
-                            TxState::Pending
-                        } else if let Some(reason) = rejected.get(&id) {
-                            TxState::Rejected { reason: reason.clone() }
-                        } else {
-                            TxState::Unknown
-                        };
-                        let _ = reply.send(state);
-                    }
                     Ok(Control::SubmitEvidence { evidence: submitted, reply }) => {
                         // The shard thread's pool, over the committed state.
                         let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
@@ -122,20 +113,22 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) ->
                         let _ = reply.send(evidence.offer(&context, &committee, next, &submitted).answer());
                     }
                     Ok(Control::Shutdown) | Err(_) => return,
-                    Ok(_) => {}
                 },
                 recv(queues.txs) -> input => match input {
                     Ok(TxInput::Submit { tx, reply }) => {
                         let id = tx.id();
                         let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
+                        let mut changes = Vec::new();
                         let verdict = match mempool.insert(tx, &state) {
                             Ok(id) => Ok(id),
                             Err(InsertError::Rejected(r)) => {
-                                rejected.insert(id, r.to_string());
+                                changes.push(ViewChange::TxRejected(id, r.to_string()));
                                 Err(r)
                             }
                             Err(InsertError::State(e)) => panic!("state: {e}"),
                         };
+                        mempool.take_changes(&mut changes);
+                        queues.view.write().unwrap().apply(changes);
                         queues.status.write().unwrap().mempool_txs = mempool.len();
                         let _ = reply.send(verdict);
                     }

@@ -298,6 +298,24 @@ fn host_checker_flags_a_vote_sent_before_it_is_persisted() {
     );
 }
 
+/// A core that failed to report a pool change would have the node's RPC
+/// answer from a stale read view; a host that drops the reports looks the
+/// same to the check.
+#[test]
+fn host_checker_flags_a_read_view_that_drifts_from_the_pools() {
+    let mut sim = Sim::new(Scenario::calm(3, 1, 4, Vec::new()));
+    sim.forget_views.push(1);
+    let (report, _) = sim.run();
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::Host { node: 1, what, .. } if what.starts_with("read view"))),
+        "{:?}",
+        report.violations
+    );
+}
+
 #[test]
 fn host_checker_flags_an_honest_peer_penalised() {
     // A flooder the checks take for honest: its junk is refused as it

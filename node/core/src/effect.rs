@@ -10,6 +10,7 @@ use palisade_ledger::slashing::SlashRecord;
 use palisade_ledger::{Address, Block, Hash, ShardId};
 use serde::Serialize;
 
+use crate::view::ViewChange;
 use crate::wire::{SyncRequest, SyncResponse, TopicKind};
 
 /// An input to a shard core, handed over with the host's time.
@@ -78,6 +79,9 @@ pub enum Effect {
     Committed(Box<Committed>),
     /// Something worth counting.
     Note(Note),
+    /// What the input changed in the pools, for the host's
+    /// [`crate::view::ReadView`] (one per input at most, last).
+    View(Vec<ViewChange>),
 }
 
 /// A block just made final by a core.

@@ -13,6 +13,7 @@
 //! - [`chain`]: validating, building and committing blocks;
 //! - [`mempool`], [`receipts`], [`evidence`]: what waits for a block;
 //! - [`timers`]: its deadlines;
+//! - [`view`]: what the host keeps for RPC reads of the pools;
 //! - [`serve`]: answering peers' sync requests and receipt scans;
 //! - [`storage`]: the store traits, and [`storage::MemStore`];
 //! - [`wire`]: gossip topics, the sync protocol and size limits;
@@ -28,8 +29,10 @@ pub mod serve;
 pub mod shard;
 pub mod storage;
 pub mod timers;
+pub mod view;
 pub mod wire;
 
 pub use effect::{Committed, Effect, Input, Note, ShardStatus, TxState, Verdict};
 pub use shard::{CoreConfig, OpenError, ShardCore, max_block_bytes, replica_config};
 pub use storage::{ChainRead, ChainStore, MemStore, StorageError};
+pub use view::{ReadView, ViewChange};

@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use palisade_ledger::api::{TxRejection, reason};
 use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, state::StateError};
 
+use crate::view::ViewChange;
+
 /// Default bound on transactions held.
 pub const DEFAULT_MAX_TXS: usize = 100_000;
 /// Default bound on encoded bytes held.
@@ -144,12 +146,21 @@ pub struct Mempool {
     /// (fee, id) of every chain's last transaction: what eviction may take.
     tails: BTreeSet<(Amount, Hash)>,
     bytes: usize,
+    /// What entered and left since the host last took it (the read view).
+    changes: Vec<ViewChange>,
 }
 
 impl Mempool {
     /// An empty pool.
     pub fn new(config: MempoolConfig) -> Mempool {
-        Mempool { config, by_id: HashMap::new(), chains: BTreeMap::new(), tails: BTreeSet::new(), bytes: 0 }
+        Mempool {
+            config,
+            by_id: HashMap::new(),
+            chains: BTreeMap::new(),
+            tails: BTreeSet::new(),
+            bytes: 0,
+            changes: Vec::new(),
+        }
     }
 
     /// Transactions held.
@@ -170,6 +181,16 @@ impl Mempool {
     /// Whether `id` is pending.
     pub fn contains(&self, id: &Hash) -> bool {
         self.by_id.contains_key(id)
+    }
+
+    /// The ids of the pending transactions.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &Hash> {
+        self.by_id.keys()
+    }
+
+    /// Moves what entered and left since the last call onto `into`.
+    pub fn take_changes(&mut self, into: &mut Vec<ViewChange>) {
+        into.append(&mut self.changes);
     }
 
     /// Admits `tx` if it would execute after the sender's pending chain on
@@ -288,6 +309,7 @@ impl Mempool {
         }
         self.bytes = self.bytes.saturating_add(bytes);
         self.by_id.insert(id, Entry { tx, bytes });
+        self.changes.push(ViewChange::TxPending(id));
     }
 
     /// Removes `id`, e.g. a candidate the block builder found no longer
@@ -300,6 +322,7 @@ impl Mempool {
     /// Removes `id` (and keeps the tail index right).
     fn remove(&mut self, id: &Hash) -> Option<SignedTx> {
         let entry = self.by_id.remove(id)?;
+        self.changes.push(ViewChange::TxGone(*id));
         self.bytes = self.bytes.saturating_sub(entry.bytes);
         self.tails.remove(&(entry.tx.body.fee, *id));
         let sender = entry.tx.body.sender;

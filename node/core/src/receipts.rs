@@ -32,6 +32,7 @@ use palisade_ledger::receipt::ReceiptBatch;
 use palisade_ledger::state::StateError;
 use palisade_ledger::{Block, BlockError, BlockHeader, Hash, Receipt, ShardId, State, StateExt, codec};
 
+use crate::view::ViewChange;
 use crate::wire::{SyncRequest, SyncResponse};
 
 /// Most receipts pooled at once (a few hundred bytes each, with their
@@ -68,6 +69,9 @@ pub struct Receipts {
     cursors: BTreeMap<ShardId, u64>,
     /// Scans waiting for an answer, by source, since when (host ms).
     scanning: BTreeMap<ShardId, u64>,
+    /// What entered and left the pool since the host last took it (the
+    /// read view).
+    changes: Vec<ViewChange>,
 }
 
 impl Receipts {
@@ -81,7 +85,15 @@ impl Receipts {
     pub fn resume(shard: ShardId, shard_count: u32, saved: &BTreeMap<ShardId, u64>) -> Receipts {
         let cursors =
             (0..shard_count).filter(|&s| s != shard).map(|s| (s, saved.get(&s).copied().unwrap_or(1).max(1))).collect();
-        Receipts { shard, pool: BTreeMap::new(), ids: HashMap::new(), pooled: 0, cursors, scanning: BTreeMap::new() }
+        Receipts {
+            shard,
+            pool: BTreeMap::new(),
+            ids: HashMap::new(),
+            pooled: 0,
+            cursors,
+            scanning: BTreeMap::new(),
+            changes: Vec::new(),
+        }
     }
 
     /// Per source shard, the lowest height whose receipts may not yet be
@@ -109,6 +121,16 @@ impl Receipts {
     /// Whether receipt `id` waits here.
     pub fn contains(&self, id: &Hash) -> bool {
         self.ids.contains_key(id)
+    }
+
+    /// The ids of the pooled receipts.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &Hash> {
+        self.ids.keys()
+    }
+
+    /// Moves what entered and left the pool since the last call onto `into`.
+    pub fn take_changes(&mut self, into: &mut Vec<ViewChange>) {
+        into.append(&mut self.changes);
     }
 
     /// The batches a final block (with `header`, `certificate`, and the
@@ -173,6 +195,7 @@ impl Receipts {
                 self.pool.insert(source, ReceiptBatch { receipts: fresh, ..batch });
             }
         }
+        self.changes.extend(ids.iter().copied().map(ViewChange::ReceiptPooled));
         self.ids.extend(ids.into_iter().map(|id| (id, source)));
         Ok(Offer::Pooled(added))
     }
@@ -200,11 +223,12 @@ impl Receipts {
             let Some(pooled) = self.pool.get_mut(&source) else { continue };
             let done: BTreeSet<u32> = credited.receipts.iter().map(|r| r.index).collect();
             let before = pooled.receipts.len();
-            let ids = &mut self.ids;
+            let (ids, changes) = (&mut self.ids, &mut self.changes);
             pooled.receipts.retain(|r| {
                 let keep = !done.contains(&r.index);
                 if !keep {
                     ids.remove(&r.receipt.id);
+                    changes.push(ViewChange::ReceiptGone(r.receipt.id));
                 }
                 keep
             });

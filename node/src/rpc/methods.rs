@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use futures::future::join_all;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
@@ -346,6 +345,22 @@ struct TransactionArgs {
 async fn transaction(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<TransactionResponse, ErrorObjectOwned> {
     let args: TransactionArgs = parse_args(params, &["id"])?;
     let id = parse_hash("id", &args.id)?;
+    // The shards' read views first, then the store: a shard updates its
+    // view only after a block is durable, so a transaction that leaves the
+    // mempool between the two reads is found final, never lost in between.
+    let mut in_memory = None;
+    for handle in ctx.shards.values() {
+        match handle.tx_state(&id) {
+            TxState::Pending => {
+                in_memory = Some(TransactionResponse::Pending { id, shard: handle.shard });
+                break;
+            }
+            TxState::Rejected { reason } if in_memory.is_none() => {
+                in_memory = Some(TransactionResponse::Rejected { id, shard: handle.shard, reason });
+            }
+            TxState::Rejected { .. } | TxState::Unknown => {}
+        }
+    }
     let store = ctx.store.clone();
     let receipt = tokio::task::spawn_blocking(move || store.transaction(&id))
         .await
@@ -362,20 +377,7 @@ async fn transaction(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<Trans
             dest_shard: r.dest_shard,
         });
     }
-    let answers = join_all(ctx.shards.values().map(|h| async move { (h.shard, h.tx_state(id).await) })).await;
-    let mut rejected = None;
-    for (shard, answer) in answers {
-        match answer {
-            Ok(TxState::Pending) => return Ok(TransactionResponse::Pending { id, shard }),
-            Ok(TxState::Rejected { reason }) => rejected = rejected.or(Some((shard, reason))),
-            Ok(TxState::Unknown) => {}
-            Err(e) => debug!(shard, error = %e, "no transaction state from a shard"),
-        }
-    }
-    Ok(match rejected {
-        Some((shard, reason)) => TransactionResponse::Rejected { id, shard, reason },
-        None => TransactionResponse::Unknown { id },
-    })
+    Ok(in_memory.unwrap_or(TransactionResponse::Unknown { id }))
 }
 
 #[derive(Deserialize)]
@@ -399,6 +401,9 @@ async fn receipt(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<ReceiptRe
         None => ctx.shards.keys().copied().collect(),
     };
     let Some(&first) = shards.first() else { return Err(shard_not_tracked(0)) };
+    // The read views first, then the store (see `transaction`).
+    let pooled_on =
+        shards.iter().copied().find(|shard| ctx.shards.get(shard).is_some_and(|handle| handle.receipt_pooled(&id)));
     for &shard in &shards {
         let state = reader(&ctx, shard)?;
         let applied = tokio::task::spawn_blocking(move || state.applied(&id))
@@ -413,18 +418,6 @@ async fn receipt(ctx: Arc<NodeContext>, params: &Params<'_>) -> Result<ReceiptRe
                 source_shard: a.source_shard,
                 source_height: a.source_height,
             });
-        }
-    }
-    let mut pooled_on = None;
-    for &shard in &shards {
-        let Some(handle) = ctx.shards.get(&shard) else { continue };
-        match handle.receipt_pooled(id).await {
-            Ok(true) => {
-                pooled_on = Some(shard);
-                break;
-            }
-            Ok(false) => {}
-            Err(e) => debug!(shard, error = %e, "no receipt state from a shard"),
         }
     }
     Ok(ReceiptResponse::NotCredited { id, shard: pooled_on.unwrap_or(first), pooled: pooled_on.is_some() })

@@ -5,7 +5,7 @@
 //! [`Effect::Persist`] is written (synced) before any later effect, so a
 //! validator never sends a vote its store does not remember; messages go to
 //! libp2p, verdicts to gossipsub's scoring, final blocks to subscribers,
-//! notes to Prometheus.
+//! pool changes to the read view RPC queries read, notes to Prometheus.
 //!
 //! Each shard has its own OS thread rather than a task on the shared async
 //! runtime: validating and committing a block is CPU and disk work (batch
@@ -229,17 +229,11 @@ impl ShardDriver {
     fn on_control(&mut self, input: Control) -> Result<(), ShardError> {
         match input {
             Control::Shutdown => self.stopping = true,
-            Control::ReceiptPooled { id, reply } => {
-                let _ = reply.send(self.core.receipt_pooled(&id));
-            }
             Control::SubmitEvidence { evidence, reply } => {
                 let mut out = Vec::new();
                 let answer = self.core.submit_evidence(self.clock.now_ms(), &evidence, &mut out);
                 self.perform_all(out)?;
                 let _ = reply.send(answer);
-            }
-            Control::TxState { id, reply } => {
-                let _ = reply.send(self.core.tx_state(&id));
             }
         }
         Ok(())
@@ -314,6 +308,7 @@ impl ShardDriver {
                 }
                 Effect::Committed(committed) => self.on_committed(*committed),
                 Effect::Note(note) => self.count(note),
+                Effect::View(changes) => self.queues.view.write().unwrap_or_else(|e| e.into_inner()).apply(changes),
             }
         }
         Ok(())

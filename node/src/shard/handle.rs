@@ -3,12 +3,12 @@
 //! Each shard runs on its own thread (see [`crate::shard`]) and is reached
 //! only through bounded queues: one for consensus gossip, one for
 //! transactions (gossip and RPC), one for the answers to its own sync
-//! requests, and one for control (queries, evidence, shutdown), which the
-//! shard serves first. Sync answers have a queue of their own so that
-//! queries, however many, never crowd them out. A full queue refuses at once,
-//! never blocks the sender: a flooded shard cannot slow the network task or
-//! any other shard. What the shard publishes about itself ([`ShardStatus`],
-//! final blocks) is read without asking it.
+//! requests, and one for control (evidence, shutdown), which the shard
+//! serves first. A full queue refuses at once, never blocks the sender: a
+//! flooded shard cannot slow the network task or any other shard. What the
+//! shard publishes about itself ([`ShardStatus`], final blocks, and the
+//! [`ReadView`] of its pools that RPC queries read) is read without asking
+//! it, so a query never waits behind consensus work.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::mempool::Rejection;
 use crate::net::GossipSource;
 use crate::wire::{SyncRequest, SyncResponse, TopicKind};
-pub use palisade_shard_core::{ShardStatus, TxState};
+pub use palisade_shard_core::{ReadView, ShardStatus, TxState};
 
 /// How long an RPC caller waits for a shard to answer before giving up.
 pub const SHARD_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,20 +65,6 @@ pub struct SyncAnswer {
 /// What the shard serves before anything else.
 #[derive(Debug)]
 pub enum Control {
-    /// Where does this transaction stand in the shard's memory?
-    TxState {
-        /// The transaction id.
-        id: Hash,
-        /// The answer.
-        reply: oneshot::Sender<TxState>,
-    },
-    /// Is this receipt waiting in the shard's receipt pool?
-    ReceiptPooled {
-        /// The receipt (transfer) id.
-        id: Hash,
-        /// The answer.
-        reply: oneshot::Sender<bool>,
-    },
     /// Evidence submitted over RPC: verify, pool and gossip it.
     SubmitEvidence {
         /// The evidence.
@@ -125,6 +111,7 @@ pub struct ShardHandle {
     pub(crate) control: Sender<Control>,
     pub(crate) sync: Sender<SyncAnswer>,
     pub(crate) status: Arc<RwLock<ShardStatus>>,
+    pub(crate) view: Arc<RwLock<ReadView>>,
     pub(crate) final_blocks: broadcast::Sender<FinalBlock>,
 }
 
@@ -179,18 +166,22 @@ impl ShardHandle {
         self.await_reply(answer).await
     }
 
-    /// Where a transaction stands in the shard's memory.
-    pub async fn tx_state(&self, id: Hash) -> Result<TxState, ShardBusy> {
-        let (reply, answer) = oneshot::channel();
-        self.control.try_send(Control::TxState { id, reply }).map_err(|e| refused(self.shard, e))?;
-        self.await_reply(answer).await
+    /// Where a transaction stands in the shard's memory, from its read view
+    /// (as of the last input the shard finished).
+    pub fn tx_state(&self, id: &Hash) -> TxState {
+        self.read_view().tx_state(id)
     }
 
-    /// Whether a receipt waits in the shard's receipt pool.
-    pub async fn receipt_pooled(&self, id: Hash) -> Result<bool, ShardBusy> {
-        let (reply, answer) = oneshot::channel();
-        self.control.try_send(Control::ReceiptPooled { id, reply }).map_err(|e| refused(self.shard, e))?;
-        self.await_reply(answer).await
+    /// Whether a receipt waits in the shard's receipt pool, from its read
+    /// view.
+    pub fn receipt_pooled(&self, id: &Hash) -> bool {
+        self.read_view().receipt_pooled(id)
+    }
+
+    fn read_view(&self) -> std::sync::RwLockReadGuard<'_, ReadView> {
+        // Poisoned only if the shard thread panicked mid-update; what it
+        // left is still the best answer there is.
+        self.view.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Offers equivocation evidence to the shard's evidence pool.
@@ -253,6 +244,8 @@ pub struct ShardQueues {
     pub sync: crossbeam_channel::Receiver<SyncAnswer>,
     /// Where the shard publishes its status.
     pub status: Arc<RwLock<ShardStatus>>,
+    /// Where it keeps the read view of its pools.
+    pub view: Arc<RwLock<ReadView>>,
     /// Where it publishes final blocks.
     pub final_blocks: broadcast::Sender<FinalBlock>,
 }
@@ -265,6 +258,7 @@ pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle,
     let (control_tx, control_rx) = crossbeam_channel::bounded(bounds.control);
     let (sync_tx, sync_rx) = crossbeam_channel::bounded(bounds.sync);
     let status = Arc::new(RwLock::new(initial));
+    let view = Arc::new(RwLock::new(ReadView::default()));
     let (final_blocks, _) = broadcast::channel(FINAL_BLOCKS_BUFFERED);
     let handle = ShardHandle {
         shard,
@@ -273,12 +267,19 @@ pub fn shard_channel(initial: ShardStatus, bounds: QueueBounds) -> (ShardHandle,
         control: control_tx,
         sync: sync_tx,
         status: status.clone(),
+        view: view.clone(),
         final_blocks: final_blocks.clone(),
     };
-    (
-        handle,
-        ShardQueues { consensus: consensus_rx, txs: txs_rx, control: control_rx, sync: sync_rx, status, final_blocks },
-    )
+    let queues = ShardQueues {
+        consensus: consensus_rx,
+        txs: txs_rx,
+        control: control_rx,
+        sync: sync_rx,
+        status,
+        view,
+        final_blocks,
+    };
+    (handle, queues)
 }
 
 #[cfg(test)]
@@ -289,7 +290,7 @@ mod tests {
 
     /// The bug a queue of their own fixes: sync answers shared the control
     /// queue with RPC queries (wallets poll every 100 ms), and were dropped
-    /// whenever queries filled it, so a lagging shard stopped catching up.
+    /// whenever the queue filled, so a lagging shard stopped catching up.
     #[test]
     fn queries_never_crowd_out_sync_answers() {
         let status = ShardStatus::initial(0, 0, Hash::ZERO, 0);
@@ -299,5 +300,21 @@ mod tests {
         let answer = SyncAnswer { request: SyncRequest::blocks(0, 1), answer: Err("timed out".to_owned()) };
         assert!(handle.synced(answer).is_ok(), "a sync answer still gets through");
         assert_eq!(queues.sync.try_recv().map(|a| a.request.from_height).ok(), Some(1));
+    }
+
+    /// The bug the read view fixes: transaction and receipt queries were
+    /// answered by the shard thread through its control queue, so they
+    /// waited behind whatever consensus work it was doing, and timed out
+    /// (after SHARD_REPLY_TIMEOUT) when it was busy. No thread serves these
+    /// queues here, yet the queries answer at once.
+    #[test]
+    fn queries_never_wait_for_the_shard_thread() {
+        use palisade_shard_core::ViewChange;
+        let (handle, queues) = shard_channel(ShardStatus::initial(0, 0, Hash::ZERO, 0), QueueBounds::default());
+        let (tx, receipt) = (Hash::plain(b"tx"), Hash::plain(b"receipt"));
+        assert_eq!(handle.tx_state(&tx), TxState::Unknown);
+        queues.view.write().unwrap().apply([ViewChange::TxPending(tx), ViewChange::ReceiptPooled(receipt)]);
+        assert_eq!(handle.tx_state(&tx), TxState::Pending);
+        assert!(handle.receipt_pooled(&receipt));
     }
 }

@@ -15,7 +15,7 @@ use palisade_consensus::{
     BlockHash, Committee, Decision, Evidence, Message, Phase, SafetyState, SignedMessage, ValidatorIndex,
 };
 use palisade_ledger::{Address, ShardId};
-use palisade_shard_core::{CoreConfig, MemStore, ShardCore};
+use palisade_shard_core::{CoreConfig, MemStore, ReadView, ShardCore};
 
 use super::byzantine::Kind;
 
@@ -62,6 +62,9 @@ pub struct Node {
     /// The committee its core verifies messages against, as of the last
     /// input (for the checks).
     committee: Committee,
+    /// Volatile: the read view the node's RPC would read, fed by the core's
+    /// `Effect::View`s (checked against its pools).
+    pub view: ReadView,
 }
 
 impl Node {
@@ -88,6 +91,7 @@ impl Node {
             evidence: Vec::new(),
             detected: Vec::new(),
             seen: BTreeMap::new(),
+            view: ReadView::default(),
         }
     }
 
@@ -147,6 +151,27 @@ impl Node {
         self.incarnation += 1;
         self.tick_at = None;
         self.seen.clear();
+        self.view = ReadView::default();
+    }
+
+    /// Why its read view differs from its core's pools, if it does: a
+    /// change the core did not report would have RPC answer wrongly. `full`
+    /// compares every id (sizes otherwise).
+    pub fn view_mismatch(&self, full: bool) -> Option<String> {
+        let core = self.core.as_ref()?;
+        let (mempool, receipts) = (core.mempool(), core.receipts());
+        let (pending, pooled) = (self.view.pending(), self.view.pooled());
+        if pending.len() != mempool.len() || (full && !mempool.ids().all(|id| pending.contains(id))) {
+            return Some(format!("read view: {} pending, the mempool holds {}", pending.len(), mempool.len()));
+        }
+        if pooled.len() != receipts.ids().len() || (full && !receipts.ids().all(|id| pooled.contains(id))) {
+            return Some(format!(
+                "read view: {} receipts pooled, the pool holds {}",
+                pooled.len(),
+                receipts.ids().len()
+            ));
+        }
+        None
     }
 
     /// Reopens the core from what was durable, at `now_ms`.

@@ -126,6 +126,9 @@ pub struct Sim {
     /// Nodes whose host drops their `Persist` effects: a planted host bug
     /// the persist-before-send check must catch (tests only).
     pub forget_persists: Vec<usize>,
+    /// Nodes whose host drops their read-view changes: a planted host bug
+    /// the read-view check must catch (tests only).
+    pub forget_views: Vec<usize>,
     pending: BTreeMap<u64, Pending>,
     next_request: u64,
     queue: Queue,
@@ -199,6 +202,7 @@ impl Sim {
             receipts_due: None,
             committed_at_ms: BTreeMap::new(),
             forget_persists: Vec::new(),
+            forget_views: Vec::new(),
             pending: BTreeMap::new(),
             next_request: 0,
             queue: Queue::default(),
@@ -392,7 +396,7 @@ impl Sim {
     }
 
     /// What must hold of an honest core after every input: its pools within
-    /// their bounds, its periodic timers armed.
+    /// their bounds and equal to its read view, its periodic timers armed.
     fn check_bounds(&mut self, node: usize) {
         let Some(core) = self.nodes[node].core().filter(|_| self.nodes[node].honest()) else { return };
         let mut broken = Vec::new();
@@ -409,6 +413,11 @@ impl Sim {
         }
         if !core.periodic_timers_armed() {
             broken.push("the periodic sync check or receipt scan is no longer armed".to_owned());
+        }
+        // Sizes after every input, every id now and then (it costs a walk
+        // over the pools).
+        if let Some(why) = self.nodes[node].view_mismatch(self.stats.events.is_multiple_of(64)) {
+            broken.push(why);
         }
         for what in broken {
             self.host_violation(node, what);
@@ -454,6 +463,11 @@ impl Sim {
                     self.nodes[node].detected.push((signer, height, view, phase));
                 }
                 Effect::Note(_) => {}
+                Effect::View(changes) => {
+                    if !self.forget_views.contains(&node) {
+                        self.nodes[node].view.apply(changes);
+                    }
+                }
             }
         }
         accepted

@@ -21,7 +21,7 @@ mod propose;
 mod replica;
 mod sync;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
@@ -32,17 +32,16 @@ use tracing::warn;
 
 use crate::byzantine::Misbehaviour;
 use crate::chain::Chain;
-use crate::effect::{Effect, Input, ShardStatus, TxState};
+use crate::effect::{Effect, Input, ShardStatus};
 use crate::evidence::EvidencePool;
 use crate::mempool::{Mempool, MempoolConfig, Rejection};
 use crate::receipts::{self, Receipts};
 use crate::storage::{ChainStore, StorageError};
 use crate::timers::{Timer, Timers};
+use crate::view::ViewChange;
 
 /// Largest encoded receipt-cursor record read back.
 const MAX_CURSORS_BYTES: usize = 64 * 1024;
-/// Rejection reasons remembered for [`TxState`] queries.
-pub const REJECTIONS_KEPT: usize = 10_000;
 /// How long to wait for a sync answer before asking again; also the period
 /// of the sync check.
 pub const SYNC_RETRY_MS: u64 = 2_000;
@@ -113,8 +112,9 @@ pub struct ShardCore<S> {
     peer_height: u64,
     /// A block-sync request is out, sent at this time.
     sync_inflight_ms: Option<u64>,
-    rejections: HashMap<Hash, String>,
-    rejection_order: VecDeque<Hash>,
+    /// Read-view changes of the input being handled that the pools do not
+    /// record themselves (refusals).
+    changes: Vec<ViewChange>,
     /// The host's time of the input being handled.
     now_ms: u64,
 }
@@ -211,8 +211,7 @@ impl<S: ChainStore> ShardCore<S> {
             observed_view: 0,
             peer_height: tip.height,
             sync_inflight_ms: None,
-            rejections: HashMap::new(),
-            rejection_order: VecDeque::new(),
+            changes: Vec::new(),
             now_ms,
             chain,
         })
@@ -222,6 +221,12 @@ impl<S: ChainStore> ShardCore<S> {
     /// `out`. A storage failure is fatal: the host must stop the shard.
     pub fn handle(&mut self, now_ms: u64, input: Input, out: &mut Vec<Effect>) -> Result<(), StorageError> {
         self.now_ms = self.now_ms.max(now_ms);
+        let result = self.on_input(input, out);
+        self.report_view_changes(out);
+        result
+    }
+
+    fn on_input(&mut self, input: Input, out: &mut Vec<Effect>) -> Result<(), StorageError> {
         match input {
             Input::Start => self.start(out),
             Input::Gossip { kind, data } => self.on_gossip(kind, data, out),
@@ -258,11 +263,12 @@ impl<S: ChainStore> ShardCore<S> {
     ) -> Result<Result<Hash, Rejection>, StorageError> {
         self.now_ms = self.now_ms.max(now_ms);
         let bytes = tx.to_bytes();
-        let result = self.admit(tx, out)?;
-        if result.is_ok() {
+        let result = self.admit(tx, out);
+        if matches!(result, Ok(Ok(_))) {
             out.push(Effect::Publish { shard: self.shard, kind: crate::wire::TopicKind::Txs, data: bytes });
         }
-        Ok(result)
+        self.report_view_changes(out);
+        result
     }
 
     /// Evidence submitted by a client: pooled and gossiped (its hash and the
@@ -274,23 +280,9 @@ impl<S: ChainStore> ShardCore<S> {
         out: &mut Vec<Effect>,
     ) -> Result<(Hash, Address), String> {
         self.now_ms = self.now_ms.max(now_ms);
-        self.offer_evidence(evidence, true, out).answer()
-    }
-
-    /// Where a transaction stands in the core's memory.
-    pub fn tx_state(&self, id: &Hash) -> TxState {
-        if self.mempool.contains(id) {
-            TxState::Pending
-        } else if let Some(reason) = self.rejections.get(id) {
-            TxState::Rejected { reason: reason.clone() }
-        } else {
-            TxState::Unknown
-        }
-    }
-
-    /// Whether receipt `id` waits in the receipt pool.
-    pub fn receipt_pooled(&self, id: &Hash) -> bool {
-        self.receipts.contains(id)
+        let answer = self.offer_evidence(evidence, true, out).answer();
+        self.report_view_changes(out);
+        answer
     }
 
     /// When the host must next send [`Input::Tick`], if no input comes first.
@@ -364,13 +356,18 @@ impl<S: ChainStore> ShardCore<S> {
     }
 
     fn remember_rejection(&mut self, id: Hash, reason: String) {
-        if self.rejections.insert(id, reason).is_none() {
-            self.rejection_order.push_back(id);
-        }
-        while self.rejection_order.len() > REJECTIONS_KEPT {
-            if let Some(old) = self.rejection_order.pop_front() {
-                self.rejections.remove(&old);
-            }
+        self.changes.push(ViewChange::TxRejected(id, reason));
+    }
+
+    /// Ends an input: what it changed in the pools goes out as one
+    /// [`Effect::View`], in the order it happened within each source.
+    fn report_view_changes(&mut self, out: &mut Vec<Effect>) {
+        let mut changes = Vec::new();
+        self.mempool.take_changes(&mut changes);
+        changes.append(&mut self.changes);
+        self.receipts.take_changes(&mut changes);
+        if !changes.is_empty() {
+            out.push(Effect::View(changes));
         }
     }
 }
