@@ -200,6 +200,7 @@ impl Run {
             max_ticker_lag_ms: book.max_lag.as_secs_f64() * 1_000.0,
             missed_blocks: book.missed_blocks,
             cross_shard: cross,
+            cost: None,
         }
     }
 }

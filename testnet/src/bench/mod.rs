@@ -19,12 +19,14 @@
 //! - [`load`]: the ticker and the lanes that send them;
 //! - `book`: where every sent transaction stands, latencies, arrivals;
 //! - [`finality`]: final-block subscriptions and block matching;
+//! - [`cost`]: the nodes' CPU per transaction, and the verification bound;
 //! - [`report`]: percentiles, reasons, the summary (pure);
 //! - [`search`]: the `--find-max` rate search (pure);
 //! - [`rpc`]: each validator's client, and batches of any length.
 
 pub mod accounts;
 mod book;
+pub mod cost;
 pub mod finality;
 pub mod load;
 pub mod plan;
@@ -187,6 +189,10 @@ struct Ready {
     run: Arc<Run>,
     usable: Vec<Node>,
     watchers: finality::Watchers,
+    /// The network's node processes (for their CPU time).
+    pids: Vec<u32>,
+    /// This machine's verification bound, measured just before the load.
+    verify_bound_tps: f64,
 }
 
 /// Load offered in the background ([`background`]): the drill's.
@@ -387,16 +393,23 @@ impl<'a> Bench<'a> {
         self.say(&format!("signed {} transactions in {:.1} s", plan.total, signing.elapsed().as_secs_f64()));
         let run = Run::new(&plan);
         let watchers = finality::watch(&usable, shards, &run, cross > 0).await?;
-        Ok(Ready { plan, run, usable, watchers })
+        let names: Vec<String> = self.net.nodes.iter().map(|n| n.name.clone()).collect();
+        let pids = names.iter().filter_map(|name| self.net.pid(name).ok().flatten()).collect();
+        let committee = (0..shards).filter_map(|s| genesis.consensus_committee(s)).map(|c| c.len()).max().unwrap_or(1);
+        let verify_bound_tps = tokio::task::spawn_blocking(move || cost::verify_bound(committee, cost::BOUND_SAMPLE))
+            .await
+            .context("measuring the verification bound")?;
+        Ok(Ready { plan, run, usable, watchers, pids, verify_bound_tps })
     }
 
     /// Offers `ready`'s plan (for up to `duration`; less if its run is
     /// stopped), drains, and summarises.
     async fn drive(&self, ready: Ready, duration: Duration) -> Summary {
-        let Ready { plan, run, usable, watchers } = ready;
+        let Ready { plan, run, usable, watchers, pids, verify_bound_tps } = ready;
         let bar = self.bar(&format!("{} tx/s", plan.rate), "{prefix} {elapsed:>4} [{bar:24}] {pos}/{len} sent  {msg}");
         bar.set_length(plan.total);
         let progress = tokio::spawn(progress(Arc::clone(&run), bar.clone()));
+        let cpu = cost::CpuClock::start(&pids);
         let start = Instant::now();
         let lanes = load::offer(Arc::clone(&plan), &usable, Arc::clone(&run), start).await;
         let offered = start.elapsed().min(duration);
@@ -411,7 +424,9 @@ impl<'a> Bench<'a> {
         watchers.stop().await;
         progress.abort();
         bar.finish_and_clear();
-        run.summary(&plan, offered, self.net.genesis.shard_count, self.args.cross_shard)
+        let mut summary = run.summary(&plan, offered, self.net.genesis.shard_count, self.args.cross_shard);
+        summary.cost = Some(cost::Cost::of(&cpu, summary.committed, verify_bound_tps));
+        summary
     }
 
     /// Waits until every validator in `usable` is at its shard's height in

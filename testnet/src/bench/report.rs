@@ -10,6 +10,8 @@ use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::{code, reason};
 use serde::Serialize;
 
+use super::cost::Cost;
+
 /// Latency percentiles, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Latency {
@@ -149,6 +151,10 @@ pub struct Summary {
     /// The cross-shard transfers, with `--cross-shard` (absent without).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cross_shard: Option<CrossShard>,
+    /// What the run cost the nodes, and the machine's verification bound
+    /// (flattened: `node_cpu_us_per_tx`, `verify_bound_tps`, …).
+    #[serde(flatten)]
+    pub cost: Option<Cost>,
 }
 
 /// What the cross-shard transfers of a run measured.
@@ -238,6 +244,21 @@ impl Summary {
             self.rejected.iter().map(|(reason, n)| format!("{reason} {n}")).collect::<Vec<_>>().join(", ")
         };
         let _ = writeln!(out, "  rejected    {rejected}");
+        if let Some(cost) = &self.cost {
+            let per_tx = cost.node_cpu_us_per_tx.map_or("-".to_owned(), |us| format!("{us:.0} µs/tx"));
+            let _ = writeln!(
+                out,
+                "  node cpu    {per_tx}  ({:.1} CPU-s over {} node processes)",
+                cost.node_cpu_s, cost.processes
+            );
+            let share =
+                if cost.verify_bound_tps > 0.0 { self.committed_tps / cost.verify_bound_tps * 100.0 } else { 0.0 };
+            let _ = writeln!(
+                out,
+                "  bound       {:>9.1} tx/s  (ed25519 batch verification on all cores ÷ committee; committed = {share:.1}% of it)",
+                cost.verify_bound_tps
+            );
+        }
         let _ = write!(out, "  client      max ticker lag {:.0} ms", self.max_ticker_lag_ms);
         if self.missed_blocks > 0 {
             let _ = write!(out, "; {} final blocks not fetched", self.missed_blocks);
@@ -373,7 +394,20 @@ mod tests {
             max_ticker_lag_ms: 0.0,
             missed_blocks: 0,
             cross_shard: None,
+            cost: None,
         }
+    }
+
+    #[test]
+    fn json_carries_the_cost_at_the_top_level() {
+        let mut s = summary(1_000, 1_000.0, 990.0, Some(300.0));
+        let cost = Cost { node_cpu_s: 5.0, processes: 16, node_cpu_us_per_tx: Some(500.0), verify_bound_tps: 9_000.0 };
+        s.cost = Some(cost);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["node_cpu_us_per_tx"], json!(500.0));
+        assert_eq!(json["verify_bound_tps"], json!(9_000.0));
+        assert!(s.render().contains("500 µs/tx"), "{}", s.render());
+        assert!(s.render().contains("11.0% of it"), "{}", s.render());
     }
 
     #[test]
