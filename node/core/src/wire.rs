@@ -9,8 +9,10 @@ use palisade_ledger::ShardId;
 use serde::{Deserialize, Serialize};
 
 /// Version of the gossip topics and sync protocol; bumped on any change to
-/// their encoding.
-pub const WIRE_VERSION: u32 = 3;
+/// their encoding. Nodes of different versions are on different topics and
+/// drop each other at identify, rather than penalise each other's messages.
+/// 4: gossip without libp2p envelope signatures, content-addressed ids.
+pub const WIRE_VERSION: u32 = 4;
 
 /// Most blocks one sync response carries.
 pub const MAX_SYNC_BLOCKS: u32 = 64;

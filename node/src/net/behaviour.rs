@@ -2,15 +2,31 @@
 //! the block list (bans) and connection limits first, so refused
 //! connections are refused before anything else sees them; identify, ping
 //! and Kademlia (server mode) for discovery and liveness; gossipsub with
-//! strict signing, application validation and peer scoring; and the sync
-//! protocol.
+//! content-addressed message ids, application validation and peer scoring;
+//! and the sync protocol.
+//!
+//! Gossip messages carry no libp2p envelope (no author, sequence number or
+//! signature): every payload carries its own signatures (a user's on a
+//! transaction, a validator's on a consensus message, a commit certificate
+//! on a receipt batch), which the shard verifies before anything is
+//! forwarded. Signing each message again as its publisher, and verifying
+//! that at every hop, cost an ed25519 signature per message per node for
+//! nothing. A message's id is the hash of its topic and bytes, so nobody can
+//! claim the id of a message they did not send (with unsigned author and
+//! sequence-number ids, a peer could announce a junk message under the id
+//! of an honest one and have it dropped as a duplicate), and the same
+//! payload published by several nodes (a receipt batch every validator of
+//! its source relays, a transaction a wallet submits twice) travels once.
+//! The price: identical bytes published again within gossipsub's duplicate
+//! window are not delivered again, so nothing may rely on re-sending the
+//! same message; block sync is what recovers a peer that missed one.
 
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, MaxCountSubscriptionFilter, MessageAuthenticity, ValidationMode};
 use libp2p::kad::store::MemoryStore;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, allow_block_list, connection_limits, identify, identity, kad, ping};
+use libp2p::{StreamProtocol, allow_block_list, connection_limits, identify, kad, ping};
 
 use super::sync::{self, SyncBehaviour};
 use super::topics::{ChainTopics, Topics};
@@ -78,15 +94,16 @@ impl Behaviour {
             ),
             ping: ping::Behaviour::default(),
             kad,
-            gossipsub: gossipsub(key, &config.chain_id, topics)?,
+            gossipsub: gossipsub(&config.chain_id, topics)?,
             sync: sync::behaviour(),
         })
     }
 }
 
-fn gossipsub(key: &identity::Keypair, chain_id: &str, topics: &Topics) -> Result<Gossipsub, NetError> {
+fn gossipsub(chain_id: &str, topics: &Topics) -> Result<Gossipsub, NetError> {
     let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Strict)
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(content_id)
         // Nothing is forwarded before its shard has said it is valid.
         .validate_messages()
         .max_transmit_size(topics.max_transmit_bytes())
@@ -97,9 +114,8 @@ fn gossipsub(key: &identity::Keypair, chain_id: &str, topics: &Topics) -> Result
         max_subscribed_topics: MAX_TOPICS_PER_PEER,
         max_subscriptions_per_request: MAX_TOPICS_PER_PEER,
     };
-    let mut gossipsub =
-        Gossipsub::new_with_subscription_filter(MessageAuthenticity::Signed(key.clone()), config, filter)
-            .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?;
+    let mut gossipsub = Gossipsub::new_with_subscription_filter(MessageAuthenticity::Anonymous, config, filter)
+        .map_err(|e| NetError::Setup(format!("gossipsub: {e}")))?;
     let hashes: Vec<_> = topics.subscribed().iter().map(|t| t.hash()).collect();
     gossipsub
         .with_peer_score(scoring::params(&hashes), scoring::thresholds())
@@ -108,4 +124,41 @@ fn gossipsub(key: &identity::Keypair, chain_id: &str, topics: &Topics) -> Result
         gossipsub.subscribe(topic).map_err(|e| NetError::Setup(format!("subscribing to {topic}: {e}")))?;
     }
     Ok(gossipsub)
+}
+
+/// A gossip message's id: blake3 of its topic and its bytes (see the module
+/// docs for why content, not author and sequence number).
+fn content_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut hasher = blake3::Hasher::new();
+    let topic = message.topic.as_str().as_bytes();
+    hasher.update(&(topic.len() as u64).to_le_bytes());
+    hasher.update(topic);
+    hasher.update(&message.data);
+    gossipsub::MessageId::from(hasher.finalize().as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::gossipsub::TopicHash;
+
+    use super::*;
+
+    fn message(topic: &str, data: &[u8]) -> gossipsub::Message {
+        gossipsub::Message {
+            source: None,
+            data: data.to_vec(),
+            sequence_number: None,
+            topic: TopicHash::from_raw(topic),
+        }
+    }
+
+    #[test]
+    fn ids_name_the_topic_and_the_bytes() {
+        let id = content_id(&message("/palisade/t/shard/0/txs", b"tx"));
+        assert_eq!(id, content_id(&message("/palisade/t/shard/0/txs", b"tx")), "the same payload, the same id");
+        assert_ne!(id, content_id(&message("/palisade/t/shard/0/txs", b"tx2")));
+        assert_ne!(id, content_id(&message("/palisade/t/shard/1/txs", b"tx")), "another topic, another id");
+        // The topic's length is hashed, so topic and bytes cannot trade places.
+        assert_ne!(content_id(&message("ab", b"c")), content_id(&message("a", b"bc")));
+    }
 }
