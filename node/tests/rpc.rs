@@ -610,7 +610,9 @@ async fn transactions_are_submitted_forwarded_and_tracked() {
     match h.commands.try_recv().unwrap() {
         Command::Publish { shard, kind, data } => {
             assert_eq!((shard, kind), (REMOTE, TopicKind::Txs));
-            assert_eq!(data, forward.to_bytes());
+            let batch = palisade_node::wire::decode_tx_batch(&data).unwrap();
+            assert_eq!(batch.len(), 1, "a batch of one");
+            assert_eq!(batch[0].as_ref(), forward.to_bytes().as_slice());
         }
         other => panic!("expected a publish, got {other:?}"),
     }

@@ -197,8 +197,19 @@ impl Mempool {
     /// `state` (the shard's committed state). Returns its id.
     pub fn insert<S: State + ?Sized>(&mut self, tx: SignedTx, state: &S) -> Result<Hash, InsertError> {
         let encoded = tx.to_bytes();
-        let id = Hash::plain(&encoded);
-        let bytes = encoded.len();
+        self.insert_encoded(tx, SignedTx::id_of(&encoded), encoded.len(), state)
+    }
+
+    /// [`Mempool::insert`] for a caller that holds the transaction's
+    /// canonical encoding already: its id and length (nothing is encoded
+    /// or hashed again).
+    pub fn insert_encoded<S: State + ?Sized>(
+        &mut self,
+        tx: SignedTx,
+        id: Hash,
+        bytes: usize,
+        state: &S,
+    ) -> Result<Hash, InsertError> {
         if self.by_id.contains_key(&id) {
             return Err(Rejection::Duplicate.into());
         }

@@ -27,10 +27,12 @@ pub enum Timer {
     Sync,
     /// The periodic receipt scan of the other shards.
     ReceiptScan,
+    /// Publish the transactions waiting for gossip.
+    FlushTxs,
 }
 
 /// The core's own timers: one slot each.
-const OWN: [Timer; 3] = [Timer::Propose, Timer::Sync, Timer::ReceiptScan];
+const OWN: [Timer; 4] = [Timer::Propose, Timer::Sync, Timer::ReceiptScan, Timer::FlushTxs];
 
 /// Deadlines, earliest first.
 #[derive(Debug, Default)]
@@ -38,7 +40,7 @@ pub struct Timers {
     views: BTreeMap<(u64, u64), TimerId>,
     sequence: u64,
     /// Deadlines of [`OWN`], by position.
-    own: [Option<u64>; 3],
+    own: [Option<u64>; OWN.len()],
 }
 
 fn slot(timer: Timer) -> Option<usize> {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the gossip topics and sync protocol; bumped on any change to
 /// their encoding. Nodes of different versions are on different topics and
 /// drop each other at identify, rather than penalise each other's messages.
-/// 4: gossip without libp2p envelope signatures, content-addressed ids.
+/// 4: gossip without libp2p envelope signatures, content-addressed ids;
+/// transactions gossiped in batches ([`TX_BATCH_MAX_TXS`]).
 pub const WIRE_VERSION: u32 = 4;
 
 /// Most blocks one sync response carries.
@@ -25,8 +26,32 @@ pub const MAX_SYNC_REQUEST_BYTES: usize = 1024;
 /// Most source blocks one receipt scan reads (its answer carries only the
 /// receipts, so a scan can cover far more blocks than a block sync).
 pub const MAX_RECEIPT_SCAN_BLOCKS: u32 = 256;
-/// Largest encoded transaction accepted from gossip.
-pub const MAX_TX_GOSSIP_BYTES: usize = palisade_ledger::tx::MAX_TX_BYTES;
+/// Most transactions one gossiped batch carries.
+pub const TX_BATCH_MAX_TXS: usize = 512;
+/// A node publishes the transactions its clients submitted in batches: once
+/// this many bytes of them wait...
+pub const TX_BATCH_FLUSH_BYTES: usize = 64 * 1024;
+/// ...or this long after the first of them was admitted. One gossip message
+/// per batch, not per transaction: protobuf, caches, ids, scoring and
+/// stream framing are paid per message.
+pub const TX_BATCH_FLUSH_MS: u64 = 5;
+/// Largest transaction batch accepted from gossip: a batch just under the
+/// flush size, one largest transaction more, and the encoding's lengths.
+pub const MAX_TX_GOSSIP_BYTES: usize =
+    TX_BATCH_FLUSH_BYTES + palisade_ledger::tx::MAX_TX_BYTES + 16 * (TX_BATCH_MAX_TXS + 1);
+
+/// A transaction topic message: transactions, each in its canonical
+/// encoding (so a receiver hashes each for its id without encoding it
+/// again).
+pub fn encode_tx_batch(txs: &[serde_bytes::ByteBuf]) -> Vec<u8> {
+    palisade_ledger::codec::encode(&txs)
+}
+
+/// Decodes a transaction topic message (bounded by [`MAX_TX_GOSSIP_BYTES`];
+/// the transactions themselves are decoded, bounded, by the receiver).
+pub fn decode_tx_batch(data: &[u8]) -> Result<Vec<serde_bytes::ByteBuf>, palisade_ledger::codec::DecodeError> {
+    palisade_ledger::codec::decode(data, MAX_TX_GOSSIP_BYTES)
+}
 
 /// Which of a shard's gossip topics a message travels on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -316,7 +316,9 @@ async fn submit(ctx: &NodeContext, params: &Params<'_>) -> Result<SubmitResponse
     // name, then hand it to the shard's topic.
     forward_checks(ctx, &tx).map_err(|e| rejected(&Rejection::Invalid(e)))?;
     let id = tx.id();
-    if !ctx.net.publish(shard, TopicKind::Txs, tx.to_bytes()) {
+    // A batch of one: forwarding is rare (a client that asked the wrong node).
+    let batch = crate::wire::encode_tx_batch(&[serde_bytes::ByteBuf::from(tx.to_bytes())]);
+    if !ctx.net.publish(shard, TopicKind::Txs, batch) {
         return Err(forward_busy(shard));
     }
     debug!(shard, %id, "forwarded a transaction for a shard this node does not run");

@@ -6,14 +6,13 @@
 //! early message is `Ignore`.
 
 use palisade_consensus::{Evidence, Input, Message, Rejected, VerifyError};
+use palisade_ledger::codec;
 use palisade_ledger::slashing::EvidenceRefused;
-use palisade_ledger::{Hash, SignedTx, TxError, codec};
 use tracing::{debug, trace, warn};
 
 use super::ShardCore;
 use crate::effect::{Effect, Note, Verdict};
 use crate::evidence::Offered;
-use crate::mempool::{InsertError, Rejection};
 use crate::receipts::Offer;
 use crate::storage::{ChainStore, StorageError};
 use crate::wire::TopicKind;
@@ -32,7 +31,7 @@ impl<S: ChainStore> ShardCore<S> {
                 self.on_gossiped_evidence(&data, out);
                 Ok(())
             }
-            TopicKind::Txs => self.on_gossiped_tx(&data, out),
+            TopicKind::Txs => self.on_gossiped_txs(&data, out),
         }
     }
 
@@ -142,49 +141,14 @@ impl<S: ChainStore> ShardCore<S> {
         }
         offered
     }
-
-    /// A transaction from gossip.
-    fn on_gossiped_tx(&mut self, data: &[u8], out: &mut Vec<Effect>) -> Result<(), StorageError> {
-        let Some(tx) = decoded(SignedTx::from_bytes(data), TopicKind::Txs, out) else {
-            return Ok(());
-        };
-        match self.admit(tx, out)? {
-            Ok(_) => out.push(Effect::Verdict(Verdict::Accept)),
-            Err(Rejection::Invalid(
-                TxError::BadSignature | TxError::WrongChain { .. } | TxError::WrongShard { .. },
-            )) => {
-                refuse(out, TopicKind::Txs, "invalid");
-            }
-            // Stale, duplicate, unaffordable or full: not provably the
-            // forwarder's fault.
-            Err(_) => out.push(Effect::Verdict(Verdict::Ignore)),
-        }
-        Ok(())
-    }
-
-    /// Offers a transaction to the mempool, remembering why it was refused.
-    pub(super) fn admit(
-        &mut self,
-        tx: SignedTx,
-        out: &mut Vec<Effect>,
-    ) -> Result<Result<Hash, Rejection>, StorageError> {
-        let id = tx.id();
-        match self.mempool.insert(tx, self.chain.state()) {
-            Ok(id) => Ok(Ok(id)),
-            Err(InsertError::State(e)) => Err(e.into()),
-            Err(InsertError::Rejected(rejection)) => {
-                out.push(Effect::Note(Note::TxRejected(rejection.label())));
-                if rejection != Rejection::Duplicate {
-                    self.remember_rejection(id, rejection.to_string());
-                }
-                Ok(Err(rejection))
-            }
-        }
-    }
 }
 
 /// The decoded message, or `None` after refusing it as undecodable.
-fn decoded<T, E: std::fmt::Display>(decoded: Result<T, E>, kind: TopicKind, out: &mut Vec<Effect>) -> Option<T> {
+pub(super) fn decoded<T, E: std::fmt::Display>(
+    decoded: Result<T, E>,
+    kind: TopicKind,
+    out: &mut Vec<Effect>,
+) -> Option<T> {
     match decoded {
         Ok(message) => Some(message),
         Err(e) => {
@@ -197,7 +161,7 @@ fn decoded<T, E: std::fmt::Display>(decoded: Result<T, E>, kind: TopicKind, out:
 
 /// Counts a provably bad gossip message and has the transport penalise its
 /// sender.
-fn refuse(out: &mut Vec<Effect>, kind: TopicKind, reason: &'static str) {
+pub(super) fn refuse(out: &mut Vec<Effect>, kind: TopicKind, reason: &'static str) {
     out.push(Effect::Note(Note::GossipRefused { kind, reason }));
     out.push(Effect::Verdict(Verdict::Reject));
 }

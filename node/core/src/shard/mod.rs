@@ -20,6 +20,7 @@ mod gossip;
 mod propose;
 mod replica;
 mod sync;
+mod txs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,14 +28,14 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use palisade_consensus::{Config as ReplicaConfig, Evidence, Replica, SafetyState, replica::DECISIONS_KEPT};
 use palisade_ledger::genesis::Genesis;
-use palisade_ledger::{Address, Hash, Keypair, ShardId, SignedTx, codec};
+use palisade_ledger::{Address, Hash, Keypair, ShardId, codec};
 use tracing::warn;
 
 use crate::byzantine::Misbehaviour;
 use crate::chain::Chain;
 use crate::effect::{Effect, Input, ShardStatus};
 use crate::evidence::EvidencePool;
-use crate::mempool::{Mempool, MempoolConfig, Rejection};
+use crate::mempool::{Mempool, MempoolConfig};
 use crate::receipts::{self, Receipts};
 use crate::storage::{ChainStore, StorageError};
 use crate::timers::{Timer, Timers};
@@ -112,6 +113,10 @@ pub struct ShardCore<S> {
     peer_height: u64,
     /// A block-sync request is out, sent at this time.
     sync_inflight_ms: Option<u64>,
+    /// Transactions our clients submitted, encoded, waiting to be gossiped
+    /// in one batch (see `txs`), and their bytes.
+    tx_outbox: Vec<serde_bytes::ByteBuf>,
+    tx_outbox_bytes: usize,
     /// Read-view changes of the input being handled that the pools do not
     /// record themselves (refusals).
     changes: Vec<ViewChange>,
@@ -211,6 +216,8 @@ impl<S: ChainStore> ShardCore<S> {
             observed_view: 0,
             peer_height: tip.height,
             sync_inflight_ms: None,
+            tx_outbox: Vec::new(),
+            tx_outbox_bytes: 0,
             changes: Vec::new(),
             now_ms,
             chain,
@@ -251,24 +258,6 @@ impl<S: ChainStore> ShardCore<S> {
         self.timers.set(now.saturating_add(SYNC_RETRY_MS), Timer::Sync);
         self.timers.set(now.saturating_add(receipts::SCAN_INTERVAL_MS), Timer::ReceiptScan);
         Ok(())
-    }
-
-    /// A transaction submitted by a client of this node: admitted and
-    /// gossiped, or refused with the reason.
-    pub fn submit_tx(
-        &mut self,
-        now_ms: u64,
-        tx: SignedTx,
-        out: &mut Vec<Effect>,
-    ) -> Result<Result<Hash, Rejection>, StorageError> {
-        self.now_ms = self.now_ms.max(now_ms);
-        let bytes = tx.to_bytes();
-        let result = self.admit(tx, out);
-        if matches!(result, Ok(Ok(_))) {
-            out.push(Effect::Publish { shard: self.shard, kind: crate::wire::TopicKind::Txs, data: bytes });
-        }
-        self.report_view_changes(out);
-        result
     }
 
     /// Evidence submitted by a client: pooled and gossiped (its hash and the

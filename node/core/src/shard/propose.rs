@@ -88,7 +88,7 @@ impl<S: ChainStore> ShardCore<S> {
             out.push(Effect::Publish {
                 shard: self.shard,
                 kind: TopicKind::Consensus,
-                data: byzantine::flood::junk(n),
+                data: byzantine::flood::junk(self.now_ms, n),
             });
         }
         self.timers.set(self.now_ms.saturating_add(byzantine::flood::INTERVAL_MS), Timer::Propose);

@@ -140,6 +140,7 @@ impl<S: ChainStore> ShardCore<S> {
                     }
                     self.timers.set(now.saturating_add(SYNC_RETRY_MS), Timer::Sync);
                 }
+                Timer::FlushTxs => self.flush_txs(out),
                 Timer::ReceiptScan => {
                     // Like the sync check, re-armed only here, forever.
                     self.scan_receipts(out);
