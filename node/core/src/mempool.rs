@@ -132,6 +132,15 @@ impl Rejection {
     }
 }
 
+/// Whether a transaction's signature is still to be checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signature {
+    /// [`Mempool::insert_encoded`] checks it.
+    Unchecked,
+    /// The caller verified it (as part of a batch).
+    Verified,
+}
+
 struct Entry {
     tx: SignedTx,
     bytes: usize,
@@ -197,17 +206,19 @@ impl Mempool {
     /// `state` (the shard's committed state). Returns its id.
     pub fn insert<S: State + ?Sized>(&mut self, tx: SignedTx, state: &S) -> Result<Hash, InsertError> {
         let encoded = tx.to_bytes();
-        self.insert_encoded(tx, SignedTx::id_of(&encoded), encoded.len(), state)
+        self.insert_encoded(tx, SignedTx::id_of(&encoded), encoded.len(), Signature::Unchecked, state)
     }
 
     /// [`Mempool::insert`] for a caller that holds the transaction's
-    /// canonical encoding already: its id and length (nothing is encoded
-    /// or hashed again).
+    /// canonical encoding already (its id and length: nothing is encoded or
+    /// hashed again), and may have checked its signature already (a
+    /// gossiped batch is verified as one).
     pub fn insert_encoded<S: State + ?Sized>(
         &mut self,
         tx: SignedTx,
         id: Hash,
         bytes: usize,
+        signature: Signature,
         state: &S,
     ) -> Result<Hash, InsertError> {
         if self.by_id.contains_key(&id) {
@@ -216,7 +227,7 @@ impl Mempool {
         if bytes > self.config.max_bytes {
             return Err(Rejection::TooLarge { bytes }.into());
         }
-        self.check_static(&tx, state)?;
+        self.check_static(&tx, signature, state)?;
         let sender = tx.body.sender;
         let account = state.account(&sender)?;
         let nonce = tx.body.nonce;
@@ -249,7 +260,7 @@ impl Mempool {
     }
 
     /// Signature, chain and shard checks that need no account.
-    fn check_static<S: State + ?Sized>(&self, tx: &SignedTx, state: &S) -> Result<(), Rejection> {
+    fn check_static<S: State + ?Sized>(&self, tx: &SignedTx, signature: Signature, state: &S) -> Result<(), Rejection> {
         let context = state.context();
         if tx.body.chain_id != context.chain_id {
             return Err(
@@ -261,7 +272,7 @@ impl Mempool {
             return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
         }
         // Checked last: it is the expensive one.
-        if !tx.verify_signature() {
+        if signature == Signature::Unchecked && !tx.verify_signature() {
             return Err(TxError::BadSignature.into());
         }
         Ok(())
