@@ -7,7 +7,7 @@ use crate::{
     address::{Address, ShardId},
     amount::Amount,
     hash::Hash,
-    receipt::ReceiptError,
+    receipt_proof::ReceiptError,
     slashing::EvidenceRefused,
     state::StateError,
 };

@@ -9,8 +9,8 @@ use crate::{
     address::Address,
     block::Block,
     codec,
-    receipt::{Applied, ReceiptBatch},
-    state::{Account, ShardContext, State},
+    receipt::ReceiptBatch,
+    state::{Account, Applied, ShardContext, State},
 };
 
 use super::{BlockError, overlay::Overlay};

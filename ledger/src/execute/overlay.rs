@@ -9,9 +9,8 @@ use crate::{
     address::Address,
     codec,
     hash::Hash,
-    receipt::Applied,
     slashing::{SlashRecord, Slashings},
-    state::{Account, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, ValidatorRecord},
+    state::{Account, Applied, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, ValidatorRecord},
 };
 
 use super::BlockError;
