@@ -9,8 +9,9 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-pub use palisade_ledger::keystore::PasswordUse;
-use palisade_ledger::keystore::{self, KeystoreError, PasswordError, Zeroizing};
+use palisade_ledger::keystore::{self, KeystoreError, Zeroizing};
+use palisade_password::PasswordError;
+pub use palisade_password::PasswordUse;
 
 use crate::config::{PASSWORD_ENV, PASSWORD_FILE_ENV};
 use crate::error::{Result, WalletError};
@@ -21,7 +22,7 @@ const MAX_SEED_BYTES: u64 = 1024;
 /// The password for key `name`: from `file`, else `$PALISADE_PASSWORD`, else
 /// a prompt. One trailing newline of a file is dropped.
 pub fn read_password(file: Option<&Path>, usage: PasswordUse, name: &str) -> Result<Zeroizing<Vec<u8>>> {
-    keystore::read_password(file, PASSWORD_ENV, usage, &format!("key `{name}`")).map_err(|e| match e {
+    palisade_password::read_password(file, PASSWORD_ENV, usage, &format!("key `{name}`")).map_err(|e| match e {
         PasswordError::File(e) => secret_file_error(e, "password file"),
         PasswordError::NoTerminal => WalletError::Password(format!(
             "cannot prompt for the password of key `{name}`: stdin is not a terminal; pass --password-file FILE \

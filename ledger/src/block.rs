@@ -6,8 +6,10 @@ use palisade_consensus::Evidence;
 use rs_merkle::MerkleTree;
 use serde::{Deserialize, Serialize};
 
+// The header is its own module so receipt batches, which carry a source
+// header, sit below the blocks that carry them; re-exported here.
+pub use crate::header::BlockHeader;
 use crate::{
-    address::{Address, ShardId},
     codec::{self, DecodeError},
     hash::{Hash, MerkleBlake3, domain},
     receipt::ReceiptBatch,
@@ -17,38 +19,6 @@ use crate::{
 /// Backstop on an encoded block from outside; genesis `max_block_bytes` is
 /// the tighter, configured limit.
 pub const MAX_BLOCK_BYTES_HARD: usize = 32 * 1024 * 1024;
-
-/// What consensus agrees on and certificates sign (via its hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockHeader {
-    /// The network.
-    pub chain_id: String,
-    /// The shard whose chain this block extends.
-    pub shard: ShardId,
-    /// 1 for the first block after genesis.
-    pub height: u64,
-    /// Hash of the previous header; the genesis hash at height 1.
-    pub parent: Hash,
-    /// The committee member who proposed it; receives the fees.
-    pub proposer: Address,
-    /// Proposer's wall clock, ms since the Unix epoch; never below the parent's.
-    pub timestamp_ms: u64,
-    /// Merkle root over the transaction ids, in block order.
-    pub tx_root: Hash,
-    /// Merkle root over the cross-shard receipts the transactions emit
-    /// ([`crate::receipt::receipts_root`]).
-    pub receipts_root: Hash,
-    /// Hash of the receipt batches the block credits
-    /// ([`crate::receipt::inbound_root`]).
-    pub inbound_root: Hash,
-    /// Hash of the equivocation evidence the block executes
-    /// ([`crate::slashing::evidence_root`]).
-    pub evidence_root: Hash,
-    /// Root of the shard's state tree after this block.
-    pub state_root: Hash,
-    /// Hash of the committee that must certify this block.
-    pub committee_hash: Hash,
-}
 
 /// A header and the transactions it commits to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,13 +32,6 @@ pub struct Block {
     pub incoming: Vec<ReceiptBatch>,
     /// Equivocation evidence executed first of all (see [`crate::slashing`]).
     pub evidence: Vec<Evidence>,
-}
-
-impl BlockHeader {
-    /// The block's identity.
-    pub fn hash(&self) -> Hash {
-        Hash::digest(domain::BLOCK_HEADER, &codec::encode(self))
-    }
 }
 
 impl Block {

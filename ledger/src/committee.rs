@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     address::Address,
-    block::BlockHeader,
     hash::Hash,
+    header::BlockHeader,
     state::{State, StateError, StateExt},
 };
 

@@ -18,8 +18,7 @@ use crate::{
     codec,
     hash::{Hash, domain},
     keys::{Keypair, verifying_key},
-    receipt::Committees,
-    state::{Account, ChainRecord, ShardContext, StateKey, ValidatorRecord},
+    state::{Account, ChainRecord, Committees, ShardContext, StateKey, ValidatorRecord},
     tx::MAX_CHAIN_ID_LEN,
 };
 

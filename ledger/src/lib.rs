@@ -2,8 +2,10 @@
 //!
 //! - [`address`], [`keys`], [`amount`]: accounts, ed25519 keys, PAL amounts;
 //! - [`keystore`]: password-encrypted key files (validator and wallet);
-//! - [`tx`], [`block`]: signed transactions and per-shard blocks;
-//! - [`receipt`]: cross-shard receipts, their proofs and their checks;
+//! - [`tx`], [`header`], [`block`]: signed transactions, block headers and
+//!   per-shard blocks;
+//! - [`receipt`]: cross-shard receipts and the batches that carry them;
+//! - [`receipt_proof`]: the receipts a block emits, their proofs and checks;
 //! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
 //! - [`execute`]: pure block validation/execution and block building;
 //! - [`api`]: the node's JSON-RPC interface as clients see it;
@@ -25,10 +27,12 @@ pub mod committee;
 pub mod execute;
 pub mod genesis;
 pub mod hash;
+pub mod header;
 pub mod keys;
 pub mod keystore;
 pub mod mem;
 pub mod receipt;
+pub mod receipt_proof;
 pub mod slashing;
 pub mod state;
 #[cfg(feature = "storage")]

@@ -20,10 +20,13 @@
 //! that would stop the shard for good, and it cannot happen while fewer
 //! than a third of the stake lies.
 
+use palisade_consensus::Committee;
 pub use palisade_consensus::Evidence;
-use palisade_consensus::{Committee, Phase};
 use serde::{Deserialize, Serialize};
 
+// The record lives with the state that stores it; re-exported here, where
+// the rules that write it are.
+pub use crate::state::SlashRecord;
 use crate::{
     address::Address,
     amount::Amount,
@@ -44,25 +47,6 @@ pub type Slashings = Vec<(Address, SlashRecord)>;
 
 /// Basis points in one whole.
 const BPS: u128 = 10_000;
-
-/// The value of [`crate::state::StateKey::Slashed`]: the offence a
-/// validator was punished for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlashRecord {
-    /// Height of the conflicting votes.
-    pub height: u64,
-    /// Their view.
-    pub view: u64,
-    /// Their phase.
-    pub phase: Phase,
-    /// The block that executed the evidence; the validator is out of the
-    /// committee from the next height.
-    pub included_at: u64,
-    /// Stake burned.
-    pub burned: Amount,
-    /// [`evidence_hash`] of the evidence.
-    pub evidence: Hash,
-}
 
 /// Why a block may not carry a piece of evidence.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]

@@ -6,9 +6,10 @@
 //! against memory in tests and the simulator.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use jmt::storage::TreeUpdateBatch;
-use palisade_consensus::Committee;
+use palisade_consensus::{Committee, Phase};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -16,8 +17,42 @@ use crate::{
     amount::Amount,
     codec,
     hash::Hash,
-    receipt::{Applied, Committees},
 };
+
+/// Every shard's committee, by shard: what certificates of other shards are
+/// checked against.
+pub type Committees = Arc<BTreeMap<ShardId, Committee>>;
+
+/// Where and when the destination credited a receipt: the value of
+/// [`crate::state::StateKey::Applied`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The destination height whose block credited it.
+    pub height: u64,
+    /// The source shard.
+    pub source_shard: ShardId,
+    /// The source height.
+    pub source_height: u64,
+}
+
+/// The value of [`crate::state::StateKey::Slashed`]: the offence a
+/// validator was punished for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashRecord {
+    /// Height of the conflicting votes.
+    pub height: u64,
+    /// Their view.
+    pub view: u64,
+    /// Their phase.
+    pub phase: Phase,
+    /// The block that executed the evidence; the validator is out of the
+    /// committee from the next height.
+    pub included_at: u64,
+    /// Stake burned.
+    pub burned: Amount,
+    /// [`crate::slashing::evidence_hash`] of the evidence.
+    pub evidence: Hash,
+}
 
 /// Largest encoded state value we ever read back.
 pub const MAX_STATE_VALUE_BYTES: usize = 1024;
@@ -67,9 +102,9 @@ pub enum StateKey {
     Validator(Address),
     /// The [`ChainRecord`].
     Chain,
-    /// A cross-shard receipt this shard credited ([`crate::receipt::Applied`]).
+    /// A cross-shard receipt this shard credited ([`Applied`]).
     Applied(Hash),
-    /// The offence a committee member was slashed for ([`crate::slashing::SlashRecord`]).
+    /// The offence a committee member was slashed for ([`SlashRecord`]).
     Slashed(Address),
 }
 
@@ -204,7 +239,7 @@ pub trait StateExt: State {
         self.get_typed(&StateKey::Chain).map(Option::unwrap_or_default)
     }
     /// What `address` was slashed for, if it was.
-    fn slashed(&self, address: &Address) -> Result<Option<crate::slashing::SlashRecord>, StateError> {
+    fn slashed(&self, address: &Address) -> Result<Option<SlashRecord>, StateError> {
         self.get_typed(&StateKey::Slashed(*address))
     }
     /// Where this shard credited receipt `id`, if it did.

@@ -7,7 +7,8 @@ mod common;
 use common::*;
 use palisade_consensus::ValidatorIndex;
 use palisade_ledger::committee::CertifiedError;
-use palisade_ledger::receipt::{self, ReceiptBatch, ReceiptError};
+use palisade_ledger::receipt::{self, ReceiptBatch};
+use palisade_ledger::receipt_proof::{self, ReceiptError};
 use palisade_ledger::workload::dev_certificate;
 use palisade_ledger::{
     Amount, Block, BlockError, Genesis, Hash, State, StateExt, apply_block, build_block, mem::MemState,
@@ -68,7 +69,7 @@ impl Net {
     }
 
     fn in_flight(&self, block: &Block) -> u128 {
-        receipt::outgoing(block, 2)
+        receipt_proof::outgoing(block, 2)
             .iter()
             .filter(|r| self.dest.applied(&r.id).unwrap().is_none())
             .map(|r| u128::from(r.amount.units()))
@@ -82,7 +83,7 @@ fn the_source_debits_and_emits_receipts_committed_by_the_header() {
     let supply = net.source.money().unwrap() + net.dest.money().unwrap();
     let before = balance(&net.source, &net.users.address(net.senders[0]));
     let (block, _) = net.source_block();
-    let outgoing = receipt::outgoing(&block, 2);
+    let outgoing = receipt_proof::outgoing(&block, 2);
     assert_eq!(outgoing.len(), 3, "three cross-shard transfers, one local");
     for (r, &to) in outgoing.iter().zip(&net.recipients) {
         assert_eq!((r.source_shard, r.source_height, r.dest_shard), (SOURCE, 1, DEST));

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-pub use palisade_ledger::keystore::PasswordUse;
-use palisade_ledger::keystore::{self, KdfParams, KeyFile, KeystoreError, PasswordError, Zeroizing};
+use palisade_ledger::keystore::{self, KdfParams, KeyFile, KeystoreError, Zeroizing};
 use palisade_ledger::{Genesis, Keypair};
 use palisade_node::config::{
     CONFIG_FILE, ConfigOverrides, DEFAULT_DATA_DIR, NodeConfig, P2P_KEY_FILE, PASSWORD_ENV, VALIDATOR_KEY_FILE,
 };
+use palisade_password::PasswordError;
+pub use palisade_password::PasswordUse;
 
 /// Largest seed hex file read (64 hex digits, some whitespace, maybe `0x`).
 const MAX_SEED_FILE_BYTES: u64 = 1024;
@@ -320,7 +321,7 @@ fn read_seed_hex(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
 /// The password: from `file` (one trailing newline dropped), else from
 /// `$PALISADE_KEY_PASSWORD`, else prompted on the terminal.
 pub fn read_password(file: Option<&Path>, usage: PasswordUse, key_file: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    keystore::read_password(file, PASSWORD_ENV, usage, &key_file.display().to_string()).map_err(|e| match e {
+    palisade_password::read_password(file, PASSWORD_ENV, usage, &key_file.display().to_string()).map_err(|e| match e {
         // Only prompt someone who can answer: a service without a password
         // source fails at once instead of waiting on a terminal it does not have.
         PasswordError::NoTerminal => anyhow::anyhow!(

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use palisade_ledger::{Block, Hash, Receipt, receipt};
+use palisade_ledger::{Block, Hash, Receipt, receipt_proof};
 use palisade_shard_core::byzantine::Misbehaviour;
 use palisade_testnet::sim::byzantine::Kind;
 use palisade_testnet::sim::scenario::Crash;
@@ -377,7 +377,7 @@ fn emitted(sim: &Sim, shard: u32) -> BTreeMap<Hash, (Receipt, u64)> {
     let mut out = BTreeMap::new();
     for (height, block) in agreed_blocks(sim, shard) {
         let at = sim.committed_at_ms[&(shard, height)];
-        for r in receipt::outgoing(&block, sim.scenario.shards) {
+        for r in receipt_proof::outgoing(&block, sim.scenario.shards) {
             out.insert(r.id, (r, at));
         }
     }

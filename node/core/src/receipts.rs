@@ -362,7 +362,8 @@ mod tests {
     #[test]
     fn batches_are_verified_pooled_once_and_dropped_when_credited() {
         let (genesis, block, certificate, mut dest) = setup();
-        let relayed = Receipts::relay(&block.header, &certificate, &[], &palisade_ledger::receipt::outgoing(&block, 2));
+        let relayed =
+            Receipts::relay(&block.header, &certificate, &[], &palisade_ledger::receipt_proof::outgoing(&block, 2));
         assert_eq!(relayed.len(), 1, "one destination");
         assert_eq!(relayed[0].0, 1);
         let batch: ReceiptBatch = codec::decode(&relayed[0].1, 1 << 20).unwrap();

@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use palisade_consensus::{BlockHash, Decision};
-use palisade_ledger::{Block, Hash, Receipt, ShardId, execute::apply_block, mem::MemState, receipt};
+use palisade_ledger::{Block, Hash, Receipt, ShardId, execute::apply_block, mem::MemState, receipt_proof};
 
 use super::node::Slot;
 use super::runner::Sim;
@@ -547,7 +547,7 @@ impl<'a> Replay<'a> {
                 None => self.violations.push(unbacked("not in flight (never emitted by a final block, or credited)")),
             }
         }
-        for emitted in receipt::outgoing(block, shard_count) {
+        for emitted in receipt_proof::outgoing(block, shard_count) {
             self.in_flight_units = self.in_flight_units.saturating_add(u128::from(emitted.amount.units()));
             self.in_flight.insert(emitted.id, emitted);
         }

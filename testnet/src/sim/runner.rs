@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use palisade_consensus::{Decision, Message, ValidatorIndex, decode, max_message_bytes};
 use palisade_ledger::mem::MemState;
-use palisade_ledger::{Block, Genesis, Hash, Keypair, ShardId, StateExt, receipt};
+use palisade_ledger::{Block, Genesis, Hash, Keypair, ShardId, StateExt, receipt_proof};
 use palisade_shard_core::mempool::MempoolConfig;
 use palisade_shard_core::receipts::MAX_POOLED_RECEIPTS;
 use palisade_shard_core::serve::serve_sync;
@@ -344,7 +344,7 @@ impl Sim {
             let limit = base.get(source as usize).copied().unwrap_or(0);
             for (_, (bytes, _)) in top.store().chain().range(1..=limit) {
                 let Ok(block) = Block::from_bytes(bytes, usize::MAX) else { continue };
-                for emitted in receipt::outgoing(&block, shards) {
+                for emitted in receipt_proof::outgoing(&block, shards) {
                     let Some(dest_top) = most_advanced(&self.nodes, emitted.dest_shard) else { continue };
                     if !matches!(dest_top.store().applied(&emitted.id), Ok(Some(_))) {
                         due.insert(emitted.id, emitted.dest_shard);

@@ -15,7 +15,7 @@
 
 use palisade_consensus::{CommitCertificate, ValidatorIndex};
 use palisade_ledger::workload::dev_certificate;
-use palisade_ledger::{Amount, Block, Genesis, ReceiptBatch, ShardId, TxKind, codec, receipt};
+use palisade_ledger::{Amount, Block, Genesis, ReceiptBatch, ShardId, TxKind, codec, receipt, receipt_proof};
 
 /// How much a forged receipt is worth compared with the real one.
 pub const INFLATION: u64 = 1_000;
@@ -59,7 +59,7 @@ fn self_certified(genesis: &Genesis, block: &Block, dest: ShardId) -> Option<Rec
         let TxKind::Transfer { amount, .. } = &mut tx.body.kind;
         *amount = Amount(amount.units().saturating_mul(INFLATION));
     }
-    fake.header.receipts_root = receipt::receipts_root(&receipt::outgoing(&fake, shards));
+    fake.header.receipts_root = receipt::receipts_root(&receipt_proof::outgoing(&fake, shards));
     // Commit votes for the source shard's slot, as its replicas would sign
     // them, but with the keys of every validator of the destination.
     let members = genesis.committee(dest)?.validators.len();

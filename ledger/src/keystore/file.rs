@@ -1,213 +1,38 @@
-//! Encrypted key files: an ed25519 seed at rest, for the validator and the
-//! wallet alike.
-//!
-//! A key file is JSON:
-//!
-//! ```json
-//! {
-//!   "version": 1,
-//!   "address": "pal1…",
-//!   "kdf": { "name": "argon2id", "m_cost_kib": 65536, "t_cost": 3, "p_cost": 1, "salt": "<hex>" },
-//!   "cipher": { "name": "xchacha20poly1305", "nonce": "<hex>" },
-//!   "ciphertext": "<hex>"
-//! }
-//! ```
-//!
-//! The password is stretched by Argon2id into a 256-bit key, and
-//! XChaCha20-Poly1305 encrypts the 32-byte seed under it with a random
-//! 192-bit nonce. The address is the AEAD's associated data, so a file whose
-//! address was swapped fails to open, just as one with a wrong password does
-//! (the two cannot be told apart: both break the tag). The address is in the
-//! clear so `keys show` needs no password.
-//!
-//! A key file may come from anywhere, so reading one trusts nothing: the size
-//! is bounded ([`MAX_KEY_FILE_BYTES`]), the version, KDF and cipher names are
-//! checked, hex and lengths are checked, and the KDF parameters are bounded
-//! ([`MAX_M_COST_KIB`], [`MAX_T_COST`], [`MAX_P_COST`]) so a hostile file
-//! cannot make us allocate without limit or spin for hours.
-//!
-//! Files are written with mode 0600, atomically (a temporary file in the same
-//! directory, fsynced, then renamed or linked into place) and never over an
-//! existing file unless asked. Derived keys and seed copies are zeroized.
+//! The key file: its JSON layout, its checks on reading, and the
+//! encryption of the seed it holds (see the module doc of
+//! [`crate::keystore`] for the format).
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use argon2::{Algorithm, Argon2, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
-pub use zeroize::Zeroizing;
+use zeroize::Zeroizing;
 
 use crate::{address::Address, keys::Keypair};
 
+use super::{
+    error::{KeystoreError, invalid},
+    kdf::{KDF_NAME, KdfParams, MAX_SALT_LEN, MIN_SALT_LEN, derive_key},
+    secret::{fill_random, read_secret_file, write_private_file},
+};
+
 /// The key file format this build reads and writes.
 pub const KEY_FILE_VERSION: u32 = 1;
-/// The only KDF this build supports.
-pub const KDF_NAME: &str = "argon2id";
 /// The only cipher this build supports.
 pub const CIPHER_NAME: &str = "xchacha20poly1305";
 /// Largest key file we read; a real one is about 400 bytes.
 pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-/// Most Argon2 memory a key file may ask for: 4 GiB, in KiB.
-pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
-/// Most Argon2 passes a key file may ask for.
-pub const MAX_T_COST: u32 = 100;
-/// Most Argon2 lanes a key file may ask for.
-pub const MAX_P_COST: u32 = 16;
 /// Salt length of files we write.
 pub const SALT_LEN: usize = 16;
-/// Shortest salt we accept (Argon2's minimum).
-pub const MIN_SALT_LEN: usize = 8;
-/// Longest salt we accept.
-pub const MAX_SALT_LEN: usize = 64;
 /// XChaCha20-Poly1305 nonce length.
 pub const NONCE_LEN: usize = 24;
 /// An ed25519 seed.
 const SEED_LEN: usize = 32;
 /// The Poly1305 tag.
 const TAG_LEN: usize = 16;
-/// Derived key length.
-const KEY_LEN: usize = 32;
 /// Prefixes the address in the associated data, so the tag also binds the format.
 const AAD_DOMAIN: &[u8] = b"palisade key file v1 address:";
-
-/// Why a key file cannot be read, written, or opened.
-#[derive(Debug, thiserror::Error)]
-pub enum KeystoreError {
-    /// No file at the path.
-    #[error("no file at {}", path.display())]
-    Missing {
-        /// The path.
-        path: PathBuf,
-    },
-    /// Writing would replace an existing file, and that was not asked for.
-    #[error("{} already exists; refusing to overwrite it unless asked to", path.display())]
-    Exists {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The file is larger than its kind of file may be.
-    #[error("{} is larger than {max} bytes", path.display())]
-    TooLarge {
-        /// The path.
-        path: PathBuf,
-        /// The limit.
-        max: u64,
-    },
-    /// A file system operation failed.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What we were doing ("open", "write", …).
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Not JSON, or not a key file's JSON.
-    #[error("not a key file: {0}")]
-    NotJson(#[from] serde_json::Error),
-    /// A version this build cannot read.
-    #[error("key file version {found} is not supported (this build reads version {KEY_FILE_VERSION})")]
-    UnsupportedVersion {
-        /// The version in the file.
-        found: u64,
-    },
-    /// An algorithm this build does not implement.
-    #[error("{field} \"{found}\" is not supported (this build supports \"{supported}\")")]
-    Unsupported {
-        /// `kdf.name` or `cipher.name`.
-        field: &'static str,
-        /// What the file names.
-        found: String,
-        /// What we support.
-        supported: &'static str,
-    },
-    /// A field is malformed or out of bounds.
-    #[error("{field}: {reason}")]
-    Invalid {
-        /// The field, like `kdf.salt`.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The AEAD tag did not verify.
-    #[error("wrong password (or the file was altered)")]
-    WrongPassword,
-    /// The seed decrypted but belongs to another address.
-    #[error("the key decrypts to {found}, but the file says {expected}: the file was altered")]
-    AddressMismatch {
-        /// The address in the file.
-        expected: Address,
-        /// The address of the decrypted key.
-        found: Address,
-    },
-    /// The operating system's random number generator failed.
-    #[error("the system random number generator failed: {0}")]
-    Random(getrandom::Error),
-    /// Argon2 or the cipher refused its input.
-    #[error("{0}")]
-    Crypto(String),
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> KeystoreError {
-    KeystoreError::Invalid { field, reason: reason.into() }
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError {
-    let path = path.to_path_buf();
-    move |source| KeystoreError::Io { action, path, source }
-}
-
-/// Argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KdfParams {
-    /// Memory in KiB.
-    pub m_cost_kib: u32,
-    /// Passes over the memory.
-    pub t_cost: u32,
-    /// Lanes.
-    pub p_cost: u32,
-}
-
-impl Default for KdfParams {
-    /// Argon2id with 64 MiB, 3 passes, 1 lane: about a quarter of a second,
-    /// and costly to guess at scale.
-    fn default() -> Self {
-        KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 }
-    }
-}
-
-impl KdfParams {
-    /// Cheap parameters (256 KiB, 1 pass) for tests and the dev keys of the
-    /// local testnet, whose seeds are public anyway. INSECURE: never use them
-    /// for a key that holds anything of value.
-    pub fn insecure_fast() -> Self {
-        KdfParams { m_cost_kib: 256, t_cost: 1, p_cost: 1 }
-    }
-
-    /// Checks the parameters against Argon2's minimums and our maximums.
-    pub fn validate(&self) -> Result<(), KeystoreError> {
-        if self.p_cost == 0 || self.p_cost > MAX_P_COST {
-            return Err(invalid("kdf.p_cost", format!("{} is outside 1..={MAX_P_COST}", self.p_cost)));
-        }
-        if self.t_cost == 0 || self.t_cost > MAX_T_COST {
-            return Err(invalid("kdf.t_cost", format!("{} is outside 1..={MAX_T_COST}", self.t_cost)));
-        }
-        // Argon2 needs 8 KiB per lane; p_cost ≤ 16 so this cannot overflow.
-        let min_m = self.p_cost.saturating_mul(8);
-        if self.m_cost_kib < min_m || self.m_cost_kib > MAX_M_COST_KIB {
-            return Err(invalid(
-                "kdf.m_cost_kib",
-                format!("{} is outside {min_m}..={MAX_M_COST_KIB} (KiB)", self.m_cost_kib),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// A key encrypted under a password; see the module doc for the format.
 ///
@@ -326,23 +151,6 @@ fn associated_data(address: &Address) -> Vec<u8> {
     [AAD_DOMAIN, &address.0[..]].concat()
 }
 
-/// Stretches `password` into the cipher key.
-fn derive_key(password: &[u8], salt: &[u8], params: KdfParams) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
-    params.validate()?;
-    let argon_params = argon2::Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(KEY_LEN))
-        .map_err(|e| invalid("kdf", e.to_string()))?;
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    argon
-        .hash_password_into(password, salt, key.as_mut_slice())
-        .map_err(|e| KeystoreError::Crypto(format!("argon2id: {e}")))?;
-    Ok(key)
-}
-
-fn fill_random(buf: &mut [u8]) -> Result<(), KeystoreError> {
-    getrandom::fill(buf).map_err(KeystoreError::Random)
-}
-
 /// A fresh key from the operating system's random number generator.
 pub fn generate_keypair() -> Result<Keypair, KeystoreError> {
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
@@ -433,207 +241,12 @@ impl KeyFile {
     }
 }
 
-/// Removes a temporary file unless it was renamed into place.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Largest password file read.
-pub const MAX_PASSWORD_BYTES: u64 = 4096;
-
-/// Reads a secret file (key, seed, password) of at most `max` bytes into
-/// memory that is wiped when dropped.
-pub fn read_secret_file(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
-    let file = File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => KeystoreError::Missing { path: path.to_path_buf() },
-        _ => KeystoreError::Io { action: "open", path: path.to_path_buf(), source },
-    })?;
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(io("read", path))?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
-        return Err(KeystoreError::TooLarge { path: path.to_path_buf(), max });
-    }
-    Ok(bytes)
-}
-
-/// A password given non-interactively: the contents of `file` (one trailing
-/// newline, LF or CRLF, dropped), else the environment variable `env`.
-/// `None` when neither is given (the caller prompts).
-pub fn password_from(file: Option<&Path>, env: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeystoreError> {
-    if let Some(file) = file {
-        let mut bytes = read_secret_file(file, MAX_PASSWORD_BYTES)?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
-        }
-        return Ok(Some(bytes));
-    }
-    Ok(std::env::var_os(env).map(|value| {
-        use std::os::unix::ffi::OsStringExt;
-        Zeroizing::new(value.into_vec())
-    }))
-}
-
-/// What a password is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PasswordUse {
-    /// Encrypting a new key file: asked twice, must not be empty.
-    NewKey,
-    /// Opening an existing one.
-    Unlock,
-}
-
-/// Why no usable password was had.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordError {
-    /// The password file could not be read.
-    #[error(transparent)]
-    File(#[from] KeystoreError),
-    /// Nothing was given and there is no terminal to ask on.
-    #[error("stdin is not a terminal, so there is no one to ask")]
-    NoTerminal,
-    /// The terminal could not be read.
-    #[error("reading the password from the terminal: {0}")]
-    Terminal(std::io::Error),
-    /// The two entries of a new password differ.
-    #[error("the passwords differ")]
-    Differ,
-    /// A new key's password is empty.
-    #[error("the password is empty; a key file needs a password")]
-    Empty,
-}
-
-/// The password of `what` (a key's name or path, for the prompt): given
-/// ([`password_from`] `file` or `env`), else asked on the terminal (twice
-/// for a new key). Without a terminal it fails at once rather than wait for
-/// input nobody can give.
-pub fn read_password(
-    file: Option<&Path>,
-    env: &str,
-    usage: PasswordUse,
-    what: &str,
-) -> Result<Zeroizing<Vec<u8>>, PasswordError> {
-    let password = match password_from(file, env)? {
-        Some(password) => password,
-        None => {
-            if !std::io::stdin().is_terminal() {
-                return Err(PasswordError::NoTerminal);
-            }
-            let ask =
-                |label: &str| rpassword::prompt_password(label).map(Zeroizing::new).map_err(PasswordError::Terminal);
-            let first = match usage {
-                PasswordUse::NewKey => ask(&format!("New password for {what}: "))?,
-                PasswordUse::Unlock => ask(&format!("Password for {what}: "))?,
-            };
-            if usage == PasswordUse::NewKey && *ask("Repeat the password: ")? != *first {
-                return Err(PasswordError::Differ);
-            }
-            Zeroizing::new(first.as_bytes().to_vec())
-        }
-    };
-    if usage == PasswordUse::NewKey && password.is_empty() {
-        return Err(PasswordError::Empty);
-    }
-    Ok(password)
-}
-
-/// Why text is not a seed. Never echoes the text: it is a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum SeedError {
-    /// Not UTF-8.
-    #[error("not text (expected 64 hex digits, a 32-byte ed25519 seed)")]
-    NotText,
-    /// Not 64 characters once trimmed.
-    #[error("{0} characters (expected 64 hex digits, a 32-byte ed25519 seed)")]
-    Length(usize),
-    /// Not hexadecimal.
-    #[error("not hex (expected 64 hex digits, a 32-byte ed25519 seed)")]
-    NotHex,
-}
-
-/// A 32-byte seed written as 64 hex digits; surrounding whitespace and a
-/// `0x` prefix are allowed.
-pub fn parse_seed_hex(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, SeedError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| SeedError::NotText)?.trim();
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    if text.len() != 64 {
-        return Err(SeedError::Length(text.len()));
-    }
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text, seed.as_mut_slice()).map_err(|_| SeedError::NotHex)?;
-    Ok(seed)
-}
-
-/// Writes a secret (a key file, a libp2p identity) to `path` with mode 0600:
-/// creates the parent directory with mode 0700 if missing, writes a
-/// temporary file in the same directory, fsyncs it, moves it into place and
-/// fsyncs the directory, so a crash leaves either the old file or the new
-/// one, never a torn one. Unless `overwrite`, an existing file is an error
-/// ([`KeystoreError::Exists`]), even if it appears while we write.
-pub fn write_private_file(path: &Path, contents: &[u8], overwrite: bool) -> Result<(), KeystoreError> {
-    let name = path.file_name().ok_or_else(|| invalid("path", format!("{} does not name a file", path.display())))?;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if !dir.exists() {
-        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io("create directory", dir))?;
-    }
-    if !overwrite && path.exists() {
-        return Err(KeystoreError::Exists { path: path.to_path_buf() });
-    }
-    let mut suffix = [0u8; 8];
-    fill_random(&mut suffix)?;
-    let mut temp =
-        TempFile { path: dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex::encode(suffix))), keep: false };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp.path)
-        .map_err(io("create", &temp.path))?;
-    // The umask can only clear bits, but make the mode exact regardless.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io("set the mode of", &temp.path))?;
-    file.write_all(contents).map_err(io("write", &temp.path))?;
-    file.sync_all().map_err(io("sync", &temp.path))?;
-    drop(file);
-    if overwrite {
-        std::fs::rename(&temp.path, path).map_err(io("move a new file to", path))?;
-        temp.keep = true;
-    } else {
-        // A hard link fails if the target exists, so no file that appeared
-        // since the check above is replaced. The temporary is removed on drop.
-        match std::fs::hard_link(&temp.path, path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(KeystoreError::Exists { path: path.to_path_buf() });
-            }
-            // File systems without hard links: fall back to check-then-rename.
-            Err(_) if !path.exists() => {
-                std::fs::rename(&temp.path, path).map_err(io("move a new file to", path))?;
-                temp.keep = true;
-            }
-            Err(_) => return Err(KeystoreError::Exists { path: path.to_path_buf() }),
-        }
-    }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync directory", dir))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+    use crate::keystore::MAX_M_COST_KIB;
 
     const PASSWORD: &[u8] = b"correct horse battery staple";
 

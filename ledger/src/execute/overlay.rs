@@ -1,0 +1,90 @@
+//! A block's pending changes over the committed state, and how they become
+//! the writes a store commits. What each change means lives with its
+//! subject: evidence in `evidence.rs`, receipts in `incoming.rs`,
+//! transactions in `tx.rs`.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    address::Address,
+    codec,
+    hash::Hash,
+    slashing::{SlashRecord, Slashings},
+    state::{Account, Applied, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, ValidatorRecord},
+};
+
+use super::BlockError;
+
+/// Pending changes of one block over the committed state. Reads fall
+/// through to the state; writes stay here until the block is done.
+pub(super) struct Overlay<'s, S: State + ?Sized> {
+    pub(super) state: &'s S,
+    pub(super) accounts: BTreeMap<Address, Account>,
+    pub(super) validators: BTreeMap<Address, ValidatorRecord>,
+    pub(super) applied: BTreeMap<Hash, Applied>,
+    pub(super) slashed: BTreeMap<Address, SlashRecord>,
+    /// The chain record so far: the parent's, plus this block's rewards and burns.
+    pub(super) chain: ChainRecord,
+}
+
+impl<'s, S: State + ?Sized> Overlay<'s, S> {
+    pub(super) fn new(state: &'s S) -> Result<Self, StateError> {
+        Ok(Overlay {
+            state,
+            accounts: BTreeMap::new(),
+            validators: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            slashed: BTreeMap::new(),
+            chain: state.chain()?,
+        })
+    }
+
+    /// Pays `proposer` the block reward.
+    pub(super) fn reward(&mut self, context: &ShardContext, proposer: &Address) -> Result<(), BlockError> {
+        let mut record = self.validator(proposer)?.ok_or(BlockError::UnknownProposer(*proposer))?;
+        record.rewards = record.rewards.checked_add(context.block_reward).ok_or(BlockError::RewardOverflow)?;
+        self.chain.minted = self.chain.minted.checked_add(context.block_reward).ok_or(BlockError::RewardOverflow)?;
+        self.validators.insert(*proposer, record);
+        Ok(())
+    }
+
+    pub(super) fn account(&self, address: &Address) -> Result<Account, StateError> {
+        match self.accounts.get(address) {
+            Some(account) => Ok(*account),
+            None => self.state.account(address),
+        }
+    }
+
+    pub(super) fn validator(&self, address: &Address) -> Result<Option<ValidatorRecord>, StateError> {
+        match self.validators.get(address) {
+            Some(record) => Ok(Some(*record)),
+            None => self.state.validator(address),
+        }
+    }
+
+    pub(super) fn is_applied(&self, id: &Hash) -> Result<bool, StateError> {
+        Ok(self.applied.contains_key(id) || self.state.applied(id)?.is_some())
+    }
+
+    /// The block's writes, with the chain record of `height` on `parent`,
+    /// and the validators it slashed.
+    pub(super) fn into_writes(mut self, height: u64, parent: Hash) -> (BTreeMap<StateKey, Vec<u8>>, Slashings) {
+        self.chain.height = height;
+        self.chain.parent = parent;
+        let mut writes = BTreeMap::new();
+        for (address, account) in self.accounts {
+            writes.insert(StateKey::Account(address), codec::encode(&account));
+        }
+        for (address, record) in self.validators {
+            writes.insert(StateKey::Validator(address), codec::encode(&record));
+        }
+        for (id, applied) in self.applied {
+            writes.insert(StateKey::Applied(id), codec::encode(&applied));
+        }
+        for (address, record) in &self.slashed {
+            writes.insert(StateKey::Slashed(*address), codec::encode(record));
+        }
+        writes.insert(StateKey::Chain, codec::encode(&self.chain));
+        (writes, self.slashed.into_iter().collect())
+    }
+}
