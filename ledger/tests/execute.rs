@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use palisade_ledger::execute::apply_block_verified;
 use palisade_ledger::{
     Amount, Block, BlockError, Hash, Keypair, State, TxError, apply_block, block::tx_root, build_block, mem::MemState,
     tx::TxBody,
@@ -175,6 +176,29 @@ fn a_bad_signature_anywhere_in_a_large_block_is_found() {
         Err(BlockError::Tx { index, reason: TxError::BadSignature, .. }) => assert_eq!(index, 137),
         other => panic!("expected bad signature at 137, got {:?}", other.map(|o| o.tip)),
     }
+}
+
+/// Only what the caller did not verify is checked: a forged transaction
+/// the caller vouches for passes (the caller is trusted with that), one it
+/// does not is found at its index, past the ones skipped.
+#[test]
+fn signatures_the_caller_verified_are_not_checked_again() {
+    let (genesis, mut users) = network(1, 20);
+    let state = MemState::genesis(&genesis, 0).unwrap();
+    let txs: Vec<_> = (0..10).map(|i| users.transfer(i, users.address(i + 1), Amount(5), Amount(1))).collect();
+    let mut block = build_block(&state, proposer(&genesis, 0), genesis.genesis_time_ms, Vec::new(), txs).unwrap().block;
+    block.txs[3].signature.0[40] ^= 0x10;
+    block.txs[7].signature.0[40] ^= 0x10;
+    block.header.tx_root = tx_root(&block.txs);
+    let forged = |i: usize| block.txs[i].id();
+    let (three, seven) = (forged(3), forged(7));
+    match apply_block_verified(&state, &block, &|id| *id == three) {
+        Err(BlockError::Tx { index, reason: TxError::BadSignature, .. }) => assert_eq!(index, 7),
+        other => panic!("expected bad signature at 7, got {:?}", other.map(|o| o.tip)),
+    }
+    // Vouched for, both pass the signature check (and the block executes).
+    apply_block_verified(&state, &block, &|id| *id == three || *id == seven).unwrap();
+    assert!(apply_block(&state, &block).is_err(), "nothing vouched for: both checked");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::{
     hash::Hash,
     slashing::MAX_BLOCK_EVIDENCE,
     state::{ShardContext, State, Tip},
+    tx::SignedTx,
 };
 
 use super::{
@@ -18,7 +19,7 @@ use super::{
     incoming::{check_incoming_limits, verify_batch},
     outcome::tx_receipt,
     overlay::Overlay,
-    tx::{Failure, execute_tx, verify_signatures},
+    tx::{Failure, execute_tx, verify_indexed},
 };
 
 /// Checks and executes `block` on top of `state`'s tip. `Ok` means the block
@@ -27,6 +28,19 @@ use super::{
 /// The cheap checks come first: the header, the body's limits and roots,
 /// and only then signatures, receipt proofs and execution.
 pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcome, BlockError> {
+    apply_block_verified(state, block, &|_| false)
+}
+
+/// [`apply_block`] for a caller that has already verified the signatures
+/// of some transactions: `verified(id)` is true for those (a validator's
+/// mempool admitted them), whose signatures are not checked again. An id
+/// is the hash of the transaction's whole encoding, signature included, so
+/// it names exactly what was verified.
+pub fn apply_block_verified<S: State + ?Sized>(
+    state: &S,
+    block: &Block,
+    verified: &dyn Fn(&Hash) -> bool,
+) -> Result<Outcome, BlockError> {
     let context = state.context();
     let parent = state.tip();
     let header = &block.header;
@@ -38,7 +52,15 @@ pub fn apply_block<S: State + ?Sized>(state: &S, block: &Block) -> Result<Outcom
     let incoming_encoded = check_incoming_limits(context, block)?;
     let body = BodyRoots::of(&ids, &block.incoming, &incoming_encoded, &block.evidence);
     body.check(header)?;
-    verify_signatures(&block.txs)?;
+    let unverified: Vec<(usize, &SignedTx)> = block
+        .txs
+        .iter()
+        .zip(&ids)
+        .enumerate()
+        .filter(|(_, (_, id))| !verified(id))
+        .map(|(i, (tx, _))| (i, tx))
+        .collect();
+    verify_indexed(&unverified)?;
     for batch in &block.incoming {
         verify_batch(context, batch)?;
     }

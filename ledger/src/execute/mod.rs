@@ -41,7 +41,7 @@ mod outcome;
 mod overlay;
 mod tx;
 
-pub use apply::apply_block;
+pub use apply::{apply_block, apply_block_verified};
 pub use build::{Built, Extras, build_block};
 pub use error::{BlockError, TxError};
 pub use incoming::verify_batch;

@@ -99,27 +99,34 @@ fn transfer_effects<S: State + ?Sized>(
 /// Batch-verifies every signature in `txs`; on failure, finds the first bad
 /// one so the error names it.
 pub fn verify_signatures(txs: &[SignedTx]) -> Result<(), BlockError> {
+    let indexed: Vec<(usize, &SignedTx)> = txs.iter().enumerate().collect();
+    verify_indexed(&indexed)
+}
+
+/// [`verify_signatures`] of some of a block's transactions, each with its
+/// index in the block (which an error names).
+pub(super) fn verify_indexed(txs: &[(usize, &SignedTx)]) -> Result<(), BlockError> {
     let bad = |index: usize, tx: &SignedTx| BlockError::Tx { index, id: tx.id(), reason: TxError::BadSignature };
-    let Some(first) = txs.first() else { return Ok(()) };
+    let Some(&(first_index, first)) = txs.first() else { return Ok(()) };
     let mut keys = Vec::with_capacity(txs.len());
-    for (index, tx) in txs.iter().enumerate() {
+    for &(index, tx) in txs {
         // Weak (small-order) keys can make batch and single verification disagree.
         match verifying_key(&tx.body.sender) {
             Some(key) if !key.is_weak() => keys.push(key),
             _ => return Err(bad(index, tx)),
         }
     }
-    let digests: Vec<Hash> = txs.iter().map(|tx| tx.body.signing_digest()).collect();
+    let digests: Vec<Hash> = txs.iter().map(|(_, tx)| tx.body.signing_digest()).collect();
     let messages: Vec<&[u8]> = digests.iter().map(|d| d.0.as_slice()).collect();
     let signatures: Vec<ed25519_dalek::Signature> =
-        txs.iter().map(|tx| ed25519_dalek::Signature::from_bytes(&tx.signature.0)).collect();
+        txs.iter().map(|(_, tx)| ed25519_dalek::Signature::from_bytes(&tx.signature.0)).collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
         return Ok(());
     }
-    match txs.iter().enumerate().find(|(_, tx)| !tx.verify_signature()) {
-        Some((index, tx)) => Err(bad(index, tx)),
+    match txs.iter().find(|(_, tx)| !tx.verify_signature()) {
+        Some(&(index, tx)) => Err(bad(index, tx)),
         // The batch failed yet each verifies alone (only possible for crafted
         // edge cases): refuse, naming the first, rather than accept it.
-        None => Err(bad(0, first)),
+        None => Err(bad(first_index, first)),
     }
 }

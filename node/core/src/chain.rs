@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use palisade_consensus::{BlockHash, CommitCertificate, Committee, Decision, ShardId, ValidatorIndex};
-use palisade_ledger::execute::{Built, Extras, apply_block, build_block};
+use palisade_ledger::execute::{Built, Extras, apply_block, apply_block_verified, build_block};
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::slashing::{EvidenceRefused, SlashRecord};
 use palisade_ledger::{Address, Block, Hash, Outcome, SignedTx, Tip, TxError, codec, committee};
@@ -159,8 +159,16 @@ impl<S: ChainStore> Chain<S> {
 
     /// `ValidateBlock`: the bytes decode (bounded), hash to `block_hash`, are
     /// for `height`, carry a timestamp not too far in our future, and execute
-    /// on the committed tip.
-    pub fn validate(&mut self, height: u64, block_hash: BlockHash, bytes: &[u8], now_ms: u64) -> Result<(), Refused> {
+    /// on the committed tip. Transactions for which `verified(id)` holds (our
+    /// mempool verified them) are not verified again.
+    pub fn validate(
+        &mut self,
+        height: u64,
+        block_hash: BlockHash,
+        bytes: &[u8],
+        now_ms: u64,
+        verified: &dyn Fn(&Hash) -> bool,
+    ) -> Result<(), Refused> {
         let block = self.decode_block(bytes)?;
         if block.hash().0 != block_hash {
             return Err(Refused::Mismatch("block bytes do not hash to the proposed hash".into()));
@@ -180,7 +188,8 @@ impl<S: ChainStore> Chain<S> {
         if self.outcomes.contains_key(&block_hash) {
             return Ok(());
         }
-        let outcome = apply_block(&self.state, &block).map_err(|e| Refused::Invalid(e.to_string()))?;
+        let outcome =
+            apply_block_verified(&self.state, &block, verified).map_err(|e| Refused::Invalid(e.to_string()))?;
         self.cache(block_hash, outcome);
         Ok(())
     }

@@ -99,7 +99,10 @@ impl<S: ChainStore> ShardCore<S> {
                 return self.proposal_if_due();
             }
             Action::ValidateBlock { height, view, block_hash, block } => {
-                let valid = match self.chain.validate(height, block_hash, &block, self.now_ms) {
+                // What our mempool admitted had its signature verified then.
+                let mempool = &self.mempool;
+                let verified = |id: &palisade_ledger::Hash| mempool.contains(id);
+                let valid = match self.chain.validate(height, block_hash, &block, self.now_ms, &verified) {
                     Ok(()) => true,
                     Err(e) => {
                         warn!(height, view, error = %e, "refusing proposed block");
