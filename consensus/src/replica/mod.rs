@@ -34,7 +34,7 @@ pub use types::{
     TimerId,
 };
 
-use blocks::Block;
+use types::Block;
 
 use crate::certificate::CommitCertificate;
 use crate::committee::ValidatorIndex;

@@ -22,6 +22,26 @@ pub const DEFAULT_FUTURE_VIEWS: u64 = 8;
 /// Default number of future-height messages buffered per validator.
 pub const DEFAULT_MAX_BUFFERED_PER_VALIDATOR: usize = 64;
 
+/// Where the host stands on a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Validity {
+    Unknown,
+    Pending,
+    Valid,
+    Invalid,
+}
+
+/// A block seen at the height being decided (`Round::blocks`, bounded by
+/// `MAX_BLOCKS_PER_HEIGHT`), with the host's verdict on it.
+#[derive(Clone, Debug)]
+pub(super) struct Block {
+    pub(super) bytes: Vec<u8>,
+    pub(super) validity: Validity,
+    /// The view it was first seen in (eviction order, and the view reported
+    /// in `ValidateBlock`).
+    pub(super) view: u64,
+}
+
 /// Everything a replica needs to know. Only the committee changes while it
 /// runs, by [`Input::Committed`].
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::blocks::Validity;
+use super::types::Validity;
 use super::{Action, OLD_VIEWS_KEPT, Replica};
 use crate::certificate::{CommitCertificate, PreparedCertificate, VoteSignature};
 use crate::committee::ValidatorIndex;
