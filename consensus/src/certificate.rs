@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::committee::{Committee, ValidatorIndex};
-use crate::crypto::{self, Batch, Signature, Statement};
-use crate::message::{BlockHash, Phase, ShardId};
+use crate::crypto::{self, Batch, BlockHash, Phase, ShardId, Signature, Statement};
 
 /// One validator's signature inside a certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

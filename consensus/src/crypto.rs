@@ -8,13 +8,35 @@
 //! elsewhere. Because a vote's statement is reconstructible from
 //! `(phase, height, view, block_hash)`, certificates only need to carry
 //! `(signer, signature)` pairs.
+//!
+//! This is the crate's lowest layer: it also defines the primitives a
+//! statement is made of ([`BlockHash`], [`ShardId`], [`Phase`]; re-exported
+//! by `message`) and imports no other module of the crate. Above it come
+//! `committee`, then `certificate`, then `message` and `evidence`, then
+//! `replica`.
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::message::{BlockHash, Phase, ShardId};
+/// A block hash, as defined by the host. Consensus treats blocks as opaque
+/// bytes; the host's validation must check that the bytes hash to this.
+pub type BlockHash = [u8; 32];
+
+/// A shard number.
+pub type ShardId = u32;
+
+/// The signed steps of a view. Ordered as they happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// The leader's proposal (PBFT pre-prepare).
+    Propose,
+    /// "I accept the proposal of this view" (PBFT prepare).
+    Prepare,
+    /// "A quorum prepared it; I commit to it" (PBFT commit).
+    Commit,
+}
 
 /// Domain separation for every consensus signature.
 pub const MESSAGE_CONTEXT: &str = "palisade consensus message v1";

@@ -19,8 +19,8 @@
 //!   rejects a new-view proposal that does not re-propose the highest prepared
 //!   block), which suits a sans-IO core driven over a lossy network with no
 //!   gossip guarantees;
-//! * the persisted state is tiny: the votes of the current view and one
-//!   prepared certificate ([`SafetyState`]);
+//! * the persisted state is small: the votes of the current view and one
+//!   prepared certificate with its block ([`SafetyState`]);
 //! * the certificates it produces are exactly what the rest of the system
 //!   needs ([`CommitCertificate`] for finality and sync).
 //!
@@ -98,9 +98,12 @@
 //!   validating. The leader signs only `(height, view, block_hash)`.
 //! * View changes carry the prepared certificate without the block bytes; a
 //!   new leader that does not hold the block of the highest certificate
-//!   cannot re-propose and lets its view time out (a later leader among the
-//!   quorum that prepared it will hold it). This costs liveness in rare
-//!   schedules, never safety.
+//!   cannot re-propose and lets its view time out. A later leader will hold
+//!   it: every replica that formed a prepared certificate persisted the
+//!   block with it ([`SafetyState::prepared_block`]), and gets it back from
+//!   [`Replica::restore`] after a crash (without that, crashes could take
+//!   it from every leader and stall the height for good: simulator seed
+//!   1029). This costs views, never safety.
 //! * The leader treats a block the host built for it as valid, and counts
 //!   its own prepare like any other (PBFT counts the pre-prepare instead).
 //! * Block validity is external: the replica prepares only what the host
@@ -152,7 +155,10 @@
 //!
 //! Every signed message is preceded by [`Action::Persist`] of the
 //! [`SafetyState`] it depends on; [`Replica::restore`] resumes from it and
-//! refuses to sign anything conflicting.
+//! refuses to sign anything conflicting. The host stores the record
+//! [`SafetyState::encode`] writes and reads it back with
+//! [`SafetyState::decode`] (bounded by `max_block_bytes`), which also reads
+//! the unversioned records written before the prepared block was kept.
 #![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
 pub mod certificate;
@@ -170,4 +176,4 @@ pub use message::{
     BlockHash, Decision, Message, Phase, Proposal, ShardId, SignedMessage, SignedViewChange, Verified, VerifyError,
     ViewChange, Vote, decode, encode, max_message_bytes,
 };
-pub use replica::{Action, Config, ConfigError, Input, Rejected, Replica, SafetyState, TimerId};
+pub use replica::{Action, Config, ConfigError, Input, RecordError, Rejected, Replica, SafetyState, TimerId};

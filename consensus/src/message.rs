@@ -18,24 +18,9 @@ use thiserror::Error;
 use crate::certificate::{CertError, CommitCertificate, PreparedCertificate};
 use crate::committee::{Committee, ValidatorIndex};
 use crate::crypto::{self, Batch, Signature, Statement};
-
-/// A block hash, as defined by the host. Consensus treats blocks as opaque
-/// bytes; the host's validation must check that the bytes hash to this.
-pub type BlockHash = [u8; 32];
-
-/// A shard number.
-pub type ShardId = u32;
-
-/// The signed steps of a view. Ordered as they happen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Phase {
-    /// The leader's proposal (PBFT pre-prepare).
-    Propose,
-    /// "I accept the proposal of this view" (PBFT prepare).
-    Prepare,
-    /// "A quorum prepared it; I commit to it" (PBFT commit).
-    Commit,
-}
+// Defined in `crypto`, the lowest layer, because every signed statement is
+// made of them; re-exported here, where the wire types that carry them live.
+pub use crate::crypto::{BlockHash, Phase, ShardId};
 
 /// A signed vote for a block at `(height, view)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -305,6 +305,80 @@ fn restored_leader_does_not_propose_again() {
     assert!(proposals(&out).is_empty());
 }
 
+/// Simulator seed 1029: every leader that could re-propose the block a
+/// quorum had prepared lost its bytes in a crash, and view changes carry
+/// certificates, not blocks, so the shard stalled. The prepared block is
+/// persisted with the certificate: validator 2 prepares X in view 0,
+/// crashes, and, leading view 1 after the view change, re-proposes X from
+/// its record, through the host's validation.
+#[test]
+fn restored_replica_reproposes_its_prepared_block_as_the_next_leader() {
+    for keep_block in [true, false] {
+        let mut fx = Fixture::new(2);
+        fx.start();
+        let state = last_persisted(&fx.vote_height_one(X));
+        assert_eq!(state.prepared.as_ref().map(|p| p.block_hash), Some(block_hash(X)));
+        assert_eq!(state.prepared_block.as_deref(), Some(X), "the block is persisted with its certificate");
+        let mut state = palisade_consensus::SafetyState::decode(&state.encode(), 1_000).unwrap();
+        if !keep_block {
+            // A record without the block (as written before it was kept).
+            state.prepared_block = None;
+        }
+
+        fx.replica = fx.restored(Some(state), 0);
+        fx.start();
+        let mut all = fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
+        for from in [0, 3] {
+            all.extend(fx.from(from, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None })));
+        }
+        let reproposed = proposals(&all);
+        if !keep_block {
+            assert!(reproposed.is_empty(), "without the bytes it cannot re-propose");
+            continue;
+        }
+        assert_eq!(reproposed.len(), 1, "{:?}", kinds(&all));
+        let proposal = &reproposed[0];
+        assert_eq!((proposal.view, proposal.block_hash, proposal.block.as_slice()), (1, block_hash(X), X));
+        let signed =
+            SignedMessage::sign(CHAIN, SHARD, ValidatorIndex(2), Message::Propose(proposal.clone()), &fx.keys[2]);
+        signed.verify(&fx.committee, CHAIN, SHARD).expect("a valid new-view proposal");
+        // Restored blocks are not trusted: the host validates it first.
+        assert!(
+            all.iter().any(|a| matches!(a, Action::ValidateBlock { block, .. } if block == X)),
+            "{:?}",
+            kinds(&all)
+        );
+        assert!(votes(&all).is_empty(), "no prepare before the host's verdict");
+        let out = valid(&mut fx, 1, X);
+        assert_eq!(votes(&out), vec![(Phase::Prepare, 1, 1, block_hash(X))]);
+    }
+}
+
+#[test]
+fn restored_prepared_block_is_kept_only_under_its_certificate_and_bound() {
+    let mut fx = Fixture::new(2);
+    fx.start();
+    let state = last_persisted(&fx.vote_height_one(X));
+    assert_eq!(fx.restored(Some(state.clone()), 0).safety_state().prepared_block.as_deref(), Some(X));
+    let mut oversized = state.clone();
+    oversized.prepared_block = Some(vec![0; fx.replica.config().max_block_bytes + 1]);
+    assert_eq!(fx.restored(Some(oversized), 0).safety_state().prepared_block, None);
+    let mut unclaimed = state;
+    unclaimed.prepared = None;
+    assert_eq!(fx.restored(Some(unclaimed), 0).safety_state().prepared_block, None);
+
+    // A record ahead of the host's chain gets its block back once reached.
+    let mut ahead = palisade_consensus::SafetyState::new(3);
+    ahead.prepared = Some(fx.prepared_certificate(3, 0, block_hash(Y), &[0, 1, 3]));
+    ahead.prepared_block = Some(Y.to_vec());
+    fx.replica = fx.restored(Some(ahead), 1);
+    assert_eq!(fx.replica.safety_state().prepared_block, None);
+    fx.start();
+    fx.committed(2);
+    assert_eq!(fx.replica.height(), 3);
+    assert_eq!(fx.replica.safety_state().prepared_block.as_deref(), Some(Y));
+}
+
 #[test]
 fn persisted_state_ahead_of_the_host_blocks_signing_below_it() {
     let mut fx = Fixture::new(0);

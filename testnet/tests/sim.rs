@@ -198,6 +198,20 @@ fn three_active_members_out_of_step_in_views_still_decide() {
     assert!(report.stats.slashed > 0 && report.heights[0] >= 5, "{:?}", report.heights);
 }
 
+/// Crashes took from every validator of shard 2 that could still lead the
+/// bytes of the block a quorum had prepared at height 1; view changes carry
+/// the certificate without the block, so no leader could re-propose it and
+/// the shard stayed at height 0. Fixed by persisting the prepared block with
+/// the replica's safety state (the sim restarts a node from its encoded
+/// record, as a node reads it from disk).
+#[test]
+fn leaders_that_crashed_after_preparing_re_propose_the_block_from_their_record() {
+    let report = run_seed(1029);
+    assert_clean(&report);
+    assert!(!report.scenario.crashes.is_empty(), "{}", report.scenario);
+    assert!(report.heights[2] >= 5, "{:?}", report.heights);
+}
+
 #[test]
 fn slashing_checker_flags_a_planted_slashing_of_an_honest_validator() {
     let (report, mut sim) = calm(6, 4, Vec::new());

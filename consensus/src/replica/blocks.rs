@@ -3,26 +3,9 @@
 //! ([`Action::ValidateBlock`] out, [`Input::BlockValidity`](super::Input::BlockValidity) in).
 //! A replica prepares and decides only blocks the host called valid.
 
+use super::types::{Block, Validity};
 use super::{Action, MAX_BLOCKS_PER_HEIGHT, Replica};
 use crate::message::BlockHash;
-
-/// Where the host stands on a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Validity {
-    Unknown,
-    Pending,
-    Valid,
-    Invalid,
-}
-
-#[derive(Clone, Debug)]
-pub(super) struct Block {
-    pub(super) bytes: Vec<u8>,
-    pub(super) validity: Validity,
-    /// The view it was first seen in (eviction order, and the view reported
-    /// in `ValidateBlock`).
-    pub(super) view: u64,
-}
 
 impl Replica {
     pub(super) fn on_block_validity(&mut self, height: u64, block_hash: BlockHash, valid: bool, out: &mut Vec<Action>) {

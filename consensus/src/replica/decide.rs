@@ -2,7 +2,7 @@
 //! `Decided`) once its block is valid, and [P9] keeping the last decisions to
 //! answer peers still stuck at those heights.
 
-use super::blocks::Validity;
+use super::types::Validity;
 use super::{Action, DECISIONS_KEPT, MAX_DECISION_REPLIES, Rejected, Replica};
 use crate::certificate::CommitCertificate;
 use crate::message::{Decision, Message, SignedMessage};

@@ -94,6 +94,7 @@ impl Replica {
         };
         self.dirty = false;
         self.round = Round::default();
+        self.reinstate_prepared_block();
         // Drop buffered messages of heights now past.
         self.buffer = self.buffer.split_off(&height);
         self.recount_buffered();

@@ -8,6 +8,7 @@
 //! `impl Replica` blocks, one file per concern:
 //!
 //! * `restore`: construction, fresh or from persisted state.
+//! * `record`: the persisted state's durable, versioned encoding.
 //! * `proposal`: `[P0]` the host's block for the leader, `[P1]` proposals.
 //! * `blocks`: the blocks seen at a height and the host's verdict on them.
 //! * `voting`: `[P2]` prepare, `[P3]` prepared and commit, equivocation
@@ -21,6 +22,7 @@ mod blocks;
 mod decide;
 mod height;
 mod proposal;
+mod record;
 mod restore;
 mod types;
 mod view_change;
@@ -28,13 +30,14 @@ mod voting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use record::{RECORD_OVERHEAD_BYTES, RecordError};
 pub use types::{
     Action, Config, ConfigError, DEFAULT_BASE_TIMEOUT_MS, DEFAULT_FUTURE_HEIGHTS, DEFAULT_FUTURE_VIEWS,
     DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_BUFFERED_PER_VALIDATOR, DEFAULT_MAX_TIMEOUT_MS, Input, Rejected, SafetyState,
     TimerId,
 };
 
-use blocks::Block;
+use types::Block;
 
 use crate::certificate::CommitCertificate;
 use crate::committee::ValidatorIndex;

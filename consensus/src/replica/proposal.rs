@@ -2,7 +2,7 @@
 //! replicas accept the first proposal of their view. A proposal for a later
 //! view is also PBFT's new-view ([P6]), whose justification `verify` checked.
 
-use super::blocks::Validity;
+use super::types::Validity;
 use super::{Action, OLD_VIEWS_KEPT, Rejected, Replica};
 use crate::committee::ValidatorIndex;
 use crate::crypto::Signature;

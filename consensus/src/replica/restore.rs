@@ -78,6 +78,29 @@ impl Replica {
             }
             replica.keep_decision(decision);
         }
+        replica.reinstate_prepared_block();
         Ok(replica)
+    }
+
+    /// Puts the prepared block persisted with the safety state back among
+    /// the height's blocks, where a re-proposal ([P6]) finds it. It goes back
+    /// unvalidated: proposed again, it passes the host's validation like any
+    /// block. Bytes no certificate of this height claims, or over
+    /// `max_block_bytes` (no peer would accept them in a proposal), are
+    /// dropped; they serve only liveness.
+    pub(super) fn reinstate_prepared_block(&mut self) {
+        let Some(bytes) = self.safety.prepared_block.take() else {
+            return;
+        };
+        let Some((view, block_hash)) =
+            self.safety.prepared.as_ref().filter(|p| p.height == self.height()).map(|p| (p.view, p.block_hash))
+        else {
+            return;
+        };
+        if bytes.len() > self.config.max_block_bytes {
+            return;
+        }
+        self.safety.prepared_block = Some(bytes.clone());
+        self.store_block(block_hash, bytes, view);
     }
 }

@@ -22,6 +22,26 @@ pub const DEFAULT_FUTURE_VIEWS: u64 = 8;
 /// Default number of future-height messages buffered per validator.
 pub const DEFAULT_MAX_BUFFERED_PER_VALIDATOR: usize = 64;
 
+/// Where the host stands on a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Validity {
+    Unknown,
+    Pending,
+    Valid,
+    Invalid,
+}
+
+/// A block seen at the height being decided (`Round::blocks`, bounded by
+/// `MAX_BLOCKS_PER_HEIGHT`), with the host's verdict on it.
+#[derive(Clone, Debug)]
+pub(super) struct Block {
+    pub(super) bytes: Vec<u8>,
+    pub(super) validity: Validity,
+    /// The view it was first seen in (eviction order, and the view reported
+    /// in `ValidateBlock`).
+    pub(super) view: u64,
+}
+
 /// Everything a replica needs to know. Only the committee changes while it
 /// runs, by [`Input::Committed`].
 #[derive(Clone, Debug)]
@@ -265,7 +285,14 @@ pub enum Action {
 ///
 /// Votes of earlier views need no record: the replica never signs in a view
 /// below `view`, nor at a height below `height`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// It also keeps the bytes of the prepared block: not for safety, but so a
+/// replica that crashed after preparing can still re-propose the block as a
+/// later leader (view changes carry certificates, not blocks; if every
+/// leader lost the block, the height stalled: simulator seed 1029). The host
+/// stores it with [`SafetyState::encode`] and reads it back with
+/// [`SafetyState::decode`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyState {
     /// The height being decided.
     pub height: u64,
@@ -279,12 +306,41 @@ pub struct SafetyState {
     pub commit_vote: Option<BlockHash>,
     /// Its highest prepared certificate at `height`.
     pub prepared: Option<PreparedCertificate>,
+    /// The bytes of the block `prepared` certifies (at most
+    /// `Config::max_block_bytes`), set with it. [`crate::Replica::restore`]
+    /// puts them back among the height's blocks, unvalidated: re-proposed
+    /// or proposed again by a leader, the block goes through the host's
+    /// validation like any other.
+    pub prepared_block: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SafetyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The block can be megabytes: its size says enough.
+        f.debug_struct("SafetyState")
+            .field("height", &self.height)
+            .field("view", &self.view)
+            .field("proposed", &self.proposed)
+            .field("prepare_vote", &self.prepare_vote)
+            .field("commit_vote", &self.commit_vote)
+            .field("prepared", &self.prepared)
+            .field("prepared_block_bytes", &self.prepared_block.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 impl SafetyState {
     /// The state of a replica that has not signed anything at `height`.
     pub fn new(height: u64) -> SafetyState {
-        SafetyState { height, view: 0, proposed: None, prepare_vote: None, commit_vote: None, prepared: None }
+        SafetyState {
+            height,
+            view: 0,
+            proposed: None,
+            prepare_vote: None,
+            commit_vote: None,
+            prepared: None,
+            prepared_block: None,
+        }
     }
 
     /// What was signed for `phase` in the current view.

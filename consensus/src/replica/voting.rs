@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::blocks::Validity;
+use super::types::Validity;
 use super::{Action, OLD_VIEWS_KEPT, Replica};
 use crate::certificate::{CommitCertificate, PreparedCertificate, VoteSignature};
 use crate::committee::ValidatorIndex;
@@ -48,6 +48,9 @@ impl Replica {
         };
         if self.safety.prepared.as_ref().is_none_or(|p| p.view < view) {
             self.safety.prepared = Some(PreparedCertificate { height: self.height(), view, block_hash, signatures });
+            // Persisted with it: after a crash this replica may be the only
+            // leader left that could re-propose it.
+            self.safety.prepared_block = self.round.blocks.get(&block_hash).map(|b| b.bytes.clone());
             self.dirty = true;
         }
         if self.cast(Phase::Commit, block_hash) {

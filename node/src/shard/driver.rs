@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::select_biased;
 use palisade_consensus::SafetyState;
+use palisade_ledger::ShardId;
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::store::{Store, StoreError};
-use palisade_ledger::{ShardId, codec};
 use palisade_shard_core::{Committed, Effect, Input, Note, OpenError, ShardCore, ShardStatus, StorageError};
 use tracing::{debug, error, info, info_span};
 
@@ -31,8 +31,6 @@ use crate::health::unix_ms;
 use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
 use crate::net::{GossipSource, NetHandle};
 
-/// Largest encoded safety state read back.
-const MAX_SAFETY_STATE_BYTES: usize = 64 * 1024;
 /// Inputs served per wake-up before the core's timers are checked again.
 const BURST: usize = 256;
 /// Longest wait for an input when no timer is pending.
@@ -140,7 +138,7 @@ impl ShardDriver {
             return Err(ShardError::Config { shard, reason: "genesis has no such shard".into() });
         }
         let chain = RocksChain::open(store.clone(), &genesis, shard).map_err(store_err)?;
-        let persisted = load_safety_state(&store, shard)?;
+        let persisted = load_safety_state(&store, shard, max_block_bytes(&genesis))?;
         let clock = Clock::new();
         let core = ShardCore::open(config, chain, persisted, clock.now_ms()).map_err(|e| match e {
             OpenError::Storage(source) => ShardError::Store { shard, source },
@@ -284,7 +282,7 @@ impl ShardDriver {
             match effect {
                 Effect::Persist(state) => self
                     .store
-                    .save_safety_state(self.shard, &codec::encode(&state))
+                    .save_safety_state(self.shard, &state.encode())
                     .map_err(|e| self.store_err(StorageError(e.to_string())))?,
                 Effect::Publish { shard, kind, data } => {
                     if !self.net.publish(shard, kind, data) {
@@ -376,13 +374,14 @@ fn gauge(value: impl TryInto<i64>) -> i64 {
     value.try_into().unwrap_or(i64::MAX)
 }
 
-/// The safety state the replica last persisted for `shard`.
-fn load_safety_state(store: &Store, shard: ShardId) -> Result<Option<SafetyState>, ShardError> {
+/// The safety state the replica last persisted for `shard` (in any layout a
+/// node ever wrote; its prepared block at most `max_block_bytes`).
+fn load_safety_state(store: &Store, shard: ShardId, max_block_bytes: usize) -> Result<Option<SafetyState>, ShardError> {
     let stored =
         store.safety_state(shard).map_err(|e| ShardError::Store { shard, source: StorageError(e.to_string()) })?;
     match stored {
         None => Ok(None),
-        Some(bytes) => codec::decode::<SafetyState>(&bytes, MAX_SAFETY_STATE_BYTES)
+        Some(bytes) => SafetyState::decode(&bytes, max_block_bytes)
             .map(Some)
             .map_err(|e| ShardError::Config { shard, reason: format!("stored safety state does not decode: {e}") }),
     }
@@ -397,4 +396,43 @@ pub fn initial_status(shard: ShardId, store: &Store, genesis: &Genesis) -> Resul
         tip.map_or_else(|| genesis.hash(), |t| t.hash),
         unix_ms(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use palisade_consensus::PreparedCertificate;
+    use palisade_ledger::codec;
+
+    use super::*;
+
+    /// A validator upgraded from a node that wrote the unversioned record
+    /// must read it back: losing it would let it vote twice in a slot.
+    #[test]
+    fn safety_records_of_both_layouts_load_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (shard, max_block_bytes) = (1, 1_000);
+        assert_eq!(load_safety_state(&store, shard, max_block_bytes).unwrap(), None);
+
+        let mut state = SafetyState::new(4);
+        state.view = 2;
+        state.prepare_vote = Some([7; 32]);
+        // The previous node's record: the bare encoding of the state's fields.
+        let unversioned = codec::encode(&(
+            state.height,
+            state.view,
+            state.proposed,
+            state.prepare_vote,
+            state.commit_vote,
+            None::<PreparedCertificate>,
+        ));
+        store.save_safety_state(shard, &unversioned).unwrap();
+        assert_eq!(load_safety_state(&store, shard, max_block_bytes).unwrap(), Some(state.clone()));
+
+        state.prepared = Some(PreparedCertificate { height: 4, view: 1, block_hash: [7; 32], signatures: Vec::new() });
+        state.prepared_block = Some(vec![1; max_block_bytes]);
+        store.save_safety_state(shard, &state.encode()).unwrap();
+        assert_eq!(load_safety_state(&store, shard, max_block_bytes).unwrap(), Some(state));
+        assert!(matches!(load_safety_state(&store, shard, max_block_bytes - 1), Err(ShardError::Config { .. })));
+    }
 }

@@ -15,7 +15,7 @@ use palisade_consensus::{
     BlockHash, Committee, Decision, Evidence, Message, Phase, SafetyState, SignedMessage, ValidatorIndex,
 };
 use palisade_ledger::{Address, ShardId};
-use palisade_shard_core::{CoreConfig, MemStore, ReadView, ShardCore};
+use palisade_shard_core::{CoreConfig, MemStore, ReadView, ShardCore, max_block_bytes};
 
 use super::byzantine::Kind;
 
@@ -177,7 +177,18 @@ impl Node {
     /// Reopens the core from what was durable, at `now_ms`.
     pub fn restart(&mut self, now_ms: u64) -> Result<(), String> {
         let Some(store) = self.stored.take() else { return Ok(()) };
-        match ShardCore::open(self.config.clone(), store.clone(), self.persisted.clone(), now_ms) {
+        // The safety state comes back through its durable record, as from a
+        // node's disk (prepared block included).
+        let limit = max_block_bytes(&self.config.genesis);
+        let persisted = match self.persisted.as_ref().map(|state| SafetyState::decode(&state.encode(), limit)) {
+            None => None,
+            Some(Ok(state)) => Some(state),
+            Some(Err(e)) => {
+                self.stored = Some(store);
+                return Err(format!("its persisted safety state does not read back: {e}"));
+            }
+        };
+        match ShardCore::open(self.config.clone(), store.clone(), persisted, now_ms) {
             Ok(core) => {
                 self.core = Some(core);
                 self.observe();
