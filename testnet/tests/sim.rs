@@ -203,13 +203,18 @@ fn three_active_members_out_of_step_in_views_still_decide() {
 /// the certificate without the block, so no leader could re-propose it and
 /// the shard stayed at height 0. Fixed by persisting the prepared block with
 /// the replica's safety state (the sim restarts a node from its encoded
-/// record, as a node reads it from disk).
+/// record, as a node reads it from disk). Since transactions travel in
+/// batches the seed's schedule differs (shard 2 now reaches height 4 by the
+/// end); the exact schedule is pinned by
+/// `restored_replica_reproposes_its_prepared_block_as_the_next_leader` in
+/// consensus/tests/safety.rs, and this stays a crash-heavy seed that must
+/// keep every check and move every shard.
 #[test]
 fn leaders_that_crashed_after_preparing_re_propose_the_block_from_their_record() {
     let report = run_seed(1029);
     assert_clean(&report);
     assert!(!report.scenario.crashes.is_empty(), "{}", report.scenario);
-    assert!(report.heights[2] >= 5, "{:?}", report.heights);
+    assert!(report.heights.iter().all(|&h| h >= 3), "{:?}", report.heights);
 }
 
 #[test]
