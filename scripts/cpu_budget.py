@@ -20,7 +20,9 @@ from collections import Counter
 # execution are storage), admission and validation before the signature
 # code both use, the network stack last among user code.
 STAGES = [
-    ("storage", r"rocksdb|RocksChain|WriteBatch|save_safety_state|StoreReader"),
+    # Generic parameters name RocksChain on every shard-thread frame, so
+    # storage is matched on the functions themselves.
+    ("storage", r"rocksdb::|ShardStore as|ShardStore>::|store::Store>::|jmt::|save_safety_state"),
     ("admission", r"Mempool|submit_tx|on_gossiped_txs|insert_encoded"),
     ("proposal", r"build_block|proposal_if_due|maybe_propose"),
     ("validation", r"verify_signatures|verify_batch|SignedMessage.*verify|CommitCertificate.*verify"),
@@ -28,7 +30,7 @@ STAGES = [
     ("rpc", r"jsonrpsee|hyper|serde_json|hex::|rpc::methods"),
     ("gossip", r"gossipsub|yamux|noise|snow::|libp2p|prost|quick_protobuf|ring::|chacha|poly1305"),
     ("consensus", r"palisade_consensus|Replica"),
-    ("memory", r"malloc|free|memmove|memcpy|realloc|_int_"),
+    ("memory", r"malloc|\bfree\b|cfree|memmove|memcpy|realloc|_int_"),
 ]
 
 
@@ -41,8 +43,11 @@ def samples(lines):
                 yield pid, frames
             pid, frames = None, []
         elif line[0].isspace():
+            # "ip sym": kernel frames are told by their address.
             parts = line.split(None, 1)
-            frames.append(parts[1].strip() if len(parts) > 1 else "")
+            ip = parts[0] if parts else ""
+            sym = parts[1].strip() if len(parts) > 1 else ""
+            frames.append(("[k] " if ip.startswith("ffffffff") else "") + sym)
         else:
             # "comm pid/tid" or "comm pid tid": the pid is the first number
             # after the command name (which may hold spaces).
@@ -58,11 +63,9 @@ def stage_of(frames, compiled):
     for name, pattern in compiled:
         if pattern.search(joined):
             return name
-    if frames and all(f.startswith("[k]") or "kernel" in f or f.startswith("0x") for f in frames):
+    if frames and frames[0].startswith("[k]"):
         return "kernel"
-    if any("[unknown]" not in f for f in frames):
-        return "other"
-    return "kernel"
+    return "other"
 
 
 def main():

@@ -34,7 +34,7 @@ pub const TX_BATCH_FLUSH_BYTES: usize = 64 * 1024;
 /// ...or this long after the first of them was admitted. One gossip message
 /// per batch, not per transaction: protobuf, caches, ids, scoring and
 /// stream framing are paid per message.
-pub const TX_BATCH_FLUSH_MS: u64 = 5;
+pub const TX_BATCH_FLUSH_MS: u64 = 20;
 /// Largest transaction batch accepted from gossip: a batch just under the
 /// flush size, one largest transaction more, and the encoding's lengths.
 pub const MAX_TX_GOSSIP_BYTES: usize =
