@@ -278,15 +278,20 @@ pub fn decode(bytes: &[u8], limit_bytes: usize) -> Result<SignedMessage, VerifyE
     if bytes.len() > limit_bytes {
         return Err(VerifyError::Decode(format!("{} bytes exceeds limit {limit_bytes}", bytes.len())));
     }
+    decode_exact(bytes).map_err(VerifyError::Decode)
+}
+
+/// Decodes exactly one `T` (canonical encoding, no trailing bytes) from
+/// `bytes`, whose length the caller bounded.
+pub(crate) fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     // The slice length bounds what the decoder reads; the configured limit
     // also bounds what a forged length prefix can make it allocate.
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT_BYTES>();
-    let (message, read) = bincode::serde::decode_from_slice::<SignedMessage, _>(bytes, config)
-        .map_err(|e| VerifyError::Decode(e.to_string()))?;
+    let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config).map_err(|e| e.to_string())?;
     if read != bytes.len() {
-        return Err(VerifyError::Decode("trailing bytes".to_owned()));
+        return Err("trailing bytes".to_owned());
     }
-    Ok(message)
+    Ok(value)
 }
 
 /// The canonical encoding of a message.

@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use super::SafetyState;
 use crate::certificate::PreparedCertificate;
-use crate::message::{BlockHash, DECODE_LIMIT_BYTES};
+use crate::message::{BlockHash, decode_exact};
 
 /// First byte of a versioned record; reserved in bincode's varint, so no
 /// unversioned record starts with it.
@@ -105,9 +105,11 @@ impl SafetyState {
             return Err(RecordError::TooLarge { len: record.len(), limit });
         }
         let state = match record {
-            [RECORD_MARK, RECORD_VERSION, body @ ..] => decode_exact::<SafetyState>(body)?,
+            [RECORD_MARK, RECORD_VERSION, body @ ..] => {
+                decode_exact::<SafetyState>(body).map_err(RecordError::Malformed)?
+            }
             [RECORD_MARK, version, ..] => return Err(RecordError::UnknownVersion(*version)),
-            unversioned => decode_exact::<UnversionedState>(unversioned)?.into(),
+            unversioned => decode_exact::<UnversionedState>(unversioned).map_err(RecordError::Malformed)?.into(),
         };
         if let Some(block) = &state.prepared_block {
             if block.len() > max_block_bytes {
@@ -119,19 +121,6 @@ impl SafetyState {
         }
         Ok(state)
     }
-}
-
-/// Decodes exactly one `T` from `bytes`, whose length the caller bounded.
-fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
-    // The slice length bounds what is read; the limit also bounds what a
-    // corrupt length prefix can make the decoder allocate.
-    let config = bincode::config::standard().with_limit::<DECODE_LIMIT_BYTES>();
-    let (value, read) =
-        bincode::serde::decode_from_slice::<T, _>(bytes, config).map_err(|e| RecordError::Malformed(e.to_string()))?;
-    if read != bytes.len() {
-        return Err(RecordError::Malformed("trailing bytes".to_owned()));
-    }
-    Ok(value)
 }
 
 #[cfg(test)]

@@ -315,9 +315,10 @@ async fn submit(ctx: &NodeContext, params: &Params<'_>) -> Result<SubmitResponse
     // Not ours: check what needs no state, so junk is not gossiped in our
     // name, then hand it to the shard's topic.
     forward_checks(ctx, &tx).map_err(|e| rejected(&Rejection::Invalid(e)))?;
-    let id = tx.id();
+    let encoded = tx.to_bytes();
+    let id = SignedTx::id_of(&encoded);
     // A batch of one: forwarding is rare (a client that asked the wrong node).
-    let batch = crate::wire::encode_tx_batch(&[serde_bytes::ByteBuf::from(tx.to_bytes())]);
+    let batch = crate::wire::encode_tx_batch(&[serde_bytes::ByteBuf::from(encoded)]);
     if !ctx.net.publish(shard, TopicKind::Txs, batch) {
         return Err(forward_busy(shard));
     }
