@@ -10,17 +10,21 @@
 //! | `state_nodes`  | shard · encoded jmt `NodeKey`    | encoded jmt `Node`        |
 //! | `state_values` | shard · key hash · version       | encoded `Option<value>`   |
 //! | `state_stale`  | shard · stale-since · `NodeKey`  | empty (pruning index)     |
+//! | `state_latest` | shard · key hash                 | value at the tip ([`latest`]) |
 //! | `tx_index`     | transaction id                   | encoded [`TxReceipt`]     |
 //! | `block_index`  | block hash                       | shard · height            |
 //! | `meta`         | `tip/` shard, `genesis`          | encoded [`Tip`], hash     |
 //! | `meta`         | `safety/` shard                  | consensus safety state    |
 //! | `meta`         | `receipts/` shard                | receipt scan cursors      |
+//! | `meta`         | `latest/` shard                  | `state_latest` is complete |
 //!
 //! Crash safety: a committed block and *everything* it changes — block,
 //! certificate, tree nodes, values, transaction index, pruning, tip — go in
 //! ONE `WriteBatch` written with `sync`, so after `kill -9` at any moment the
 //! database holds exactly the state after some committed block, and a commit
 //! that returned is durable.
+
+mod latest;
 
 use std::{
     collections::BTreeMap,
@@ -53,7 +57,8 @@ const CF_STALE: &str = "state_stale";
 const CF_TX_INDEX: &str = "tx_index";
 const CF_BLOCK_INDEX: &str = "block_index";
 const CF_META: &str = "meta";
-const FAMILIES: [&str; 8] = [CF_BLOCKS, CF_CERTS, CF_NODES, CF_VALUES, CF_STALE, CF_TX_INDEX, CF_BLOCK_INDEX, CF_META];
+const FAMILIES: [&str; 9] =
+    [CF_BLOCKS, CF_CERTS, CF_NODES, CF_VALUES, CF_STALE, CF_TX_INDEX, CF_BLOCK_INDEX, CF_META, latest::CF_LATEST];
 
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip/";
@@ -181,7 +186,10 @@ impl Store {
         // Bounded resources: cap open files and the WAL.
         options.set_max_open_files(512);
         options.set_max_total_wal_size(256 * 1024 * 1024);
-        let families = FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let families = FAMILIES.iter().map(|name| {
+            let options = if *name == latest::CF_LATEST { latest::options() } else { Options::default() };
+            ColumnFamilyDescriptor::new(*name, options)
+        });
         let db = DB::open_cf_descriptors(&options, path, families)
             .map_err(|source| StoreError::Db { path: path.to_path_buf(), source })?;
         Ok(Arc::new(Store { db, path: path.to_path_buf(), state_history: config.state_history.max(1) }))
@@ -315,6 +323,9 @@ pub struct ShardStore {
     store: Arc<Store>,
     context: ShardContext,
     tip: Tip,
+    /// The shard's writer reads the flat latest values (always at its tip);
+    /// a reader at an older tip reads versions.
+    writer: bool,
 }
 
 impl ShardStore {
@@ -334,12 +345,16 @@ impl ShardStore {
             _ => {}
         }
         if let Some(tip) = store.tip(shard)? {
-            return Ok(ShardStore { store, context, tip });
+            if !latest::is_marked(&store, shard)? {
+                latest::rebuild(&store, shard, tip.height)?;
+            }
+            return Ok(ShardStore { store, context, tip, writer: true });
         }
         let mut shard_store = ShardStore {
             store,
             context,
             tip: Tip { height: 0, hash: expected, state_root: Hash::ZERO, timestamp_ms: genesis.genesis_time_ms },
+            writer: true,
         };
         let writes = genesis.shard_state(shard);
         let (root, tree_batch) = tree::update(&shard_store, 0, &writes)?;
@@ -347,6 +362,7 @@ impl ShardStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(shard_store.store.cf(CF_META), META_GENESIS, expected.0);
         shard_store.write_tree(&mut batch, &tree_batch);
+        latest::mark(&shard_store.store, &mut batch, shard);
         batch.put_cf(shard_store.store.cf(CF_META), tip_key(shard), codec::encode(&shard_store.tip));
         shard_store.write(batch)?;
         Ok(shard_store)
@@ -358,7 +374,7 @@ impl ShardStore {
     /// commits: the view reads its own tree version, which pruning keeps for
     /// `state_history` more blocks. Never commit through it.
     pub fn reader(store: Arc<Store>, context: ShardContext) -> Result<Option<ShardStore>, StoreError> {
-        Ok(store.tip(context.shard)?.map(|tip| ShardStore { store, context, tip }))
+        Ok(store.tip(context.shard)?.map(|tip| ShardStore { store, context, tip, writer: false }))
     }
 
     /// The shard's fixed facts.
@@ -382,6 +398,7 @@ impl ShardStore {
         for entry in &update.stale_node_index_batch {
             batch.put_cf(stale, stale_key(shard, entry.stale_since_version, &entry.node_key), []);
         }
+        latest::write(&self.store, batch, shard, update);
     }
 
     /// Deletes tree nodes that became stale `state_history` versions before
@@ -476,6 +493,10 @@ impl State for ShardStore {
     }
 
     fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        if self.writer {
+            return latest::get(&self.store, self.context.shard, &key.key_hash())
+                .map_err(|e| StateError::Storage(format!("shard {}: {e}", self.context.shard)));
+        }
         self.get_value_option(self.tip.height, key.key_hash()).map_err(|e| StateError::Storage(format!("{e:#}")))
     }
 

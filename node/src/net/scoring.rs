@@ -67,7 +67,8 @@ pub(crate) fn params<'a>(topics: impl IntoIterator<Item = &'a TopicHash>) -> Pee
 fn topic_params() -> TopicScoreParams {
     TopicScoreParams {
         topic_weight: 1.0,
-        // P1: up to +3 for five minutes in the mesh.
+        // P1: up to +3 for five minutes in the mesh (no mesh is kept, see
+        // behaviour.rs, so nobody earns it today; bounded all the same).
         time_in_mesh_weight: 0.01,
         time_in_mesh_quantum: Duration::from_secs(1),
         time_in_mesh_cap: 300.0,
