@@ -24,6 +24,7 @@
 //! database holds exactly the state after some committed block, and a commit
 //! that returned is durable.
 
+mod cache;
 mod latest;
 
 use std::{
@@ -323,9 +324,9 @@ pub struct ShardStore {
     store: Arc<Store>,
     context: ShardContext,
     tip: Tip,
-    /// The shard's writer reads the flat latest values (always at its tip);
-    /// a reader at an older tip reads versions.
-    writer: bool,
+    /// The shard's writer reads the flat latest values (always at its tip)
+    /// through its cache; a reader at an older tip reads versions.
+    cache: Option<cache::StateCache>,
 }
 
 impl ShardStore {
@@ -348,13 +349,13 @@ impl ShardStore {
             if !latest::is_marked(&store, shard)? {
                 latest::rebuild(&store, shard, tip.height)?;
             }
-            return Ok(ShardStore { store, context, tip, writer: true });
+            return Ok(ShardStore { store, context, tip, cache: Some(cache::StateCache::new(cache::ENTRIES)) });
         }
         let mut shard_store = ShardStore {
             store,
             context,
             tip: Tip { height: 0, hash: expected, state_root: Hash::ZERO, timestamp_ms: genesis.genesis_time_ms },
-            writer: true,
+            cache: Some(cache::StateCache::new(cache::ENTRIES)),
         };
         let writes = genesis.shard_state(shard);
         let (root, tree_batch) = tree::update(&shard_store, 0, &writes)?;
@@ -374,7 +375,7 @@ impl ShardStore {
     /// commits: the view reads its own tree version, which pruning keeps for
     /// `state_history` more blocks. Never commit through it.
     pub fn reader(store: Arc<Store>, context: ShardContext) -> Result<Option<ShardStore>, StoreError> {
-        Ok(store.tip(context.shard)?.map(|tip| ShardStore { store, context, tip, writer: false }))
+        Ok(store.tip(context.shard)?.map(|tip| ShardStore { store, context, tip, cache: None }))
     }
 
     /// The shard's fixed facts.
@@ -437,6 +438,9 @@ impl ShardStore {
         }
         batch.put_cf(self.store.cf(CF_META), tip_key(shard), codec::encode(&outcome.tip));
         self.write(batch)?;
+        if let Some(cache) = &self.cache {
+            cache.apply(&outcome.tree);
+        }
         self.tip = outcome.tip;
         Ok(())
     }
@@ -493,9 +497,15 @@ impl State for ShardStore {
     }
 
     fn get_raw(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
-        if self.writer {
-            return latest::get(&self.store, self.context.shard, &key.key_hash())
-                .map_err(|e| StateError::Storage(format!("shard {}: {e}", self.context.shard)));
+        if let Some(cache) = &self.cache {
+            let key_hash = key.key_hash();
+            if let Some(value) = cache.get(&key_hash) {
+                return Ok(value);
+            }
+            let value = latest::get(&self.store, self.context.shard, &key_hash)
+                .map_err(|e| StateError::Storage(format!("shard {}: {e}", self.context.shard)))?;
+            cache.put(key_hash, value.clone());
+            return Ok(value);
         }
         self.get_value_option(self.tip.height, key.key_hash()).map_err(|e| StateError::Storage(format!("{e:#}")))
     }

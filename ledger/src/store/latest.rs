@@ -150,8 +150,9 @@ mod tests {
     };
 
     /// A store with `blocks` blocks of transfers among 32 wallets committed
-    /// to shard 0, and the same chain replayed in memory.
-    fn committed(dir: &std::path::Path, blocks: u64) -> (std::sync::Arc<Store>, Genesis, MemState) {
+    /// to shard 0 (and its writer, whose cache saw every commit), and the
+    /// same chain replayed in memory.
+    fn committed(dir: &std::path::Path, blocks: u64) -> (std::sync::Arc<Store>, ShardStore, Genesis, MemState) {
         let mut genesis = Genesis::dev(1, 4);
         let mut users = Wallets::new(&genesis.chain_id, "user", 32);
         users.fund(&mut genesis, "user", Amount(1_000_000));
@@ -173,7 +174,7 @@ mod tests {
             shard.commit(&built.block, &[], &built.outcome).unwrap();
             replay.commit(&apply_block(&replay, &built.block).unwrap());
         }
-        (store, genesis, replay)
+        (store, shard, genesis, replay)
     }
 
     fn assert_reads(store: &std::sync::Arc<Store>, genesis: &Genesis, replay: &MemState) {
@@ -187,16 +188,20 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_values_are_the_state_at_the_tip() {
+    fn the_latest_values_and_the_cache_are_the_state_at_the_tip() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, genesis, replay) = committed(dir.path(), 6);
+        let (store, writer, genesis, replay) = committed(dir.path(), 6);
         assert_reads(&store, &genesis, &replay);
+        // The writer that committed reads through its cache.
+        for (key, value) in replay.values() {
+            assert_eq!(writer.get_raw(key).unwrap().as_ref(), Some(value), "cached {key:?}");
+        }
     }
 
     #[test]
     fn a_database_without_the_index_gets_it_rebuilt_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, genesis, replay) = committed(dir.path(), 6);
+        let (store, _, genesis, replay) = committed(dir.path(), 6);
         // What a database written by the previous binary looks like: no
         // marker, an empty family.
         let mut batch = WriteBatch::default();
