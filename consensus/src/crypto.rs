@@ -99,6 +99,9 @@ pub(crate) enum Statement {
     ViewChange { height: u64, view: u64, prepared: Option<(u64, BlockHash)> },
     /// "Height `height` decided `block_hash`", sent to lagging peers.
     Decided { height: u64, block_hash: BlockHash },
+    /// "I lead `(height, view)` and am alive": commits to nothing, but
+    /// signed so nobody can keep a dead leader looking alive.
+    Alive { height: u64, view: u64 },
 }
 
 /// The 32-byte digest a validator signs for `statement`.

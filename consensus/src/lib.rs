@@ -54,6 +54,23 @@
 //!   highest prepared certificate)`. It sets the new view's timer, which is
 //!   `base * 2^view` capped at `max_timeout_ms`, so an unlucky streak of
 //!   leaders cannot starve progress once the network stabilises.
+//! * **P10** Leader suspicion (not in the paper, whose timer is the only
+//!   failure detector). A view's timer must cover an idle leader's wait
+//!   for its heartbeat block, so it is slow to notice a dead leader. So the
+//!   host also hands the replica a beat ([`Input::Beat`]): a leader with
+//!   no proposal out signs an [`Alive`] for its view on each, and a
+//!   follower that hears nothing from the leader (entering the view, an
+//!   `Alive`, the proposal) for `leader_timeout_ms * 2^view` (capped by the
+//!   view timeout) leaves the view as P7 does. An `Alive` only delays this
+//!   earlier timer, never the view's own, so a leader that beats but never
+//!   proposes costs one view timeout, as before. A follower also leaves at
+//!   once when the host finds the leader's block invalid: it will never
+//!   prepare it, and if a weak quorum agrees no quorum can.
+//! * **P11** Retransmission: on each beat, a replica in a view above 0 with
+//!   no proposal yet sends its view change for that view again (the same
+//!   signed bytes). View changes lost to a partition are then re-learnt
+//!   within a beat of the heal, and P8 brings the lower side up, however
+//!   far the timers backed off meanwhile.
 //! * **P6** New view: the leader of `v + 1`, holding view changes for `v + 1`
 //!   from a quorum, proposes with those view changes as justification. If any
 //!   carries a prepared certificate, it must re-propose the block of the
@@ -173,7 +190,9 @@ pub use committee::{Committee, CommitteeError, Validator, ValidatorIndex};
 pub use crypto::{MESSAGE_CONTEXT, Signature};
 pub use evidence::{Evidence, EvidenceError, SignedVote};
 pub use message::{
-    BlockHash, Decision, Message, Phase, Proposal, ShardId, SignedMessage, SignedViewChange, Verified, VerifyError,
-    ViewChange, Vote, decode, encode, max_message_bytes,
+    Alive, BlockHash, Decision, Message, Phase, Proposal, ShardId, SignedMessage, SignedViewChange, Verified,
+    VerifyError, ViewChange, Vote, decode, encode, max_message_bytes,
 };
-pub use replica::{Action, Config, ConfigError, Input, RecordError, Rejected, Replica, SafetyState, TimerId};
+pub use replica::{
+    Action, Config, ConfigError, Input, RecordError, Rejected, Replica, SafetyState, TimerId, TimerKind,
+};

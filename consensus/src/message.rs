@@ -108,6 +108,20 @@ pub struct SignedViewChange {
     pub signature: Signature,
 }
 
+/// "I lead `(height, view)` and am alive": a leader with no proposal out
+/// yet says so every beat, so followers can suspect a silent leader after
+/// `Config::leader_timeout_ms` instead of after the whole view timeout,
+/// which must cover an idle shard's wait for its heartbeat block. It
+/// commits the signer to nothing: it is never persisted, counted or used
+/// as evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alive {
+    /// The height the sender leads.
+    pub height: u64,
+    /// The view the sender leads.
+    pub view: u64,
+}
+
 /// A decided block with its certificate, sent to a peer still working on
 /// that height.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +154,8 @@ pub enum Message {
     ViewChange(ViewChange),
     /// A decided block, for a lagging peer.
     Decided(Decision),
+    /// A leader's liveness beat.
+    Alive(Alive),
 }
 
 impl Message {
@@ -150,6 +166,7 @@ impl Message {
             Message::Vote(v) => v.height,
             Message::ViewChange(vc) => vc.height,
             Message::Decided(d) => d.certificate.height,
+            Message::Alive(a) => a.height,
         }
     }
 
@@ -160,6 +177,7 @@ impl Message {
             Message::Vote(v) => v.view,
             Message::ViewChange(vc) => vc.view,
             Message::Decided(d) => d.certificate.view,
+            Message::Alive(a) => a.view,
         }
     }
 
@@ -173,6 +191,7 @@ impl Message {
             Message::Decided(d) => {
                 Statement::Decided { height: d.certificate.height, block_hash: d.certificate.block_hash }
             }
+            Message::Alive(a) => Statement::Alive { height: a.height, view: a.view },
         }
     }
 }
@@ -358,6 +377,7 @@ impl SignedMessage {
             Message::Decided(decision) => {
                 deferred(decision.certificate.check(committee, chain_id, shard, &mut batch).map_err(VerifyError::from))?
             }
+            Message::Alive(_) => None,
         };
         if !batch.verify() {
             return Err(VerifyError::BadSignature);

@@ -11,7 +11,8 @@ mod harness;
 use harness::fixture::{Fixture, kinds, last_persisted, votes};
 use harness::{CHAIN, SHARD, block_hash, committee, vote};
 use palisade_consensus::{
-    Action, Committee, Decision, Input, Message, Phase, SignedMessage, ValidatorIndex, VerifyError, ViewChange,
+    Action, Committee, Decision, Input, Message, Phase, SignedMessage, TimerKind, ValidatorIndex, VerifyError,
+    ViewChange,
 };
 
 const FIRST: &[u8] = b"block one";
@@ -45,7 +46,7 @@ fn nothing_is_signed_at_the_next_height_before_the_host_names_its_committee() {
     // More of height 2 while the host applies height 1: held back too.
     let mut all = fx.from(1, vote(Phase::Prepare, 2, 0, next));
     all.extend(fx.input(Input::BlockValidity { height: 2, block_hash: next, valid: true }));
-    all.extend(fx.input(Input::Timeout(palisade_consensus::TimerId { height: 2, view: 0 })));
+    all.extend(fx.input(Input::Timeout(palisade_consensus::TimerId { height: 2, view: 0, kind: TimerKind::View })));
     assert!(all.is_empty(), "acted at height 2 before its committee was known: {:?}", kinds(&all));
     assert_eq!(fx.replica.height(), 2);
 }
@@ -60,7 +61,7 @@ fn the_new_committee_picks_the_leader_and_the_quorum() {
     fx.decide_height_one(FIRST);
     let new = without_two(&fx);
     let out = committed(&mut fx, 1, new.clone());
-    assert_eq!(kinds(&out), ["SetTimer"], "the jailed validator's proposal is not followed");
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer"], "the jailed validator's proposal is not followed");
     // Validator 3 leads (2, 0) now.
     let next = block_hash(NEXT);
     assert_eq!(kinds(&fx.from(3, fx.proposal(2, 0, NEXT))), ["ValidateBlock"]);
@@ -110,7 +111,7 @@ fn a_jailed_replica_signs_nothing() {
     let next = block_hash(NEXT);
     let mut all = fx.from(3, fx.proposal(2, 0, NEXT));
     all.extend(fx.input(Input::BlockValidity { height: 2, block_hash: next, valid: true }));
-    all.extend(fx.input(Input::Timeout(palisade_consensus::TimerId { height: 2, view: 0 })));
+    all.extend(fx.input(Input::Timeout(palisade_consensus::TimerId { height: 2, view: 0, kind: TimerKind::View })));
     assert!(votes(&all).is_empty() && !kinds(&all).contains(&"Broadcast(ViewChange)"), "{:?}", kinds(&all));
     // It still follows: a decision of the new committee commits.
     let certificate = fx.commit_certificate(2, 0, next, &[0, 1, 3]);
@@ -124,10 +125,10 @@ fn stale_and_repeated_answers_change_nothing() {
     fx.start();
     fx.decide_height_one(FIRST);
     assert!(fx.committed(0).is_empty(), "below the decided height");
-    assert_eq!(kinds(&fx.committed(1)), ["SetTimer"]);
+    assert_eq!(kinds(&fx.committed(1)), ["SetTimer", "SetTimer"]);
     assert!(fx.committed(1).is_empty(), "height 2 already started");
     // A jump by sync still works after it.
-    assert_eq!(kinds(&fx.committed(4)), ["SetTimer"]);
+    assert_eq!(kinds(&fx.committed(4)), ["SetTimer", "SetTimer"]);
     assert_eq!(fx.replica.height(), 5);
 }
 
@@ -168,7 +169,7 @@ fn a_crash_between_the_decision_and_the_answer_loses_nothing() {
     // The block was durable: height 2 starts afresh.
     fx.replica = fx.restored(Some(persisted.clone()), 1);
     let out = fx.start();
-    assert_eq!(kinds(&out), ["SetTimer"]);
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer"]);
     assert_eq!(fx.replica.height(), 2);
     // It was not: height 1 resumes, its votes re-sent as they were.
     fx.replica = fx.restored(Some(persisted), 0);
@@ -178,5 +179,5 @@ fn a_crash_between_the_decision_and_the_answer_loses_nothing() {
     let out = fx.from(2, Message::Decided(Decision { certificate, block: FIRST.to_vec() }));
     let out = [out, fx.input(Input::BlockValidity { height: 1, block_hash: block_hash(FIRST), valid: true })].concat();
     assert!(kinds(&out).contains(&"Commit"), "{:?}", kinds(&out));
-    assert_eq!(kinds(&fx.committed(1)), ["SetTimer"]);
+    assert_eq!(kinds(&fx.committed(1)), ["SetTimer", "SetTimer"]);
 }

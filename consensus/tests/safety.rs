@@ -7,7 +7,7 @@ use harness::fixture::{Fixture, kinds, last_persisted, sent, votes};
 use harness::{CHAIN, Net, SHARD, block_hash, vote};
 use palisade_consensus::{
     Action, ConfigError, Decision, Evidence, EvidenceError, Input, Message, Phase, Proposal, SignedMessage, SignedVote,
-    TimerId, ValidatorIndex, VerifyError, ViewChange,
+    TimerId, TimerKind, ValidatorIndex, VerifyError, ViewChange,
 };
 use proptest::prelude::*;
 
@@ -41,7 +41,7 @@ fn new_leader_reproposes_a_block_prepared_by_a_minority() {
         fx.start();
         fx.from(1, fx.proposal(1, 0, X));
         valid(&mut fx, 1, X);
-        fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
+        fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
         let with_cert = fx.view_change(0, 1, 1, Some(fx.prepared_certificate(1, 0, block_hash(X), &[0, 1, 3])));
         let without = fx.view_change(3, 1, 1, None);
         let order = if certificate_first { [with_cert, without] } else { [without, with_cert] };
@@ -64,14 +64,14 @@ fn new_leader_picks_the_highest_prepared_certificate() {
     fx.start();
     fx.from(1, fx.proposal(1, 0, X));
     valid(&mut fx, 1, X);
-    fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
+    fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
     let justification =
         vec![fx.view_change(0, 1, 1, None), fx.view_change(1, 1, 1, None), fx.view_change(2, 1, 1, None)];
     let proposal_y =
         Message::Propose(Proposal { height: 1, view: 1, block_hash: block_hash(Y), block: Y.to_vec(), justification });
     fx.from(2, proposal_y);
     valid(&mut fx, 1, Y);
-    fx.input(Input::Timeout(TimerId { height: 1, view: 1 }));
+    fx.input(Input::Timeout(TimerId { height: 1, view: 1, kind: TimerKind::View }));
     let old = fx.view_change(0, 1, 2, Some(fx.prepared_certificate(1, 0, block_hash(X), &[0, 1, 2])));
     let new = fx.view_change(1, 1, 2, Some(fx.prepared_certificate(1, 1, block_hash(Y), &[0, 1, 2])));
     let mut out = fx.from(0, Message::ViewChange(old.view_change));
@@ -278,7 +278,7 @@ fn restored_replica_reports_its_prepared_certificate() {
     assert_eq!(state.commit_vote, Some(block_hash(X)));
     fx.replica = fx.restored(Some(state), 0);
     fx.start();
-    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
+    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
     let change = sent(&out)
         .into_iter()
         .find_map(|m| match m {
@@ -327,7 +327,7 @@ fn restored_replica_reproposes_its_prepared_block_as_the_next_leader() {
 
         fx.replica = fx.restored(Some(state), 0);
         fx.start();
-        let mut all = fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
+        let mut all = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
         for from in [0, 3] {
             all.extend(fx.from(from, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None })));
         }

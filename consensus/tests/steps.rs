@@ -10,7 +10,7 @@ use harness::fixture::{Fixture, config, kinds, sent, votes};
 use harness::{CHAIN, SHARD, block_hash, committee, keys, vote};
 use palisade_consensus::{
     Action, CertError, CommitCertificate, Decision, Input, Message, Phase, Proposal, Rejected, Replica, SignedMessage,
-    TimerId, ValidatorIndex, VerifyError, ViewChange, VoteSignature, decode, encode,
+    TimerId, TimerKind, ValidatorIndex, VerifyError, ViewChange, VoteSignature, decode, encode,
 };
 
 const BLOCK: &[u8] = b"block one";
@@ -21,8 +21,9 @@ const BLOCK: &[u8] = b"block one";
 fn normal_case_step_by_step() {
     let mut fx = Fixture::new(0);
     let hash = block_hash(BLOCK);
-    // [P0] not the leader of (1, 0): just the view's timer.
-    assert_eq!(kinds(&fx.start()), ["SetTimer"]);
+    // [P0] not the leader of (1, 0): just the view's timer and [P10] the
+    // leader timer.
+    assert_eq!(kinds(&fx.start()), ["SetTimer", "SetTimer"]);
 
     type Step = (&'static str, Box<dyn Fn(&Fixture) -> Input>, &'static [&'static str]);
     let steps: Vec<Step> = vec![
@@ -57,9 +58,9 @@ fn normal_case_step_by_step() {
             &["Commit"],
         ),
         (
-            "the host committed it and names the next committee: next height's timer",
+            "the host committed it and names the next committee: next height's timers",
             Box::new(|fx| Input::Committed { height: 1, committee: fx.committee.clone() }),
-            &["SetTimer"],
+            &["SetTimer", "SetTimer"],
         ),
     ];
     for (name, input, expected) in steps {
@@ -132,12 +133,19 @@ fn prepare_waits_for_validation_even_with_a_prepare_quorum() {
 fn timeout_moves_to_the_next_view_with_backoff() {
     let mut fx = Fixture::new(0);
     fx.start();
-    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
-    assert_eq!(kinds(&out), ["SetTimer", "Persist", "Broadcast(ViewChange)"]);
-    assert!(matches!(out[0], Action::SetTimer { id: TimerId { height: 1, view: 1 }, after_ms: 200 }));
+    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "Persist", "Broadcast(ViewChange)"]);
+    assert!(matches!(
+        out[0],
+        Action::SetTimer { id: TimerId { height: 1, view: 1, kind: TimerKind::View }, after_ms: 200 }
+    ));
+    assert!(matches!(
+        out[1],
+        Action::SetTimer { id: TimerId { height: 1, view: 1, kind: TimerKind::Leader(_) }, after_ms: 80 }
+    ));
     assert_eq!(fx.replica.view(), 1);
     // A stale timer is ignored.
-    assert!(fx.input(Input::Timeout(TimerId { height: 1, view: 0 })).is_empty());
+    assert!(fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View })).is_empty());
     // Backoff doubles per view and is capped.
     let timeouts: Vec<u64> = (0..6).map(|v| fx.replica.config().timeout_ms(v)).collect();
     assert_eq!(timeouts, [100, 200, 400, 800, 1_000, 1_000]);
@@ -149,7 +157,7 @@ fn new_leader_collects_a_quorum_of_view_changes_and_proposes() {
     // Validator 2 leads (height 1, view 1).
     let mut fx = Fixture::new(2);
     fx.start();
-    fx.input(Input::Timeout(TimerId { height: 1, view: 0 }));
+    fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
     let out = fx.from(0, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
     assert!(kinds(&out).is_empty(), "two view changes are not a quorum");
     let out = fx.from(3, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
@@ -172,7 +180,7 @@ fn replica_joins_a_view_change_started_by_a_weak_quorum() {
     assert!(out.is_empty(), "one validator (1/4) is not enough to follow");
     let out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 3, prepared: None }));
     // Two (1/2 > 1/3): join the smallest view they asked for, 2.
-    assert_eq!(kinds(&out), ["SetTimer", "Persist", "Broadcast(ViewChange)"]);
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "Persist", "Broadcast(ViewChange)"]);
     assert_eq!(fx.replica.view(), 2);
 }
 
@@ -186,7 +194,7 @@ fn replica_follows_a_justified_new_view_proposal() {
     let proposal =
         Message::Propose(Proposal { height: 1, view: 1, block_hash: block_hash(&block), block, justification });
     let out = fx.from(2, proposal);
-    assert_eq!(kinds(&out), ["SetTimer", "ValidateBlock"]);
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "ValidateBlock"]);
     assert_eq!(fx.replica.view(), 1);
 }
 
@@ -329,7 +337,7 @@ fn near_future_messages_are_buffered_and_replayed() {
     let out = fx.decide_height_one(BLOCK);
     assert_eq!(kinds(&out), ["Commit"], "height 2 starts once the host applied height 1");
     let out = fx.committed(1);
-    assert_eq!(kinds(&out), ["SetTimer", "ValidateBlock"]);
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "ValidateBlock"]);
     assert!(out.iter().any(|a| matches!(a, Action::ValidateBlock { height: 2, .. })));
 }
 
@@ -365,7 +373,13 @@ fn committed_host_moves_the_replica_on() {
     fx.start();
     let out = fx.committed(5);
     assert_eq!(fx.replica.height(), 6);
-    assert!(matches!(out[..], [Action::SetTimer { id: TimerId { height: 6, view: 0 }, .. }]));
+    assert!(matches!(
+        out[..],
+        [
+            Action::SetTimer { id: TimerId { height: 6, view: 0, kind: TimerKind::View }, .. },
+            Action::SetTimer { id: TimerId { height: 6, view: 0, kind: TimerKind::Leader(_) }, .. }
+        ]
+    ));
     // Syncing to a height already passed does nothing.
     assert!(fx.committed(3).is_empty());
 }

@@ -63,8 +63,15 @@ pub struct Params {
     pub block_interval_ms: u64,
     /// An idle shard still commits an empty block this often.
     pub heartbeat_interval_ms: u64,
-    /// First view timeout of consensus; doubles on each failed view.
+    /// First view timeout of consensus, on top of `heartbeat_interval_ms`
+    /// (an idle leader's wait); doubles on each failed view.
     pub view_timeout_ms: u64,
+    /// A follower that hears nothing from the leader (no proposal, no
+    /// liveness beat) for this long suspects it and starts a view change;
+    /// doubles on each failed view, capped by the view timeout. Leaders beat
+    /// four times per period. Absent from older genesis files: 400.
+    #[serde(default = "default_leader_timeout_ms")]
+    pub leader_timeout_ms: u64,
     /// Most transactions in a block.
     pub max_block_txs: u32,
     /// Most encoded transaction bytes in a block.
@@ -77,6 +84,10 @@ pub struct Params {
     pub block_reward_units: u64,
     /// Evidence older than this many blocks is refused.
     pub evidence_window_blocks: u64,
+}
+
+fn default_leader_timeout_ms() -> u64 {
+    400
 }
 
 /// One committee member.
@@ -343,6 +354,7 @@ impl Genesis {
             ("params.block_interval_ms", p.block_interval_ms),
             ("params.heartbeat_interval_ms", p.heartbeat_interval_ms),
             ("params.view_timeout_ms", p.view_timeout_ms),
+            ("params.leader_timeout_ms", p.leader_timeout_ms),
             ("params.max_block_txs", u64::from(p.max_block_txs)),
             ("params.max_block_bytes", u64::from(p.max_block_bytes)),
             ("params.max_block_receipts", u64::from(p.max_block_receipts)),
@@ -478,6 +490,7 @@ impl Genesis {
                 block_interval_ms: 100,
                 heartbeat_interval_ms: 1_000,
                 view_timeout_ms: 1_000,
+                leader_timeout_ms: 400,
                 max_block_txs: 10_000,
                 max_block_bytes: 4 * 1024 * 1024,
                 max_block_receipts: 4_096,
@@ -548,7 +561,7 @@ mod tests {
     #[test]
     fn each_semantic_error_names_its_field() {
         type Edit = fn(&mut serde_json::Value);
-        let cases: [(&str, Edit); 9] = [
+        let cases: [(&str, Edit); 10] = [
             ("committees[1].validators[2].address", |g| {
                 g["committees"][1]["validators"][2]["address"] = g["committees"][0]["validators"][0]["address"].clone()
             }),
@@ -561,6 +574,7 @@ mod tests {
             ("accounts[2].address", |g| g["accounts"][2]["address"] = g["accounts"][0]["address"].clone()),
             ("params.slash_fraction_bps", |g| g["params"]["slash_fraction_bps"] = 10_001.into()),
             ("params.view_timeout_ms", |g| g["params"]["view_timeout_ms"] = 0.into()),
+            ("params.leader_timeout_ms", |g| g["params"]["leader_timeout_ms"] = 0.into()),
             ("chain_id", |g| g["chain_id"] = "Palisade Dev".into()),
         ];
         for (field, edit) in cases {

@@ -10,12 +10,15 @@
 //!   and committed tx/s, finality latency, refusals by reason.
 //! - [`drill`]: the failover drill: a halted shard, a twin, a restore, under
 //!   load, with every expectation checked.
+//! - [`failover`]: leader failover timed: kill the next leader, time the
+//!   next commit, restart it, over many trials.
 //!
 //! The binary (`palisade-testnet`) also writes the dev genesis.
 
 pub mod bench;
 pub mod chaos;
 pub mod drill;
+pub mod failover;
 pub mod local;
 pub mod sim;
 

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use palisade_ledger::Genesis;
 use palisade_testnet::chaos::{self, ChaosOptions};
 use palisade_testnet::drill::{self, DrillOptions};
+use palisade_testnet::failover::{self, FailoverOptions};
 use palisade_testnet::local::{self, LocalNet, Ports};
 use palisade_testnet::sim::{self, Scenario, Sim};
 
@@ -204,6 +205,14 @@ enum Command {
         #[arg(long, env = "PALISADE_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
+    /// Leader failover, timed on the running network: waits for a commit on
+    /// --shard, SIGKILLs the validator that leads the next height, times
+    /// the next commit on a survivor, restarts the victim and waits until
+    /// it caught up; --trials times (a kill that came after the victim had
+    /// proposed is retried, not counted). Prints min/median/p90/max; exits
+    /// non-zero when the median exceeds 600 ms or any trial 1,000 ms (or,
+    /// with --load, a transaction is not final).
+    Failover(FailoverOptions),
     /// Open-loop load: fund accounts on every shard, submit signed
     /// transfers at --rate for --duration whatever the network answers, and
     /// measure each from submit to final (--cross-shard: a share to another
@@ -266,6 +275,15 @@ fn main() -> Result<ExitCode> {
         }
         Command::Logs { node, lines, follow } => control::logs(&LocalNet::open(&dir)?, &node, lines, follow),
         Command::Bench(args) => palisade_testnet::bench::run(&dir, &args),
+        Command::Failover(options) => {
+            let report = failover::run(&mut LocalNet::open(&dir)?, &options)?;
+            if options.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Drill { net_dir, shards, options, keep, node_bin } => {
             drill(&net_dir, shards, &options, keep, node_bin)
         }

@@ -419,6 +419,35 @@ fn chaos_on_two_shards_finds_no_violation() {
     assert!(!report.applied.is_empty(), "no fault was injected");
 }
 
+/// `palisade-testnet failover`'s trials on a one-shard network: each kills
+/// the leader of the next height, a survivor decides that height in a
+/// later view, the victim comes back and catches up. Times are the
+/// benchmark's business (docs/testnet.md), not this test's.
+#[test]
+fn failover_trials_kill_the_next_leader_and_a_survivor_decides_without_it() {
+    use palisade_testnet::failover::{self, FailoverOptions};
+    let (mut net, _, _dir) = network(1, 1);
+    net.start_all().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rpc = clients(&net);
+    runtime.block_on(wait_for(&net, "height 2", || all_at(&rpc, &SHARD0, 0, 2)));
+    let options = FailoverOptions { trials: 3, ..FailoverOptions::default() };
+    let report = failover::run(&mut net, &options).unwrap();
+    println!("{}", report.render());
+    assert_eq!(report.trials.len(), 3, "{}", report.render());
+    let committee = &net.genesis.committee(0).unwrap().validators;
+    for trial in &report.trials {
+        assert!(trial.view >= 1, "height {} was decided in view 0 without its leader", trial.height);
+        let leader = committee[(trial.height % 4) as usize].name.clone();
+        assert_eq!(trial.killed, leader, "the victim was not the next height's leader");
+    }
+    let spread = report.spread().unwrap();
+    assert!(spread.min_ms > 0.0 && spread.min_ms <= spread.median_ms && spread.median_ms <= spread.max_ms);
+    // Every victim is back and voting: the shard commits with all four.
+    let top = runtime.block_on(height(&rpc, 0, 0));
+    runtime.block_on(wait_for(&net, "all four past the trials", || all_at(&rpc, &SHARD0, 0, top + 2)));
+}
+
 /// `palisade_evidence_total` of `shard` on a node's metrics port (`None`
 /// if the node does not answer).
 async fn evidence_detected(net: &LocalNet, node: usize, shard: u32) -> Option<u64> {

@@ -17,6 +17,15 @@ impl Replica {
         {
             block.validity = if valid { Validity::Valid } else { Validity::Invalid };
         }
+        if !valid && self.round.proposal == Some(block_hash) && !self.awaiting_commit && self.can_sign() {
+            // [P10] This replica will never prepare the leader's block, so
+            // waiting out the view helps nobody: leave it now. If a weak
+            // quorum agrees, no quorum can prepare the block and the others
+            // follow (P8); if not, they decide without us.
+            let next = self.view().saturating_add(1);
+            self.start_view_change(next, out);
+            return;
+        }
         self.progress(out);
     }
 

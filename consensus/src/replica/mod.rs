@@ -15,12 +15,15 @@
 //!   evidence.
 //! * `decide`: `[P4]` commit certificates, and `[P9]` answering laggards.
 //! * `view_change`: `[P5]`..`[P8]` timeouts, view changes, new views.
+//! * `liveness`: `[P10]` leader suspicion and `[P11]` retransmission, on
+//!   the host's beat.
 //! * `height`: moving between heights, the host's `Committed`, buffering
 //!   later heights and asking for sync (`[P9]`).
 
 mod blocks;
 mod decide;
 mod height;
+mod liveness;
 mod proposal;
 mod record;
 mod restore;
@@ -33,8 +36,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub use record::{RECORD_OVERHEAD_BYTES, RecordError};
 pub use types::{
     Action, Config, ConfigError, DEFAULT_BASE_TIMEOUT_MS, DEFAULT_FUTURE_HEIGHTS, DEFAULT_FUTURE_VIEWS,
-    DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_BUFFERED_PER_VALIDATOR, DEFAULT_MAX_TIMEOUT_MS, Input, Rejected, SafetyState,
-    TimerId,
+    DEFAULT_LEADER_TIMEOUT_MS, DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_BUFFERED_PER_VALIDATOR, DEFAULT_MAX_TIMEOUT_MS,
+    Input, Rejected, SafetyState, TimerId, TimerKind,
 };
 
 use types::Block;
@@ -80,6 +83,9 @@ struct Round {
     decided: Option<CommitCertificate>,
     /// Equivocations already reported, by (signer, view, phase).
     reported: BTreeSet<(ValidatorIndex, u64, Phase)>,
+    /// [P10] Numbers the leader timers of this round: only the latest one
+    /// armed stands.
+    leader_timer: u64,
 }
 
 /// A PBFT-style replica for one shard. Drive it with [`Replica::handle`];
@@ -141,6 +147,10 @@ impl Replica {
             Input::Message(message) => self.on_message(message, out),
             Input::Timeout(id) => {
                 self.on_timeout(id, out);
+                Ok(())
+            }
+            Input::Beat => {
+                self.on_beat();
                 Ok(())
             }
             Input::Proposal { height, view, block_hash, block } => {
@@ -208,6 +218,9 @@ impl Replica {
             // Our own message, echoed back: we already counted it.
             return Ok(());
         }
+        if let Message::Alive(alive) = &message.message {
+            return self.on_alive(message.signer, *alive, out);
+        }
         let height = message.message.height();
         let view = message.message.view();
         if height < self.height() {
@@ -230,6 +243,7 @@ impl Replica {
         let window_end = self.view().saturating_add(self.config.future_views);
         match message {
             Message::Decided(decision) => return self.on_decided(decision, out),
+            Message::Alive(_) => return Ok(()),
             // A proposal far ahead is still justified by a quorum of view
             // changes (checked in `verify`), and following it costs no memory.
             Message::Propose(_) => {}
@@ -252,7 +266,7 @@ impl Replica {
                 self.on_view_change(signer, view_change, signature, out);
                 Ok(())
             }
-            Message::Decided(_) => Ok(()),
+            Message::Decided(_) | Message::Alive(_) => Ok(()),
         }
     }
 

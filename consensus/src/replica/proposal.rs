@@ -109,6 +109,8 @@ impl Replica {
             return;
         }
         self.round.proposal = Some(block_hash);
+        // [P10] The leader proved alive; the view's own timer bounds the rest.
+        self.retire_leader_timer();
         self.store_block(block_hash, block, self.view());
         self.request_validation(block_hash, out);
         self.progress(out);

@@ -13,6 +13,8 @@ use crate::message::{BlockHash, Phase, ShardId, SignedMessage, Verified};
 pub const DEFAULT_MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 /// Default timeout of view 0.
 pub const DEFAULT_BASE_TIMEOUT_MS: u64 = 1_000;
+/// Default time a follower waits for a sign of life from the leader.
+pub const DEFAULT_LEADER_TIMEOUT_MS: u64 = 400;
 /// Default cap on the exponentially growing view timeout.
 pub const DEFAULT_MAX_TIMEOUT_MS: u64 = 60_000;
 /// Default number of heights ahead of ours whose messages are buffered.
@@ -63,6 +65,11 @@ pub struct Config {
     pub base_timeout_ms: u64,
     /// Cap on the view timeout.
     pub max_timeout_ms: u64,
+    /// A follower that hears nothing from the leader of view `v` (no
+    /// `Alive`, no proposal) for `leader_timeout_ms * 2^v`, capped by the
+    /// view timeout, leaves the view. The host's beat must come several
+    /// times per `leader_timeout_ms`.
+    pub leader_timeout_ms: u64,
     /// Messages up to this many heights ahead are buffered; further ahead
     /// they are rejected and the replica asks the host to sync.
     pub future_heights: u64,
@@ -90,6 +97,7 @@ impl Config {
             max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
             base_timeout_ms: DEFAULT_BASE_TIMEOUT_MS,
             max_timeout_ms: DEFAULT_MAX_TIMEOUT_MS,
+            leader_timeout_ms: DEFAULT_LEADER_TIMEOUT_MS,
             future_heights: DEFAULT_FUTURE_HEIGHTS,
             future_views: DEFAULT_FUTURE_VIEWS,
             max_buffered_per_validator: DEFAULT_MAX_BUFFERED_PER_VALIDATOR,
@@ -98,9 +106,13 @@ impl Config {
 
     /// Timeout of `view`: `base_timeout_ms * 2^view`, capped at `max_timeout_ms`.
     pub fn timeout_ms(&self, view: u64) -> u64 {
-        let exponent = u32::try_from(view.min(63)).unwrap_or(63);
-        let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
-        self.base_timeout_ms.saturating_mul(factor).min(self.max_timeout_ms)
+        doubled(self.base_timeout_ms, view).min(self.max_timeout_ms)
+    }
+
+    /// How long a follower waits for a sign of life from the leader of
+    /// `view`: `leader_timeout_ms * 2^view`, capped by the view's timeout.
+    pub fn leader_timeout_ms(&self, view: u64) -> u64 {
+        doubled(self.leader_timeout_ms, view).min(self.timeout_ms(view))
     }
 
     /// Whether `decision`'s certificate verifies against this committee, on
@@ -112,7 +124,7 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<Option<ValidatorIndex>, ConfigError> {
-        if self.base_timeout_ms == 0 || self.max_timeout_ms < self.base_timeout_ms {
+        if self.base_timeout_ms == 0 || self.max_timeout_ms < self.base_timeout_ms || self.leader_timeout_ms == 0 {
             return Err(ConfigError::Timeouts);
         }
         if self.max_block_bytes == 0 || self.future_views == 0 {
@@ -129,14 +141,20 @@ impl Config {
     }
 }
 
+/// `base_ms * 2^view`, saturating: a timeout backed off once per failed view.
+fn doubled(base_ms: u64, view: u64) -> u64 {
+    let exponent = u32::try_from(view.min(63)).unwrap_or(63);
+    base_ms.saturating_mul(1u64.checked_shl(exponent).unwrap_or(u64::MAX))
+}
+
 /// Why a configuration cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ConfigError {
     /// The signing key is not in the committee (use `None` for a follower).
     #[error("signing key is not a committee member")]
     NotAMember,
-    /// Zero base timeout, or a cap below the base.
-    #[error("timeouts must satisfy 0 < base_timeout_ms <= max_timeout_ms")]
+    /// Zero base or leader timeout, or a cap below the base.
+    #[error("timeouts must satisfy 0 < base_timeout_ms <= max_timeout_ms and 0 < leader_timeout_ms")]
     Timeouts,
     /// A zero bound that would stop all progress.
     #[error("max_block_bytes and future_views must be positive")]
@@ -155,13 +173,28 @@ pub enum ConfigError {
 
 /// Names a timer the replica asked for. The host hands it back in
 /// [`Input::Timeout`] when it fires; a timer for a height or view the replica
-/// has left is ignored, so hosts never need to cancel timers.
+/// has left, or a leader timer since re-armed, is ignored, so hosts never
+/// need to cancel timers. Only the latest [`TimerKind::Leader`] timer of a
+/// replica matters: a host may keep just that one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TimerId {
     /// Height the timer guards.
     pub height: u64,
     /// View the timer guards.
     pub view: u64,
+    /// Which of the view's timers.
+    pub kind: TimerKind,
+}
+
+/// The two timers of a view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// [P7] The view's own deadline: `Config::timeout_ms(view)` after
+    /// entering it, whatever happens meanwhile.
+    View,
+    /// [P10] Leader suspicion, re-armed by each sign of life from the
+    /// leader; the number counts the re-arms within the view.
+    Leader(u64),
 }
 
 /// What the host feeds the replica.
@@ -173,6 +206,10 @@ pub enum Input {
     Message(Verified<SignedMessage>),
     /// A timer set by [`Action::SetTimer`] fired.
     Timeout(TimerId),
+    /// [P10]/[P11] The host's periodic beat, several times per
+    /// `Config::leader_timeout_ms`: a leader with no proposal out says it is
+    /// alive; a replica in a view change sends its view change again.
+    Beat,
     /// The block the replica asked for with [`Action::RequestProposal`]. The
     /// host vouches for its validity.
     Proposal {

@@ -5,15 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, OLD_VIEWS_KEPT, Replica, TimerId};
+use super::{Action, OLD_VIEWS_KEPT, Replica, TimerId, TimerKind};
 use crate::committee::ValidatorIndex;
 use crate::crypto::Signature;
 use crate::message::{Message, SignedViewChange, ViewChange, highest_prepared};
 
 impl Replica {
-    /// [P7] The view's timer expired without a decision.
+    /// [P7] The view's timer expired without a decision, or [P10] its
+    /// leader timer without a sign of life from the leader.
     pub(super) fn on_timeout(&mut self, id: TimerId, out: &mut Vec<Action>) {
-        if (id.height, id.view) != (self.height(), self.view()) || self.awaiting_commit {
+        if !self.timer_stands(id) {
             return;
         }
         // A sync asked for at this height may have found nothing yet.
@@ -61,7 +62,7 @@ impl Replica {
 
     /// [P7] Leaves the current view for `target`: PBFT view-change, carrying
     /// the highest prepared certificate.
-    fn start_view_change(&mut self, target: u64, out: &mut Vec<Action>) {
+    pub(super) fn start_view_change(&mut self, target: u64, out: &mut Vec<Action>) {
         let height = self.height();
         self.enter_view(target, out);
         // The view change below is signed for exactly the view we now stand in.
@@ -182,10 +183,14 @@ impl Replica {
         self.arm_view(out);
     }
 
-    /// Sets the view's timer; as leader of view 0, asks the host for a block.
+    /// Sets the view's timers; as leader of view 0, asks the host for a block.
     pub(super) fn arm_view(&mut self, out: &mut Vec<Action>) {
         let (height, view) = (self.height(), self.view());
-        out.push(Action::SetTimer { id: TimerId { height, view }, after_ms: self.config.timeout_ms(view) });
+        out.push(Action::SetTimer {
+            id: TimerId { height, view, kind: TimerKind::View },
+            after_ms: self.config.timeout_ms(view),
+        });
+        self.arm_leader_timer(out);
         // Later views start from view changes (`try_new_view`), which callers
         // run once the transition is complete: entering a view never signs.
         if view == 0

@@ -22,6 +22,7 @@ pub fn config(keys: &[SigningKey], committee: &Committee, me: usize) -> Config {
     let mut config = Config::new(CHAIN, SHARD, committee.clone(), Some(keys[me].clone()));
     config.base_timeout_ms = 100;
     config.max_timeout_ms = 1_000;
+    config.leader_timeout_ms = 40;
     config.max_block_bytes = 1_000;
     config.future_heights = 2;
     config.future_views = 3;
@@ -230,6 +231,7 @@ pub fn kinds(actions: &[Action]) -> Vec<&'static str> {
                 Message::Vote(_) => "Broadcast(Commit)",
                 Message::ViewChange(_) => "Broadcast(ViewChange)",
                 Message::Decided(_) => "Broadcast(Decided)",
+                Message::Alive(_) => "Broadcast(Alive)",
             },
             Action::Send { .. } => "Send",
             Action::Persist(_) => "Persist",

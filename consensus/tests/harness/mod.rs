@@ -138,6 +138,8 @@ impl Net {
                 config.max_block_bytes = MAX_BLOCK_BYTES;
                 config.base_timeout_ms = 100;
                 config.max_timeout_ms = 10_000;
+                // No beats here: the leader timer is the view's own.
+                config.leader_timeout_ms = 100;
                 Node::new(config)
             })
             .collect();
@@ -364,7 +366,7 @@ impl Net {
                         && (state.view > p.view || (state.view == p.view && state.proposed == Some(p.block_hash))))
             }
             Message::ViewChange(vc) => state.height > vc.height || (state.height == vc.height && state.view >= vc.view),
-            Message::Decided(_) => true,
+            Message::Decided(_) | Message::Alive(_) => true,
         };
         if !covered {
             self.nodes[i].persisted_before_send = false;

@@ -245,7 +245,7 @@ impl Node {
             Message::Vote(v) => at(v.height, v.view, state.vote(v.phase), v.block_hash),
             Message::Propose(p) => at(p.height, p.view, state.proposed, p.block_hash),
             Message::ViewChange(vc) => state.height > vc.height || (state.height == vc.height && state.view >= vc.view),
-            Message::Decided(_) => true,
+            Message::Decided(_) | Message::Alive(_) => true,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Stats {
     pub lost: u64,
     /// Gossip messages a core judged provably bad (its `Reject` verdict).
     pub rejected: u64,
+    /// View changes honest validators sent (retransmissions included).
+    pub view_changes: u64,
     /// Blocks committed (all nodes, replica and sync).
     pub commits: u64,
     /// Blocks committed through sync.
@@ -151,6 +153,9 @@ impl Sim {
         params.heartbeat_interval_ms = 150;
         // The view timer is view_timeout + heartbeat: 400 ms, capped at 8×.
         params.view_timeout_ms = 250;
+        // A silent leader is suspected after 150 ms (beats every 37 ms):
+        // round trips up to 75 ms cause no view change.
+        params.leader_timeout_ms = 150;
         let workload = Workload::new(&mut genesis, rng.fork());
         let genesis = Arc::new(genesis);
         let n = scenario.committee_size as usize;
@@ -173,7 +178,8 @@ impl Sim {
             for i in 0..n {
                 let id = shard as usize * n + i;
                 let kind = scenario.byzantine_kind(id);
-                nodes.push(Node::new(id, ValidatorIndex(i as u32), kind, config(shard, i, kind), start_ms));
+                let clock_ms = start_ms + scenario.skew_ms(id);
+                nodes.push(Node::new(id, ValidatorIndex(i as u32), kind, config(shard, i, kind), clock_ms));
                 members[shard as usize].push(id);
             }
         }
@@ -266,9 +272,10 @@ impl Sim {
         self.receipts_due.as_ref().is_some_and(BTreeMap::is_empty)
     }
 
-    /// The host's clock as the cores read it: Unix ms from the genesis time.
-    fn host_ms(&self) -> u64 {
-        self.genesis.genesis_time_ms + self.now_ms
+    /// Node `node`'s clock as its core reads it: Unix ms from the genesis
+    /// time, plus the node's skew.
+    fn host_ms(&self, node: usize) -> u64 {
+        self.genesis.genesis_time_ms + self.now_ms + self.scenario.skew_ms(node)
     }
 
     fn schedule(&mut self) {
@@ -327,7 +334,7 @@ impl Sim {
         if self.nodes[node].alive() {
             return;
         }
-        let host_ms = self.host_ms();
+        let host_ms = self.host_ms(node);
         match self.nodes[node].restart(host_ms) {
             Ok(()) => self.input(node, Input::Start, None),
             Err(what) => self.host_violation(node, what),
@@ -359,7 +366,7 @@ impl Sim {
     /// shard thread ticks after each burst of inputs) and carries out the
     /// effects. `from` is the peer a gossip input came from.
     fn input(&mut self, node: usize, input: Input, from: Option<usize>) {
-        let now = self.host_ms();
+        let now = self.host_ms(node);
         let host = &mut self.nodes[node];
         // The slot of a proposal or vote, judged on the replica as it is
         // before the input (evidence completeness reads what an honest one
@@ -412,7 +419,7 @@ impl Sim {
             broken.push(format!("evidence pool over its bound: {}", core.evidence().len()));
         }
         if !core.periodic_timers_armed() {
-            broken.push("the periodic sync check or receipt scan is no longer armed".to_owned());
+            broken.push("the periodic sync check, receipt scan or beat is no longer armed".to_owned());
         }
         // Sizes after every input, every id now and then (it costs a walk
         // over the pools).
@@ -428,7 +435,8 @@ impl Sim {
     fn schedule_tick(&mut self, node: usize) {
         let host = &self.nodes[node];
         let Some(deadline) = host.core().and_then(|c| c.next_deadline_ms()) else { return };
-        let at = deadline.saturating_sub(self.genesis.genesis_time_ms).max(self.now_ms + 1);
+        let clock_zero = self.genesis.genesis_time_ms + self.scenario.skew_ms(node);
+        let at = deadline.saturating_sub(clock_zero).max(self.now_ms + 1);
         if host.tick_at.is_none_or(|pending| at < pending) {
             let incarnation = host.incarnation;
             self.nodes[node].tick_at = Some(at);
@@ -523,6 +531,9 @@ impl Sim {
             && Some(message.signer) == self.nodes[node].core().and_then(|c| c.replica().index());
         if own && !self.nodes[node].persisted_covers(&message) {
             self.host_violation(node, format!("sent {:?} before persisting it", message.message));
+        }
+        if own && matches!(message.message, Message::ViewChange(_)) {
+            self.stats.view_changes += 1;
         }
     }
 
@@ -660,7 +671,7 @@ impl Sim {
             return;
         }
         let node = live[self.rng.index(live.len())];
-        let now = self.host_ms();
+        let now = self.host_ms(node);
         let Some(core) = self.nodes[node].core_mut() else { return };
         let mut out = Vec::new();
         let result = core.submit_tx(now, tx, &mut out);

@@ -69,6 +69,9 @@ pub struct Scenario {
     /// Do honest nodes relay the receipts of the blocks they commit? If not,
     /// destinations find every receipt by pulling.
     pub push_receipts: bool,
+    /// Honest validators whose clock runs this many ms ahead of everyone
+    /// else's, for the whole run: (global node index, ms ahead).
+    pub clock_skew: Vec<(usize, u64)>,
 }
 
 impl Scenario {
@@ -163,6 +166,7 @@ impl Scenario {
             tx_interval_ms: rng.range(10, 60),
             block_interval_ms: 50,
             push_receipts: !rng.chance(150),
+            clock_skew: Vec::new(),
         }
     }
 
@@ -184,7 +188,13 @@ impl Scenario {
             tx_interval_ms: 20,
             block_interval_ms: 50,
             push_receipts: true,
+            clock_skew: Vec::new(),
         }
+    }
+
+    /// How far ahead of the others node `node`'s clock runs, ms.
+    pub fn skew_ms(&self, node: usize) -> u64 {
+        self.clock_skew.iter().find(|(n, _)| *n == node).map_or(0, |(_, ms)| *ms)
     }
 
     /// The behaviour of global node `node`, if Byzantine.
@@ -214,6 +224,9 @@ impl fmt::Display for Scenario {
         }
         for (node, kind) in &self.byzantine {
             write!(f, ", node {node} {kind}")?;
+        }
+        for (node, ms) in &self.clock_skew {
+            write!(f, ", node {node}'s clock {ms} ms ahead")?;
         }
         Ok(())
     }

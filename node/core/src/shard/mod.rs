@@ -81,6 +81,8 @@ struct Limits {
     max_message_bytes: usize,
     block_interval_ms: u64,
     heartbeat_interval_ms: u64,
+    /// Between two of the replica's beats: four per leader timeout.
+    beat_interval_ms: u64,
 }
 
 /// One shard's host logic on one node. See the module docs.
@@ -150,6 +152,7 @@ pub fn replica_config(
     // the configured view timeout.
     config.base_timeout_ms = params.view_timeout_ms.saturating_add(params.heartbeat_interval_ms);
     config.max_timeout_ms = config.base_timeout_ms.saturating_mul(8);
+    config.leader_timeout_ms = params.leader_timeout_ms;
     config
 }
 
@@ -206,6 +209,7 @@ impl<S: ChainStore> ShardCore<S> {
                 max_message_bytes: palisade_consensus::max_message_bytes(committee.len(), max_block_bytes),
                 block_interval_ms: params.block_interval_ms,
                 heartbeat_interval_ms: params.heartbeat_interval_ms,
+                beat_interval_ms: (params.leader_timeout_ms / 4).max(1),
             },
             address: key.as_ref().map(Keypair::address),
             misbehave,
@@ -257,6 +261,7 @@ impl<S: ChainStore> ShardCore<S> {
         let now = self.now_ms;
         self.timers.set(now.saturating_add(SYNC_RETRY_MS), Timer::Sync);
         self.timers.set(now.saturating_add(receipts::SCAN_INTERVAL_MS), Timer::ReceiptScan);
+        self.timers.set(now.saturating_add(self.limits.beat_interval_ms), Timer::Beat);
         Ok(())
     }
 
@@ -331,11 +336,11 @@ impl<S: ChainStore> ShardCore<S> {
         &self.evidence
     }
 
-    /// Whether the periodic sync check and receipt scan are still armed (a
-    /// core that lost either would stop catching up, or stop finding
-    /// receipts, for good).
+    /// Whether the periodic sync check, receipt scan and beat are still
+    /// armed (a core that lost one would stop catching up, finding
+    /// receipts, or saying its leader is alive, for good).
     pub fn periodic_timers_armed(&self) -> bool {
-        self.timers.pending(Timer::Sync) && self.timers.pending(Timer::ReceiptScan)
+        [Timer::Sync, Timer::ReceiptScan, Timer::Beat].into_iter().all(|timer| self.timers.pending(timer))
     }
 
     /// Stops the core and gives its store back: everything else is

@@ -141,6 +141,11 @@ impl<S: ChainStore> ShardCore<S> {
                     self.timers.set(now.saturating_add(SYNC_RETRY_MS), Timer::Sync);
                 }
                 Timer::FlushTxs => self.flush_txs(out),
+                Timer::Beat => {
+                    // Re-armed only here, forever, like the sync check.
+                    self.step_own(palisade_consensus::Input::Beat, out)?;
+                    self.timers.set(now.saturating_add(self.limits.beat_interval_ms), Timer::Beat);
+                }
                 Timer::ReceiptScan => {
                     // Like the sync check, re-armed only here, forever.
                     self.scan_receipts(out);

@@ -1,0 +1,103 @@
+//! [P10] Leader suspicion and [P11] retransmission, both driven by the
+//! host's beat ([`Input::Beat`](super::Input::Beat)).
+//!
+//! A view's own timer (P7) has to cover an idle leader's wait for its
+//! heartbeat block, so on its own it notices a dead leader only after that
+//! whole wait. Here a leader with no proposal out signs an [`Alive`] on each
+//! beat, and a follower arms a second, shorter timer that every sign of
+//! life from the leader re-arms: entering the view, an `Alive`, the
+//! proposal (which retires it: from then on the view's own timer bounds the
+//! round). The leader timer never outlives the view's own, so a leader that
+//! beats but never proposes still loses the view when that timer fires.
+//!
+//! On each beat, a replica in a view above 0 that has seen no proposal
+//! also sends its own view change again, the same signed bytes: those sent
+//! into a partition are re-learnt within a beat of the heal, and P8 brings
+//! the lower side up, whatever the timers backed off to meanwhile.
+
+use super::{Action, Rejected, Replica, TimerId, TimerKind};
+use crate::committee::ValidatorIndex;
+use crate::message::{Alive, Message, SignedMessage};
+
+impl Replica {
+    /// [P10]/[P11] The host's beat.
+    pub(super) fn on_beat(&mut self) {
+        if self.awaiting_commit || !self.can_sign() {
+            return;
+        }
+        let (height, view) = (self.height(), self.view());
+        if self.is_leader() && self.safety.proposed.is_none() {
+            if let Some(message) = self.sign(Message::Alive(Alive { height, view })) {
+                self.outbox.push(Action::Broadcast(message));
+            }
+        }
+        if view > 0 && self.round.proposal.is_none() {
+            let own = self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me));
+            if let Some(own) = own {
+                let message = SignedMessage {
+                    chain_id: self.config.chain_id.clone(),
+                    shard: self.config.shard,
+                    signer: own.signer,
+                    message: Message::ViewChange(own.view_change.clone()),
+                    signature: own.signature,
+                };
+                self.outbox.push(Action::Broadcast(message));
+            }
+        }
+    }
+
+    /// [P10] A leader's liveness beat: re-arms the leader timer if it comes
+    /// from the leader of the current view before its proposal. Beats for
+    /// other heights or views are dropped, never buffered: the next one
+    /// comes within a beat.
+    pub(super) fn on_alive(
+        &mut self,
+        signer: ValidatorIndex,
+        alive: Alive,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Rejected> {
+        let Alive { height, view } = alive;
+        if (height, view) != (self.height(), self.view()) || self.awaiting_commit {
+            return Ok(());
+        }
+        if signer != self.leader() {
+            return Err(Rejected::NotLeader { signer, height, view });
+        }
+        if self.round.proposal.is_none() {
+            self.arm_leader_timer(out);
+        }
+        Ok(())
+    }
+
+    /// [P10] (Re-)arms the leader timer of the current view; the previous
+    /// one, if pending, is ignored when it fires. A leader does not suspect
+    /// itself.
+    pub(super) fn arm_leader_timer(&mut self, out: &mut Vec<Action>) {
+        self.retire_leader_timer();
+        if self.is_leader() {
+            return;
+        }
+        let (height, view) = (self.height(), self.view());
+        out.push(Action::SetTimer {
+            id: TimerId { height, view, kind: TimerKind::Leader(self.round.leader_timer) },
+            after_ms: self.config.leader_timeout_ms(view),
+        });
+    }
+
+    /// Makes every pending leader timer stale.
+    pub(super) fn retire_leader_timer(&mut self) {
+        self.round.leader_timer = self.round.leader_timer.wrapping_add(1);
+    }
+
+    /// Whether a fired timer still stands: the current view's own timer, or
+    /// its latest leader timer while no proposal was accepted.
+    pub(super) fn timer_stands(&self, id: TimerId) -> bool {
+        if (id.height, id.view) != (self.height(), self.view()) || self.awaiting_commit {
+            return false;
+        }
+        match id.kind {
+            TimerKind::View => true,
+            TimerKind::Leader(n) => n == self.round.leader_timer && self.round.proposal.is_none(),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! [P10] leader suspicion and [P11] retransmission, one replica hand-fed.
+//!
+//! Committee of four equal stakes; at height 1 the leader of view v is
+//! validator (1 + v) mod 4. The fixture's view 0 times out after 100 ms,
+//! its leader timer after 40 ms (doubling per view, capped by the view's).
+
+mod harness;
+
+use harness::fixture::{Fixture, kinds};
+use harness::{CHAIN, SHARD, block_hash};
+use palisade_consensus::{
+    Action, Alive, Input, Message, Rejected, SignedMessage, TimerId, TimerKind, ValidatorIndex, ViewChange, encode,
+};
+
+const BLOCK: &[u8] = b"block one";
+
+/// The leader timers `actions` arm, as (height, view, number, after_ms).
+fn leader_timers(actions: &[Action]) -> Vec<(u64, u64, u64, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTimer { id: TimerId { height, view, kind: TimerKind::Leader(n) }, after_ms } => {
+                Some((*height, *view, *n, *after_ms))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn leader_timeout(height: u64, view: u64, n: u64) -> Input {
+    Input::Timeout(TimerId { height, view, kind: TimerKind::Leader(n) })
+}
+
+fn alive(height: u64, view: u64) -> Message {
+    Message::Alive(Alive { height, view })
+}
+
+fn broadcasts(actions: &[Action]) -> Vec<&SignedMessage> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_silent_leader_is_left_after_the_leader_timeout_and_only_the_latest_timer_counts() {
+    let mut fx = Fixture::new(0);
+    let start = leader_timers(&fx.start());
+    assert_eq!(start.len(), 1, "a follower arms one leader timer");
+    let (_, _, first, after_ms) = start[0];
+    assert_eq!(after_ms, 40, "the leader timer, not the 100 ms view timeout");
+    // The leader beats: the timer is re-armed and the first one is stale.
+    let rearmed = leader_timers(&fx.from(1, alive(1, 0)));
+    assert_eq!(rearmed.len(), 1);
+    let (_, _, second, _) = rearmed[0];
+    assert_ne!(first, second);
+    assert!(fx.input(leader_timeout(1, 0, first)).is_empty(), "a re-armed timer's predecessor is ignored");
+    assert_eq!(fx.replica.view(), 0);
+    // Silence after the last beat: leave the view, as a view timeout would.
+    let out = fx.input(leader_timeout(1, 0, second));
+    assert_eq!(fx.replica.view(), 1);
+    assert!(kinds(&out).ends_with(&["Persist", "Broadcast(ViewChange)"]), "{:?}", kinds(&out));
+    // The next view's leader timer backs off with the view.
+    assert_eq!(leader_timers(&out).iter().map(|t| (t.1, t.3)).collect::<Vec<_>>(), [(1, 80)]);
+}
+
+#[test]
+fn beats_from_anyone_but_the_leader_or_for_another_view_change_nothing() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    let (result, out) = fx.try_input(Input::Message(fx.signed(2, alive(1, 0))));
+    assert_eq!(result, Err(Rejected::NotLeader { signer: ValidatorIndex(2), height: 1, view: 0 }));
+    assert!(out.is_empty());
+    assert!(fx.from(2, alive(1, 1)).is_empty(), "another view's beat is dropped");
+    assert!(fx.from(2, alive(2, 0)).is_empty(), "another height's beat is dropped, not buffered");
+    assert!(fx.from(1, alive(0, 0)).is_empty(), "a past height's beat is dropped");
+}
+
+#[test]
+fn once_the_proposal_is_in_only_the_view_timer_bounds_the_round() {
+    let mut fx = Fixture::new(0);
+    let start = leader_timers(&fx.start());
+    assert_eq!(kinds(&fx.from(1, fx.proposal(1, 0, BLOCK))), ["ValidateBlock"]);
+    // The leader timer armed at the start no longer moves the view, nor do
+    // later beats re-arm it.
+    assert!(fx.input(leader_timeout(1, 0, start[0].2)).is_empty());
+    assert!(fx.from(1, alive(1, 0)).is_empty());
+    assert_eq!(fx.replica.view(), 0);
+    // The view's own timer still does.
+    fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
+    assert_eq!(fx.replica.view(), 1);
+}
+
+#[test]
+fn a_leader_says_it_is_alive_on_each_beat_until_it_proposes() {
+    // Validator 1 leads (1, 0) and does not suspect itself.
+    let mut fx = Fixture::new(1);
+    let start = fx.start();
+    assert!(leader_timers(&start).is_empty());
+    assert_eq!(kinds(&start), ["SetTimer", "RequestProposal"]);
+    for _ in 0..2 {
+        let out = fx.input(Input::Beat);
+        assert_eq!(kinds(&out), ["Broadcast(Alive)"], "no persist: a beat commits to nothing");
+        let message = broadcasts(&out)[0].clone();
+        assert_eq!(message.message, alive(1, 0));
+        message.verify(&fx.committee, CHAIN, SHARD).expect("a beat verifies like any message");
+    }
+    let block = BLOCK.to_vec();
+    fx.input(Input::Proposal { height: 1, view: 0, block_hash: block_hash(&block), block });
+    assert!(fx.input(Input::Beat).is_empty(), "proposed: nothing to say");
+}
+
+#[test]
+fn a_view_change_is_sent_again_on_each_beat_until_the_new_view_has_a_proposal() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    assert!(fx.input(Input::Beat).is_empty(), "a follower in view 0 has nothing to send");
+    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
+    let first = broadcasts(&out)[0].clone();
+    assert!(matches!(first.message, Message::ViewChange(ViewChange { height: 1, view: 1, .. })));
+    for _ in 0..3 {
+        let out = fx.input(Input::Beat);
+        assert_eq!(kinds(&out), ["Broadcast(ViewChange)"]);
+        assert_eq!(encode(broadcasts(&out)[0]), encode(&first), "the same signed bytes");
+    }
+    // Validator 2 leads view 1 and proposes: retransmission stops.
+    let justification =
+        vec![fx.view_change(0, 1, 1, None), fx.view_change(1, 1, 1, None), fx.view_change(3, 1, 1, None)];
+    let block = BLOCK.to_vec();
+    let proposal = Message::Propose(palisade_consensus::Proposal {
+        height: 1,
+        view: 1,
+        block_hash: block_hash(&block),
+        block,
+        justification,
+    });
+    assert_eq!(kinds(&fx.from(2, proposal)), ["ValidateBlock"]);
+    assert!(fx.input(Input::Beat).is_empty());
+}
+
+#[test]
+fn an_invalid_proposal_is_left_at_once() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    fx.from(1, fx.proposal(1, 0, BLOCK));
+    let out = fx.input(Input::BlockValidity { height: 1, block_hash: block_hash(BLOCK), valid: false });
+    assert_eq!(fx.replica.view(), 1, "no wait for the view timer");
+    assert!(kinds(&out).ends_with(&["Persist", "Broadcast(ViewChange)"]), "{:?}", kinds(&out));
+    assert!(!kinds(&out).contains(&"Broadcast(Prepare)"));
+}
