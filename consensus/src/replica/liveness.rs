@@ -26,10 +26,11 @@ impl Replica {
             return;
         }
         let (height, view) = (self.height(), self.view());
-        if self.is_leader() && self.safety.proposed.is_none() {
-            if let Some(message) = self.sign(Message::Alive(Alive { height, view })) {
-                self.outbox.push(Action::Broadcast(message));
-            }
+        if self.is_leader()
+            && self.safety.proposed.is_none()
+            && let Some(message) = self.sign(Message::Alive(Alive { height, view }))
+        {
+            self.outbox.push(Action::Broadcast(message));
         }
         if view > 0 && self.round.proposal.is_none() {
             let own = self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me));
