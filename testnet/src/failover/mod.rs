@@ -92,12 +92,10 @@ pub fn run(net: &mut LocalNet, options: &FailoverOptions) -> Result<FailoverRepo
 async fn trials(net: &mut LocalNet, options: &FailoverOptions) -> Result<FailoverReport> {
     let load = match options.load {
         Some(rate) => {
-            let args = BenchArgs {
-                rate,
-                // Stopped when the trials end; this only bounds it.
-                duration: Duration::from_secs(3_600),
-                ..crate::flag_defaults()
-            };
+            // Stopped when the trials end; this only bounds it, by the most
+            // transactions one load signs ahead.
+            let seconds = (bench::plan::MAX_PLANNED_TXS / rate.max(1)).clamp(1, 3_600);
+            let args = BenchArgs { rate, duration: Duration::from_secs(seconds), ..crate::flag_defaults() };
             eprintln!("failover: starting the load at {rate} tx/s");
             Some(bench::background(&net.dir, &args).await?)
         }
