@@ -101,7 +101,7 @@ pub(crate) enum Statement {
     Decided { height: u64, block_hash: BlockHash },
     /// "I lead `(height, view)` and am alive": commits to nothing, but
     /// signed so nobody can keep a dead leader looking alive.
-    Alive { height: u64, view: u64 },
+    Alive { height: u64, view: u64, beat: u64 },
 }
 
 /// The 32-byte digest a validator signs for `statement`.

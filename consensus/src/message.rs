@@ -120,6 +120,11 @@ pub struct Alive {
     pub height: u64,
     /// The view the sender leads.
     pub view: u64,
+    /// Counts the sender's beats in this view. Signatures are
+    /// deterministic: without it every beat of a view would be the same
+    /// bytes, and gossip, which drops a message it has seen, would deliver
+    /// only the first.
+    pub beat: u64,
 }
 
 /// A decided block with its certificate, sent to a peer still working on
@@ -191,7 +196,7 @@ impl Message {
             Message::Decided(d) => {
                 Statement::Decided { height: d.certificate.height, block_hash: d.certificate.block_hash }
             }
-            Message::Alive(a) => Statement::Alive { height: a.height, view: a.view },
+            Message::Alive(a) => Statement::Alive { height: a.height, view: a.view, beat: a.beat },
         }
     }
 }

@@ -13,7 +13,10 @@
 //! On each beat, a replica in a view above 0 that has seen no proposal
 //! also sends its own view change again, the same signed bytes: those sent
 //! into a partition are re-learnt within a beat of the heal, and P8 brings
-//! the lower side up, whatever the timers backed off to meanwhile.
+//! the lower side up, whatever the timers backed off to meanwhile. (The
+//! node's gossip drops a message it has already seen, for a while, so there
+//! the same bytes only get through once that memory has expired; the
+//! simulator delivers them every time.)
 
 use super::{Action, Rejected, Replica, TimerId, TimerKind};
 use crate::committee::ValidatorIndex;
@@ -26,11 +29,12 @@ impl Replica {
             return;
         }
         let (height, view) = (self.height(), self.view());
-        if self.is_leader()
-            && self.safety.proposed.is_none()
-            && let Some(message) = self.sign(Message::Alive(Alive { height, view }))
-        {
-            self.outbox.push(Action::Broadcast(message));
+        if self.is_leader() && self.safety.proposed.is_none() {
+            self.round.beats = self.round.beats.wrapping_add(1);
+            let beat = self.round.beats;
+            if let Some(message) = self.sign(Message::Alive(Alive { height, view, beat })) {
+                self.outbox.push(Action::Broadcast(message));
+            }
         }
         if view > 0 && self.round.proposal.is_none() {
             let own = self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me));
@@ -57,7 +61,7 @@ impl Replica {
         alive: Alive,
         out: &mut Vec<Action>,
     ) -> Result<(), Rejected> {
-        let Alive { height, view } = alive;
+        let Alive { height, view, .. } = alive;
         if (height, view) != (self.height(), self.view()) || self.awaiting_commit {
             return Ok(());
         }

@@ -86,6 +86,8 @@ struct Round {
     /// [P10] Numbers the leader timers of this round: only the latest one
     /// armed stands.
     leader_timer: u64,
+    /// [P10] As leader: the beats sent in the current view.
+    beats: u64,
 }
 
 /// A PBFT-style replica for one shard. Drive it with [`Replica::handle`];
