@@ -70,7 +70,9 @@
 //!   no proposal yet sends its view change for that view again (the same
 //!   signed bytes). View changes lost to a partition are then re-learnt
 //!   within a beat of the heal, and P8 brings the lower side up, however
-//!   far the timers backed off meanwhile.
+//!   far the timers backed off meanwhile. (A host whose gossip drops
+//!   messages it has seen passes the same bytes on only once that memory
+//!   expires.)
 //! * **P6** New view: the leader of `v + 1`, holding view changes for `v + 1`
 //!   from a quorum, proposes with those view changes as justification. If any
 //!   carries a prepared certificate, it must re-propose the block of the
