@@ -153,8 +153,8 @@ async fn one_shard_commits_survives_a_kill_and_the_restarted_validator_votes_aga
     let tx = wallets.transfer(from, wallets.address(to), pal(5), fee);
     let id = rpc[0].submit(&tx).await.unwrap().id;
     assert_eq!(final_shard(&rpc[1], &id).await, 0);
-    let (after_from, nonce) = account(&rpc[2], &wallets.address(from)).await;
-    let (after_to, _) = account(&rpc[3], &wallets.address(to)).await;
+    let (after_from, nonce) = account(&rpc[1], &wallets.address(from)).await;
+    let (after_to, _) = account(&rpc[1], &wallets.address(to)).await;
     assert_eq!(after_from, before_from - pal(5).units() - fee.units());
     assert_eq!(after_to, before_to + pal(5).units());
     assert_eq!(nonce, 1);
