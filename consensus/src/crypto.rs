@@ -96,7 +96,8 @@ pub(crate) enum Statement {
     /// "I leave for `view`", with the view and block of the highest prepared
     /// certificate the signer holds. Signing the claim stops a new leader
     /// from silently dropping a certificate from its justification.
-    ViewChange { height: u64, view: u64, prepared: Option<(u64, BlockHash)> },
+    /// `resend` numbers a re-sent copy (0 for the first).
+    ViewChange { height: u64, view: u64, prepared: Option<(u64, BlockHash)>, resend: u64 },
     /// "Height `height` decided `block_hash`", sent to lagging peers.
     Decided { height: u64, block_hash: BlockHash },
     /// "I lead `(height, view)` and am alive": commits to nothing, but

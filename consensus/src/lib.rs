@@ -67,12 +67,11 @@
 //!   once when the host finds the leader's block invalid: it will never
 //!   prepare it, and if a weak quorum agrees no quorum can.
 //! * **P11** Retransmission: on each beat, a replica in a view above 0 with
-//!   no proposal yet sends its view change for that view again (the same
-//!   signed bytes). View changes lost to a partition are then re-learnt
-//!   within a beat of the heal, and P8 brings the lower side up, however
-//!   far the timers backed off meanwhile. (A host whose gossip drops
-//!   messages it has seen passes the same bytes on only once that memory
-//!   expires.)
+//!   no proposal yet sends its view change for that view again, signed anew
+//!   with the beat's number (`ViewChange::resend`: identical bytes would be
+//!   dropped by gossip as already seen). View changes lost to a partition
+//!   are then re-learnt within a beat of the heal, and P8 brings the lower
+//!   side up, however far the timers backed off meanwhile.
 //! * **P6** New view: the leader of `v + 1`, holding view changes for `v + 1`
 //!   from a quorum, proposes with those view changes as justification. If any
 //!   carries a prepared certificate, it must re-propose the block of the

@@ -85,6 +85,10 @@ pub struct ViewChange {
     /// The sender's highest prepared certificate at `height`, from a view
     /// below `view`.
     pub prepared: Option<PreparedCertificate>,
+    /// 0 when first sent; [P11] the n-th re-send carries n, signed, so its
+    /// bytes differ from every earlier copy: gossip drops bytes it has
+    /// seen, and only the sender can make a new copy.
+    pub resend: u64,
 }
 
 impl ViewChange {
@@ -93,6 +97,7 @@ impl ViewChange {
             height: self.height,
             view: self.view,
             prepared: self.prepared.as_ref().map(|p| (p.view, p.block_hash)),
+            resend: self.resend,
         }
     }
 }

@@ -147,8 +147,9 @@ fn a_forged_message_short_of_a_quorum_is_a_forgery() {
     assert_eq!(forged.clone().verify(&new, CHAIN, SHARD).unwrap_err(), VerifyError::BadSignature);
     // So is a sender's signature forged on a view change short of a quorum.
     let prepared = fx.prepared_certificate(2, 0, block_hash(NEXT), &[1, 2, 3]);
-    let mut view_change =
-        fx.signed(1, Message::ViewChange(ViewChange { height: 2, view: 1, prepared: Some(prepared) })).into_inner();
+    let mut view_change = fx
+        .signed(1, Message::ViewChange(ViewChange { height: 2, view: 1, prepared: Some(prepared), resend: 0 }))
+        .into_inner();
     assert!(view_change.clone().verify(&new, CHAIN, SHARD).unwrap_err().is_stake_shortfall());
     view_change.signature.0[0] ^= 1;
     assert_eq!(view_change.verify(&new, CHAIN, SHARD).unwrap_err(), VerifyError::BadSignature);

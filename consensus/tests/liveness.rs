@@ -123,10 +123,20 @@ fn a_view_change_is_sent_again_on_each_beat_until_the_new_view_has_a_proposal() 
     let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
     let first = broadcasts(&out)[0].clone();
     assert!(matches!(first.message, Message::ViewChange(ViewChange { height: 1, view: 1, .. })));
+    let Message::ViewChange(original) = &first.message else { unreachable!() };
+    let mut seen = vec![encode(&first)];
     for _ in 0..3 {
         let out = fx.input(Input::Beat);
-        assert_eq!(kinds(&out), ["Broadcast(ViewChange)"]);
-        assert_eq!(encode(broadcasts(&out)[0]), encode(&first), "the same signed bytes");
+        assert_eq!(kinds(&out), ["Broadcast(ViewChange)"], "no persist: the view was persisted when entered");
+        let again = broadcasts(&out)[0].clone();
+        let Message::ViewChange(copy) = &again.message else { unreachable!() };
+        assert_eq!(ViewChange { resend: 0, ..copy.clone() }, *original, "the same view change");
+        assert!(copy.resend > 0);
+        // Signed anew and numbered: gossip, which drops bytes it has seen,
+        // passes every copy on.
+        assert!(!seen.contains(&encode(&again)), "a copy repeats earlier bytes");
+        seen.push(encode(&again));
+        again.verify(&fx.committee, CHAIN, SHARD).expect("a re-sent view change verifies");
     }
     // Validator 2 leads view 1 and proposes: retransmission stops.
     let justification =
@@ -141,6 +151,22 @@ fn a_view_change_is_sent_again_on_each_beat_until_the_new_view_has_a_proposal() 
     });
     assert_eq!(kinds(&fx.from(2, proposal)), ["ValidateBlock"]);
     assert!(fx.input(Input::Beat).is_empty());
+}
+
+/// [P11] Copies of one validator's view change count once: two copies
+/// from one peer are not the weak quorum that P8 follows.
+#[test]
+fn re_sent_copies_of_a_view_change_count_as_one() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    for resend in 0..3 {
+        let out = fx.from(1, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None, resend }));
+        assert!(out.is_empty(), "copy {resend}: one validator (1/4) is not enough to follow");
+    }
+    assert_eq!(fx.replica.view(), 0);
+    let out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None, resend: 5 }));
+    assert!(kinds(&out).ends_with(&["Persist", "Broadcast(ViewChange)"]), "{:?}", kinds(&out));
+    assert_eq!(fx.replica.view(), 2);
 }
 
 #[test]

@@ -329,7 +329,9 @@ fn restored_replica_reproposes_its_prepared_block_as_the_next_leader() {
         fx.start();
         let mut all = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
         for from in [0, 3] {
-            all.extend(fx.from(from, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None })));
+            all.extend(
+                fx.from(from, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 })),
+            );
         }
         let reproposed = proposals(&all);
         if !keep_block {
@@ -410,7 +412,7 @@ fn restarted_replica_answers_laggards_with_decisions_the_host_hands_back() {
     let mut fx = Fixture::new(0);
     fx.replica = fx.restored(None, 2);
     let decided = |actions: &[Action]| sent(actions).into_iter().any(|m| matches!(m, Message::Decided(_)));
-    let stuck = |view| Message::ViewChange(ViewChange { height: 2, view, prepared: None });
+    let stuck = |view| Message::ViewChange(ViewChange { height: 2, view, prepared: None, resend: 0 });
     assert!(!decided(&fx.from(1, stuck(1))), "nothing to answer with before the host hands the decision back");
 
     let decision = |height, signers: &[usize]| Decision {
@@ -546,8 +548,8 @@ fn twins_are_reported_and_safety_holds() {
 fn view_change_messages_alone_never_produce_evidence() {
     let mut fx = Fixture::new(0);
     fx.start();
-    let mut out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
-    out.extend(fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None })));
+    let mut out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
+    out.extend(fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None, resend: 0 })));
     assert!(!kinds(&out).contains(&"Evidence"));
 }
 

@@ -158,9 +158,9 @@ fn new_leader_collects_a_quorum_of_view_changes_and_proposes() {
     let mut fx = Fixture::new(2);
     fx.start();
     fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
-    let out = fx.from(0, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
+    let out = fx.from(0, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
     assert!(kinds(&out).is_empty(), "two view changes are not a quorum");
-    let out = fx.from(3, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None }));
+    let out = fx.from(3, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
     assert_eq!(kinds(&out), ["RequestProposal"]);
     let block = b"fresh block".to_vec();
     let out = fx.input(Input::Proposal { height: 1, view: 1, block_hash: block_hash(&block), block: block.clone() });
@@ -176,9 +176,9 @@ fn new_leader_collects_a_quorum_of_view_changes_and_proposes() {
 fn replica_joins_a_view_change_started_by_a_weak_quorum() {
     let mut fx = Fixture::new(0);
     fx.start();
-    let out = fx.from(1, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None }));
+    let out = fx.from(1, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None, resend: 0 }));
     assert!(out.is_empty(), "one validator (1/4) is not enough to follow");
-    let out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 3, prepared: None }));
+    let out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 3, prepared: None, resend: 0 }));
     // Two (1/2 > 1/3): join the smallest view they asked for, 2.
     assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "Persist", "Broadcast(ViewChange)"]);
     assert_eq!(fx.replica.view(), 2);
@@ -243,7 +243,7 @@ fn rejections_table() {
                 CHAIN,
                 SHARD,
                 ValidatorIndex(1),
-                Message::ViewChange(ViewChange { height: 1, view: 0, prepared: None }),
+                Message::ViewChange(ViewChange { height: 1, view: 0, prepared: None, resend: 0 }),
                 &fx.keys[1],
             ),
             VerifyError::Malformed("view change to view 0"),
@@ -346,7 +346,7 @@ fn lagging_peer_is_sent_the_decision_once() {
     let mut fx = Fixture::new(0);
     fx.start();
     fx.decide_height_one(BLOCK);
-    let stuck = Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None });
+    let stuck = Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 });
     let out = fx.from(3, stuck.clone());
     assert_eq!(kinds(&out), ["Send"]);
     let Action::Send { to, message } = &out[0] else { unreachable!() };

@@ -499,7 +499,7 @@ async fn fifty_kill9_restarts_never_produce_evidence() {
     assert!(!state.jailed && state.slashed.is_none(), "{victim:?}");
     let end = height(&rpc, 1, 0).await;
     println!("{RESTARTS} kill -9 restarts of {VICTIM}: shard 0 went from height {start} to {end}, no evidence");
-    assert!(end > start + RESTARTS / 5, "the shard barely moved: {start} → {end}");
+    assert!(end > start + RESTARTS / 5, "the shard barely moved: {start} → {end}\n{}", net.logs_tail(60));
 }
 
 /// The node's test-only misbehaviours on a real shard of four, one at a

@@ -11,16 +11,15 @@
 //! beats but never proposes still loses the view when that timer fires.
 //!
 //! On each beat, a replica in a view above 0 that has seen no proposal
-//! also sends its own view change again, the same signed bytes: those sent
-//! into a partition are re-learnt within a beat of the heal, and P8 brings
-//! the lower side up, whatever the timers backed off to meanwhile. (The
-//! node's gossip drops a message it has already seen, for a while, so there
-//! the same bytes only get through once that memory has expired; the
-//! simulator delivers them every time.)
+//! also sends its own view change again, signed anew with the beat's
+//! number: those sent into a partition are re-learnt within a beat of the
+//! heal, and P8 brings the lower side up, whatever the timers backed off to
+//! meanwhile. Both messages carry that number because gossip drops bytes
+//! it has seen, and signatures are deterministic.
 
 use super::{Action, Rejected, Replica, TimerId, TimerKind};
 use crate::committee::ValidatorIndex;
-use crate::message::{Alive, Message, SignedMessage};
+use crate::message::{Alive, Message, ViewChange};
 
 impl Replica {
     /// [P10]/[P11] The host's beat.
@@ -29,25 +28,18 @@ impl Replica {
             return;
         }
         let (height, view) = (self.height(), self.view());
-        if self.is_leader() && self.safety.proposed.is_none() {
-            self.round.beats = self.round.beats.wrapping_add(1);
-            let beat = self.round.beats;
-            if let Some(message) = self.sign(Message::Alive(Alive { height, view, beat })) {
-                self.outbox.push(Action::Broadcast(message));
-            }
-        }
-        if view > 0 && self.round.proposal.is_none() {
-            let own = self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me));
-            if let Some(own) = own {
-                let message = SignedMessage {
-                    chain_id: self.config.chain_id.clone(),
-                    shard: self.config.shard,
-                    signer: own.signer,
-                    message: Message::ViewChange(own.view_change.clone()),
-                    signature: own.signature,
-                };
-                self.outbox.push(Action::Broadcast(message));
-            }
+        // Every message a beat sends is numbered with the round's beat count,
+        // so no two are the same bytes (gossip drops bytes it has seen).
+        let beat = self.round.beats.wrapping_add(1);
+        self.round.beats = beat;
+        let alive = (self.is_leader() && self.safety.proposed.is_none()).then_some(Alive { height, view, beat });
+        let again = (view > 0 && self.round.proposal.is_none())
+            .then(|| self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me)))
+            .flatten()
+            .map(|own| ViewChange { resend: beat, ..own.view_change.clone() });
+        let messages = alive.map(Message::Alive).into_iter().chain(again.map(Message::ViewChange));
+        for message in messages.filter_map(|m| self.sign(m)).collect::<Vec<_>>() {
+            self.outbox.push(Action::Broadcast(message));
         }
     }
 

@@ -86,7 +86,7 @@ struct Round {
     /// [P10] Numbers the leader timers of this round: only the latest one
     /// armed stands.
     leader_timer: u64,
-    /// [P10] As leader: the beats sent in the current view.
+    /// [P10]/[P11] Beats of this round: numbers what each beat sends.
     beats: u64,
 }
 

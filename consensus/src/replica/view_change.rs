@@ -72,7 +72,7 @@ impl Replica {
         {
             let prepared = self.safety.prepared.clone();
             assert!(prepared.as_ref().is_none_or(|p| p.view < target), "prepared certificate from a view not yet left");
-            let view_change = ViewChange { height: self.height(), view: target, prepared };
+            let view_change = ViewChange { height: self.height(), view: target, prepared, resend: 0 };
             if let Some(message) = self.sign(Message::ViewChange(view_change.clone())) {
                 self.round
                     .view_changes

@@ -176,7 +176,7 @@ impl Fixture {
         view: u64,
         prepared: Option<PreparedCertificate>,
     ) -> SignedViewChange {
-        let view_change = ViewChange { height, view, prepared };
+        let view_change = ViewChange { height, view, prepared, resend: 0 };
         let message = SignedMessage::sign(
             CHAIN,
             SHARD,

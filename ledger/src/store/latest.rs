@@ -46,15 +46,20 @@ pub(super) fn key(shard: ShardId, key_hash: &KeyHash) -> Vec<u8> {
     shard_key(shard, &key_hash.0)
 }
 
+/// Puts `key_hash`'s value (`None`: deleted) into `batch`.
+fn put(store: &Store, batch: &mut WriteBatch, shard: ShardId, key_hash: &KeyHash, value: Option<&[u8]>) {
+    let (latest, key) = (store.cf(CF_LATEST), key(shard, key_hash));
+    match value {
+        Some(value) => batch.put_cf(latest, key, value),
+        None => batch.delete_cf(latest, key),
+    }
+}
+
 /// Puts a commit's (or genesis') value changes into its batch.
 pub(super) fn write(store: &Store, batch: &mut WriteBatch, shard: ShardId, update: &TreeUpdateBatch) {
-    let latest = store.cf(CF_LATEST);
     // One version per commit, so each key appears once.
     for ((_, key_hash), value) in update.node_batch.values() {
-        match value {
-            Some(value) => batch.put_cf(latest, key(shard, key_hash), value),
-            None => batch.delete_cf(latest, key(shard, key_hash)),
-        }
+        put(store, batch, shard, key_hash, value.as_deref());
     }
 }
 
@@ -79,18 +84,13 @@ pub(super) fn get(store: &Store, shard: ShardId, key_hash: &KeyHash) -> Result<O
 pub(super) fn rebuild(store: &Store, shard: ShardId, tip_height: u64) -> Result<(), StoreError> {
     info!(shard, height = tip_height, "building the latest-value index from the versioned state (once)");
     let prefix = shard.to_be_bytes();
-    let latest = store.cf(CF_LATEST);
     let mut batch = WriteBatch::default();
     let (mut keys, mut pending) = (0u64, 0usize);
     // Keys sort by key hash, then version: the last entry at or below the
     // tip in a run of one key hash is its value at the tip.
     let mut current: Option<([u8; 32], Option<OwnedValue>)> = None;
-    let flush = |current: ([u8; 32], Option<OwnedValue>), batch: &mut WriteBatch| {
-        let key = key(shard, &KeyHash(current.0));
-        match current.1 {
-            Some(value) => batch.put_cf(latest, key, value),
-            None => batch.delete_cf(latest, key),
-        }
+    let flush = |(hash, value): ([u8; 32], Option<OwnedValue>), batch: &mut WriteBatch| {
+        put(store, batch, shard, &KeyHash(hash), value.as_deref());
     };
     for item in store.db.iterator_cf(store.cf(CF_VALUES), IteratorMode::From(&prefix, Direction::Forward)) {
         let (key, value) = item.map_err(|e| store.db_err(e))?;

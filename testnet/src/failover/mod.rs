@@ -18,6 +18,7 @@ use palisade_ledger::api::client::Client;
 pub use report::{FailoverReport, Trial};
 
 use crate::bench::{self, BenchArgs};
+use crate::drill::probe;
 use crate::local::LocalNet;
 
 /// The median failover the issue asks for.
@@ -117,67 +118,21 @@ async fn trials(net: &mut LocalNet, options: &FailoverOptions) -> Result<Failove
 }
 
 async fn run_trials(net: &mut LocalNet, options: &FailoverOptions, report: &mut FailoverReport) -> Result<()> {
-    let shard = options.shard;
-    let genesis = net.genesis.clone();
-    let committee = genesis.consensus_committee(shard).context("the shard's committee")?;
-    let members = &genesis.committee(shard).context("the shard's committee")?.validators;
-    let clients: Vec<(String, Client)> = members
+    let members = net.genesis.committee(options.shard).context("the shard's committee")?.validators.clone();
+    let clients: Vec<Client> = members
         .iter()
-        .map(|v| Ok((v.name.clone(), Client::with_timeout(&net.node(&v.name)?.rpc_url(), CALL_TIMEOUT)?)))
+        .map(|v| Ok(Client::with_timeout(&net.node(&v.name)?.rpc_url(), CALL_TIMEOUT)?))
         .collect::<Result<_>>()?;
+    let shard = Shard { id: options.shard, members, clients, timeout: options.timeout };
     let attempts = options.trials.saturating_mul(ATTEMPTS_PER_TRIAL);
     for attempt in 1..=attempts {
         if report.trials.len() >= options.trials as usize {
-            break;
+            return Ok(());
         }
-        // The observer: a validator that will not be the victim (the leader
-        // of the next height is decided below, after a commit).
-        let (_, observer) = &clients[0];
-        let before = height(observer, shard, options.timeout).await?;
-        let tip = wait_above(observer, shard, before, options.timeout).await?;
-        let victim = committee.leader(tip.saturating_add(1), 0);
-        let victim_index = victim.0 as usize;
-        let observer_index = (victim_index + 1) % clients.len();
-        let (victim_name, _) = &clients[victim_index];
-        let (observer_name, observer) = &clients[observer_index];
-        let killed_at = Instant::now();
-        net.kill(victim_name).with_context(|| format!("killing {victim_name}"))?;
-        let next = wait_above(observer, shard, tip, options.timeout)
-            .await
-            .with_context(|| format!("waiting for shard {shard} to commit after {victim_name} was killed"))?;
-        let failover = killed_at.elapsed();
-        let block = observer
-            .block(shard, tip.saturating_add(1))
-            .await
-            .with_context(|| format!("reading block {} from {observer_name}", tip + 1))?
-            .with_context(|| format!("{observer_name} lacks block {}", tip + 1))?;
-        let proposer = members.iter().find(|v| v.address == block.header.proposer).map(|v| v.name.clone());
-        let raced = proposer.as_deref() == Some(victim_name.as_str());
-        eprintln!(
-            "failover: attempt {attempt}: killed {victim_name} (leader of height {}); {} ms to height {next} \
-             (view {}, proposer {}){}",
-            tip + 1,
-            failover.as_millis(),
-            block.certificate.view,
-            proposer.as_deref().unwrap_or("?"),
-            if raced { ": it had proposed already, not counted" } else { "" }
-        );
-        if !raced {
-            report.trials.push(Trial {
-                killed: victim_name.clone(),
-                height: tip.saturating_add(1),
-                view: block.certificate.view,
-                failover_ms: failover.as_secs_f64() * 1_000.0,
-            });
-        } else {
-            report.raced += 1;
+        match shard.trial(net, attempt).await? {
+            Some(trial) => report.trials.push(trial),
+            None => report.raced += 1,
         }
-        net.start(victim_name).with_context(|| format!("restarting {victim_name}"))?;
-        let (_, restarted) = &clients[victim_index];
-        wait_caught_up(restarted, observer, shard, options.timeout)
-            .await
-            .with_context(|| format!("waiting for {victim_name} to catch up"))?;
-        tokio::time::sleep(SETTLE).await;
     }
     if report.trials.len() < options.trials as usize {
         bail!(
@@ -189,48 +144,79 @@ async fn run_trials(net: &mut LocalNet, options: &FailoverOptions, report: &mut 
     Ok(())
 }
 
-/// `shard`'s committed height on `client`, retried until `timeout`.
-async fn height(client: &Client, shard: ShardId, timeout: Duration) -> Result<u64> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match client.height(shard).await {
-            Ok(Some(height)) => return Ok(height),
-            Ok(None) => bail!("{} does not run shard {shard}", client.url()),
-            Err(e) if Instant::now() >= deadline => return Err(e).context(format!("asking {}", client.url())),
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
+/// The shard under trial: its committee in genesis order and a client per
+/// member.
+struct Shard {
+    id: ShardId,
+    members: Vec<palisade_ledger::genesis::GenesisValidator>,
+    clients: Vec<Client>,
+    timeout: Duration,
 }
 
-/// Polls until `shard`'s height on `client` exceeds `above`; returns it.
-async fn wait_above(client: &Client, shard: ShardId, above: u64, timeout: Duration) -> Result<u64> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(height)) = client.height(shard).await
-            && height > above
-        {
-            return Ok(height);
-        }
-        if Instant::now() >= deadline {
-            bail!("{} stayed at height {above} or below for {timeout:?}", client.url());
-        }
-        tokio::time::sleep(POLL).await;
+impl Shard {
+    /// One kill of the next height's leader, timed; `None` if the victim
+    /// had proposed that height before it died. Leaves the victim running
+    /// and caught up.
+    async fn trial(&self, net: &mut LocalNet, attempt: u32) -> Result<Option<Trial>> {
+        // Wait for a fresh commit, on a member that was caught up already.
+        let current = self.wait_above(0, 0).await?;
+        let tip = self.wait_above(0, current).await?;
+        let height = tip.saturating_add(1);
+        // The genesis rotation: member `height mod n` leads view 0.
+        let victim = (height % self.members.len() as u64) as usize;
+        let observer = (victim + 1) % self.members.len();
+        let (victim_name, observer_name) = (&self.members[victim].name, &self.members[observer].name);
+        let killed_at = Instant::now();
+        net.kill(victim_name).with_context(|| format!("killing {victim_name}"))?;
+        let next = self
+            .wait_above(observer, tip)
+            .await
+            .with_context(|| format!("waiting for shard {} to commit after {victim_name} was killed", self.id))?;
+        let failover = killed_at.elapsed();
+        let block = self.clients[observer]
+            .block(self.id, height)
+            .await
+            .with_context(|| format!("reading block {height} from {observer_name}"))?
+            .with_context(|| format!("{observer_name} lacks block {height}"))?;
+        let proposer = self.members.iter().find(|v| v.address == block.header.proposer).map(|v| v.name.as_str());
+        let raced = proposer == Some(victim_name.as_str());
+        eprintln!(
+            "failover: attempt {attempt}: killed {victim_name} (leader of height {height}); {} ms to height {next} \
+             (view {}, proposer {}){}",
+            failover.as_millis(),
+            block.certificate.view,
+            proposer.unwrap_or("?"),
+            if raced { ": it had proposed already, not counted" } else { "" }
+        );
+        net.start(victim_name).with_context(|| format!("restarting {victim_name}"))?;
+        let target = self.wait_above(observer, 0).await?;
+        self.wait_above(victim, target.saturating_sub(1))
+            .await
+            .with_context(|| format!("waiting for {victim_name} to catch up"))?;
+        tokio::time::sleep(SETTLE).await;
+        Ok((!raced).then(|| Trial {
+            killed: victim_name.clone(),
+            height,
+            view: block.certificate.view,
+            failover_ms: failover.as_secs_f64() * 1_000.0,
+        }))
     }
-}
 
-/// Polls until `node` is at least as high as `reference` was when asked.
-async fn wait_caught_up(node: &Client, reference: &Client, shard: ShardId, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let target = height(reference, shard, timeout).await?;
-        if let Ok(Some(height)) = node.height(shard).await
-            && height >= target
-        {
-            return Ok(());
+    /// Polls member `member` until its height exceeds `above` (so `above =
+    /// 0` is its current height once it answers); returns that height.
+    async fn wait_above(&self, member: usize, above: u64) -> Result<u64> {
+        let deadline = Instant::now() + self.timeout;
+        let client = &self.clients[member];
+        loop {
+            if let Some(height) = probe::height(client, self.id).await
+                && height > above
+            {
+                return Ok(height);
+            }
+            if Instant::now() >= deadline {
+                bail!("{} stayed at height {above} or below for {:?}", client.url(), self.timeout);
+            }
+            tokio::time::sleep(POLL).await;
         }
-        if Instant::now() >= deadline {
-            bail!("{} did not reach height {target} in {timeout:?}", node.url());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

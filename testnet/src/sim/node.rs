@@ -9,7 +9,7 @@
 //! reported final, the evidence it published, the equivocations its
 //! replica detected, and the proposals and votes it accepted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use palisade_consensus::{
     BlockHash, Committee, Decision, Evidence, Message, Phase, SafetyState, SignedMessage, ValidatorIndex,
@@ -65,6 +65,12 @@ pub struct Node {
     /// Volatile: the read view the node's RPC would read, fed by the core's
     /// `Effect::View`s (checked against its pools).
     pub view: ReadView,
+    /// Volatile: the gossip it has received, by content hash. The node's
+    /// gossip identifies a message by its bytes and drops one it has seen
+    /// (see node/src/net/behaviour.rs); so does the simulator, or a core
+    /// relying on sending the same bytes twice would pass here and fail
+    /// there.
+    pub gossip_seen: HashSet<[u8; 32]>,
 }
 
 impl Node {
@@ -91,6 +97,7 @@ impl Node {
             evidence: Vec::new(),
             detected: Vec::new(),
             seen: BTreeMap::new(),
+            gossip_seen: HashSet::new(),
             view: ReadView::default(),
         }
     }
@@ -151,6 +158,7 @@ impl Node {
         self.incarnation += 1;
         self.tick_at = None;
         self.seen.clear();
+        self.gossip_seen.clear();
         self.view = ReadView::default();
     }
 

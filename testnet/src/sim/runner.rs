@@ -47,9 +47,11 @@ pub struct Stats {
     pub messages: u64,
     /// Messages lost to drops, partitions or dead receivers.
     pub lost: u64,
+    /// Gossip dropped by its receiver as already seen (the same bytes).
+    pub deduplicated: u64,
     /// Gossip messages a core judged provably bad (its `Reject` verdict).
     pub rejected: u64,
-    /// View changes honest validators sent (retransmissions included).
+    /// View changes honest validators signed (re-sent copies not counted).
     pub view_changes: u64,
     /// Blocks committed (all nodes, replica and sync).
     pub commits: u64,
@@ -532,7 +534,7 @@ impl Sim {
         if own && !self.nodes[node].persisted_covers(&message) {
             self.host_violation(node, format!("sent {:?} before persisting it", message.message));
         }
-        if own && matches!(message.message, Message::ViewChange(_)) {
+        if own && matches!(&message.message, Message::ViewChange(vc) if vc.resend == 0) {
             self.stats.view_changes += 1;
         }
     }
@@ -644,7 +646,14 @@ impl Sim {
             return;
         }
         match wire {
-            Wire::Gossip { kind, data } => self.input(to, Input::Gossip { kind, data: data.to_vec() }, Some(from)),
+            Wire::Gossip { kind, data } => {
+                // The receiver's gossip drops bytes it has already seen.
+                if !self.nodes[to].gossip_seen.insert(*blake3::hash(&data).as_bytes()) {
+                    self.stats.deduplicated += 1;
+                    return;
+                }
+                self.input(to, Input::Gossip { kind, data: data.to_vec() }, Some(from))
+            }
             Wire::Request { id, request } => {
                 let answer = serve_sync(self.nodes[to].store(), &self.genesis, &request).map_err(|e| e.to_string());
                 self.send(to, from, Wire::Answer { id, answer });
