@@ -72,6 +72,11 @@
 //!   dropped by gossip as already seen). View changes lost to a partition
 //!   are then re-learnt within a beat of the heal, and P8 brings the lower
 //!   side up, however far the timers backed off meanwhile.
+//! * **P12** Presence: on every other beat, a member that is neither
+//!   awaited as leader nor re-sending a view change signs an `Alive` too.
+//!   The replica ignores it; hosts count who they heard from within a
+//!   leader timeout, to tell a lost quorum (or a node cut off from its
+//!   shard) while the shard is idle.
 //! * **P6** New view: the leader of `v + 1`, holding view changes for `v + 1`
 //!   from a quorum, proposes with those view changes as justification. If any
 //!   carries a prepared certificate, it must re-propose the block of the

@@ -113,17 +113,19 @@ pub struct SignedViewChange {
     pub signature: Signature,
 }
 
-/// "I lead `(height, view)` and am alive": a leader with no proposal out
+/// "I am at `(height, view)` and alive". A leader with no proposal out
 /// yet says so every beat, so followers can suspect a silent leader after
 /// `Config::leader_timeout_ms` instead of after the whole view timeout,
-/// which must cover an idle shard's wait for its heartbeat block. It
-/// commits the signer to nothing: it is never persisted, counted or used
-/// as evidence.
+/// which must cover an idle shard's wait for its heartbeat block. Every
+/// other member says so every other beat while it is not re-sending a view
+/// change, so that hosts can tell which members they hear (a lost quorum
+/// shows within a leader timeout, idle or not). It commits the signer to
+/// nothing: it is never persisted, counted or used as evidence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alive {
-    /// The height the sender leads.
+    /// The height the sender is deciding.
     pub height: u64,
-    /// The view the sender leads.
+    /// The view it is in.
     pub view: u64,
     /// Counts the sender's beats in this view. Signatures are
     /// deterministic: without it every beat of a view would be the same
@@ -164,7 +166,7 @@ pub enum Message {
     ViewChange(ViewChange),
     /// A decided block, for a lagging peer.
     Decided(Decision),
-    /// A leader's liveness beat.
+    /// A member's liveness beat.
     Alive(Alive),
 }
 

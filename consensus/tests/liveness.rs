@@ -8,9 +8,7 @@ mod harness;
 
 use harness::fixture::{Fixture, kinds};
 use harness::{CHAIN, SHARD, block_hash};
-use palisade_consensus::{
-    Action, Alive, Input, Message, Rejected, SignedMessage, TimerId, TimerKind, ValidatorIndex, ViewChange, encode,
-};
+use palisade_consensus::{Action, Alive, Input, Message, SignedMessage, TimerId, TimerKind, ViewChange, encode};
 
 const BLOCK: &[u8] = b"block one";
 
@@ -71,9 +69,10 @@ fn a_silent_leader_is_left_after_the_leader_timeout_and_only_the_latest_timer_co
 fn beats_from_anyone_but_the_leader_or_for_another_view_change_nothing() {
     let mut fx = Fixture::new(0);
     fx.start();
+    // [P12] A follower's beat is presence: accepted, and nothing more.
     let (result, out) = fx.try_input(Input::Message(fx.signed(2, alive(1, 0))));
-    assert_eq!(result, Err(Rejected::NotLeader { signer: ValidatorIndex(2), height: 1, view: 0 }));
-    assert!(out.is_empty());
+    assert_eq!(result, Ok(()));
+    assert!(out.is_empty(), "a follower's beat re-arms nothing: {:?}", kinds(&out));
     assert!(fx.from(2, alive(1, 1)).is_empty(), "another view's beat is dropped");
     assert!(fx.from(2, alive(2, 0)).is_empty(), "another height's beat is dropped, not buffered");
     assert!(fx.from(1, alive(0, 0)).is_empty(), "a past height's beat is dropped");
@@ -112,14 +111,31 @@ fn a_leader_says_it_is_alive_on_each_beat_until_it_proposes() {
     }
     let block = BLOCK.to_vec();
     fx.input(Input::Proposal { height: 1, view: 0, block_hash: block_hash(&block), block });
-    assert!(fx.input(Input::Beat).is_empty(), "proposed: nothing to say");
+    // Proposed: from now on it beats like any member, every other beat.
+    assert!(fx.input(Input::Beat).is_empty(), "beat 3: nothing to say");
+    let out = fx.input(Input::Beat);
+    assert_eq!(kinds(&out), ["Broadcast(Alive)"]);
+    assert_eq!(broadcasts(&out)[0].message, Message::Alive(Alive { height: 1, view: 0, beat: 4 }));
+}
+
+#[test]
+fn a_follower_says_it_is_present_every_other_beat_but_never_while_re_sending_its_view_change() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    let said: Vec<Vec<&str>> = (0..4).map(|_| kinds(&fx.input(Input::Beat))).collect();
+    assert_eq!(said, [vec![], vec!["Broadcast(Alive)"], vec![], vec!["Broadcast(Alive)"]]);
+    // In a view change the re-sent view change is its presence.
+    fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
+    for _ in 0..4 {
+        assert_eq!(kinds(&fx.input(Input::Beat)), ["Broadcast(ViewChange)"]);
+    }
 }
 
 #[test]
 fn a_view_change_is_sent_again_on_each_beat_until_the_new_view_has_a_proposal() {
     let mut fx = Fixture::new(0);
     fx.start();
-    assert!(fx.input(Input::Beat).is_empty(), "a follower in view 0 has nothing to send");
+    assert!(fx.input(Input::Beat).is_empty(), "beat 1: a follower in view 0 has nothing to send");
     let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
     let first = broadcasts(&out)[0].clone();
     assert!(matches!(first.message, Message::ViewChange(ViewChange { height: 1, view: 1, .. })));

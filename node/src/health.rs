@@ -1,10 +1,15 @@
 //! The operator's HTTP port: `GET /metrics` (Prometheus, OpenMetrics text)
 //! and `GET /health` (200 or 503 with a JSON report per shard).
 //!
-//! A node is healthy when every shard it *validates* committed within
-//! `health_stale_after_ms`: a validator that stopped committing needs a
-//! human. Shards it only follows are reported the same way but never make
-//! the node unhealthy (a follower may lag without harm).
+//! A node is healthy when every shard it *validates* is (see [`judge`]):
+//! it hears a quorum of its committee, it is not behind its peers, and it
+//! committed within `health_stale_after_ms`. Losing the quorum or falling
+//! behind shows within a leader timeout (400 ms by default), idle or not,
+//! so load balancers and wallets can route around the node. Shards it only
+//! follows are reported the same way but never make the node unhealthy (a
+//! follower may lag without harm). `/metrics` carries the same verdicts
+//! (`palisade_shard_healthy`, `palisade_validators_heard`), and so does
+//! `palisade_status`.
 //!
 //! This port is for the operator's network (scrapers, load balancers); it
 //! has no rate limit and reads only in-memory state.
@@ -22,6 +27,8 @@ use axum::routing::get;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+
+use palisade_shard_core::presence::heard_within;
 
 use crate::context::NodeContext;
 use crate::shard::ShardStatus;
@@ -42,30 +49,50 @@ pub fn seconds_since_commit(status: &ShardStatus, now_ms: u64) -> f64 {
 
 pub use palisade_ledger::api::{HealthReport, ShardHealth};
 
+/// A node behind its peers by `BEHIND_BLOCKS` must stay so this long to
+/// count as behind: applying a burst of blocks takes a moment.
+pub const BEHIND_GRACE_MS: u64 = 200;
+
 /// The health of every running shard at `now_ms`.
 pub fn report(ctx: &NodeContext, now_ms: u64) -> HealthReport {
-    let limit_ms = ctx.health_stale_after_ms;
-    let shards: Vec<ShardHealth> = ctx
-        .shards
-        .values()
-        .map(|handle| {
-            let status = handle.status();
-            let since_ms = now_ms.saturating_sub(status.last_commit_unix_ms);
-            let healthy = since_ms <= limit_ms;
-            let seconds = seconds_since_commit(&status, now_ms);
-            ShardHealth {
-                shard: status.shard,
-                validating: status.validator_index.is_some(),
-                healthy,
-                height: status.height,
-                seconds_since_last_commit: seconds,
-                reason: (!healthy)
-                    .then(|| format!("no commit for {seconds:.1} s (limit {} s)", limit_ms as f64 / 1000.0)),
-            }
-        })
-        .collect();
+    let shards: Vec<ShardHealth> =
+        ctx.shards.values().map(|handle| judge(&handle.status(), now_ms, ctx.health_stale_after_ms)).collect();
     let healthy = shards.iter().filter(|s| s.validating).all(|s| s.healthy);
     HealthReport { healthy, shards }
+}
+
+/// One shard's health at `now_ms`: unhealthy if the members it hears no
+/// longer make a quorum with it (the shard lost its quorum, or this node is
+/// cut off), if it has been behind its peers for [`BEHIND_GRACE_MS`], or if
+/// it committed nothing for `stale_after_ms`. Every reason that applies is
+/// given. The first two show within a leader timeout; the last catches
+/// everything else.
+pub fn judge(status: &ShardStatus, now_ms: u64, stale_after_ms: u64) -> ShardHealth {
+    let mut reasons = Vec::new();
+    let heard = heard_within(&status.heard_unix_ms, now_ms, status.presence_window_ms);
+    let members = status.heard_unix_ms.len();
+    if now_ms > status.quorum_until_unix_ms {
+        reasons
+            .push(format!("no quorum: hears {heard} of {members} validators within {} ms", status.presence_window_ms));
+    }
+    if status.behind_since_unix_ms.is_some_and(|since| now_ms.saturating_sub(since) >= BEHIND_GRACE_MS) {
+        reasons.push(format!("behind its peers: height {}, peers at {}", status.height, status.peer_height));
+    }
+    let seconds = seconds_since_commit(status, now_ms);
+    if now_ms.saturating_sub(status.last_commit_unix_ms) > stale_after_ms {
+        reasons.push(format!("no commit for {seconds:.1} s (limit {} s)", stale_after_ms as f64 / 1000.0));
+    }
+    ShardHealth {
+        shard: status.shard,
+        validating: status.validator_index.is_some(),
+        healthy: reasons.is_empty(),
+        height: status.height,
+        peer_height: status.peer_height,
+        validators_heard: heard,
+        validators: members,
+        seconds_since_last_commit: seconds,
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+    }
 }
 
 async fn health(State(ctx): State<Arc<NodeContext>>) -> Response {
@@ -75,6 +102,10 @@ async fn health(State(ctx): State<Arc<NodeContext>>) -> Response {
 }
 
 async fn metrics(State(ctx): State<Arc<NodeContext>>) -> Response {
+    // The health gauges say what `/health` would say now.
+    for shard in report(&ctx, unix_ms()).shards {
+        ctx.metrics.record_health(&shard);
+    }
     ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], ctx.metrics.encode()).into_response()
 }
 
@@ -107,4 +138,63 @@ pub async fn serve(
         info!("metrics/health server stopped");
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use palisade_consensus::ValidatorIndex;
+    use palisade_ledger::Hash;
+
+    use super::*;
+
+    const NOW: u64 = 1_000_000;
+    const STALE: u64 = 5_000;
+
+    /// A validator of a 4-member shard that committed 100 ms ago, hears
+    /// everyone and is level with its peers.
+    fn fine() -> ShardStatus {
+        ShardStatus {
+            validator_index: Some(ValidatorIndex(1)),
+            quorum_until_unix_ms: NOW + 350,
+            heard_unix_ms: vec![NOW - 100, u64::MAX, NOW - 50, NOW],
+            presence_window_ms: 400,
+            peer_height: 10,
+            height: 10,
+            ..ShardStatus::initial(2, 10, Hash([7; 32]), NOW - 100)
+        }
+    }
+
+    #[test]
+    fn a_shard_that_hears_its_quorum_and_keeps_up_is_healthy() {
+        let health = judge(&fine(), NOW, STALE);
+        assert!(health.healthy && health.validating, "{health:?}");
+        assert_eq!((health.shard, health.validators_heard, health.validators, health.reason), (2, 4, 4, None));
+    }
+
+    #[test]
+    fn a_lost_quorum_shows_the_moment_its_window_ends() {
+        let status = fine();
+        assert!(judge(&status, NOW + 350, STALE).healthy, "the last quorum still counts");
+        let health = judge(&status, NOW + 351, STALE);
+        assert!(!health.healthy);
+        assert_eq!(health.reason.as_deref(), Some("no quorum: hears 2 of 4 validators within 400 ms"));
+    }
+
+    #[test]
+    fn behind_counts_after_its_grace_and_every_reason_is_given() {
+        let status = ShardStatus { peer_height: 20, behind_since_unix_ms: Some(NOW - BEHIND_GRACE_MS + 1), ..fine() };
+        assert!(judge(&status, NOW, STALE).healthy, "within the grace");
+        let status = ShardStatus { behind_since_unix_ms: Some(NOW - BEHIND_GRACE_MS), ..status };
+        let health = judge(&status, NOW, STALE);
+        assert_eq!(health.reason.as_deref(), Some("behind its peers: height 10, peers at 20"));
+        let later = NOW + STALE;
+        let health = judge(&status, later, STALE);
+        assert_eq!(
+            health.reason.as_deref(),
+            Some(
+                "no quorum: hears 1 of 4 validators within 400 ms; behind its peers: height 10, peers at 20; \
+                 no commit for 5.1 s (limit 5 s)"
+            )
+        );
+    }
 }

@@ -135,6 +135,10 @@ pub struct Metrics {
     pub rpc_requests: Family<MethodLabel, Counter>,
     /// JSON-RPC calls refused by the per-client rate limit.
     pub rpc_rate_limited: Counter,
+    /// 1 while the shard is healthy here, as `/health` says.
+    pub healthy: Family<ShardLabel, Gauge>,
+    /// Committee members heard within a leader timeout, this node included.
+    pub validators_heard: Family<ShardLabel, Gauge>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -178,6 +182,8 @@ impl Metrics {
             receipts_emitted: Family::default(),
             rpc_requests: Family::default(),
             rpc_rate_limited: Counter::default(),
+            healthy: Family::default(),
+            validators_heard: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -212,6 +218,12 @@ impl Metrics {
         r.register("receipts_emitted", "Receipts emitted for other shards", metrics.receipts_emitted.clone());
         r.register("rpc_requests", "JSON-RPC calls by method", metrics.rpc_requests.clone());
         r.register("rpc_rate_limited", "JSON-RPC calls refused by the rate limit", metrics.rpc_rate_limited.clone());
+        r.register("shard_healthy", "1 while the shard is healthy here, as /health says", metrics.healthy.clone());
+        r.register(
+            "validators_heard",
+            "Committee members heard within a leader timeout, this node included",
+            metrics.validators_heard.clone(),
+        );
         let mut metrics = Metrics { registry, ..metrics };
         for shard in shards {
             metrics.init_shard(shard);
@@ -237,6 +249,8 @@ impl Metrics {
         let _ = self.receipts_pooled.get_or_create(&label);
         let _ = self.receipts_credited.get_or_create(&label);
         let _ = self.receipts_emitted.get_or_create(&label);
+        let _ = self.healthy.get_or_create(&label);
+        let _ = self.validators_heard.get_or_create(&label);
         for reason in MEMPOOL_REASONS {
             let _ = self.mempool_rejected.get_or_create(&ReasonLabel { shard, reason });
         }
@@ -252,6 +266,13 @@ impl Metrics {
     /// Counts a refused gossip message.
     pub fn gossip_refused(&self, shard: u32, kind: TopicKind, reason: &'static str) {
         let _ = self.gossip_rejected.get_or_create(&TopicReasonLabel { shard, topic: kind.into(), reason }).inc();
+    }
+
+    /// Sets the health gauges of `health`'s shard.
+    pub fn record_health(&self, health: &palisade_ledger::api::ShardHealth) {
+        let label = ShardLabel { shard: health.shard };
+        self.healthy.get_or_create(&label).set(i64::from(health.healthy));
+        self.validators_heard.get_or_create(&label).set(i64::try_from(health.validators_heard).unwrap_or(i64::MAX));
     }
 
     /// Prometheus text exposition (OpenMetrics format).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use palisade_ledger::{Block, Hash, Receipt, receipt_proof};
 use palisade_shard_core::byzantine::Misbehaviour;
 use palisade_testnet::sim::byzantine::Kind;
-use palisade_testnet::sim::scenario::{Crash, Partition};
+use palisade_testnet::sim::scenario::{Crash, LIVENESS_BOUND_MS, Partition};
 use palisade_testnet::sim::{Report, Scenario, Sim, Violation, replay_command, run_seed};
 
 /// Seeds the CI test runs (see `many_seeds_hold_every_invariant`).
@@ -174,6 +174,11 @@ fn a_jailing_under_reordering_never_stops_the_shard() {
         let blocks = agreed_blocks(&sim, 0);
         let Some(height) = blocks.iter().find(|(_, b)| !b.evidence.is_empty()).map(|(h, _)| *h) else { continue };
         slashed_runs += 1;
+        // The run stops once every shard is live; a late jailing needs
+        // longer to show three heights past it.
+        let past = |sim: &Sim| sim.nodes.iter().filter(|n| n.honest()).all(|n| n.height() >= height + 3);
+        let (report, sim) = sim.run_on(LIVENESS_BOUND_MS, past);
+        assert_clean(&report);
         for node in sim.nodes.iter().filter(|n| n.honest()) {
             assert!(
                 node.height() >= height + 3,

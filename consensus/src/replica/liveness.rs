@@ -10,6 +10,11 @@
 //! round). The leader timer never outlives the view's own, so a leader that
 //! beats but never proposes still loses the view when that timer fires.
 //!
+//! [P12] Presence: every member also signs an `Alive` every
+//! [`PRESENCE_EVERY_BEATS`] beats (a leader awaited for its proposal, every
+//! beat). Hosts count who they hear from: a shard that lost its quorum, or
+//! a node cut off from it, shows within a leader timeout even when idle.
+//!
 //! On each beat, a replica in a view above 0 that has seen no proposal
 //! also sends its own view change again, signed anew with the beat's
 //! number: those sent into a partition are re-learnt within a beat of the
@@ -20,6 +25,11 @@
 use super::{Action, Rejected, Replica, TimerId, TimerKind};
 use crate::committee::ValidatorIndex;
 use crate::message::{Alive, Message, ViewChange};
+
+/// [P12] A member not awaited as leader says it is alive once every this
+/// many beats: twice per leader timeout, so one lost beat never makes a
+/// member look gone to a host that waits a leader timeout.
+pub const PRESENCE_EVERY_BEATS: u64 = 2;
 
 impl Replica {
     /// [P10]/[P11] The host's beat.
@@ -32,21 +42,26 @@ impl Replica {
         // so no two are the same bytes (gossip drops bytes it has seen).
         let beat = self.round.beats.wrapping_add(1);
         self.round.beats = beat;
-        let alive = (self.is_leader() && self.safety.proposed.is_none()).then_some(Alive { height, view, beat });
         let again = (view > 0 && self.round.proposal.is_none())
             .then(|| self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me)))
             .flatten()
             .map(|own| ViewChange { resend: beat, ..own.view_change.clone() });
+        // [P10] the leader before its proposal, every beat; [P12] anyone
+        // else every other beat, unless the view change says it already.
+        let awaited = self.is_leader() && self.safety.proposed.is_none();
+        let present = again.is_none() && beat.is_multiple_of(PRESENCE_EVERY_BEATS);
+        let alive = (awaited || present).then_some(Alive { height, view, beat });
         let messages = alive.map(Message::Alive).into_iter().chain(again.map(Message::ViewChange));
         for message in messages.filter_map(|m| self.sign(m)).collect::<Vec<_>>() {
             self.outbox.push(Action::Broadcast(message));
         }
     }
 
-    /// [P10] A leader's liveness beat: re-arms the leader timer if it comes
-    /// from the leader of the current view before its proposal. Beats for
-    /// other heights or views are dropped, never buffered: the next one
-    /// comes within a beat.
+    /// [P10] A member's liveness beat: re-arms the leader timer if it comes
+    /// from the leader of the current view before its proposal. Other
+    /// members' beats, and beats for other heights or views, change nothing
+    /// here (the host counts them as presence) and are never buffered: the
+    /// next one comes within a beat or two.
     pub(super) fn on_alive(
         &mut self,
         signer: ValidatorIndex,
@@ -57,10 +72,7 @@ impl Replica {
         if (height, view) != (self.height(), self.view()) || self.awaiting_commit {
             return Ok(());
         }
-        if signer != self.leader() {
-            return Err(Rejected::NotLeader { signer, height, view });
-        }
-        if self.round.proposal.is_none() {
+        if signer == self.leader() && self.round.proposal.is_none() {
             self.arm_leader_timer(out);
         }
         Ok(())

@@ -217,6 +217,12 @@ pub struct ShardStatusJson {
     pub mempool_txs: usize,
     /// Since this node committed `height` (or started).
     pub seconds_since_last_commit: f64,
+    /// Whether the shard is healthy here, as `/health` says.
+    #[serde(default)]
+    pub healthy: bool,
+    /// Why not, as `/health` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
     /// The shard's committee, in committee (index) order.
     pub committee: Vec<CommitteeMember>,
 }
@@ -603,13 +609,26 @@ pub struct ShardHealth {
     pub shard: ShardId,
     /// Whether this node validates it (only those decide `healthy`).
     pub validating: bool,
-    /// Committed within the limit.
+    /// It hears a quorum, is not behind its peers, and committed within
+    /// the limit.
     pub healthy: bool,
     /// Committed height.
     pub height: u64,
+    /// Highest height its peers showed it.
+    #[serde(default)]
+    pub peer_height: u64,
+    /// Active committee members it heard within a leader timeout, itself
+    /// included.
+    #[serde(default)]
+    pub validators_heard: usize,
+    /// Active committee members.
+    #[serde(default)]
+    pub validators: usize,
     /// Since the last commit here (or the node's start).
     pub seconds_since_last_commit: f64,
-    /// Why it is not healthy, e.g. `no commit for 12.3 s (limit 5 s)`.
+    /// Why it is not healthy, e.g. `no quorum: hears 2 of 4 validators
+    /// within 400 ms` or `no commit for 12.3 s (limit 5 s)`; reasons are
+    /// joined with `; `.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -159,6 +159,11 @@ pub enum TxState {
     Unknown,
 }
 
+/// How long after its start a shard counts its quorum as present before
+/// it has heard anyone: dialling peers and joining gossip meshes takes a
+/// moment, and a restart is not an outage.
+pub const STARTUP_GRACE_MS: u64 = 3_000;
+
 /// What a shard publishes about itself.
 #[derive(Clone, Debug, Serialize)]
 pub struct ShardStatus {
@@ -177,6 +182,19 @@ pub struct ShardStatus {
     pub view: u64,
     /// Highest height seen from peers; above `height` while catching up.
     pub peer_height: u64,
+    /// Since when this node has been `BEHIND_BLOCKS` or more below its
+    /// peers (ms since the Unix epoch), if it is.
+    pub behind_since_unix_ms: Option<u64>,
+    /// Until when the committee members heard recently, with this node,
+    /// hold a quorum (ms since the Unix epoch; 0: never, `u64::MAX`: this
+    /// node alone is one). Past it, this node's shard has lost its quorum
+    /// or this node is cut off from it.
+    pub quorum_until_unix_ms: u64,
+    /// When each active committee member was last heard, in index order
+    /// (ms since the Unix epoch; 0: never; `u64::MAX`: this node).
+    pub heard_unix_ms: Vec<u64>,
+    /// How long a member may stay silent and still count as heard.
+    pub presence_window_ms: u64,
     /// Transactions waiting in the mempool.
     pub mempool_txs: usize,
     /// Bytes the mempool holds.
@@ -200,6 +218,12 @@ impl ShardStatus {
             last_commit_unix_ms: now_unix_ms,
             view: 0,
             peer_height: 0,
+            behind_since_unix_ms: None,
+            // A node that just started has heard nobody yet: not a lost
+            // quorum until its first window has passed.
+            quorum_until_unix_ms: now_unix_ms.saturating_add(STARTUP_GRACE_MS),
+            heard_unix_ms: Vec::new(),
+            presence_window_ms: 0,
             mempool_txs: 0,
             mempool_bytes: 0,
             receipts_pooled: 0,

@@ -13,6 +13,7 @@
 //! - [`chain`]: validating, building and committing blocks;
 //! - [`mempool`], [`receipts`], [`evidence`]: what waits for a block;
 //! - [`timers`]: its deadlines;
+//! - [`presence`]: which committee members it hears from;
 //! - [`view`]: what the host keeps for RPC reads of the pools;
 //! - [`serve`]: answering peers' sync requests and receipt scans;
 //! - [`storage`]: the store traits, and [`storage::MemStore`];
@@ -24,6 +25,7 @@ pub mod chain;
 pub mod effect;
 pub mod evidence;
 pub mod mempool;
+pub mod presence;
 pub mod receipts;
 pub mod serve;
 pub mod shard;

@@ -20,7 +20,7 @@ use tracing::debug;
 
 use super::errors::{busy, forward_busy, internal, invalid_params, rejected, shard_not_tracked};
 use crate::context::NodeContext;
-use crate::health::{seconds_since_commit, unix_ms};
+use crate::health::{judge, unix_ms};
 use crate::mempool::Rejection;
 use crate::shard::TxState;
 use crate::shard::chain::decode_certificate;
@@ -130,6 +130,7 @@ fn status(ctx: &NodeContext) -> StatusResponse {
         .values()
         .map(|handle| {
             let s = handle.status();
+            let health = judge(&s, now_ms, ctx.health_stale_after_ms);
             ShardStatusJson {
                 shard: s.shard,
                 validator_index: s.validator_index.map(|i| i.0),
@@ -138,7 +139,9 @@ fn status(ctx: &NodeContext) -> StatusResponse {
                 view: s.view,
                 peer_height: s.peer_height,
                 mempool_txs: s.mempool_txs,
-                seconds_since_last_commit: seconds_since_commit(&s, now_ms),
+                seconds_since_last_commit: health.seconds_since_last_commit,
+                healthy: health.healthy,
+                health_reason: health.reason,
                 committee: committee(ctx, s.shard),
             }
         })

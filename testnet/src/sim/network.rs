@@ -103,9 +103,14 @@ impl Queue {
         self.events.insert((at_ms, self.sequence), event);
     }
 
-    /// The earliest event.
-    pub fn pop(&mut self) -> Option<(u64, Event)> {
-        self.events.pop_first().map(|((at_ms, _), event)| (at_ms, event))
+    /// The earliest event, if it is due by `end_ms` (later ones stay).
+    pub fn pop_until(&mut self, end_ms: u64) -> Option<(u64, Event)> {
+        let first = self.events.first_entry()?;
+        if first.key().0 > end_ms {
+            return None;
+        }
+        let ((at_ms, _), event) = first.remove_entry();
+        Some((at_ms, event))
     }
 
     /// Events waiting.

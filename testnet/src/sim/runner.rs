@@ -228,20 +228,31 @@ impl Sim {
         for node in 0..self.nodes.len() {
             self.input(node, Input::Start, None);
         }
-        while let Some((at_ms, event)) = self.queue.pop() {
-            if at_ms > end_ms {
-                break;
-            }
+        self.play_until(end_ms, |sim| matches!(sim.lively(), Some(true)) && sim.receipts_settled());
+        let report = self.report();
+        (report, self)
+    }
+
+    /// Plays on after [`Sim::run`] until `done` holds or `more_ms` of
+    /// simulated time have passed, then checks every invariant again: for
+    /// tests that need a run to go past its liveness bound.
+    pub fn run_on(mut self, more_ms: u64, done: impl Fn(&Sim) -> bool) -> (Report, Sim) {
+        let end_ms = self.now_ms.saturating_add(more_ms);
+        self.play_until(end_ms, done);
+        let report = self.report();
+        (report, self)
+    }
+
+    fn play_until(&mut self, end_ms: u64, done: impl Fn(&Sim) -> bool) {
+        while let Some((at_ms, event)) = self.queue.pop_until(end_ms) {
             self.now_ms = at_ms;
             self.stats.events += 1;
             self.play(event);
-            if matches!(self.lively(), Some(true)) && self.receipts_settled() {
+            if done(self) {
                 break;
             }
         }
         self.stats.end_ms = self.now_ms;
-        let report = self.report();
-        (report, self)
     }
 
     /// The report of the run so far, checks included.

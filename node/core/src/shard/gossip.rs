@@ -58,6 +58,7 @@ impl<S: ChainStore> ShardCore<S> {
                 return Ok(());
             }
         };
+        self.presence.heard(verified.signer, self.now_ms);
         self.note_peer_height(height.saturating_sub(1), out);
         if let Message::Decided(decision) = &verified.message {
             self.note_peer_height(decision.certificate.height, out);

@@ -33,9 +33,10 @@ use tracing::warn;
 
 use crate::byzantine::Misbehaviour;
 use crate::chain::Chain;
-use crate::effect::{Effect, Input, ShardStatus};
+use crate::effect::{Effect, Input, STARTUP_GRACE_MS, ShardStatus};
 use crate::evidence::EvidencePool;
 use crate::mempool::{Mempool, MempoolConfig};
+use crate::presence::Presence;
 use crate::receipts::{self, Receipts};
 use crate::storage::{ChainStore, StorageError};
 use crate::timers::{Timer, Timers};
@@ -83,7 +84,14 @@ struct Limits {
     heartbeat_interval_ms: u64,
     /// Between two of the replica's beats: four per leader timeout.
     beat_interval_ms: u64,
+    /// A member unheard for this long is taken as gone: the leader
+    /// timeout, in which every member beats at least twice (P12).
+    presence_window_ms: u64,
 }
+
+/// A node this many blocks below its peers is behind (one below is normal:
+/// a follower applies a block a moment after others).
+pub const BEHIND_BLOCKS: u64 = 3;
 
 /// One shard's host logic on one node. See the module docs.
 pub struct ShardCore<S> {
@@ -113,6 +121,12 @@ pub struct ShardCore<S> {
     observed_view: u64,
     /// Highest committed height a peer showed us.
     peer_height: u64,
+    /// Since when we have been [`BEHIND_BLOCKS`] or more below it.
+    behind_since_ms: Option<u64>,
+    /// Which committee members we hear from.
+    presence: Presence,
+    /// When this core opened (see [`STARTUP_GRACE_MS`]).
+    opened_ms: u64,
     /// A block-sync request is out, sent at this time.
     sync_inflight_ms: Option<u64>,
     /// Transactions our clients submitted, encoded, waiting to be gossiped
@@ -210,6 +224,7 @@ impl<S: ChainStore> ShardCore<S> {
                 block_interval_ms: params.block_interval_ms,
                 heartbeat_interval_ms: params.heartbeat_interval_ms,
                 beat_interval_ms: (params.leader_timeout_ms / 4).max(1),
+                presence_window_ms: params.leader_timeout_ms.max(1),
             },
             address: key.as_ref().map(Keypair::address),
             misbehave,
@@ -219,6 +234,9 @@ impl<S: ChainStore> ShardCore<S> {
             height_started_ms: now_ms,
             observed_view: 0,
             peer_height: tip.height,
+            behind_since_ms: None,
+            presence: Presence::default(),
+            opened_ms: now_ms,
             sync_inflight_ms: None,
             tx_outbox: Vec::new(),
             tx_outbox_bytes: 0,
@@ -234,7 +252,18 @@ impl<S: ChainStore> ShardCore<S> {
         self.now_ms = self.now_ms.max(now_ms);
         let result = self.on_input(input, out);
         self.report_view_changes(out);
+        self.note_behind();
         result
+    }
+
+    /// Starts or ends the "behind" period after an input.
+    fn note_behind(&mut self) {
+        let behind = self.peer_height >= self.chain.tip().height.saturating_add(BEHIND_BLOCKS);
+        match (behind, self.behind_since_ms) {
+            (true, None) => self.behind_since_ms = Some(self.now_ms),
+            (false, Some(_)) => self.behind_since_ms = None,
+            _ => {}
+        }
     }
 
     fn on_input(&mut self, input: Input, out: &mut Vec<Effect>) -> Result<(), StorageError> {
@@ -287,6 +316,9 @@ impl<S: ChainStore> ShardCore<S> {
     /// What the shard publishes about itself.
     pub fn status(&self) -> ShardStatus {
         let tip = self.chain.tip();
+        let committee = self.chain.committee();
+        let me = self.replica.index();
+        let window = self.limits.presence_window_ms;
         ShardStatus {
             shard: self.shard,
             validator_index: self.replica.index(),
@@ -295,6 +327,13 @@ impl<S: ChainStore> ShardCore<S> {
             last_commit_unix_ms: self.last_commit_ms,
             view: self.replica.view(),
             peer_height: self.peer_height.max(tip.height),
+            behind_since_unix_ms: self.behind_since_ms,
+            quorum_until_unix_ms: self
+                .presence
+                .quorum_until_ms(committee, me, window)
+                .max(self.opened_ms.saturating_add(STARTUP_GRACE_MS)),
+            heard_unix_ms: self.presence.heard_times(committee, me),
+            presence_window_ms: window,
             mempool_txs: self.mempool.len(),
             mempool_bytes: self.mempool.bytes(),
             receipts_pooled: self.receipts.len(),
