@@ -59,8 +59,9 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// wait_secs = 60                     # how long transfer waits for finality
 /// fee = "0.000001"                   # default transfer fee, PAL
 ///
-/// [shard_nodes]                      # nodes for shards the default node does not run
-/// 1 = "http://127.0.0.1:27013"
+/// [shard_nodes]                      # nodes for shards the default node does not run,
+/// 1 = "http://127.0.0.1:27013"       # one URL or a list: the wallet tries them in turn
+/// 2 = ["http://10.0.0.7:26657", "http://10.0.0.8:26657"]
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -74,8 +75,16 @@ pub struct Config {
     pub wait_secs: Option<u64>,
     /// The default transfer fee.
     pub fee: Option<Amount>,
-    /// Per-shard node URLs.
-    pub shard_nodes: BTreeMap<ShardId, String>,
+    /// Per-shard node URLs, each list in the order to try (never empty).
+    pub shard_nodes: BTreeMap<ShardId, Vec<String>>,
+}
+
+/// One URL or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Urls {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// The file as written: TOML keys are strings, the fee is PAL text.
@@ -87,7 +96,7 @@ struct ConfigFile {
     default_key: Option<String>,
     wait_secs: Option<u64>,
     fee: Option<String>,
-    shard_nodes: BTreeMap<String, String>,
+    shard_nodes: BTreeMap<String, Urls>,
 }
 
 impl Config {
@@ -118,9 +127,17 @@ impl Config {
         let shard_nodes = file
             .shard_nodes
             .into_iter()
-            .map(|(shard, url)| match shard.parse::<ShardId>() {
-                Ok(shard) => Ok((shard, url)),
-                Err(_) => Err(format!("shard_nodes: `{shard}` is not a shard number")),
+            .map(|(shard, urls)| {
+                let number =
+                    shard.parse::<ShardId>().map_err(|_| format!("shard_nodes: `{shard}` is not a shard number"))?;
+                let urls = match urls {
+                    Urls::One(url) => vec![url],
+                    Urls::Many(urls) => urls,
+                };
+                if urls.is_empty() {
+                    return Err(format!("shard_nodes: shard {shard} lists no node"));
+                }
+                Ok((number, urls))
             })
             .collect::<Result<_, String>>()?;
         Ok(Config {
@@ -162,7 +179,12 @@ mod tests {
         .unwrap();
         let config = Config::load(dir.path()).unwrap();
         assert_eq!(config.default_key.as_deref(), Some("alice"));
-        assert_eq!(config.shard_nodes[&1], "http://127.0.0.1:27013");
+        assert_eq!(config.shard_nodes[&1], ["http://127.0.0.1:27013"]);
+        std::fs::write(dir.path().join(CONFIG_FILE), "[shard_nodes]\n2 = [\"http://a:1\", \"http://b:2\"]\n").unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap().shard_nodes[&2], ["http://a:1", "http://b:2"]);
+        std::fs::write(dir.path().join(CONFIG_FILE), "[shard_nodes]\n2 = []\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("shard 2 lists no node"), "{err}");
         assert_eq!(config.fee, Some(Amount(2_000)));
 
         std::fs::write(dir.path().join(CONFIG_FILE), "nodes = \"http://x\"\n").unwrap();

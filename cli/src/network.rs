@@ -9,10 +9,15 @@
 //!
 //! Nodes only answer for the shards they run. An explicit `--node` /
 //! `$PALISADE_NODE` answers for everything. Otherwise the config's `node`
-//! and `[shard_nodes]` apply; with no node configured at all, the wallet
-//! assumes the local testnet's layout (`palisade-testnet up` at its default
-//! base port, see `palisade_ledger::api::local`): shard `s` is asked at the
-//! RPC port of its first validator.
+//! and `[shard_nodes]` (one URL or a list per shard) apply; with no node
+//! configured at all, the wallet assumes the local testnet's layout
+//! (`palisade-testnet up` at its default base port, see
+//! `palisade_ledger::api::local`): shard `s` is asked at the RPC ports of
+//! its validators, the first one first.
+//!
+//! Of a shard's nodes, the wallet asks first one that is up and calls the
+//! shard healthy (its `palisade_status`), and moves on to the next when a
+//! node goes down under a call ([`Route`]).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -20,7 +25,8 @@ use std::path::Path;
 
 use palisade_ledger::api::StatusResponse;
 use palisade_ledger::api::client::Client;
-use palisade_ledger::api::local::{BASE_PORT, shard_rpc_url};
+use palisade_ledger::api::local::{BASE_PORT, shard_rpc_urls};
+use palisade_ledger::api::route::Route;
 use palisade_ledger::{Address, Genesis, Hash, ShardId};
 
 use crate::config::{Config, DEFAULT_NODE};
@@ -63,16 +69,17 @@ impl LoadedGenesis {
     }
 }
 
-/// Which node answers for which shard.
+/// Which nodes answer for which shard, each list in the order to try.
 #[derive(Clone, Debug)]
 pub struct Nodes {
     default: String,
-    shards: BTreeMap<ShardId, String>,
+    shards: BTreeMap<ShardId, Vec<String>>,
 }
 
 impl Nodes {
     /// The routing for `explicit` (flag or environment), else `config`,
-    /// else the local testnet layout of `genesis`.
+    /// else the local testnet layout of `genesis` (every validator of each
+    /// shard, in committee order).
     pub fn resolve(explicit: Option<String>, config: &Config, genesis: &Genesis) -> Nodes {
         if let Some(url) = explicit {
             return Nodes { default: url, shards: BTreeMap::new() };
@@ -81,20 +88,27 @@ impl Nodes {
             let default = config.node.clone().unwrap_or_else(|| DEFAULT_NODE.to_string());
             return Nodes { default, shards: config.shard_nodes.clone() };
         }
-        let shards =
-            (0..genesis.shard_count).filter_map(|s| Some((s, shard_rpc_url(genesis, s, BASE_PORT)?))).collect();
+        let shards = (0..genesis.shard_count)
+            .map(|s| (s, shard_rpc_urls(genesis, s, BASE_PORT)))
+            .filter(|(_, urls)| !urls.is_empty())
+            .collect();
         Nodes { default: DEFAULT_NODE.to_string(), shards }
     }
 
-    /// The node asked about `shard`.
+    /// The node asked first about `shard`.
     pub fn url(&self, shard: ShardId) -> &str {
-        self.shards.get(&shard).unwrap_or(&self.default)
+        self.urls(shard).first().map_or(&self.default, String::as_str)
+    }
+
+    /// The nodes that answer for `shard`, in the order to try them.
+    pub fn urls(&self, shard: ShardId) -> &[String] {
+        self.shards.get(&shard).map_or(std::slice::from_ref(&self.default), Vec::as_slice)
     }
 
     /// Every node, the default first, each once.
     pub fn all(&self) -> Vec<String> {
         let mut urls = vec![self.default.clone()];
-        for url in self.shards.values() {
+        for url in self.shards.values().flatten() {
             if !urls.contains(url) {
                 urls.push(url.clone());
             }
@@ -175,10 +189,41 @@ impl Network {
         }
     }
 
-    /// The node that answers for `shard`, checked.
+    /// The node that answers for `shard`, checked: the first of its nodes
+    /// that is up and calls the shard healthy, else the first that is up.
     pub async fn for_shard(&mut self, shard: ShardId) -> Result<&Checked> {
-        let url = self.nodes.url(shard).to_string();
+        let route = self.route(shard).await?;
+        let url =
+            route.current().map(|client| client.url().to_string()).unwrap_or_else(|| self.nodes.url(shard).into());
         self.node(&url).await
+    }
+
+    /// Every node of `shard` that is up and runs our genesis, those that
+    /// call the shard healthy first (then in configured order), as a
+    /// [`Route`]: calls move on to the next node when one goes down. If
+    /// none is up, the first node's error.
+    pub async fn route(&mut self, shard: ShardId) -> Result<Route> {
+        let urls = self.nodes.urls(shard).to_vec();
+        let mut first_error = None;
+        let (mut healthy, mut others) = (Vec::new(), Vec::new());
+        for url in urls {
+            match self.node(&url).await {
+                Ok(node) => {
+                    let fine = node.status.shards.iter().any(|s| s.shard == shard && s.healthy);
+                    if fine { &mut healthy } else { &mut others }.push(node.client.clone());
+                }
+                Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        healthy.extend(others);
+        match (Route::new(healthy), first_error) {
+            (Some(route), _) => Ok(route),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(WalletError::Usage(format!("no node is configured for shard {shard}"))),
+        }
     }
 
     /// Asks the nodes at `urls` in turn with `ask`, each after its genesis
@@ -236,7 +281,7 @@ mod tests {
     #[test]
     fn the_default_node_is_the_local_testnets_first_validator() {
         let genesis = LoadedGenesis::load(None).unwrap().genesis;
-        assert_eq!(shard_rpc_url(&genesis, 0, BASE_PORT).unwrap(), DEFAULT_NODE);
+        assert_eq!(shard_rpc_urls(&genesis, 0, BASE_PORT)[0], DEFAULT_NODE);
     }
 
     #[test]
@@ -248,15 +293,24 @@ mod tests {
         assert_eq!(nodes.url(1), "http://127.0.0.1:27013");
         assert_eq!(nodes.url(2), "http://127.0.0.1:27025");
         assert_eq!(nodes.url(3), "http://127.0.0.1:27037");
-        assert_eq!(nodes.url(2), shard_rpc_url(&genesis, 2, BASE_PORT).unwrap());
-        assert_eq!(nodes.all().len(), 4);
+        // Every validator of the shard, its first one asked first.
+        assert_eq!(
+            nodes.urls(1),
+            ["http://127.0.0.1:27013", "http://127.0.0.1:27016", "http://127.0.0.1:27019", "http://127.0.0.1:27022"]
+        );
+        assert_eq!(nodes.all().len(), 16);
         let explicit = Nodes::resolve(Some("http://h:1".into()), &Config::default(), &genesis);
         assert_eq!(explicit.url(2), "http://h:1");
         let config = Config { node: Some("http://n:1".into()), ..Config::default() };
         let configured = Nodes::resolve(None, &config, &genesis);
         assert_eq!((configured.url(3), configured.all().len()), ("http://n:1", 1));
-        let config = Config { shard_nodes: BTreeMap::from([(1, "http://s:1".to_string())]), ..Config::default() };
+        let config = Config {
+            shard_nodes: BTreeMap::from([(1, vec!["http://s:1".to_string(), "http://t:1".to_string()])]),
+            ..Config::default()
+        };
         let per_shard = Nodes::resolve(None, &config, &genesis);
         assert_eq!((per_shard.url(1), per_shard.url(2)), ("http://s:1", DEFAULT_NODE));
+        assert_eq!(per_shard.urls(1), ["http://s:1", "http://t:1"]);
+        assert_eq!(per_shard.all(), [DEFAULT_NODE, "http://s:1", "http://t:1"]);
     }
 }

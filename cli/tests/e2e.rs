@@ -212,6 +212,51 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
     let proven = wallet.json(&["balance", "other", "--prove"]);
     assert_eq!(proven["balance"]["units"], units("3.5"));
     assert!(!net.is_running("validator-0-3"));
+    net.start("validator-0-3").unwrap();
+    a_wallet_routes_around_a_dead_node(&mut net, &wallet, &other).await;
+}
+
+/// The same wallet home, routed by its config to all four validators of
+/// shard 0 instead of `--node`: a transfer waiting on the first node when
+/// it is killed completes on another without the user retrying, and reads
+/// go to the next node while the first is dead.
+async fn a_wallet_routes_around_a_dead_node(net: &mut LocalNet, wallet: &Wallet, other: &str) {
+    let urls: Vec<String> = (0..4).map(|i| format!("\"{}\"", net.nodes[i].rpc_url())).collect();
+    std::fs::write(wallet.home.join("config.toml"), format!("[shard_nodes]\n0 = [{}]\n", urls.join(", "))).unwrap();
+    let routed = Wallet {
+        node: None,
+        home: wallet.home.clone(),
+        password: wallet.password.clone(),
+        genesis: wallet.genesis.clone(),
+    };
+    let tip = Client::new(&net.nodes[1].rpc_url()).unwrap().height(0).await.unwrap().unwrap();
+    wait_for_height(net, &[0, 1, 2, 3], tip + 1).await;
+    let fresh_before = routed.balance_units("fresh");
+    assert_eq!(routed.balance_units("other"), units("3.5"));
+
+    // The transfer goes to the first node; it is killed as soon as it has
+    // the transaction (a block takes 100 ms here, so the wallet is still
+    // waiting), and the wallet must finish on another node.
+    let first = Client::new(&net.nodes[0].rpc_url()).unwrap();
+    let transfer = routed
+        .command(&["--key", "fresh", "transfer", "--to", other, "--amount", "0.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while first.status().await.map_or(0, |s| s.shards[0].mempool_txs) == 0 {
+        assert!(Instant::now() < deadline, "the transfer never reached the first node");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    net.kill("validator-0-0").unwrap();
+    let output = tokio::task::spawn_blocking(move || transfer.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("final on shard 0 at height "), "{stdout}");
+    // The first node is dead: the next one answers.
+    assert_eq!(routed.balance_units("other"), units("4"));
+    assert_eq!(routed.balance_units("fresh"), fresh_before - units("0.5") - FEE_UNITS, "debited once");
 }
 
 /// Two shards, routed by the wallet's config: money sent to an address on

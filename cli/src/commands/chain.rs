@@ -108,6 +108,8 @@ fn health(status: &ShardStatusJson, stale_after_secs: f64) -> String {
         format!("stalled ({:.0} s without a commit)", status.seconds_since_last_commit)
     } else if status.peer_height > status.height.saturating_add(CATCH_UP_LAG_BLOCKS) {
         format!("catching up (peers at {})", status.peer_height)
+    } else if let Some(reason) = status.health_reason.as_ref().filter(|_| !status.healthy) {
+        format!("unhealthy: {reason}")
     } else {
         "ok".into()
     }
@@ -119,18 +121,29 @@ pub async fn status(ctx: &Context) -> Result<Report> {
     let shard_count = network.genesis().shard_count;
     let stale_after_secs =
         network.genesis().params.heartbeat_interval_ms.saturating_mul(STALLED_HEARTBEATS) as f64 / 1000.0;
-    // Each node once, even if it answers for several shards.
-    let mut urls: Vec<String> = Vec::new();
+    // Each shard from a node of its that is up and calls it healthy, if
+    // any (else its first node, to say why); each node asked once.
+    let mut chosen: Vec<String> = Vec::new();
     for shard in 0..shard_count {
-        let url = network.nodes().url(shard);
-        if !urls.iter().any(|u| u == url) {
-            urls.push(url.to_string());
+        let url = match network.route(shard).await {
+            Ok(route) => {
+                route.current().map_or_else(|| network.nodes().url(shard).to_string(), |c| c.url().to_string())
+            }
+            Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
+            Err(_) => network.nodes().url(shard).to_string(),
+        };
+        chosen.push(url);
+    }
+    let mut urls: Vec<String> = Vec::new();
+    for url in &chosen {
+        if !urls.contains(url) {
+            urls.push(url.clone());
         }
     }
     let answers = network.ask_in_turn(urls, async |node| Ok(node.status.clone()), |_| false).await?;
     let rows: Vec<ShardRow> = (0..shard_count)
         .map(|shard| {
-            let node = network.nodes().url(shard).to_string();
+            let node = chosen.get(shard as usize).cloned().unwrap_or_default();
             let (status, health) = match answers.iter().find(|(url, _)| *url == node).map(|(_, answer)| answer) {
                 Some(Ok(answer)) => match answer.shards.iter().find(|s| s.shard == shard) {
                     Some(s) => (Some(s.clone()), health(s, stale_after_secs)),

@@ -59,8 +59,10 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 
     let mut network = ctx.network()?;
     let (from_shard, to_shard) = (network.shard_of(&from), network.shard_of(&to));
-    let client = network.for_shard(from_shard).await?.client.clone();
-    let account = client.account(&from, false).await?;
+    // Every node of the shard, a healthy one first: a node that dies under
+    // the transfer is replaced by the next without the user retrying.
+    let mut route = network.route(from_shard).await?;
+    let account = route.call(async |client| client.account(&from, false).await).await?;
     let balance = Amount(account.balance_units);
     let needed = amount.checked_add(fee).ok_or_else(|| WalletError::Usage("amount + fee overflows".into()))?;
     if balance < needed {
@@ -72,7 +74,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
     let tx = SignedTx::transfer(&keypair, &network.genesis().chain_id, account.nonce, to, amount, fee);
     let id = tx.id();
     let started = Instant::now();
-    let shard = match client.submit(&tx).await {
+    let shard = match route.call(async |client| client.submit(&tx).await).await {
         Ok(submitted) => submitted.shard,
         // This very transaction (same id) is already pending, e.g. after a
         // `--no-wait` with the same arguments: wait for it like any other.
@@ -98,7 +100,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 
     let timeout = Duration::from_secs(request.wait_secs.or(ctx.config.wait_secs).unwrap_or(DEFAULT_WAIT_SECS));
     let bar = spinner(ctx.format, format!("waiting for {id} to be final"));
-    let outcome = client.wait_final(&id, POLL, timeout).await;
+    let outcome = route.wait_final(&tx, POLL, timeout).await;
     bar.finish_and_clear();
     let latency_ms = started.elapsed().as_millis();
     match outcome? {

@@ -10,6 +10,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod route;
 pub mod verify;
 
 use palisade_consensus::CommitCertificate;
@@ -112,14 +114,22 @@ pub mod local {
     /// The JSON-RPC URL of `shard`'s first validator on a local testnet
     /// started from `genesis` at `base`.
     pub fn shard_rpc_url(genesis: &Genesis, shard: ShardId, base: u16) -> Option<String> {
+        shard_rpc_urls(genesis, shard, base).into_iter().next()
+    }
+
+    /// The JSON-RPC URLs of all `shard`'s validators on that testnet, in
+    /// committee order (empty for no such shard, or ports past 65535).
+    pub fn shard_rpc_urls(genesis: &Genesis, shard: ShardId, base: u16) -> Vec<String> {
         let mut index = 0usize;
         for committee in &genesis.committees {
             if committee.shard == shard {
-                return Some(format!("http://127.0.0.1:{}", port(base, index, RPC_OFFSET)?));
+                return (index..index.saturating_add(committee.validators.len()))
+                    .map_while(|i| Some(format!("http://127.0.0.1:{}", port(base, i, RPC_OFFSET)?)))
+                    .collect();
             }
-            index = index.checked_add(committee.validators.len())?;
+            index = index.saturating_add(committee.validators.len());
         }
-        None
+        Vec::new()
     }
 }
 
