@@ -113,6 +113,9 @@ impl Behaviour {
     }
 }
 
+/// Most message ids in one IHAVE or IWANT: 1,000 ids are about 34 KB.
+const MAX_CONTROL_IDS: usize = 1_000;
+
 fn gossipsub(chain_id: &str, topics: &Topics) -> Result<Gossipsub, NetError> {
     let config = gossipsub::ConfigBuilder::default()
         // No mesh, no eager forwarding (see the module docs).
@@ -123,6 +126,16 @@ fn gossipsub(chain_id: &str, topics: &Topics) -> Result<Gossipsub, NetError> {
         .flood_publish(true)
         // Each accepted message is announced once, at the next heartbeat.
         .history_gossip(1)
+        // A control message (IHAVE/IWANT ids) over the receiver's limit
+        // kills the sender's stream to it for good: the receiver drops the
+        // stream, the sender keeps writing into it, and nothing it sends
+        // arrives again while the connection lives. The defaults allow
+        // sending 5,000 ids (about 170 KB) against a 16 KB receive limit,
+        // and a restarted validator asks for every id it is offered: 10
+        // leader kills in a row left shards deaf. So ids per control message
+        // stay far below a limit that is itself as large as a message.
+        .max_control_messages_sent(MAX_CONTROL_IDS)
+        .max_control_message_size(topics.max_transmit_bytes())
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(content_id)
         // Nothing is forwarded before its shard has said it is valid.
