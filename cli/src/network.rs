@@ -191,10 +191,10 @@ impl Network {
 
     /// The node that answers for `shard`, checked: the first of its nodes
     /// that is up and calls the shard healthy, else the first that is up.
+    /// Nodes after the first healthy one are not asked.
     pub async fn for_shard(&mut self, shard: ShardId) -> Result<&Checked> {
-        let route = self.route(shard).await?;
-        let url =
-            route.current().map(|client| client.url().to_string()).unwrap_or_else(|| self.nodes.url(shard).into());
+        let urls = self.up(shard, true).await?;
+        let url = urls.first().cloned().unwrap_or_else(|| self.nodes.url(shard).to_string());
         self.node(&url).await
     }
 
@@ -203,14 +203,26 @@ impl Network {
     /// [`Route`]: calls move on to the next node when one goes down. If
     /// none is up, the first node's error.
     pub async fn route(&mut self, shard: ShardId) -> Result<Route> {
-        let urls = self.nodes.urls(shard).to_vec();
+        let urls = self.up(shard, false).await?;
+        let clients = urls.iter().filter_map(|url| Some(self.checked.get(url)?.client.clone()));
+        Route::new(clients.collect())
+            .ok_or_else(|| WalletError::Usage(format!("no node is configured for shard {shard}")))
+    }
+
+    /// The URLs of `shard`'s nodes that are up, each checked, those that
+    /// call the shard healthy first; with `first_healthy`, the asking stops
+    /// at the first healthy one. If none is up, the first node's error.
+    async fn up(&mut self, shard: ShardId, first_healthy: bool) -> Result<Vec<String>> {
         let mut first_error = None;
         let (mut healthy, mut others) = (Vec::new(), Vec::new());
-        for url in urls {
+        for url in self.nodes.urls(shard).to_vec() {
             match self.node(&url).await {
                 Ok(node) => {
                     let fine = node.status.shards.iter().any(|s| s.shard == shard && s.healthy);
-                    if fine { &mut healthy } else { &mut others }.push(node.client.clone());
+                    if fine { &mut healthy } else { &mut others }.push(url);
+                    if fine && first_healthy {
+                        break;
+                    }
                 }
                 Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
                 Err(e) => {
@@ -219,10 +231,9 @@ impl Network {
             }
         }
         healthy.extend(others);
-        match (Route::new(healthy), first_error) {
-            (Some(route), _) => Ok(route),
-            (None, Some(e)) => Err(e),
-            (None, None) => Err(WalletError::Usage(format!("no node is configured for shard {shard}"))),
+        match first_error {
+            Some(e) if healthy.is_empty() => Err(e),
+            _ => Ok(healthy),
         }
     }
 

@@ -15,13 +15,6 @@ use super::balance::certified_json;
 use crate::error::{Result, WalletError};
 use crate::output::{Report, pal};
 
-/// A shard whose peers report more than this many heights above ours is
-/// catching up.
-pub const CATCH_UP_LAG_BLOCKS: u64 = 2;
-/// A shard without a commit for this many heartbeat intervals is stalled
-/// (an idle shard still commits an empty block every heartbeat).
-pub const STALLED_HEARTBEATS: u64 = 5;
-
 /// `tx ID`: asks the nodes in turn (the default first) until one knows it.
 pub async fn tx(ctx: &Context, id: &str) -> Result<Report> {
     let text = id.trim();
@@ -102,16 +95,12 @@ struct ShardRow {
     health: String,
 }
 
-/// How a shard is doing, from one node's point of view.
-fn health(status: &ShardStatusJson, stale_after_secs: f64) -> String {
-    if status.seconds_since_last_commit > stale_after_secs {
-        format!("stalled ({:.0} s without a commit)", status.seconds_since_last_commit)
-    } else if status.peer_height > status.height.saturating_add(CATCH_UP_LAG_BLOCKS) {
-        format!("catching up (peers at {})", status.peer_height)
-    } else if let Some(reason) = status.health_reason.as_ref().filter(|_| !status.healthy) {
-        format!("unhealthy: {reason}")
-    } else {
-        "ok".into()
+/// How a shard is doing, as the node judges it (`/health`'s verdict).
+fn health(status: &ShardStatusJson) -> String {
+    match (&status.health_reason, status.healthy) {
+        (_, true) => "ok".into(),
+        (Some(reason), false) => reason.clone(),
+        (None, false) => "unhealthy".into(),
     }
 }
 
@@ -119,16 +108,12 @@ fn health(status: &ShardStatusJson, stale_after_secs: f64) -> String {
 pub async fn status(ctx: &Context) -> Result<Report> {
     let mut network = ctx.network()?;
     let shard_count = network.genesis().shard_count;
-    let stale_after_secs =
-        network.genesis().params.heartbeat_interval_ms.saturating_mul(STALLED_HEARTBEATS) as f64 / 1000.0;
     // Each shard from a node of its that is up and calls it healthy, if
     // any (else its first node, to say why); each node asked once.
     let mut chosen: Vec<String> = Vec::new();
     for shard in 0..shard_count {
-        let url = match network.route(shard).await {
-            Ok(route) => {
-                route.current().map_or_else(|| network.nodes().url(shard).to_string(), |c| c.url().to_string())
-            }
+        let url = match network.for_shard(shard).await {
+            Ok(node) => node.client.url().to_string(),
             Err(e @ WalletError::GenesisMismatch(_)) => return Err(e),
             Err(_) => network.nodes().url(shard).to_string(),
         };
@@ -146,7 +131,7 @@ pub async fn status(ctx: &Context) -> Result<Report> {
             let node = chosen.get(shard as usize).cloned().unwrap_or_default();
             let (status, health) = match answers.iter().find(|(url, _)| *url == node).map(|(_, answer)| answer) {
                 Some(Ok(answer)) => match answer.shards.iter().find(|s| s.shard == shard) {
-                    Some(s) => (Some(s.clone()), health(s, stale_after_secs)),
+                    Some(s) => (Some(s.clone()), health(s)),
                     None => (None, "not run by this node".to_string()),
                 },
                 Some(Err(WalletError::Rpc(ClientError::Unreachable { .. }))) => (None, "unreachable".to_string()),

@@ -28,16 +28,6 @@ impl Route {
         (!clients.is_empty()).then_some(Route { clients })
     }
 
-    /// The node asked first (always there: a route is never empty).
-    pub fn current(&self) -> Option<&Client> {
-        self.clients.first()
-    }
-
-    /// Every node, in the order they will be asked.
-    pub fn clients(&self) -> &[Client] {
-        &self.clients
-    }
-
     /// `call` on the current node, then on each other one while they
     /// cannot be reached; the node that answers becomes the current one.
     /// If none can be reached, the first node's error.

@@ -123,7 +123,8 @@ async fn run_trials(net: &mut LocalNet, options: &FailoverOptions, report: &mut 
         .iter()
         .map(|v| Ok(Client::with_timeout(&net.node(&v.name)?.rpc_url(), CALL_TIMEOUT)?))
         .collect::<Result<_>>()?;
-    let shard = Shard { id: options.shard, members, clients, timeout: options.timeout };
+    let committee = net.genesis.consensus_committee(options.shard).context("the shard's committee")?;
+    let shard = Shard { id: options.shard, members, committee, clients, timeout: options.timeout };
     let attempts = options.trials.saturating_mul(ATTEMPTS_PER_TRIAL);
     for attempt in 1..=attempts {
         if report.trials.len() >= options.trials as usize {
@@ -149,6 +150,8 @@ async fn run_trials(net: &mut LocalNet, options: &FailoverOptions, report: &mut 
 struct Shard {
     id: ShardId,
     members: Vec<palisade_ledger::genesis::GenesisValidator>,
+    /// The same members as consensus sees them: its rotation picks leaders.
+    committee: palisade_consensus::Committee,
     clients: Vec<Client>,
     timeout: Duration,
 }
@@ -162,8 +165,7 @@ impl Shard {
         let current = self.wait_above(0, 0).await?;
         let tip = self.wait_above(0, current).await?;
         let height = tip.saturating_add(1);
-        // The genesis rotation: member `height mod n` leads view 0.
-        let victim = (height % self.members.len() as u64) as usize;
+        let victim = self.committee.leader(height, 0).as_usize();
         let observer = (victim + 1) % self.members.len();
         let (victim_name, observer_name) = (&self.members[victim].name, &self.members[observer].name);
         let killed_at = Instant::now();
