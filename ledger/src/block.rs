@@ -49,6 +49,13 @@ impl Block {
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Block, DecodeError> {
         codec::decode(bytes, limit.min(MAX_BLOCK_BYTES_HARD))
     }
+
+    /// The header alone, from the front of a block's encoding (a block
+    /// encodes its header first): what a reader needs to skip a block
+    /// without decoding its transactions.
+    pub fn header_from_bytes(bytes: &[u8], limit: usize) -> Result<BlockHeader, DecodeError> {
+        codec::decode_prefix(bytes, limit.min(MAX_BLOCK_BYTES_HARD))
+    }
 }
 
 /// The Merkle root over `txs`' ids. Leaves are domain-separated from inner
@@ -128,5 +135,28 @@ mod tests {
             let other = (index + 1) % list.len();
             assert!(!verify_tx_inclusion(&root, &tx.id(), other, list.len(), &proof));
         }
+    }
+
+    #[test]
+    fn the_header_reads_from_the_front_of_a_block() {
+        let header = BlockHeader {
+            chain_id: "c".into(),
+            shard: 2,
+            height: 7,
+            parent: Hash::plain(b"parent"),
+            proposer: Keypair::dev("bob").address(),
+            timestamp_ms: 1_000,
+            tx_root: Hash::plain(b"txs"),
+            receipts_root: Hash::plain(b"receipts"),
+            inbound_root: Hash::ZERO,
+            evidence_root: Hash::ZERO,
+            state_root: Hash::plain(b"state"),
+            committee_hash: Hash::plain(b"committee"),
+        };
+        let block = Block { header: header.clone(), txs: txs(3), incoming: Vec::new(), evidence: Vec::new() };
+        let bytes = block.to_bytes();
+        assert_eq!(Block::header_from_bytes(&bytes, bytes.len()).ok(), Some(header));
+        assert!(Block::header_from_bytes(&bytes[..20], bytes.len()).is_err(), "a cut header is refused");
+        assert!(Block::header_from_bytes(&bytes, 10).is_err(), "the limit holds");
     }
 }

@@ -41,18 +41,30 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, CONFIG).expect("in-memory encoding is infallible")
 }
 
+/// Decodes one `T` from the front of `bytes` and ignores what follows: the
+/// leading field of a larger value (a block's header) without decoding the
+/// rest. `limit` bounds the input as for [`decode`].
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, DecodeError> {
+    decode_front(bytes, limit).map(|(value, _)| value)
+}
+
 /// Decodes exactly one `T` from `bytes`, which must be at most `limit` long.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, DecodeError> {
-    let limit = limit.min(MAX_DECODE_BYTES);
-    if bytes.len() > limit {
-        return Err(DecodeError::TooLarge { len: bytes.len(), limit });
-    }
-    let config = CONFIG.with_limit::<MAX_DECODE_BYTES>();
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let (value, used) = decode_front(bytes, limit)?;
     match bytes.len().checked_sub(used) {
         Some(0) => Ok(value),
         Some(extra) => Err(DecodeError::Trailing(extra)),
         None => Err(DecodeError::Malformed("decoder overran its input".into())),
     }
+}
+
+/// One `T` from the front of `bytes` (at most `limit` long), and the bytes
+/// it took.
+fn decode_front<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<(T, usize), DecodeError> {
+    let limit = limit.min(MAX_DECODE_BYTES);
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge { len: bytes.len(), limit });
+    }
+    let config = CONFIG.with_limit::<MAX_DECODE_BYTES>();
+    bincode::serde::decode_from_slice(bytes, config).map_err(|e| DecodeError::Malformed(e.to_string()))
 }

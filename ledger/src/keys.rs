@@ -107,7 +107,11 @@ pub fn verifying_key(address: &Address) -> Option<VerifyingKey> {
 /// Verifies one signature over `digest` by `address`, strictly (rejecting
 /// small-order keys and non-canonical encodings).
 pub fn verify_digest(address: &Address, digest: &Hash, signature: &Signature) -> bool {
-    let Some(key) = verifying_key(address) else { return false };
+    verifying_key(address).is_some_and(|key| verify_digest_with(&key, digest, signature))
+}
+
+/// [`verify_digest`] by an already decompressed key.
+pub fn verify_digest_with(key: &VerifyingKey, digest: &Hash, signature: &Signature) -> bool {
     let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
     key.verify_strict(&digest.0, &signature).is_ok()
 }

@@ -12,7 +12,7 @@ use crate::{
     amount::Amount,
     codec::{self, DecodeError},
     hash::{Hash, domain},
-    keys::{Keypair, Signature, verify_digest},
+    keys::{Keypair, Signature, verify_digest, verify_digest_with},
 };
 
 /// Largest encoded signed transaction accepted from anyone.
@@ -118,6 +118,14 @@ impl SignedTx {
     /// Checks the signature alone (blocks use batch verification instead).
     pub fn verify_signature(&self) -> bool {
         verify_digest(&self.body.sender, &self.body.signing_digest(), &self.signature)
+    }
+
+    /// [`SignedTx::verify_signature`] with the sender's key already
+    /// decompressed (`key` must be the sender's: see
+    /// [`crate::keys::verifying_key`]).
+    pub fn verify_signature_with(&self, key: &ed25519_dalek::VerifyingKey) -> bool {
+        debug_assert_eq!(key.as_bytes(), &self.body.sender.0, "the sender's key");
+        verify_digest_with(key, &self.body.signing_digest(), &self.signature)
     }
 }
 

@@ -91,11 +91,15 @@ pub async fn run(
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let sync_store = store.clone();
+    // One reader per served shard, made once: a reader holds the shard's
+    // genesis committee, whose keys cost a curve decompression each to build.
+    let readers: BTreeMap<ShardId, StoreReader> =
+        shards.iter().filter_map(|&shard| Some((shard, StoreReader::new(store.clone(), &genesis, shard)?))).collect();
     let sync_genesis = genesis.clone();
     let sync_server: SyncServer = Arc::new(move |request| {
-        let served = StoreReader::new(sync_store.clone(), &sync_genesis, request.shard)
-            .map(|chain| palisade_shard_core::serve::serve_sync(&chain, &sync_genesis, &request))
+        let served = readers
+            .get(&request.shard)
+            .map(|chain| palisade_shard_core::serve::serve_sync(chain, &sync_genesis, &request))
             .unwrap_or_else(|| Ok(SyncResponse::empty(&request)));
         served.unwrap_or_else(|e| {
             error!(shard = request.shard, error = %e, "cannot read blocks for a sync request");

@@ -60,7 +60,7 @@ pub fn apply_block_verified<S: State + ?Sized>(
         .filter(|(_, (_, id))| !verified(id))
         .map(|(i, (tx, _))| (i, tx))
         .collect();
-    verify_indexed(&unverified)?;
+    verify_indexed(&unverified, crate::keys::verifying_key)?;
     for batch in &block.incoming {
         verify_batch(context, batch)?;
     }

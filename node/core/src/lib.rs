@@ -24,6 +24,7 @@ pub mod byzantine;
 pub mod chain;
 pub mod effect;
 pub mod evidence;
+pub mod keys;
 pub mod mempool;
 pub mod presence;
 pub mod receipts;

@@ -18,8 +18,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use palisade_ledger::api::{TxRejection, reason};
+use palisade_ledger::execute::{BlockError, verify_signatures_with};
 use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, state::StateError};
 
+use crate::keys::KeyCache;
 use crate::view::ViewChange;
 
 /// Default bound on transactions held.
@@ -157,6 +159,8 @@ pub struct Mempool {
     bytes: usize,
     /// What entered and left since the host last took it (the read view).
     changes: Vec<ViewChange>,
+    /// Decompressed sender keys, for the signature checks.
+    keys: KeyCache,
 }
 
 impl Mempool {
@@ -169,7 +173,14 @@ impl Mempool {
             tails: BTreeSet::new(),
             bytes: 0,
             changes: Vec::new(),
+            keys: KeyCache::default(),
         }
+    }
+
+    /// Batch-verifies the signatures of `txs` (not yet admitted), with the
+    /// senders' keys from the cache ([`verify_signatures`]).
+    pub fn verify_signatures(&mut self, txs: &[SignedTx]) -> Result<(), BlockError> {
+        verify_signatures_with(txs, |sender| self.keys.key(sender))
     }
 
     /// Transactions held.
@@ -260,7 +271,12 @@ impl Mempool {
     }
 
     /// Signature, chain and shard checks that need no account.
-    fn check_static<S: State + ?Sized>(&self, tx: &SignedTx, signature: Signature, state: &S) -> Result<(), Rejection> {
+    fn check_static<S: State + ?Sized>(
+        &mut self,
+        tx: &SignedTx,
+        signature: Signature,
+        state: &S,
+    ) -> Result<(), Rejection> {
         let context = state.context();
         if tx.body.chain_id != context.chain_id {
             return Err(
@@ -272,7 +288,9 @@ impl Mempool {
             return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
         }
         // Checked last: it is the expensive one.
-        if signature == Signature::Unchecked && !tx.verify_signature() {
+        if signature == Signature::Unchecked
+            && !self.keys.key(&tx.body.sender).is_some_and(|key| tx.verify_signature_with(&key))
+        {
             return Err(TxError::BadSignature.into());
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! node serves from RocksDB on the network task's blocking threads, the
 //! simulator from a core's in-memory store; both run this code.
 
-use palisade_ledger::{Genesis, ReceiptBatch, ShardId, codec};
+use palisade_ledger::{Block, Genesis, Hash, ReceiptBatch, ShardId, codec};
 
 use crate::chain::decode_certificate;
 use crate::storage::{ChainRead, StorageError};
@@ -47,6 +47,9 @@ pub fn serve_sync<R: ChainRead + ?Sized>(
 /// A receipt scan: reads the requested range of the chain (bounded in
 /// blocks) and returns, per block that emitted receipts for `dest`, its
 /// proven batch; stops early rather than exceed the response's byte bound.
+/// A block that emitted no receipts at all (its header's receipts root is
+/// empty: most blocks) is skipped on its header alone, so an idle scan
+/// costs a few point reads, not a decode of every transaction.
 fn serve_receipts<R: ChainRead + ?Sized>(
     chain: &R,
     genesis: &Genesis,
@@ -54,8 +57,8 @@ fn serve_receipts<R: ChainRead + ?Sized>(
     dest: ShardId,
 ) -> Result<SyncResponse, StorageError> {
     let shard = request.shard;
-    // Who was jailed at each height, read once for the whole range.
-    let jailings = chain.jailings()?;
+    // Who was jailed at each height: read once, when a batch needs it.
+    let mut jailings = None;
     let tip_height = chain.tip_height()?;
     let mut response = SyncResponse::empty(request);
     response.tip_height = tip_height;
@@ -64,14 +67,22 @@ fn serve_receipts<R: ChainRead + ?Sized>(
     let max_block_bytes = crate::max_block_bytes(genesis);
     let mut bytes = 0usize;
     for height in from..=last {
-        let (Some(block), Some(certificate)) = (chain.block_bytes(height)?, chain.certificate(height)?) else {
-            break;
-        };
         let corrupt =
             |what: &str, e: &dyn std::fmt::Display| StorageError(format!("stored {what} {shard}/{height}: {e}"));
-        let block = palisade_ledger::Block::from_bytes(&block, max_block_bytes).map_err(|e| corrupt("block", &e))?;
+        let Some(block) = chain.block_bytes(height)? else { break };
+        let header = Block::header_from_bytes(&block, max_block_bytes).map_err(|e| corrupt("block header", &e))?;
+        if header.receipts_root == Hash::ZERO {
+            response.scanned_to = height;
+            continue;
+        }
+        let Some(certificate) = chain.certificate(height)? else { break };
+        let block = Block::from_bytes(&block, max_block_bytes).map_err(|e| corrupt("block", &e))?;
         let certificate = decode_certificate(&certificate).map_err(|e| corrupt("certificate", &e))?;
-        let jailed = jailings.at(height);
+        let jailed = match &jailings {
+            Some(jailings) => jailings,
+            None => jailings.insert(chain.jailings()?),
+        }
+        .at(height);
         if let Some(batch) = ReceiptBatch::for_dest(&block, &certificate, &jailed, genesis.shard_count, dest) {
             let encoded = codec::encode(&batch);
             if bytes.saturating_add(encoded.len()) > MAX_SYNC_RESPONSE_BYTES {

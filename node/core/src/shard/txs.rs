@@ -8,7 +8,6 @@
 //! batch as it came (gossipsub forwards what was accepted), so only the
 //! node that admitted a transaction first puts it in a batch.
 
-use palisade_ledger::execute::verify_signatures;
 use palisade_ledger::{Hash, SignedTx, TxError};
 use serde_bytes::ByteBuf;
 use tracing::debug;
@@ -64,7 +63,7 @@ impl<S: ChainStore> ShardCore<S> {
                 encodings.push((id, encoded.len()));
             }
         }
-        if let Err(e) = verify_signatures(&fresh) {
+        if let Err(e) = self.mempool.verify_signatures(&fresh) {
             debug!(error = %e, "gossiped transaction batch with a bad signature");
             refuse(out, TopicKind::Txs, "invalid");
             return Ok(());
