@@ -249,21 +249,8 @@ impl Client {
         poll: Duration,
         timeout: Duration,
     ) -> Result<ReceiptResponse, ClientError> {
-        let deadline = tokio::time::Instant::now().checked_add(timeout);
-        loop {
-            let answer = match self.receipt(id, shard).await {
-                Ok(answer) => Some(answer),
-                Err(e) if e.is_retryable() => None,
-                Err(e) => return Err(e),
-            };
-            let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-            match answer {
-                Some(done @ ReceiptResponse::Credited { .. }) => return Ok(done),
-                Some(waiting) if expired => return Ok(waiting),
-                _ if expired => return self.receipt(id, shard).await,
-                _ => tokio::time::sleep(poll).await,
-            }
-        }
+        let credited = |answer: &ReceiptResponse| matches!(answer, ReceiptResponse::Credited { .. });
+        poll_until(poll, timeout, async || self.receipt(id, shard).await, ClientError::is_retryable, credited).await
     }
 
     /// `palisade_block` by shard and height; `None` if not (yet) final.
@@ -290,22 +277,39 @@ impl Client {
         poll: Duration,
         timeout: Duration,
     ) -> Result<TransactionResponse, ClientError> {
-        // A timeout too large to add never arrives: wait without one.
-        let deadline = tokio::time::Instant::now().checked_add(timeout);
-        loop {
-            let answer = match self.transaction(id).await {
-                Ok(answer) => Some(answer),
-                Err(e) if e.is_retryable() => None,
-                Err(e) => return Err(e),
-            };
-            match answer {
-                Some(done @ (TransactionResponse::Final { .. } | TransactionResponse::Rejected { .. })) => {
-                    return Ok(done);
-                }
-                Some(waiting) if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) => return Ok(waiting),
-                _ if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) => return self.transaction(id).await,
-                _ => tokio::time::sleep(poll).await,
-            }
+        poll_until(poll, timeout, async || self.transaction(id).await, ClientError::is_retryable, is_settled).await
+    }
+}
+
+/// Whether a transaction's state is the last it will have: final or
+/// rejected.
+pub(crate) fn is_settled(answer: &TransactionResponse) -> bool {
+    matches!(answer, TransactionResponse::Final { .. } | TransactionResponse::Rejected { .. })
+}
+
+/// Asks with `ask` every `poll` until an answer is `done`, or `timeout`
+/// passes: then the last answer, or one more ask if the last was an error.
+/// Errors that `retry` accepts are asked again; any other ends the wait.
+pub(crate) async fn poll_until<T>(
+    poll: Duration,
+    timeout: Duration,
+    mut ask: impl AsyncFnMut() -> Result<T, ClientError>,
+    retry: impl Fn(&ClientError) -> bool,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, ClientError> {
+    // A timeout too large to add never arrives: wait without one.
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    loop {
+        let answer = match ask().await {
+            Ok(answer) => Some(answer),
+            Err(e) if retry(&e) => None,
+            Err(e) => return Err(e),
+        };
+        let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        match answer {
+            Some(answer) if done(&answer) || expired => return Ok(answer),
+            _ if expired => return ask().await,
+            _ => tokio::time::sleep(poll).await,
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use super::TransactionResponse;
-use super::client::{Client, ClientError};
+use super::client::{Client, ClientError, is_settled, poll_until};
 use crate::{Hash, SignedTx};
 
 /// A shard's nodes, in the order to try them, the one that answered last
@@ -61,27 +61,18 @@ impl Route {
         timeout: Duration,
     ) -> Result<TransactionResponse, ClientError> {
         let id: Hash = tx.id();
-        let deadline = tokio::time::Instant::now().checked_add(timeout);
-        loop {
-            let last = match self.call(async |client| client.transaction(&id).await).await {
-                Ok(done @ (TransactionResponse::Final { .. } | TransactionResponse::Rejected { .. })) => {
-                    return Ok(done);
-                }
-                Ok(TransactionResponse::Unknown { .. }) => {
-                    // Lost with the node that took it, or not gossiped here
-                    // yet: offer it again (a duplicate is refused harmlessly;
-                    // any other refusal shows in the next poll).
-                    let _ = self.call(async |client| client.submit(tx).await).await;
-                    Ok(TransactionResponse::Unknown { id })
-                }
-                Ok(pending) => Ok(pending),
-                Err(e) if e.is_retryable() || matches!(e, ClientError::Unreachable { .. }) => Err(e),
-                Err(e) => return Err(e),
-            };
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                return last;
+        let ask = async || {
+            let answer = self.call(async |client| client.transaction(&id).await).await?;
+            if let TransactionResponse::Unknown { .. } = answer {
+                // Lost with the node that took it, or not gossiped here
+                // yet: offer it again (a duplicate is refused harmlessly;
+                // any other refusal shows in the next poll).
+                let _ = self.call(async |client| client.submit(tx).await).await;
             }
-            tokio::time::sleep(poll).await;
-        }
+            Ok(answer)
+        };
+        // Every node unreachable at once: keep polling until the timeout.
+        let retry = |e: &ClientError| e.is_retryable() || matches!(e, ClientError::Unreachable { .. });
+        poll_until(poll, timeout, ask, retry, is_settled).await
     }
 }

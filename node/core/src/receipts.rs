@@ -328,7 +328,7 @@ impl Receipts {
         }
         let entry = self.quiet.entry(source).or_insert((0, 0));
         entry.0 = entry.0.saturating_add(1);
-        let doublings = entry.0.saturating_sub(1).min(MAX_SCAN_INTERVAL_MS.div_ceil(SCAN_INTERVAL_MS).ilog2());
+        let doublings = entry.0.saturating_sub(1).min(16);
         let wait = SCAN_INTERVAL_MS.saturating_mul(1 << doublings).min(MAX_SCAN_INTERVAL_MS);
         entry.1 = sent_ms.unwrap_or(0).saturating_add(wait);
     }
