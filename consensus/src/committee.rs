@@ -9,6 +9,13 @@
 //! A member with zero stake is *inactive*: jailed for misbehaviour, it keeps
 //! its index (so certificates and evidence keep naming the same signers) but
 //! has no vote and never leads ([`Committee::jailing`]).
+//!
+//! An active member may also be *benched*: it keeps its vote but is left out
+//! of the leader rotation for a while, because its recent turns as leader
+//! ended in view changes ([`Committee::benching`]; the ledger decides who,
+//! from the chain, so every replica rotates alike). Benching changes who
+//! leads, never who signs: it is not part of [`Committee::hash`] nor of the
+//! wire form, which decodes with every active member in the rotation.
 
 use std::collections::BTreeMap;
 
@@ -59,9 +66,12 @@ pub enum CommitteeError {
     /// Every member is inactive: no quorum could ever form.
     #[error("no member has any stake")]
     NoStake,
-    /// [`Committee::jailing`] named a non-member.
+    /// [`Committee::jailing`] or [`Committee::benching`] named a non-member.
     #[error("validator {0} is not a member")]
     NotAMember(ValidatorIndex),
+    /// [`Committee::benching`] would leave nobody to lead.
+    #[error("benching would leave no active member in the leader rotation")]
+    NoLeader,
     /// The same key appears twice.
     #[error("validator {0} repeats an earlier public key")]
     DuplicateKey(ValidatorIndex),
@@ -90,13 +100,14 @@ pub struct Committee {
     keys: Vec<VerifyingKey>,
     by_key: BTreeMap<[u8; 32], ValidatorIndex>,
     total_stake: u64,
-    /// Members with stake, in index order: the leader rotation.
-    active: Vec<ValidatorIndex>,
+    /// Members with stake that are not benched, in index order: the leader
+    /// rotation. Never empty.
+    rotation: Vec<ValidatorIndex>,
 }
 
 impl PartialEq for Committee {
     fn eq(&self, other: &Self) -> bool {
-        self.validators == other.validators
+        self.validators == other.validators && self.rotation == other.rotation
     }
 }
 
@@ -149,7 +160,7 @@ impl Committee {
         if active.is_empty() {
             return Err(CommitteeError::NoStake);
         }
-        Ok(Committee { validators, keys, by_key, total_stake, active })
+        Ok(Committee { validators, keys, by_key, total_stake, rotation: active })
     }
 
     /// This committee with the members of `jailed` made inactive (stake
@@ -162,6 +173,42 @@ impl Committee {
         Committee::new(validators)
     }
 
+    /// This committee with the active members of `benched` left out of the
+    /// leader rotation (they keep their stake and vote); the members not
+    /// named are back in it. Jailed members in `benched` change nothing.
+    /// Refused if nobody would be left to lead.
+    pub fn benching(&self, benched: &[ValidatorIndex]) -> Result<Committee, CommitteeError> {
+        if let Some(&outsider) = benched.iter().find(|index| self.validator(**index).is_none()) {
+            return Err(CommitteeError::NotAMember(outsider));
+        }
+        let rotation: Vec<ValidatorIndex> =
+            self.members().filter(|index| self.is_active(*index) && !benched.contains(index)).collect();
+        if rotation.is_empty() {
+            return Err(CommitteeError::NoLeader);
+        }
+        Ok(Committee { rotation, ..self.clone() })
+    }
+
+    /// Every member's index, in order.
+    fn members(&self) -> impl Iterator<Item = ValidatorIndex> + '_ {
+        (0..self.validators.len()).filter_map(|i| u32::try_from(i).ok().map(ValidatorIndex))
+    }
+
+    /// The members with stake, in index order.
+    pub fn active(&self) -> Vec<ValidatorIndex> {
+        self.members().filter(|&index| self.is_active(index)).collect()
+    }
+
+    /// The active members left out of the leader rotation, in index order.
+    pub fn benched(&self) -> Vec<ValidatorIndex> {
+        self.members().filter(|index| self.is_active(*index) && !self.rotation.contains(index)).collect()
+    }
+
+    /// The members that take turns to lead, in index order.
+    pub fn rotation(&self) -> &[ValidatorIndex] {
+        &self.rotation
+    }
+
     /// Whether `index` is a member with stake.
     pub fn is_active(&self, index: ValidatorIndex) -> bool {
         self.stake(index) > 0
@@ -169,10 +216,7 @@ impl Committee {
 
     /// The inactive (jailed) members, in index order.
     pub fn inactive(&self) -> Vec<ValidatorIndex> {
-        (0..self.validators.len())
-            .filter_map(|i| u32::try_from(i).ok().map(ValidatorIndex))
-            .filter(|&index| !self.is_active(index))
-            .collect()
+        self.members().filter(|&index| !self.is_active(index)).collect()
     }
 
     /// The validators, in index order.
@@ -255,22 +299,23 @@ impl Committee {
         unique.into_iter().map(|index| self.stake(index)).fold(0u64, u64::saturating_add)
     }
 
-    /// The leader of `(height, view)`: the active member at position
-    /// `(height + view) mod n` of the `n` active members, in index order.
+    /// The leader of `(height, view)`: the member at position
+    /// `(height + view) mod n` of the `n` members of the rotation, in index
+    /// order.
     ///
-    /// Round-robin, not stake-weighted: every active validator leads equally
-    /// often, consecutive heights start with different leaders, and a failed
-    /// view hands over to the next one. Jailed members are skipped, so they
-    /// cost no view timeouts.
+    /// Round-robin, not stake-weighted: every member of the rotation leads
+    /// equally often, consecutive heights start with different leaders, and
+    /// a failed view hands over to the next one. Jailed and benched members
+    /// are skipped, so they cost no view timeouts.
     pub fn leader(&self, height: u64, view: u64) -> ValidatorIndex {
-        let n = u64::try_from(self.active.len()).unwrap_or(u64::MAX);
+        let n = u64::try_from(self.rotation.len()).unwrap_or(u64::MAX);
         let h = height.checked_rem(n).unwrap_or(0);
         let v = view.checked_rem(n).unwrap_or(0);
         // h, v < n <= u32::MAX, so the sum cannot overflow a u64.
         let position = h.saturating_add(v).checked_rem(n).unwrap_or(0);
         let position = usize::try_from(position).unwrap_or(0);
-        // `active` is never empty (checked in `new`).
-        self.active.get(position).copied().unwrap_or(ValidatorIndex(0))
+        // The rotation is never empty (checked in `new` and `benching`).
+        self.rotation.get(position).copied().unwrap_or(ValidatorIndex(0))
     }
 
     /// A digest identifying this committee (keys, stakes and order).
@@ -388,6 +433,33 @@ mod tests {
         let bytes = serde_json_like(&jailed);
         let back: Committee = bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap().0;
         assert_eq!(back.leader(1, 0), ValidatorIndex(2));
+    }
+
+    #[test]
+    fn benched_members_vote_but_do_not_lead() {
+        let c = committee(&[1, 1, 1, 1]);
+        let benched = c.benching(&[ValidatorIndex(2)]).unwrap();
+        assert_eq!(benched.hash(), c.hash(), "benching is not part of the committee's identity");
+        assert_ne!(benched, c, "but replicas see the rotation change");
+        assert_eq!(benched.total_stake(), 4);
+        assert!(benched.is_active(ValidatorIndex(2)));
+        assert_eq!(benched.benched(), vec![ValidatorIndex(2)]);
+        assert_eq!(benched.rotation(), &[ValidatorIndex(0), ValidatorIndex(1), ValidatorIndex(3)]);
+        let leaders: Vec<u32> = (0..6).map(|h| benched.leader(h, 0).0).collect();
+        assert_eq!(leaders, vec![0, 1, 3, 0, 1, 3]);
+        // Benching again replaces the set; a jailed member stays out anyway.
+        let jailed = c.jailing(&[ValidatorIndex(0)]).unwrap();
+        let back = jailed.benching(&[ValidatorIndex(0)]).unwrap();
+        assert_eq!(back.rotation(), &[ValidatorIndex(1), ValidatorIndex(2), ValidatorIndex(3)]);
+        assert!(back.benched().is_empty());
+        assert_eq!(benched.benching(&[]).unwrap(), c);
+        assert_eq!(c.benching(&[ValidatorIndex(7)]), Err(CommitteeError::NotAMember(ValidatorIndex(7))));
+        let all: Vec<ValidatorIndex> = (0..4).map(ValidatorIndex).collect();
+        assert_eq!(c.benching(&all), Err(CommitteeError::NoLeader));
+        // The wire form carries no rotation: every active member leads again.
+        let bytes = serde_json_like(&benched);
+        let decoded: Committee = bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap().0;
+        assert_eq!(decoded, c);
     }
 
     fn serde_json_like(c: &Committee) -> Vec<u8> {

@@ -28,9 +28,12 @@
 //!
 //! Stake-weighted: a *quorum* is any set of validators holding more than 2/3
 //! of the committee's stake ([`Committee::quorum_stake`]); a *weak quorum*
-//! more than 1/3. The leader of `(height, view)` is the active (unjailed)
-//! member at position `(height + view) mod n` of the `n` active members, in
-//! index order ([`Committee::leader`]).
+//! more than 1/3. The leader of `(height, view)` is the member at position
+//! `(height + view) mod n` of the `n` members of the rotation, in index
+//! order ([`Committee::leader`]). The rotation is the active (unjailed)
+//! members less those the host benched for failing their recent turns
+//! ([`Committee::benching`]); the host derives both from the chain, so
+//! every replica agrees on them (deviation from PBFT's fixed `v mod n`).
 //!
 //! * **P0** On entering view 0 of a height, the leader asks the host for a
 //!   block ([`Action::RequestProposal`]); every replica sets the view's timer.

@@ -35,10 +35,15 @@ pub fn member_address(committee: &Committee, index: ValidatorIndex) -> Option<Ad
     committee.validator(index).map(|v| Address(v.public_key))
 }
 
-/// Whether `address` is an active (unjailed) member of `committee`: who may
-/// propose its blocks.
+/// Whether `address` is an active (unjailed) member of `committee`.
 pub fn is_active_member(committee: &Committee, address: &Address) -> bool {
     committee.index_of(&address.0).is_some_and(|index| committee.is_active(index))
+}
+
+/// Whether `address` is in `committee`'s leader rotation (active and not
+/// benched): who may propose its blocks.
+pub fn is_in_rotation(committee: &Committee, address: &Address) -> bool {
+    committee.index_of(&address.0).is_some_and(|index| committee.rotation().contains(&index))
 }
 
 /// Every jailing of a shard so far: the member and the height of the block
@@ -67,17 +72,29 @@ impl Jailings {
 }
 
 /// The committee that certifies the block after `state`'s tip: the genesis
-/// committee with the members jailed so far made inactive.
+/// committee with the members jailed so far made inactive, and the leaders
+/// benched for that block out of its rotation ([`crate::rotation`]).
 pub fn current<S: State + ?Sized>(state: &S) -> Result<Committee, StateError> {
     let next = state.tip().height.saturating_add(1);
     let jailed = Jailings::read(state)?.at(next);
     // Execution never jails the last active member, so this only fails on
     // a corrupt state.
-    state
+    let committee = state
         .context()
         .genesis_committee
         .jailing(&jailed)
-        .map_err(|e| StateError::Storage(format!("committee from state: {e}")))
+        .map_err(|e| StateError::Storage(format!("committee from state: {e}")))?;
+    rotated(state, &committee)
+}
+
+/// `committee`, whose stakes are those of the block after `state`'s tip,
+/// with that block's rotation: what a host that already knows nobody was
+/// jailed recomputes after each commit, without rebuilding the committee.
+pub fn rotated<S: State + ?Sized>(state: &S, committee: &Committee) -> Result<Committee, StateError> {
+    let next = state.tip().height.saturating_add(1);
+    let benched = crate::rotation::benched_at(state, committee, next)?;
+    // `benched_at` names active members and leaves most of them leading.
+    committee.benching(&benched).map_err(|e| StateError::Storage(format!("rotation from state: {e}")))
 }
 
 /// The members jailed for blocks at `height`, from `state` at any later tip

@@ -6,6 +6,7 @@
 //!   per-shard blocks;
 //! - [`receipt`]: cross-shard receipts and the batches that carry them;
 //! - [`receipt_proof`]: the receipts a block emits, their proofs and checks;
+//! - [`rotation`]: who leads, with failing leaders benched for a while;
 //! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
 //! - [`execute`]: pure block validation/execution and block building;
 //! - [`api`]: the node's JSON-RPC interface as clients see it;
@@ -33,6 +34,7 @@ pub mod keystore;
 pub mod mem;
 pub mod receipt;
 pub mod receipt_proof;
+pub mod rotation;
 pub mod slashing;
 pub mod state;
 #[cfg(feature = "storage")]

@@ -75,7 +75,7 @@ impl MemState {
                     .validator(address)?
                     .map_or(0, |r| u128::from(r.stake.units()).saturating_add(u128::from(r.rewards.units()))),
                 // Credited receipts are counted in the balances they credited.
-                StateKey::Chain | StateKey::Applied(_) | StateKey::Slashed(_) => 0,
+                StateKey::Chain | StateKey::Applied(_) | StateKey::Slashed(_) | StateKey::Bench(_) => 0,
             };
             total = total.saturating_add(units);
         }

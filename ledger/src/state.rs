@@ -106,6 +106,10 @@ pub enum StateKey {
     Applied(Hash),
     /// The offence a committee member was slashed for ([`SlashRecord`]).
     Slashed(Address),
+    /// A committee member's failed turns as leader
+    /// ([`crate::rotation::BenchRecord`]). Last, so the keys before it keep
+    /// their encoding.
+    Bench(Address),
 }
 
 impl StateKey {
@@ -241,6 +245,10 @@ pub trait StateExt: State {
     /// What `address` was slashed for, if it was.
     fn slashed(&self, address: &Address) -> Result<Option<SlashRecord>, StateError> {
         self.get_typed(&StateKey::Slashed(*address))
+    }
+    /// The failed turns as leader of committee member `address`, if it has any.
+    fn bench(&self, address: &Address) -> Result<Option<crate::rotation::BenchRecord>, StateError> {
+        self.get_typed(&StateKey::Bench(*address))
     }
     /// Where this shard credited receipt `id`, if it did.
     fn applied(&self, id: &Hash) -> Result<Option<Applied>, StateError> {

@@ -19,12 +19,19 @@ fn setup() -> (Genesis, MemState) {
     (genesis, state)
 }
 
+/// The committee index of the leader of the next height's view 0.
+fn leader(state: &MemState) -> usize {
+    committee::current(state).unwrap().leader(state.tip().height + 1, 0).as_usize()
+}
+
 fn member(genesis: &Genesis, index: usize) -> palisade_ledger::Address {
     genesis.committee(0).unwrap().validators[index].address
 }
 
-/// Builds, re-validates and commits the next block by validator `by`.
-fn commit_next(genesis: &Genesis, state: &mut MemState, by: usize, extras: Extras) -> palisade_ledger::Block {
+/// Builds, re-validates and commits the next block by the leader of its
+/// view 0.
+fn commit_next(genesis: &Genesis, state: &mut MemState, extras: Extras) -> palisade_ledger::Block {
+    let by = leader(state);
     let built = build_block(state, member(genesis, by), genesis.genesis_time_ms, extras, []).unwrap();
     let outcome = apply_block(state, &built.block).unwrap();
     state.commit(&outcome);
@@ -37,12 +44,12 @@ fn evidence_burns_stake_jails_once_and_changes_the_committee() {
     let reward = Amount(genesis.params.block_reward_units);
     let supply = state.money().unwrap();
     let before = committee::current(&state).unwrap();
-    commit_next(&genesis, &mut state, 0, Extras::default());
+    commit_next(&genesis, &mut state, Extras::default());
     let evidence = dev_evidence(&genesis, 0, 2, 1);
     let offender = member(&genesis, 2);
     let stake = state.validator(&offender).unwrap().unwrap().stake;
 
-    let block = commit_next(&genesis, &mut state, 1, Extras { evidence: vec![evidence.clone()], ..Extras::default() });
+    let block = commit_next(&genesis, &mut state, Extras { evidence: vec![evidence.clone()], ..Extras::default() });
     assert_eq!(block.evidence, vec![evidence.clone()]);
     assert_eq!(block.header.committee_hash, Hash(before.hash()), "jailing takes effect from the next height");
     let record = state.validator(&offender).unwrap().unwrap();
@@ -64,7 +71,7 @@ fn evidence_burns_stake_jails_once_and_changes_the_committee() {
     assert_eq!(after.total_stake(), before.total_stake() - before.stake(ValidatorIndex(2)));
     assert_eq!(committee::jailed_at(&state, 2).unwrap(), vec![]);
     assert_eq!(committee::jailed_at(&state, 3).unwrap(), vec![ValidatorIndex(2)]);
-    let next = commit_next(&genesis, &mut state, 0, Extras::default());
+    let next = commit_next(&genesis, &mut state, Extras::default());
     assert_eq!(next.header.committee_hash, Hash(after.hash()));
 
     // Never twice: not the same evidence, not another offence.
@@ -89,7 +96,7 @@ fn evidence_burns_stake_jails_once_and_changes_the_committee() {
 fn blocks_refuse_evidence_that_does_not_hold() {
     let (genesis, mut state) = setup();
     for _ in 0..3 {
-        commit_next(&genesis, &mut state, 0, Extras::default());
+        commit_next(&genesis, &mut state, Extras::default());
     }
     let next = state.tip().height + 1;
     let mut forged = dev_evidence(&genesis, 0, 1, 2);
@@ -139,7 +146,7 @@ fn blocks_refuse_evidence_that_does_not_hold() {
     short.params.evidence_window_blocks = 1;
     let mut state = MemState::genesis(&short, 0).unwrap();
     for _ in 0..3 {
-        commit_next(&short, &mut state, 0, Extras::default());
+        commit_next(&short, &mut state, Extras::default());
     }
     let built = build_block(
         &state,
@@ -158,7 +165,7 @@ fn the_last_member_with_stake_is_never_jailed() {
     let genesis = Genesis::dev(1, 1);
     genesis.validate().unwrap();
     let mut state = MemState::genesis(&genesis, 0).unwrap();
-    commit_next(&genesis, &mut state, 0, Extras::default());
+    commit_next(&genesis, &mut state, Extras::default());
     let built = build_block(
         &state,
         member(&genesis, 0),
@@ -174,10 +181,15 @@ fn the_last_member_with_stake_is_never_jailed() {
 fn every_block_pays_its_proposer_the_reward() {
     let (genesis, mut state) = setup();
     let reward = genesis.params.block_reward_units;
-    for by in [0, 1, 1, 3] {
-        commit_next(&genesis, &mut state, by, Extras::default());
+    // Heights 1..=4 are led by v1, v2, v3, v0 in turn.
+    for _ in 0..4 {
+        commit_next(&genesis, &mut state, Extras::default());
     }
-    let rewards = |i| state.validator(&member(&genesis, i)).unwrap().unwrap().rewards.units();
-    assert_eq!([rewards(0), rewards(1), rewards(2), rewards(3)], [reward, 2 * reward, 0, reward]);
-    assert_eq!(state.chain().unwrap().minted.units(), 4 * reward);
+    let rewards = |state: &MemState, i| state.validator(&member(&genesis, i)).unwrap().unwrap().rewards.units();
+    assert_eq!((0..4).map(|i| rewards(&state, i)).collect::<Vec<_>>(), vec![reward; 4]);
+    // Height 5's view 0 (v1) failed: view 1's leader (v2) proposes and is paid.
+    let built = build_block(&state, member(&genesis, 2), genesis.genesis_time_ms, Extras::default(), []).unwrap();
+    state.commit(&apply_block(&state, &built.block).unwrap());
+    assert_eq!(rewards(&state, 2), 2 * reward);
+    assert_eq!(state.chain().unwrap().minted.units(), 5 * reward);
 }

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub view: Family<ShardLabel, Gauge>,
     /// Views entered above 0 (each one a view change).
     pub view_changes: Family<ShardLabel, Counter>,
+    /// Members left out of the leader rotation for failed turns.
+    pub benched: Family<ShardLabel, Gauge>,
     /// From entering a height to committing it.
     pub commit_latency: Family<ShardLabel, Histogram>,
     /// Transactions per committed block.
@@ -162,6 +164,7 @@ impl Metrics {
             height: Family::default(),
             view: Family::default(),
             view_changes: Family::default(),
+            benched: Family::default(),
             commit_latency: Family::new_with_constructor(latency_buckets),
             block_txs: Family::new_with_constructor(count_buckets),
             block_bytes: Family::new_with_constructor(byte_buckets),
@@ -190,6 +193,11 @@ impl Metrics {
         r.register("shard_height", "Committed height", metrics.height.clone());
         r.register("shard_view", "Consensus view at the height being decided", metrics.view.clone());
         r.register("view_changes", "Views entered above view 0", metrics.view_changes.clone());
+        r.register(
+            "benched_validators",
+            "Committee members left out of the leader rotation for failing their recent turns",
+            metrics.benched.clone(),
+        );
         r.register(
             "commit_latency_seconds",
             "Time from entering a height to committing it",
@@ -236,6 +244,7 @@ impl Metrics {
         let _ = self.height.get_or_create(&label);
         let _ = self.view.get_or_create(&label);
         let _ = self.view_changes.get_or_create(&label);
+        let _ = self.benched.get_or_create(&label);
         let _ = self.commit_latency.get_or_create(&label);
         let _ = self.block_txs.get_or_create(&label);
         let _ = self.block_bytes.get_or_create(&label);

@@ -58,12 +58,18 @@ impl Replica {
 
     /// The committee of the height about to start. Buffered messages were
     /// verified against the previous one: those the new one refuses (a
-    /// certificate counting a jailed validator's stake) are dropped.
+    /// certificate counting a jailed validator's stake) are dropped. A new
+    /// rotation alone (a leader benched or back) changes who may propose,
+    /// which is checked when a proposal is handled, not when it is verified.
     fn adopt_committee(&mut self, committee: Committee) {
         if committee == self.config.committee {
             return;
         }
+        let same_members = committee.validators() == self.config.committee.validators();
         self.config.committee = committee;
+        if same_members {
+            return;
+        }
         // The key and bounds were validated at construction; only membership
         // can differ, and a member no longer in the committee follows.
         self.me = self.config.validate().unwrap_or(None);

@@ -221,6 +221,13 @@ pub struct ShardStatusJson {
     pub last_block_hash: Hash,
     /// Consensus view at the height being decided.
     pub view: u64,
+    /// Committee index of the member leading view 0 of `height + 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_leader: Option<u32>,
+    /// Committee indices left out of the leader rotation for failing their
+    /// recent turns as leader (they still vote; see docs/node.md).
+    #[serde(default)]
+    pub benched: Vec<u32>,
     /// Highest height peers reported.
     pub peer_height: u64,
     /// Transactions waiting in the mempool.

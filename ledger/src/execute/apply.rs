@@ -83,7 +83,7 @@ pub fn apply_block_verified<S: State + ?Sized>(
         })?;
         receipts.push(tx_receipt(context, header.height, index, *id, tx, &mut outgoing));
     }
-    let sealed = seal(overlay, context, &header.proposer, header.height, header.parent, body, &outgoing)?;
+    let sealed = seal(overlay, &committee, &header.proposer, header.height, header.parent, body, &outgoing)?;
     sealed.commitments.check_execution(header)?;
     Ok(sealed.into_outcome(header, parent, receipts, outgoing))
 }
@@ -126,6 +126,9 @@ fn check_header(
     }
     if !committee::is_active_member(committee, &header.proposer) {
         return Err(BlockError::UnknownProposer(header.proposer));
+    }
+    if !committee::is_in_rotation(committee, &header.proposer) {
+        return Err(BlockError::BenchedProposer(header.proposer));
     }
     Ok(())
 }

@@ -76,6 +76,9 @@ pub fn build_block<S: State + ?Sized>(
     if !committee::is_active_member(&committee, &proposer) {
         return Err(BlockError::UnknownProposer(proposer));
     }
+    if !committee::is_in_rotation(&committee, &proposer) {
+        return Err(BlockError::BenchedProposer(proposer));
+    }
     let mut overlay = Overlay::new(state)?;
     let (mut evidence, mut refused_evidence) = (Vec::new(), Vec::new());
     for candidate in extras.evidence {
@@ -111,7 +114,7 @@ pub fn build_block<S: State + ?Sized>(
     }
     let ids: Vec<Hash> = receipts.iter().map(|r| r.id).collect();
     let body = BodyRoots::of(&ids, &incoming, &codec::encode(&incoming), &evidence);
-    let sealed = seal(overlay, context, &proposer, height, parent.hash, body, &outgoing)?;
+    let sealed = seal(overlay, &committee, &proposer, height, parent.hash, body, &outgoing)?;
     let header =
         sealed.commitments.header(context, height, parent.hash, proposer, timestamp_ms, Hash(committee.hash()));
     let outcome = sealed.into_outcome(&header, parent, receipts, outgoing);

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use jmt::storage::TreeUpdateBatch;
-use palisade_consensus::Evidence;
+use palisade_consensus::{Committee, Evidence};
 
 use crate::{
     address::Address,
@@ -84,11 +84,13 @@ pub(super) struct Sealed {
 }
 
 /// Ends the execution of the block at `height` on `parent` (whose body has
-/// `body`'s roots and which emitted `outgoing`): pays `proposer` the block
-/// reward, gathers the writes and computes the roots that need execution.
+/// `body`'s roots and which emitted `outgoing`), certified by `committee`:
+/// pays `proposer` the block reward, judges the leaders of the height
+/// ([`crate::rotation`]), gathers the writes and computes the roots that
+/// need execution.
 pub(super) fn seal<S: State + ?Sized>(
     mut overlay: Overlay<'_, S>,
-    context: &ShardContext,
+    committee: &Committee,
     proposer: &Address,
     height: u64,
     parent: Hash,
@@ -96,7 +98,9 @@ pub(super) fn seal<S: State + ?Sized>(
     outgoing: &[Receipt],
 ) -> Result<Sealed, BlockError> {
     let receipts_root = receipt::receipts_root(outgoing);
+    let context = overlay.state.context();
     overlay.reward(context, proposer)?;
+    overlay.judge_leaders(committee, height, proposer)?;
     let state = overlay.state;
     let (writes, slashed) = overlay.into_writes(height, parent);
     let (state_root, tree) = state.tree_update(height, &writes)?;

@@ -110,6 +110,10 @@ pub enum BlockError {
     /// The proposer is not an active (unjailed) member of this shard's committee.
     #[error("proposer {0} is not an active member of this shard's committee")]
     UnknownProposer(Address),
+    /// The proposer is benched for failing its recent turns
+    /// ([`crate::rotation`]): no view of this height is its to lead.
+    #[error("proposer {0} is benched from the leader rotation")]
+    BenchedProposer(Address),
     /// Paying the block reward would overflow 64 bits.
     #[error("the block reward overflows 64 bits")]
     RewardOverflow,

@@ -5,10 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use palisade_consensus::Committee;
+
 use crate::{
     address::Address,
     codec,
+    committee::member_address,
     hash::Hash,
+    rotation::{self, BenchRecord},
     slashing::{SlashRecord, Slashings},
     state::{Account, Applied, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, ValidatorRecord},
 };
@@ -23,6 +27,8 @@ pub(super) struct Overlay<'s, S: State + ?Sized> {
     pub(super) validators: BTreeMap<Address, ValidatorRecord>,
     pub(super) applied: BTreeMap<Hash, Applied>,
     pub(super) slashed: BTreeMap<Address, SlashRecord>,
+    /// Bench records this block changes ([`crate::rotation`]).
+    pub(super) benches: BTreeMap<Address, BenchRecord>,
     /// The chain record so far: the parent's, plus this block's rewards and burns.
     pub(super) chain: ChainRecord,
 }
@@ -35,6 +41,7 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             validators: BTreeMap::new(),
             applied: BTreeMap::new(),
             slashed: BTreeMap::new(),
+            benches: BTreeMap::new(),
             chain: state.chain()?,
         })
     }
@@ -45,6 +52,32 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         record.rewards = record.rewards.checked_add(context.block_reward).ok_or(BlockError::RewardOverflow)?;
         self.chain.minted = self.chain.minted.checked_add(context.block_reward).ok_or(BlockError::RewardOverflow)?;
         self.validators.insert(*proposer, record);
+        Ok(())
+    }
+
+    /// Judges the turns of `height` under `committee` (its rotation): the
+    /// leaders whose views failed before `proposer`'s block get a strike,
+    /// and `proposer`, if it led view 0, is cleared of its strikes.
+    pub(super) fn judge_leaders(
+        &mut self,
+        committee: &Committee,
+        height: u64,
+        proposer: &Address,
+    ) -> Result<(), StateError> {
+        let failed = rotation::failed_leaders(committee, height, proposer);
+        if failed.is_empty() {
+            // Led view 0: a clean record. Written only if there was one, so
+            // an ordinary block writes nothing here.
+            if self.state.bench(proposer)?.is_some_and(|record| record != BenchRecord::default()) {
+                self.benches.insert(*proposer, BenchRecord::default());
+            }
+            return Ok(());
+        }
+        for index in failed {
+            let Some(address) = member_address(committee, index) else { continue };
+            let record = self.state.bench(&address)?.unwrap_or_default();
+            self.benches.insert(address, record.strike(height));
+        }
         Ok(())
     }
 
@@ -83,6 +116,9 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         }
         for (address, record) in &self.slashed {
             writes.insert(StateKey::Slashed(*address), codec::encode(record));
+        }
+        for (address, record) in self.benches {
+            writes.insert(StateKey::Bench(address), codec::encode(&record));
         }
         writes.insert(StateKey::Chain, codec::encode(&self.chain));
         (writes, self.slashed.into_iter().collect())

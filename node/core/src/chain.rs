@@ -7,8 +7,9 @@
 //! block validated (or built) once is not executed again when it commits.
 //!
 //! The chain also knows the committee that certifies its next block: the
-//! genesis one minus the validators jailed so far, refreshed whenever a
-//! committed block slashes someone.
+//! genesis one minus the validators jailed so far (rebuilt whenever a
+//! committed block slashes someone), with the next height's leader
+//! rotation (refreshed after every commit: see `palisade_ledger::rotation`).
 //!
 //! Serving blocks to peers is [`crate::serve`]'s, over [`ChainRead`].
 
@@ -246,9 +247,14 @@ impl<S: ChainStore> Chain<S> {
         self.state.commit(&block, &codec::encode(&certificate), &outcome)?;
         self.outcomes.clear();
         let jailed = self.committee.inactive();
-        if !outcome.slashed.is_empty() {
-            self.committee = committee::current(&self.state).map_err(StorageError::from)?;
+        // A jailing rebuilds the committee; otherwise only the rotation can
+        // change (a leader benched for a failed turn, or back after its bench).
+        self.committee = if outcome.slashed.is_empty() {
+            committee::rotated(&self.state, &self.committee)
+        } else {
+            committee::current(&self.state)
         }
+        .map_err(StorageError::from)?;
         Ok(Committed {
             block,
             hash,

@@ -180,6 +180,11 @@ pub struct ShardStatus {
     pub last_commit_unix_ms: u64,
     /// Consensus view at the height being decided.
     pub view: u64,
+    /// Who leads view 0 of the next height (`None` before the core runs).
+    pub next_leader: Option<ValidatorIndex>,
+    /// Active members left out of the leader rotation for failing their
+    /// recent turns (`palisade_ledger::rotation`), in index order.
+    pub benched: Vec<ValidatorIndex>,
     /// Highest height seen from peers; above `height` while catching up.
     pub peer_height: u64,
     /// Since when this node has been `BEHIND_BLOCKS` or more below its
@@ -217,6 +222,8 @@ impl ShardStatus {
             last_block_hash,
             last_commit_unix_ms: now_unix_ms,
             view: 0,
+            next_leader: None,
+            benched: Vec::new(),
             peer_height: 0,
             behind_since_unix_ms: None,
             // A node that just started has heard nobody yet: not a lost

@@ -137,6 +137,8 @@ fn status(ctx: &NodeContext) -> StatusResponse {
                 height: s.height,
                 last_block_hash: s.last_block_hash,
                 view: s.view,
+                next_leader: s.next_leader.map(|i| i.0),
+                benched: s.benched.iter().map(|i| i.0).collect(),
                 peer_height: s.peer_height,
                 mempool_txs: s.mempool_txs,
                 seconds_since_last_commit: health.seconds_since_last_commit,

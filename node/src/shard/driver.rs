@@ -362,6 +362,7 @@ impl ShardDriver {
         let m = &self.metrics;
         m.height.get_or_create(&self.label).set(gauge(status.height));
         m.view.get_or_create(&self.label).set(gauge(status.view));
+        m.benched.get_or_create(&self.label).set(gauge(status.benched.len()));
         m.mempool_txs.get_or_create(&self.label).set(gauge(status.mempool_txs));
         m.receipts_pooled.get_or_create(&self.label).set(gauge(status.receipts_pooled));
         m.mempool_bytes.get_or_create(&self.label).set(gauge(status.mempool_bytes));

@@ -1,7 +1,8 @@
 //! `palisade-testnet failover`: leader failover, timed on a running local
 //! network. Each trial waits for a fresh commit on the shard, SIGKILLs the
-//! validator that leads the next height (the genesis rotation, the
-//! committee at `(height + view) mod n`), times the next commit on a
+//! validator that leads the next height (as a survivor's status names it:
+//! the rotation leaves out members benched for failed turns, so the victim
+//! of one trial sits out the next ones), times the next commit on a
 //! survivor, checks that a survivor proposed it (otherwise the victim had
 //! already proposed before it died: the trial is retried, not counted),
 //! restarts the victim and waits until it has caught up. Optionally under
@@ -123,8 +124,7 @@ async fn run_trials(net: &mut LocalNet, options: &FailoverOptions, report: &mut 
         .iter()
         .map(|v| Ok(Client::with_timeout(&net.node(&v.name)?.rpc_url(), CALL_TIMEOUT)?))
         .collect::<Result<_>>()?;
-    let committee = net.genesis.consensus_committee(options.shard).context("the shard's committee")?;
-    let shard = Shard { id: options.shard, members, committee, clients, timeout: options.timeout };
+    let shard = Shard { id: options.shard, members, clients, timeout: options.timeout };
     let attempts = options.trials.saturating_mul(ATTEMPTS_PER_TRIAL);
     for attempt in 1..=attempts {
         if report.trials.len() >= options.trials as usize {
@@ -150,8 +150,6 @@ async fn run_trials(net: &mut LocalNet, options: &FailoverOptions, report: &mut 
 struct Shard {
     id: ShardId,
     members: Vec<palisade_ledger::genesis::GenesisValidator>,
-    /// The same members as consensus sees them: its rotation picks leaders.
-    committee: palisade_consensus::Committee,
     clients: Vec<Client>,
     timeout: Duration,
 }
@@ -163,9 +161,9 @@ impl Shard {
     async fn trial(&self, net: &mut LocalNet, attempt: u32) -> Result<Option<Trial>> {
         // Wait for a fresh commit, on a member that was caught up already.
         let current = self.wait_above(0, 0).await?;
-        let tip = self.wait_above(0, current).await?;
+        self.wait_above(0, current).await?;
+        let (tip, victim) = self.next_leader(0).await?;
         let height = tip.saturating_add(1);
-        let victim = self.committee.leader(height, 0).as_usize();
         let observer = (victim + 1) % self.members.len();
         let (victim_name, observer_name) = (&self.members[victim].name, &self.members[observer].name);
         let killed_at = Instant::now();
@@ -202,6 +200,23 @@ impl Shard {
             view: block.certificate.view,
             failover_ms: failover.as_secs_f64() * 1_000.0,
         }))
+    }
+
+    /// Member `member`'s committed height and who leads view 0 of the next
+    /// one there: the rotation leaves out benched members, which only the
+    /// chain knows.
+    async fn next_leader(&self, member: usize) -> Result<(u64, usize)> {
+        let client = &self.clients[member];
+        let status = client.status().await.with_context(|| format!("asking {} for its status", client.url()))?;
+        let shard = status
+            .shards
+            .iter()
+            .find(|s| s.shard == self.id)
+            .with_context(|| format!("{} does not run shard {}", client.url(), self.id))?;
+        let leader = shard.next_leader.with_context(|| format!("{} names no next leader yet", client.url()))?;
+        let leader = usize::try_from(leader).ok().filter(|&i| i < self.members.len());
+        let leader = leader.with_context(|| format!("{} names a leader outside the committee", client.url()))?;
+        Ok((shard.height, leader))
     }
 
     /// Polls member `member` until its height exceeds `above` (so `above =

@@ -326,6 +326,8 @@ impl<S: ChainStore> ShardCore<S> {
             last_block_hash: tip.hash,
             last_commit_unix_ms: self.last_commit_ms,
             view: self.replica.view(),
+            next_leader: Some(committee.leader(tip.height.saturating_add(1), 0)),
+            benched: committee.benched(),
             peer_height: self.peer_height.max(tip.height),
             behind_since_unix_ms: self.behind_since_ms,
             quorum_until_unix_ms: self
