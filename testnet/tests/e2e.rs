@@ -541,12 +541,13 @@ async fn fifty_kill9_restarts_never_produce_evidence() {
     assert!(!state.jailed && state.slashed.is_none(), "{victim:?}");
     let end = height(&rpc, 1, 0).await;
     println!("{RESTARTS} kill -9 restarts of {VICTIM}: shard 0 went from height {start} to {end}, no evidence");
-    // Safety is what this test holds to. Its pace is not: with a member
-    // that restarts every few hundred milliseconds, heights it leads wait
-    // out view changes, and on a loaded 2-core machine the shard has moved
-    // as few as 7 heights in the whole run (rotation does not yet skip a
-    // failing leader: issue #16). So the bar is that it moved at all, and
-    // that every validator, the victim too, passes the kills (above).
+    // Safety is what this test holds to, not a pace (a timed bar flakes on
+    // a loaded machine). The victim's failed turns bench it (32 heights,
+    // then 64, 128, ...): on an idle 2-core machine the shard moved about
+    // 490 heights during the kills, with view changes at four heights only,
+    // where before benching it moved 7 to 10 on a loaded one. So the bar is
+    // that it moved at all, and that every validator, the victim too,
+    // passes the kills (above).
     assert!(end > start, "the shard never moved during the kills: {start} → {end}\n{}", net.logs_tail(60));
 }
 
