@@ -436,11 +436,16 @@ fn failover_trials_kill_the_next_leader_then_a_lost_quorum_shows_on_health() {
     let report = failover::run(&mut net, &options).unwrap();
     println!("{}", report.render());
     assert_eq!(report.trials.len(), 3, "{}", report.render());
+    // A killed follower costs no view change, so a height decided in a
+    // later view shows its leader was the one killed (the tool asks a node
+    // who leads: the chain benches each victim, so the genesis rotation no
+    // longer says).
     let committee = &net.genesis.committee(0).unwrap().validators;
     for trial in &report.trials {
         assert!(trial.view >= 1, "height {} was decided in view 0 without its leader", trial.height);
-        let leader = committee[(trial.height % 4) as usize].name.clone();
-        assert_eq!(trial.killed, leader, "the victim was not the next height's leader");
+        let block = runtime.block_on(rpc[0].block(0, trial.height)).unwrap().unwrap();
+        let proposer = committee.iter().find(|v| v.address == block.header.proposer).unwrap();
+        assert_ne!(proposer.name, trial.killed, "height {}: the victim's own block", trial.height);
     }
     let spread = report.spread().unwrap();
     assert!(spread.min_ms > 0.0 && spread.min_ms <= spread.median_ms && spread.median_ms <= spread.max_ms);
