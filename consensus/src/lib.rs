@@ -54,9 +54,18 @@
 //!   certificate received from a peer (`Decided`) decides the same way.
 //! * **P5/P7** When a view's timer fires, the replica moves to `v + 1`: it
 //!   persists, stops voting in `v`, and broadcasts `ViewChange(h, v + 1,
-//!   highest prepared certificate)`. It sets the new view's timer, which is
-//!   `base * 2^view` capped at `max_timeout_ms`, so an unlucky streak of
-//!   leaders cannot starve progress once the network stabilises.
+//!   highest prepared certificate)`. As in PBFT, the new view's timer,
+//!   `base * 2^view` capped at `max_timeout_ms` (so an unlucky streak of
+//!   leaders cannot starve progress once the network stabilises), starts
+//!   only once the view has *formed*: view changes for it from a quorum, or
+//!   a justified proposal in it. Until then the replica waits there and
+//!   repeats its view change (P11, and a waiting timer of the view's
+//!   length), never moving further on its own: a replica whose timers ran
+//!   a little ahead of the others otherwise stayed a view ahead of them for
+//!   good, leaving each view just before they arrived, so no view ever had
+//!   its quorum (simulator seed 188, a shard that needed all five honest
+//!   members). A replica restored into a view it has no view change for
+//!   moves on at its timer, as before.
 //! * **P10** Leader suspicion (not in the paper, whose timer is the only
 //!   failure detector). A view's timer must cover an idle leader's wait
 //!   for its heartbeat block, so it is slow to notice a dead leader. So the

@@ -25,6 +25,10 @@ fn leader_timers(actions: &[Action]) -> Vec<(u64, u64, u64, u64)> {
         .collect()
 }
 
+fn has_view_timer(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::SetTimer { id: TimerId { kind: TimerKind::View, .. }, .. }))
+}
+
 fn leader_timeout(height: u64, view: u64, n: u64) -> Input {
     Input::Timeout(TimerId { height, view, kind: TimerKind::Leader(n) })
 }
@@ -61,8 +65,52 @@ fn a_silent_leader_is_left_after_the_leader_timeout_and_only_the_latest_timer_co
     let out = fx.input(leader_timeout(1, 0, second));
     assert_eq!(fx.replica.view(), 1);
     assert!(kinds(&out).ends_with(&["Persist", "Broadcast(ViewChange)"]), "{:?}", kinds(&out));
-    // The next view's leader timer backs off with the view.
+    // [P7] View 1's timers wait for a quorum in it (only the waiting timer
+    // runs): ours and one more view change are not one.
+    assert!(!has_view_timer(&out), "{out:?}");
+    let vc = |fx: &Fixture, from| Message::ViewChange(fx.view_change(from, 1, 1, None).view_change);
+    let message = vc(&fx, 2);
+    assert!(!has_view_timer(&fx.from(2, message)));
+    // The third makes a quorum: the view's timers start, and its leader
+    // timer backs off with the view.
+    let message = vc(&fx, 3);
+    let out = fx.from(3, message);
     assert_eq!(leader_timers(&out).iter().map(|t| (t.1, t.3)).collect::<Vec<_>>(), [(1, 80)]);
+}
+
+/// [P7] A replica whose timer fired first waits in the view it asked for:
+/// without a quorum there, no timer runs and it never moves further ahead
+/// on its own, whatever the beats; the others' view changes start the view.
+#[test]
+fn a_replica_alone_in_a_new_view_waits_there_for_a_quorum() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
+    assert_eq!(fx.replica.view(), 1);
+    assert!(!has_view_timer(&out), "{out:?}");
+    // Its waiting timer fires, again and again: it asks again, and stays.
+    let mut waiting = leader_timers(&out);
+    for _ in 0..5 {
+        let (height, view, n, _) = waiting[0];
+        let out = fx.input(leader_timeout(height, view, n));
+        assert_eq!(kinds(&out), ["SetTimer", "Broadcast(ViewChange)"], "wait again, re-sent");
+        waiting = leader_timers(&out);
+        assert!(fx.input(Input::Beat).iter().all(|a| !matches!(a, Action::SetTimer { .. })));
+    }
+    assert_eq!(fx.replica.view(), 1, "no quorum, no further view");
+    let vc = |fx: &Fixture, from| Message::ViewChange(fx.view_change(from, 1, 1, None).view_change);
+    let message = vc(&fx, 1);
+    fx.from(1, message);
+    let message = vc(&fx, 3);
+    let out = fx.from(3, message);
+    let timers: Vec<TimerKind> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTimer { id, .. } => Some(id.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(timers.contains(&TimerKind::View), "the view's own timer starts with its quorum: {out:?}");
 }
 
 #[test]
@@ -165,7 +213,8 @@ fn a_view_change_is_sent_again_on_each_beat_until_the_new_view_has_a_proposal() 
         block,
         justification,
     });
-    assert_eq!(kinds(&fx.from(2, proposal)), ["ValidateBlock"]);
+    // The proposal shows the view formed: its timers start.
+    assert_eq!(kinds(&fx.from(2, proposal)), ["SetTimer", "SetTimer", "ValidateBlock"]);
     assert!(fx.input(Input::Beat).is_empty());
 }
 

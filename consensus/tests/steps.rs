@@ -134,7 +134,16 @@ fn timeout_moves_to_the_next_view_with_backoff() {
     let mut fx = Fixture::new(0);
     fx.start();
     let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
-    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "Persist", "Broadcast(ViewChange)"]);
+    // [P7] Until a quorum is in view 1, only its waiting timer runs.
+    assert_eq!(kinds(&out), ["SetTimer", "Persist", "Broadcast(ViewChange)"]);
+    assert!(matches!(
+        out[0],
+        Action::SetTimer { id: TimerId { height: 1, view: 1, kind: TimerKind::Leader(_) }, after_ms: 200 }
+    ));
+    assert_eq!(fx.replica.view(), 1);
+    fx.from(1, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
+    let out = fx.from(3, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer"], "the view formed: its timers start");
     assert!(matches!(
         out[0],
         Action::SetTimer { id: TimerId { height: 1, view: 1, kind: TimerKind::View }, after_ms: 200 }
@@ -143,7 +152,6 @@ fn timeout_moves_to_the_next_view_with_backoff() {
         out[1],
         Action::SetTimer { id: TimerId { height: 1, view: 1, kind: TimerKind::Leader(_) }, after_ms: 80 }
     ));
-    assert_eq!(fx.replica.view(), 1);
     // A stale timer is ignored.
     assert!(fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View })).is_empty());
     // Backoff doubles per view and is capped.
@@ -161,7 +169,7 @@ fn new_leader_collects_a_quorum_of_view_changes_and_proposes() {
     let out = fx.from(0, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
     assert!(kinds(&out).is_empty(), "two view changes are not a quorum");
     let out = fx.from(3, Message::ViewChange(ViewChange { height: 1, view: 1, prepared: None, resend: 0 }));
-    assert_eq!(kinds(&out), ["RequestProposal"]);
+    assert_eq!(kinds(&out), ["SetTimer", "RequestProposal"], "the view formed: its timer, then a block");
     let block = b"fresh block".to_vec();
     let out = fx.input(Input::Proposal { height: 1, view: 1, block_hash: block_hash(&block), block: block.clone() });
     assert_eq!(kinds(&out), ["Persist", "Broadcast(Propose)", "Broadcast(Prepare)"]);
@@ -179,8 +187,9 @@ fn replica_joins_a_view_change_started_by_a_weak_quorum() {
     let out = fx.from(1, Message::ViewChange(ViewChange { height: 1, view: 2, prepared: None, resend: 0 }));
     assert!(out.is_empty(), "one validator (1/4) is not enough to follow");
     let out = fx.from(2, Message::ViewChange(ViewChange { height: 1, view: 3, prepared: None, resend: 0 }));
-    // Two (1/2 > 1/3): join the smallest view they asked for, 2.
-    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "Persist", "Broadcast(ViewChange)"]);
+    // Two (1/2 > 1/3): join the smallest view they asked for, 2 (where
+    // two of four are no quorum yet: its waiting timer runs).
+    assert_eq!(kinds(&out), ["SetTimer", "Persist", "Broadcast(ViewChange)"]);
     assert_eq!(fx.replica.view(), 2);
 }
 
@@ -194,7 +203,9 @@ fn replica_follows_a_justified_new_view_proposal() {
     let proposal =
         Message::Propose(Proposal { height: 1, view: 1, block_hash: block_hash(&block), block, justification });
     let out = fx.from(2, proposal);
-    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "ValidateBlock"]);
+    // Entering view 1 arms its waiting timer; the justified proposal shows
+    // it formed, which arms its own timers (retiring the waiting one).
+    assert_eq!(kinds(&out), ["SetTimer", "SetTimer", "SetTimer", "ValidateBlock"]);
     assert_eq!(fx.replica.view(), 1);
 }
 

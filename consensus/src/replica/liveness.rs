@@ -57,6 +57,22 @@ impl Replica {
         }
     }
 
+    /// [P11] Sends our view change for the current view again, numbered
+    /// with a fresh beat (gossip drops bytes it has seen), while no
+    /// proposal came in it.
+    pub(super) fn resend_view_change(&mut self) {
+        if !self.can_sign() || self.view() == 0 || self.round.proposal.is_some() {
+            return;
+        }
+        let beat = self.round.beats.wrapping_add(1);
+        self.round.beats = beat;
+        let Some(own) = self.me.and_then(|me| self.round.view_changes.get(&self.view())?.get(&me)) else { return };
+        let again = ViewChange { resend: beat, ..own.view_change.clone() };
+        if let Some(message) = self.sign(Message::ViewChange(again)) {
+            self.outbox.push(Action::Broadcast(message));
+        }
+    }
+
     /// [P10] A member's liveness beat: re-arms the leader timer if it comes
     /// from the leader of the current view before its proposal. Other
     /// members' beats, and beats for other heights or views, change nothing

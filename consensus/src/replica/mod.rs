@@ -88,6 +88,11 @@ struct Round {
     leader_timer: u64,
     /// [P10]/[P11] Beats of this round: numbers what each beat sends.
     beats: u64,
+    /// [P7] The current view's timers are armed: it is view 0, or a quorum
+    /// was seen in it (see `view_change::Replica::view_formed`).
+    armed: bool,
+    /// [P7] A waiting timer runs in the current view (not yet formed).
+    waiting: bool,
 }
 
 /// A PBFT-style replica for one shard. Drive it with [`Replica::handle`];

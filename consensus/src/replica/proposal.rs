@@ -109,6 +109,8 @@ impl Replica {
             return;
         }
         self.round.proposal = Some(block_hash);
+        // A proposal shows the view formed (its justification is a quorum).
+        self.arm_if_formed(out);
         // [P10] The leader proved alive; the view's own timer bounds the rest.
         self.retire_leader_timer();
         self.store_block(block_hash, block, self.view());

@@ -1,7 +1,8 @@
 //! Views: [P7] a timeout leaves the view with a view change carrying the
 //! highest prepared certificate ([P5] from peers), [P8] a weak quorum ahead
 //! is joined, [P6] the new leader proposes from a quorum of view changes.
-//! Entering a view sets its timer and never signs.
+//! Entering a view never signs; its timers start once it has formed (a
+//! quorum is in it).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,16 @@ impl Replica {
         }
         // A sync asked for at this height may have found nothing yet.
         self.sync_requested_at = None;
+        let asked =
+            self.me.is_some_and(|me| self.round.view_changes.get(&self.view()).is_some_and(|v| v.contains_key(&me)));
+        if asked && !self.view_formed() {
+            // Still no quorum in the view we asked for: ask again, stay. (A
+            // replica restored into a view has no view change of its own to
+            // repeat: it moves on, signing one for the next view.)
+            self.resend_view_change();
+            self.arm_waiting_timer(out);
+            return;
+        }
         let next = self.view().saturating_add(1);
         self.start_view_change(next, out);
     }
@@ -40,6 +51,7 @@ impl Replica {
             signature,
         });
         self.join_view_change(out);
+        self.arm_if_formed(out);
         self.try_new_view(out);
     }
 
@@ -82,6 +94,7 @@ impl Replica {
                 self.outbox.push(Action::Broadcast(message));
             }
         }
+        self.arm_if_formed(out);
         self.try_new_view(out);
     }
 
@@ -180,11 +193,60 @@ impl Replica {
                 self.round.view_changes.entry(v).or_default().entry(signer).or_insert(signed);
             }
         }
-        self.arm_view(out);
+        self.round.armed = false;
+        self.round.waiting = false;
+        self.arm_if_formed(out);
+    }
+
+    /// [P7] Whether the current view has formed: view 0 always does; a
+    /// later one once view changes for it from a quorum were seen, or a
+    /// proposal in it (whose justification is such a quorum).
+    pub(super) fn view_formed(&self) -> bool {
+        let view = self.view();
+        view == 0
+            || self.round.proposal.is_some()
+            || self.round.view_changes.get(&view).is_some_and(|senders| {
+                self.config.committee.stake_of(senders.keys().copied()) >= self.config.committee.quorum_stake()
+            })
+    }
+
+    /// [P7] Arms the current view's timers once it has formed. PBFT starts
+    /// a new view's timer when a quorum of view changes for it arrives, not
+    /// when a replica leaves the previous view: a replica whose timer fires
+    /// first waits in the view it asked for (re-sending its view change on
+    /// every beat, [P11]) until the others join it or a blocking set shows a
+    /// higher view ([P8]). Arming at once let such a replica run a view
+    /// ahead of the rest for good, each leaving its view by its own timer
+    /// before the others arrived, with no quorum in either (simulator seed
+    /// 188: five needed, one always a view ahead).
+    pub(super) fn arm_if_formed(&mut self, out: &mut Vec<Action>) {
+        if self.round.armed {
+            return;
+        }
+        if self.view_formed() {
+            self.arm_view(out);
+        } else if !self.round.waiting {
+            self.arm_waiting_timer(out);
+        }
+    }
+
+    /// [P7] While the view waits for its quorum, the leader-timer slot
+    /// (numbered, so arming the view retires it) holds a timer of the
+    /// view's length that only re-sends our view change, for a host that
+    /// beats slowly or not at all.
+    fn arm_waiting_timer(&mut self, out: &mut Vec<Action>) {
+        self.round.waiting = true;
+        self.retire_leader_timer();
+        let (height, view) = (self.height(), self.view());
+        out.push(Action::SetTimer {
+            id: TimerId { height, view, kind: TimerKind::Leader(self.round.leader_timer) },
+            after_ms: self.config.timeout_ms(view),
+        });
     }
 
     /// Sets the view's timers; as leader of view 0, asks the host for a block.
     pub(super) fn arm_view(&mut self, out: &mut Vec<Action>) {
+        self.round.armed = true;
         let (height, view) = (self.height(), self.view());
         out.push(Action::SetTimer {
             id: TimerId { height, view, kind: TimerKind::View },
