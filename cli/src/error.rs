@@ -112,6 +112,16 @@ pub enum WalletError {
         /// The fee.
         fee: Amount,
     },
+    /// The fee the transfer would pay exceeds `--max-fee`.
+    #[error("the fee would be {fee} PAL (the shard's base fee {base_fee} PAL plus the tip), above --max-fee {max} PAL")]
+    FeeAboveMax {
+        /// What it would pay.
+        fee: Amount,
+        /// The shard's base fee.
+        base_fee: Amount,
+        /// The cap.
+        max: Amount,
+    },
     /// The network refused the transaction.
     #[error("transaction {id} was rejected: {reason}")]
     Rejected {
@@ -184,6 +194,13 @@ impl WalletError {
                         .into(),
                 )
             }
+            WalletError::Rejected { label: Some(label), .. } if label == reason::FEE_BELOW_BASE => Some(
+                "the shard is congested and its base fee rose: leave --fee out to pay the current base fee,                  or retry later (`palisade fee` shows it)"
+                    .into(),
+            ),
+            WalletError::FeeAboveMax { .. } => {
+                Some("the shard is congested: retry later (`palisade fee` shows the base fee) or raise --max-fee".into())
+            }
             WalletError::NotFinal { id, .. } => Some(format!("check on it later with `palisade tx {id}`")),
             WalletError::Proof(_) => {
                 Some("do not rely on this node's answers; try another node, and check the genesis in use".into())
@@ -211,6 +228,7 @@ impl WalletError {
             WalletError::Rpc(ClientError::Unreachable { .. }) => "node_unreachable",
             WalletError::Rpc(_) => "node_error",
             WalletError::InsufficientFunds { .. } => "insufficient_funds",
+            WalletError::FeeAboveMax { .. } => "fee_above_max",
             WalletError::Rejected { .. } => "rejected",
             WalletError::NotFinal { .. } => "not_final",
             WalletError::Proof(_) => "proof_failed",

@@ -82,9 +82,12 @@ enum Command {
         /// How much, in PAL (up to 9 decimals)
         #[arg(long, value_name = "PAL")]
         amount: String,
-        /// The fee in PAL [default: config `fee`, else 0.000001]
+        /// The whole fee in PAL [default: the shard's base fee plus a tip of config `fee`, else 0.000001]
         #[arg(long, value_name = "PAL")]
         fee: Option<String>,
+        /// Refuse to pay a fee above this, in PAL (the base fee rises while a shard is congested)
+        #[arg(long, value_name = "PAL")]
+        max_fee: Option<String>,
         /// Return once submitted instead of waiting for finality
         #[arg(long)]
         no_wait: bool,
@@ -100,6 +103,8 @@ enum Command {
     },
     /// Every shard's height and health
     Status,
+    /// Every shard's base fee: the least a transaction pays there now (it rises while the shard is congested)
+    Fee,
     /// A final block, its transactions, and its verified commit certificate
     Block {
         /// The shard
@@ -219,12 +224,13 @@ fn run(cli: Cli, format: Format) -> Result<Report> {
             KeysCommand::Export { name } => keys::export(&ctx, &name),
         },
         Command::Balance { target, prove } => block_on(balance::balance(&ctx, target.as_deref(), prove)),
-        Command::Transfer { to, amount, fee, no_wait, timeout } => {
-            let request = TransferRequest { to, amount, fee, wait: !no_wait, wait_secs: timeout };
+        Command::Transfer { to, amount, fee, max_fee, no_wait, timeout } => {
+            let request = TransferRequest { to, amount, fee, max_fee, wait: !no_wait, wait_secs: timeout };
             block_on(transfer::transfer(&ctx, &request))
         }
         Command::Tx { id } => block_on(chain::tx(&ctx, &id)),
         Command::Status => block_on(chain::status(&ctx)),
+        Command::Fee => block_on(chain::fee(&ctx)),
         Command::Block { shard, height } => block_on(chain::block(&ctx, shard, height)),
         Command::Validators { shard } => block_on(slashing::validators(&ctx, shard)),
         Command::Evidence(EvidenceCommand::Submit { file }) => block_on(slashing::submit_evidence(&ctx, &file)),

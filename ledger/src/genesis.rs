@@ -84,10 +84,31 @@ pub struct Params {
     pub block_reward_units: u64,
     /// Evidence older than this many blocks is refused.
     pub evidence_window_blocks: u64,
+    /// The lowest base fee every transaction pays (burned), in units; what
+    /// an idle shard charges ([`crate::fee`]). Absent from older genesis
+    /// files: 0.
+    #[serde(default)]
+    pub min_base_fee_units: u64,
+    /// The highest base fee, in units. Absent from older genesis files:
+    /// 1 PAL.
+    #[serde(default = "default_max_base_fee_units")]
+    pub max_base_fee_units: u64,
+    /// Transactions per block at which the base fee holds still: above it
+    /// the fee rises, below it falls. Absent from older genesis files: 1000.
+    #[serde(default = "default_base_fee_target_txs")]
+    pub base_fee_target_txs: u32,
 }
 
 fn default_leader_timeout_ms() -> u64 {
     400
+}
+
+fn default_max_base_fee_units() -> u64 {
+    crate::amount::UNITS_PER_PAL
+}
+
+fn default_base_fee_target_txs() -> u32 {
+    1_000
 }
 
 /// One committee member.
@@ -359,12 +380,19 @@ impl Genesis {
             ("params.max_block_bytes", u64::from(p.max_block_bytes)),
             ("params.max_block_receipts", u64::from(p.max_block_receipts)),
             ("params.evidence_window_blocks", p.evidence_window_blocks),
+            ("params.base_fee_target_txs", u64::from(p.base_fee_target_txs)),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(*field, "must be positive"));
         }
         if p.heartbeat_interval_ms < p.block_interval_ms {
             return Err(invalid("params.heartbeat_interval_ms", "must be at least block_interval_ms"));
+        }
+        if p.base_fee_target_txs > p.max_block_txs {
+            return Err(invalid("params.base_fee_target_txs", "must be at most max_block_txs"));
+        }
+        if p.min_base_fee_units > p.max_base_fee_units {
+            return Err(invalid("params.max_base_fee_units", "must be at least min_base_fee_units"));
         }
         if p.slash_fraction_bps > 10_000 {
             return Err(invalid("params.slash_fraction_bps", "basis points: at most 10000 (100%)"));
@@ -420,6 +448,11 @@ impl Genesis {
             slash_fraction_bps: self.params.slash_fraction_bps,
             block_reward: Amount(self.params.block_reward_units),
             evidence_window_blocks: self.params.evidence_window_blocks,
+            fees: crate::fee::FeeParams {
+                min_base_fee: Amount(self.params.min_base_fee_units),
+                max_base_fee: Amount(self.params.max_base_fee_units),
+                target_block_txs: u64::from(self.params.base_fee_target_txs),
+            },
         })
     }
 
@@ -497,6 +530,9 @@ impl Genesis {
                 slash_fraction_bps: 1_000,
                 block_reward_units: pal(1),
                 evidence_window_blocks: 10_000,
+                min_base_fee_units: 0,
+                max_base_fee_units: pal(1),
+                base_fee_target_txs: 1_000,
             },
             committees,
             accounts,

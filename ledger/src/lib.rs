@@ -9,6 +9,7 @@
 //! - [`rotation`]: who leads, with failing leaders benched for a while;
 //! - [`state`], [`tree`]: a shard's state and its Jellyfish Merkle commitment;
 //! - [`execute`]: pure block validation/execution and block building;
+//! - [`fee`]: the base fee each shard charges, rising with congestion;
 //! - [`api`]: the node's JSON-RPC interface as clients see it;
 //! - [`genesis`]: the network's genesis document;
 //! - [`mem`]: state in memory (tests, simulator);
@@ -26,6 +27,7 @@ pub mod block;
 pub mod codec;
 pub mod committee;
 pub mod execute;
+pub mod fee;
 pub mod genesis;
 pub mod hash;
 pub mod header;

@@ -64,7 +64,7 @@ impl MemState {
 
     /// All money in the shard's state, in units (balances, stake and
     /// rewards), less the block rewards this shard created and plus the
-    /// stake it burned. Conservation checks compare the sum over shards,
+    /// stake and base fees it burned. Conservation checks compare the sum over shards,
     /// plus the receipts in flight between them, with the genesis supply.
     pub fn money(&self) -> Result<u128, StateError> {
         let mut total = 0u128;
@@ -75,12 +75,18 @@ impl MemState {
                     .validator(address)?
                     .map_or(0, |r| u128::from(r.stake.units()).saturating_add(u128::from(r.rewards.units()))),
                 // Credited receipts are counted in the balances they credited.
-                StateKey::Chain | StateKey::Applied(_) | StateKey::Slashed(_) | StateKey::Bench(_) => 0,
+                StateKey::Chain | StateKey::Applied(_) | StateKey::Slashed(_) | StateKey::Bench(_) | StateKey::Fees => {
+                    0
+                }
             };
             total = total.saturating_add(units);
         }
         let chain = self.chain()?;
-        Ok(total.saturating_add(u128::from(chain.burned.units())).saturating_sub(u128::from(chain.minted.units())))
+        let fees_burned = crate::fee::market(self)?.burned;
+        Ok(total
+            .saturating_add(u128::from(chain.burned.units()))
+            .saturating_add(u128::from(fees_burned.units()))
+            .saturating_sub(u128::from(chain.minted.units())))
     }
 }
 

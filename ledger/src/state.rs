@@ -110,6 +110,8 @@ pub enum StateKey {
     /// ([`crate::rotation::BenchRecord`]). Last, so the keys before it keep
     /// their encoding.
     Bench(Address),
+    /// The shard's fee market ([`crate::fee::FeeRecord`]).
+    Fees,
 }
 
 impl StateKey {
@@ -158,6 +160,8 @@ pub struct ShardContext {
     pub block_reward: Amount,
     /// Evidence of an offence this many blocks old is still accepted.
     pub evidence_window_blocks: u64,
+    /// The base fee's bounds and target ([`crate::fee`]).
+    pub fees: crate::fee::FeeParams,
 }
 
 /// A storage failure. Fatal to a node: state it cannot read is state it
@@ -249,6 +253,10 @@ pub trait StateExt: State {
     /// The failed turns as leader of committee member `address`, if it has any.
     fn bench(&self, address: &Address) -> Result<Option<crate::rotation::BenchRecord>, StateError> {
         self.get_typed(&StateKey::Bench(*address))
+    }
+    /// The fee market's record, if the base fee ever left its minimum.
+    fn fees(&self) -> Result<Option<crate::fee::FeeRecord>, StateError> {
+        self.get_typed(&StateKey::Fees)
     }
     /// Where this shard credited receipt `id`, if it did.
     fn applied(&self, id: &Hash) -> Result<Option<Applied>, StateError> {

@@ -97,6 +97,8 @@ pub struct Metrics {
     pub view_changes: Family<ShardLabel, Counter>,
     /// Members left out of the leader rotation for failed turns.
     pub benched: Family<ShardLabel, Gauge>,
+    /// The base fee the shard's next block charges, in units.
+    pub base_fee: Family<ShardLabel, Gauge>,
     /// From entering a height to committing it.
     pub commit_latency: Family<ShardLabel, Histogram>,
     /// Transactions per committed block.
@@ -165,6 +167,7 @@ impl Metrics {
             view: Family::default(),
             view_changes: Family::default(),
             benched: Family::default(),
+            base_fee: Family::default(),
             commit_latency: Family::new_with_constructor(latency_buckets),
             block_txs: Family::new_with_constructor(count_buckets),
             block_bytes: Family::new_with_constructor(byte_buckets),
@@ -197,6 +200,11 @@ impl Metrics {
             "benched_validators",
             "Committee members left out of the leader rotation for failing their recent turns",
             metrics.benched.clone(),
+        );
+        r.register(
+            "base_fee_units",
+            "The base fee the shard's next block charges, in units (rises while blocks are over target)",
+            metrics.base_fee.clone(),
         );
         r.register(
             "commit_latency_seconds",
@@ -245,6 +253,7 @@ impl Metrics {
         let _ = self.view.get_or_create(&label);
         let _ = self.view_changes.get_or_create(&label);
         let _ = self.benched.get_or_create(&label);
+        let _ = self.base_fee.get_or_create(&label);
         let _ = self.commit_latency.get_or_create(&label);
         let _ = self.block_txs.get_or_create(&label);
         let _ = self.block_bytes.get_or_create(&label);

@@ -101,6 +101,41 @@ fn a_higher_fee_replaces_a_pending_nonce_and_commits_clear_stale_ones() {
     assert_eq!(rejection(mempool.insert(first, &state)), Rejection::StaleNonce { got: 0, next: 1 });
 }
 
+/// Below the base fee: refused at admission with the base fee to pay; a
+/// pending transaction the base fee rose past waits out of the candidates,
+/// and so does the rest of its sender's chain.
+#[test]
+fn the_base_fee_is_the_least_a_transaction_pays_to_enter_and_to_be_proposed() {
+    let (mut genesis, mut users, _, local) = network(1, 8);
+    genesis.params.min_base_fee_units = 10;
+    genesis.params.base_fee_target_txs = 1;
+    let mut state = MemState::genesis(&genesis, 0).unwrap();
+    let (a, b, c, to) = (local[0], local[1], local[2], users.address(local[3]));
+    let mut mempool = pool(100);
+    let cheap = users.transfer(a, to, Amount(1), Amount(9));
+    let refused = rejection(mempool.insert(cheap, &state));
+    assert_eq!(refused, Rejection::Invalid(TxError::FeeBelowBase { fee: Amount(9), base_fee: Amount(10) }));
+    let api = refused.to_api();
+    assert_eq!((api.reason.as_str(), api.min_fee_units), ("fee_below_base", Some(10)));
+
+    // Admitted at 10 and 11; then a busy block lifts the base fee to 11.
+    users.set_nonce(a, 0);
+    let (a0, a1) = (users.transfer(a, to, Amount(1), Amount(10)), users.transfer(a, to, Amount(1), Amount(50)));
+    let b0 = users.transfer(b, to, Amount(1), Amount(11));
+    for tx in [a0.clone(), a1, b0.clone()] {
+        mempool.insert(tx, &state).unwrap();
+    }
+    let busy: Vec<SignedTx> = (0..3).map(|_| users.transfer(c, to, Amount(1), Amount(20))).collect();
+    let proposer = genesis.committee(0).unwrap().validators[1].address;
+    let built = build_block(&state, proposer, 0, Vec::new(), busy).unwrap();
+    state.commit(&built.outcome);
+    mempool.on_commit(&built.block.txs, &state).unwrap();
+    assert_eq!(palisade_ledger::fee::base_fee(&state).unwrap(), Amount(11));
+    assert_eq!(mempool.len(), 3, "still pending");
+    assert_eq!(mempool.candidates(&state, 10).unwrap(), vec![b0], "a0 and what follows it wait");
+    assert!(mempool.contains(&a0.id()));
+}
+
 #[test]
 fn candidates_are_fee_ordered_across_senders_and_nonce_ordered_within() {
     let (_, mut users, state, local) = network(1, 6);

@@ -702,6 +702,24 @@ fn a_validator_in_a_crash_loop_is_benched_and_its_shard_keeps_its_pace() {
     assert!(pace * 100 >= clean_pace * 85, "{pace} heights in {RUN_MS} ms against {clean_pace} without the loop");
 }
 
+/// The base fee moves with the load (the simulated genesis puts its
+/// target at two transactions a block) and every replica computes the same
+/// values: they are in the state root the agreement checker compares. Each
+/// transaction burns the base fee of its block, at least one unit; a burn
+/// above the transaction count shows the fee rose.
+#[test]
+fn the_base_fee_rises_with_the_load_and_every_replica_agrees_on_it() {
+    let (report, sim) = Sim::new(Scenario::calm(11, 2, 4, Vec::new())).run();
+    assert_clean(&report);
+    for shard in 0..2u32 {
+        let node = sim.nodes.iter().find(|n| n.shard == shard).unwrap();
+        let txs: usize = agreed_blocks(&sim, shard).iter().map(|(_, block)| block.txs.len()).sum();
+        let burned = palisade_ledger::fee::market(node.store()).unwrap().burned.units();
+        assert!(txs > 0, "shard {shard} executed no transaction");
+        assert!(burned > txs as u64, "shard {shard}: {burned} units burned by {txs} transactions");
+    }
+}
+
 /// [P11] A 2 | 2 partition of a shard for 20 s: no quorum, and the views
 /// back off to their cap meanwhile. Each side sends its view change again
 /// on every beat, so within a beat of the heal the lower side learns of

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::Context;
 use super::balance::certified_json;
 use crate::error::{Result, WalletError};
-use crate::output::{Report, pal};
+use crate::network::Network;
+use crate::output::{Report, amount_json, pal};
 
 /// `tx ID`: asks the nodes in turn (the default first) until one knows it.
 pub async fn tx(ctx: &Context, id: &str) -> Result<Report> {
@@ -107,9 +108,84 @@ fn health(status: &ShardStatusJson) -> String {
 /// `status`: every shard of the genesis, each from the node that answers for it.
 pub async fn status(ctx: &Context) -> Result<Report> {
     let mut network = ctx.network()?;
+    let rows = shard_rows(&mut network).await?;
     let shard_count = network.genesis().shard_count;
-    // Each shard from a node of its that is up and calls it healthy, if
-    // any (else its first node, to say why); each node asked once.
+    let chain_id = &network.genesis().chain_id;
+    let mut human = vec![
+        format!(
+            "chain {chain_id} ({shard_count} shards), genesis {} ({})",
+            network.genesis_hash(),
+            network.genesis_source()
+        ),
+        format!(
+            "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
+            "shard", "height", "view", "last commit", "mempool", "node", "health"
+        ),
+    ];
+    let mut shards = Vec::new();
+    for row in &rows {
+        match &row.status {
+            Some(s) => {
+                human.push(format!(
+                    "{:<5} {:>8} {:>5} {:>10.1} s {:>7}  {:<24} {}",
+                    row.shard, s.height, s.view, s.seconds_since_last_commit, s.mempool_txs, row.node, row.health
+                ));
+                shards.push(json!({
+                    "shard": row.shard, "node": row.node, "health": row.health, "height": s.height,
+                    "view": s.view, "peer_height": s.peer_height, "mempool_txs": s.mempool_txs,
+                    "seconds_since_last_commit": s.seconds_since_last_commit,
+                    "validator_index": s.validator_index, "last_block_hash": s.last_block_hash.to_hex(),
+                    "base_fee_units": s.base_fee_units, "next_leader": s.next_leader, "benched": s.benched,
+                }));
+            }
+            None => {
+                human.push(format!(
+                    "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
+                    row.shard, "-", "-", "-", "-", row.node, row.health
+                ));
+                shards.push(json!({ "shard": row.shard, "node": row.node, "health": row.health }));
+            }
+        }
+    }
+    let json = json!({
+        "chain_id": chain_id,
+        "genesis_hash": network.genesis_hash().to_hex(),
+        "shard_count": shard_count,
+        "shards": shards,
+    });
+    Ok(Report::new(human.join("\n"), json))
+}
+
+/// `fee`: every shard's base fee, each from the node that answers for it.
+pub async fn fee(ctx: &Context) -> Result<Report> {
+    let mut network = ctx.network()?;
+    let rows = shard_rows(&mut network).await?;
+    let mut human = vec![format!("{:<5} {:>16}  {}", "shard", "base fee (PAL)", "node")];
+    let mut shards = Vec::new();
+    for row in &rows {
+        match &row.status {
+            Some(s) => {
+                human.push(format!("{:<5} {:>16}  {}", row.shard, pal(Amount(s.base_fee_units)), row.node));
+                shards.push(json!({
+                    "shard": row.shard, "node": row.node, "height": s.height,
+                    "base_fee": amount_json(Amount(s.base_fee_units)),
+                }));
+            }
+            None => {
+                human.push(format!("{:<5} {:>16}  {} ({})", row.shard, "-", row.node, row.health));
+                shards.push(json!({ "shard": row.shard, "node": row.node, "health": row.health }));
+            }
+        }
+    }
+    human.push("every transaction pays at least its shard's base fee (burned) plus a tip for the proposer".into());
+    Ok(Report::new(human.join("\n"), json!({ "shards": shards })))
+}
+
+/// Every shard of the genesis with its status, each from a node of it that
+/// is up and calls it healthy, if any (else its first node, to say why);
+/// each node asked once.
+async fn shard_rows(network: &mut Network) -> Result<Vec<ShardRow>> {
+    let shard_count = network.genesis().shard_count;
     let mut chosen: Vec<String> = Vec::new();
     for shard in 0..shard_count {
         let url = match network.for_shard(shard).await {
@@ -141,49 +217,7 @@ pub async fn status(ctx: &Context) -> Result<Report> {
             ShardRow { shard, node, status, health }
         })
         .collect();
-    let chain_id = &network.genesis().chain_id;
-    let mut human = vec![
-        format!(
-            "chain {chain_id} ({shard_count} shards), genesis {} ({})",
-            network.genesis_hash(),
-            network.genesis_source()
-        ),
-        format!(
-            "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
-            "shard", "height", "view", "last commit", "mempool", "node", "health"
-        ),
-    ];
-    let mut shards = Vec::new();
-    for row in &rows {
-        match &row.status {
-            Some(s) => {
-                human.push(format!(
-                    "{:<5} {:>8} {:>5} {:>10.1} s {:>7}  {:<24} {}",
-                    row.shard, s.height, s.view, s.seconds_since_last_commit, s.mempool_txs, row.node, row.health
-                ));
-                shards.push(json!({
-                    "shard": row.shard, "node": row.node, "health": row.health, "height": s.height,
-                    "view": s.view, "peer_height": s.peer_height, "mempool_txs": s.mempool_txs,
-                    "seconds_since_last_commit": s.seconds_since_last_commit,
-                    "validator_index": s.validator_index, "last_block_hash": s.last_block_hash.to_hex(),
-                }));
-            }
-            None => {
-                human.push(format!(
-                    "{:<5} {:>8} {:>5} {:>12} {:>7}  {:<24} {}",
-                    row.shard, "-", "-", "-", "-", row.node, row.health
-                ));
-                shards.push(json!({ "shard": row.shard, "node": row.node, "health": row.health }));
-            }
-        }
-    }
-    let json = json!({
-        "chain_id": chain_id,
-        "genesis_hash": network.genesis_hash().to_hex(),
-        "shard_count": shard_count,
-        "shards": shards,
-    });
-    Ok(Report::new(human.join("\n"), json))
+    Ok(rows)
 }
 
 /// `block SHARD HEIGHT`: a final block, verified.

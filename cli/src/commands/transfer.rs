@@ -1,4 +1,8 @@
-//! `palisade transfer --to ADDRESS --amount PAL [--fee PAL]`.
+//! `palisade transfer --to ADDRESS --amount PAL [--fee PAL] [--max-fee PAL]`.
+//!
+//! By default the fee is the sender's shard's current base fee (which rises
+//! while the shard is congested, and is burned) plus a tip for the proposer
+//! (the config's `fee`, else 0.000001 PAL); `--max-fee` refuses to pay more.
 //!
 //! The order matters: everything that can be checked without the password
 //! is checked first (the recipient's checksum, its shard, the amounts, the
@@ -13,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::reason;
+use palisade_ledger::api::route::Route;
 use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
-use palisade_ledger::{Address, Amount, SignedTx};
+use palisade_ledger::{Address, Amount, ShardId, SignedTx};
 use serde_json::json;
 
 use super::Context;
@@ -33,8 +38,11 @@ pub struct TransferRequest {
     pub to: String,
     /// The amount in PAL (`"1.5"`).
     pub amount: String,
-    /// The fee in PAL; default: the config's, else [`DEFAULT_FEE`].
+    /// The whole fee in PAL; default: the sender's shard's base fee plus a
+    /// tip (the config's `fee`, else [`DEFAULT_FEE`]).
     pub fee: Option<String>,
+    /// The most the default fee may come to, in PAL.
+    pub max_fee: Option<String>,
     /// Wait for finality (the default) or return once submitted.
     pub wait: bool,
     /// How long to wait; default: the config's, else [`DEFAULT_WAIT_SECS`].
@@ -45,10 +53,8 @@ pub struct TransferRequest {
 pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report> {
     let to = Address::parse(request.to.trim())?;
     let amount = Amount::parse_pal(&request.amount)?;
-    let fee = match &request.fee {
-        Some(text) => Amount::parse_pal(text)?,
-        None => ctx.config.fee.unwrap_or(DEFAULT_FEE),
-    };
+    let fee = request.fee.as_deref().map(Amount::parse_pal).transpose()?;
+    let max_fee = request.max_fee.as_deref().map(Amount::parse_pal).transpose()?;
     if amount == Amount::ZERO {
         return Err(WalletError::Usage("the amount is zero; send at least 0.000000001 PAL".into()));
     }
@@ -62,6 +68,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
     // Every node of the shard, a healthy one first: a node that dies under
     // the transfer is replaced by the next without the user retrying.
     let mut route = network.route(from_shard).await?;
+    let fee = fee_to_pay(ctx, &mut route, from_shard, fee, max_fee).await?;
     let account = route.call(async |client| client.account(&from, false).await).await?;
     let balance = Amount(account.balance_units);
     let needed = amount.checked_add(fee).ok_or_else(|| WalletError::Usage("amount + fee overflows".into()))?;
@@ -154,6 +161,30 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 }
 
 /// A refused submission: the node's reason if it rejected the transaction.
+/// The fee a transfer pays: `--fee` as given, else the sender's shard's
+/// base fee (asked of its node now: it moves with congestion) plus the
+/// configured tip; either way at most `--max-fee`.
+async fn fee_to_pay(
+    ctx: &Context,
+    route: &mut Route,
+    shard: ShardId,
+    fee: Option<Amount>,
+    max_fee: Option<Amount>,
+) -> Result<Amount> {
+    let status = route.call(async |client| client.status().await).await?;
+    let base_fee = Amount(status.shards.iter().find(|s| s.shard == shard).map_or(0, |s| s.base_fee_units));
+    let fee = match fee {
+        Some(fee) => fee,
+        None => base_fee
+            .checked_add(ctx.config.fee.unwrap_or(DEFAULT_FEE))
+            .ok_or_else(|| WalletError::Usage("base fee + tip overflows".into()))?,
+    };
+    match max_fee {
+        Some(max) if fee > max => Err(WalletError::FeeAboveMax { fee, base_fee, max }),
+        _ => Ok(fee),
+    }
+}
+
 fn refusal(id: palisade_ledger::Hash, error: ClientError) -> WalletError {
     match error.rejection() {
         Some(rejection) => WalletError::Rejected { id, label: Some(rejection.reason), reason: rejection.message },

@@ -160,6 +160,8 @@ pub mod reason {
     pub const FULL: &str = "full";
     /// Larger than the mempool may hold.
     pub const TOO_LARGE: &str = "too_large";
+    /// The fee is below the shard's base fee (see `min_fee_units`).
+    pub const FEE_BELOW_BASE: &str = "fee_below_base";
 
     /// Every label.
     pub const ALL: &[&str] = &[
@@ -175,6 +177,7 @@ pub mod reason {
         DUPLICATE,
         FULL,
         TOO_LARGE,
+        FEE_BELOW_BASE,
     ];
 }
 
@@ -188,7 +191,8 @@ pub struct TxRejection {
     /// When the pool is full: when a retry has a fair chance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
-    /// When the pool is full: the fee to beat, base units.
+    /// When the pool is full: the fee to beat; when the fee is below the
+    /// base fee: the base fee. Base units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_fee_units: Option<u64>,
 }
@@ -230,6 +234,13 @@ pub struct ShardStatusJson {
     pub benched: Vec<u32>,
     /// Highest height peers reported.
     pub peer_height: u64,
+    /// The base fee the shard's next block charges, base units: every
+    /// transaction must pay at least this (docs/rpc.md).
+    #[serde(default)]
+    pub base_fee_units: u64,
+    /// The same in PAL.
+    #[serde(default)]
+    pub base_fee: String,
     /// Transactions waiting in the mempool.
     pub mempool_txs: usize,
     /// Since this node committed `height` (or started).

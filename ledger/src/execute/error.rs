@@ -53,6 +53,14 @@ pub enum TxError {
     /// A sum would not fit in 64 bits.
     #[error("arithmetic overflow")]
     Overflow,
+    /// The fee does not cover the shard's base fee ([`crate::fee`]).
+    #[error("fee of {fee} units is below the shard's base fee of {base_fee} units")]
+    FeeBelowBase {
+        /// The transaction's fee.
+        fee: Amount,
+        /// The base fee of the block it was checked for.
+        base_fee: Amount,
+    },
 }
 
 /// Why a block is invalid. Any of these means its proposer misbehaved (or a

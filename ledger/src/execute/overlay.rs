@@ -11,6 +11,7 @@ use crate::{
     address::Address,
     codec,
     committee::member_address,
+    fee::{self, FeeRecord},
     hash::Hash,
     rotation::{self, BenchRecord},
     slashing::{SlashRecord, Slashings},
@@ -31,6 +32,11 @@ pub(super) struct Overlay<'s, S: State + ?Sized> {
     pub(super) benches: BTreeMap<Address, BenchRecord>,
     /// The chain record so far: the parent's, plus this block's rewards and burns.
     pub(super) chain: ChainRecord,
+    /// The fee market so far: the base fee this block charges, and the base
+    /// fees burned including this block's.
+    pub(super) fees: FeeRecord,
+    /// Transactions executed (what moves the next base fee).
+    pub(super) txs: u64,
 }
 
 impl<'s, S: State + ?Sized> Overlay<'s, S> {
@@ -43,6 +49,8 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             slashed: BTreeMap::new(),
             benches: BTreeMap::new(),
             chain: state.chain()?,
+            fees: fee::market(state)?,
+            txs: 0,
         })
     }
 
@@ -121,6 +129,13 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             writes.insert(StateKey::Bench(address), codec::encode(&record));
         }
         writes.insert(StateKey::Chain, codec::encode(&self.chain));
+        // The fee record is written only when the market moved, so an idle
+        // shard at the minimum writes nothing for it.
+        let params = self.state.context().fees;
+        let next = FeeRecord { base_fee: params.next_base_fee(self.fees.base_fee, self.txs), ..self.fees };
+        if !matches!(fee::market(self.state), Ok(before) if before == next) {
+            writes.insert(StateKey::Fees, codec::encode(&next));
+        }
         (writes, self.slashed.into_iter().collect())
     }
 }

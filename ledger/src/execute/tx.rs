@@ -5,6 +5,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::{
     address::Address,
+    amount::Amount,
     hash::Hash,
     keys::verifying_key,
     receipt,
@@ -39,6 +40,8 @@ struct Effects {
     /// The recipient's new record, if it lives on this shard.
     recipient: Option<(Address, Account)>,
     proposer: ValidatorRecord,
+    /// Base fees burned so far, with this transaction's.
+    burned: Amount,
 }
 
 /// Executes one signature-checked transaction on `overlay`, all or nothing:
@@ -55,6 +58,8 @@ pub(super) fn execute_tx<S: State + ?Sized>(
     }
     overlay.accounts.insert(tx.body.sender, effects.sender);
     overlay.validators.insert(*proposer, effects.proposer);
+    overlay.fees.burned = effects.burned;
+    overlay.txs = overlay.txs.saturating_add(1);
     Ok(())
 }
 
@@ -71,6 +76,10 @@ fn transfer_effects<S: State + ?Sized>(
     let sender_shard = body.sender.shard(context.shard_count);
     if sender_shard != context.shard {
         return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
+    }
+    let base_fee = overlay.fees.base_fee;
+    if body.fee < base_fee {
+        return Err(TxError::FeeBelowBase { fee: body.fee, base_fee }.into());
     }
     let TxKind::Transfer { to, amount } = &body.kind;
     let mut sender = overlay.account(&body.sender)?;
@@ -94,8 +103,11 @@ fn transfer_effects<S: State + ?Sized>(
         Some((*to, recipient))
     };
     let mut record = overlay.validator(proposer)?.ok_or(Failure::Block(BlockError::UnknownProposer(*proposer)))?;
-    record.rewards = record.rewards.checked_add(body.fee).ok_or(TxError::Overflow)?;
-    Ok(Effects { sender, recipient, proposer: record })
+    // The base fee is burned; the proposer earns the rest (the tip).
+    let tip = body.fee.checked_sub(base_fee).ok_or(TxError::Overflow)?;
+    record.rewards = record.rewards.checked_add(tip).ok_or(TxError::Overflow)?;
+    let burned = overlay.fees.burned.checked_add(base_fee).ok_or(TxError::Overflow)?;
+    Ok(Effects { sender, recipient, proposer: record, burned })
 }
 
 /// Batch-verifies every signature in `txs`; on failure, finds the first bad

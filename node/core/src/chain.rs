@@ -19,7 +19,7 @@ use palisade_consensus::{BlockHash, CommitCertificate, Committee, Decision, Shar
 use palisade_ledger::execute::{Built, Extras, apply_block, apply_block_verified, build_block};
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::slashing::{EvidenceRefused, SlashRecord};
-use palisade_ledger::{Address, Block, Hash, Outcome, SignedTx, Tip, TxError, codec, committee};
+use palisade_ledger::{Address, Amount, Block, Hash, Outcome, SignedTx, Tip, TxError, codec, committee, fee};
 
 use crate::storage::{ChainStore, StorageError};
 
@@ -100,6 +100,8 @@ pub struct Committed {
 pub struct Chain<S> {
     state: S,
     committee: Committee,
+    /// The base fee the next block charges (`palisade_ledger::fee`).
+    base_fee: Amount,
     chain_id: String,
     shard: ShardId,
     max_block_bytes: usize,
@@ -110,9 +112,11 @@ impl<S: ChainStore> Chain<S> {
     /// The chain of `shard` over its opened `state`.
     pub fn open(state: S, genesis: &Genesis, shard: ShardId, max_block_bytes: usize) -> Result<Chain<S>, StorageError> {
         let committee = committee::current(&state)?;
+        let base_fee = fee::base_fee(&state)?;
         Ok(Chain {
             state,
             committee,
+            base_fee,
             chain_id: genesis.chain_id.clone(),
             shard,
             max_block_bytes,
@@ -128,6 +132,11 @@ impl<S: ChainStore> Chain<S> {
     /// The committee that certifies the next block.
     pub fn committee(&self) -> &Committee {
         &self.committee
+    }
+
+    /// The base fee the next block charges.
+    pub fn base_fee(&self) -> Amount {
+        self.base_fee
     }
 
     /// The committed state (for the mempool's checks).
@@ -255,6 +264,7 @@ impl<S: ChainStore> Chain<S> {
             committee::current(&self.state)
         }
         .map_err(StorageError::from)?;
+        self.base_fee = fee::base_fee(&self.state).map_err(StorageError::from)?;
         Ok(Committed {
             block,
             hash,

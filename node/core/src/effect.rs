@@ -200,6 +200,8 @@ pub struct ShardStatus {
     pub heard_unix_ms: Vec<u64>,
     /// How long a member may stay silent and still count as heard.
     pub presence_window_ms: u64,
+    /// The base fee the next block charges, in units.
+    pub base_fee_units: u64,
     /// Transactions waiting in the mempool.
     pub mempool_txs: usize,
     /// Bytes the mempool holds.
@@ -231,6 +233,7 @@ impl ShardStatus {
             quorum_until_unix_ms: now_unix_ms.saturating_add(STARTUP_GRACE_MS),
             heard_unix_ms: Vec::new(),
             presence_window_ms: 0,
+            base_fee_units: 0,
             mempool_txs: 0,
             mempool_bytes: 0,
             receipts_pooled: 0,

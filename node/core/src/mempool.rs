@@ -8,8 +8,12 @@
 //!   the cheapest evictable one (the last of some sender's chain, so no chain
 //!   gets a gap) replaces it; otherwise it is refused with a retry hint.
 //! - Every refusal carries its reason: bad signature, wrong chain or shard,
-//!   stale nonce, nonce gap, insufficient funds for the sender's whole chain,
-//!   duplicate, or full.
+//!   a fee below the shard's base fee (with the base fee), stale nonce,
+//!   nonce gap, insufficient funds for the sender's whole chain, duplicate,
+//!   or full.
+//! - Block candidates pay the base fee of the block being built: a sender
+//!   whose next transaction pays less waits (it stays pending, and counts
+//!   against the bounds) until the base fee falls or it is replaced.
 //!
 //! Admission checks against the committed state; the block builder re-checks
 //! everything when it executes candidates, so a stale pool can cost a wasted
@@ -19,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use palisade_ledger::api::{TxRejection, reason};
 use palisade_ledger::execute::{BlockError, verify_signatures_with};
-use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, state::StateError};
+use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, fee, state::StateError};
 
 use crate::keys::KeyCache;
 use crate::view::ViewChange;
@@ -115,6 +119,7 @@ impl Rejection {
             Rejection::Invalid(TxError::BadNonce { .. }) => reason::BAD_NONCE,
             Rejection::Invalid(TxError::InsufficientFunds { .. }) => reason::INSUFFICIENT_FUNDS,
             Rejection::Invalid(TxError::Overflow) => reason::OVERFLOW,
+            Rejection::Invalid(TxError::FeeBelowBase { .. }) => reason::FEE_BELOW_BASE,
             Rejection::StaleNonce { .. } => reason::STALE_NONCE,
             Rejection::NonceGap { .. } => reason::NONCE_GAP,
             Rejection::NonceTaken { .. } => reason::NONCE_TAKEN,
@@ -128,6 +133,7 @@ impl Rejection {
     pub fn to_api(&self) -> TxRejection {
         let (retry_after_ms, min_fee_units) = match self {
             Rejection::Full { retry_after_ms, min_fee } => (Some(*retry_after_ms), Some(min_fee.units())),
+            Rejection::Invalid(TxError::FeeBelowBase { base_fee, .. }) => (None, Some(base_fee.units())),
             _ => (None, None),
         };
         TxRejection { reason: self.label().to_string(), message: self.to_string(), retry_after_ms, min_fee_units }
@@ -238,7 +244,8 @@ impl Mempool {
         if bytes > self.config.max_bytes {
             return Err(Rejection::TooLarge { bytes }.into());
         }
-        self.check_static(&tx, signature, state)?;
+        let base_fee = fee::base_fee(state)?;
+        self.check_static(&tx, signature, state, base_fee)?;
         let sender = tx.body.sender;
         let account = state.account(&sender)?;
         let nonce = tx.body.nonce;
@@ -270,12 +277,13 @@ impl Mempool {
         Ok(id)
     }
 
-    /// Signature, chain and shard checks that need no account.
+    /// Signature, chain, shard and base-fee checks that need no account.
     fn check_static<S: State + ?Sized>(
         &mut self,
         tx: &SignedTx,
         signature: Signature,
         state: &S,
+        base_fee: Amount,
     ) -> Result<(), Rejection> {
         let context = state.context();
         if tx.body.chain_id != context.chain_id {
@@ -286,6 +294,9 @@ impl Mempool {
         let sender_shard = tx.body.sender.shard(context.shard_count);
         if sender_shard != context.shard {
             return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
+        }
+        if tx.body.fee < base_fee {
+            return Err(TxError::FeeBelowBase { fee: tx.body.fee, base_fee }.into());
         }
         // Checked last: it is the expensive one.
         if signature == Signature::Unchecked
@@ -383,14 +394,26 @@ impl Mempool {
 
     /// Block candidates: each sender's chain in nonce order, senders
     /// interleaved by the fee of their next transaction, highest first.
-    /// Only chains starting at the committed nonce are included.
+    /// Only chains starting at the committed nonce are included, up to their
+    /// first transaction below the next block's base fee.
     pub fn candidates<S: State + ?Sized>(&self, state: &S, max: usize) -> Result<Vec<SignedTx>, StateError> {
+        let base_fee = fee::base_fee(state)?;
         let mut chains: BTreeMap<Address, Vec<&SignedTx>> = BTreeMap::new();
         for (sender, chain) in &self.chains {
             if chain.first_key_value().map(|(nonce, _)| *nonce) != Some(state.account(sender)?.nonce) {
                 continue;
             }
-            chains.insert(*sender, chain.values().filter_map(|id| self.by_id.get(id)).map(|e| &e.tx).collect());
+            // A chain stops at its first transaction below the base fee:
+            // nothing after it can execute before it does.
+            let payable: Vec<&SignedTx> = chain
+                .values()
+                .filter_map(|id| self.by_id.get(id))
+                .map(|e| &e.tx)
+                .take_while(|tx| tx.body.fee >= base_fee)
+                .collect();
+            if !payable.is_empty() {
+                chains.insert(*sender, payable);
+            }
         }
         // (fee of the sender's next transaction, sender) → its position in the chain.
         let fee_at = |sender: &Address, position: usize| chains.get(sender)?.get(position).map(|tx| tx.body.fee);

@@ -158,6 +158,12 @@ impl Sim {
         // A silent leader is suspected after 150 ms (beats every 37 ms):
         // round trips up to 75 ms cause no view change.
         params.leader_timeout_ms = 150;
+        // A base fee that moves: the workload's fees (1 to 19 units) and its
+        // blocks (a few transactions each) straddle the target, so every
+        // run raises and lowers it, and replicas must agree on each value.
+        params.base_fee_target_txs = 2;
+        params.min_base_fee_units = 1;
+        params.max_base_fee_units = 9;
         let workload = Workload::new(&mut genesis, rng.fork());
         let genesis = Arc::new(genesis);
         let n = scenario.committee_size as usize;

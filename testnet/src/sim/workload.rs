@@ -70,7 +70,9 @@ impl Workload {
         }
         self.next_nonce[from] += 1;
         let amount = Amount(self.rng.range(1, 1_000));
-        let fee = Amount(self.rng.range(1, 10));
+        // Around the simulated base fee (1 to 9 units): some pay less than it
+        // at times, and wait or are refused.
+        let fee = Amount(self.rng.range(1, 20));
         Some(self.wallets.transfer(from, self.wallets.address(to), amount, fee))
     }
 }

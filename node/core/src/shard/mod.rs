@@ -336,6 +336,7 @@ impl<S: ChainStore> ShardCore<S> {
                 .max(self.opened_ms.saturating_add(STARTUP_GRACE_MS)),
             heard_unix_ms: self.presence.heard_times(committee, me),
             presence_window_ms: window,
+            base_fee_units: self.chain.base_fee().units(),
             mempool_txs: self.mempool.len(),
             mempool_bytes: self.mempool.bytes(),
             receipts_pooled: self.receipts.len(),
