@@ -88,6 +88,9 @@ enum Command {
         /// Refuse to pay a fee above this, in PAL (the base fee rises while a shard is congested)
         #[arg(long, value_name = "PAL")]
         max_fee: Option<String>,
+        /// Only blocks up to N heights above the shard's current one may include it: late, it is dropped
+        #[arg(long, value_name = "N")]
+        expires_in: Option<u64>,
         /// Return once submitted instead of waiting for finality
         #[arg(long)]
         no_wait: bool,
@@ -224,8 +227,8 @@ fn run(cli: Cli, format: Format) -> Result<Report> {
             KeysCommand::Export { name } => keys::export(&ctx, &name),
         },
         Command::Balance { target, prove } => block_on(balance::balance(&ctx, target.as_deref(), prove)),
-        Command::Transfer { to, amount, fee, max_fee, no_wait, timeout } => {
-            let request = TransferRequest { to, amount, fee, max_fee, wait: !no_wait, wait_secs: timeout };
+        Command::Transfer { to, amount, fee, max_fee, expires_in, no_wait, timeout } => {
+            let request = TransferRequest { to, amount, fee, max_fee, expires_in, wait: !no_wait, wait_secs: timeout };
             block_on(transfer::transfer(&ctx, &request))
         }
         Command::Tx { id } => block_on(chain::tx(&ctx, &id)),

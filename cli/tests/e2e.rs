@@ -188,6 +188,22 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
     let status = wallet.json(&["status"]);
     assert_eq!(status["shards"][0]["health"], "ok", "{status}");
 
+    // The fee: an idle shard's base fee is the genesis minimum (0), so the
+    // default fee is the tip alone; a cap below it refuses to send.
+    let fee = wallet.json(&["fee"]);
+    assert_eq!(fee["shards"][0]["base_fee"]["units"], 0, "{fee}");
+    let capped = wallet.run(&["--key", "fresh", "transfer", "--to", &other, "--amount", "1", "--max-fee", "0.0000001"]);
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert_eq!(capped.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("above --max-fee 0.0000001 PAL") && stderr.contains("hint:"), "{stderr}");
+    let at_once = wallet.run(&["--key", "fresh", "transfer", "--to", &other, "--amount", "1", "--expires-in", "0"]);
+    assert!(String::from_utf8_lossy(&at_once.stderr).contains("--expires-in 0 expires at once"));
+    // A transfer with an expiry in reach is final, and says its last height.
+    let expiring =
+        wallet.json(&["--key", "fresh", "transfer", "--to", &other, "--amount", "0.5", "--expires-in", "20"]);
+    assert_eq!(expiring["state"], "final", "{expiring}");
+    assert!(expiring["height"].as_u64() <= expiring["expires_at"].as_u64(), "{expiring}");
+
     // A wallet whose genesis is not the node's refuses to talk to it.
     let mismatch = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(["--home", wallet.home.to_str().unwrap(), "--node", wallet.node.as_deref().unwrap(), "balance", &fresh])
@@ -210,7 +226,7 @@ async fn fund_a_new_key_transfer_check_balances_kill_a_validator_and_transfer_ag
     assert_eq!(wallet.balance_units("fresh"), fresh_before - units("1") - FEE_UNITS);
     assert_eq!(wallet.balance_units("other"), other_before + units("1"));
     let proven = wallet.json(&["balance", "other", "--prove"]);
-    assert_eq!(proven["balance"]["units"], units("3.5"));
+    assert_eq!(proven["balance"]["units"], units("4"));
     assert!(!net.is_running("validator-0-3"));
     net.start("validator-0-3").unwrap();
     a_wallet_routes_around_a_dead_node(&mut net, &wallet, &other).await;
@@ -232,7 +248,7 @@ async fn a_wallet_routes_around_a_dead_node(net: &mut LocalNet, wallet: &Wallet,
     let tip = Client::new(&net.nodes[1].rpc_url()).unwrap().height(0).await.unwrap().unwrap();
     wait_for_height(net, &[0, 1, 2, 3], tip + 1).await;
     let fresh_before = routed.balance_units("fresh");
-    assert_eq!(routed.balance_units("other"), units("3.5"));
+    assert_eq!(routed.balance_units("other"), units("4"));
 
     // The transfer goes to the first node; it is killed as soon as it has
     // the transaction (a block takes 100 ms here, so the wallet is still
@@ -255,7 +271,7 @@ async fn a_wallet_routes_around_a_dead_node(net: &mut LocalNet, wallet: &Wallet,
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.starts_with("final on shard 0 at height "), "{stdout}");
     // The first node is dead: the next one answers.
-    assert_eq!(routed.balance_units("other"), units("4"));
+    assert_eq!(routed.balance_units("other"), units("4.5"));
     assert_eq!(routed.balance_units("fresh"), fresh_before - units("0.5") - FEE_UNITS, "debited once");
 }
 

@@ -110,6 +110,7 @@ mod tests {
                     nonce,
                     fee: Amount(1),
                     kind: TxKind::Transfer { to: alice.address(), amount: Amount(nonce) },
+                    expires_at: None,
                 }
                 .sign(&alice)
             })

@@ -46,6 +46,10 @@ pub struct TxBody {
     pub fee: Amount,
     /// What it does.
     pub kind: TxKind,
+    /// The last height whose block may include it; `None`: no limit. Pools
+    /// drop it and blocks refuse it after that, so a trade a surge delayed
+    /// never executes late.
+    pub expires_at: Option<u64>,
 }
 
 /// A transaction with its sender's signature.
@@ -67,6 +71,7 @@ impl SignedTx {
             nonce,
             fee,
             kind: TxKind::Transfer { to, amount },
+            expires_at: None,
         }
         .sign(key)
     }
@@ -83,6 +88,11 @@ impl TxBody {
         assert_eq!(key.address(), self.sender, "signing key does not own the sender account");
         let signature = key.sign_digest(&self.signing_digest());
         SignedTx { body: self, signature }
+    }
+
+    /// Whether a block at `height` may no longer include it.
+    pub fn expired_at(&self, height: u64) -> bool {
+        self.expires_at.is_some_and(|last| height > last)
     }
 
     /// Amount + fee the sender must hold, or `None` on overflow.
@@ -141,6 +151,7 @@ mod tests {
             nonce: 3,
             fee: Amount(10),
             kind: TxKind::Transfer { to: Keypair::dev("bob").address(), amount: Amount(500) },
+            expires_at: None,
         }
         .sign(&alice)
     }

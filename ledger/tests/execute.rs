@@ -157,8 +157,17 @@ fn transaction_faults_are_rejected_with_their_reason() {
     assert_eq!(reject_reason(&genesis, &state0, wrong_shard), TxError::WrongShard { sender_shard: 1, shard: 0 });
 
     let body = users.transfer(a, to, Amount(1), Amount(1)).body;
-    let other_chain = TxBody { chain_id: "palisade-other".into(), ..body }.sign(users.keypair(a));
+    let other_chain = TxBody { chain_id: "palisade-other".into(), ..body.clone() }.sign(users.keypair(a));
     assert!(matches!(reject_reason(&genesis, &state0, other_chain), TxError::WrongChain { .. }));
+
+    // The first block is at height 1: a transaction whose last height was 0
+    // is late; one that allows height 1 is on time.
+    let late = TxBody { expires_at: Some(0), ..body.clone() }.sign(users.keypair(a));
+    assert_eq!(reject_reason(&genesis, &state0, late), TxError::Expired { expires_at: 0, height: 1 });
+    let on_time = TxBody { expires_at: Some(1), ..body }.sign(users.keypair(a));
+    let built = build_block(&state0, proposer(&genesis, 0), genesis.genesis_time_ms, Vec::new(), [on_time]).unwrap();
+    assert_eq!(built.block.txs.len(), 1);
+    assert!(apply_block(&state0, &built.block).is_ok());
 }
 
 #[test]

@@ -95,7 +95,7 @@ proptest! {
         let mut sig = [0u8; 64];
         sig.copy_from_slice(&signature);
         let tx = SignedTx {
-            body: TxBody { chain_id: chain.clone(), sender: Address(sender), nonce, fee: Amount(fee), kind: TxKind::Transfer { to: Address(to), amount: Amount(amount) } },
+            body: TxBody { chain_id: chain.clone(), sender: Address(sender), nonce, fee: Amount(fee), kind: TxKind::Transfer { to: Address(to), amount: Amount(amount) }, expires_at: None },
             signature: palisade_ledger::keys::Signature(sig),
         };
         prop_assert_eq!(&SignedTx::from_bytes(&tx.to_bytes()).unwrap(), &tx);

@@ -136,6 +136,37 @@ fn the_base_fee_is_the_least_a_transaction_pays_to_enter_and_to_be_proposed() {
     assert!(mempool.contains(&a0.id()));
 }
 
+/// A transaction past its last height is refused; a pending one is dropped
+/// once a block passes it, with the rest of its sender's chain (which could
+/// never execute before it), and is never a candidate meanwhile.
+#[test]
+fn expired_transactions_are_refused_and_dropped_with_what_follows_them() {
+    let (genesis, mut users, mut state, local) = network(1, 6);
+    let (a, b, to) = (local[0], local[1], users.address(local[2]));
+    let mut mempool = pool(100);
+    let expiring = |users: &mut Wallets, from: usize, last: Option<u64>| {
+        let body = users.transfer(from, to, Amount(1), Amount(5)).body;
+        TxBody { expires_at: last, ..body }.sign(users.keypair(from))
+    };
+    let late = expiring(&mut users, a, Some(0));
+    let refused = rejection(mempool.insert(late, &state));
+    assert_eq!(refused, Rejection::Invalid(TxError::Expired { expires_at: 0, height: 1 }));
+    assert_eq!(refused.to_api().reason, "expired");
+    users.set_nonce(a, 0);
+    // a: nonce 0 valid until height 1, then nonce 1 with no limit; b: no limit.
+    let (a0, a1, b0) = (expiring(&mut users, a, Some(1)), expiring(&mut users, a, None), expiring(&mut users, b, None));
+    for tx in [a0.clone(), a1.clone(), b0.clone()] {
+        mempool.insert(tx, &state).unwrap();
+    }
+    // Block 1 takes only b0: a0 expired with it, and a1 behind it.
+    let proposer = genesis.committee(0).unwrap().validators[1].address;
+    let built = build_block(&state, proposer, 0, Vec::new(), [b0.clone()]).unwrap();
+    state.commit(&built.outcome);
+    mempool.on_commit(&built.block.txs, &state).unwrap();
+    assert!(mempool.is_empty(), "{} left", mempool.len());
+    assert!(mempool.candidates(&state, 10).unwrap().is_empty());
+}
+
 #[test]
 fn candidates_are_fee_ordered_across_senders_and_nonce_ordered_within() {
     let (_, mut users, state, local) = network(1, 6);

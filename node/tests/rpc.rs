@@ -72,6 +72,7 @@ fn transfer(genesis: &Genesis, from: &Keypair, nonce: u64, to: Address, amount: 
         nonce,
         fee: FEE,
         kind: TxKind::Transfer { to, amount },
+        expires_at: None,
     }
     .sign(from)
 }

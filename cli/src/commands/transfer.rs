@@ -1,8 +1,10 @@
-//! `palisade transfer --to ADDRESS --amount PAL [--fee PAL] [--max-fee PAL]`.
+//! `palisade transfer --to ADDRESS --amount PAL [--fee PAL] [--max-fee PAL] [--expires-in N]`.
 //!
 //! By default the fee is the sender's shard's current base fee (which rises
 //! while the shard is congested, and is burned) plus a tip for the proposer
 //! (the config's `fee`, else 0.000001 PAL); `--max-fee` refuses to pay more.
+//! `--expires-in N`: no block more than N heights above the shard's current
+//! one may include it, so a transfer a surge delays never executes late.
 //!
 //! The order matters: everything that can be checked without the password
 //! is checked first (the recipient's checksum, its shard, the amounts, the
@@ -19,7 +21,7 @@ use palisade_ledger::api::client::ClientError;
 use palisade_ledger::api::reason;
 use palisade_ledger::api::route::Route;
 use palisade_ledger::api::{ReceiptResponse, TransactionResponse};
-use palisade_ledger::{Address, Amount, ShardId, SignedTx};
+use palisade_ledger::{Address, Amount, ShardId, TxBody, TxKind};
 use serde_json::json;
 
 use super::Context;
@@ -43,6 +45,8 @@ pub struct TransferRequest {
     pub fee: Option<String>,
     /// The most the default fee may come to, in PAL.
     pub max_fee: Option<String>,
+    /// Blocks after the current height that may still include it.
+    pub expires_in: Option<u64>,
     /// Wait for finality (the default) or return once submitted.
     pub wait: bool,
     /// How long to wait; default: the config's, else [`DEFAULT_WAIT_SECS`].
@@ -57,6 +61,9 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
     let max_fee = request.max_fee.as_deref().map(Amount::parse_pal).transpose()?;
     if amount == Amount::ZERO {
         return Err(WalletError::Usage("the amount is zero; send at least 0.000000001 PAL".into()));
+    }
+    if request.expires_in == Some(0) {
+        return Err(WalletError::Usage("--expires-in 0 expires at once; give at least 1 block".into()));
     }
     let name = ctx.selected_key()?;
     let ring = ctx.keyring();
@@ -78,7 +85,18 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
 
     let password = ctx.password(PasswordUse::Unlock, &name)?;
     let keypair = ring.unlock(&name, &key_file, &password)?;
-    let tx = SignedTx::transfer(&keypair, &network.genesis().chain_id, account.nonce, to, amount, fee);
+    // The last height that may include it: counted from the height the
+    // account was read at, the shard's committed tip then.
+    let expires_at = request.expires_in.map(|blocks| account.height.saturating_add(blocks));
+    let tx = TxBody {
+        chain_id: network.genesis().chain_id.clone(),
+        sender: keypair.address(),
+        nonce: account.nonce,
+        fee,
+        kind: TxKind::Transfer { to, amount },
+        expires_at,
+    }
+    .sign(&keypair);
     let id = tx.id();
     let started = Instant::now();
     let shard = match route.call(async |client| client.submit(&tx).await).await {
@@ -96,6 +114,7 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
         "amount": amount_json(amount),
         "fee": amount_json(fee),
         "nonce": account.nonce,
+        "expires_at": expires_at,
         "shard": shard,
         "state": "pending",
     });

@@ -162,6 +162,8 @@ pub mod reason {
     pub const TOO_LARGE: &str = "too_large";
     /// The fee is below the shard's base fee (see `min_fee_units`).
     pub const FEE_BELOW_BASE: &str = "fee_below_base";
+    /// Past its expiry height.
+    pub const EXPIRED: &str = "expired";
 
     /// Every label.
     pub const ALL: &[&str] = &[
@@ -178,6 +180,7 @@ pub mod reason {
         FULL,
         TOO_LARGE,
         FEE_BELOW_BASE,
+        EXPIRED,
     ];
 }
 
@@ -486,6 +489,9 @@ pub struct TxJson {
     pub amount: String,
     /// The sender's signature, hex.
     pub signature: String,
+    /// The last height whose block may include it, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 impl From<&SignedTx> for TxJson {
@@ -503,6 +509,7 @@ impl From<&SignedTx> for TxJson {
             amount_units: amount.units(),
             amount: amount.to_string(),
             signature: hex::encode(tx.signature.0),
+            expires_at: tx.body.expires_at,
         }
     }
 }

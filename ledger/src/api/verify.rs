@@ -283,6 +283,7 @@ fn signed_tx(json: &TxJson) -> Result<SignedTx, ProofError> {
             nonce: json.nonce,
             fee: Amount(json.fee_units),
             kind: TxKind::Transfer { to: json.to, amount: Amount(json.amount_units) },
+            expires_at: json.expires_at,
         },
         signature: Signature(signature),
     })
@@ -437,6 +438,7 @@ mod tests {
             nonce: 0,
             fee: FEE,
             kind: TxKind::Transfer { to: recipient, amount: AMOUNT },
+            expires_at: None,
         }
         .sign(&sender);
         let proposer = genesis.committee(home()).unwrap().validators[0].address;

@@ -77,7 +77,7 @@ pub fn apply_block_verified<S: State + ?Sized>(
     let mut receipts = Vec::with_capacity(block.txs.len());
     let mut outgoing = Vec::new();
     for (index, (tx, id)) in block.txs.iter().zip(&ids).enumerate() {
-        execute_tx(&mut overlay, context, &header.proposer, tx).map_err(|failure| match failure {
+        execute_tx(&mut overlay, context, &header.proposer, header.height, tx).map_err(|failure| match failure {
             Failure::Tx(reason) => BlockError::Tx { index, id: *id, reason },
             Failure::Block(e) => e,
         })?;

@@ -102,7 +102,7 @@ pub fn build_block<S: State + ?Sized>(
         if bytes.saturating_add(size) > context.max_block_bytes {
             break;
         }
-        match execute_tx(&mut overlay, context, &proposer, &tx) {
+        match execute_tx(&mut overlay, context, &proposer, height, &tx) {
             Ok(()) => {
                 receipts.push(tx_receipt(context, height, txs.len(), Hash::plain(&encoded), &tx, &mut outgoing));
                 bytes = bytes.saturating_add(size);

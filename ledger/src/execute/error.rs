@@ -53,6 +53,14 @@ pub enum TxError {
     /// A sum would not fit in 64 bits.
     #[error("arithmetic overflow")]
     Overflow,
+    /// Past its expiry: a block at `height` may not include it.
+    #[error("expired: its last height was {expires_at}, the block is at {height}")]
+    Expired {
+        /// Its last height.
+        expires_at: u64,
+        /// The height it was checked for.
+        height: u64,
+    },
     /// The fee does not cover the shard's base fee ([`crate::fee`]).
     #[error("fee of {fee} units is below the shard's base fee of {base_fee} units")]
     FeeBelowBase {

@@ -44,14 +44,19 @@ struct Effects {
     burned: Amount,
 }
 
-/// Executes one signature-checked transaction on `overlay`, all or nothing:
-/// it computes every new record first and writes only if all checks pass.
+/// Executes one signature-checked transaction on `overlay`, in the block
+/// at `height`, all or nothing: it computes every new record first and
+/// writes only if all checks pass.
 pub(super) fn execute_tx<S: State + ?Sized>(
     overlay: &mut Overlay<'_, S>,
     context: &ShardContext,
     proposer: &Address,
+    height: u64,
     tx: &SignedTx,
 ) -> Result<(), Failure> {
+    if let Some(expires_at) = tx.body.expires_at.filter(|_| tx.body.expired_at(height)) {
+        return Err(TxError::Expired { expires_at, height }.into());
+    }
     let effects = transfer_effects(overlay, context, proposer, tx)?;
     if let Some((to, recipient)) = effects.recipient {
         overlay.accounts.insert(to, recipient);

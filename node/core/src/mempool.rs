@@ -11,6 +11,8 @@
 //!   a fee below the shard's base fee (with the base fee), stale nonce,
 //!   nonce gap, insufficient funds for the sender's whole chain, duplicate,
 //!   or full.
+//! - A transaction past its expiry height is refused, and dropped (with the
+//!   rest of its sender's chain) once a block passes that height.
 //! - Block candidates pay the base fee of the block being built: a sender
 //!   whose next transaction pays less waits (it stays pending, and counts
 //!   against the bounds) until the base fee falls or it is replaced.
@@ -120,6 +122,7 @@ impl Rejection {
             Rejection::Invalid(TxError::InsufficientFunds { .. }) => reason::INSUFFICIENT_FUNDS,
             Rejection::Invalid(TxError::Overflow) => reason::OVERFLOW,
             Rejection::Invalid(TxError::FeeBelowBase { .. }) => reason::FEE_BELOW_BASE,
+            Rejection::Invalid(TxError::Expired { .. }) => reason::EXPIRED,
             Rejection::StaleNonce { .. } => reason::STALE_NONCE,
             Rejection::NonceGap { .. } => reason::NONCE_GAP,
             Rejection::NonceTaken { .. } => reason::NONCE_TAKEN,
@@ -167,6 +170,8 @@ pub struct Mempool {
     changes: Vec<ViewChange>,
     /// Decompressed sender keys, for the signature checks.
     keys: KeyCache,
+    /// (last height, id) of every pending transaction that expires.
+    expiring: BTreeSet<(u64, Hash)>,
 }
 
 impl Mempool {
@@ -180,6 +185,7 @@ impl Mempool {
             bytes: 0,
             changes: Vec::new(),
             keys: KeyCache::default(),
+            expiring: BTreeSet::new(),
         }
     }
 
@@ -298,6 +304,10 @@ impl Mempool {
         if tx.body.fee < base_fee {
             return Err(TxError::FeeBelowBase { fee: tx.body.fee, base_fee }.into());
         }
+        let height = state.tip().height.saturating_add(1);
+        if let Some(expires_at) = tx.body.expires_at.filter(|_| tx.body.expired_at(height)) {
+            return Err(TxError::Expired { expires_at, height }.into());
+        }
         // Checked last: it is the expensive one.
         if signature == Signature::Unchecked
             && !self.keys.key(&tx.body.sender).is_some_and(|key| tx.verify_signature_with(&key))
@@ -359,6 +369,9 @@ impl Mempool {
             self.tails.insert((tail_fee, *tail));
         }
         self.bytes = self.bytes.saturating_add(bytes);
+        if let Some(last) = tx.body.expires_at {
+            self.expiring.insert((last, id));
+        }
         self.by_id.insert(id, Entry { tx, bytes });
         self.changes.push(ViewChange::TxPending(id));
     }
@@ -376,6 +389,9 @@ impl Mempool {
         self.changes.push(ViewChange::TxGone(*id));
         self.bytes = self.bytes.saturating_sub(entry.bytes);
         self.tails.remove(&(entry.tx.body.fee, *id));
+        if let Some(last) = entry.tx.body.expires_at {
+            self.expiring.remove(&(last, *id));
+        }
         let sender = entry.tx.body.sender;
         if let Some(chain) = self.chains.get_mut(&sender) {
             chain.remove(&entry.tx.body.nonce);
@@ -398,6 +414,7 @@ impl Mempool {
     /// first transaction below the next block's base fee.
     pub fn candidates<S: State + ?Sized>(&self, state: &S, max: usize) -> Result<Vec<SignedTx>, StateError> {
         let base_fee = fee::base_fee(state)?;
+        let height = state.tip().height.saturating_add(1);
         let mut chains: BTreeMap<Address, Vec<&SignedTx>> = BTreeMap::new();
         for (sender, chain) in &self.chains {
             if chain.first_key_value().map(|(nonce, _)| *nonce) != Some(state.account(sender)?.nonce) {
@@ -409,7 +426,7 @@ impl Mempool {
                 .values()
                 .filter_map(|id| self.by_id.get(id))
                 .map(|e| &e.tx)
-                .take_while(|tx| tx.body.fee >= base_fee)
+                .take_while(|tx| tx.body.fee >= base_fee && !tx.body.expired_at(height))
                 .collect();
             if !payable.is_empty() {
                 chains.insert(*sender, payable);
@@ -451,7 +468,31 @@ impl Mempool {
                 self.remove(&id);
             }
         }
+        self.drop_expired(state.tip().height.saturating_add(1));
         Ok(())
+    }
+
+    /// Drops what a block at `height` may no longer include, with the rest
+    /// of its sender's chain (which cannot execute before it).
+    fn drop_expired(&mut self, height: u64) {
+        while let Some(&(last, id)) = self.expiring.first() {
+            if last >= height {
+                break;
+            }
+            let Some(entry) = self.by_id.get(&id) else {
+                self.expiring.remove(&(last, id));
+                continue;
+            };
+            let (sender, nonce) = (entry.tx.body.sender, entry.tx.body.nonce);
+            let doomed: Vec<Hash> = self
+                .chains
+                .get(&sender)
+                .map(|chain| chain.range(nonce..).map(|(_, id)| *id).collect())
+                .unwrap_or_default();
+            for id in doomed {
+                self.remove(&id);
+            }
+        }
     }
 }
 

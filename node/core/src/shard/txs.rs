@@ -159,8 +159,15 @@ mod tests {
     fn transfer(genesis: &Genesis, from: &Keypair, nonce: u64) -> SignedTx {
         let to = genesis.dev_key("bob").address();
         let kind = TxKind::Transfer { to, amount: Amount(1) };
-        TxBody { chain_id: genesis.chain_id.clone(), sender: from.address(), nonce, fee: Amount(1_000), kind }
-            .sign(from)
+        TxBody {
+            chain_id: genesis.chain_id.clone(),
+            sender: from.address(),
+            nonce,
+            fee: Amount(1_000),
+            kind,
+            expires_at: None,
+        }
+        .sign(from)
     }
 
     fn published_txs(out: &[Effect]) -> Vec<Vec<u8>> {
