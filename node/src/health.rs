@@ -92,6 +92,16 @@ pub fn judge(status: &ShardStatus, now_ms: u64, stale_after_ms: u64) -> ShardHea
         validators: members,
         seconds_since_last_commit: seconds,
         reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        degraded: degraded(status),
+    }
+}
+
+/// Why a shard sheds load while healthy, if it does.
+fn degraded(status: &ShardStatus) -> Option<String> {
+    match status.throttled_senders {
+        0 => None,
+        1 => Some("intake breaker: 1 sender throttled".into()),
+        n => Some(format!("intake breaker: {n} senders throttled")),
     }
 }
 
@@ -169,6 +179,14 @@ mod tests {
         let health = judge(&fine(), NOW, STALE);
         assert!(health.healthy && health.validating, "{health:?}");
         assert_eq!((health.shard, health.validators_heard, health.validators, health.reason), (2, 4, 4, None));
+        assert_eq!(health.degraded, None);
+    }
+
+    #[test]
+    fn a_tripped_intake_breaker_degrades_a_healthy_shard_and_says_so() {
+        let health = judge(&ShardStatus { throttled_senders: 3, ..fine() }, NOW, STALE);
+        assert!(health.healthy, "shedding a flood is no outage: {health:?}");
+        assert_eq!(health.degraded.as_deref(), Some("intake breaker: 3 senders throttled"));
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct Metrics {
     pub benched: Family<ShardLabel, Gauge>,
     /// The base fee the shard's next block charges, in units.
     pub base_fee: Family<ShardLabel, Gauge>,
+    /// Senders the intake breaker refuses now.
+    pub throttled: Family<ShardLabel, Gauge>,
     /// From entering a height to committing it.
     pub commit_latency: Family<ShardLabel, Histogram>,
     /// Transactions per committed block.
@@ -168,6 +170,7 @@ impl Metrics {
             view_changes: Family::default(),
             benched: Family::default(),
             base_fee: Family::default(),
+            throttled: Family::default(),
             commit_latency: Family::new_with_constructor(latency_buckets),
             block_txs: Family::new_with_constructor(count_buckets),
             block_bytes: Family::new_with_constructor(byte_buckets),
@@ -205,6 +208,11 @@ impl Metrics {
             "base_fee_units",
             "The base fee the shard's next block charges, in units (rises while blocks are over target)",
             metrics.base_fee.clone(),
+        );
+        r.register(
+            "throttled_senders",
+            "Senders whose submissions the intake breaker refuses now (ten times over their usual rate)",
+            metrics.throttled.clone(),
         );
         r.register(
             "commit_latency_seconds",
@@ -254,6 +262,7 @@ impl Metrics {
         let _ = self.view_changes.get_or_create(&label);
         let _ = self.benched.get_or_create(&label);
         let _ = self.base_fee.get_or_create(&label);
+        let _ = self.throttled.get_or_create(&label);
         let _ = self.commit_latency.get_or_create(&label);
         let _ = self.block_txs.get_or_create(&label);
         let _ = self.block_bytes.get_or_create(&label);

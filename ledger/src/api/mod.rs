@@ -164,6 +164,9 @@ pub mod reason {
     pub const FEE_BELOW_BASE: &str = "fee_below_base";
     /// Past its expiry height.
     pub const EXPIRED: &str = "expired";
+    /// The sender's submissions spiked: the intake breaker refuses it for a
+    /// while (see `retry_after_ms`).
+    pub const THROTTLED: &str = "throttled";
 
     /// Every label.
     pub const ALL: &[&str] = &[
@@ -181,6 +184,7 @@ pub mod reason {
         TOO_LARGE,
         FEE_BELOW_BASE,
         EXPIRED,
+        THROTTLED,
     ];
 }
 
@@ -237,6 +241,9 @@ pub struct ShardStatusJson {
     pub benched: Vec<u32>,
     /// Highest height peers reported.
     pub peer_height: u64,
+    /// Senders whose submissions this node's intake breaker refuses now.
+    #[serde(default)]
+    pub throttled_senders: usize,
     /// The base fee the shard's next block charges, base units: every
     /// transaction must pay at least this (docs/rpc.md).
     #[serde(default)]
@@ -666,4 +673,9 @@ pub struct ShardHealth {
     /// joined with `; `.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Healthy but shedding load, and why: e.g. `intake breaker: 2 senders
+    /// throttled` (their submissions spiked ten times over their usual
+    /// rate). A degraded shard still counts as healthy (200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }

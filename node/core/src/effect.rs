@@ -202,6 +202,8 @@ pub struct ShardStatus {
     pub presence_window_ms: u64,
     /// The base fee the next block charges, in units.
     pub base_fee_units: u64,
+    /// Senders the intake breaker refuses now (`crate::intake`).
+    pub throttled_senders: usize,
     /// Transactions waiting in the mempool.
     pub mempool_txs: usize,
     /// Bytes the mempool holds.
@@ -234,6 +236,7 @@ impl ShardStatus {
             heard_unix_ms: Vec::new(),
             presence_window_ms: 0,
             base_fee_units: 0,
+            throttled_senders: 0,
             mempool_txs: 0,
             mempool_bytes: 0,
             receipts_pooled: 0,

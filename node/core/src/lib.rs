@@ -12,6 +12,7 @@
 //! - [`effect`]: its inputs and effects;
 //! - [`chain`]: validating, building and committing blocks;
 //! - [`mempool`], [`receipts`], [`evidence`]: what waits for a block;
+//! - [`intake`]: the per-sender breaker on client submissions;
 //! - [`timers`]: its deadlines;
 //! - [`presence`]: which committee members it hears from;
 //! - [`view`]: what the host keeps for RPC reads of the pools;
@@ -24,6 +25,7 @@ pub mod byzantine;
 pub mod chain;
 pub mod effect;
 pub mod evidence;
+pub mod intake;
 pub mod keys;
 pub mod mempool;
 pub mod presence;

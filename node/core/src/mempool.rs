@@ -105,6 +105,18 @@ pub enum Rejection {
         /// Its size.
         bytes: usize,
     },
+    /// Its sender's submissions spiked far above its own recent rate: the
+    /// intake breaker refuses it until it calms down ([`crate::intake`]).
+    #[error(
+        "sender throttled: over {limit_per_window} submissions a second, ten times its usual rate; \
+         retry in about {retry_after_ms} ms at its usual pace"
+    )]
+    Throttled {
+        /// Its current limit per second.
+        limit_per_window: u64,
+        /// When it may be admitted again if it calms down now.
+        retry_after_ms: u64,
+    },
 }
 
 impl Rejection {
@@ -129,6 +141,7 @@ impl Rejection {
             Rejection::Duplicate => reason::DUPLICATE,
             Rejection::Full { .. } => reason::FULL,
             Rejection::TooLarge { .. } => reason::TOO_LARGE,
+            Rejection::Throttled { .. } => reason::THROTTLED,
         }
     }
 
@@ -136,6 +149,7 @@ impl Rejection {
     pub fn to_api(&self) -> TxRejection {
         let (retry_after_ms, min_fee_units) = match self {
             Rejection::Full { retry_after_ms, min_fee } => (Some(*retry_after_ms), Some(min_fee.units())),
+            Rejection::Throttled { retry_after_ms, .. } => (Some(*retry_after_ms), None),
             Rejection::Invalid(TxError::FeeBelowBase { base_fee, .. }) => (None, Some(base_fee.units())),
             _ => (None, None),
         };

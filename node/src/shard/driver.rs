@@ -364,6 +364,7 @@ impl ShardDriver {
         m.view.get_or_create(&self.label).set(gauge(status.view));
         m.benched.get_or_create(&self.label).set(gauge(status.benched.len()));
         m.base_fee.get_or_create(&self.label).set(gauge(status.base_fee_units));
+        m.throttled.get_or_create(&self.label).set(gauge(status.throttled_senders));
         m.mempool_txs.get_or_create(&self.label).set(gauge(status.mempool_txs));
         m.receipts_pooled.get_or_create(&self.label).set(gauge(status.receipts_pooled));
         m.mempool_bytes.get_or_create(&self.label).set(gauge(status.mempool_bytes));

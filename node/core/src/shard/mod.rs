@@ -35,6 +35,7 @@ use crate::byzantine::Misbehaviour;
 use crate::chain::Chain;
 use crate::effect::{Effect, Input, STARTUP_GRACE_MS, ShardStatus};
 use crate::evidence::EvidencePool;
+use crate::intake::Intake;
 use crate::mempool::{Mempool, MempoolConfig};
 use crate::presence::Presence;
 use crate::receipts::{self, Receipts};
@@ -101,6 +102,8 @@ pub struct ShardCore<S> {
     replica: Replica,
     chain: Chain<S>,
     mempool: Mempool,
+    /// The per-sender breaker on client submissions.
+    intake: Intake,
     evidence: EvidencePool,
     receipts: Receipts,
     /// The scan resume points last saved to the store.
@@ -212,6 +215,7 @@ impl<S: ChainStore> ShardCore<S> {
             genesis: genesis.clone(),
             replica,
             mempool: Mempool::new(mempool),
+            intake: Intake::default(),
             evidence: EvidencePool::default(),
             receipts: Receipts::resume(shard, genesis.shard_count, &resume_points),
             saved_resume_points: resume_points,
@@ -337,6 +341,7 @@ impl<S: ChainStore> ShardCore<S> {
             heard_unix_ms: self.presence.heard_times(committee, me),
             presence_window_ms: window,
             base_fee_units: self.chain.base_fee().units(),
+            throttled_senders: self.intake.tripped(self.now_ms),
             mempool_txs: self.mempool.len(),
             mempool_bytes: self.mempool.bytes(),
             receipts_pooled: self.receipts.len(),

@@ -10,7 +10,7 @@
 
 use palisade_ledger::{Hash, SignedTx, TxError};
 use serde_bytes::ByteBuf;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::ShardCore;
 use super::gossip::{decoded, refuse};
@@ -30,6 +30,16 @@ impl<S: ChainStore> ShardCore<S> {
         out: &mut Vec<Effect>,
     ) -> Result<Result<Hash, Rejection>, StorageError> {
         self.now_ms = self.now_ms.max(now_ms);
+        if let Err(throttled) = self.intake.admit(&tx.body.sender, self.now_ms) {
+            let retry_after_ms = throttled.until_ms.saturating_sub(self.now_ms);
+            let rejection = Rejection::Throttled { limit_per_window: throttled.limit_per_window, retry_after_ms };
+            if throttled.newly {
+                warn!(shard = self.shard, sender = %tx.body.sender, limit = throttled.limit_per_window, "intake breaker tripped: a sender's submissions spiked");
+            } else {
+                debug!(sender = %tx.body.sender, %rejection, "intake breaker");
+            }
+            return Ok(Err(rejection));
+        }
         let encoded = tx.to_bytes();
         let result = self.admit(tx, SignedTx::id_of(&encoded), encoded.len(), Signature::Unchecked, out);
         if matches!(result, Ok(Ok(_))) {
@@ -209,6 +219,31 @@ mod tests {
         assert_eq!(verdict(&mut b, batches[0].clone()), Verdict::Accept);
         assert_eq!(b.mempool().len(), 3);
         assert_eq!(verdict(&mut b, batches[0].clone()), Verdict::Ignore, "nothing new: not forwarded again");
+    }
+
+    /// A client submitting far over a sender's usual rate is refused by the
+    /// intake breaker before the mempool sees it; the status counts the
+    /// sender until it calms down.
+    #[test]
+    fn a_sender_over_its_limit_is_throttled_and_counted_until_it_calms() {
+        use crate::intake::{COOL_DOWN_MS, FLOOR_PER_WINDOW};
+        let genesis = Arc::new(Genesis::dev(1, 4));
+        let alice = genesis.dev_key("alice");
+        let mut a = core(&genesis);
+        let mut out = Vec::new();
+        let tx = transfer(&genesis, &alice, 0);
+        for _ in 0..FLOOR_PER_WINDOW {
+            let result = a.submit_tx(0, tx.clone(), &mut out).expect("no storage failure");
+            assert!(!matches!(result, Err(Rejection::Throttled { .. })), "{result:?}");
+        }
+        let refused = a.submit_tx(0, tx.clone(), &mut out).expect("no storage failure").unwrap_err();
+        assert!(matches!(refused, Rejection::Throttled { retry_after_ms: COOL_DOWN_MS, .. }), "{refused:?}");
+        assert_eq!(refused.to_api().reason, "throttled");
+        assert_eq!(a.status().throttled_senders, 1);
+        let calm = 1_000 + COOL_DOWN_MS;
+        let later = a.submit_tx(calm, tx, &mut out).expect("no storage failure");
+        assert!(!matches!(later, Err(Rejection::Throttled { .. })), "{later:?}");
+        assert_eq!(a.status().throttled_senders, 0);
     }
 
     #[test]
