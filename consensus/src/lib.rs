@@ -64,8 +64,11 @@
 //!   a little ahead of the others otherwise stayed a view ahead of them for
 //!   good, leaving each view just before they arrived, so no view ever had
 //!   its quorum (simulator seed 188, a shard that needed all five honest
-//!   members). A replica restored into a view it has no view change for
-//!   moves on at its timer, as before.
+//!   members). The wait is bounded ([`replica::MAX_WAITS`] waiting timers):
+//!   a view change lost on its way from a member now a view ahead is never
+//!   re-sent, and waiting for it for good deadlocked (seed 799). A replica
+//!   restored into a view it has no view change for moves on at its timer,
+//!   as before.
 //! * **P10** Leader suspicion (not in the paper, whose timer is the only
 //!   failure detector). A view's timer must cover an idle leader's wait
 //!   for its heartbeat block, so it is slow to notice a dead leader. So the

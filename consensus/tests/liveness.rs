@@ -8,6 +8,7 @@ mod harness;
 
 use harness::fixture::{Fixture, kinds};
 use harness::{CHAIN, SHARD, block_hash};
+use palisade_consensus::replica::MAX_WAITS;
 use palisade_consensus::{Action, Alive, Input, Message, SignedMessage, TimerId, TimerKind, ViewChange, encode};
 
 const BLOCK: &[u8] = b"block one";
@@ -88,21 +89,23 @@ fn a_replica_alone_in_a_new_view_waits_there_for_a_quorum() {
     let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
     assert_eq!(fx.replica.view(), 1);
     assert!(!has_view_timer(&out), "{out:?}");
-    // Its waiting timer fires, again and again: it asks again, and stays.
+    // Its waiting timer fires: it asks again, and stays, a bounded number
+    // of times (a lost view change must not hold it there for good).
     let mut waiting = leader_timers(&out);
-    for _ in 0..5 {
+    for _ in 0..MAX_WAITS {
         let (height, view, n, _) = waiting[0];
         let out = fx.input(leader_timeout(height, view, n));
         assert_eq!(kinds(&out), ["SetTimer", "Broadcast(ViewChange)"], "wait again, re-sent");
         waiting = leader_timers(&out);
         assert!(fx.input(Input::Beat).iter().all(|a| !matches!(a, Action::SetTimer { .. })));
     }
-    assert_eq!(fx.replica.view(), 1, "no quorum, no further view");
+    assert_eq!(fx.replica.view(), 1, "no quorum, no further view yet");
     let vc = |fx: &Fixture, from| Message::ViewChange(fx.view_change(from, 1, 1, None).view_change);
     let message = vc(&fx, 1);
     fx.from(1, message);
     let message = vc(&fx, 3);
     let out = fx.from(3, message);
+    assert_eq!(fx.replica.view(), 1);
     let timers: Vec<TimerKind> = out
         .iter()
         .filter_map(|a| match a {
@@ -111,6 +114,25 @@ fn a_replica_alone_in_a_new_view_waits_there_for_a_quorum() {
         })
         .collect();
     assert!(timers.contains(&TimerKind::View), "the view's own timer starts with its quorum: {out:?}");
+}
+
+/// [P7] The wait is bounded: after `MAX_WAITS` waiting timers without a
+/// quorum, a replica moves on as a timeout always did (a view change to
+/// its view may have been lost by a member now ahead of it).
+#[test]
+fn a_replica_waits_a_bounded_time_then_moves_on() {
+    let mut fx = Fixture::new(0);
+    fx.start();
+    let out = fx.input(Input::Timeout(TimerId { height: 1, view: 0, kind: TimerKind::View }));
+    let mut waiting = leader_timers(&out);
+    for _ in 0..MAX_WAITS {
+        let (height, view, n, _) = waiting[0];
+        waiting = leader_timers(&fx.input(leader_timeout(height, view, n)));
+    }
+    let (height, view, n, _) = waiting[0];
+    let out = fx.input(leader_timeout(height, view, n));
+    assert_eq!(fx.replica.view(), 2);
+    assert!(kinds(&out).ends_with(&["Persist", "Broadcast(ViewChange)"]), "{:?}", kinds(&out));
 }
 
 #[test]

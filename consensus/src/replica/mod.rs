@@ -39,6 +39,7 @@ pub use types::{
     DEFAULT_LEADER_TIMEOUT_MS, DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_BUFFERED_PER_VALIDATOR, DEFAULT_MAX_TIMEOUT_MS,
     Input, Rejected, SafetyState, TimerId, TimerKind,
 };
+pub use view_change::MAX_WAITS;
 
 use types::Block;
 
@@ -93,6 +94,8 @@ struct Round {
     armed: bool,
     /// [P7] A waiting timer runs in the current view (not yet formed).
     waiting: bool,
+    /// [P7] Waiting timers that expired in the current view.
+    waits: u32,
 }
 
 /// A PBFT-style replica for one shard. Drive it with [`Replica::handle`];

@@ -7,6 +7,10 @@
 use std::collections::BTreeMap;
 
 use super::{Action, OLD_VIEWS_KEPT, Replica, TimerId, TimerKind};
+
+/// [P7] Waiting timers a replica sits out in an unformed view it asked for
+/// before it moves on regardless.
+pub const MAX_WAITS: u32 = 2;
 use crate::committee::ValidatorIndex;
 use crate::crypto::Signature;
 use crate::message::{Message, SignedViewChange, ViewChange, highest_prepared};
@@ -22,10 +26,11 @@ impl Replica {
         self.sync_requested_at = None;
         let asked =
             self.me.is_some_and(|me| self.round.view_changes.get(&self.view()).is_some_and(|v| v.contains_key(&me)));
-        if asked && !self.view_formed() {
+        if asked && !self.view_formed() && self.round.waits < MAX_WAITS {
             // Still no quorum in the view we asked for: ask again, stay. (A
             // replica restored into a view has no view change of its own to
             // repeat: it moves on, signing one for the next view.)
+            self.round.waits = self.round.waits.saturating_add(1);
             self.resend_view_change();
             self.arm_waiting_timer(out);
             return;
@@ -195,6 +200,7 @@ impl Replica {
         }
         self.round.armed = false;
         self.round.waiting = false;
+        self.round.waits = 0;
         self.arm_if_formed(out);
     }
 
@@ -218,7 +224,13 @@ impl Replica {
     /// higher view ([P8]). Arming at once let such a replica run a view
     /// ahead of the rest for good, each leaving its view by its own timer
     /// before the others arrived, with no quorum in either (simulator seed
-    /// 188: five needed, one always a view ahead).
+    /// 188: five needed, one always a view ahead). The wait is bounded: after
+    /// [`MAX_WAITS`] waiting timers it moves on as before. A view change to
+    /// it may have been lost by a member that has since gone ahead, and no
+    /// one re-sends a view change for a view it left: without the bound, two
+    /// members waiting a view below a third, with the fourth silent, could
+    /// neither form their view nor follow the third (one member is no
+    /// blocking set: simulator seed 799).
     pub(super) fn arm_if_formed(&mut self, out: &mut Vec<Action>) {
         if self.round.armed {
             return;
