@@ -10,13 +10,14 @@
 //! small rates). A sender trips when a window's submissions exceed
 //! [`SPIKE_FACTOR`] times its baseline, and never below [`FLOOR_PER_WINDOW`]
 //! (a new or quiet sender may always send that many). A tripped sender is
-//! refused until it has stayed under its limit for [`COOL_DOWN_MS`]: its
-//! attempts while refused still count, so hammering on keeps it out, and
-//! calming down lets it back in. Windows over the limit do not teach the
+//! refused for [`COOL_DOWN_MS`]; if it floods again when let back in, it
+//! trips again within a second. Windows over the limit do not teach the
 //! baseline, so a flood does not become the new normal.
 //!
-//! Only submissions from clients pass through here, never gossip: what a
-//! peer relays was admitted by that peer's own breaker. The breaker is part
+//! Only submissions from clients pass through here, never gossip (what a
+//! peer relays was admitted by that peer's own breaker), and only those
+//! the mempool admitted count: their signature was verified, so nobody can
+//! trip another account's breaker with forged submissions. The breaker is part
 //! of the shard core (time comes in from the host), bounded to
 //! [`MAX_SENDERS`] senders, least recently seen dropped first.
 
@@ -121,31 +122,48 @@ fn ewma(average: u64, sample: u64) -> u64 {
 }
 
 impl Intake {
-    /// Counts one submission by `sender` at `now_ms`: `Err` if the breaker
-    /// refuses it.
-    pub fn admit(&mut self, sender: &Address, now_ms: u64) -> Result<(), Throttled> {
+    /// Whether `sender` is refused at `now_ms` (counts nothing: a
+    /// submission is counted only once admitted, see [`Intake::count`]).
+    pub fn check(&self, sender: &Address, now_ms: u64) -> Result<(), Throttled> {
+        match self.tripped.get(sender) {
+            Some(&until_ms) if now_ms < until_ms => {
+                let limit = self.senders.peek(sender).map_or(FLOOR_PER_WINDOW, Rate::limit);
+                Err(Throttled { limit_per_window: limit, until_ms, newly: false })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one admitted submission by `sender` at `now_ms`; `Some` if it
+    /// tripped the breaker (the sender is refused from now on). Only what
+    /// was admitted counts, its signature verified: bytes naming someone
+    /// else as sender cannot trip that sender's breaker.
+    pub fn count(&mut self, sender: &Address, now_ms: u64) -> Option<Throttled> {
         if !self.senders.contains_key(sender) {
             self.senders.insert(*sender, Rate { window_start_ms: now_ms, count: 0, baseline_milli: 0 });
         }
-        let Some(rate) = self.senders.get_mut(sender) else { return Ok(()) };
+        let rate = self.senders.get_mut(sender)?;
         rate.roll(now_ms);
         rate.count = rate.count.saturating_add(1);
         let limit = rate.limit();
-        let was_tripped = self.tripped.get(sender).is_some_and(|until_ms| now_ms < *until_ms);
-        if rate.count > limit {
-            if self.tripped.len() >= MAX_TRIPPED_KEPT {
-                self.tripped.retain(|_, until_ms| now_ms < *until_ms);
-            }
-            self.tripped.insert(*sender, now_ms.saturating_add(COOL_DOWN_MS));
+        if rate.count <= limit {
+            return None;
         }
-        match self.tripped.get(sender) {
-            Some(&until_ms) if now_ms < until_ms => {
-                Err(Throttled { limit_per_window: limit, until_ms, newly: !was_tripped })
-            }
-            Some(_) => {
-                self.tripped.remove(sender);
-                Ok(())
-            }
+        if self.tripped.len() >= MAX_TRIPPED_KEPT {
+            self.tripped.retain(|_, until_ms| now_ms < *until_ms);
+        }
+        let until_ms = now_ms.saturating_add(COOL_DOWN_MS);
+        let newly = self.tripped.insert(*sender, until_ms).is_none_or(|before| before <= now_ms);
+        Some(Throttled { limit_per_window: limit, until_ms, newly })
+    }
+
+    /// [`Intake::check`], then [`Intake::count`], for a submission that
+    /// would be admitted: what the tests drive.
+    #[cfg(test)]
+    fn admit(&mut self, sender: &Address, now_ms: u64) -> Result<(), Throttled> {
+        self.check(sender, now_ms)?;
+        match self.count(sender, now_ms) {
+            Some(throttled) => Err(throttled),
             None => Ok(()),
         }
     }
@@ -195,9 +213,9 @@ mod tests {
         assert!((3_000..=3_800).contains(&admitted), "admitted {admitted} of 4,500");
         assert_eq!(intake.tripped(62 * WINDOW_MS), 1, "Alice, and only Alice");
         assert_eq!(burst(&mut intake, &BOB, 62 * WINDOW_MS, 100), 100, "others are not affected");
-        // Still hammering: still refused.
+        // Still hammering within the cool-down: still refused.
         assert_eq!(burst(&mut intake, &ALICE, 62 * WINDOW_MS, 4_500), 0);
-        // Calm for the cool-down: back in, at her old pace.
+        // After it: back in, at her old pace.
         let back = 63 * WINDOW_MS + COOL_DOWN_MS;
         assert_eq!(burst(&mut intake, &ALICE, back, 300), 300);
         assert_eq!(intake.tripped(back + WINDOW_MS), 0);

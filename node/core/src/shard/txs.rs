@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use super::ShardCore;
 use super::gossip::{decoded, refuse};
 use crate::effect::{Effect, Note, Verdict};
+use crate::intake::Throttled;
 use crate::mempool::{InsertError, Rejection, Signature};
 use crate::storage::{ChainStore, StorageError};
 use crate::timers::Timer;
@@ -30,23 +31,28 @@ impl<S: ChainStore> ShardCore<S> {
         out: &mut Vec<Effect>,
     ) -> Result<Result<Hash, Rejection>, StorageError> {
         self.now_ms = self.now_ms.max(now_ms);
-        if let Err(throttled) = self.intake.admit(&tx.body.sender, self.now_ms) {
-            let retry_after_ms = throttled.until_ms.saturating_sub(self.now_ms);
-            let rejection = Rejection::Throttled { limit_per_window: throttled.limit_per_window, retry_after_ms };
-            if throttled.newly {
-                warn!(shard = self.shard, sender = %tx.body.sender, limit = throttled.limit_per_window, "intake breaker tripped: a sender's submissions spiked");
-            } else {
-                debug!(sender = %tx.body.sender, %rejection, "intake breaker");
-            }
+        let sender = tx.body.sender;
+        if let Err(throttled) = self.intake.check(&sender, self.now_ms) {
+            let rejection = self.throttled(throttled);
+            debug!(%sender, %rejection, "intake breaker");
             return Ok(Err(rejection));
         }
         let encoded = tx.to_bytes();
         let result = self.admit(tx, SignedTx::id_of(&encoded), encoded.len(), Signature::Unchecked, out);
         if matches!(result, Ok(Ok(_))) {
             self.queue_for_gossip(encoded, out);
+            if let Some(tripped) = self.intake.count(&sender, self.now_ms).filter(|t| t.newly) {
+                warn!(shard = self.shard, %sender, limit = tripped.limit_per_window, "intake breaker tripped: a sender's submissions spiked");
+            }
         }
         self.report_view_changes(out);
         result
+    }
+
+    /// The refusal of a sender the intake breaker holds back.
+    fn throttled(&self, throttled: Throttled) -> Rejection {
+        let retry_after_ms = throttled.until_ms.saturating_sub(self.now_ms);
+        Rejection::Throttled { limit_per_window: throttled.limit_per_window, retry_after_ms }
     }
 
     /// A batch of transactions from gossip: `Reject` if it is malformed or
@@ -221,28 +227,46 @@ mod tests {
         assert_eq!(verdict(&mut b, batches[0].clone()), Verdict::Ignore, "nothing new: not forwarded again");
     }
 
-    /// A client submitting far over a sender's usual rate is refused by the
-    /// intake breaker before the mempool sees it; the status counts the
-    /// sender until it calms down.
+    /// A sender whose admitted submissions go far over its usual rate is
+    /// refused by the intake breaker from then on, before the mempool sees
+    /// them; the status counts it until the cool-down ends. Forged or
+    /// refused submissions never count.
     #[test]
     fn a_sender_over_its_limit_is_throttled_and_counted_until_it_calms() {
         use crate::intake::{COOL_DOWN_MS, FLOOR_PER_WINDOW};
         let genesis = Arc::new(Genesis::dev(1, 4));
         let alice = genesis.dev_key("alice");
-        let mut a = core(&genesis);
+        let config = CoreConfig {
+            shard: 0,
+            genesis: genesis.clone(),
+            key: None,
+            mempool: MempoolConfig { max_nonce_gap: 4 * FLOOR_PER_WINDOW, ..MempoolConfig::default() },
+            misbehave: None,
+        };
+        let mut a = ShardCore::open(config, MemStore::genesis(&genesis, 0).expect("shard 0"), None, 0).expect("opens");
         let mut out = Vec::new();
-        let tx = transfer(&genesis, &alice, 0);
-        for _ in 0..FLOOR_PER_WINDOW {
-            let result = a.submit_tx(0, tx.clone(), &mut out).expect("no storage failure");
-            assert!(!matches!(result, Err(Rejection::Throttled { .. })), "{result:?}");
+        // Forgeries in Alice's name, and a duplicate, count for nothing.
+        let mut forged = transfer(&genesis, &alice, 0);
+        forged.signature.0[0] ^= 1;
+        for _ in 0..2 * FLOOR_PER_WINDOW {
+            assert!(a.submit_tx(0, forged.clone(), &mut out).expect("no storage failure").is_err());
         }
-        let refused = a.submit_tx(0, tx.clone(), &mut out).expect("no storage failure").unwrap_err();
+        for nonce in 0..FLOOR_PER_WINDOW {
+            let result = a.submit_tx(0, transfer(&genesis, &alice, nonce), &mut out).expect("no storage failure");
+            assert!(result.is_ok(), "nonce {nonce}: {result:?}");
+        }
+        assert_eq!(a.status().throttled_senders, 0);
+        // One more admitted trips it; the next is refused unseen.
+        let over = a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW), &mut out).expect("no storage failure");
+        assert!(over.is_ok(), "{over:?}");
+        assert_eq!(a.status().throttled_senders, 1);
+        let refused = a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), &mut out);
+        let refused = refused.expect("no storage failure").unwrap_err();
         assert!(matches!(refused, Rejection::Throttled { retry_after_ms: COOL_DOWN_MS, .. }), "{refused:?}");
         assert_eq!(refused.to_api().reason, "throttled");
-        assert_eq!(a.status().throttled_senders, 1);
-        let calm = 1_000 + COOL_DOWN_MS;
-        let later = a.submit_tx(calm, tx, &mut out).expect("no storage failure");
-        assert!(!matches!(later, Err(Rejection::Throttled { .. })), "{later:?}");
+        // After the cool-down it is admitted again.
+        let later = a.submit_tx(COOL_DOWN_MS, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), &mut out);
+        assert!(later.expect("no storage failure").is_ok());
         assert_eq!(a.status().throttled_senders, 0);
     }
 
