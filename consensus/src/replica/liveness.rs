@@ -24,7 +24,7 @@
 
 use super::{Action, Rejected, Replica, TimerId, TimerKind};
 use crate::committee::ValidatorIndex;
-use crate::message::{Alive, Message, ViewChange};
+use crate::message::{Alive, Message, SignedViewChange, ViewChange};
 
 /// [P12] A member not awaited as leader says it is alive once every this
 /// many beats: twice per leader timeout, so one lost beat never makes a
@@ -42,10 +42,7 @@ impl Replica {
         // so no two are the same bytes (gossip drops bytes it has seen).
         let beat = self.round.beats.wrapping_add(1);
         self.round.beats = beat;
-        let again = (view > 0 && self.round.proposal.is_none())
-            .then(|| self.me.and_then(|me| self.round.view_changes.get(&view)?.get(&me)))
-            .flatten()
-            .map(|own| ViewChange { resend: beat, ..own.view_change.clone() });
+        let again = self.view_change_again(beat);
         // [P10] the leader before its proposal, every beat; [P12] anyone
         // else every other beat, unless the view change says it already.
         let awaited = self.is_leader() && self.safety.proposed.is_none();
@@ -57,18 +54,29 @@ impl Replica {
         }
     }
 
+    /// Our own view change for the current view, if we sent one.
+    pub(super) fn own_view_change(&self) -> Option<&SignedViewChange> {
+        self.me.and_then(|me| self.round.view_changes.get(&self.view())?.get(&me))
+    }
+
+    /// [P11] Our view change for the current view to send again, numbered
+    /// `beat` (gossip drops bytes it has seen), while no proposal came in it.
+    fn view_change_again(&self, beat: u64) -> Option<ViewChange> {
+        if self.view() == 0 || self.round.proposal.is_some() {
+            return None;
+        }
+        self.own_view_change().map(|own| ViewChange { resend: beat, ..own.view_change.clone() })
+    }
+
     /// [P11] Sends our view change for the current view again, numbered
-    /// with a fresh beat (gossip drops bytes it has seen), while no
-    /// proposal came in it.
+    /// with a fresh beat, while no proposal came in it.
     pub(super) fn resend_view_change(&mut self) {
-        if !self.can_sign() || self.view() == 0 || self.round.proposal.is_some() {
+        if !self.can_sign() {
             return;
         }
         let beat = self.round.beats.wrapping_add(1);
         self.round.beats = beat;
-        let Some(own) = self.me.and_then(|me| self.round.view_changes.get(&self.view())?.get(&me)) else { return };
-        let again = ViewChange { resend: beat, ..own.view_change.clone() };
-        if let Some(message) = self.sign(Message::ViewChange(again)) {
+        if let Some(message) = self.view_change_again(beat).and_then(|again| self.sign(Message::ViewChange(again))) {
             self.outbox.push(Action::Broadcast(message));
         }
     }

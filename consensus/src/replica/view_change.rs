@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 
 use super::{Action, OLD_VIEWS_KEPT, Replica, TimerId, TimerKind};
+use crate::committee::ValidatorIndex;
+use crate::crypto::Signature;
+use crate::message::{Message, SignedViewChange, ViewChange, highest_prepared};
 
 /// [P7] Waiting timers a replica sits out in an unformed view it asked for
 /// before it moves on regardless.
 pub const MAX_WAITS: u32 = 2;
-use crate::committee::ValidatorIndex;
-use crate::crypto::Signature;
-use crate::message::{Message, SignedViewChange, ViewChange, highest_prepared};
 
 impl Replica {
     /// [P7] The view's timer expired without a decision, or [P10] its
@@ -24,9 +24,7 @@ impl Replica {
         }
         // A sync asked for at this height may have found nothing yet.
         self.sync_requested_at = None;
-        let asked =
-            self.me.is_some_and(|me| self.round.view_changes.get(&self.view()).is_some_and(|v| v.contains_key(&me)));
-        if asked && !self.view_formed() && self.round.waits < MAX_WAITS {
+        if self.own_view_change().is_some() && !self.view_formed() && self.round.waits < MAX_WAITS {
             // Still no quorum in the view we asked for: ask again, stay. (A
             // replica restored into a view has no view change of its own to
             // repeat: it moves on, signing one for the next view.)

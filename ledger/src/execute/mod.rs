@@ -46,4 +46,4 @@ pub use build::{Built, Extras, build_block};
 pub use error::{BlockError, TxError};
 pub use incoming::verify_batch;
 pub use outcome::{Outcome, TxReceipt};
-pub use tx::{verify_signatures, verify_signatures_with};
+pub use tx::{check_payable, verify_signatures, verify_signatures_with};

@@ -35,12 +35,15 @@ pub(super) struct Overlay<'s, S: State + ?Sized> {
     /// The fee market so far: the base fee this block charges, and the base
     /// fees burned including this block's.
     pub(super) fees: FeeRecord,
+    /// The fee market as the parent left it.
+    fees_before: FeeRecord,
     /// Transactions executed (what moves the next base fee).
     pub(super) txs: u64,
 }
 
 impl<'s, S: State + ?Sized> Overlay<'s, S> {
     pub(super) fn new(state: &'s S) -> Result<Self, StateError> {
+        let fees = fee::market(state)?;
         Ok(Overlay {
             state,
             accounts: BTreeMap::new(),
@@ -49,7 +52,8 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             slashed: BTreeMap::new(),
             benches: BTreeMap::new(),
             chain: state.chain()?,
-            fees: fee::market(state)?,
+            fees,
+            fees_before: fees,
             txs: 0,
         })
     }
@@ -133,7 +137,7 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         // shard at the minimum writes nothing for it.
         let params = self.state.context().fees;
         let next = FeeRecord { base_fee: params.next_base_fee(self.fees.base_fee, self.txs), ..self.fees };
-        if !matches!(fee::market(self.state), Ok(before) if before == next) {
+        if next != self.fees_before {
             writes.insert(StateKey::Fees, codec::encode(&next));
         }
         (writes, self.slashed.into_iter().collect())

@@ -10,7 +10,7 @@ use crate::{
     keys::verifying_key,
     receipt,
     state::{Account, ShardContext, State, StateError, ValidatorRecord},
-    tx::{SignedTx, TxKind},
+    tx::{SignedTx, TxBody, TxKind},
 };
 
 use super::{BlockError, TxError, overlay::Overlay};
@@ -54,10 +54,7 @@ pub(super) fn execute_tx<S: State + ?Sized>(
     height: u64,
     tx: &SignedTx,
 ) -> Result<(), Failure> {
-    if let Some(expires_at) = tx.body.expires_at.filter(|_| tx.body.expired_at(height)) {
-        return Err(TxError::Expired { expires_at, height }.into());
-    }
-    let effects = transfer_effects(overlay, context, proposer, tx)?;
+    let effects = transfer_effects(overlay, context, proposer, height, tx)?;
     if let Some((to, recipient)) = effects.recipient {
         overlay.accounts.insert(to, recipient);
     }
@@ -68,10 +65,24 @@ pub(super) fn execute_tx<S: State + ?Sized>(
     Ok(())
 }
 
+/// Whether `body` may still be included by a block at `height` charging
+/// `base_fee`: not past its expiry, and paying at least the base fee. The
+/// mempool checks the same at admission.
+pub fn check_payable(body: &TxBody, height: u64, base_fee: Amount) -> Result<(), TxError> {
+    if let Some(expires_at) = body.expires_at.filter(|_| body.expired_at(height)) {
+        return Err(TxError::Expired { expires_at, height });
+    }
+    if body.fee < base_fee {
+        return Err(TxError::FeeBelowBase { fee: body.fee, base_fee });
+    }
+    Ok(())
+}
+
 fn transfer_effects<S: State + ?Sized>(
     overlay: &Overlay<'_, S>,
     context: &ShardContext,
     proposer: &Address,
+    height: u64,
     tx: &SignedTx,
 ) -> Result<Effects, Failure> {
     let body = &tx.body;
@@ -83,9 +94,7 @@ fn transfer_effects<S: State + ?Sized>(
         return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
     }
     let base_fee = overlay.fees.base_fee;
-    if body.fee < base_fee {
-        return Err(TxError::FeeBelowBase { fee: body.fee, base_fee }.into());
-    }
+    check_payable(body, height, base_fee)?;
     let TxKind::Transfer { to, amount } = &body.kind;
     let mut sender = overlay.account(&body.sender)?;
     if body.nonce != sender.nonce {

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use palisade_ledger::api::{TxRejection, reason};
-use palisade_ledger::execute::{BlockError, verify_signatures_with};
+use palisade_ledger::execute::{BlockError, check_payable, verify_signatures_with};
 use palisade_ledger::{Address, Amount, Hash, SignedTx, State, StateExt, TxError, fee, state::StateError};
 
 use crate::keys::KeyCache;
@@ -186,6 +186,9 @@ pub struct Mempool {
     keys: KeyCache,
     /// (last height, id) of every pending transaction that expires.
     expiring: BTreeSet<(u64, Hash)>,
+    /// The base fee after the tip with this hash: read once per block, not
+    /// once per admission.
+    base_fee_at: Option<(Hash, Amount)>,
 }
 
 impl Mempool {
@@ -200,6 +203,7 @@ impl Mempool {
             changes: Vec::new(),
             keys: KeyCache::default(),
             expiring: BTreeSet::new(),
+            base_fee_at: None,
         }
     }
 
@@ -264,7 +268,7 @@ impl Mempool {
         if bytes > self.config.max_bytes {
             return Err(Rejection::TooLarge { bytes }.into());
         }
-        let base_fee = fee::base_fee(state)?;
+        let base_fee = self.base_fee(state)?;
         self.check_static(&tx, signature, state, base_fee)?;
         let sender = tx.body.sender;
         let account = state.account(&sender)?;
@@ -297,7 +301,20 @@ impl Mempool {
         Ok(id)
     }
 
-    /// Signature, chain, shard and base-fee checks that need no account.
+    /// The base fee of the block after `state`'s tip.
+    fn base_fee<S: State + ?Sized>(&mut self, state: &S) -> Result<Amount, StateError> {
+        let tip = state.tip().hash;
+        match self.base_fee_at {
+            Some((at, base_fee)) if at == tip => Ok(base_fee),
+            _ => {
+                let base_fee = fee::base_fee(state)?;
+                self.base_fee_at = Some((tip, base_fee));
+                Ok(base_fee)
+            }
+        }
+    }
+
+    /// Signature, chain, shard, expiry and base-fee checks that need no account.
     fn check_static<S: State + ?Sized>(
         &mut self,
         tx: &SignedTx,
@@ -315,13 +332,7 @@ impl Mempool {
         if sender_shard != context.shard {
             return Err(TxError::WrongShard { sender_shard, shard: context.shard }.into());
         }
-        if tx.body.fee < base_fee {
-            return Err(TxError::FeeBelowBase { fee: tx.body.fee, base_fee }.into());
-        }
-        let height = state.tip().height.saturating_add(1);
-        if let Some(expires_at) = tx.body.expires_at.filter(|_| tx.body.expired_at(height)) {
-            return Err(TxError::Expired { expires_at, height }.into());
-        }
+        check_payable(&tx.body, state.tip().height.saturating_add(1), base_fee)?;
         // Checked last: it is the expensive one.
         if signature == Signature::Unchecked
             && !self.keys.key(&tx.body.sender).is_some_and(|key| tx.verify_signature_with(&key))
@@ -440,7 +451,7 @@ impl Mempool {
                 .values()
                 .filter_map(|id| self.by_id.get(id))
                 .map(|e| &e.tx)
-                .take_while(|tx| tx.body.fee >= base_fee && !tx.body.expired_at(height))
+                .take_while(|tx| check_payable(&tx.body, height, base_fee).is_ok())
                 .collect();
             if !payable.is_empty() {
                 chains.insert(*sender, payable);
