@@ -47,6 +47,16 @@ impl MemState {
         self.tip = outcome.tip;
     }
 
+    /// Sets (or with `None` removes) `key`'s value behind the state tree's
+    /// back, as a corrupted disk would, and returns the value it replaced.
+    /// For fault-injection tests only: the state no longer matches its root.
+    pub fn tamper(&mut self, key: StateKey, value: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        match value {
+            Some(value) => self.values.insert(key, value),
+            None => self.values.remove(&key),
+        }
+    }
+
     /// Every key and encoded value, as of the tip.
     pub fn values(&self) -> &BTreeMap<StateKey, Vec<u8>> {
         &self.values

@@ -2,8 +2,8 @@
 //! and `GET /health` (200 or 503 with a JSON report per shard).
 //!
 //! A node is healthy when every shard it *validates* is (see [`judge`]):
-//! it hears a quorum of its committee, it is not behind its peers, and it
-//! committed within `health_stale_after_ms`. Losing the quorum or falling
+//! it hears a quorum of its committee, it is not behind its peers, it has
+//! not quarantined itself, and it committed within `health_stale_after_ms`. Losing the quorum or falling
 //! behind shows within a leader timeout (400 ms by default), idle or not,
 //! so load balancers and wallets can route around the node. Shards it only
 //! follows are reported the same way but never make the node unhealthy (a
@@ -63,8 +63,9 @@ pub fn report(ctx: &NodeContext, now_ms: u64) -> HealthReport {
 
 /// One shard's health at `now_ms`: unhealthy if the members it hears no
 /// longer make a quorum with it (the shard lost its quorum, or this node is
-/// cut off), if it has been behind its peers for [`BEHIND_GRACE_MS`], or if
-/// it committed nothing for `stale_after_ms`. Every reason that applies is
+/// cut off), if it has been behind its peers for [`BEHIND_GRACE_MS`], if it
+/// quarantined itself (`palisade_shard_core::quarantine`), or if it
+/// committed nothing for `stale_after_ms`. Every reason that applies is
 /// given. The first two show within a leader timeout; the last catches
 /// everything else.
 pub fn judge(status: &ShardStatus, now_ms: u64, stale_after_ms: u64) -> ShardHealth {
@@ -77,6 +78,9 @@ pub fn judge(status: &ShardStatus, now_ms: u64, stale_after_ms: u64) -> ShardHea
     }
     if status.behind_since_unix_ms.is_some_and(|since| now_ms.saturating_sub(since) >= BEHIND_GRACE_MS) {
         reasons.push(format!("behind its peers: height {}, peers at {}", status.height, status.peer_height));
+    }
+    if let Some(cause) = &status.quarantined {
+        reasons.push(format!("quarantined: {cause}"));
     }
     let seconds = seconds_since_commit(status, now_ms);
     if now_ms.saturating_sub(status.last_commit_unix_ms) > stale_after_ms {
@@ -187,6 +191,14 @@ mod tests {
         let health = judge(&ShardStatus { throttled_senders: 3, ..fine() }, NOW, STALE);
         assert!(health.healthy, "shedding a flood is no outage: {health:?}");
         assert_eq!(health.degraded.as_deref(), Some("intake breaker: 3 senders throttled"));
+    }
+
+    #[test]
+    fn a_quarantined_validator_is_unhealthy_and_says_why() {
+        let cause = "clock skewed: 20000 ms ahead of the committee's blocks (bound 10000 ms)";
+        let health = judge(&ShardStatus { quarantined: Some(cause.into()), ..fine() }, NOW, STALE);
+        assert!(!health.healthy, "{health:?}");
+        assert_eq!(health.reason, Some(format!("quarantined: {cause}")));
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct Metrics {
     pub base_fee: Family<ShardLabel, Gauge>,
     /// Senders the intake breaker refuses now.
     pub throttled: Family<ShardLabel, Gauge>,
+    /// 1 while this validator has quarantined itself on the shard.
+    pub quarantined: Family<ShardLabel, Gauge>,
     /// From entering a height to committing it.
     pub commit_latency: Family<ShardLabel, Histogram>,
     /// Transactions per committed block.
@@ -171,6 +173,7 @@ impl Metrics {
             benched: Family::default(),
             base_fee: Family::default(),
             throttled: Family::default(),
+            quarantined: Family::default(),
             commit_latency: Family::new_with_constructor(latency_buckets),
             block_txs: Family::new_with_constructor(count_buckets),
             block_bytes: Family::new_with_constructor(byte_buckets),
@@ -213,6 +216,11 @@ impl Metrics {
             "throttled_senders",
             "Senders whose submissions the intake breaker refuses now (ten times over their usual rate)",
             metrics.throttled.clone(),
+        );
+        r.register(
+            "quarantined",
+            "1 while this validator withholds its votes on the shard because it cannot trust its state, clock or disk",
+            metrics.quarantined.clone(),
         );
         r.register(
             "commit_latency_seconds",
@@ -263,6 +271,7 @@ impl Metrics {
         let _ = self.benched.get_or_create(&label);
         let _ = self.base_fee.get_or_create(&label);
         let _ = self.throttled.get_or_create(&label);
+        let _ = self.quarantined.get_or_create(&label);
         let _ = self.commit_latency.get_or_create(&label);
         let _ = self.block_txs.get_or_create(&label);
         let _ = self.block_bytes.get_or_create(&label);

@@ -63,6 +63,15 @@ pub enum CommitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StorageError),
+    /// A block the committee certified does not execute on our state: ours
+    /// is wrong (see [`crate::quarantine`]).
+    #[error("certified block at height {height} does not execute here: {reason}")]
+    Diverged {
+        /// The block's height.
+        height: u64,
+        /// What execution said.
+        reason: String,
+    },
 }
 
 /// A block this node built to propose.
@@ -148,6 +157,12 @@ impl<S: ChainStore> Chain<S> {
     /// scans' resume points).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.state
+    }
+
+    /// Drops cached execution results, so the next validation or commit
+    /// executes from the store again (a diverged node's re-check).
+    pub fn forget_outcomes(&mut self) {
+        self.outcomes.clear();
     }
 
     /// Gives the store back (a simulated crash keeps only what it holds).
@@ -248,9 +263,11 @@ impl<S: ChainStore> Chain<S> {
         let tip = self.tip();
         let outcome = match self.outcomes.remove(&certificate.block_hash) {
             Some(outcome) if outcome.parent == tip => outcome,
+            // The certificate verified and the bytes are the certified
+            // block: if it does not execute, our state is what is wrong.
             _ => apply_block(&self.state, &block).map_err(|e| match e {
                 palisade_ledger::BlockError::State(e) => CommitError::Store(e.into()),
-                other => CommitError::Refused(Refused::Invalid(other.to_string())),
+                other => CommitError::Diverged { height: expected, reason: other.to_string() },
             })?,
         };
         self.state.commit(&block, &codec::encode(&certificate), &outcome)?;

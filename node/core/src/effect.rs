@@ -204,6 +204,9 @@ pub struct ShardStatus {
     pub base_fee_units: u64,
     /// Senders the intake breaker refuses now (`crate::intake`).
     pub throttled_senders: usize,
+    /// Why this validator stopped proposing and voting for the shard, if
+    /// it did (`crate::quarantine`).
+    pub quarantined: Option<String>,
     /// Transactions waiting in the mempool.
     pub mempool_txs: usize,
     /// Bytes the mempool holds.
@@ -237,6 +240,7 @@ impl ShardStatus {
             presence_window_ms: 0,
             base_fee_units: 0,
             throttled_senders: 0,
+            quarantined: None,
             mempool_txs: 0,
             mempool_bytes: 0,
             receipts_pooled: 0,

@@ -13,6 +13,8 @@
 //! - [`chain`]: validating, building and committing blocks;
 //! - [`mempool`], [`receipts`], [`evidence`]: what waits for a block;
 //! - [`intake`]: the per-sender breaker on client submissions;
+//! - [`quarantine`]: the breaker on ourselves (stop voting when our state,
+//!   clock or disk cannot be trusted);
 //! - [`timers`]: its deadlines;
 //! - [`presence`]: which committee members it hears from;
 //! - [`view`]: what the host keeps for RPC reads of the pools;
@@ -29,6 +31,7 @@ pub mod intake;
 pub mod keys;
 pub mod mempool;
 pub mod presence;
+pub mod quarantine;
 pub mod receipts;
 pub mod serve;
 pub mod shard;

@@ -82,6 +82,11 @@ impl MemStore {
         &self.state
     }
 
+    /// Corrupts the state (see [`MemState::tamper`]; fault injection only).
+    pub fn tamper(&mut self, key: palisade_ledger::StateKey, value: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        self.state.tamper(key, value)
+    }
+
     /// The committed blocks and certificates, encoded, by height.
     pub fn chain(&self) -> &BTreeMap<u64, (Vec<u8>, Vec<u8>)> {
         &self.chain

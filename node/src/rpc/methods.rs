@@ -141,6 +141,7 @@ fn status(ctx: &NodeContext) -> StatusResponse {
                 benched: s.benched.iter().map(|i| i.0).collect(),
                 peer_height: s.peer_height,
                 throttled_senders: s.throttled_senders,
+                quarantined: s.quarantined.clone(),
                 base_fee_units: s.base_fee_units,
                 base_fee: palisade_ledger::Amount(s.base_fee_units).to_string(),
                 mempool_txs: s.mempool_txs,

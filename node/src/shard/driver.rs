@@ -280,10 +280,15 @@ impl ShardDriver {
     fn perform_all(&mut self, effects: Vec<Effect>) -> Result<(), ShardError> {
         for effect in effects {
             match effect {
-                Effect::Persist(state) => self
-                    .store
-                    .save_safety_state(self.shard, &state.encode())
-                    .map_err(|e| self.store_err(StorageError(e.to_string())))?,
+                Effect::Persist(state) => {
+                    let started = Instant::now();
+                    self.store
+                        .save_safety_state(self.shard, &state.encode())
+                        .map_err(|e| self.store_err(StorageError(e.to_string())))?;
+                    // Sustained slow synced writes quarantine the core.
+                    let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    self.core.write_took(self.clock.now_ms(), took_ms);
+                }
                 Effect::Publish { shard, kind, data } => {
                     if !self.net.publish(shard, kind, data) {
                         debug!(
@@ -365,6 +370,7 @@ impl ShardDriver {
         m.benched.get_or_create(&self.label).set(gauge(status.benched.len()));
         m.base_fee.get_or_create(&self.label).set(gauge(status.base_fee_units));
         m.throttled.get_or_create(&self.label).set(gauge(status.throttled_senders));
+        m.quarantined.get_or_create(&self.label).set(i64::from(status.quarantined.is_some()));
         m.mempool_txs.get_or_create(&self.label).set(gauge(status.mempool_txs));
         m.receipts_pooled.get_or_create(&self.label).set(gauge(status.receipts_pooled));
         m.mempool_bytes.get_or_create(&self.label).set(gauge(status.mempool_bytes));

@@ -79,6 +79,18 @@ pub enum Event {
         /// The node.
         node: usize,
     },
+    /// A node's disk corrupts a state value (its shard's fee record): it
+    /// stops, the value changes, it restarts.
+    Tamper {
+        /// The node.
+        node: usize,
+    },
+    /// The operator puts the value back: the node stops, is repaired and
+    /// restarts.
+    Repair {
+        /// The node.
+        node: usize,
+    },
     /// A client submits a transfer to one of a shard's nodes.
     Submit {
         /// The shard.

@@ -65,6 +65,10 @@ pub struct Node {
     /// Volatile: the read view the node's RPC would read, fed by the core's
     /// `Effect::View`s (checked against its pools).
     pub view: ReadView,
+    /// Its quarantines, in simulated ms: (from, until, the cause's label),
+    /// `until` open while it lasts (a crash ends one: quarantine is
+    /// volatile).
+    pub quarantines: Vec<(u64, Option<u64>, &'static str)>,
     /// Volatile: the gossip it has received, by content hash. The node's
     /// gossip identifies a message by its bytes and drops one it has seen
     /// (see node/src/net/behaviour.rs); so does the simulator, or a core
@@ -98,6 +102,7 @@ impl Node {
             detected: Vec::new(),
             seen: BTreeMap::new(),
             gossip_seen: HashSet::new(),
+            quarantines: Vec::new(),
             view: ReadView::default(),
         }
     }
@@ -131,6 +136,11 @@ impl Node {
         }
     }
 
+    /// Its durable store while it is down (fault injection).
+    pub fn stored_mut(&mut self) -> &mut MemStore {
+        self.stored.as_mut().expect("a crashed node holds its store")
+    }
+
     /// Its committed height.
     pub fn height(&self) -> u64 {
         palisade_ledger::State::tip(self.store()).height
@@ -141,20 +151,38 @@ impl Node {
         &self.committee
     }
 
-    /// Refreshes what the checks read from the core after an input.
-    pub fn observe(&mut self) {
+    /// Quarantined now?
+    pub fn quarantined(&self) -> bool {
+        self.core.as_ref().is_some_and(|core| core.quarantine().active())
+    }
+
+    /// Refreshes what the checks read from the core after an input (at
+    /// simulated `now_ms`).
+    pub fn observe(&mut self, now_ms: u64) {
         if let Some(core) = &self.core
             && core.committee() != &self.committee
         {
             self.committee = core.committee().clone();
         }
+        let open = self.quarantines.last().is_some_and(|(_, until, _)| until.is_none());
+        let cause = self.core.as_ref().and_then(|core| core.quarantine().cause()).map(|cause| cause.label());
+        match (cause, open) {
+            (Some(cause), false) => self.quarantines.push((now_ms, None, cause)),
+            (None, true) => {
+                if let Some(last) = self.quarantines.last_mut() {
+                    last.1 = Some(now_ms);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Stops: everything but the store and the persisted state is lost.
-    pub fn crash(&mut self) {
+    pub fn crash(&mut self, now_ms: u64) {
         if let Some(core) = self.core.take() {
             self.stored = Some(core.into_store());
         }
+        self.observe(now_ms);
         self.incarnation += 1;
         self.tick_at = None;
         self.seen.clear();
@@ -198,8 +226,8 @@ impl Node {
         };
         match ShardCore::open(self.config.clone(), store.clone(), persisted, now_ms) {
             Ok(core) => {
+                self.committee = core.committee().clone();
                 self.core = Some(core);
-                self.observe();
                 Ok(())
             }
             Err(e) => {

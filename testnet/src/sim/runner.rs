@@ -133,6 +133,10 @@ pub struct Sim {
     /// Nodes whose host drops their read-view changes: a planted host bug
     /// the read-view check must catch (tests only).
     pub forget_views: Vec<usize>,
+    /// The input being handled began and ended with its node quarantined.
+    muted: bool,
+    /// Nodes whose fee record is corrupted, with the original value.
+    tampered: BTreeMap<usize, Option<Vec<u8>>>,
     pending: BTreeMap<u64, Pending>,
     next_request: u64,
     queue: Queue,
@@ -217,6 +221,8 @@ impl Sim {
             committed_at_ms: BTreeMap::new(),
             forget_persists: Vec::new(),
             forget_views: Vec::new(),
+            muted: false,
+            tampered: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_request: 0,
             queue: Queue::default(),
@@ -303,6 +309,10 @@ impl Sim {
             self.queue.push(crash.at_ms, Event::Crash { node: crash.node });
             self.queue.push(crash.restart_ms, Event::Restart { node: crash.node });
         }
+        for tamper in &scenario.tampering {
+            self.queue.push(tamper.at_ms, Event::Tamper { node: tamper.node });
+            self.queue.push(tamper.repair_ms, Event::Repair { node: tamper.node });
+        }
         self.queue.push(scenario.heal_ms, Event::Heal);
         for shard in 0..scenario.shards {
             self.queue.push(self.rng.range(0, scenario.tx_interval_ms), Event::Submit { shard });
@@ -327,8 +337,10 @@ impl Sim {
                     self.input(node, Input::Tick, None);
                 }
             }
-            Event::Crash { node } => self.nodes[node].crash(),
+            Event::Crash { node } => self.nodes[node].crash(self.now_ms),
             Event::Restart { node } => self.restart(node),
+            Event::Tamper { node } => self.tamper(node, true),
+            Event::Repair { node } => self.tamper(node, false),
             Event::Submit { shard } => {
                 self.submit(shard);
                 let next = self.now_ms + self.scenario.tx_interval_ms;
@@ -343,6 +355,26 @@ impl Sim {
                 self.liveness_base = Some(base);
             }
         }
+    }
+
+    /// Stops `node`, corrupts its fee record (or puts the original back),
+    /// and restarts it.
+    fn tamper(&mut self, node: usize, corrupt: bool) {
+        let now = self.now_ms;
+        let host = &mut self.nodes[node];
+        host.crash(now);
+        if corrupt {
+            let store = host.stored_mut();
+            let record = palisade_ledger::fee::market(&*store).expect("the in-memory state reads");
+            let fees = palisade_ledger::State::context(&*store).fees;
+            let base_fee = if record.base_fee == fees.max_base_fee { fees.min_base_fee } else { fees.max_base_fee };
+            let corrupted = palisade_ledger::codec::encode(&palisade_ledger::fee::FeeRecord { base_fee, ..record });
+            let original = store.tamper(palisade_ledger::StateKey::Fees, Some(corrupted));
+            self.tampered.insert(node, original);
+        } else if let Some(original) = self.tampered.remove(&node) {
+            host.stored_mut().tamper(palisade_ledger::StateKey::Fees, original);
+        }
+        self.restart(node);
     }
 
     fn current(&self, node: usize, incarnation: u64) -> bool {
@@ -403,13 +435,16 @@ impl Sim {
             _ => None,
         };
         let tick = !matches!(input, Input::Tick);
+        let quarantined_before = host.quarantined();
         let Some(core) = host.core_mut() else { return };
         let mut out = Vec::new();
         let mut result = core.handle(now, input, &mut out);
         if tick && result.is_ok() {
             result = core.handle(now, Input::Tick, &mut out);
         }
-        host.observe();
+        // Quarantined all through the input: nothing it signed may go out.
+        self.muted = quarantined_before && host.quarantined();
+        host.observe(self.now_ms);
         let accepted = self.effects(node, out, gossip.zip(from));
         if accepted && let Some((slot, hash)) = slot {
             self.nodes[node].seen.entry(slot).or_default().insert(hash);
@@ -472,6 +507,10 @@ impl Sim {
                 Effect::Persist(state) => {
                     if !self.forget_persists.contains(&node) {
                         self.nodes[node].persisted = Some(state);
+                    }
+                    let (now, took) = (self.host_ms(node), self.scenario.write_ms(node, self.now_ms));
+                    if let Some(core) = self.nodes[node].core_mut() {
+                        core.write_took(now, took);
                     }
                 }
                 Effect::Publish { shard, kind, data } => self.publish(node, shard, kind, data),
@@ -546,10 +585,14 @@ impl Sim {
         let Ok(message) = decode(data, self.message_limit) else {
             return self.host_violation(node, "published an undecodable consensus message".to_owned());
         };
-        let own = matches!(message.message, Message::Vote(_) | Message::Propose(_) | Message::ViewChange(_))
-            && Some(message.signer) == self.nodes[node].core().and_then(|c| c.replica().index());
+        let ours = Some(message.signer) == self.nodes[node].core().and_then(|c| c.replica().index());
+        let own = ours && matches!(message.message, Message::Vote(_) | Message::Propose(_) | Message::ViewChange(_));
         if own && !self.nodes[node].persisted_covers(&message) {
             self.host_violation(node, format!("sent {:?} before persisting it", message.message));
+        }
+        // A decision carries the others' certificate: a laggard may have it.
+        if ours && self.muted && !matches!(message.message, Message::Decided(_)) {
+            self.host_violation(node, format!("sent {:?} while quarantined", message.message));
         }
         if own && matches!(&message.message, Message::ViewChange(vc) if vc.resend == 0) {
             self.stats.view_changes += 1;
@@ -701,6 +744,7 @@ impl Sim {
         let Some(core) = self.nodes[node].core_mut() else { return };
         let mut out = Vec::new();
         let result = core.submit_tx(now, tx, &mut out);
+        self.muted = false;
         self.effects(node, out, None);
         if let Err(e) = result {
             self.host_violation(node, format!("storage failed: {e}"));

@@ -26,6 +26,31 @@ pub struct Crash {
     pub restart_ms: u64,
 }
 
+/// A period in which one node's synced writes are slow (its host reports
+/// each `Persist` as taking `took_ms`; others take 1 ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlowWrites {
+    /// Global node index.
+    pub node: usize,
+    /// When its disk turns slow.
+    pub from_ms: u64,
+    /// When it is fast again.
+    pub until_ms: u64,
+    /// How long each synced write takes meanwhile.
+    pub took_ms: u64,
+}
+
+/// A corrupted state value on one node's disk, and its repair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tamper {
+    /// Global node index.
+    pub node: usize,
+    /// When the value is corrupted (the node stops and restarts on it).
+    pub at_ms: u64,
+    /// When an operator restores it (stop, repair, restart).
+    pub repair_ms: u64,
+}
+
 /// One partition: nodes in `side` cannot talk to the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
@@ -72,6 +97,10 @@ pub struct Scenario {
     /// Honest validators whose clock runs this many ms ahead of everyone
     /// else's, for the whole run: (global node index, ms ahead).
     pub clock_skew: Vec<(usize, u64)>,
+    /// Slow disks (see [`SlowWrites`]).
+    pub slow_writes: Vec<SlowWrites>,
+    /// Corrupted state values (see [`Tamper`]).
+    pub tampering: Vec<Tamper>,
 }
 
 impl Scenario {
@@ -167,6 +196,8 @@ impl Scenario {
             block_interval_ms: 50,
             push_receipts: !rng.chance(150),
             clock_skew: Vec::new(),
+            slow_writes: Vec::new(),
+            tampering: Vec::new(),
         }
     }
 
@@ -189,12 +220,22 @@ impl Scenario {
             block_interval_ms: 50,
             push_receipts: true,
             clock_skew: Vec::new(),
+            slow_writes: Vec::new(),
+            tampering: Vec::new(),
         }
     }
 
     /// How far ahead of the others node `node`'s clock runs, ms.
     pub fn skew_ms(&self, node: usize) -> u64 {
         self.clock_skew.iter().find(|(n, _)| *n == node).map_or(0, |(_, ms)| *ms)
+    }
+
+    /// How long node `node`'s synced write takes at `now_ms`.
+    pub fn write_ms(&self, node: usize, now_ms: u64) -> u64 {
+        self.slow_writes
+            .iter()
+            .find(|s| s.node == node && (s.from_ms..s.until_ms).contains(&now_ms))
+            .map_or(1, |s| s.took_ms)
     }
 
     /// The behaviour of global node `node`, if Byzantine.
@@ -227,6 +268,12 @@ impl fmt::Display for Scenario {
         }
         for (node, ms) in &self.clock_skew {
             write!(f, ", node {node}'s clock {ms} ms ahead")?;
+        }
+        for t in &self.tampering {
+            write!(f, ", node {}'s state corrupted from {} to {} ms", t.node, t.at_ms, t.repair_ms)?;
+        }
+        for s in &self.slow_writes {
+            write!(f, ", node {}'s writes take {} ms from {} to {} ms", s.node, s.took_ms, s.from_ms, s.until_ms)?;
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use ed25519_dalek::SigningKey;
 use palisade_consensus::{Config as ReplicaConfig, Evidence, Replica, SafetyState, replica::DECISIONS_KEPT};
 use palisade_ledger::genesis::Genesis;
 use palisade_ledger::{Address, Hash, Keypair, ShardId, codec};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::byzantine::Misbehaviour;
 use crate::chain::Chain;
@@ -38,6 +38,7 @@ use crate::evidence::EvidencePool;
 use crate::intake::Intake;
 use crate::mempool::{Mempool, MempoolConfig};
 use crate::presence::Presence;
+use crate::quarantine::Quarantine;
 use crate::receipts::{self, Receipts};
 use crate::storage::{ChainStore, StorageError};
 use crate::timers::{Timer, Timers};
@@ -104,6 +105,10 @@ pub struct ShardCore<S> {
     mempool: Mempool,
     /// The per-sender breaker on client submissions.
     intake: Intake,
+    /// The breaker on ourselves (see [`crate::quarantine`]).
+    quarantine: Quarantine,
+    /// The quarantine cause last logged.
+    quarantine_logged: Option<String>,
     evidence: EvidencePool,
     receipts: Receipts,
     /// The scan resume points last saved to the store.
@@ -216,6 +221,8 @@ impl<S: ChainStore> ShardCore<S> {
             replica,
             mempool: Mempool::new(mempool),
             intake: Intake::default(),
+            quarantine: Quarantine::default(),
+            quarantine_logged: None,
             evidence: EvidencePool::default(),
             receipts: Receipts::resume(shard, genesis.shard_count, &resume_points),
             saved_resume_points: resume_points,
@@ -257,7 +264,37 @@ impl<S: ChainStore> ShardCore<S> {
         let result = self.on_input(input, out);
         self.report_view_changes(out);
         self.note_behind();
+        self.log_quarantine();
         result
+    }
+
+    /// The host's synced write (an [`Effect::Persist`]) finished at
+    /// `now_ms` after `took_ms`: sustained slow writes quarantine the core.
+    pub fn write_took(&mut self, now_ms: u64, took_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.quarantine.write_took(self.now_ms, took_ms);
+        self.log_quarantine();
+    }
+
+    /// A certified block at `height` does not execute here.
+    fn diverged(&mut self, height: u64, reason: String) {
+        self.quarantine.block_diverged(height, reason);
+        // Sync brings it back for the re-check.
+        self.peer_height = self.peer_height.max(height);
+    }
+
+    /// Logs entering, changing and leaving quarantine.
+    fn log_quarantine(&mut self) {
+        let cause = self.quarantine.cause().map(|c| c.to_string());
+        if cause == self.quarantine_logged {
+            return;
+        }
+        let height = self.chain.tip().height;
+        match &cause {
+            Some(reason) => warn!(height, %reason, "quarantined: not proposing or voting until the cause clears"),
+            None => info!(height, "quarantine lifted: proposing and voting again"),
+        }
+        self.quarantine_logged = cause;
     }
 
     /// Starts or ends the "behind" period after an input.
@@ -342,6 +379,7 @@ impl<S: ChainStore> ShardCore<S> {
             presence_window_ms: window,
             base_fee_units: self.chain.base_fee().units(),
             throttled_senders: self.intake.tripped(self.now_ms),
+            quarantined: self.quarantine.cause().map(|c| c.to_string()),
             mempool_txs: self.mempool.len(),
             mempool_bytes: self.mempool.bytes(),
             receipts_pooled: self.receipts.len(),
@@ -366,6 +404,11 @@ impl<S: ChainStore> ShardCore<S> {
     /// The committee that decides the next height.
     pub fn committee(&self) -> &palisade_consensus::Committee {
         self.chain.committee()
+    }
+
+    /// The breaker on ourselves (read-only).
+    pub fn quarantine(&self) -> &Quarantine {
+        &self.quarantine
     }
 
     /// The mempool (read-only).

@@ -40,6 +40,10 @@ impl<S: ChainStore> ShardCore<S> {
         }
         self.proposal_due = None;
         let Some(proposer) = self.address else { return Ok(None) };
+        if self.quarantine.active() {
+            // Nothing to sign: the view times out and the next leader goes on.
+            return Ok(None);
+        }
         let candidates = self.mempool.candidates(self.chain.state(), self.limits.max_block_txs)?;
         let extras = Extras {
             incoming: self.receipts.candidates(self.limits.max_block_receipts),

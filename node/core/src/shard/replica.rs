@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use palisade_consensus::{Action, Input, Rejected, SignedMessage};
+use palisade_consensus::{Action, Input, Message, Rejected, SignedMessage};
 use palisade_ledger::codec;
 use tracing::{debug, info, warn};
 
@@ -76,6 +76,14 @@ impl<S: ChainStore> ShardCore<S> {
                     match self.chain.commit(certificate, &block) {
                         Ok(committed) => self.on_committed(committed, false, out)?,
                         Err(CommitError::Store(e)) => return Err(e),
+                        // A quorum certified it and we cannot execute it: we
+                        // stop vouching for anything until a re-check
+                        // commits it (the replica waits for the commit
+                        // meanwhile; sync retries it).
+                        Err(CommitError::Diverged { height, reason }) => {
+                            self.diverged(height, reason);
+                            return Ok(None);
+                        }
                         // The replica only commits blocks it validated against a
                         // certificate it verified: this is a broken invariant.
                         Err(CommitError::Refused(e)) => {
@@ -120,7 +128,12 @@ impl<S: ChainStore> ShardCore<S> {
     }
 
     /// Publishes what the replica signed, through the misbehaviour's filter.
+    /// A quarantined core withholds what it signs (decisions, which carry
+    /// the others' certificate, still go to laggards).
     fn publish(&self, message: &SignedMessage, out: &mut Vec<Effect>) {
+        if self.quarantine.active() && !matches!(message.message, Message::Decided(_)) {
+            return;
+        }
         let publish = |out: &mut Vec<Effect>, message: &SignedMessage| {
             out.push(Effect::Publish {
                 shard: self.shard,
@@ -211,6 +224,12 @@ impl<S: ChainStore> ShardCore<S> {
                 out.push(Effect::Publish { shard: dest, kind: TopicKind::Receipts, data: forged });
             }
         }
+        // Our clock against the others' blocks, when we decided them as
+        // they were proposed (a synced block is old news).
+        if !synced && Some(block.header.proposer) != self.address {
+            self.quarantine.block_committed(self.now_ms, block.header.timestamp_ms);
+        }
+        self.quarantine.chain_at(height);
         let latency_ms = self.now_ms.saturating_sub(self.height_started_ms);
         self.last_commit_ms = self.now_ms;
         self.height_started_ms = self.now_ms;

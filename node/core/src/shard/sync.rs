@@ -87,6 +87,10 @@ impl<S: ChainStore> ShardCore<S> {
                     warn!(error = %e, "peer sent a block that does not verify");
                     break;
                 }
+                Err(CommitError::Diverged { height, reason }) => {
+                    self.diverged(height, reason);
+                    break;
+                }
             }
         }
         let after = self.chain.tip().height;
@@ -135,6 +139,11 @@ impl<S: ChainStore> ShardCore<S> {
                     // must still notice and catch up.
                     let stalled =
                         now.saturating_sub(self.last_commit_ms) > self.limits.heartbeat_interval_ms.saturating_mul(3);
+                    if self.quarantine.diverged() {
+                        // Re-check: execute the certified block from the
+                        // store again when sync brings it back.
+                        self.chain.forget_outcomes();
+                    }
                     if self.peer_height > self.chain.tip().height || stalled {
                         self.request_sync(out);
                     }
