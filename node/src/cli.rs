@@ -183,6 +183,10 @@ pub struct RunArgs {
     /// TEST ONLY, refused unless the genesis is a dev chain: misbehave on purpose as a validator
     #[arg(long, value_name = "MODE")]
     pub misbehave: Option<palisade_node::byzantine::Misbehaviour>,
+    /// TEST ONLY, refused unless the genesis is a dev chain: run the shards' clocks this many ms
+    /// ahead of the system clock (negative: behind), to rehearse a skewed clock
+    #[arg(long, value_name = "MS", allow_hyphen_values = true)]
+    pub dev_clock_offset_ms: Option<i64>,
 }
 
 /// Parses the command line (exiting on `--help`, `--version` or a usage

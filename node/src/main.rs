@@ -67,9 +67,16 @@ fn run(args: RunArgs) -> Result<()> {
     for warning in warnings {
         warn!(field = %warning.field, "genesis: {}", warning.reason);
     }
-    if let Some(mode) = args.misbehave {
-        palisade_node::byzantine::check_allowed(mode, &genesis).map_err(anyhow::Error::msg)?;
+    let dev = palisade_node::node::DevOptions {
+        misbehave: args.misbehave,
+        clock_offset_ms: args.dev_clock_offset_ms.unwrap_or(0),
+    };
+    dev.check(&genesis).map_err(anyhow::Error::msg)?;
+    if let Some(mode) = dev.misbehave {
         warn!(%mode, "MISBEHAVING ON PURPOSE (test-only mode)");
+    }
+    if dev.clock_offset_ms != 0 {
+        warn!(offset_ms = dev.clock_offset_ms, "CLOCK SKEWED ON PURPOSE (test-only option)");
     }
     let key = load_validator_key(&config)?;
     let (p2p_key, created) = cli::load_or_create_p2p_key(&config.p2p_key_path())?;
@@ -77,7 +84,7 @@ fn run(args: RunArgs) -> Result<()> {
         info!(path = %config.p2p_key_path().display(), "created a new p2p identity");
     }
     info!(peer_id = %p2p_key.public().to_peer_id(), chain_id = %genesis.chain_id, "identity");
-    start_node(config, key, p2p_key, genesis, args.misbehave)
+    start_node(config, key, p2p_key, genesis, dev)
 }
 
 /// The validator key, if the key file exists. A missing default file means
@@ -124,14 +131,14 @@ fn start_node(
     key: Option<Keypair>,
     p2p_key: libp2p::identity::Keypair,
     genesis: Genesis,
-    misbehave: Option<palisade_node::byzantine::Misbehaviour>,
+    dev: palisade_node::node::DevOptions,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("palisade-node")
         .build()
         .context("starting the tokio runtime")?;
-    let result = runtime.block_on(palisade_node::node::run(config, key, p2p_key, genesis, misbehave));
+    let result = runtime.block_on(palisade_node::node::run(config, key, p2p_key, genesis, dev));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     result
 }

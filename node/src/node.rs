@@ -35,14 +35,41 @@ pub fn validated_shards(genesis: &Genesis, key: Option<&Keypair>) -> BTreeSet<Sh
     genesis.committees.iter().filter(|c| c.validators.iter().any(|v| v.address == address)).map(|c| c.shard).collect()
 }
 
+/// Test-only options, refused on anything but a dev chain (`palisade-node
+/// run --misbehave`, `--dev-clock-offset-ms`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DevOptions {
+    /// Misbehave on purpose as a validator.
+    pub misbehave: Option<crate::byzantine::Misbehaviour>,
+    /// Run the shards' clocks this far ahead of the system clock, ms.
+    pub clock_offset_ms: i64,
+}
+
+impl DevOptions {
+    /// Refuses any of them on a chain that is not a dev chain.
+    pub fn check(&self, genesis: &Genesis) -> Result<(), String> {
+        if let Some(mode) = self.misbehave {
+            crate::byzantine::check_allowed(mode, genesis)?;
+        }
+        if self.clock_offset_ms != 0 && !genesis.is_dev_chain() {
+            return Err(format!(
+                "--dev-clock-offset-ms is a test-only option, refused on chain `{}` (dev chains only)",
+                genesis.chain_id
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Runs the node until SIGTERM/SIGINT or a fatal error.
 pub async fn run(
     config: NodeConfig,
     key: Option<Keypair>,
     p2p_key: libp2p::identity::Keypair,
     genesis: Genesis,
-    misbehave: Option<crate::byzantine::Misbehaviour>,
+    dev: DevOptions,
 ) -> Result<()> {
+    let DevOptions { misbehave, clock_offset_ms } = dev;
     let genesis = Arc::new(genesis);
     let validated = validated_shards(&genesis, key.as_ref());
     if let Some(key) = &key
@@ -85,6 +112,7 @@ pub async fn run(
             queues,
             net_handle.clone(),
             metrics.clone(),
+            clock_offset_ms,
         )?;
         handles.insert(shard, handle);
         threads.push((shard, thread));
@@ -211,5 +239,21 @@ async fn wait_for_stop(threads: &[(ShardId, std::thread::JoinHandle<Result<(), S
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skewed_clock_is_for_dev_chains_only() {
+        let mut genesis = Genesis::dev(1, 4);
+        let skewed = DevOptions { clock_offset_ms: -20_000, ..DevOptions::default() };
+        assert_eq!(skewed.check(&genesis), Ok(()));
+        genesis.chain_id = "palisade-mainnet".into();
+        assert_eq!(DevOptions::default().check(&genesis), Ok(()));
+        let refused = skewed.check(&genesis).unwrap_err();
+        assert!(refused.starts_with("--dev-clock-offset-ms is a test-only option"), "{refused}");
     }
 }

@@ -72,9 +72,10 @@ pub fn spawn(
     queues: ShardQueues,
     net: NetHandle,
     metrics: Arc<Metrics>,
+    clock_offset_ms: i64,
 ) -> Result<std::thread::JoinHandle<Result<(), ShardError>>, ShardError> {
     let shard = config.shard;
-    let mut driver = ShardDriver::open(config, store, queues, net, metrics)?;
+    let mut driver = ShardDriver::open(config, store, queues, net, metrics, clock_offset_ms)?;
     std::thread::Builder::new()
         .name(format!("shard-{shard}"))
         .spawn(move || {
@@ -88,15 +89,22 @@ pub fn spawn(
 }
 
 /// The host's clock for its core: Unix milliseconds that never go back
-/// (the wall clock at start, then a monotonic clock).
+/// (the wall clock at start, then a monotonic clock), shifted by a dev
+/// chain's test-only offset.
 struct Clock {
     started: Instant,
     started_unix_ms: u64,
 }
 
 impl Clock {
-    fn new() -> Clock {
-        Clock { started: Instant::now(), started_unix_ms: unix_ms() }
+    fn new(offset_ms: i64) -> Clock {
+        let now = unix_ms();
+        let started_unix_ms = if offset_ms >= 0 {
+            now.saturating_add(offset_ms.unsigned_abs())
+        } else {
+            now.saturating_sub(offset_ms.unsigned_abs())
+        };
+        Clock { started: Instant::now(), started_unix_ms }
     }
 
     fn now_ms(&self) -> u64 {
@@ -130,6 +138,7 @@ impl ShardDriver {
         queues: ShardQueues,
         net: NetHandle,
         metrics: Arc<Metrics>,
+        clock_offset_ms: i64,
     ) -> Result<ShardDriver, ShardError> {
         let shard = config.shard;
         let genesis = config.genesis.clone();
@@ -139,7 +148,7 @@ impl ShardDriver {
         }
         let chain = RocksChain::open(store.clone(), &genesis, shard).map_err(store_err)?;
         let persisted = load_safety_state(&store, shard, max_block_bytes(&genesis))?;
-        let clock = Clock::new();
+        let clock = Clock::new(clock_offset_ms);
         let core = ShardCore::open(config, chain, persisted, clock.now_ms()).map_err(|e| match e {
             OpenError::Storage(source) => ShardError::Store { shard, source },
             OpenError::Config(reason) => ShardError::Config { shard, reason },

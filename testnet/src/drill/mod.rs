@@ -10,17 +10,24 @@
 //! 3. a twin of another shard's validator starts: the evidence is final
 //!    within [`EVIDENCE_WITHIN`] blocks, its stake is cut, it is jailed,
 //!    its shard goes on, and no honest validator is touched;
-//! 4. the halted shard's validators return: it catches up and resumes, the
-//!    in-flight transfers are credited, and the whole network's money adds
-//!    up (the [`crate::chaos::supply`] audit).
+//! 4. the halted shard's validators return: it catches up and resumes, and
+//!    the in-flight transfers are credited;
+//! 5. one validator of another shard restarts with a skewed clock: it
+//!    quarantines itself while its shard goes on, and rejoins once
+//!    restarted with the right clock ([`quarantine`]);
+//!
+//! and at the end the whole network's money adds up (the
+//! [`crate::chaos::supply`] audit).
 //!
 //! Every expectation is recorded in a [`DrillReport`]; the command exits
 //! non-zero if one fails.
 //!
 //! - [`report`]: the figures and the expectations (pure);
-//! - [`probe`]: reading the network (heights, counters, health, slashings).
+//! - [`probe`]: reading the network (heights, counters, health, slashings);
+//! - [`quarantine`]: step 5.
 
 pub mod probe;
+pub mod quarantine;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -111,7 +118,7 @@ pub fn run(net: &mut LocalNet, options: &DrillOptions) -> Result<DrillReport> {
             genesis.shard_count
         );
     }
-    for shard in [HALTED_SHARD, TWINNED_SHARD] {
+    for shard in [HALTED_SHARD, TWINNED_SHARD, quarantine::QUARANTINED_SHARD] {
         let size = genesis.committee(shard).map_or(0, |c| c.validators.len());
         if size < MIN_COMMITTEE {
             bail!("the drill needs {MIN_COMMITTEE} validators or more on shard {shard} (it has {size})");
@@ -202,7 +209,7 @@ impl<'a> Drill<'a> {
         Ok(self.report)
     }
 
-    /// The baseline, then steps 2–4.
+    /// The baseline, then steps 2–5.
     async fn steps(&mut self, shards: &[ShardId]) -> Result<()> {
         // The first blocks under load carry the backlog of the start.
         tokio::time::sleep(self.options.window / 4).await;
@@ -210,7 +217,8 @@ impl<'a> Drill<'a> {
         self.report.baseline = self.throughput(shards).await?;
         let halted_at = self.halt(shards).await?;
         self.twin().await?;
-        self.restore(halted_at).await
+        self.restore(halted_at).await?;
+        self.quarantine().await
     }
 
     /// Step 2: kills the halted shard's quorum and checks what everyone

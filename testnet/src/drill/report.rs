@@ -58,6 +58,18 @@ pub struct RestoreFigures {
     pub credited_s: f64,
 }
 
+/// How the skewed validator quarantined itself and came back.
+#[derive(Clone, Debug, Default)]
+pub struct QuarantineFigures {
+    /// Its name.
+    pub validator: String,
+    /// Seconds from its restart with the skewed clock to `/health` saying
+    /// it is quarantined.
+    pub quarantined_s: f64,
+    /// Seconds from its restart with the right clock to healthy and level.
+    pub returned_s: f64,
+}
+
 /// The whole drill.
 #[derive(Debug, Default)]
 pub struct DrillReport {
@@ -75,6 +87,8 @@ pub struct DrillReport {
     pub twin: Option<TwinFigures>,
     /// The restore, if the shard came back.
     pub restore: Option<RestoreFigures>,
+    /// The quarantine step, if it ran.
+    pub quarantine: Option<QuarantineFigures>,
     /// The load's own summary.
     pub load: Option<Summary>,
     /// The whole network's money at the end.
@@ -134,6 +148,14 @@ impl DrillReport {
                 "restore: shard {} resumed from height {} {:.1} s after its validators restarted, all caught up at \
                  {:.1} s, in-flight transfers credited by {:.1} s",
                 HALTED_SHARD, r.halted_at, r.resumed_s, r.caught_up_s, r.credited_s
+            );
+        }
+        if let Some(q) = &self.quarantine {
+            let _ = writeln!(
+                out,
+                "quarantine: {} with a skewed clock quarantined itself {:.1} s after its restart; healthy and level \
+                 {:.1} s after its restart with the right clock",
+                q.validator, q.quarantined_s, q.returned_s
             );
         }
         if let Some(s) = &self.load {

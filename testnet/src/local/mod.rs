@@ -487,7 +487,9 @@ listen = "127.0.0.1:{metrics}"
         self.start_with(name, &["--misbehave", mode])
     }
 
-    fn start_with(&mut self, name: &str, extra: &[&str]) -> Result<u32> {
+    /// Starts `name` with extra `palisade-node run` flags (a test-only
+    /// `--dev-clock-offset-ms`, say).
+    pub fn start_with(&mut self, name: &str, extra: &[&str]) -> Result<u32> {
         use std::os::unix::process::CommandExt;
         let node = self.node(name)?.clone();
         let process = node.process();
