@@ -132,6 +132,10 @@ pub struct RpcSection {
     /// Requests per second allowed from one client IP; 0 turns the limit off
     /// (a local network, where every client is 127.0.0.1).
     pub requests_per_second_per_client: u32,
+    /// Transactions per second, per shard, that one client IP may always
+    /// submit; above it the intake breaker trips on a tenfold spike over
+    /// the client's own recent rate.
+    pub client_tx_floor_per_second: u64,
 }
 
 impl Default for RpcSection {
@@ -142,6 +146,7 @@ impl Default for RpcSection {
             max_batch: 32,
             max_connections: 256,
             requests_per_second_per_client: 200,
+            client_tx_floor_per_second: palisade_shard_core::intake::DEFAULT_CLIENT_FLOOR_PER_WINDOW,
         }
     }
 }
@@ -286,6 +291,15 @@ pub struct ConfigOverrides {
         help_heading = "RPC"
     )]
     pub rpc_requests_per_second_per_client: Option<u32>,
+    /// Transactions per second per shard one client IP may always submit before its spikes trip
+    /// the intake breaker
+    #[arg(
+        id = "rpc.client_tx_floor_per_second",
+        long = "rpc-client-tx-floor-per-second",
+        value_name = "N",
+        help_heading = "RPC"
+    )]
+    pub rpc_client_tx_floor_per_second: Option<u64>,
 
     /// Listen address of Prometheus /metrics and /health
     #[arg(id = "metrics.listen", long = "metrics-listen", value_name = "IP:PORT", help_heading = "Metrics")]
@@ -331,6 +345,7 @@ impl ConfigOverrides {
             rpc_max_batch,
             rpc_max_connections,
             rpc_requests_per_second_per_client,
+            rpc_client_tx_floor_per_second,
             metrics_listen,
             mempool_max_txs,
             mempool_max_bytes,
@@ -366,6 +381,7 @@ impl ConfigOverrides {
         set(&mut rpc.max_batch, rpc_max_batch);
         set(&mut rpc.max_connections, rpc_max_connections);
         set(&mut rpc.requests_per_second_per_client, rpc_requests_per_second_per_client);
+        set(&mut rpc.client_tx_floor_per_second, rpc_client_tx_floor_per_second);
         set(&mut config.metrics.listen, metrics_listen);
         let mempool = &mut config.mempool;
         set(&mut mempool.max_txs, mempool_max_txs);
@@ -482,6 +498,7 @@ impl NodeConfig {
         at_least("rpc.max_request_bytes", rpc.max_request_bytes, 1024)?;
         at_least("rpc.max_batch", rpc.max_batch, 1)?;
         at_least("rpc.max_connections", rpc.max_connections, 1)?;
+        at_least("rpc.client_tx_floor_per_second", rpc.client_tx_floor_per_second, 1)?;
         if rpc.listen == self.metrics.listen && rpc.listen.port() != 0 {
             return Err(invalid("metrics.listen", format!("({}) must differ from rpc.listen", self.metrics.listen)));
         }
@@ -874,7 +891,7 @@ mod tests {
         let flags: BTreeSet<String> =
             ConfigOverrides::command().get_arguments().map(|a| a.get_id().as_str().to_string()).collect();
         let keys = all_keys();
-        assert_eq!(keys.len(), 22);
+        assert_eq!(keys.len(), 23);
         assert_eq!(keys, flags, "TOML keys vs `run` flags");
         // And each flag is applied: set every flag, and every key changes.
         let overrides = flags_setting_everything();
@@ -906,6 +923,7 @@ mod tests {
             "--rpc-max-batch=9",
             "--rpc-max-connections=9",
             "--rpc-requests-per-second-per-client=9",
+            "--rpc-client-tx-floor-per-second=9",
             "--metrics-listen=1.2.3.4:6",
             "--mempool-max-txs=9",
             "--mempool-max-bytes=9999",

@@ -102,11 +102,16 @@ pub fn judge(status: &ShardStatus, now_ms: u64, stale_after_ms: u64) -> ShardHea
 
 /// Why a shard sheds load while healthy, if it does.
 fn degraded(status: &ShardStatus) -> Option<String> {
-    match status.throttled_senders {
+    let count = |n: usize, what: &str| match n {
         0 => None,
-        1 => Some("intake breaker: 1 sender throttled".into()),
-        n => Some(format!("intake breaker: {n} senders throttled")),
-    }
+        1 => Some(format!("1 {what} throttled")),
+        n => Some(format!("{n} {what}s throttled")),
+    };
+    let parts: Vec<String> = [count(status.throttled_senders, "sender"), count(status.throttled_clients, "client")]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| format!("intake breaker: {}", parts.join(", ")))
 }
 
 async fn health(State(ctx): State<Arc<NodeContext>>) -> Response {
@@ -191,6 +196,8 @@ mod tests {
         let health = judge(&ShardStatus { throttled_senders: 3, ..fine() }, NOW, STALE);
         assert!(health.healthy, "shedding a flood is no outage: {health:?}");
         assert_eq!(health.degraded.as_deref(), Some("intake breaker: 3 senders throttled"));
+        let health = judge(&ShardStatus { throttled_senders: 1, throttled_clients: 1, ..fine() }, NOW, STALE);
+        assert_eq!(health.degraded.as_deref(), Some("intake breaker: 1 sender throttled, 1 client throttled"));
     }
 
     #[test]

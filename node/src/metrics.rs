@@ -101,6 +101,8 @@ pub struct Metrics {
     pub base_fee: Family<ShardLabel, Gauge>,
     /// Senders the intake breaker refuses now.
     pub throttled: Family<ShardLabel, Gauge>,
+    /// Clients (IP addresses) the intake breaker refuses now.
+    pub throttled_clients: Family<ShardLabel, Gauge>,
     /// 1 while this validator has quarantined itself on the shard.
     pub quarantined: Family<ShardLabel, Gauge>,
     /// From entering a height to committing it.
@@ -173,6 +175,7 @@ impl Metrics {
             benched: Family::default(),
             base_fee: Family::default(),
             throttled: Family::default(),
+            throttled_clients: Family::default(),
             quarantined: Family::default(),
             commit_latency: Family::new_with_constructor(latency_buckets),
             block_txs: Family::new_with_constructor(count_buckets),
@@ -216,6 +219,11 @@ impl Metrics {
             "throttled_senders",
             "Senders whose submissions the intake breaker refuses now (ten times over their usual rate)",
             metrics.throttled.clone(),
+        );
+        r.register(
+            "throttled_clients",
+            "Client addresses whose submissions the intake breaker refuses now (ten times over their usual rate)",
+            metrics.throttled_clients.clone(),
         );
         r.register(
             "quarantined",
@@ -271,6 +279,7 @@ impl Metrics {
         let _ = self.benched.get_or_create(&label);
         let _ = self.base_fee.get_or_create(&label);
         let _ = self.throttled.get_or_create(&label);
+        let _ = self.throttled_clients.get_or_create(&label);
         let _ = self.quarantined.get_or_create(&label);
         let _ = self.commit_latency.get_or_create(&label);
         let _ = self.block_txs.get_or_create(&label);

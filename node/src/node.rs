@@ -107,7 +107,14 @@ pub async fn run(
         let (handle, queues) = shard::shard_channel(status, QueueBounds::default());
         let (shard_key, misbehave) = if validated.contains(&shard) { (key.clone(), misbehave) } else { (None, None) };
         let thread = shard::spawn(
-            ShardConfig { shard, genesis: genesis.clone(), key: shard_key, mempool, misbehave },
+            ShardConfig {
+                shard,
+                genesis: genesis.clone(),
+                key: shard_key,
+                mempool,
+                misbehave,
+                client_floor_per_second: config.rpc.client_tx_floor_per_second,
+            },
             store.clone(),
             queues,
             net_handle.clone(),

@@ -116,7 +116,11 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) ->
                     Ok(Control::Shutdown) | Err(_) => return,
                 },
                 recv(queues.txs) -> input => match input {
-                    Ok(TxInput::Submit { tx, reply }) => {
+                    Ok(TxInput::Submit { tx, client, reply }) => {
+                        // The RPC names the client for the intake breaker (a
+                        // failed check drops the reply: the call fails).
+                        let local = palisade_node::shard::ClientKey::of(std::net::Ipv4Addr::LOCALHOST.into());
+                        assert_eq!(client, Some(local), "the submitting client's address");
                         let id = tx.id();
                         let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
                         let mut changes = Vec::new();

@@ -244,6 +244,10 @@ pub struct ShardStatusJson {
     /// Senders whose submissions this node's intake breaker refuses now.
     #[serde(default)]
     pub throttled_senders: usize,
+    /// Client addresses whose submissions this node's intake breaker
+    /// refuses now.
+    #[serde(default)]
+    pub throttled_clients: usize,
     /// Why this validator withholds its votes on the shard, if it does: it
     /// cannot trust its own state, clock or disk (docs/node.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -204,6 +204,8 @@ pub struct ShardStatus {
     pub base_fee_units: u64,
     /// Senders the intake breaker refuses now (`crate::intake`).
     pub throttled_senders: usize,
+    /// Clients (addresses) the intake breaker refuses now.
+    pub throttled_clients: usize,
     /// Why this validator stopped proposing and voting for the shard, if
     /// it did (`crate::quarantine`).
     pub quarantined: Option<String>,
@@ -240,6 +242,7 @@ impl ShardStatus {
             presence_window_ms: 0,
             base_fee_units: 0,
             throttled_senders: 0,
+            throttled_clients: 0,
             quarantined: None,
             mempool_txs: 0,
             mempool_bytes: 0,

@@ -105,13 +105,16 @@ pub enum Rejection {
         /// Its size.
         bytes: usize,
     },
-    /// Its sender's submissions spiked far above its own recent rate: the
-    /// intake breaker refuses it until it calms down ([`crate::intake`]).
+    /// Its sender's (or its client's) submissions spiked far above their
+    /// own recent rate: the intake breaker refuses them until they calm
+    /// down ([`crate::intake`]).
     #[error(
-        "sender throttled: over {limit_per_window} submissions a second, ten times its usual rate; \
+        "{whose} throttled: over {limit_per_window} submissions a second, ten times its usual rate; \
          retry in about {retry_after_ms} ms at its usual pace"
     )]
     Throttled {
+        /// `sender`, or `client <address>`.
+        whose: String,
         /// Its current limit per second.
         limit_per_window: u64,
         /// When it may be admitted again if it calms down now.

@@ -7,7 +7,7 @@
 //! batch, so [`Guard::batch`] applies the same checks to each call itself.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,29 +24,9 @@ use crate::metrics::{MethodLabel, Metrics};
 /// forgotten (and, if every bucket is busy, all are reset).
 pub const MAX_TRACKED_CLIENTS: usize = 65_536;
 
-/// A client as the rate limit sees it: an IPv4 address, or the /64 prefix of
-/// an IPv6 address (one host usually holds a whole /64).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
-
-impl ClientKey {
-    /// The key of the client at `ip`.
-    pub fn of(ip: IpAddr) -> ClientKey {
-        match ip {
-            IpAddr::V4(v4) => ClientKey(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => ClientKey(IpAddr::V4(v4)),
-                None => {
-                    let mut segments = v6.segments();
-                    for segment in segments.iter_mut().skip(4) {
-                        *segment = 0;
-                    }
-                    ClientKey(IpAddr::V6(Ipv6Addr::from(segments)))
-                }
-            },
-        }
-    }
-}
+/// A client as the rate limit (and the intake breaker) sees it: an IPv4
+/// address, or the /64 prefix of an IPv6 address.
+pub use palisade_shard_core::intake::ClientKey;
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
@@ -168,8 +148,10 @@ where
     type NotificationResponse = MethodResponse;
     type BatchResponse = MethodResponse;
 
-    fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+    fn call<'a>(&self, mut request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let admitted = self.admit(request.method_name());
+        // Methods that count clients (the intake breaker) read it here.
+        request.extensions_mut().insert(self.client);
         let inner = self.inner.clone();
         let timeout = self.shared.timeout;
         async move {
@@ -190,7 +172,10 @@ where
         if !too_big {
             for entry in batch.iter_mut() {
                 let refused = match entry {
-                    Ok(BatchEntry::Call(request)) => self.admit(request.method_name()).err().map(|e| (request.id(), e)),
+                    Ok(BatchEntry::Call(request)) => {
+                        request.extensions_mut().insert(self.client);
+                        self.admit(request.method_name()).err().map(|e| (request.id(), e))
+                    }
                     _ => None,
                 };
                 if let Some((id, e)) = refused {

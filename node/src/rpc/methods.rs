@@ -22,8 +22,8 @@ use super::errors::{busy, forward_busy, internal, invalid_params, rejected, shar
 use crate::context::NodeContext;
 use crate::health::{judge, unix_ms};
 use crate::mempool::Rejection;
-use crate::shard::TxState;
 use crate::shard::chain::decode_certificate;
+use crate::shard::{ClientKey, TxState};
 use crate::wire::TopicKind;
 use palisade_ledger::api::{
     AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, EvidenceResponse, FinalBlockNotice,
@@ -44,7 +44,9 @@ pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
     let mut module = RpcModule::from_arc(ctx);
     module.register_method(STATUS, |_, ctx, _| Ok::<_, ErrorObjectOwned>(status(ctx)))?;
     module.register_blocking_method(ACCOUNT, |params, ctx, _| account(&ctx, &params))?;
-    module.register_async_method(SUBMIT_TRANSACTION, |params, ctx, _| async move { submit(&ctx, &params).await })?;
+    module.register_async_method(SUBMIT_TRANSACTION, |params, ctx, extensions| async move {
+        submit(&ctx, &params, extensions.get::<ClientKey>().copied()).await
+    })?;
     module.register_async_method(TRANSACTION, |params, ctx, _| async move { transaction(ctx, &params).await })?;
     module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
     module.register_blocking_method(VALIDATORS, |params, ctx, _| validators(&ctx, &params))?;
@@ -141,6 +143,7 @@ fn status(ctx: &NodeContext) -> StatusResponse {
                 benched: s.benched.iter().map(|i| i.0).collect(),
                 peer_height: s.peer_height,
                 throttled_senders: s.throttled_senders,
+                throttled_clients: s.throttled_clients,
                 quarantined: s.quarantined.clone(),
                 base_fee_units: s.base_fee_units,
                 base_fee: palisade_ledger::Amount(s.base_fee_units).to_string(),
@@ -300,8 +303,13 @@ struct SubmitArgs {
     tx_hex: String,
 }
 
-/// `palisade_submitTransaction(tx_hex)`.
-async fn submit(ctx: &NodeContext, params: &Params<'_>) -> Result<SubmitResponse, ErrorObjectOwned> {
+/// `palisade_submitTransaction(tx_hex)`, from `client` (the intake
+/// breaker's key; the RPC guard names it).
+async fn submit(
+    ctx: &NodeContext,
+    params: &Params<'_>,
+    client: Option<ClientKey>,
+) -> Result<SubmitResponse, ErrorObjectOwned> {
     let args: SubmitArgs = parse_args(params, &["tx_hex"])?;
     let text = args.tx_hex.trim();
     let text = text.strip_prefix("0x").unwrap_or(text);
@@ -315,7 +323,7 @@ async fn submit(ctx: &NodeContext, params: &Params<'_>) -> Result<SubmitResponse
     let tx = SignedTx::from_bytes(&bytes).map_err(|e| invalid_params(format!("tx_hex is not a transaction: {e}")))?;
     let shard = tx.body.sender.shard(ctx.genesis.shard_count);
     if let Some(handle) = ctx.shards.get(&shard) {
-        return match handle.submit(tx).await {
+        return match handle.submit(tx, client).await {
             Ok(Ok(id)) => Ok(SubmitResponse { id, shard, forwarded: false }),
             Ok(Err(rejection)) => Err(rejected(&rejection)),
             Err(reason) => Err(busy(&reason)),

@@ -264,9 +264,10 @@ impl ShardDriver {
     fn on_tx(&mut self, input: TxInput) -> Result<(), ShardError> {
         match input {
             TxInput::Gossip(gossip) => self.on_gossip(gossip),
-            TxInput::Submit { tx, reply } => {
+            TxInput::Submit { tx, client, reply } => {
                 let mut out = Vec::new();
-                let result = self.core.submit_tx(self.clock.now_ms(), tx, &mut out).map_err(|e| self.store_err(e))?;
+                let result =
+                    self.core.submit_tx(self.clock.now_ms(), tx, client, &mut out).map_err(|e| self.store_err(e))?;
                 self.perform_all(out)?;
                 let _ = reply.send(result);
                 Ok(())
@@ -379,6 +380,7 @@ impl ShardDriver {
         m.benched.get_or_create(&self.label).set(gauge(status.benched.len()));
         m.base_fee.get_or_create(&self.label).set(gauge(status.base_fee_units));
         m.throttled.get_or_create(&self.label).set(gauge(status.throttled_senders));
+        m.throttled_clients.get_or_create(&self.label).set(gauge(status.throttled_clients));
         m.quarantined.get_or_create(&self.label).set(i64::from(status.quarantined.is_some()));
         m.mempool_txs.get_or_create(&self.label).set(gauge(status.mempool_txs));
         m.receipts_pooled.get_or_create(&self.label).set(gauge(status.receipts_pooled));

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::mempool::Rejection;
 use crate::net::GossipSource;
 use crate::wire::{SyncRequest, SyncResponse, TopicKind};
+pub use palisade_shard_core::intake::ClientKey;
 pub use palisade_shard_core::{ReadView, ShardStatus, TxState};
 
 /// How long an RPC caller waits for a shard to answer before giving up.
@@ -48,6 +49,8 @@ pub enum TxInput {
     Submit {
         /// The transaction.
         tx: SignedTx,
+        /// Who submitted it, when known (the intake breaker's key).
+        client: Option<ClientKey>,
         /// The mempool's verdict.
         reply: oneshot::Sender<Result<Hash, Rejection>>,
     },
@@ -160,9 +163,9 @@ impl ShardHandle {
 
     /// Submits a transaction to the shard's mempool; `Ok(Ok(id))` when it was
     /// admitted (and will be gossiped), `Ok(Err(reason))` when refused.
-    pub async fn submit(&self, tx: SignedTx) -> Result<Result<Hash, Rejection>, ShardBusy> {
+    pub async fn submit(&self, tx: SignedTx, client: Option<ClientKey>) -> Result<Result<Hash, Rejection>, ShardBusy> {
         let (reply, answer) = oneshot::channel();
-        self.txs.try_send(TxInput::Submit { tx, reply }).map_err(|e| refused(self.shard, e))?;
+        self.txs.try_send(TxInput::Submit { tx, client, reply }).map_err(|e| refused(self.shard, e))?;
         self.await_reply(answer).await
     }
 

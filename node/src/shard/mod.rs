@@ -12,8 +12,8 @@ pub mod store;
 
 pub use driver::{ShardConfig, ShardError, initial_status, spawn};
 pub use handle::{
-    Control, FINAL_BLOCKS_BUFFERED, FinalBlock, GossipInput, QueueBounds, SHARD_REPLY_TIMEOUT, ShardBusy, ShardHandle,
-    ShardQueues, ShardStatus, SyncAnswer, TxInput, TxState, shard_channel,
+    ClientKey, Control, FINAL_BLOCKS_BUFFERED, FinalBlock, GossipInput, QueueBounds, SHARD_REPLY_TIMEOUT, ShardBusy,
+    ShardHandle, ShardQueues, ShardStatus, SyncAnswer, TxInput, TxState, shard_channel,
 };
 /// Validating, building and committing blocks (the core's).
 pub use palisade_shard_core::chain;

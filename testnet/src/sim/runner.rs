@@ -183,6 +183,7 @@ impl Sim {
                 key: Some(Keypair::dev(name)),
                 mempool: MEMPOOL,
                 misbehave: kind.and_then(super::byzantine::Kind::misbehaviour),
+                client_floor_per_second: palisade_shard_core::intake::DEFAULT_CLIENT_FLOOR_PER_WINDOW,
             }
         };
         for shard in 0..scenario.shards {
@@ -743,7 +744,10 @@ impl Sim {
         let now = self.host_ms(node);
         let Some(core) = self.nodes[node].core_mut() else { return };
         let mut out = Vec::new();
-        let result = core.submit_tx(now, tx, &mut out);
+        // Every simulated client comes from one address: the per-client
+        // breaker counts it (the load stays far under its floor).
+        let client = palisade_shard_core::intake::ClientKey::of(std::net::Ipv4Addr::LOCALHOST.into());
+        let result = core.submit_tx(now, tx, Some(client), &mut out);
         self.muted = false;
         self.effects(node, out, None);
         if let Err(e) = result {

@@ -180,6 +180,21 @@ impl Scenario {
                 partitions.push(Partition { side, from_ms, until_ms });
             }
         }
+        let tx_interval_ms = rng.range(10, 60);
+        let push_receipts = !rng.chance(150);
+        // Drawn last, so the draws above (and the seeds they shaped) stay.
+        let mut slow_writes = Vec::new();
+        if !calm && rng.chance(100) {
+            // A slow disk on an honest node, over by the heal: it may
+            // quarantine itself (a write as long as the sustain period
+            // trips it at once) and must be back within the liveness bound.
+            let node = rng.index(nodes);
+            if !is_byzantine(node) {
+                let from_ms = rng.range(0, heal_ms);
+                let until_ms = (from_ms + rng.range(200, 1_500)).min(heal_ms);
+                slow_writes.push(SlowWrites { node, from_ms, until_ms, took_ms: rng.range(600, 4_000) });
+            }
+        }
         Scenario {
             seed,
             shards,
@@ -192,11 +207,11 @@ impl Scenario {
             crashes,
             byzantine,
             heal_ms,
-            tx_interval_ms: rng.range(10, 60),
+            tx_interval_ms,
             block_interval_ms: 50,
-            push_receipts: !rng.chance(150),
+            push_receipts,
             clock_skew: Vec::new(),
-            slow_writes: Vec::new(),
+            slow_writes,
             tampering: Vec::new(),
         }
     }

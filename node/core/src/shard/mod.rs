@@ -63,6 +63,9 @@ pub struct CoreConfig {
     pub mempool: MempoolConfig,
     /// Test-only misbehaviour (dev chains; see [`crate::byzantine`]).
     pub misbehave: Option<Misbehaviour>,
+    /// Submissions per second any one client may always make before the
+    /// intake breaker judges its spikes ([`crate::intake`]).
+    pub client_floor_per_second: u64,
 }
 
 /// Why a core cannot start.
@@ -187,7 +190,7 @@ impl<S: ChainStore> ShardCore<S> {
         persisted: Option<SafetyState>,
         now_ms: u64,
     ) -> Result<ShardCore<S>, OpenError> {
-        let CoreConfig { shard, genesis, key, mempool, misbehave } = config;
+        let CoreConfig { shard, genesis, key, mempool, misbehave, client_floor_per_second } = config;
         if genesis.consensus_committee(shard).is_none() {
             return Err(OpenError::Config("genesis has no such shard".into()));
         }
@@ -220,7 +223,7 @@ impl<S: ChainStore> ShardCore<S> {
             genesis: genesis.clone(),
             replica,
             mempool: Mempool::new(mempool),
-            intake: Intake::default(),
+            intake: Intake::new(client_floor_per_second),
             quarantine: Quarantine::default(),
             quarantine_logged: None,
             evidence: EvidencePool::default(),
@@ -379,6 +382,7 @@ impl<S: ChainStore> ShardCore<S> {
             presence_window_ms: window,
             base_fee_units: self.chain.base_fee().units(),
             throttled_senders: self.intake.tripped(self.now_ms),
+            throttled_clients: self.intake.tripped_clients(self.now_ms),
             quarantined: self.quarantine.cause().map(|c| c.to_string()),
             mempool_txs: self.mempool.len(),
             mempool_bytes: self.mempool.bytes(),

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 use super::ShardCore;
 use super::gossip::{decoded, refuse};
 use crate::effect::{Effect, Note, Verdict};
-use crate::intake::Throttled;
+use crate::intake::{ClientKey, Throttled, Who};
 use crate::mempool::{InsertError, Rejection, Signature};
 use crate::storage::{ChainStore, StorageError};
 use crate::timers::Timer;
@@ -24,15 +24,19 @@ use crate::wire::{self, TX_BATCH_FLUSH_BYTES, TX_BATCH_FLUSH_MS, TX_BATCH_MAX_TX
 impl<S: ChainStore> ShardCore<S> {
     /// A transaction submitted by a client of this node: admitted (and
     /// gossiped with the next batch), or refused with the reason.
+    /// A transaction submitted by a client of this node (from `client`,
+    /// when the host knows its address): admitted (and gossiped with the
+    /// next batch), or refused with the reason.
     pub fn submit_tx(
         &mut self,
         now_ms: u64,
         tx: SignedTx,
+        client: Option<ClientKey>,
         out: &mut Vec<Effect>,
     ) -> Result<Result<Hash, Rejection>, StorageError> {
         self.now_ms = self.now_ms.max(now_ms);
         let sender = tx.body.sender;
-        if let Err(throttled) = self.intake.check(&sender, self.now_ms) {
+        if let Err(throttled) = self.intake.check(&sender, client, self.now_ms) {
             let rejection = self.throttled(throttled);
             debug!(%sender, %rejection, "intake breaker");
             return Ok(Err(rejection));
@@ -41,18 +45,30 @@ impl<S: ChainStore> ShardCore<S> {
         let result = self.admit(tx, SignedTx::id_of(&encoded), encoded.len(), Signature::Unchecked, out);
         if matches!(result, Ok(Ok(_))) {
             self.queue_for_gossip(encoded, out);
-            if let Some(tripped) = self.intake.count(&sender, self.now_ms).filter(|t| t.newly) {
-                warn!(shard = self.shard, %sender, limit = tripped.limit_per_window, "intake breaker tripped: a sender's submissions spiked");
+            if let Some(tripped) = self.intake.count(&sender, client, self.now_ms).filter(|t| t.newly) {
+                let limit = tripped.limit_per_window;
+                match tripped.who {
+                    Who::Sender => {
+                        warn!(shard = self.shard, %sender, limit, "intake breaker tripped: a sender's submissions spiked");
+                    }
+                    Who::Client(client) => {
+                        warn!(shard = self.shard, %client, limit, "intake breaker tripped: a client's submissions spiked");
+                    }
+                }
             }
         }
         self.report_view_changes(out);
         result
     }
 
-    /// The refusal of a sender the intake breaker holds back.
+    /// The refusal of a sender or client the intake breaker holds back.
     fn throttled(&self, throttled: Throttled) -> Rejection {
         let retry_after_ms = throttled.until_ms.saturating_sub(self.now_ms);
-        Rejection::Throttled { limit_per_window: throttled.limit_per_window, retry_after_ms }
+        let whose = match throttled.who {
+            Who::Sender => "sender".to_owned(),
+            Who::Client(client) => format!("client {client}"),
+        };
+        Rejection::Throttled { whose, limit_per_window: throttled.limit_per_window, retry_after_ms }
     }
 
     /// A batch of transactions from gossip: `Reject` if it is malformed or
@@ -168,6 +184,7 @@ mod tests {
             key: None,
             mempool: MempoolConfig::default(),
             misbehave: None,
+            client_floor_per_second: crate::intake::DEFAULT_CLIENT_FLOOR_PER_WINDOW,
         };
         ShardCore::open(config, MemStore::genesis(genesis, 0).expect("shard 0"), None, 0).expect("opens")
     }
@@ -211,7 +228,9 @@ mod tests {
         let mut a = core(&genesis);
         let mut out = Vec::new();
         for nonce in 0..3 {
-            assert!(a.submit_tx(0, transfer(&genesis, &alice, nonce), &mut out).expect("no storage failure").is_ok());
+            assert!(
+                a.submit_tx(0, transfer(&genesis, &alice, nonce), None, &mut out).expect("no storage failure").is_ok()
+            );
         }
         assert!(published_txs(&out).is_empty(), "nothing is gossiped before the batch is flushed");
         assert_eq!(a.next_deadline_ms(), Some(TX_BATCH_FLUSH_MS));
@@ -242,6 +261,7 @@ mod tests {
             key: None,
             mempool: MempoolConfig { max_nonce_gap: 4 * FLOOR_PER_WINDOW, ..MempoolConfig::default() },
             misbehave: None,
+            client_floor_per_second: crate::intake::DEFAULT_CLIENT_FLOOR_PER_WINDOW,
         };
         let mut a = ShardCore::open(config, MemStore::genesis(&genesis, 0).expect("shard 0"), None, 0).expect("opens");
         let mut out = Vec::new();
@@ -249,23 +269,24 @@ mod tests {
         let mut forged = transfer(&genesis, &alice, 0);
         forged.signature.0[0] ^= 1;
         for _ in 0..2 * FLOOR_PER_WINDOW {
-            assert!(a.submit_tx(0, forged.clone(), &mut out).expect("no storage failure").is_err());
+            assert!(a.submit_tx(0, forged.clone(), None, &mut out).expect("no storage failure").is_err());
         }
         for nonce in 0..FLOOR_PER_WINDOW {
-            let result = a.submit_tx(0, transfer(&genesis, &alice, nonce), &mut out).expect("no storage failure");
+            let result = a.submit_tx(0, transfer(&genesis, &alice, nonce), None, &mut out).expect("no storage failure");
             assert!(result.is_ok(), "nonce {nonce}: {result:?}");
         }
         assert_eq!(a.status().throttled_senders, 0);
         // One more admitted trips it; the next is refused unseen.
-        let over = a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW), &mut out).expect("no storage failure");
+        let over =
+            a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW), None, &mut out).expect("no storage failure");
         assert!(over.is_ok(), "{over:?}");
         assert_eq!(a.status().throttled_senders, 1);
-        let refused = a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), &mut out);
+        let refused = a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), None, &mut out);
         let refused = refused.expect("no storage failure").unwrap_err();
         assert!(matches!(refused, Rejection::Throttled { retry_after_ms: COOL_DOWN_MS, .. }), "{refused:?}");
         assert_eq!(refused.to_api().reason, "throttled");
         // After the cool-down it is admitted again.
-        let later = a.submit_tx(COOL_DOWN_MS, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), &mut out);
+        let later = a.submit_tx(COOL_DOWN_MS, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), None, &mut out);
         assert!(later.expect("no storage failure").is_ok());
         assert_eq!(a.status().throttled_senders, 0);
     }
