@@ -12,15 +12,20 @@
 //!   load, with every expectation checked.
 //! - [`failover`]: leader failover timed: kill the next leader, time the
 //!   next commit, restart it, over many trials.
+//! - [`surge`]: one client floods one shard: the base fee and the intake
+//!   breakers keep it local, every expectation checked.
+//! - [`expect`]: the expectations the drill and the surge check.
 //!
 //! The binary (`palisade-testnet`) also writes the dev genesis.
 
 pub mod bench;
 pub mod chaos;
 pub mod drill;
+pub mod expect;
 pub mod failover;
 pub mod local;
 pub mod sim;
+pub mod surge;
 
 /// A command's flags (`T`, a `clap::Args`) at their defaults, as if none
 /// was given: what a command run from code (the drill's load, say) starts

@@ -19,6 +19,7 @@ use palisade_testnet::drill::{self, DrillOptions};
 use palisade_testnet::failover::{self, FailoverOptions};
 use palisade_testnet::local::{self, LocalNet, Ports};
 use palisade_testnet::sim::{self, Scenario, Sim};
+use palisade_testnet::surge::{self, SurgeOptions};
 
 #[derive(Parser)]
 #[command(name = "palisade-testnet", version, about = "Run a whole Palisade network on one machine")]
@@ -186,8 +187,38 @@ enum Command {
     /// so, transfers into it wait in flight, the others keep ≥ 90% of their
     /// tx/s); starts a twin of a shard 1 validator (slashed within 10
     /// blocks, jailed, shard 1 goes on, nobody else touched); restores
-    /// shard 2 (it catches up, credits what waited, and the network's money
-    /// adds up). Prints a report; exits non-zero if an expectation failed.
+    /// shard 2 (it catches up, credits what waited); restarts a shard 0
+    /// validator with its clock 20 s ahead (it quarantines itself, shard 0
+    /// goes on, it rejoins with the right clock); and the network's money
+    /// adds up. Prints a report; exits non-zero if an expectation failed.
+    /// One client floods one shard, on a fresh network of its own (in
+    /// --net-dir, on free ports; a genesis whose base fee moves at this
+    /// machine's load): an honest high-fee load on every shard, then the
+    /// flooding client sends --factor times its usual rate of low-fee
+    /// transfers to --shard, then calms. Reports the base fee's rise and
+    /// fall, the flooded shard's high-fee p99 (≤ 2× its baseline), the other
+    /// shards' throughput (≥ 90%), the flooder throttled, and nothing
+    /// acknowledged lost; exits non-zero if an expectation failed.
+    Surge {
+        /// Where the surge's network lives (deleted and recreated; it must
+        /// be a network's directory or absent).
+        #[arg(long, default_value = ".testnet-surge")]
+        net_dir: PathBuf,
+        /// Shards.
+        #[arg(long, default_value_t = 4)]
+        shards: u32,
+        #[command(flatten)]
+        options: SurgeOptions,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Leave the network running afterwards (`--dir NET_DIR status`).
+        #[arg(long)]
+        keep: bool,
+        /// Use this palisade-node binary instead of building one.
+        #[arg(long, env = "PALISADE_NODE_BIN")]
+        node_bin: Option<PathBuf>,
+    },
     Drill {
         /// Where the drill's network lives (deleted and recreated; it must
         /// be a network's directory or absent).
@@ -287,16 +318,16 @@ fn main() -> Result<ExitCode> {
         Command::Drill { net_dir, shards, options, keep, node_bin } => {
             drill(&net_dir, shards, &options, keep, node_bin)
         }
+        Command::Surge { net_dir, shards, options, json, keep, node_bin } => {
+            surge(&net_dir, shards, &options, json, keep, node_bin)
+        }
     }
 }
 
 /// `palisade-testnet drill`: a fresh network, the drill, the report.
 fn drill(dir: &Path, shards: u32, options: &DrillOptions, keep: bool, node_bin: Option<PathBuf>) -> Result<ExitCode> {
     LocalNet::wipe(dir, Duration::from_secs(15))?;
-    let binary = match node_bin {
-        Some(path) => path,
-        None => local::node_binary_for_network()?,
-    };
+    let binary = node_binary(node_bin)?;
     let mut net = LocalNet::create(dir, Genesis::dev(shards, 4), binary, Ports::Free)?;
     eprintln!("drill: starting {shards} shards × 4 validators in {}", net.dir.display());
     net.start_all()?;
@@ -305,13 +336,55 @@ fn drill(dir: &Path, shards: u32, options: &DrillOptions, keep: bool, node_bin: 
     if let Ok(report) = &outcome {
         print!("{}", report.render());
     }
+    keep_or_stop("drill", net, dir, keep);
+    Ok(if outcome?.failed().next().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `--node-bin`, or the binary built for a network.
+fn node_binary(node_bin: Option<PathBuf>) -> Result<PathBuf> {
+    match node_bin {
+        Some(path) => Ok(path),
+        None => local::node_binary_for_network(),
+    }
+}
+
+/// Leaves a command's network running (`--keep`) or stops it, saying so as
+/// `tool`.
+fn keep_or_stop(tool: &str, mut net: LocalNet, dir: &Path, keep: bool) {
     if keep {
         net.detach();
-        eprintln!("drill: the network keeps running: `palisade-testnet --dir {} status`", dir.display());
+        eprintln!("{tool}: the network keeps running: `palisade-testnet --dir {} status`", dir.display());
     } else if let Err(e) = net.stop_all(Duration::from_secs(15)) {
-        eprintln!("drill: stopping the network: {e:#}");
+        eprintln!("{tool}: stopping the network: {e:#}");
     }
-    Ok(if outcome?.failed().next().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `palisade-testnet surge`: a fresh network, the surge, the report.
+fn surge(
+    dir: &Path,
+    shards: u32,
+    options: &SurgeOptions,
+    json: bool,
+    keep: bool,
+    node_bin: Option<PathBuf>,
+) -> Result<ExitCode> {
+    if shards < 2 {
+        bail!("the surge needs at least 2 shards (one flooded, one to stay unharmed)");
+    }
+    LocalNet::wipe(dir, Duration::from_secs(15))?;
+    let binary = node_binary(node_bin)?;
+    eprintln!("surge: starting {shards} shards × 4 validators in {}", dir.display());
+    let net = surge::start_network(dir, shards, binary)?;
+    let outcome = surge::run(&net, options);
+    if let Ok(report) = &outcome {
+        if json {
+            println!("{}", serde_json::to_string(report)?);
+        } else {
+            print!("{}", report.render());
+        }
+    }
+    keep_or_stop("surge", net, dir, keep);
+    Ok(if outcome?.expectations.failed().next().is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one seed verbosely.

@@ -39,6 +39,14 @@ pub(super) struct Pending {
     pub(super) dest: Option<ShardId>,
 }
 
+/// One same-shard transfer's latency, with who sent it and when.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sample {
+    pub(super) account: usize,
+    pub(super) first_sent: Instant,
+    pub(super) latency_us: u64,
+}
+
 /// A cross-shard transfer final at its source, not yet seen credited.
 pub(super) struct Crossing {
     pub(super) dest: ShardId,
@@ -54,6 +62,9 @@ pub(super) struct Book {
     pub(super) finalized: HashSet<Hash>,
     /// Same-shard transfers: first send to final.
     pub(super) latencies_us: Vec<u64>,
+    /// The same, with the sender's account and the first send (what a
+    /// latency over one stretch of the run, or one shard, reads).
+    pub(super) timeline: Vec<Sample>,
     /// Cross-shard transfers final at their source, awaiting their credit.
     pub(super) crossing: HashMap<Hash, Crossing>,
     /// Cross-shard transfers: first send to credited.
@@ -186,6 +197,7 @@ impl Book {
                     self.open = self.open.saturating_sub(1);
                 }
                 self.latencies_us.push(latency);
+                self.timeline.push(Sample { account: p.account, first_sent: p.first_sent, latency_us: latency });
             }
             Some(dest) => {
                 self.cross_source_latencies_us.push(latency);

@@ -151,6 +151,20 @@ impl Run {
         self.book().open()
     }
 
+    /// Latencies of the same-shard transfers of the accounts `of` picks
+    /// whose first send fell in `from..to` (and that are final).
+    pub fn latency_between(&self, of: impl Fn(usize) -> bool, from: Instant, to: Instant) -> Option<Latency> {
+        let book = self.book();
+        let mut samples: Vec<u64> = book
+            .timeline
+            .iter()
+            .filter(|s| of(s.account) && (from..to).contains(&s.first_sent))
+            .map(|s| s.latency_us)
+            .collect();
+        drop(book);
+        Latency::of(&mut samples)
+    }
+
     /// Sent, final, refused and open, under one lock.
     pub fn progress(&self) -> Progress {
         let book = self.book();

@@ -195,9 +195,12 @@ struct Ready {
     verify_bound_tps: f64,
 }
 
-/// Load offered in the background ([`background`]): the drill's.
+/// Load offered in the background ([`background`]): the drill's and the
+/// surge's.
 pub struct Background {
     run: Arc<Run>,
+    /// Each sending account's shard, in the plan's order.
+    shard_of: Vec<ShardId>,
     task: tokio::task::JoinHandle<Result<Summary>>,
 }
 
@@ -209,6 +212,8 @@ pub async fn background(dir: &Path, args: &BenchArgs) -> Result<Background> {
     args.validate()?;
     let net = LocalNet::open(dir)?;
     let args = args.clone();
+    let shard_of =
+        accounts::derive("bench", net.genesis.shard_count, args.accounts_per_shard)?.iter().map(|a| a.shard).collect();
     let (tell, started) = tokio::sync::oneshot::channel();
     let mut task = tokio::spawn(async move {
         let mut bench = Bench::new(net, &args)?;
@@ -218,7 +223,7 @@ pub async fn background(dir: &Path, args: &BenchArgs) -> Result<Background> {
         Ok(bench.drive(ready, args.duration).await)
     });
     match started.await {
-        Ok(run) => Ok(Background { run, task }),
+        Ok(run) => Ok(Background { run, shard_of, task }),
         // The task ended before starting: its error says why.
         Err(_) => match (&mut task).await {
             Ok(Err(e)) => Err(e.context("the load never started")),
@@ -229,6 +234,12 @@ pub async fn background(dir: &Path, args: &BenchArgs) -> Result<Background> {
 }
 
 impl Background {
+    /// Latencies of `shard`'s same-shard transfers first sent in
+    /// `from..to` and final by now.
+    pub fn latency_between(&self, shard: ShardId, from: Instant, to: Instant) -> Option<report::Latency> {
+        self.run.latency_between(|account| self.shard_of.get(account) == Some(&shard), from, to)
+    }
+
     /// Stops offering, drains (for `args.drain` at most) and summarises.
     pub async fn stop(self) -> Result<Summary> {
         self.run.stop();

@@ -10,16 +10,7 @@ use super::HALTED_SHARD;
 use crate::bench::report::Summary;
 use crate::chaos::supply::Supply;
 
-/// One expectation of the issue, checked.
-#[derive(Clone, Debug)]
-pub struct Expectation {
-    /// What was expected.
-    pub what: String,
-    /// Whether it held.
-    pub held: bool,
-    /// The figures it was judged on.
-    pub detail: String,
-}
+pub use crate::expect::{Expectation, Expectations};
 
 /// Committed transactions per second of each shard over one window.
 pub type Throughput = BTreeMap<ShardId, f64>;
@@ -94,20 +85,18 @@ pub struct DrillReport {
     /// The whole network's money at the end.
     pub supply: Option<Supply>,
     /// Every expectation, in the order checked.
-    pub expectations: Vec<Expectation>,
+    pub expectations: Expectations,
 }
 
 impl DrillReport {
     /// Records an expectation.
     pub fn expect(&mut self, what: impl Into<String>, held: bool, detail: impl Into<String>) {
-        let (what, detail) = (what.into(), detail.into());
-        eprintln!("drill: {} {what}: {detail}", if held { "ok" } else { "FAILED" });
-        self.expectations.push(Expectation { what, held, detail });
+        self.expectations.record("drill", what, held, detail);
     }
 
     /// The expectations that did not hold.
     pub fn failed(&self) -> impl Iterator<Item = &Expectation> {
-        self.expectations.iter().filter(|e| !e.held)
+        self.expectations.failed()
     }
 
     /// The short report the drill ends with.
@@ -174,11 +163,7 @@ impl DrillReport {
                 s.genesis, s.minted, s.burned, s.balances, s.stake, s.rewards, s.in_flight
             );
         }
-        for e in &self.expectations {
-            let _ = writeln!(out, "{} {}: {}", if e.held { "ok    " } else { "FAILED" }, e.what, e.detail);
-        }
-        let failed = self.failed().count();
-        let _ = writeln!(out, "drill: {} expectations, {failed} failed", self.expectations.len());
+        self.expectations.render("drill", &mut out);
         out
     }
 }
