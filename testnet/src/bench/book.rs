@@ -58,6 +58,10 @@ pub(super) struct Crossing {
 pub(super) struct Book {
     /// Per account, the nonce offset its next slot sends.
     pub(super) cursor: Vec<usize>,
+    /// Per account, how many of its transactions are final at their source:
+    /// the offset of its first one that is not (they execute in nonce
+    /// order).
+    pub(super) finals: Vec<usize>,
     pub(super) pending: HashMap<Hash, Pending>,
     pub(super) finalized: HashSet<Hash>,
     /// Same-shard transfers: first send to final.
@@ -172,13 +176,18 @@ impl Book {
         }
         match refusal {
             None | Some(Refusal::AlreadyPending | Refusal::AlreadyExecuted) => p.status = Status::Accepted,
-            Some(Refusal::Dropped) => {
+            Some(refusal @ (Refusal::Dropped | Refusal::Gap)) => {
                 if p.status != Status::Dropped {
                     self.open = self.open.saturating_sub(1);
                 }
                 p.status = Status::Dropped;
                 let (account, offset) = (p.account, p.offset);
-                self.rewind(account, offset);
+                // A gap: the earlier ones it waits for are resent too.
+                let from = match refusal {
+                    Refusal::Gap => self.finals.get(account).copied().unwrap_or(offset).min(offset),
+                    _ => offset,
+                };
+                self.rewind(account, from);
             }
         }
     }
@@ -189,6 +198,9 @@ impl Book {
     pub(super) fn finalize(&mut self, id: &Hash, arrival: Instant) -> bool {
         let Some(p) = self.pending.remove(id) else { return false };
         self.finalized.insert(*id);
+        if let Some(done) = self.finals.get_mut(p.account) {
+            *done = (*done).max(p.offset.saturating_add(1));
+        }
         self.last_final = Some(self.last_final.map_or(arrival, |last| last.max(arrival)));
         let latency = micros(arrival.saturating_duration_since(p.first_sent));
         match p.dest {

@@ -83,7 +83,7 @@ pub struct Run {
 impl Run {
     /// A run of `plan`.
     pub fn new(plan: &Plan) -> Arc<Run> {
-        let book = Book { cursor: vec![0; plan.chains.len()], ..Book::default() };
+        let book = Book { cursor: vec![0; plan.chains.len()], finals: vec![0; plan.chains.len()], ..Book::default() };
         Arc::new(Run {
             book: Mutex::new(book),
             arrivals: Mutex::new(Arrivals::default()),
@@ -406,5 +406,35 @@ mod tests {
         let offered = tokio::time::timeout(Duration::from_secs(30), offer(Arc::clone(&plan), &[], run, start)).await;
         assert!(offered.is_ok(), "the ticker ran on after the stop");
         assert!(start.elapsed() < Duration::from_secs(30));
+    }
+
+    /// A transaction a node admitted and lost (killed before it gossiped
+    /// it) strands its sender: the next ones are refused `nonce_gap`. The
+    /// sender then resends from its first transaction not yet final, the
+    /// lost one included, instead of only from the refused one.
+    #[test]
+    fn a_gap_resends_the_sender_from_its_first_transaction_not_yet_final() {
+        let start = Instant::now();
+        let plan = Plan { rate: 1, total: 6, chains: vec![Vec::new()], node_of: vec![0] };
+        let run = Run::new(&plan);
+        let mut b = run.book();
+        let seqs: Vec<u64> = (0..4u8)
+            .map(|n| {
+                let offset = b.take(0);
+                b.release(id(n), None, 0, offset, start)
+            })
+            .collect();
+        b.answer(&id(0), seqs[0], Ok(()));
+        assert!(b.finalize(&id(0), start));
+        // 1 was admitted, then lost with its node; 2 and 3 are refused.
+        b.answer(&id(1), seqs[1], Ok(()));
+        b.answer(&id(2), seqs[2], Err("nonce_gap".into()));
+        assert_eq!(b.cursor[0], 1, "resend from the lost one, not from 2");
+        b.answer(&id(3), seqs[3], Err("insufficient_funds".into()));
+        assert_eq!(b.cursor[0], 1, "a plain refusal never moves the cursor forward");
+        assert_eq!(b.take(0), 1);
+        let again = b.release(id(1), None, 0, 1, start);
+        b.answer(&id(1), again, Err("duplicate".into()));
+        assert_eq!(b.open(), 1, "1 is still expected; 2 and 3 wait to be resent");
     }
 }

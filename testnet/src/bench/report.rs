@@ -61,6 +61,11 @@ pub enum Refusal {
     /// It is not in the pool: its sender's later transactions cannot execute
     /// until it is sent again.
     Dropped,
+    /// An earlier transaction of its sender is in no pool (`nonce_gap`): one
+    /// the load counted as admitted was lost with the node that held it (a
+    /// node killed before it gossiped it). Its sender resends from its first
+    /// transaction not yet final.
+    Gap,
 }
 
 /// How the load generator treats a refusal with this reason.
@@ -68,6 +73,7 @@ pub fn refusal(reason: &str) -> Refusal {
     match reason {
         reason::DUPLICATE | reason::NONCE_TAKEN => Refusal::AlreadyPending,
         reason::STALE_NONCE => Refusal::AlreadyExecuted,
+        reason::NONCE_GAP => Refusal::Gap,
         _ => Refusal::Dropped,
     }
 }
