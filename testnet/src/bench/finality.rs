@@ -1,7 +1,11 @@
 //! When each transaction became final: per shard, one WebSocket
 //! subscription to final blocks on a validator of that shard; each notice is
 //! timestamped on arrival, then its block is fetched over HTTP and its
-//! transaction ids are matched to what was sent.
+//! transaction ids are matched to what was sent. When that validator goes
+//! away (killed by `failover` or `chaos`), the subscription moves to the
+//! shard's next validator, and the blocks final meanwhile are fetched as a
+//! height gap (block fetches, too, go to the next validator when one does
+//! not answer).
 //!
 //! The shard does not wait for a slow subscriber (it skips notices), and a
 //! full local queue drops notices too: a height gap is filled by fetching
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::rpc_params;
-use jsonrpsee::ws_client::WsClientBuilder;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use palisade_ledger::api::{FinalBlockNotice, ReceiptResponse, method};
 use palisade_ledger::{Hash, ShardId};
 use serde::Deserialize;
@@ -41,9 +45,12 @@ const NOTICE_QUEUE: usize = 4_096;
 /// missed.
 const MAX_GAP_FETCH: u64 = 256;
 /// Attempts to fetch one block.
-const FETCH_ATTEMPTS: u32 = 3;
+const FETCH_ATTEMPTS: usize = 3;
 /// Between two attempts.
 const FETCH_RETRY: Duration = Duration::from_millis(100);
+/// Before subscribing again, on the shard's next validator, once a
+/// subscription ended or could not be made.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(100);
 /// How long the watchers may take to finish once told to stop.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How often each destination is asked which transfers it credited.
@@ -75,29 +82,65 @@ pub async fn watch(nodes: &[Node], shard_count: u32, run: &Arc<Run>, cross_shard
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     for shard in 0..shard_count {
-        let node = first_of_shard(nodes, shard)?.clone();
-        let ws = WsClientBuilder::default()
-            .build(&node.ws_url)
-            .await
-            .with_context(|| format!("WebSocket to {} ({})", node.name, node.ws_url))?;
-        let subscription: Subscription<FinalBlockNotice> = ws
-            .subscribe(method::SUBSCRIBE_FINAL_BLOCKS, rpc_params![shard], method::UNSUBSCRIBE_FINAL_BLOCKS)
-            .await
-            .with_context(|| format!("subscribing to shard {shard}'s final blocks on {}", node.name))?;
+        let first = first_of_shard(nodes, shard)?.clone();
+        // The first validator first: its subscription is live on return.
+        let mut members: Vec<Node> =
+            nodes.iter().filter(|n| n.shard == shard && n.name != first.name).cloned().collect();
+        members.insert(0, first);
+        let members: Arc<[Node]> = members.into();
+        let live = subscribe(&members[0], shard).await?;
         let (notices, queue) = mpsc::channel(NOTICE_QUEUE);
         if cross_shard {
-            let (node, run, mut stopped) = (node.clone(), Arc::clone(run), stopped.clone());
-            tasks.push(tokio::spawn(async move { poll_credits(&node, shard, &run, &mut stopped).await }));
+            let (members, run, mut stopped) = (Arc::clone(&members), Arc::clone(run), stopped.clone());
+            tasks.push(tokio::spawn(async move { poll_credits(&members, shard, &run, &mut stopped).await }));
         }
-        let mut stopped = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ws = ws;
-            read_notices(subscription, notices, &mut stopped).await;
-        }));
+        let (following, mut stopped) = (Arc::clone(&members), stopped.clone());
+        tasks.push(tokio::spawn(async move { follow(&following, shard, live, notices, &mut stopped).await }));
         let run = Arc::clone(run);
-        tasks.push(tokio::spawn(async move { fetch_blocks(&node, shard, queue, &run).await }));
+        tasks.push(tokio::spawn(async move { fetch_blocks(&members, shard, queue, &run).await }));
     }
     Ok(Watchers { stop, tasks })
+}
+
+/// A live subscription, with the connection it runs on.
+type Live = (WsClient, Subscription<FinalBlockNotice>);
+
+/// Subscribes to `shard`'s final blocks on `node`.
+async fn subscribe(node: &Node, shard: ShardId) -> Result<Live> {
+    let ws = WsClientBuilder::default()
+        .build(&node.ws_url)
+        .await
+        .with_context(|| format!("WebSocket to {} ({})", node.name, node.ws_url))?;
+    let subscription = ws
+        .subscribe(method::SUBSCRIBE_FINAL_BLOCKS, rpc_params![shard], method::UNSUBSCRIBE_FINAL_BLOCKS)
+        .await
+        .with_context(|| format!("subscribing to shard {shard}'s final blocks on {}", node.name))?;
+    Ok((ws, subscription))
+}
+
+/// Forwards `shard`'s notices from `live` (on `members[0]`), then from the
+/// next member each time a subscription ends, until told to stop.
+async fn follow(
+    members: &[Node],
+    shard: ShardId,
+    live: Live,
+    notices: mpsc::Sender<(FinalBlockNotice, Instant)>,
+    stopped: &mut watch::Receiver<bool>,
+) {
+    let mut live = Some(live);
+    // Bounded: it ends when told to stop, and waits between attempts.
+    for next in 1.. {
+        if let Some((_ws, subscription)) = live.take()
+            && read_notices(subscription, &notices, stopped).await
+        {
+            return;
+        }
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
+        }
+        live = subscribe(&members[next % members.len()], shard).await.ok();
+    }
 }
 
 impl Watchers {
@@ -115,13 +158,13 @@ impl Watchers {
     }
 }
 
-/// Forwards notices with their arrival time until told to stop or the
-/// subscription ends.
+/// Forwards notices with their arrival time until the subscription ends
+/// (false) or the watchers are told to stop (true).
 async fn read_notices(
     mut subscription: Subscription<FinalBlockNotice>,
-    notices: mpsc::Sender<(FinalBlockNotice, Instant)>,
+    notices: &mpsc::Sender<(FinalBlockNotice, Instant)>,
     stopped: &mut watch::Receiver<bool>,
-) {
+) -> bool {
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
@@ -131,16 +174,22 @@ async fn read_notices(
                     let _ = notices.try_send((notice, Instant::now()));
                 }
                 Some(Err(_)) => continue,
-                None => break,
+                None => return false,
             },
         }
     }
     let _ = subscription.unsubscribe().await;
+    true
 }
 
 /// Fetches the blocks of queued notices (and of height gaps) and marks
 /// their transactions final, until the queue closes.
-async fn fetch_blocks(node: &Node, shard: ShardId, mut queue: mpsc::Receiver<(FinalBlockNotice, Instant)>, run: &Run) {
+async fn fetch_blocks(
+    members: &[Node],
+    shard: ShardId,
+    mut queue: mpsc::Receiver<(FinalBlockNotice, Instant)>,
+    run: &Run,
+) {
     let mut last: Option<u64> = None;
     while let Some((notice, arrival)) = queue.recv().await {
         if last.is_some_and(|last| notice.height <= last) {
@@ -157,22 +206,24 @@ async fn fetch_blocks(node: &Node, shard: ShardId, mut queue: mpsc::Receiver<(Fi
             let fetched = missing.min(MAX_GAP_FETCH);
             run.missed_blocks(missing - fetched);
             for height in notice.height.saturating_sub(fetched)..notice.height {
-                fetch_one(node, shard, height, arrival, run).await;
+                fetch_one(members, shard, height, arrival, run).await;
             }
         }
         if notice.tx_count > 0 {
-            fetch_one(node, shard, notice.height, arrival, run).await;
+            fetch_one(members, shard, notice.height, arrival, run).await;
         }
         last = Some(notice.height);
     }
 }
 
-/// Fetches one block and marks its transactions final at `arrival`.
-async fn fetch_one(node: &Node, shard: ShardId, height: u64, arrival: Instant, run: &Run) {
-    for attempt in 0..FETCH_ATTEMPTS {
+/// Fetches one block from one of `members` (the next one after a failed
+/// attempt) and marks its transactions final at `arrival`.
+async fn fetch_one(members: &[Node], shard: ShardId, height: u64, arrival: Instant, run: &Run) {
+    for attempt in 0..FETCH_ATTEMPTS.max(members.len()) {
         if attempt > 0 {
             tokio::time::sleep(FETCH_RETRY).await;
         }
+        let Some(node) = members.get(attempt % members.len().max(1)) else { return };
         // Only the ids are decoded (the block's JSON is parsed once, into them).
         match node.client.call::<Option<BlockIds>>(method::BLOCK, json!({"shard": shard, "height": height})).await {
             Ok(Some(block)) => {
@@ -185,9 +236,11 @@ async fn fetch_one(node: &Node, shard: ShardId, height: u64, arrival: Instant, r
     run.missed_blocks(1);
 }
 
-/// Until told to stop, asks `node` every [`CREDIT_POLL`] which of the
-/// transfers to `shard` final at their source it credited, and marks them.
-async fn poll_credits(node: &Node, shard: ShardId, run: &Run, stopped: &mut watch::Receiver<bool>) {
+/// Until told to stop, asks a validator of `shard` (`members`, the next one
+/// after a failed poll) every [`CREDIT_POLL`] which of the transfers to
+/// `shard` final at their source it credited, and marks them.
+async fn poll_credits(members: &[Node], shard: ShardId, run: &Run, stopped: &mut watch::Receiver<bool>) {
+    let mut asked = 0usize;
     let mut tick = tokio::time::interval(CREDIT_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -198,8 +251,12 @@ async fn poll_credits(node: &Node, shard: ShardId, run: &Run, stopped: &mut watc
         let ids = run.awaiting_credit(shard, MAX_CREDIT_QUERIES);
         for chunk in ids.chunks(MAX_BATCH) {
             let params: Vec<_> = chunk.iter().map(|id| json!({"id": id.to_hex(), "shard": shard})).collect();
-            // A lost poll is asked again at the next tick.
-            let Ok(answers) = node.client.batch::<ReceiptResponse, _>(method::RECEIPT, params).await else { continue };
+            // A lost poll is asked again at the next tick, of the next member.
+            let Some(node) = members.get(asked % members.len().max(1)) else { return };
+            let Ok(answers) = node.client.batch::<ReceiptResponse, _>(method::RECEIPT, params).await else {
+                asked = asked.wrapping_add(1);
+                continue;
+            };
             for answer in answers.into_iter().flatten() {
                 if let ReceiptResponse::Credited { id, height, .. } = answer {
                     run.credited(&id, shard, height);

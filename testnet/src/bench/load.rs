@@ -35,7 +35,7 @@ use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::book::{Arrival, Arrivals, Book};
+use super::book::{Arrival, Arrivals, Book, Status};
 use super::plan::{Plan, Prepared};
 use super::report::{self, CrossShard, Latency, Summary};
 use super::rpc::Node;
@@ -207,6 +207,7 @@ impl Run {
             accepted: book.accepted,
             committed,
             not_final: book.pending.len() as u64,
+            admitted_not_final: book.pending.values().filter(|p| p.status == Status::Accepted).count() as u64,
             offered_tps: report::per_second(book.sent, duration),
             committed_tps: report::per_second(committed, window),
             latency: Latency::of(&mut book.latencies_us),

@@ -139,6 +139,10 @@ pub struct Summary {
     pub committed: u64,
     /// Transactions sent but not seen final by the end of the drain.
     pub not_final: u64,
+    /// Of those, the ones a node admitted (the rest were refused or never
+    /// answered, and the load stopped before sending them again): what a
+    /// client was told is on its way.
+    pub admitted_not_final: u64,
     /// `sent ÷ duration`.
     pub offered_tps: f64,
     /// `committed ÷ (last final − first send)`.
@@ -214,8 +218,8 @@ impl Summary {
         let _ = writeln!(out, "  accepted    {:>9}", self.accepted);
         let _ = writeln!(
             out,
-            "  committed   {:>9.1} tx/s  ({} of {} transactions final, {} not final)",
-            self.committed_tps, self.committed, self.transactions, self.not_final
+            "  committed   {:>9.1} tx/s  ({} of {} transactions final, {} not final, {} of them admitted)",
+            self.committed_tps, self.committed, self.transactions, self.not_final, self.admitted_not_final
         );
         let what = if self.cross_shard.is_some() { "  (same-shard: submit → final)" } else { "" };
         let _ = writeln!(out, "  latency     {}{what}", percentiles(self.latency.as_ref(), "nothing final"));
@@ -393,6 +397,7 @@ mod tests {
             accepted: 0,
             committed: (committed * 10.0) as u64,
             not_final: 0,
+            admitted_not_final: 0,
             offered_tps: offered,
             committed_tps: committed,
             latency: p99_ms.map(|p99| Latency { p50_ms: 1.0, p90_ms: 1.0, p99_ms: p99, max_ms: p99, mean_ms: 1.0 }),

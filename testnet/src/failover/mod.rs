@@ -59,6 +59,9 @@ pub struct FailoverOptions {
     pub json: bool,
 }
 
+/// How long the load has, once stopped, for what it sent to be final.
+const LOAD_DRAIN: Duration = Duration::from_secs(60);
+
 impl Default for FailoverOptions {
     /// The flags' defaults.
     fn default() -> Self {
@@ -97,7 +100,10 @@ async fn trials(net: &mut LocalNet, options: &FailoverOptions) -> Result<Failove
             // Stopped when the trials end; this only bounds it, by the most
             // transactions one load signs ahead.
             let seconds = (bench::plan::MAX_PLANNED_TXS / rate.max(1)).clamp(1, 3_600);
-            let args = BenchArgs { rate, duration: Duration::from_secs(seconds), ..crate::flag_defaults() };
+            // The drain ends as soon as everything admitted is final; an
+            // overloaded network has a backlog to commit first.
+            let args =
+                BenchArgs { rate, duration: Duration::from_secs(seconds), drain: LOAD_DRAIN, ..crate::flag_defaults() };
             eprintln!("failover: starting the load at {rate} tx/s");
             Some(bench::background(&net.dir, &args).await?)
         }
@@ -112,6 +118,7 @@ async fn trials(net: &mut LocalNet, options: &FailoverOptions) -> Result<Failove
             offered_tps: summary.offered_tps,
             committed_tps: summary.committed_tps,
             not_final: summary.not_final,
+            admitted_not_final: summary.admitted_not_final,
         });
     }
     ran?;

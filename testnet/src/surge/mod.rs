@@ -272,11 +272,12 @@ fn judge(report: &mut SurgeReport, options: &SurgeOptions) {
         f.throttled, f.sent
     );
     report.expect("the flooding client is throttled", held, detail);
-    let not_final = report.honest.as_ref().map_or(u64::MAX, |s| s.not_final);
+    let not_final = report.honest.as_ref().map_or(u64::MAX, |s| s.admitted_not_final);
     let (fate, admitted) = (&report.flood_fate, report.flood.admitted_ids.len());
     let held = not_final == 0 && fate.lost == 0;
     let detail = format!(
-        "honest transfers not final: {not_final}; of {admitted} admitted flood transfers {} final, {} pending, {} lost",
+        "admitted honest transfers not final: {not_final}; of {admitted} admitted flood transfers {} final, {} pending, \
+         {} lost",
         fate.final_txs, fate.pending, fate.lost
     );
     report.expect("nothing acknowledged is lost", held, detail);
