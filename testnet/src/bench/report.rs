@@ -378,7 +378,8 @@ mod tests {
         assert_eq!(refusal("duplicate"), Refusal::AlreadyPending);
         assert_eq!(refusal("nonce_taken"), Refusal::AlreadyPending);
         assert_eq!(refusal("stale_nonce"), Refusal::AlreadyExecuted);
-        for dropped in ["full", "busy", "nonce_gap", "timeout", "unreachable", "insufficient_funds"] {
+        assert_eq!(refusal("nonce_gap"), Refusal::Gap);
+        for dropped in ["full", "busy", "timeout", "unreachable", "insufficient_funds"] {
             assert_eq!(refusal(dropped), Refusal::Dropped, "{dropped}");
         }
     }
