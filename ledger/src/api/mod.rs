@@ -559,6 +559,10 @@ pub struct ShardValidators {
     /// Stake the shard burned by slashing up to `height` (tracked shards only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burned_units: Option<u64>,
+    /// Base fees the shard's transactions burned up to `height` (tracked
+    /// shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fees_burned_units: Option<u64>,
 }
 
 /// A committee member with its genesis stake and (on tracked shards) its

@@ -543,6 +543,11 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
         }
         let chain =
             state.as_ref().map(|s| s.chain()).transpose().map_err(|e| internal("reading the chain record", e))?;
+        let fees = state
+            .as_ref()
+            .map(palisade_ledger::fee::market)
+            .transpose()
+            .map_err(|e| internal("reading the fee record", e))?;
         out.push(ShardValidators {
             shard,
             tracked: state.is_some(),
@@ -550,6 +555,7 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
             validators,
             minted_units: chain.map(|c| c.minted.units()),
             burned_units: chain.map(|c| c.burned.units()),
+            fees_burned_units: fees.map(|f| f.burned.units()),
         });
     }
     Ok(out)

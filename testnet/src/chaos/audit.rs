@@ -199,7 +199,7 @@ mod tests {
 
     fn cut(height: u64, balances: &[(u8, u64)]) -> ShardCut {
         let balances = balances.iter().map(|&(n, b)| (account(n), b)).collect();
-        ShardCut { height, balances, stake: 0, rewards: 0, minted: 0, burned: 0 }
+        ShardCut { height, balances, stake: 0, rewards: 0, minted: 0, burned: 0, fees_burned: 0 }
     }
 
     fn transfer(n: u8, (shard, height): (ShardId, u64), from: u8, to: u8, dest: ShardId, amount: u64) -> Transfer {

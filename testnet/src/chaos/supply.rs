@@ -250,6 +250,8 @@ pub struct ShardCut {
     pub minted: u128,
     /// Stake the shard burned by slashing up to `height`.
     pub burned: u128,
+    /// Base fees the shard burned up to `height`.
+    pub fees_burned: u128,
 }
 
 /// Reads `addresses` (accounts of `shard`) and `shard`'s validator records
@@ -278,6 +280,7 @@ pub async fn cut(client: &Client, shard: ShardId, addresses: &BTreeSet<Address>)
         }
         let minted = u128::from(entry.minted_units.unwrap_or(0));
         let burned = u128::from(entry.burned_units.unwrap_or(0));
+        let fees_burned = u128::from(entry.fees_burned_units.unwrap_or(0));
         let params: Vec<_> = addresses.iter().map(|a| json!({"address": a.to_bech32(), "prove": false})).collect();
         let accounts: Vec<AccountResponse> = batch_all(client, method::ACCOUNT, params)
             .await
@@ -285,7 +288,7 @@ pub async fn cut(client: &Client, shard: ShardId, addresses: &BTreeSet<Address>)
         let consistent = accounts.iter().all(|account| account.height == height);
         let balances = accounts.into_iter().map(|account| (account.address, account.balance_units)).collect();
         if consistent {
-            return Ok(ShardCut { height, balances, stake, rewards, minted, burned });
+            return Ok(ShardCut { height, balances, stake, rewards, minted, burned, fees_burned });
         }
         heights.push(height);
     }
@@ -341,6 +344,8 @@ pub struct Supply {
     pub minted: u128,
     /// Σ stake burned by slashing.
     pub burned: u128,
+    /// Σ base fees burned.
+    pub fees_burned: u128,
     /// Σ amounts debited at the cut and not credited (less those credited
     /// and not yet debited).
     pub in_flight: i128,
@@ -357,9 +362,11 @@ impl Supply {
         i128::try_from(held).unwrap_or(i128::MAX).saturating_add(self.in_flight)
     }
 
-    /// What should exist: the genesis supply, plus block rewards, less burns.
+    /// What should exist: the genesis supply, plus block rewards, less burns
+    /// (slashed stake and base fees).
     pub fn expected(&self) -> i128 {
-        let created = self.genesis.saturating_add(self.minted).saturating_sub(self.burned);
+        let created =
+            self.genesis.saturating_add(self.minted).saturating_sub(self.burned).saturating_sub(self.fees_burned);
         i128::try_from(created).unwrap_or(i128::MAX)
     }
 
@@ -379,6 +386,7 @@ pub fn tally(genesis_units: u128, cuts: &BTreeMap<ShardId, ShardCut>, chains: &C
         supply.rewards += cut.rewards;
         supply.minted += cut.minted;
         supply.burned += cut.burned;
+        supply.fees_burned += cut.fees_burned;
         supply.heights.insert(shard, cut.height);
     }
     let at = |shard: ShardId| cuts.get(&shard).map_or(0, |c| c.height);
@@ -404,11 +412,12 @@ pub fn check(supply: &Supply, waited: Duration, violations: &mut Vec<String>) {
     let off = supply.discrepancy();
     if off != 0 {
         violations.push(format!(
-            "supply: the genesis created {} units, blocks rewarded {} and slashing burned {}; at the cut (heights \
-             {:?}) the shards hold {} in balances + {} stake + {} rewards, and {} are in flight: {} units {}",
+            "supply: the genesis created {} units, blocks rewarded {}, slashing burned {} and base fees {}; at the \
+             cut (heights {:?}) the shards hold {} in balances + {} stake + {} rewards, and {} are in flight: {} units {}",
             supply.genesis,
             supply.minted,
             supply.burned,
+            supply.fees_burned,
             supply.heights,
             supply.balances,
             supply.stake,
@@ -457,6 +466,7 @@ mod tests {
             rewards,
             minted: 0,
             burned: 0,
+            fees_burned: 0,
         }
     }
 
@@ -492,6 +502,12 @@ mod tests {
         let early = BTreeMap::from([(0, cut(4, 500, 0)), (1, cut(8, 600, 0))]);
         let s = tally(genesis, &early, &chains, &later);
         assert_eq!((s.in_flight, s.discrepancy()), (-100, 0));
+        // A base fee of 3 of the fee's 10 was burned: 7 to the proposer.
+        let burned = BTreeMap::from([(0, ShardCut { fees_burned: 3, ..cut(5, 390, 7) }), (1, cut(8, 600, 0))]);
+        let s = tally(genesis, &burned, &chains, &later);
+        assert_eq!((s.fees_burned, s.discrepancy()), (3, 0));
+        let unburned = BTreeMap::from([(0, cut(5, 390, 7)), (1, cut(8, 600, 0))]);
+        assert_eq!(tally(genesis, &unburned, &chains, &later).discrepancy(), -3, "a burn not reported vanishes");
     }
 
     #[test]

@@ -159,8 +159,9 @@ impl DrillReport {
         if let Some(s) = &self.supply {
             let _ = writeln!(
                 out,
-                "money: genesis {} + minted {} − burned {} = {} balances + {} stake + {} rewards + {} in flight",
-                s.genesis, s.minted, s.burned, s.balances, s.stake, s.rewards, s.in_flight
+                "money: genesis {} + minted {} − slashed {} − base fees {} = {} balances + {} stake + {} rewards + {} \
+                 in flight",
+                s.genesis, s.minted, s.burned, s.fees_burned, s.balances, s.stake, s.rewards, s.in_flight
             );
         }
         self.expectations.render("drill", &mut out);
