@@ -181,16 +181,6 @@ enum Command {
         #[arg(short, long)]
         follow: bool,
     },
-    /// The failover drill, on a fresh network of its own (in --net-dir, on
-    /// free ports): 4 shards × 4 validators under the bench load; kills 2 of
-    /// shard 2's validators (it halts, never forks, /health and status say
-    /// so, transfers into it wait in flight, the others keep ≥ 90% of their
-    /// tx/s); starts a twin of a shard 1 validator (slashed within 10
-    /// blocks, jailed, shard 1 goes on, nobody else touched); restores
-    /// shard 2 (it catches up, credits what waited); restarts a shard 0
-    /// validator with its clock 20 s ahead (it quarantines itself, shard 0
-    /// goes on, it rejoins with the right clock); and the network's money
-    /// adds up. Prints a report; exits non-zero if an expectation failed.
     /// One client floods one shard, on a fresh network of its own (in
     /// --net-dir, on free ports; a genesis whose base fee moves at this
     /// machine's load): an honest high-fee load on every shard, then the
@@ -219,6 +209,16 @@ enum Command {
         #[arg(long, env = "PALISADE_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
+    /// The failover drill, on a fresh network of its own (in --net-dir, on
+    /// free ports): 4 shards × 4 validators under the bench load; kills 2 of
+    /// shard 2's validators (it halts, never forks, /health and status say
+    /// so, transfers into it wait in flight, the others keep ≥ 90% of their
+    /// tx/s); starts a twin of a shard 1 validator (slashed within 10
+    /// blocks, jailed, shard 1 goes on, nobody else touched); restores
+    /// shard 2 (it catches up, credits what waited); restarts a shard 0
+    /// validator with its clock 20 s ahead (it quarantines itself, shard 0
+    /// goes on, it rejoins with the right clock); and the network's money
+    /// adds up. Prints a report; exits non-zero if an expectation failed.
     Drill {
         /// Where the drill's network lives (deleted and recreated; it must
         /// be a network's directory or absent).

@@ -35,6 +35,9 @@ pub(super) struct Pending {
     /// Which send answers must match to change its status.
     pub(super) send_seq: u64,
     pub(super) status: Status,
+    /// A node admitted it once (whatever later sends were answered): a
+    /// client was told it is on its way.
+    pub(super) admitted: bool,
     /// For a cross-shard transfer, the shard that must credit it.
     pub(super) dest: Option<ShardId>,
 }
@@ -151,7 +154,15 @@ impl Book {
                     self.cross_transactions = self.cross_transactions.saturating_add(1);
                 }
                 self.open = self.open.saturating_add(1);
-                e.insert(Pending { account, offset, first_sent: now, send_seq: seq, status: Status::InFlight, dest });
+                e.insert(Pending {
+                    account,
+                    offset,
+                    first_sent: now,
+                    send_seq: seq,
+                    status: Status::InFlight,
+                    admitted: false,
+                    dest,
+                });
             }
         }
         seq
@@ -171,6 +182,8 @@ impl Book {
             }
         };
         let Some(p) = self.pending.get_mut(id) else { return };
+        // Admitted by any send, answered in any order.
+        p.admitted |= matches!(refusal, None | Some(Refusal::AlreadyPending));
         if p.send_seq != seq {
             return;
         }

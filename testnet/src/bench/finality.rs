@@ -191,6 +191,8 @@ async fn fetch_blocks(
     run: &Run,
 ) {
     let mut last: Option<u64> = None;
+    // The member that answered last: asked first.
+    let mut answering = 0usize;
     while let Some((notice, arrival)) = queue.recv().await {
         if last.is_some_and(|last| notice.height <= last) {
             continue;
@@ -206,24 +208,26 @@ async fn fetch_blocks(
             let fetched = missing.min(MAX_GAP_FETCH);
             run.missed_blocks(missing - fetched);
             for height in notice.height.saturating_sub(fetched)..notice.height {
-                fetch_one(members, shard, height, arrival, run).await;
+                fetch_one(members, &mut answering, shard, height, arrival, run).await;
             }
         }
         if notice.tx_count > 0 {
-            fetch_one(members, shard, notice.height, arrival, run).await;
+            fetch_one(members, &mut answering, shard, notice.height, arrival, run).await;
         }
         last = Some(notice.height);
     }
 }
 
-/// Fetches one block from one of `members` (the next one after a failed
-/// attempt) and marks its transactions final at `arrival`.
-async fn fetch_one(members: &[Node], shard: ShardId, height: u64, arrival: Instant, run: &Run) {
+/// Fetches one block from one of `members` (first the one that answered
+/// last, `answering`; the next one after a failed attempt) and marks its
+/// transactions final at `arrival`.
+async fn fetch_one(members: &[Node], answering: &mut usize, shard: ShardId, height: u64, arrival: Instant, run: &Run) {
     for attempt in 0..FETCH_ATTEMPTS.max(members.len()) {
         if attempt > 0 {
             tokio::time::sleep(FETCH_RETRY).await;
+            *answering = answering.wrapping_add(1);
         }
-        let Some(node) = members.get(attempt % members.len().max(1)) else { return };
+        let Some(node) = members.get(*answering % members.len().max(1)) else { return };
         // Only the ids are decoded (the block's JSON is parsed once, into them).
         match node.client.call::<Option<BlockIds>>(method::BLOCK, json!({"shard": shard, "height": height})).await {
             Ok(Some(block)) => {

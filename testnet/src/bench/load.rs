@@ -35,7 +35,7 @@ use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::book::{Arrival, Arrivals, Book, Status};
+use super::book::{Arrival, Arrivals, Book};
 use super::plan::{Plan, Prepared};
 use super::report::{self, CrossShard, Latency, Summary};
 use super::rpc::Node;
@@ -207,7 +207,7 @@ impl Run {
             accepted: book.accepted,
             committed,
             not_final: book.pending.len() as u64,
-            admitted_not_final: book.pending.values().filter(|p| p.status == Status::Accepted).count() as u64,
+            admitted_not_final: book.pending.values().filter(|p| p.admitted).count() as u64,
             offered_tps: report::per_second(book.sent, duration),
             committed_tps: report::per_second(committed, window),
             latency: Latency::of(&mut book.latencies_us),
@@ -437,5 +437,9 @@ mod tests {
         let again = b.release(id(1), None, 0, 1, start);
         b.answer(&id(1), again, Err("duplicate".into()));
         assert_eq!(b.open(), 1, "1 is still expected; 2 and 3 wait to be resent");
+        // A send refused after one admitted it still counts as admitted.
+        let later = b.release(id(1), None, 0, 1, start);
+        b.answer(&id(1), later, Err("unreachable".into()));
+        assert!(b.pending[&id(1)].admitted && !b.pending[&id(2)].admitted);
     }
 }

@@ -215,8 +215,15 @@ async fn send(
                 items.push((account, offset));
             }
         }
-        for batch in items.chunks(BATCH) {
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else { break };
+        for (i, batch) in items.chunks(BATCH).enumerate() {
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                // Every batch slot is busy: what is left goes out later.
+                let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+                for &(account, offset) in items.iter().skip(i * BATCH) {
+                    st.cursor[account] = st.cursor[account].min(offset);
+                }
+                break;
+            };
             let url = urls[next_node % urls.len().max(1)].clone();
             next_node = next_node.wrapping_add(1);
             let (chains, http, state, batch) = (Arc::clone(&chains), http.clone(), Arc::clone(&state), batch.to_vec());

@@ -313,16 +313,20 @@ fn shard_clients(net: &LocalNet, shard: ShardId) -> Vec<Client> {
 /// aborted.
 async fn watch_shard(clients: Vec<Client>, shard: ShardId, watch: Arc<Mutex<Watch>>) {
     loop {
-        let (mut fee, mut throttled) = (0, 0);
+        let (mut fee, mut throttled, mut read) = (0, 0, false);
         for client in &clients {
             if let Ok(status) = client.status().await
                 && let Some(s) = status.shards.iter().find(|s| s.shard == shard)
             {
                 fee = fee.max(s.base_fee_units);
                 throttled = throttled.max(s.throttled_clients);
+                read = true;
             }
         }
-        watch.lock().unwrap_or_else(PoisonError::into_inner).samples.push((Instant::now(), fee, throttled));
+        // No answer is no sample (not a base fee of 0).
+        if read {
+            watch.lock().unwrap_or_else(PoisonError::into_inner).samples.push((Instant::now(), fee, throttled));
+        }
         tokio::time::sleep(STATUS_POLL).await;
     }
 }

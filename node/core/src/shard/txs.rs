@@ -22,8 +22,6 @@ use crate::timers::Timer;
 use crate::wire::{self, TX_BATCH_FLUSH_BYTES, TX_BATCH_FLUSH_MS, TX_BATCH_MAX_TXS, TopicKind};
 
 impl<S: ChainStore> ShardCore<S> {
-    /// A transaction submitted by a client of this node: admitted (and
-    /// gossiped with the next batch), or refused with the reason.
     /// A transaction submitted by a client of this node (from `client`,
     /// when the host knows its address): admitted (and gossiped with the
     /// next batch), or refused with the reason.
