@@ -709,6 +709,40 @@ fn a_validator_with_a_corrupted_state_quarantines_itself_and_returns_once_repair
     assert!(back.iter().any(|(_, signers)| signers.contains(&3)), "never voted again: {back:?}");
 }
 
+/// A cause shared by half a committee: two of four validators' disks turn
+/// slow at once and both quarantine themselves. Without them the other two
+/// are no quorum, so each keeps voting (it still never proposes nor beats):
+/// the shard goes on instead of halting until their disks recover.
+#[test]
+fn two_quarantined_validators_of_four_keep_voting_so_their_shard_goes_on() {
+    use palisade_testnet::sim::scenario::SlowWrites;
+    const RUN_MS: u64 = 12_000;
+    let mut scenario = Scenario::calm(13, 1, 4, Vec::new());
+    scenario.heal_ms = RUN_MS;
+    scenario.slow_writes =
+        [1, 2].map(|node| SlowWrites { node, from_ms: 1_000, until_ms: RUN_MS, took_ms: 800 }).into();
+    let (report, sim) = Sim::new(scenario).run();
+    assert_clean(&report);
+    for node in [1, 2] {
+        let quarantines = &sim.nodes[node].quarantines;
+        assert!(matches!(quarantines.as_slice(), [(_, None, "slow_storage")]), "node {node}: {quarantines:?}");
+    }
+    let entered = sim.nodes[1].quarantines[0].0.max(sim.nodes[2].quarantines[0].0);
+    let during = signers_between(&sim, entered + 500, RUN_MS);
+    assert!(during.len() > 20, "{} heights while both were quarantined", during.len());
+    // Each certificate needs one of them, and no block is theirs.
+    assert!(during.iter().all(|(_, signers)| signers.iter().any(|s| [1, 2].contains(s))), "{during:?}");
+    let proposers = turns(&sim, 0);
+    let theirs: Vec<_> = proposers
+        .iter()
+        .filter(|(h, _, p)| {
+            sim.committed_at_ms.get(&(0, *h)).is_some_and(|at| *at > entered + 500)
+                && (*p == sim.nodes[1].address || *p == sim.nodes[2].address)
+        })
+        .collect();
+    assert!(theirs.is_empty(), "a quarantined validator proposed: {theirs:?}");
+}
+
 /// Shard 0's heights committed between `from_ms` and `until_ms`, with the
 /// committee members whose commit votes their certificates carry.
 fn signers_between(sim: &Sim, from_ms: u64, until_ms: u64) -> Vec<(u64, Vec<u32>)> {

@@ -17,6 +17,9 @@ use palisade_consensus::{Committee, ValidatorIndex};
 #[derive(Clone, Debug, Default)]
 pub struct Presence {
     heard_ms: BTreeMap<ValidatorIndex, u64>,
+    /// The last `Alive` of each member: only members that are not
+    /// quarantined sign those (see [`crate::quarantine`]).
+    beat_ms: BTreeMap<ValidatorIndex, u64>,
 }
 
 impl Presence {
@@ -26,31 +29,32 @@ impl Presence {
         *at = (*at).max(now_ms);
     }
 
+    /// `member`'s `Alive` arrived at `now_ms`.
+    pub fn beat(&mut self, member: ValidatorIndex, now_ms: u64) {
+        let at = self.beat_ms.entry(member).or_default();
+        *at = (*at).max(now_ms);
+    }
+
     /// Until when the members heard within `window_ms` of their last
     /// message, with `me` (always present to itself), hold a quorum of
     /// `committee`'s stake: 0 if they never did, `u64::MAX` if `me` alone
     /// is a quorum. Jailed members (no stake) count for nothing.
     pub fn quorum_until_ms(&self, committee: &Committee, me: Option<ValidatorIndex>, window_ms: u64) -> u64 {
-        let quorum = committee.quorum_stake();
-        let mut stake = me.map_or(0, |me| committee.stake(me));
-        if stake >= quorum {
-            return u64::MAX;
-        }
-        // The most recently heard first: the quorum that lasts longest.
-        let mut heard: Vec<(u64, ValidatorIndex)> = self
-            .heard_ms
-            .iter()
-            .filter(|(member, _)| Some(**member) != me && committee.is_active(**member))
-            .map(|(member, at)| (*at, *member))
-            .collect();
-        heard.sort_unstable_by(|a, b| b.cmp(a));
-        for (at, member) in heard {
-            stake = stake.saturating_add(committee.stake(member));
-            if stake >= quorum {
-                return at.saturating_add(window_ms);
-            }
-        }
-        0
+        until(&self.heard_ms, committee, me, window_ms)
+    }
+
+    /// Whether the other members that beat within `window_ms` of `now_ms`
+    /// hold a quorum without `me`: if not, a quarantined `me` is needed.
+    pub fn others_beat_a_quorum(
+        &self,
+        committee: &Committee,
+        me: Option<ValidatorIndex>,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> bool {
+        let others: BTreeMap<ValidatorIndex, u64> =
+            self.beat_ms.iter().filter(|(member, _)| Some(**member) != me).map(|(m, at)| (*m, *at)).collect();
+        until(&others, committee, None, window_ms) >= now_ms
     }
 
     /// When each active member was last heard, in index order: 0 if never,
@@ -62,6 +66,34 @@ impl Presence {
             .map(|member| if Some(member) == me { u64::MAX } else { self.heard_ms.get(&member).copied().unwrap_or(0) })
             .collect()
     }
+}
+
+/// [`Presence::quorum_until_ms`] over the times in `heard_ms`.
+fn until(
+    heard_ms: &BTreeMap<ValidatorIndex, u64>,
+    committee: &Committee,
+    me: Option<ValidatorIndex>,
+    window_ms: u64,
+) -> u64 {
+    let quorum = committee.quorum_stake();
+    let mut stake = me.map_or(0, |me| committee.stake(me));
+    if stake >= quorum {
+        return u64::MAX;
+    }
+    // The most recently heard first: the quorum that lasts longest.
+    let mut heard: Vec<(u64, ValidatorIndex)> = heard_ms
+        .iter()
+        .filter(|(member, _)| Some(**member) != me && committee.is_active(**member))
+        .map(|(member, at)| (*at, *member))
+        .collect();
+    heard.sort_unstable_by(|a, b| b.cmp(a));
+    for (at, member) in heard {
+        stake = stake.saturating_add(committee.stake(member));
+        if stake >= quorum {
+            return at.saturating_add(window_ms);
+        }
+    }
+    0
 }
 
 /// How many of `heard_times` lie within `window_ms` before `now_ms`.

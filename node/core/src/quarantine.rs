@@ -8,37 +8,47 @@
 //! Causes, each watched here from what the core already sees:
 //! - **diverged**: a block a quorum certified does not execute on our state
 //!   (its state root differs, or it fails a rule). Our state is wrong, not
-//!   the quorum's. Cleared when a later attempt commits it (the core
-//!   re-checks on every sync period, with its execution cache dropped);
-//! - **clock**: the blocks other validators propose are stamped, by the
-//!   median of the last [`CLOCK_SAMPLES`], more than [`CLOCK_BOUND_MS`]
-//!   (the block-time bound peers apply to our proposals) away from our
-//!   clock when we commit them. Cleared when the median is back within
-//!   half the bound;
+//!   the quorum's. Cleared when a later attempt commits it: sync brings the
+//!   block back every sync period and the core executes it again from the
+//!   store, which clears a transient failure; a corrupted store needs the
+//!   operator (restore or wipe the data directory; a restart re-checks);
+//! - **clock**: the blocks other validators propose are stamped more than
+//!   [`CLOCK_BOUND_MS`] (the block-time bound peers apply to our proposals)
+//!   away from our clock when we commit them: the median, over the other
+//!   proposers, of each one's latest offset, once enough of them proposed
+//!   that at most a third are faulty (2f + 1 of the others). A proposer
+//!   stamps `max(its clock, parent's stamp)`, so a block stamped no later
+//!   than its parent tells nothing about its proposer's clock and is not
+//!   sampled. Per proposer and by median, a Byzantine proposer stamping its
+//!   blocks far off cannot quarantine honest validators. Cleared when the
+//!   median is back within half the bound;
 //! - **slow storage**: the host's synced writes took over
 //!   [`SLOW_WRITE_MS`] each for [`SUSTAINED_MS`]. Cleared after writes
 //!   were fast for as long.
 //!
-//! Storage *errors* stop the core itself: its host quarantines the shard,
-//! re-checks the store, and reopens the core from what is durable
-//! ([`Cause::Storage`] is the host's to report).
+//! Storage *errors* are not a cause here: they stop the core, and the node
+//! with it (RocksDB refuses every write after a failed one until reopened,
+//! so the process is the unit of quarantine, and its supervisor's restart
+//! the re-check).
 //!
 //! A quarantined core still follows the chain (it hears the others' votes
 //! and commits what they certify), keeps persisting its replica's safety
-//! state, and withholds what it signs: proposals, votes, view changes and
-//! beats. Withholding is a lost message to everyone else, so coming back
-//! can never produce a conflicting vote: the replica's safety rules and
-//! durable record were never bypassed.
+//! state, and withholds what it signs: proposals and beats always, votes
+//! and view changes while the members that beat hold a quorum without it
+//! (several validators quarantined at once must not halt their shard).
+//! Withholding is a lost message to everyone else, so coming back can
+//! never produce a conflicting vote: the replica's safety rules and durable
+//! record were never bypassed.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fmt;
+
+use palisade_ledger::Address;
 
 use crate::chain::MAX_CLOCK_DRIFT_MS;
 
-/// Block timestamps kept to judge our clock.
-pub const CLOCK_SAMPLES: usize = 8;
-/// Samples needed before the clock is judged at all.
-pub const MIN_CLOCK_SAMPLES: usize = 5;
+/// Proposers whose latest offset is kept (a committee's worth, bounded).
+const MAX_PROPOSERS: usize = 1_024;
 /// The median offset beyond which our clock is untrustworthy.
 pub const CLOCK_BOUND_MS: u64 = MAX_CLOCK_DRIFT_MS;
 /// A synced write over this long is slow.
@@ -66,8 +76,6 @@ pub enum Cause {
         /// The slowest write of the streak.
         slowest_ms: u64,
     },
-    /// The store failed (reported by the host, whose core has stopped).
-    Storage(String),
 }
 
 impl Cause {
@@ -77,7 +85,6 @@ impl Cause {
             Cause::Diverged { .. } => "diverged",
             Cause::Clock { .. } => "clock",
             Cause::SlowStorage { .. } => "slow_storage",
-            Cause::Storage(_) => "storage",
         }
     }
 }
@@ -100,7 +107,6 @@ impl fmt::Display for Cause {
                 f,
                 "slow storage: synced writes over {SLOW_WRITE_MS} ms for {SUSTAINED_MS} ms (slowest {slowest_ms} ms)"
             ),
-            Cause::Storage(error) => write!(f, "storage failed: {error}"),
         }
     }
 }
@@ -115,8 +121,8 @@ struct Streak {
 /// One core's self-checks. Time comes in from the host.
 #[derive(Debug, Default)]
 pub struct Quarantine {
-    /// `now - timestamp` of the last blocks others proposed, oldest first.
-    offsets_ms: VecDeque<i64>,
+    /// Per other proposer, `now - timestamp` of its latest sampled block.
+    offsets_ms: BTreeMap<Address, i64>,
     clock_offset_ms: Option<i64>,
     diverged: Option<(u64, String)>,
     /// The current run of slow writes, or of fast ones.
@@ -147,18 +153,31 @@ impl Quarantine {
         self.diverged.is_some()
     }
 
-    /// A block another validator proposed, stamped `timestamp_ms`, was
-    /// committed by our replica at `now_ms`.
-    pub fn block_committed(&mut self, now_ms: u64, timestamp_ms: u64) {
-        let offset = i64::try_from(i128::from(now_ms) - i128::from(timestamp_ms)).unwrap_or(i64::MAX);
-        if self.offsets_ms.len() == CLOCK_SAMPLES {
-            self.offsets_ms.pop_front();
-        }
-        self.offsets_ms.push_back(offset);
-        if self.offsets_ms.len() < MIN_CLOCK_SAMPLES {
+    /// A block `proposer` (another validator) stamped `timestamp_ms`, over
+    /// a parent stamped `parent_ms`, was committed by our replica at
+    /// `now_ms`; the clock is judged once `proposers` of them have a
+    /// sample (2f + 1 of the others: their median is an honest one's).
+    pub fn block_committed(
+        &mut self,
+        now_ms: u64,
+        proposer: Address,
+        timestamp_ms: u64,
+        parent_ms: u64,
+        proposers: usize,
+    ) {
+        if timestamp_ms <= parent_ms {
+            // Stamped with its parent's time: says nothing of its clock.
             return;
         }
-        let mut sorted: Vec<i64> = self.offsets_ms.iter().copied().collect();
+        let offset = i64::try_from(i128::from(now_ms) - i128::from(timestamp_ms)).unwrap_or(i64::MAX);
+        if self.offsets_ms.len() >= MAX_PROPOSERS && !self.offsets_ms.contains_key(&proposer) {
+            return;
+        }
+        self.offsets_ms.insert(proposer, offset);
+        if self.offsets_ms.len() < proposers.max(1) {
+            return;
+        }
+        let mut sorted: Vec<i64> = self.offsets_ms.values().copied().collect();
         sorted.sort_unstable();
         let median = sorted[sorted.len() / 2];
         let bound = if self.clock_offset_ms.is_some() { CLOCK_BOUND_MS / 2 } else { CLOCK_BOUND_MS };
@@ -200,40 +219,59 @@ impl Quarantine {
 mod tests {
     use super::*;
 
+    fn proposer(n: u8) -> Address {
+        Address([n; 32])
+    }
+
+    /// Our clock `offset_ms` ahead of `proposer`'s block, proposed at
+    /// `at_ms` over a parent stamped just before it.
+    fn sample(q: &mut Quarantine, n: u8, at_ms: u64, offset_ms: i64) {
+        let now = at_ms.saturating_add_signed(offset_ms);
+        q.block_committed(now, proposer(n), at_ms, at_ms - 1, 3);
+    }
+
     #[test]
-    fn a_clock_far_ahead_quarantines_after_enough_blocks_and_clears_with_hysteresis() {
+    fn a_clock_far_ahead_quarantines_once_enough_proposers_show_it_and_clears_with_hysteresis() {
         let mut q = Quarantine::default();
-        for i in 0..MIN_CLOCK_SAMPLES as u64 - 1 {
-            q.block_committed(100_000 + i, 100_000 + i - 20_000);
-            assert!(!q.active(), "judged on {} samples", i + 1);
+        // Many blocks, but from two of the three others: not judged.
+        for i in 0..10 {
+            sample(&mut q, (i % 2) as u8, 100_000 + i * 100, 20_000);
+            assert!(!q.active(), "judged on two proposers");
         }
-        q.block_committed(200_000, 180_000);
+        sample(&mut q, 2, 102_000, 20_000);
         assert_eq!(q.cause(), Some(Cause::Clock { offset_ms: 20_000 }));
         assert_eq!(
             q.cause().unwrap().to_string(),
             "clock skewed: 20000 ms ahead of the committee's blocks (bound 10000 ms)"
         );
         // Back to 8 s: within the bound but not within half of it.
-        for _ in 0..CLOCK_SAMPLES {
-            q.block_committed(300_000, 292_000);
+        for n in 0..3 {
+            sample(&mut q, n, 300_000, 8_000);
         }
         assert!(q.active(), "hysteresis: {:?}", q.cause());
-        for _ in 0..CLOCK_SAMPLES {
-            q.block_committed(400_000, 399_700);
+        for n in 0..3 {
+            sample(&mut q, n, 400_000, 300);
         }
         assert_eq!(q.cause(), None);
     }
 
     #[test]
-    fn a_clock_behind_counts_too_and_one_late_block_does_not() {
+    fn a_clock_behind_counts_too_and_one_far_proposer_does_not() {
         let mut q = Quarantine::default();
-        for _ in 0..CLOCK_SAMPLES {
-            q.block_committed(1_000_000, 1_000_300);
+        for n in 0..3 {
+            sample(&mut q, n, 1_000_000, 300);
         }
-        q.block_committed(1_000_000, 900_000);
-        assert!(!q.active(), "one stale block is no skew");
-        for _ in 0..CLOCK_SAMPLES {
-            q.block_committed(1_000_000, 1_015_000);
+        // A Byzantine proposer stamps its blocks 9.9 s ahead of everyone
+        // (peers accept up to 10 s): the median of the three stays honest.
+        for i in 0..10 {
+            sample(&mut q, 2, 1_001_000 + i * 100, -9_900);
+        }
+        assert!(!q.active(), "one proposer's stamps moved the judgment");
+        // Blocks stamped with their parent's time say nothing.
+        q.block_committed(2_000_000, proposer(0), 1_000_000, 1_000_000, 3);
+        assert!(!q.active());
+        for n in 0..3 {
+            sample(&mut q, n, 1_100_000, -15_000);
         }
         assert_eq!(q.cause(), Some(Cause::Clock { offset_ms: -15_000 }));
         assert!(q.cause().unwrap().to_string().contains("15000 ms behind"));

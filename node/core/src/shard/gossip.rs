@@ -59,6 +59,9 @@ impl<S: ChainStore> ShardCore<S> {
             }
         };
         self.presence.heard(verified.signer, self.now_ms);
+        if matches!(verified.message, Message::Alive(_)) {
+            self.presence.beat(verified.signer, self.now_ms);
+        }
         self.note_peer_height(height.saturating_sub(1), out);
         if let Message::Decided(decision) = &verified.message {
             self.note_peer_height(decision.certificate.height, out);

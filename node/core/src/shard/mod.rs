@@ -112,6 +112,9 @@ pub struct ShardCore<S> {
     quarantine: Quarantine,
     /// The quarantine cause last logged.
     quarantine_logged: Option<String>,
+    /// The committed tip's timestamp (a block's parent's, for the clock
+    /// check).
+    tip_timestamp_ms: u64,
     evidence: EvidencePool,
     receipts: Receipts,
     /// The scan resume points last saved to the store.
@@ -226,6 +229,7 @@ impl<S: ChainStore> ShardCore<S> {
             intake: Intake::new(client_floor_per_second),
             quarantine: Quarantine::default(),
             quarantine_logged: None,
+            tip_timestamp_ms: tip.timestamp_ms,
             evidence: EvidencePool::default(),
             receipts: Receipts::resume(shard, genesis.shard_count, &resume_points),
             saved_resume_points: resume_points,

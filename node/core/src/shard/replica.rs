@@ -129,10 +129,25 @@ impl<S: ChainStore> ShardCore<S> {
 
     /// Publishes what the replica signed, through the misbehaviour's filter.
     /// A quarantined core withholds what it signs (decisions, which carry
-    /// the others' certificate, still go to laggards).
+    /// the others' certificate, still go to laggards), except its votes and
+    /// view changes while the members that beat (those not quarantined)
+    /// hold no quorum without it: a cause shared by several validators (a
+    /// clock off for all, a loaded disk array) must not halt the shard.
     fn publish(&self, message: &SignedMessage, out: &mut Vec<Effect>) {
-        if self.quarantine.active() && !matches!(message.message, Message::Decided(_)) {
-            return;
+        if self.quarantine.active() {
+            let withheld = match message.message {
+                Message::Decided(_) => false,
+                Message::Vote(_) | Message::ViewChange(_) => self.presence.others_beat_a_quorum(
+                    self.chain.committee(),
+                    self.replica.index(),
+                    self.now_ms,
+                    self.limits.presence_window_ms,
+                ),
+                Message::Propose(_) | Message::Alive(_) => true,
+            };
+            if withheld {
+                return;
+            }
         }
         let publish = |out: &mut Vec<Effect>, message: &SignedMessage| {
             out.push(Effect::Publish {
@@ -226,8 +241,18 @@ impl<S: ChainStore> ShardCore<S> {
         }
         // Our clock against the others' blocks, when we decided them as
         // they were proposed (a synced block is old news).
+        let parent_ms = std::mem::replace(&mut self.tip_timestamp_ms, block.header.timestamp_ms);
         if !synced && Some(block.header.proposer) != self.address {
-            self.quarantine.block_committed(self.now_ms, block.header.timestamp_ms);
+            let committee = self.chain.committee();
+            let others = committee.len().saturating_sub(committee.inactive().len()).saturating_sub(1);
+            let proposers = (2 * (others / 3) + 1).min(others);
+            self.quarantine.block_committed(
+                self.now_ms,
+                block.header.proposer,
+                block.header.timestamp_ms,
+                parent_ms,
+                proposers,
+            );
         }
         self.quarantine.chain_at(height);
         let latency_ms = self.now_ms.saturating_sub(self.height_started_ms);
