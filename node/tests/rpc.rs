@@ -116,26 +116,29 @@ fn serve_shard(queues: ShardQueues, store: Arc<Store>, context: ShardContext) ->
                     Ok(Control::Shutdown) | Err(_) => return,
                 },
                 recv(queues.txs) -> input => match input {
-                    Ok(TxInput::Submit { tx, client, reply }) => {
+                    Ok(TxInput::Submit { txs, client, reply }) => {
                         // The RPC names the client for the intake breaker (a
                         // failed check drops the reply: the call fails).
                         let local = palisade_node::shard::ClientKey::of(std::net::Ipv4Addr::LOCALHOST.into());
                         assert_eq!(client, Some(local), "the submitting client's address");
-                        let id = tx.id();
                         let state = ShardStore::reader(store.clone(), context.clone()).unwrap().unwrap();
                         let mut changes = Vec::new();
-                        let verdict = match mempool.insert(tx, &state) {
-                            Ok(id) => Ok(id),
-                            Err(InsertError::Rejected(r)) => {
-                                changes.push(ViewChange::TxRejected(id, r.to_string()));
-                                Err(r)
-                            }
-                            Err(InsertError::State(e)) => panic!("state: {e}"),
-                        };
+                        let mut verdicts = Vec::with_capacity(txs.len());
+                        for tx in txs {
+                            let id = tx.id();
+                            verdicts.push(match mempool.insert(tx, &state) {
+                                Ok(id) => Ok(id),
+                                Err(InsertError::Rejected(r)) => {
+                                    changes.push(ViewChange::TxRejected(id, r.to_string()));
+                                    Err(r)
+                                }
+                                Err(InsertError::State(e)) => panic!("state: {e}"),
+                            });
+                        }
                         mempool.take_changes(&mut changes);
                         queues.view.write().unwrap().apply(changes);
                         queues.status.write().unwrap().mempool_txs = mempool.len();
-                        let _ = reply.send(verdict);
+                        let _ = reply.send(verdicts);
                     }
                     Ok(TxInput::Gossip(_)) => {}
                     Err(_) => return,
@@ -636,6 +639,46 @@ async fn transactions_are_submitted_forwarded_and_tracked() {
 
     let unknown = h.call("palisade_transaction", json!([Hash([7; 32]).to_hex()])).await.unwrap();
     assert_eq!(unknown, json!({ "state": "unknown", "id": Hash([7; 32]).to_hex() }));
+    let _ = h.shutdown.send(true);
+}
+
+/// `palisade_submitTransactions` answers each transaction as a single
+/// submission would, in order: admitted, refused with the mempool's
+/// reason, malformed, forwarded; an oversized batch is refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_transactions_is_answered_one_by_one_in_order() {
+    let mut h = Harness::unlimited().await;
+    let recipient = key_in(&h.genesis, "recipient", VALIDATED).address();
+    let first = transfer(&h.genesis, &h.sender, 2, recipient, Amount(5));
+    let second = transfer(&h.genesis, &h.sender, 3, recipient, Amount(5));
+    let stale = transfer(&h.genesis, &h.sender, 0, recipient, Amount(5));
+    let remote = key_in(&h.genesis, "remote", REMOTE);
+    let forward = transfer(&h.genesis, &remote, 0, key_in(&h.genesis, "remote-recipient", REMOTE).address(), Amount(1));
+    let hexes = json!([[
+        hex::encode(first.to_bytes()),
+        hex::encode(stale.to_bytes()),
+        "zz",
+        hex::encode(second.to_bytes()),
+        hex::encode(forward.to_bytes()),
+    ]]);
+    let answers = h.call("palisade_submitTransactions", hexes).await.unwrap();
+    let answers = answers.as_array().expect("an array");
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers[0], json!({ "ok": { "id": first.id().to_hex(), "shard": VALIDATED, "forwarded": false } }));
+    assert_eq!(answers[1]["error"]["code"], -32020);
+    assert_eq!(answers[1]["error"]["data"]["reason"], "stale_nonce");
+    assert_eq!(answers[2]["error"]["code"], -32602, "malformed: invalid params, alone");
+    assert_eq!(answers[3]["ok"]["id"], second.id().to_hex());
+    assert_eq!(answers[4], json!({ "ok": { "id": forward.id().to_hex(), "shard": REMOTE, "forwarded": true } }));
+    let status = h.call("palisade_status", json!([])).await.unwrap();
+    assert_eq!(status["shards"][0]["mempool_txs"], 2);
+    assert!(matches!(h.commands.try_recv(), Ok(Command::Publish { shard: REMOTE, .. })), "the forwarded one");
+
+    // Over the limit: refused whole, nothing submitted.
+    let too_many = vec![hex::encode(first.to_bytes()); palisade_ledger::api::MAX_SUBMIT_BATCH + 1];
+    let (code, message, _) = rpc_error(h.call("palisade_submitTransactions", json!([too_many])).await);
+    assert_eq!(code, -32602);
+    assert!(message.contains("limit"), "{message}");
     let _ = h.shutdown.send(true);
 }
 

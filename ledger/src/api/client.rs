@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{
-    AccountResponse, BlockResponse, ReceiptResponse, ShardValidators, StatusResponse, SubmitResponse,
+    AccountResponse, BlockResponse, ReceiptResponse, ShardValidators, StatusResponse, SubmitOutcome, SubmitResponse,
     TransactionResponse, TxRejection,
 };
 use super::{code, method};
@@ -226,6 +226,45 @@ impl Client {
     /// `palisade_submitTransaction`.
     pub async fn submit(&self, tx: &SignedTx) -> Result<SubmitResponse, ClientError> {
         self.call(method::SUBMIT_TRANSACTION, json!({"tx_hex": hex::encode(tx.to_bytes())})).await
+    }
+
+    /// `palisade_submitTransactions`: up to [`super::MAX_SUBMIT_BATCH`]
+    /// transactions, given as the hex of their encodings, in one call.
+    /// Each answer is what [`Client::submit`] would have returned for that
+    /// transaction, in order; the call as a whole fails when the node
+    /// cannot be reached or refuses the call.
+    pub async fn submit_all_hex<T: AsRef<str>>(
+        &self,
+        txs_hex: &[T],
+    ) -> Result<Vec<Result<SubmitResponse, ClientError>>, ClientError> {
+        let method = method::SUBMIT_TRANSACTIONS;
+        if txs_hex.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hexes: Vec<&str> = txs_hex.iter().map(AsRef::as_ref).collect();
+        let outcomes: Vec<SubmitOutcome> = self.call(method, json!({ "txs_hex": hexes })).await?;
+        if outcomes.len() != txs_hex.len() {
+            return Err(self.malformed(method, format!("{} answers to {} transactions", outcomes.len(), txs_hex.len())));
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                SubmitOutcome::Ok(response) => Ok(response),
+                SubmitOutcome::Error(e) => Err(ClientError::Refused {
+                    url: self.url.clone(),
+                    method,
+                    code: e.code,
+                    message: e.message,
+                    data: e.data,
+                }),
+            })
+            .collect())
+    }
+
+    /// [`Client::submit_all_hex`] for signed transactions.
+    pub async fn submit_all(&self, txs: &[SignedTx]) -> Result<Vec<Result<SubmitResponse, ClientError>>, ClientError> {
+        let hexes: Vec<String> = txs.iter().map(|tx| hex::encode(tx.to_bytes())).collect();
+        self.submit_all_hex(&hexes).await
     }
 
     /// `palisade_transaction`.

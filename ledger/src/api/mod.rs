@@ -27,6 +27,8 @@ pub mod method {
     pub const ACCOUNT: &str = "palisade_account";
     /// Submit a signed transaction.
     pub const SUBMIT_TRANSACTION: &str = "palisade_submitTransaction";
+    /// Submit a batch of signed transactions in one call (high-rate clients).
+    pub const SUBMIT_TRANSACTIONS: &str = "palisade_submitTransactions";
     /// Where a transaction stands.
     pub const TRANSACTION: &str = "palisade_transaction";
     /// A final block with its certificate.
@@ -50,6 +52,7 @@ pub mod method {
         STATUS,
         ACCOUNT,
         SUBMIT_TRANSACTION,
+        SUBMIT_TRANSACTIONS,
         TRANSACTION,
         BLOCK,
         VALIDATORS,
@@ -389,6 +392,34 @@ pub struct SubmitResponse {
     pub shard: ShardId,
     /// True when this node does not run that shard and gossiped it there.
     pub forwarded: bool,
+}
+
+/// Most transactions in one `palisade_submitTransactions` call.
+pub const MAX_SUBMIT_BATCH: usize = 512;
+
+/// One transaction's answer in `palisade_submitTransactions`, in the order
+/// submitted: what `palisade_submitTransaction` would have answered for it
+/// alone, its result or its error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitOutcome {
+    /// Admitted (or forwarded).
+    Ok(SubmitResponse),
+    /// Refused: the error object (`code`, `message`, `data`) a single
+    /// submission would have failed with.
+    Error(ErrorJson),
+}
+
+/// A JSON-RPC error object, as one transaction's answer in a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorJson {
+    /// The JSON-RPC code (see [`code`]).
+    pub code: i32,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Details (a [`TxRejection`] for `TX_REJECTED`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 /// `palisade_transaction`.

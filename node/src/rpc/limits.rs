@@ -50,8 +50,18 @@ impl RateLimiter {
     /// Takes one token for `client` at `now`; `Err(retry_after_ms)` if its
     /// bucket is empty.
     pub fn take(&self, client: ClientKey, now: Instant) -> Result<(), u64> {
+        match self.take_up_to(client, 1, now) {
+            (1, _) => Ok(()),
+            (_, retry_after_ms) => Err(retry_after_ms),
+        }
+    }
+
+    /// Takes as many of `wanted` tokens for `client` at `now` as its bucket
+    /// holds: how many it took, and (when short) the milliseconds until the
+    /// next one.
+    pub fn take_up_to(&self, client: ClientKey, wanted: usize, now: Instant) -> (usize, u64) {
         if self.per_second == 0 {
-            return Ok(());
+            return (wanted, 0);
         }
         let rate = f64::from(self.per_second);
         // A poisoned lock only means another call panicked mid-update; the
@@ -68,21 +78,39 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
         bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait_s = (1.0 - bucket.tokens) / rate;
-            // At most one second: the cast cannot overflow.
-            Err((wait_s * 1000.0).ceil() as u64)
+        // At most `rate` tokens are held: the casts cannot overflow.
+        let taken = (bucket.tokens.floor() as usize).min(wanted);
+        bucket.tokens -= taken as f64;
+        if taken == wanted {
+            return (taken, 0);
         }
+        let wait_s = (1.0 - bucket.tokens) / rate;
+        (taken, (wait_s * 1000.0).ceil() as u64)
+    }
+}
+
+/// The rate limit as a method sees it (from the request's extensions): a
+/// call that carries many transactions (`palisade_submitTransactions`)
+/// takes a token for each beyond the first, which the guard took.
+#[derive(Clone)]
+pub struct Allowance {
+    limiter: Arc<RateLimiter>,
+    client: ClientKey,
+}
+
+impl Allowance {
+    /// Takes up to `wanted` more tokens now: how many it got, and the error
+    /// for the calls it could not cover.
+    pub fn take_up_to(&self, wanted: usize) -> (usize, ErrorObjectOwned) {
+        let (taken, retry_after_ms) = self.limiter.take_up_to(self.client, wanted, Instant::now());
+        (taken, rate_limited(self.limiter.per_second, retry_after_ms))
     }
 }
 
 /// What all connections' guards share.
 pub struct GuardShared {
     /// The per-client buckets.
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
     /// Where calls are counted.
     pub metrics: Arc<Metrics>,
     /// Most calls in one batch.
@@ -103,6 +131,10 @@ impl<S> Guard<S> {
     /// Wraps `inner` for a connection from `client`.
     pub fn new(inner: S, shared: Arc<GuardShared>, client: IpAddr) -> Guard<S> {
         Guard { inner, shared, client: ClientKey::of(client) }
+    }
+
+    fn allowance(&self) -> Allowance {
+        Allowance { limiter: self.shared.limiter.clone(), client: self.client }
     }
 
     /// Counts one call of `method` and takes a token for it.
@@ -152,6 +184,7 @@ where
         let admitted = self.admit(request.method_name());
         // Methods that count clients (the intake breaker) read it here.
         request.extensions_mut().insert(self.client);
+        request.extensions_mut().insert(self.allowance());
         let inner = self.inner.clone();
         let timeout = self.shared.timeout;
         async move {
@@ -174,6 +207,7 @@ where
                 let refused = match entry {
                     Ok(BatchEntry::Call(request)) => {
                         request.extensions_mut().insert(self.client);
+                        request.extensions_mut().insert(self.allowance());
                         self.admit(request.method_name()).err().map(|e| (request.id(), e))
                     }
                     _ => None,
@@ -230,6 +264,19 @@ mod tests {
         let later = start + Duration::from_millis(100);
         assert!(limiter.take(client, later).is_ok());
         assert!(limiter.take(client, later).is_err());
+    }
+
+    #[test]
+    fn a_call_of_many_takes_what_the_bucket_holds() {
+        let limiter = RateLimiter::new(10);
+        let client = ClientKey::of("10.0.0.1".parse().unwrap());
+        let start = Instant::now();
+        assert_eq!(limiter.take_up_to(client, 4, start), (4, 0));
+        let (taken, retry) = limiter.take_up_to(client, 20, start);
+        assert_eq!(taken, 6, "the rest of the bucket");
+        assert!(retry > 0 && retry <= 100, "retry hint {retry} ms");
+        assert!(limiter.take(client, start).is_err());
+        assert_eq!(RateLimiter::new(0).take_up_to(client, 1_000, start), (1_000, 0), "zero disables");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use super::errors::{busy, forward_busy, internal, invalid_params, rejected, shard_not_tracked};
+use super::limits::Allowance;
 use crate::context::NodeContext;
 use crate::health::{judge, unix_ms};
 use crate::mempool::Rejection;
@@ -26,9 +27,9 @@ use crate::shard::chain::decode_certificate;
 use crate::shard::{ClientKey, TxState};
 use crate::wire::TopicKind;
 use palisade_ledger::api::{
-    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, EvidenceResponse, FinalBlockNotice,
-    ReceiptResponse, ShardStatusJson, ShardValidators, SlashJson, StatusResponse, SubmitResponse, TransactionResponse,
-    ValidatorJson, ValidatorState,
+    AccountProof, AccountResponse, BlockResponse, CertificateJson, CommitteeMember, ErrorJson, EvidenceResponse,
+    FinalBlockNotice, MAX_SUBMIT_BATCH, ReceiptResponse, ShardStatusJson, ShardValidators, SlashJson, StatusResponse,
+    SubmitOutcome, SubmitResponse, TransactionResponse, ValidatorJson, ValidatorState,
 };
 
 pub use palisade_ledger::api::method::*;
@@ -46,6 +47,9 @@ pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
     module.register_blocking_method(ACCOUNT, |params, ctx, _| account(&ctx, &params))?;
     module.register_async_method(SUBMIT_TRANSACTION, |params, ctx, extensions| async move {
         submit(&ctx, &params, extensions.get::<ClientKey>().copied()).await
+    })?;
+    module.register_async_method(SUBMIT_TRANSACTIONS, |params, ctx, extensions| async move {
+        submit_all(&ctx, &params, extensions.get::<ClientKey>().copied(), extensions.get::<Allowance>()).await
     })?;
     module.register_async_method(TRANSACTION, |params, ctx, _| async move { transaction(ctx, &params).await })?;
     module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
@@ -311,7 +315,86 @@ async fn submit(
     client: Option<ClientKey>,
 ) -> Result<SubmitResponse, ErrorObjectOwned> {
     let args: SubmitArgs = parse_args(params, &["tx_hex"])?;
-    let text = args.tx_hex.trim();
+    let tx = decode_tx(&args.tx_hex)?;
+    let answers = submit_decoded(ctx, vec![tx], client).await;
+    // One in, one out.
+    answers.into_iter().next().unwrap_or_else(|| Err(internal("submitting", "no answer for one transaction")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitAllArgs {
+    txs_hex: Vec<String>,
+}
+
+/// `palisade_submitTransactions(txs_hex)`: up to [`MAX_SUBMIT_BATCH`]
+/// transactions in one call, each answered as `palisade_submitTransaction`
+/// would have answered it alone. Those of one shard reach it as one input
+/// (one queue slot, one batch signature check): the path for high-rate
+/// clients, whose per-call costs (HTTP, JSON-RPC, a queue hop and a reply
+/// per transaction) were most of what a submission cost.
+async fn submit_all(
+    ctx: &NodeContext,
+    params: &Params<'_>,
+    client: Option<ClientKey>,
+    allowance: Option<&Allowance>,
+) -> Result<Vec<SubmitOutcome>, ErrorObjectOwned> {
+    let args: SubmitAllArgs = parse_args(params, &["txs_hex"])?;
+    let count = args.txs_hex.len();
+    if count > MAX_SUBMIT_BATCH {
+        return Err(invalid_params(format!("{count} transactions exceed the limit of {MAX_SUBMIT_BATCH} per call")));
+    }
+    // Each transaction costs a rate-limit token, as a call of its own
+    // would (the guard took the first); those beyond the bucket are
+    // refused as such calls would be.
+    let (covered, over) = match allowance {
+        Some(allowance) => {
+            let (taken, over) = allowance.take_up_to(count.saturating_sub(1));
+            (taken.saturating_add(1), Some(over))
+        }
+        None => (count, None),
+    };
+    // Each is decoded on its own: a malformed one fails alone. `early`
+    // holds, in order, the error of each refused before its shard saw it.
+    let mut txs = Vec::with_capacity(count);
+    let mut early = Vec::with_capacity(count);
+    for (at, hex) in args.txs_hex.iter().enumerate() {
+        if at >= covered {
+            early.push(over.clone());
+            continue;
+        }
+        match decode_tx(hex) {
+            Ok(tx) => {
+                txs.push(tx);
+                early.push(None);
+            }
+            Err(e) => early.push(Some(e)),
+        }
+    }
+    let mut answers = submit_decoded(ctx, txs, client).await.into_iter();
+    Ok(early
+        .into_iter()
+        .map(|early| {
+            let answer = match early {
+                Some(e) => Err(e),
+                None => answers.next().unwrap_or_else(|| Err(internal("submitting", "an answer short"))),
+            };
+            match answer {
+                Ok(response) => SubmitOutcome::Ok(response),
+                Err(e) => SubmitOutcome::Error(ErrorJson {
+                    code: e.code(),
+                    message: e.message().to_owned(),
+                    data: e.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
+                }),
+            }
+        })
+        .collect())
+}
+
+/// A transaction from its hex encoding (size-limited, decoded, not yet
+/// verified).
+fn decode_tx(text: &str) -> Result<SignedTx, ErrorObjectOwned> {
+    let text = text.trim();
     let text = text.strip_prefix("0x").unwrap_or(text);
     if text.len() > MAX_TX_BYTES.saturating_mul(2) {
         return Err(invalid_params(format!(
@@ -320,18 +403,62 @@ async fn submit(
         )));
     }
     let bytes = hex::decode(text).map_err(|e| invalid_params(format!("tx_hex is not hex: {e}")))?;
-    let tx = SignedTx::from_bytes(&bytes).map_err(|e| invalid_params(format!("tx_hex is not a transaction: {e}")))?;
-    let shard = tx.body.sender.shard(ctx.genesis.shard_count);
-    if let Some(handle) = ctx.shards.get(&shard) {
-        return match handle.submit(tx, client).await {
-            Ok(Ok(id)) => Ok(SubmitResponse { id, shard, forwarded: false }),
-            Ok(Err(rejection)) => Err(rejected(&rejection)),
-            Err(reason) => Err(busy(&reason)),
-        };
+    SignedTx::from_bytes(&bytes).map_err(|e| invalid_params(format!("tx_hex is not a transaction: {e}")))
+}
+
+/// Submits `txs` in order: those of each shard this node runs go to it as
+/// one batch; those of other shards are checked and gossiped there. The
+/// answers come back in the order of `txs`.
+async fn submit_decoded(
+    ctx: &NodeContext,
+    txs: Vec<SignedTx>,
+    client: Option<ClientKey>,
+) -> Vec<Result<SubmitResponse, ErrorObjectOwned>> {
+    let count = txs.len();
+    let mut answers: Vec<Option<Result<SubmitResponse, ErrorObjectOwned>>> = (0..count).map(|_| None).collect();
+    let mut ours: std::collections::BTreeMap<ShardId, Vec<(usize, SignedTx)>> = std::collections::BTreeMap::new();
+    for (at, tx) in txs.into_iter().enumerate() {
+        let shard = tx.body.sender.shard(ctx.genesis.shard_count);
+        if ctx.shards.contains_key(&shard) {
+            ours.entry(shard).or_default().push((at, tx));
+        } else if let Some(slot) = answers.get_mut(at) {
+            *slot = Some(forward(ctx, shard, &tx));
+        }
     }
-    // Not ours: check what needs no state, so junk is not gossiped in our
-    // name, then hand it to the shard's topic.
-    forward_checks(ctx, &tx).map_err(|e| rejected(&Rejection::Invalid(e)))?;
+    for (shard, group) in ours {
+        let Some(handle) = ctx.shards.get(&shard) else { continue };
+        let (places, txs): (Vec<usize>, Vec<SignedTx>) = group.into_iter().unzip();
+        match handle.submit_all(txs, client).await {
+            Ok(verdicts) => {
+                for (at, verdict) in places.into_iter().zip(verdicts) {
+                    if let Some(slot) = answers.get_mut(at) {
+                        *slot = Some(match verdict {
+                            Ok(id) => Ok(SubmitResponse { id, shard, forwarded: false }),
+                            Err(rejection) => Err(rejected(&rejection)),
+                        });
+                    }
+                }
+            }
+            Err(reason) => {
+                for at in places {
+                    if let Some(slot) = answers.get_mut(at) {
+                        *slot = Some(Err(busy(&reason)));
+                    }
+                }
+            }
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(internal("submitting", "a transaction went unanswered"))))
+        .collect()
+}
+
+/// A transaction for a shard this node does not run: check what needs no
+/// state, so junk is not gossiped in our name, then hand it to the shard's
+/// topic.
+fn forward(ctx: &NodeContext, shard: ShardId, tx: &SignedTx) -> Result<SubmitResponse, ErrorObjectOwned> {
+    forward_checks(ctx, tx).map_err(|e| rejected(&Rejection::Invalid(e)))?;
     let encoded = tx.to_bytes();
     let id = SignedTx::id_of(&encoded);
     // A batch of one: forwarding is rare (a client that asked the wrong node).

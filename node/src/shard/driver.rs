@@ -264,10 +264,10 @@ impl ShardDriver {
     fn on_tx(&mut self, input: TxInput) -> Result<(), ShardError> {
         match input {
             TxInput::Gossip(gossip) => self.on_gossip(gossip),
-            TxInput::Submit { tx, client, reply } => {
+            TxInput::Submit { txs, client, reply } => {
                 let mut out = Vec::new();
                 let result =
-                    self.core.submit_tx(self.clock.now_ms(), tx, client, &mut out).map_err(|e| self.store_err(e))?;
+                    self.core.submit_txs(self.clock.now_ms(), txs, client, &mut out).map_err(|e| self.store_err(e))?;
                 self.perform_all(out)?;
                 let _ = reply.send(result);
                 Ok(())

@@ -45,14 +45,15 @@ pub struct GossipInput {
 pub enum TxInput {
     /// From gossip: report the verdict to the network.
     Gossip(GossipInput),
-    /// From this node's RPC: answer the caller, and gossip it if admitted.
+    /// From this node's RPC (one transaction, or a client's batch): answer
+    /// the caller, and gossip what was admitted.
     Submit {
-        /// The transaction.
-        tx: SignedTx,
-        /// Who submitted it, when known (the intake breaker's key).
+        /// The transactions, in the client's order.
+        txs: Vec<SignedTx>,
+        /// Who submitted them, when known (the intake breaker's key).
         client: Option<ClientKey>,
-        /// The mempool's verdict.
-        reply: oneshot::Sender<Result<Hash, Rejection>>,
+        /// The mempool's verdict on each, in order.
+        reply: oneshot::Sender<Vec<Result<Hash, Rejection>>>,
     },
 }
 
@@ -164,8 +165,21 @@ impl ShardHandle {
     /// Submits a transaction to the shard's mempool; `Ok(Ok(id))` when it was
     /// admitted (and will be gossiped), `Ok(Err(reason))` when refused.
     pub async fn submit(&self, tx: SignedTx, client: Option<ClientKey>) -> Result<Result<Hash, Rejection>, ShardBusy> {
+        let verdicts = self.submit_all(vec![tx], client).await?;
+        // One in, one out.
+        Ok(verdicts.into_iter().next().unwrap_or(Err(Rejection::Duplicate)))
+    }
+
+    /// Submits a client's batch of transactions as one input (one queue
+    /// slot, one batch signature check): the mempool's verdict on each, in
+    /// order.
+    pub async fn submit_all(
+        &self,
+        txs: Vec<SignedTx>,
+        client: Option<ClientKey>,
+    ) -> Result<Vec<Result<Hash, Rejection>>, ShardBusy> {
         let (reply, answer) = oneshot::channel();
-        self.txs.try_send(TxInput::Submit { tx, client, reply }).map_err(|e| refused(self.shard, e))?;
+        self.txs.try_send(TxInput::Submit { txs, client, reply }).map_err(|e| refused(self.shard, e))?;
         self.await_reply(answer).await
     }
 

@@ -1,7 +1,7 @@
 //! The open loop: a pre-signed [`Plan`] of transfers released on schedule,
-//! in JSON-RPC batches that never hold the schedule up, with the run's books
-//! ([`super::book`]) matching every answer and every final block to what
-//! was sent.
+//! in batched submissions (`palisade_submitTransactions`) that never hold
+//! the schedule up, with the run's books ([`super::book`]) matching every
+//! answer and every final block to what was sent.
 //!
 //! - Sending a planned transaction again is sending the same bytes, and a
 //!   node that already holds it answers `duplicate`.
@@ -9,7 +9,7 @@
 //!   `k / rate`), round-robin over the accounts, into lanes: each account
 //!   always goes through the same lane to the same validator of its shard.
 //!   A lane task sends what is queued as one batch at a time (up to
-//!   [`MAX_BATCH`] calls), in order, so an account's nonces reach the node
+//!   [`MAX_BATCH`] transactions, one call), in order, so an account's nonces reach the node
 //!   in order, and a slow node gets bigger batches. The ticker never waits:
 //!   a slot whose lane already queues [`MAX_QUEUED_TICKS`] ticks of
 //!   releases is counted as client backlog, not delayed. Latency counts
@@ -28,10 +28,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use palisade_ledger::api::method;
 use palisade_ledger::{Hash, ShardId};
-use serde::Serialize;
-use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -52,12 +49,6 @@ pub const LANES_PER_NODE: usize = 4;
 /// Ticks of releases a lane may queue while its batch is in flight (2 s);
 /// a slot that finds its lane's queue full is client backlog.
 pub const MAX_QUEUED_TICKS: usize = 200;
-
-/// `palisade_submitTransaction`'s parameters, borrowed from the plan.
-#[derive(Serialize)]
-struct SubmitParams<'a> {
-    tx_hex: &'a str,
-}
 
 /// Where a run stands, read at one moment.
 #[derive(Clone, Copy, Debug)]
@@ -334,8 +325,8 @@ async fn submit(plan: &Plan, run: &Run, node: &Node, items: Vec<Item>) {
         .iter()
         .filter_map(|&(account, offset, seq)| Some((plan.chains.get(account)?.get(offset)?, seq)))
         .collect();
-    let params: Vec<SubmitParams<'_>> = sends.iter().map(|(tx, _)| SubmitParams { tx_hex: &tx.hex }).collect();
-    let answers = node.client.batch::<IgnoredAny, _>(method::SUBMIT_TRANSACTION, params).await;
+    let hexes: Vec<&str> = sends.iter().map(|(tx, _)| &*tx.hex).collect();
+    let answers = node.client.submit_all_hex(&hexes).await;
     let mut book = run.book();
     match answers {
         Ok(answers) => {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use palisade_consensus::{Decision, Message, ValidatorIndex, decode, max_message_bytes};
 use palisade_ledger::mem::MemState;
-use palisade_ledger::{Block, Genesis, Hash, Keypair, ShardId, StateExt, receipt_proof};
+use palisade_ledger::{Block, Genesis, Hash, Keypair, ShardId, SignedTx, StateExt, receipt_proof};
 use palisade_shard_core::mempool::MempoolConfig;
 use palisade_shard_core::receipts::MAX_POOLED_RECEIPTS;
 use palisade_shard_core::serve::serve_sync;
@@ -729,14 +729,20 @@ impl Sim {
         }
     }
 
-    /// A client's transfer, submitted to one live node of the shard (whose
-    /// core gossips it to the others).
+    /// A client's transfers (one to [`MAX_SUBMITTED_TOGETHER`], in one
+    /// call, as `palisade_submitTransactions` hands them to the core),
+    /// submitted to one live node of the shard (whose core gossips them to
+    /// the others).
     fn submit(&mut self, shard: u32) {
         let Some(oracle) = most_advanced(&self.nodes, shard) else { return };
         let store = oracle.store();
-        let Some(tx) = self.workload.next(shard, |address| store.account(address).map(|a| a.nonce).unwrap_or(0)) else {
+        let together = 1 + self.rng.index(MAX_SUBMITTED_TOGETHER);
+        let txs: Vec<SignedTx> = (0..together)
+            .filter_map(|_| self.workload.next(shard, |address| store.account(address).map(|a| a.nonce).unwrap_or(0)))
+            .collect();
+        if txs.is_empty() {
             return;
-        };
+        }
         let live: Vec<usize> =
             self.members[shard as usize].iter().copied().filter(|m| self.nodes[*m].alive()).collect();
         if live.is_empty() {
@@ -749,7 +755,7 @@ impl Sim {
         // Every simulated client comes from one address: the per-client
         // breaker counts it (the load stays far under its floor).
         let client = palisade_shard_core::intake::ClientKey::of(std::net::Ipv4Addr::LOCALHOST.into());
-        let result = core.submit_tx(now, tx, Some(client), &mut out);
+        let result = core.submit_txs(now, txs, Some(client), &mut out);
         self.muted = false;
         self.effects(node, out, None);
         if let Err(e) = result {
@@ -759,6 +765,9 @@ impl Sim {
         self.schedule_tick(node);
     }
 }
+
+/// Most transfers one simulated client submits in one call.
+const MAX_SUBMITTED_TOGETHER: usize = 3;
 
 /// The honest node of `shard` with the highest committed height.
 fn most_advanced(nodes: &[Node], shard: ShardId) -> Option<&Node> {
