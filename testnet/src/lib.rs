@@ -27,6 +27,18 @@ pub mod local;
 pub mod sim;
 pub mod surge;
 
+/// The runtime a command drives its clients on (chaos, the drill,
+/// failover, the surge): two workers, so the clients stay light beside the
+/// nodes they load on the same machine.
+pub fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting a tokio runtime")
+}
+
 /// A command's flags (`T`, a `clap::Args`) at their defaults, as if none
 /// was given: what a command run from code (the drill's load, say) starts
 /// from, so defaults are written once, on the flags.

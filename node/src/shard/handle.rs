@@ -162,17 +162,9 @@ impl ShardHandle {
         self.sync.try_send(answer).map_err(|e| refused(self.shard, e))
     }
 
-    /// Submits a transaction to the shard's mempool; `Ok(Ok(id))` when it was
-    /// admitted (and will be gossiped), `Ok(Err(reason))` when refused.
-    pub async fn submit(&self, tx: SignedTx, client: Option<ClientKey>) -> Result<Result<Hash, Rejection>, ShardBusy> {
-        let verdicts = self.submit_all(vec![tx], client).await?;
-        // One in, one out.
-        Ok(verdicts.into_iter().next().unwrap_or(Err(Rejection::Duplicate)))
-    }
-
-    /// Submits a client's batch of transactions as one input (one queue
-    /// slot, one batch signature check): the mempool's verdict on each, in
-    /// order.
+    /// Submits a client's transactions (one, or a batch) to the shard's
+    /// mempool as one input (one queue slot, one batch signature check):
+    /// the mempool's verdict on each, in order (admitted ones are gossiped).
     pub async fn submit_all(
         &self,
         txs: Vec<SignedTx>,

@@ -193,11 +193,7 @@ async fn audit_money(
 /// Runs chaos on `net` (every node must be up) and audits it. Progress
 /// lines go to stderr.
 pub fn run(net: &mut LocalNet, options: &ChaosOptions) -> Result<ChaosReport> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime")?;
+    let runtime = crate::client_runtime()?;
     let rpc = clients(net)?;
     let genesis = net.genesis.clone();
     let bank = std::sync::Arc::new(Bank::new(&genesis, options.accounts_per_shard)?);

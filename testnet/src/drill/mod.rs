@@ -127,11 +127,7 @@ pub fn run(net: &mut LocalNet, options: &DrillOptions) -> Result<DrillReport> {
     if !(0.0..=1.0).contains(&options.min_share) {
         bail!("--min-share must be between 0 and 1");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime")?;
+    let runtime = crate::client_runtime()?;
     runtime.block_on(Drill::new(net, options)?.run())
 }
 

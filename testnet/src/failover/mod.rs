@@ -84,11 +84,7 @@ pub fn run(net: &mut LocalNet, options: &FailoverOptions) -> Result<FailoverRepo
             committee.validators.len()
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime")?;
+    let runtime = crate::client_runtime()?;
     // A network from `LocalNet::open` leaves the restarted victims running
     // when this process exits; one a test created kills them with the rest.
     runtime.block_on(trials(net, options))

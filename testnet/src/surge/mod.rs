@@ -131,11 +131,7 @@ pub fn run(net: &LocalNet, options: &SurgeOptions) -> Result<SurgeReport> {
     if !(0.0..=1.0).contains(&options.min_share) || options.max_p99_ratio < 1.0 {
         bail!("--min-share must be between 0 and 1, --max-p99-ratio at least 1");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime")?;
+    let runtime = crate::client_runtime()?;
     runtime.block_on(surge(net, options))
 }
 

@@ -22,21 +22,6 @@ use crate::timers::Timer;
 use crate::wire::{self, TX_BATCH_FLUSH_BYTES, TX_BATCH_FLUSH_MS, TX_BATCH_MAX_TXS, TopicKind};
 
 impl<S: ChainStore> ShardCore<S> {
-    /// A transaction submitted by a client of this node (from `client`,
-    /// when the host knows its address): admitted (and gossiped with the
-    /// next batch), or refused with the reason.
-    pub fn submit_tx(
-        &mut self,
-        now_ms: u64,
-        tx: SignedTx,
-        client: Option<ClientKey>,
-        out: &mut Vec<Effect>,
-    ) -> Result<Result<Hash, Rejection>, StorageError> {
-        let results = self.submit_txs(now_ms, vec![tx], client, out)?;
-        // One in, one out.
-        Ok(results.into_iter().next().unwrap_or(Err(Rejection::Duplicate)))
-    }
-
     /// Transactions a client of this node submitted together (from
     /// `client`, when the host knows its address): each admitted (and
     /// gossiped with the next batch) or refused with its reason, in order.
@@ -248,6 +233,19 @@ mod tests {
         .sign(from)
     }
 
+    /// One transaction submitted alone: its verdict.
+    fn submit_one(
+        core: &mut ShardCore<MemStore>,
+        now_ms: u64,
+        tx: SignedTx,
+        client: Option<ClientKey>,
+        out: &mut Vec<Effect>,
+    ) -> Result<Result<Hash, Rejection>, StorageError> {
+        let mut verdicts = core.submit_txs(now_ms, vec![tx], client, out)?;
+        assert_eq!(verdicts.len(), 1, "one answer for one transaction");
+        Ok(verdicts.remove(0))
+    }
+
     fn published_txs(out: &[Effect]) -> Vec<Vec<u8>> {
         out.iter()
             .filter_map(|e| match e {
@@ -274,7 +272,9 @@ mod tests {
         let mut out = Vec::new();
         for nonce in 0..3 {
             assert!(
-                a.submit_tx(0, transfer(&genesis, &alice, nonce), None, &mut out).expect("no storage failure").is_ok()
+                submit_one(&mut a, 0, transfer(&genesis, &alice, nonce), None, &mut out)
+                    .expect("no storage failure")
+                    .is_ok()
             );
         }
         assert!(published_txs(&out).is_empty(), "nothing is gossiped before the batch is flushed");
@@ -355,24 +355,25 @@ mod tests {
         let mut forged = transfer(&genesis, &alice, 0);
         forged.signature.0[0] ^= 1;
         for _ in 0..2 * FLOOR_PER_WINDOW {
-            assert!(a.submit_tx(0, forged.clone(), None, &mut out).expect("no storage failure").is_err());
+            assert!(submit_one(&mut a, 0, forged.clone(), None, &mut out).expect("no storage failure").is_err());
         }
         for nonce in 0..FLOOR_PER_WINDOW {
-            let result = a.submit_tx(0, transfer(&genesis, &alice, nonce), None, &mut out).expect("no storage failure");
+            let result =
+                submit_one(&mut a, 0, transfer(&genesis, &alice, nonce), None, &mut out).expect("no storage failure");
             assert!(result.is_ok(), "nonce {nonce}: {result:?}");
         }
         assert_eq!(a.status().throttled_senders, 0);
         // One more admitted trips it; the next is refused unseen.
-        let over =
-            a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW), None, &mut out).expect("no storage failure");
+        let over = submit_one(&mut a, 0, transfer(&genesis, &alice, FLOOR_PER_WINDOW), None, &mut out)
+            .expect("no storage failure");
         assert!(over.is_ok(), "{over:?}");
         assert_eq!(a.status().throttled_senders, 1);
-        let refused = a.submit_tx(0, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), None, &mut out);
+        let refused = submit_one(&mut a, 0, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), None, &mut out);
         let refused = refused.expect("no storage failure").unwrap_err();
         assert!(matches!(refused, Rejection::Throttled { retry_after_ms: COOL_DOWN_MS, .. }), "{refused:?}");
         assert_eq!(refused.to_api().reason, "throttled");
         // After the cool-down it is admitted again.
-        let later = a.submit_tx(COOL_DOWN_MS, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), None, &mut out);
+        let later = submit_one(&mut a, COOL_DOWN_MS, transfer(&genesis, &alice, FLOOR_PER_WINDOW + 1), None, &mut out);
         assert!(later.expect("no storage failure").is_ok());
         assert_eq!(a.status().throttled_senders, 0);
     }
