@@ -31,9 +31,15 @@ pub const TX_BATCH_MAX_TXS: usize = 512;
 /// A node publishes the transactions its clients submitted in batches: once
 /// this many bytes of them wait...
 pub const TX_BATCH_FLUSH_BYTES: usize = 64 * 1024;
-/// ...or this long after the first of them was admitted. One gossip message
-/// per batch, not per transaction: protobuf, caches, ids, scoring and
-/// stream framing are paid per message.
+/// ...or, on a shard that commits at its block pace, this long before the
+/// next proposal is due (`block_interval_ms` after the last commit): time
+/// for the batch to reach the leader. One gossip message per batch and
+/// about one batch per block, not per transaction: protobuf, caches, ids,
+/// scoring and stream framing are paid per message.
+pub const TX_BATCH_LEAD_MS: u64 = 15;
+/// ...or this long after the first of them was admitted, on a shard whose
+/// last commit is older than two block intervals (idle, or stalled): its
+/// next leader proposes as soon as it holds a transaction.
 pub const TX_BATCH_FLUSH_MS: u64 = 20;
 /// Largest transaction batch accepted from gossip: a batch just under the
 /// flush size, one largest transaction more, and the encoding's lengths.

@@ -258,6 +258,7 @@ impl<S: ChainStore> ShardCore<S> {
         let latency_ms = self.now_ms.saturating_sub(self.height_started_ms);
         self.last_commit_ms = self.now_ms;
         self.height_started_ms = self.now_ms;
+        self.tx_flush_on_commit();
         self.note_peer_height(height, out);
         info!(height, txs = block.txs.len(), credited, emitted = outgoing.len(), %hash, synced, "committed");
         out.push(Effect::Committed(Box::new(Committed {
