@@ -5,6 +5,10 @@
 //!   before the first send and after the drain), divided by the
 //!   transactions committed. Summed over every node: on one machine that
 //!   is what a transaction costs the whole network.
+//! - **Node memory:** each node process's peak resident memory
+//!   (`VmHWM` in `/proc/<pid>/status`, read after the drain), so an
+//!   overload run shows whether memory stayed bounded: the largest of them,
+//!   and their sum.
 //! - **The verification bound:** ed25519 batch verification on every core of
 //!   this machine for [`BOUND_SAMPLE`], divided by the committee size, since
 //!   every member of a shard's committee verifies each of its transactions
@@ -63,6 +67,11 @@ pub struct Cost {
     pub node_cpu_us_per_tx: Option<f64>,
     /// This machine's verification bound, transactions per second.
     pub verify_bound_tps: f64,
+    /// The largest peak resident memory of one node process since it
+    /// started, MiB; `None` if none could be read.
+    pub node_peak_rss_mib: Option<f64>,
+    /// The node processes' peak resident memory summed, MiB.
+    pub node_peak_rss_total_mib: Option<f64>,
 }
 
 impl Cost {
@@ -70,8 +79,23 @@ impl Cost {
     pub fn of(clock: &CpuClock, committed: u64, verify_bound_tps: f64) -> Cost {
         let (node_cpu_s, processes) = clock.elapsed();
         let node_cpu_us_per_tx = (committed > 0).then(|| node_cpu_s * 1e6 / committed as f64);
-        Cost { node_cpu_s, processes, node_cpu_us_per_tx, verify_bound_tps }
+        let peaks: Vec<f64> =
+            clock.start.iter().filter_map(|&(pid, _)| peak_rss_kib(pid)).map(|kib| kib as f64 / 1024.0).collect();
+        let node_peak_rss_mib = peaks.iter().copied().reduce(f64::max);
+        let node_peak_rss_total_mib = (!peaks.is_empty()).then(|| peaks.iter().sum());
+        Cost { node_cpu_s, processes, node_cpu_us_per_tx, verify_bound_tps, node_peak_rss_mib, node_peak_rss_total_mib }
     }
+}
+
+/// Peak resident memory of process `pid` since it started, KiB, if it runs.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    vm_hwm_kib(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// The `VmHWM:` line of a `/proc/<pid>/status`, in KiB.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// User + system CPU seconds of process `pid`, if it runs.
@@ -146,6 +170,16 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_peak_resident_memory() {
+        let status = "Name:\tpalisade-node\nVmPeak:\t  900000 kB\nVmHWM:\t   123456 kB\nVmRSS:\t  100000 kB\n";
+        assert_eq!(vm_hwm_kib(status), Some(123_456));
+        assert_eq!(vm_hwm_kib("Name:\tkernel thread\n"), None);
+        assert_eq!(vm_hwm_kib("VmHWM:\t12 pages\n"), None);
+        let ours = peak_rss_kib(std::process::id()).expect("this process has a peak");
+        assert!(ours > 0);
+    }
+
+    #[test]
     fn counts_the_cpu_time_a_process_spends() {
         let clock = CpuClock::start(&[std::process::id()]);
         let busy = Instant::now();
@@ -158,6 +192,8 @@ mod tests {
         assert!(seconds > 0.0, "300 ms of work showed no CPU time");
         let cost = Cost::of(&clock, 1_000, 5_000.0);
         assert!(cost.node_cpu_us_per_tx.is_some_and(|us| us > 0.0));
+        assert!(cost.node_peak_rss_mib.is_some_and(|mib| mib > 0.0));
+        assert_eq!(cost.node_peak_rss_mib, cost.node_peak_rss_total_mib, "one process");
         assert_eq!(Cost::of(&clock, 0, 5_000.0).node_cpu_us_per_tx, None);
     }
 

@@ -261,6 +261,9 @@ impl Summary {
                 "  node cpu    {per_tx}  ({:.1} CPU-s over {} node processes)",
                 cost.node_cpu_s, cost.processes
             );
+            if let (Some(peak), Some(total)) = (cost.node_peak_rss_mib, cost.node_peak_rss_total_mib) {
+                let _ = writeln!(out, "  node memory peak RSS {peak:.0} MiB at most per node, {total:.0} MiB summed");
+            }
             let share =
                 if cost.verify_bound_tps > 0.0 { self.committed_tps / cost.verify_bound_tps * 100.0 } else { 0.0 };
             let _ = writeln!(
@@ -413,10 +416,19 @@ mod tests {
     #[test]
     fn json_carries_the_cost_at_the_top_level() {
         let mut s = summary(1_000, 1_000.0, 990.0, Some(300.0));
-        let cost = Cost { node_cpu_s: 5.0, processes: 16, node_cpu_us_per_tx: Some(500.0), verify_bound_tps: 9_000.0 };
+        let cost = Cost {
+            node_cpu_s: 5.0,
+            processes: 16,
+            node_cpu_us_per_tx: Some(500.0),
+            verify_bound_tps: 9_000.0,
+            node_peak_rss_mib: Some(80.0),
+            node_peak_rss_total_mib: Some(1_000.0),
+        };
         s.cost = Some(cost);
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["node_cpu_us_per_tx"], json!(500.0));
+        assert_eq!(json["node_peak_rss_mib"], json!(80.0));
+        assert!(s.render().contains("peak RSS 80 MiB at most per node, 1000 MiB summed"), "{}", s.render());
         assert_eq!(json["verify_bound_tps"], json!(9_000.0));
         assert!(s.render().contains("500 µs/tx"), "{}", s.render());
         assert!(s.render().contains("11.0% of it"), "{}", s.render());
