@@ -51,7 +51,7 @@ use self::load::Run;
 use self::plan::{Plan, Sender};
 use self::report::Summary;
 use self::rpc::Node;
-use self::search::Search;
+use self::search::{Search, next_probe};
 use crate::local::{LocalNet, status};
 
 /// Most accounts per shard.
@@ -300,7 +300,6 @@ impl<'a> Bench<'a> {
 
     /// `--find-max`.
     async fn find_max(&mut self) -> Result<ExitCode> {
-        let bound = self.args.p99_ms as f64;
         self.say(&format!(
             "finding the highest rate with p99 ≤ {} ms, {:?} trials from {} tx/s; node binary {}",
             self.args.p99_ms,
@@ -311,17 +310,17 @@ impl<'a> Bench<'a> {
         let mut search = Search::default();
         let mut trials: Vec<Trial> = Vec::new();
         while let Some(rate) = search.next(self.args.rate) {
-            let most = Duration::from_millis(plan::MAX_PLANNED_TXS.saturating_mul(1_000) / rate.max(1));
-            let summary = self.trial(rate, self.args.trial.min(most)).await?;
-            let shortfall = report::shortfall(&summary, bound);
-            search.record(rate, shortfall.is_none());
-            let line = trial_line(trials.len() + 1, &summary, shortfall.as_deref());
-            if self.args.json {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-            trials.push(Trial { rate, kept_up: shortfall.is_none(), shortfall, summary });
+            let trial = self.search_trial(trials.len() + 1, rate, "").await?;
+            search.record(rate, trial.kept_up);
+            trials.push(trial);
+        }
+        // The peak: offer more while that still commits clearly more.
+        let mut probes = 0;
+        loop {
+            let offered: Vec<(u64, f64)> = trials.iter().map(|t| (t.rate, t.summary.committed_tps)).collect();
+            let Some(rate) = next_probe(&offered, probes) else { break };
+            probes += 1;
+            trials.push(self.search_trial(trials.len() + 1, rate, " (peak probe)").await?);
         }
         let best = trials.iter().filter(|t| t.kept_up).max_by_key(|t| t.rate);
         // The saturation throughput: the most any trial committed, kept up or not.
@@ -351,6 +350,21 @@ impl<'a> Bench<'a> {
             }
         }
         Ok(if best.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    /// Trial `number` of `--find-max`, at `rate`, judged and printed (its
+    /// line followed by `note`).
+    async fn search_trial(&mut self, number: usize, rate: u64, note: &str) -> Result<Trial> {
+        let most = Duration::from_millis(plan::MAX_PLANNED_TXS.saturating_mul(1_000) / rate.max(1));
+        let summary = self.trial(rate, self.args.trial.min(most)).await?;
+        let shortfall = report::shortfall(&summary, self.args.p99_ms as f64);
+        let line = format!("{}{note}", trial_line(number, &summary, shortfall.as_deref()));
+        if self.args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        Ok(Trial { rate, kept_up: shortfall.is_none(), shortfall, summary })
     }
 
     /// Settles, funds, signs, then offers `rate` for `duration`, drains, and

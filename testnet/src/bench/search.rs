@@ -5,6 +5,12 @@
 //! best rate that kept up and the lowest that did not. Bounded by
 //! [`MAX_TRIALS`], [`MAX_RATE`], and a bracket narrower than
 //! [`PRECISION`] of the best rate.
+//!
+//! Then the peak ([`next_probe`]): the search stops at the first rate whose
+//! p99 is over the bound, which on a loaded machine can be far below what
+//! the network commits when offered more (it batches better). So while the
+//! highest rate offered still committed clearly more than any lower one,
+//! twice that rate is offered too, up to [`MAX_PEAK_PROBES`] times.
 
 /// Most trials one search runs.
 pub const MAX_TRIALS: usize = 12;
@@ -13,6 +19,27 @@ pub const MAX_RATE: u64 = 100_000;
 /// The search stops when the bracket is narrower than this share of the
 /// best rate.
 pub const PRECISION: f64 = 0.1;
+
+/// Most trials offered above the search's rates in search of the peak.
+pub const MAX_PEAK_PROBES: usize = 3;
+/// Offering more is worth another probe while the highest rate offered
+/// committed at least this share more than any lower rate did.
+pub const PEAK_GROWTH: f64 = 0.1;
+
+/// The next rate to offer in search of the saturation throughput, given
+/// `(rate offered, committed tx/s)` of every trial so far and how many of
+/// them were probes; `None` once offering more stopped paying.
+pub fn next_probe(trials: &[(u64, f64)], probes: usize) -> Option<u64> {
+    if probes >= MAX_PEAK_PROBES {
+        return None;
+    }
+    let &(highest, committed) = trials.iter().max_by_key(|(rate, _)| *rate)?;
+    let below = trials.iter().filter(|(rate, _)| *rate < highest).map(|(_, c)| *c).fold(0.0, f64::max);
+    if highest >= MAX_RATE || committed < below * (1.0 + PEAK_GROWTH) {
+        return None;
+    }
+    Some(highest.saturating_mul(2).min(MAX_RATE))
+}
 
 /// The state of a search.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +117,25 @@ mod tests {
         assert_eq!(&tried[..4], &[8_000, 4_000, 2_000, 1_000]);
         let best = search.best.unwrap();
         assert!(best <= 1_200 && best as f64 >= 1_200.0 * (1.0 - PRECISION), "{best}");
+    }
+
+    #[test]
+    fn probes_upward_while_offering_more_commits_clearly_more() {
+        // The search stopped at 2,500 (p99 over the bound), which committed
+        // twice what 1,250 did: not saturated.
+        let mut trials = vec![(2_500, 2_430.0), (1_250, 1_225.0), (625, 616.0), (1_171, 1_152.0)];
+        assert_eq!(next_probe(&trials, 0), Some(5_000));
+        trials.push((5_000, 4_690.0));
+        assert_eq!(next_probe(&trials, 1), Some(10_000));
+        // 10,000 committed less than 10 % more: saturated.
+        trials.push((10_000, 5_000.0));
+        assert_eq!(next_probe(&trials, 2), None);
+        // Bounded in count, and by the rate cap.
+        assert_eq!(next_probe(&[(1_000, 1_000.0), (2_000, 2_000.0)], MAX_PEAK_PROBES), None);
+        assert_eq!(next_probe(&[(MAX_RATE, 9e4), (50_000, 1.0)], 0), None);
+        assert_eq!(next_probe(&[], 0), None);
+        // A single trial: probe once above it.
+        assert_eq!(next_probe(&[(800, 790.0)], 0), Some(1_600));
     }
 
     #[test]
