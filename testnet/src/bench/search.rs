@@ -9,8 +9,9 @@
 //! Then the peak ([`next_probe`]): the search stops at the first rate whose
 //! p99 is over the bound, which on a loaded machine can be far below what
 //! the network commits when offered more (it batches better). So while the
-//! highest rate offered still committed clearly more than any lower one,
-//! twice that rate is offered too, up to [`MAX_PEAK_PROBES`] times.
+//! highest rate offered was nearly all committed, or committed clearly more
+//! than any lower rate, twice that rate is offered too, up to
+//! [`MAX_PEAK_PROBES`] times.
 
 /// Most trials one search runs.
 pub const MAX_TRIALS: usize = 12;
@@ -23,7 +24,9 @@ pub const PRECISION: f64 = 0.1;
 /// Most trials offered above the search's rates in search of the peak.
 pub const MAX_PEAK_PROBES: usize = 3;
 /// Offering more is worth another probe while the highest rate offered
-/// committed at least this share more than any lower rate did.
+/// committed at least this share of that rate...
+pub const PEAK_KEPT_PACE: f64 = 0.9;
+/// ...or at least this share more than any lower rate did.
 pub const PEAK_GROWTH: f64 = 0.1;
 
 /// The next rate to offer in search of the saturation throughput, given
@@ -35,7 +38,9 @@ pub fn next_probe(trials: &[(u64, f64)], probes: usize) -> Option<u64> {
     }
     let &(highest, committed) = trials.iter().max_by_key(|(rate, _)| *rate)?;
     let below = trials.iter().filter(|(rate, _)| *rate < highest).map(|(_, c)| *c).fold(0.0, f64::max);
-    if highest >= MAX_RATE || committed < below * (1.0 + PEAK_GROWTH) {
+    let kept_pace = committed >= highest as f64 * PEAK_KEPT_PACE;
+    let grew = committed >= below * (1.0 + PEAK_GROWTH);
+    if highest >= MAX_RATE || !(kept_pace || grew) {
         return None;
     }
     Some(highest.saturating_mul(2).min(MAX_RATE))
@@ -127,9 +132,16 @@ mod tests {
         assert_eq!(next_probe(&trials, 0), Some(5_000));
         trials.push((5_000, 4_690.0));
         assert_eq!(next_probe(&trials, 1), Some(10_000));
-        // 10,000 committed less than 10 % more: saturated.
+        // 10,000 committed less than 10 % more, and far less than offered:
+        // saturated.
         trials.push((10_000, 5_000.0));
         assert_eq!(next_probe(&trials, 2), None);
+        // A bisection ended just below the highest rate, which committed
+        // nearly all it was offered: not saturated either.
+        let trials = [(1_000, 986.0), (2_000, 1_966.0), (1_500, 1_462.0), (1_750, 1_712.0), (1_875, 1_836.0)];
+        assert_eq!(next_probe(&trials, 0), Some(4_000));
+        // Committed well under what was offered, but far more than below.
+        assert_eq!(next_probe(&[(4_000, 3_900.0), (8_000, 6_800.0)], 1), Some(16_000));
         // Bounded in count, and by the rate cap.
         assert_eq!(next_probe(&[(1_000, 1_000.0), (2_000, 2_000.0)], MAX_PEAK_PROBES), None);
         assert_eq!(next_probe(&[(MAX_RATE, 9e4), (50_000, 1.0)], 0), None);
