@@ -167,6 +167,8 @@ struct RunJson<'a> {
 #[derive(Serialize)]
 struct Trial {
     rate: u64,
+    /// Offered after the search, in search of the peak.
+    probe: bool,
     kept_up: bool,
     shortfall: Option<String>,
     summary: Summary,
@@ -310,17 +312,18 @@ impl<'a> Bench<'a> {
         let mut search = Search::default();
         let mut trials: Vec<Trial> = Vec::new();
         while let Some(rate) = search.next(self.args.rate) {
-            let trial = self.search_trial(trials.len() + 1, rate, "").await?;
+            let trial = self.search_trial(trials.len() + 1, rate, false).await?;
             search.record(rate, trial.kept_up);
             trials.push(trial);
         }
-        // The peak: offer more while that still commits clearly more.
+        // The peak: offer more while the highest rate offered was nearly
+        // all committed, or committed clearly more than lower ones.
         let mut probes = 0;
         loop {
             let offered: Vec<(u64, f64)> = trials.iter().map(|t| (t.rate, t.summary.committed_tps)).collect();
             let Some(rate) = next_probe(&offered, probes) else { break };
             probes += 1;
-            trials.push(self.search_trial(trials.len() + 1, rate, " (peak probe)").await?);
+            trials.push(self.search_trial(trials.len() + 1, rate, true).await?);
         }
         let best = trials.iter().filter(|t| t.kept_up).max_by_key(|t| t.rate);
         // The saturation throughput: the most any trial committed, kept up or not.
@@ -352,19 +355,20 @@ impl<'a> Bench<'a> {
         Ok(if best.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 
-    /// Trial `number` of `--find-max`, at `rate`, judged and printed (its
-    /// line followed by `note`).
-    async fn search_trial(&mut self, number: usize, rate: u64, note: &str) -> Result<Trial> {
+    /// Trial `number` of `--find-max`, at `rate`, judged and printed (a
+    /// `probe` marked so).
+    async fn search_trial(&mut self, number: usize, rate: u64, probe: bool) -> Result<Trial> {
         let most = Duration::from_millis(plan::MAX_PLANNED_TXS.saturating_mul(1_000) / rate.max(1));
         let summary = self.trial(rate, self.args.trial.min(most)).await?;
         let shortfall = report::shortfall(&summary, self.args.p99_ms as f64);
+        let note = if probe { " (peak probe)" } else { "" };
         let line = format!("{}{note}", trial_line(number, &summary, shortfall.as_deref()));
         if self.args.json {
             eprintln!("{line}");
         } else {
             println!("{line}");
         }
-        Ok(Trial { rate, kept_up: shortfall.is_none(), shortfall, summary })
+        Ok(Trial { rate, probe, kept_up: shortfall.is_none(), shortfall, summary })
     }
 
     /// Settles, funds, signs, then offers `rate` for `duration`, drains, and
