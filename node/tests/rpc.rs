@@ -864,6 +864,19 @@ async fn a_burst_from_one_client_is_rate_limited() {
     let refused = answers.iter().filter(|a| a["error"]["code"] == -32005).count();
     assert_eq!(passed + refused, 30, "{body}");
     assert!((PER_SECOND as usize..=PER_SECOND as usize + 2).contains(&passed), "{passed} passed");
+
+    // A call of many transactions spends a token for each: those beyond the
+    // bucket are refused (and counted) as calls of their own would be, the
+    // rest decoded (here: not hex).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let limited_before = h.ctx.metrics.rpc_rate_limited.get();
+    let answers = h.call("palisade_submitTransactions", json!([vec!["zz"; 30]])).await.unwrap();
+    let answers = answers.as_array().expect("an array");
+    assert_eq!(answers.len(), 30);
+    let decoded = answers.iter().take_while(|a| a["error"]["code"] == -32602).count();
+    assert!((PER_SECOND as usize..=PER_SECOND as usize + 2).contains(&decoded), "{answers:?}");
+    assert!(answers[decoded..].iter().all(|a| a["error"]["code"] == -32005), "{answers:?}");
+    assert_eq!(h.ctx.metrics.rpc_rate_limited.get() - limited_before, (30 - decoded) as u64);
     let _ = h.shutdown.send(true);
 }
 

@@ -18,8 +18,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{
-    AccountResponse, BlockResponse, ReceiptResponse, ShardValidators, StatusResponse, SubmitOutcome, SubmitResponse,
-    TransactionResponse, TxRejection,
+    AccountResponse, BlockResponse, ErrorJson, ReceiptResponse, ShardValidators, StatusResponse, SubmitOutcome,
+    SubmitResponse, TransactionResponse, TxRejection,
 };
 use super::{code, method};
 use crate::{Address, Hash, ShardId, SignedTx};
@@ -109,6 +109,16 @@ pub struct Client {
     url: String,
 }
 
+impl From<&ErrorObject<'_>> for ErrorJson {
+    fn from(error: &ErrorObject<'_>) -> ErrorJson {
+        ErrorJson {
+            code: error.code(),
+            message: error.message().to_owned(),
+            data: error.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
+        }
+    }
+}
+
 impl Client {
     /// A client for `url` (`http://HOST:PORT`) with [`DEFAULT_TIMEOUT`].
     pub fn new(url: &str) -> Result<Client, ClientError> {
@@ -176,27 +186,22 @@ impl Client {
         if answers.len() != count {
             return Err(self.malformed(method, format!("{} answers to a batch of {count} calls", answers.len())));
         }
-        Ok(answers.into_iter().map(|answer| answer.map_err(|e| self.refused(method, &e))).collect())
+        Ok(answers.into_iter().map(|answer| answer.map_err(|e| self.refused(method, ErrorJson::from(&e)))).collect())
     }
 
     fn malformed(&self, method: &'static str, cause: String) -> ClientError {
         ClientError::Malformed { url: self.url.clone(), method, cause }
     }
 
-    fn refused(&self, method: &'static str, error: &ErrorObject<'_>) -> ClientError {
-        ClientError::Refused {
-            url: self.url.clone(),
-            method,
-            code: error.code(),
-            message: error.message().to_string(),
-            data: error.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
-        }
+    fn refused(&self, method: &'static str, error: ErrorJson) -> ClientError {
+        let ErrorJson { code, message, data } = error;
+        ClientError::Refused { url: self.url.clone(), method, code, message, data }
     }
 
     fn classify(&self, method: &'static str, error: jsonrpsee::core::ClientError) -> ClientError {
         use jsonrpsee::core::ClientError as E;
         match error {
-            E::Call(object) => self.refused(method, &object),
+            E::Call(object) => self.refused(method, ErrorJson::from(&object)),
             E::ParseError(e) => self.malformed(method, e.to_string()),
             E::RequestTimeout => ClientError::Unreachable {
                 url: self.url.clone(),
@@ -250,13 +255,7 @@ impl Client {
             .into_iter()
             .map(|outcome| match outcome {
                 SubmitOutcome::Ok(response) => Ok(response),
-                SubmitOutcome::Error(e) => Err(ClientError::Refused {
-                    url: self.url.clone(),
-                    method,
-                    code: e.code,
-                    message: e.message,
-                    data: e.data,
-                }),
+                SubmitOutcome::Error(e) => Err(self.refused(method, e)),
             })
             .collect())
     }

@@ -89,28 +89,40 @@ impl RateLimiter {
     }
 }
 
-/// The rate limit as a method sees it (from the request's extensions): a
-/// call that carries many transactions (`palisade_submitTransactions`)
-/// takes a token for each beyond the first, which the guard took.
+/// The rate limit as a method sees it (from the request's extensions), with
+/// the client it counts: a call that carries many transactions
+/// (`palisade_submitTransactions`) takes a token for each beyond the first,
+/// which the guard took.
 #[derive(Clone)]
 pub struct Allowance {
-    limiter: Arc<RateLimiter>,
+    shared: Arc<GuardShared>,
     client: ClientKey,
 }
 
 impl Allowance {
-    /// Takes up to `wanted` more tokens now: how many it got, and the error
-    /// for the calls it could not cover.
-    pub fn take_up_to(&self, wanted: usize) -> (usize, ErrorObjectOwned) {
-        let (taken, retry_after_ms) = self.limiter.take_up_to(self.client, wanted, Instant::now());
-        (taken, rate_limited(self.limiter.per_second, retry_after_ms))
+    /// The calling client (the intake breaker's key).
+    pub fn client(&self) -> ClientKey {
+        self.client
+    }
+
+    /// Takes up to `wanted` more tokens now: how many it got and, when
+    /// short, the error for the calls it could not cover (each counted as
+    /// a rate-limited call).
+    pub fn take_up_to(&self, wanted: usize) -> (usize, Option<ErrorObjectOwned>) {
+        let limiter = &self.shared.limiter;
+        let (taken, retry_after_ms) = limiter.take_up_to(self.client, wanted, Instant::now());
+        if taken == wanted {
+            return (taken, None);
+        }
+        self.shared.metrics.rpc_rate_limited.inc_by(wanted.saturating_sub(taken) as u64);
+        (taken, Some(rate_limited(limiter.per_second, retry_after_ms)))
     }
 }
 
 /// What all connections' guards share.
 pub struct GuardShared {
     /// The per-client buckets.
-    pub limiter: Arc<RateLimiter>,
+    pub limiter: RateLimiter,
     /// Where calls are counted.
     pub metrics: Arc<Metrics>,
     /// Most calls in one batch.
@@ -134,7 +146,7 @@ impl<S> Guard<S> {
     }
 
     fn allowance(&self) -> Allowance {
-        Allowance { limiter: self.shared.limiter.clone(), client: self.client }
+        Allowance { shared: self.shared.clone(), client: self.client }
     }
 
     /// Counts one call of `method` and takes a token for it.
@@ -182,8 +194,8 @@ where
 
     fn call<'a>(&self, mut request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let admitted = self.admit(request.method_name());
-        // Methods that count clients (the intake breaker) read it here.
-        request.extensions_mut().insert(self.client);
+        // Methods that count clients (the intake breaker) or take more
+        // tokens read it here.
         request.extensions_mut().insert(self.allowance());
         let inner = self.inner.clone();
         let timeout = self.shared.timeout;
@@ -206,7 +218,6 @@ where
             for entry in batch.iter_mut() {
                 let refused = match entry {
                     Ok(BatchEntry::Call(request)) => {
-                        request.extensions_mut().insert(self.client);
                         request.extensions_mut().insert(self.allowance());
                         self.admit(request.method_name()).err().map(|e| (request.id(), e))
                     }

@@ -3,6 +3,7 @@
 //! reads run on the blocking pool). Parameters may be given by position or
 //! by name; docs/rpc.md lists both forms and every result's JSON.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jsonrpsee::core::SubscriptionResult;
@@ -46,10 +47,10 @@ pub fn module(ctx: Arc<NodeContext>) -> anyhow::Result<RpcModule<NodeContext>> {
     module.register_method(STATUS, |_, ctx, _| Ok::<_, ErrorObjectOwned>(status(ctx)))?;
     module.register_blocking_method(ACCOUNT, |params, ctx, _| account(&ctx, &params))?;
     module.register_async_method(SUBMIT_TRANSACTION, |params, ctx, extensions| async move {
-        submit(&ctx, &params, extensions.get::<ClientKey>().copied()).await
+        submit(&ctx, &params, extensions.get::<Allowance>().map(Allowance::client)).await
     })?;
     module.register_async_method(SUBMIT_TRANSACTIONS, |params, ctx, extensions| async move {
-        submit_all(&ctx, &params, extensions.get::<ClientKey>().copied(), extensions.get::<Allowance>()).await
+        submit_all(&ctx, &params, extensions.get::<Allowance>()).await
     })?;
     module.register_async_method(TRANSACTION, |params, ctx, _| async move { transaction(ctx, &params).await })?;
     module.register_blocking_method(BLOCK, |params, ctx, _| block(&ctx, &params))?;
@@ -316,7 +317,7 @@ async fn submit(
 ) -> Result<SubmitResponse, ErrorObjectOwned> {
     let args: SubmitArgs = parse_args(params, &["tx_hex"])?;
     let tx = decode_tx(&args.tx_hex)?;
-    let answers = submit_decoded(ctx, vec![tx], client).await;
+    let answers = submit_decoded(ctx, vec![Ok(tx)], client).await;
     // One in, one out.
     answers.into_iter().next().unwrap_or_else(|| Err(internal("submitting", "no answer for one transaction")))
 }
@@ -336,7 +337,6 @@ struct SubmitAllArgs {
 async fn submit_all(
     ctx: &NodeContext,
     params: &Params<'_>,
-    client: Option<ClientKey>,
     allowance: Option<&Allowance>,
 ) -> Result<Vec<SubmitOutcome>, ErrorObjectOwned> {
     let args: SubmitAllArgs = parse_args(params, &["txs_hex"])?;
@@ -350,43 +350,30 @@ async fn submit_all(
     let (covered, over) = match allowance {
         Some(allowance) => {
             let (taken, over) = allowance.take_up_to(count.saturating_sub(1));
-            (taken.saturating_add(1), Some(over))
+            (taken.saturating_add(1), over)
         }
         None => (count, None),
     };
-    // Each is decoded on its own: a malformed one fails alone. `early`
-    // holds, in order, the error of each refused before its shard saw it.
-    let mut txs = Vec::with_capacity(count);
-    let mut early = Vec::with_capacity(count);
-    for (at, hex) in args.txs_hex.iter().enumerate() {
-        if at >= covered {
-            early.push(over.clone());
-            continue;
-        }
-        match decode_tx(hex) {
-            Ok(tx) => {
-                txs.push(tx);
-                early.push(None);
-            }
-            Err(e) => early.push(Some(e)),
-        }
-    }
-    let mut answers = submit_decoded(ctx, txs, client).await.into_iter();
-    Ok(early
+    // Each is decoded on its own: a malformed one fails alone.
+    let txs = args
+        .txs_hex
+        .iter()
+        .enumerate()
+        .map(|(at, hex)| match &over {
+            Some(over) if at >= covered => Err(over.clone()),
+            _ => decode_tx(hex),
+        })
+        .collect();
+    let answers = submit_decoded(ctx, txs, allowance.map(Allowance::client)).await;
+    Ok(answers
         .into_iter()
-        .map(|early| {
-            let answer = match early {
-                Some(e) => Err(e),
-                None => answers.next().unwrap_or_else(|| Err(internal("submitting", "an answer short"))),
-            };
-            match answer {
-                Ok(response) => SubmitOutcome::Ok(response),
-                Err(e) => SubmitOutcome::Error(ErrorJson {
-                    code: e.code(),
-                    message: e.message().to_owned(),
-                    data: e.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
-                }),
-            }
+        .map(|answer| match answer {
+            Ok(response) => SubmitOutcome::Ok(response),
+            Err(e) => SubmitOutcome::Error(ErrorJson {
+                code: e.code(),
+                message: e.message().to_owned(),
+                data: e.data().and_then(|raw| serde_json::from_str(raw.get()).ok()),
+            }),
         })
         .collect())
 }
@@ -406,23 +393,31 @@ fn decode_tx(text: &str) -> Result<SignedTx, ErrorObjectOwned> {
     SignedTx::from_bytes(&bytes).map_err(|e| invalid_params(format!("tx_hex is not a transaction: {e}")))
 }
 
-/// Submits `txs` in order: those of each shard this node runs go to it as
-/// one batch; those of other shards are checked and gossiped there. The
-/// answers come back in the order of `txs`.
+/// Submits `txs` in order (those already refused, by their decoding or
+/// the rate limit, keep their error): those of each shard this node runs go
+/// to it as one batch; those of other shards are checked and gossiped
+/// there. The answers come back in the order of `txs`.
 async fn submit_decoded(
     ctx: &NodeContext,
-    txs: Vec<SignedTx>,
+    txs: Vec<Result<SignedTx, ErrorObjectOwned>>,
     client: Option<ClientKey>,
 ) -> Vec<Result<SubmitResponse, ErrorObjectOwned>> {
-    let count = txs.len();
-    let mut answers: Vec<Option<Result<SubmitResponse, ErrorObjectOwned>>> = (0..count).map(|_| None).collect();
-    let mut ours: std::collections::BTreeMap<ShardId, Vec<(usize, SignedTx)>> = std::collections::BTreeMap::new();
+    let mut answers: Vec<Option<Result<SubmitResponse, ErrorObjectOwned>>> = Vec::with_capacity(txs.len());
+    let mut ours: BTreeMap<ShardId, Vec<(usize, SignedTx)>> = BTreeMap::new();
     for (at, tx) in txs.into_iter().enumerate() {
+        let tx = match tx {
+            Ok(tx) => tx,
+            Err(e) => {
+                answers.push(Some(Err(e)));
+                continue;
+            }
+        };
         let shard = tx.body.sender.shard(ctx.genesis.shard_count);
         if ctx.shards.contains_key(&shard) {
             ours.entry(shard).or_default().push((at, tx));
-        } else if let Some(slot) = answers.get_mut(at) {
-            *slot = Some(forward(ctx, shard, &tx));
+            answers.push(None);
+        } else {
+            answers.push(Some(forward(ctx, shard, &tx)));
         }
     }
     for (shard, group) in ours {

@@ -117,7 +117,7 @@ pub async fn serve(
         .build();
     let builder = Server::builder().set_config(server_config).to_service_builder();
     let shared = Arc::new(GuardShared {
-        limiter: Arc::new(RateLimiter::new(config.requests_per_second_per_client)),
+        limiter: RateLimiter::new(config.requests_per_second_per_client),
         metrics: ctx.metrics.clone(),
         max_batch: config.max_batch as usize,
         timeout: config.request_timeout,

@@ -9,8 +9,9 @@
 //!   `k / rate`), round-robin over the accounts, into lanes: each account
 //!   always goes through the same lane to the same validator of its shard.
 //!   A lane task sends what is queued as one batch at a time (up to
-//!   [`MAX_BATCH`] transactions, one call), in order, so an account's nonces reach the node
-//!   in order, and a slow node gets bigger batches. The ticker never waits:
+//!   [`MAX_SUBMIT_BATCH`] transactions, one call), in order, so an
+//!   account's nonces reach the node in order, and a slow node gets bigger
+//!   batches. The ticker never waits:
 //!   a slot whose lane already queues [`MAX_QUEUED_TICKS`] ticks of
 //!   releases is counted as client backlog, not delayed. Latency counts
 //!   from release, so time queued in a lane is part of it.
@@ -28,6 +29,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use palisade_ledger::api::MAX_SUBMIT_BATCH;
 use palisade_ledger::{Hash, ShardId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,7 +39,6 @@ use super::plan::{Plan, Prepared};
 use super::report::{self, CrossShard, Latency, Summary};
 use super::rpc::Node;
 use super::schedule;
-use crate::local::MAX_BATCH;
 
 /// How often the ticker releases due transactions.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -295,7 +296,7 @@ fn release(
     }
 }
 
-/// One lane: sends what is queued, up to [`MAX_BATCH`] per batch, one
+/// One lane: sends what is queued, up to [`MAX_SUBMIT_BATCH`] per call, one
 /// batch at a time, until the queue closes and is empty.
 async fn lane(plan: &Plan, run: &Run, node: &Node, mut queue: mpsc::Receiver<Vec<Item>>) {
     let mut waiting: VecDeque<Item> = VecDeque::new();
@@ -308,13 +309,13 @@ async fn lane(plan: &Plan, run: &Run, node: &Node, mut queue: mpsc::Receiver<Vec
                 None => return,
             }
         }
-        while waiting.len() < MAX_BATCH {
+        while waiting.len() < MAX_SUBMIT_BATCH {
             match queue.try_recv() {
                 Ok(items) => waiting.extend(items),
                 Err(_) => break,
             }
         }
-        let batch: Vec<Item> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
+        let batch: Vec<Item> = waiting.drain(..waiting.len().min(MAX_SUBMIT_BATCH)).collect();
         submit(plan, run, node, batch).await;
     }
 }

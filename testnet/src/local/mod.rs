@@ -41,7 +41,8 @@ use self::process::{NodeProcess, ProcessState};
 /// The dev password every local key is encrypted with. INSECURE by design.
 pub const DEV_PASSWORD: &str = "palisade-local-testnet";
 /// Most calls in one JSON-RPC batch a local node accepts (its
-/// `rpc.max_batch`); the load generator sends batches up to this.
+/// `rpc.max_batch`); funding and the bench's credit queries send batches
+/// up to this.
 pub const MAX_BATCH: usize = 256;
 
 /// Calls `method` once per element of `params` (named parameters) in
