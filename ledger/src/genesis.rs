@@ -18,6 +18,7 @@ use crate::{
     codec,
     hash::{Hash, domain},
     keys::{Keypair, verifying_key},
+    stake::StakeRecord,
     state::{Account, ChainRecord, Committees, ShardContext, StateKey, ValidatorRecord},
     tx::MAX_CHAIN_ID_LEN,
 };
@@ -97,6 +98,12 @@ pub struct Params {
     /// the fee rises, below it falls. Absent from older genesis files: 1000.
     #[serde(default = "default_base_fee_target_txs")]
     pub base_fee_target_txs: u32,
+    /// The staking rules ([`crate::stake`]). Absent: staking is off, bonds
+    /// and unbonds are refused, and each shard keeps its genesis committee
+    /// (less the jailed). Left out of the genesis hash when absent, so the
+    /// hash of a genesis without it does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staking: Option<crate::stake::StakingParams>,
 }
 
 fn default_leader_timeout_ms() -> u64 {
@@ -313,10 +320,25 @@ impl Genesis {
                     reason: format!("{n} validators cannot tolerate a faulty one; use at least {MIN_BFT_COMMITTEE}"),
                 });
             }
+            if let Some(staking) = self.params.staking.filter(|s| n > s.max_committee_size as usize) {
+                return Err(invalid(
+                    format!("{field}.validators"),
+                    format!(
+                        "{n} validators exceeds params.staking.max_committee_size ({})",
+                        staking.max_committee_size
+                    ),
+                ));
+            }
             for (v, validator) in committee.validators.iter().enumerate() {
                 let field = format!("{field}.validators[{v}]");
                 if validator.stake_units == 0 {
                     return Err(invalid(format!("{field}.stake_units"), "stake must be positive"));
+                }
+                if let Some(staking) = self.params.staking.filter(|s| validator.stake_units < s.min_stake_units) {
+                    return Err(invalid(
+                        format!("{field}.stake_units"),
+                        format!("below params.staking.min_stake_units ({})", staking.min_stake_units),
+                    ));
                 }
                 if verifying_key(&validator.address).is_none_or(|k| k.is_weak()) {
                     return Err(invalid(format!("{field}.address"), "not a usable ed25519 public key"));
@@ -403,6 +425,9 @@ impl Genesis {
                 format!("at most {} bytes", crate::block::MAX_BLOCK_BYTES_HARD),
             ));
         }
+        if let Some(staking) = &p.staking {
+            staking.check().map_err(|(field, reason)| invalid(field, reason))?;
+        }
         Ok(())
     }
 
@@ -453,6 +478,7 @@ impl Genesis {
                 max_base_fee: Amount(self.params.max_base_fee_units),
                 target_block_txs: u64::from(self.params.base_fee_target_txs),
             },
+            staking: self.params.staking,
         })
     }
 
@@ -464,9 +490,21 @@ impl Genesis {
             let value = Account { balance: Amount(account.balance_units), nonce: 0 };
             writes.insert(StateKey::Account(account.address), codec::encode(&value));
         }
-        for validator in self.committee(shard).map(|c| c.validators.as_slice()).unwrap_or_default() {
+        let validators = self.committee(shard).map(|c| c.validators.as_slice()).unwrap_or_default();
+        for validator in validators {
             let record = ValidatorRecord { stake: Amount(validator.stake_units), rewards: Amount::ZERO, jailed: false };
             writes.insert(StateKey::Validator(validator.address), codec::encode(&record));
+        }
+        if self.params.staking.is_some() {
+            // Genesis validators are bonded by themselves, p2p key unknown.
+            let mut candidates = Vec::with_capacity(validators.len());
+            for validator in validators {
+                let stake = StakeRecord { operator: validator.address, p2p_key: None, unbonding: Vec::new() };
+                writes.insert(StateKey::Stake(validator.address), codec::encode(&stake));
+                candidates.push(validator.address);
+            }
+            candidates.sort();
+            writes.insert(StateKey::Candidates, codec::encode(&candidates));
         }
         writes.insert(
             StateKey::Chain,
@@ -533,6 +571,7 @@ impl Genesis {
                 min_base_fee_units: 0,
                 max_base_fee_units: pal(1),
                 base_fee_target_txs: 1_000,
+                staking: None,
             },
             committees,
             accounts,

@@ -31,6 +31,8 @@ pub mod domain {
     pub const EVIDENCE: &str = "palisade 2026 evidence v1";
     /// The evidence list a block carries.
     pub const EVIDENCE_LIST: &str = "palisade 2026 block evidence v1";
+    /// A validator key's proof that its bond's operator holds it.
+    pub const STAKE_POSSESSION: &str = "palisade 2026 stake possession v1";
     /// Dev keys derived from names. INSECURE by design: anyone can derive them.
     pub const DEV_KEY: &str = "palisade 2026 INSECURE dev key v1";
 }

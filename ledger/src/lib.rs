@@ -38,6 +38,7 @@ pub mod receipt;
 pub mod receipt_proof;
 pub mod rotation;
 pub mod slashing;
+pub mod stake;
 pub mod state;
 #[cfg(feature = "storage")]
 pub mod store;

@@ -72,8 +72,8 @@ impl MemState {
         self.tip.state_root
     }
 
-    /// All money in the shard's state, in units (balances, stake and
-    /// rewards), less the block rewards this shard created and plus the
+    /// All money in the shard's state, in units (balances, stake, stake
+    /// still unbonding and rewards), less the block rewards this shard created and plus the
     /// stake and base fees it burned. Conservation checks compare the sum over shards,
     /// plus the receipts in flight between them, with the genesis supply.
     pub fn money(&self) -> Result<u128, StateError> {
@@ -84,10 +84,17 @@ impl MemState {
                 StateKey::Validator(address) => self
                     .validator(address)?
                     .map_or(0, |r| u128::from(r.stake.units()).saturating_add(u128::from(r.rewards.units()))),
+                StateKey::Stake(address) => self
+                    .stake(address)?
+                    .and_then(|record| record.unbonding_total())
+                    .map_or(0, |units| u128::from(units.units())),
                 // Credited receipts are counted in the balances they credited.
-                StateKey::Chain | StateKey::Applied(_) | StateKey::Slashed(_) | StateKey::Bench(_) | StateKey::Fees => {
-                    0
-                }
+                StateKey::Chain
+                | StateKey::Applied(_)
+                | StateKey::Slashed(_)
+                | StateKey::Bench(_)
+                | StateKey::Fees
+                | StateKey::Candidates => 0,
             };
             total = total.saturating_add(units);
         }

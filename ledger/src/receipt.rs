@@ -62,7 +62,7 @@ impl Receipt {
     /// `height` of `shard`, if it pays an account on another shard.
     pub fn emitted_by(tx: &SignedTx, id: Hash, shard: ShardId, height: u64, shard_count: u32) -> Option<Receipt> {
         let dest_shard = dest_shard(tx, shard, shard_count)?;
-        let TxKind::Transfer { to, amount } = &tx.body.kind;
+        let TxKind::Transfer { to, amount } = &tx.body.kind else { return None };
         Some(Receipt { id, source_shard: shard, source_height: height, dest_shard, recipient: *to, amount: *amount })
     }
 
@@ -74,9 +74,10 @@ impl Receipt {
 }
 
 /// Where `tx`, executed on `shard`, pays: another shard, or `None` if its
-/// recipient lives on `shard` itself. The one definition of "cross-shard".
+/// recipient lives on `shard` itself or it is no transfer (a bond stays on
+/// its shard). The one definition of "cross-shard".
 pub fn dest_shard(tx: &SignedTx, shard: ShardId, shard_count: u32) -> Option<ShardId> {
-    let TxKind::Transfer { to, .. } = &tx.body.kind;
+    let TxKind::Transfer { to, .. } = &tx.body.kind else { return None };
     Some(to.shard(shard_count)).filter(|&dest| dest != shard)
 }
 

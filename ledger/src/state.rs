@@ -54,8 +54,9 @@ pub struct SlashRecord {
     pub evidence: Hash,
 }
 
-/// Largest encoded state value we ever read back.
-pub const MAX_STATE_VALUE_BYTES: usize = 1024;
+/// Largest encoded state value we ever read back (the candidate list,
+/// 128 addresses, is the largest).
+pub const MAX_STATE_VALUE_BYTES: usize = 8 * 1024;
 
 /// A user account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +113,11 @@ pub enum StateKey {
     Bench(Address),
     /// The shard's fee market ([`crate::fee::FeeRecord`]).
     Fees,
+    /// A bonded validator's staking facts ([`crate::stake::StakeRecord`]).
+    Stake(Address),
+    /// The validators bonded on this shard, in address order (a
+    /// `Vec<Address>` of at most [`crate::stake::MAX_CANDIDATES`]).
+    Candidates,
 }
 
 impl StateKey {
@@ -162,6 +168,8 @@ pub struct ShardContext {
     pub evidence_window_blocks: u64,
     /// The base fee's bounds and target ([`crate::fee`]).
     pub fees: crate::fee::FeeParams,
+    /// The staking rules; `None`: staking is off ([`crate::stake`]).
+    pub staking: Option<crate::stake::StakingParams>,
 }
 
 /// A storage failure. Fatal to a node: state it cannot read is state it
@@ -257,6 +265,14 @@ pub trait StateExt: State {
     /// The fee market's record, if the base fee ever left its minimum.
     fn fees(&self) -> Result<Option<crate::fee::FeeRecord>, StateError> {
         self.get_typed(&StateKey::Fees)
+    }
+    /// The staking facts of validator `address`, if it is bonded here.
+    fn stake(&self, address: &Address) -> Result<Option<crate::stake::StakeRecord>, StateError> {
+        self.get_typed(&StateKey::Stake(*address))
+    }
+    /// The validators bonded on this shard, in address order.
+    fn candidates(&self) -> Result<Vec<Address>, StateError> {
+        self.get_typed(&StateKey::Candidates).map(Option::unwrap_or_default)
     }
     /// Where this shard credited receipt `id`, if it did.
     fn applied(&self, id: &Hash) -> Result<Option<Applied>, StateError> {

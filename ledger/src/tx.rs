@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    address::Address,
+    address::{Address, ShardId},
     amount::Amount,
     codec::{self, DecodeError},
     hash::{Hash, domain},
@@ -29,6 +29,31 @@ pub enum TxKind {
         /// The recipient.
         to: Address,
         /// How much it receives.
+        amount: Amount,
+    },
+    /// Bond `amount` of the sender's balance to `validator` on `shard`
+    /// (the sender's own; see `crate::stake`), making the sender its
+    /// operator if it is new.
+    Bond {
+        /// The validator's consensus key, which is also its address.
+        validator: Address,
+        /// The shard whose committee it stands for.
+        shard: ShardId,
+        /// Units moved from the sender's balance to the validator's stake.
+        amount: Amount,
+        /// The validator node's libp2p ed25519 public key.
+        p2p_key: [u8; 32],
+        /// `validator`'s signature over its proof-of-possession digest
+        /// (`crate::stake::possession_digest`).
+        proof: Signature,
+    },
+    /// Start unbonding `amount` of `validator`'s stake (the sender must be
+    /// its operator); it returns to the sender's balance after the
+    /// unbonding period.
+    Unbond {
+        /// The validator.
+        validator: Address,
+        /// Units to take out.
         amount: Amount,
     },
 }
@@ -95,10 +120,12 @@ impl TxBody {
         self.expires_at.is_some_and(|last| height > last)
     }
 
-    /// Amount + fee the sender must hold, or `None` on overflow.
+    /// What leaves the sender's balance (the amount a transfer pays or a
+    /// bond locks, plus the fee), or `None` on overflow.
     pub fn total_debit(&self) -> Option<Amount> {
         match &self.kind {
-            TxKind::Transfer { amount, .. } => amount.checked_add(self.fee),
+            TxKind::Transfer { amount, .. } | TxKind::Bond { amount, .. } => amount.checked_add(self.fee),
+            TxKind::Unbond { .. } => Some(self.fee),
         }
     }
 }

@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
 
 use palisade_ledger::{
-    Amount, Genesis, SignedTx, TxBody, TxError, TxKind, apply_block, build_block, mem::MemState, workload::Wallets,
+    Amount, Genesis, SignedTx, TxBody, TxError, TxKind, apply_block, build_block,
+    mem::MemState,
+    stake::{self, StakeError},
+    workload::Wallets,
 };
 use palisade_node::mempool::{InsertError, Mempool, MempoolConfig, Rejection};
 use proptest::prelude::*;
@@ -75,6 +78,45 @@ fn each_refusal_has_its_reason() {
     assert!(matches!(rejection(mempool.insert(other_chain, &state)), Rejection::Invalid(TxError::WrongChain { .. })));
     assert_eq!(mempool.len(), 2, "refusals change nothing");
     let _ = genesis;
+}
+
+#[test]
+fn stake_transactions_that_can_never_execute_are_refused_at_the_door() {
+    let (genesis, users, state, local) = network(1, 4);
+    let (operator, chain) = (users.keypair(local[0]), genesis.chain_id.clone());
+    let validator = palisade_ledger::Keypair::dev("newcomer");
+    let bond = |proof_from: &palisade_ledger::Keypair| {
+        let mut tx = stake::bond_tx(operator, proof_from, &chain, 0, 0, Amount(5_000), [3; 32], Amount(1));
+        if let TxKind::Bond { validator: named, .. } = &mut tx.body.kind {
+            *named = validator.address();
+        }
+        tx.body.sign(operator)
+    };
+    // Staking off: refused, with the staking label.
+    let refused = rejection(pool(10).insert(bond(&validator), &state));
+    assert_eq!(refused, Rejection::Invalid(TxError::Stake(StakeError::Disabled)));
+    assert_eq!(refused.label(), palisade_ledger::api::reason::STAKE_REFUSED);
+
+    let mut genesis = genesis.clone();
+    genesis.params.staking = Some(stake::StakingParams {
+        epoch_blocks: 10,
+        min_stake_units: 1_000,
+        max_committee_size: 8,
+        unbonding_epochs: 1,
+    });
+    let state = MemState::genesis(&genesis, 0).unwrap();
+    let mut mempool = pool(10);
+    let forged = bond(&palisade_ledger::Keypair::dev("impostor"));
+    assert_eq!(
+        rejection(mempool.insert(forged, &state)),
+        Rejection::Invalid(TxError::Stake(StakeError::BadPossessionProof))
+    );
+    mempool.insert(bond(&validator), &state).unwrap();
+    let candidates = mempool.candidates(&state, 10).unwrap();
+    let built =
+        build_block(&state, genesis.committee(0).unwrap().validators[0].address, 0, Vec::new(), candidates).unwrap();
+    assert!(built.rejected.is_empty());
+    assert_eq!(built.block.txs.len(), 1);
 }
 
 #[test]

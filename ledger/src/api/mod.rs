@@ -170,6 +170,8 @@ pub mod reason {
     /// The sender's submissions spiked: the intake breaker refuses it for a
     /// while (see `retry_after_ms`).
     pub const THROTTLED: &str = "throttled";
+    /// A bond or unbond breaks a staking rule (the message says which).
+    pub const STAKE_REFUSED: &str = "stake_refused";
 
     /// Every label.
     pub const ALL: &[&str] = &[
@@ -188,6 +190,7 @@ pub mod reason {
         FEE_BELOW_BASE,
         EXPIRED,
         THROTTLED,
+        STAKE_REFUSED,
     ];
 }
 
@@ -525,14 +528,23 @@ pub struct TxJson {
     pub fee_units: u64,
     /// Fee, PAL.
     pub fee: String,
-    /// `"transfer"`.
+    /// `"transfer"`, `"bond"` or `"unbond"`.
     pub kind: String,
-    /// Recipient.
+    /// The recipient of a transfer; the validator of a bond or unbond.
     pub to: Address,
-    /// Amount, base units.
+    /// Amount (transferred, bonded or unbonded), base units.
     pub amount_units: u64,
     /// Amount, PAL.
     pub amount: String,
+    /// A bond's shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardId>,
+    /// A bond's p2p key, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_key: Option<String>,
+    /// A bond's proof of possession, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
     /// The sender's signature, hex.
     pub signature: String,
     /// The last height whose block may include it, if it has one.
@@ -542,7 +554,17 @@ pub struct TxJson {
 
 impl From<&SignedTx> for TxJson {
     fn from(tx: &SignedTx) -> Self {
-        let TxKind::Transfer { to, amount } = &tx.body.kind;
+        let (kind, to, amount, bond) = match &tx.body.kind {
+            TxKind::Transfer { to, amount } => ("transfer", to, amount, None),
+            TxKind::Bond { validator, shard, amount, p2p_key, proof } => {
+                ("bond", validator, amount, Some((*shard, hex::encode(p2p_key), hex::encode(proof.0))))
+            }
+            TxKind::Unbond { validator, amount } => ("unbond", validator, amount, None),
+        };
+        let (shard, p2p_key, proof) = match bond {
+            Some((shard, p2p_key, proof)) => (Some(shard), Some(p2p_key), Some(proof)),
+            None => (None, None, None),
+        };
         TxJson {
             id: tx.id(),
             chain_id: tx.body.chain_id.clone(),
@@ -550,10 +572,13 @@ impl From<&SignedTx> for TxJson {
             nonce: tx.body.nonce,
             fee_units: tx.body.fee.units(),
             fee: tx.body.fee.to_string(),
-            kind: "transfer".into(),
+            kind: kind.into(),
             to: *to,
             amount_units: amount.units(),
             amount: amount.to_string(),
+            shard,
+            p2p_key,
+            proof,
             signature: hex::encode(tx.signature.0),
             expires_at: tx.body.expires_at,
         }

@@ -270,23 +270,49 @@ pub fn verify_block(genesis: &Genesis, block: &BlockResponse) -> Result<Certifie
 
 /// The signed transaction a [`TxJson`] spells out.
 fn signed_tx(json: &TxJson) -> Result<SignedTx, ProofError> {
-    if json.kind != "transfer" {
-        return Err(ProofError::Decode { what: "a transaction", reason: format!("unknown kind {:?}", json.kind) });
-    }
-    let mut signature = [0u8; 64];
-    hex::decode_to_slice(&json.signature, &mut signature)
-        .map_err(|e| ProofError::Decode { what: "a transaction signature", reason: e.to_string() })?;
+    let amount = Amount(json.amount_units);
+    let kind = match json.kind.as_str() {
+        "transfer" => TxKind::Transfer { to: json.to, amount },
+        "unbond" => TxKind::Unbond { validator: json.to, amount },
+        "bond" => {
+            let missing = |what| ProofError::Decode { what, reason: "missing".into() };
+            TxKind::Bond {
+                validator: json.to,
+                shard: json.shard.ok_or_else(|| missing("a bond's shard"))?,
+                amount,
+                p2p_key: hex_bytes(
+                    json.p2p_key.as_deref().ok_or_else(|| missing("a bond's p2p key"))?,
+                    "a bond's p2p key",
+                )?,
+                proof: Signature(hex_bytes(
+                    json.proof.as_deref().ok_or_else(|| missing("a bond's proof"))?,
+                    "a bond's proof",
+                )?),
+            }
+        }
+        other => {
+            return Err(ProofError::Decode { what: "a transaction", reason: format!("unknown kind {other:?}") });
+        }
+    };
+    let signature = hex_bytes(&json.signature, "a transaction signature")?;
     Ok(SignedTx {
         body: TxBody {
             chain_id: json.chain_id.clone(),
             sender: json.sender,
             nonce: json.nonce,
             fee: Amount(json.fee_units),
-            kind: TxKind::Transfer { to: json.to, amount: Amount(json.amount_units) },
+            kind,
             expires_at: json.expires_at,
         },
         signature: Signature(signature),
     })
+}
+
+/// `N` bytes from hex, naming `what` if they are not.
+fn hex_bytes<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], ProofError> {
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(text, &mut bytes).map_err(|e| ProofError::Decode { what, reason: e.to_string() })?;
+    Ok(bytes)
 }
 
 /// Checks that `header` (of `shard`) hashes to `block_hash` and that
@@ -393,6 +419,26 @@ mod tests {
     const SHARDS: u32 = 2;
     const AMOUNT: Amount = Amount(1_500_000_000);
     const FEE: Amount = Amount(1_000);
+
+    #[test]
+    fn every_kind_of_transaction_is_rebuilt_from_its_json() {
+        let (operator, validator) = (Keypair::dev("operator"), Keypair::dev("validator"));
+        let txs = [
+            SignedTx::transfer(&operator, "c", 0, validator.address(), AMOUNT, FEE),
+            crate::stake::bond_tx(&operator, &validator, "c", 1, 1, AMOUNT, [7; 32], FEE),
+            crate::stake::unbond_tx(&operator, "c", 2, validator.address(), AMOUNT, FEE),
+        ];
+        for tx in txs {
+            let json = TxJson::from(&tx);
+            assert_eq!(signed_tx(&json).unwrap(), tx, "{}", json.kind);
+            let mut broken = json.clone();
+            broken.kind = "mint".into();
+            assert!(signed_tx(&broken).is_err());
+        }
+        let mut bond = TxJson::from(&crate::stake::bond_tx(&operator, &validator, "c", 1, 1, AMOUNT, [7; 32], FEE));
+        bond.proof = None;
+        assert!(matches!(signed_tx(&bond), Err(ProofError::Decode { what: "a bond's proof", .. })));
+    }
 
     /// The shard the test chain runs: where the dev account "alice" lives.
     fn home() -> ShardId {

@@ -101,6 +101,7 @@ pub(super) fn seal<S: State + ?Sized>(
     let context = overlay.state.context();
     overlay.reward(context, proposer)?;
     overlay.judge_leaders(committee, height, proposer)?;
+    overlay.close_epoch(context, height)?;
     let state = overlay.state;
     let (writes, slashed) = overlay.into_writes(height, parent);
     let (state_root, tree) = state.tree_update(height, &writes)?;

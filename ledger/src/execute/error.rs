@@ -69,6 +69,9 @@ pub enum TxError {
         /// The base fee of the block it was checked for.
         base_fee: Amount,
     },
+    /// A bond or unbond breaks a staking rule ([`crate::stake`]).
+    #[error("{0}")]
+    Stake(#[from] crate::stake::StakeError),
 }
 
 /// Why a block is invalid. Any of these means its proposer misbehaved (or a
@@ -133,6 +136,9 @@ pub enum BlockError {
     /// Paying the block reward would overflow 64 bits.
     #[error("the block reward overflows 64 bits")]
     RewardOverflow,
+    /// Paying out matured unbondings would overflow 64 bits.
+    #[error("paying out unbonded stake overflows 64 bits")]
+    StakeOverflow,
     /// More evidence than a block may carry.
     #[error("{count} pieces of evidence exceeds the limit of {max}")]
     TooMuchEvidence {

@@ -29,6 +29,7 @@
 //! - `overlay.rs`: a block's pending changes and the writes they become;
 //! - `evidence.rs`, `incoming.rs`, `tx.rs`: executing evidence, incoming
 //!   receipts and transactions on those changes;
+//! - `stake.rs`: bonds, unbonds and the end of an epoch ([`crate::stake`]);
 //! - `error.rs`, `outcome.rs`: what execution answers.
 
 mod apply;
@@ -39,6 +40,7 @@ mod evidence;
 mod incoming;
 mod outcome;
 mod overlay;
+mod stake;
 mod tx;
 
 pub use apply::{apply_block, apply_block_verified};

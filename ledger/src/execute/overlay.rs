@@ -15,6 +15,7 @@ use crate::{
     hash::Hash,
     rotation::{self, BenchRecord},
     slashing::{SlashRecord, Slashings},
+    stake::StakeRecord,
     state::{Account, Applied, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, ValidatorRecord},
 };
 
@@ -39,6 +40,10 @@ pub(super) struct Overlay<'s, S: State + ?Sized> {
     fees_before: FeeRecord,
     /// Transactions executed (what moves the next base fee).
     pub(super) txs: u64,
+    /// Staking records this block changes ([`crate::stake`]).
+    pub(super) stakes: BTreeMap<Address, StakeRecord>,
+    /// The candidate list, if this block changes it.
+    pub(super) candidates: Option<Vec<Address>>,
 }
 
 impl<'s, S: State + ?Sized> Overlay<'s, S> {
@@ -55,6 +60,8 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             fees,
             fees_before: fees,
             txs: 0,
+            stakes: BTreeMap::new(),
+            candidates: None,
         })
     }
 
@@ -131,6 +138,12 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         }
         for (address, record) in self.benches {
             writes.insert(StateKey::Bench(address), codec::encode(&record));
+        }
+        for (address, record) in &self.stakes {
+            writes.insert(StateKey::Stake(*address), codec::encode(record));
+        }
+        if let Some(candidates) = &self.candidates {
+            writes.insert(StateKey::Candidates, codec::encode(candidates));
         }
         writes.insert(StateKey::Chain, codec::encode(&self.chain));
         // The fee record is written only when the market moved, so an idle

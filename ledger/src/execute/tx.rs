@@ -8,12 +8,16 @@ use crate::{
     amount::Amount,
     hash::Hash,
     keys::verifying_key,
-    receipt,
+    receipt, stake,
     state::{Account, ShardContext, State, StateError, ValidatorRecord},
     tx::{SignedTx, TxBody, TxKind},
 };
 
-use super::{BlockError, TxError, overlay::Overlay};
+use super::{
+    BlockError, TxError,
+    overlay::Overlay,
+    stake::{self as execute_stake, StakeChange},
+};
 
 /// Why [`execute_tx`] did not apply a transaction: the transaction is
 /// invalid (skip it, or reject the block), or something bigger broke.
@@ -28,17 +32,25 @@ impl From<TxError> for Failure {
     }
 }
 
+impl From<crate::stake::StakeError> for Failure {
+    fn from(e: crate::stake::StakeError) -> Self {
+        Failure::Tx(TxError::Stake(e))
+    }
+}
+
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
         Failure::Block(BlockError::State(e))
     }
 }
 
-/// The new records one transfer produces.
+/// The new records one transaction produces.
 struct Effects {
     sender: Account,
-    /// The recipient's new record, if it lives on this shard.
+    /// The recipient's new record, if a transfer credits one on this shard.
     recipient: Option<(Address, Account)>,
+    /// A bond's or unbond's records.
+    stake: Option<StakeChange>,
     proposer: ValidatorRecord,
     /// Base fees burned so far, with this transaction's.
     burned: Amount,
@@ -54,12 +66,21 @@ pub(super) fn execute_tx<S: State + ?Sized>(
     height: u64,
     tx: &SignedTx,
 ) -> Result<(), Failure> {
-    let effects = transfer_effects(overlay, context, proposer, height, tx)?;
+    let effects = effects(overlay, context, proposer, height, tx)?;
     if let Some((to, recipient)) = effects.recipient {
         overlay.accounts.insert(to, recipient);
     }
     overlay.accounts.insert(tx.body.sender, effects.sender);
-    overlay.validators.insert(*proposer, effects.proposer);
+    if let Some(change) = effects.stake {
+        overlay.apply_stake(change);
+    }
+    // After a bond's records: a validator proposing a block that bonds to
+    // itself keeps both its new stake and its tip.
+    let mut record = effects.proposer;
+    if let Some(bonded) = overlay.validators.get(proposer) {
+        record.stake = bonded.stake;
+    }
+    overlay.validators.insert(*proposer, record);
     overlay.fees.burned = effects.burned;
     overlay.txs = overlay.txs.saturating_add(1);
     Ok(())
@@ -78,7 +99,7 @@ pub fn check_payable(body: &TxBody, height: u64, base_fee: Amount) -> Result<(),
     Ok(())
 }
 
-fn transfer_effects<S: State + ?Sized>(
+fn effects<S: State + ?Sized>(
     overlay: &Overlay<'_, S>,
     context: &ShardContext,
     proposer: &Address,
@@ -95,7 +116,7 @@ fn transfer_effects<S: State + ?Sized>(
     }
     let base_fee = overlay.fees.base_fee;
     check_payable(body, height, base_fee)?;
-    let TxKind::Transfer { to, amount } = &body.kind;
+    stake::check_static(context, body)?;
     let mut sender = overlay.account(&body.sender)?;
     if body.nonce != sender.nonce {
         return Err(TxError::BadNonce { expected: sender.nonce, got: body.nonce }.into());
@@ -104,24 +125,46 @@ fn transfer_effects<S: State + ?Sized>(
     sender.balance =
         sender.balance.checked_sub(needed).ok_or(TxError::InsufficientFunds { needed, available: sender.balance })?;
     sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::Overflow)?;
-    let recipient = if receipt::dest_shard(tx, context.shard, context.shard_count).is_some() {
-        // Credited by the recipient's shard, against the receipt this emits.
-        None
-    } else if to == &body.sender {
-        // A self-transfer credits the account it just debited.
-        sender.balance = sender.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
-        None
-    } else {
-        let mut recipient = overlay.account(to)?;
-        recipient.balance = recipient.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
-        Some((*to, recipient))
+    let (recipient, stake) = match &body.kind {
+        TxKind::Transfer { to, amount } => (credit(overlay, context, tx, &mut sender, to, *amount)?, None),
+        TxKind::Bond { validator, amount, p2p_key, .. } => {
+            (None, Some(execute_stake::bond(overlay, context, &body.sender, validator, *amount, *p2p_key)?))
+        }
+        TxKind::Unbond { validator, amount } => {
+            (None, Some(execute_stake::unbond(overlay, context, &body.sender, validator, *amount, height)?))
+        }
     };
     let mut record = overlay.validator(proposer)?.ok_or(Failure::Block(BlockError::UnknownProposer(*proposer)))?;
     // The base fee is burned; the proposer earns the rest (the tip).
     let tip = body.fee.checked_sub(base_fee).ok_or(TxError::Overflow)?;
     record.rewards = record.rewards.checked_add(tip).ok_or(TxError::Overflow)?;
     let burned = overlay.fees.burned.checked_add(base_fee).ok_or(TxError::Overflow)?;
-    Ok(Effects { sender, recipient, proposer: record, burned })
+    Ok(Effects { sender, recipient, stake, proposer: record, burned })
+}
+
+/// A transfer's credit of `amount` to `to`: the recipient's new record if
+/// it lives on this shard and is not the sender (whose own record takes a
+/// self-transfer), `None` if its shard credits it against a receipt.
+fn credit<S: State + ?Sized>(
+    overlay: &Overlay<'_, S>,
+    context: &ShardContext,
+    tx: &SignedTx,
+    sender: &mut Account,
+    to: &Address,
+    amount: Amount,
+) -> Result<Option<(Address, Account)>, Failure> {
+    if receipt::dest_shard(tx, context.shard, context.shard_count).is_some() {
+        // Credited by the recipient's shard, against the receipt this emits.
+        return Ok(None);
+    }
+    if to == &tx.body.sender {
+        // A self-transfer credits the account it just debited.
+        sender.balance = sender.balance.checked_add(amount).ok_or(TxError::Overflow)?;
+        return Ok(None);
+    }
+    let mut recipient = overlay.account(to)?;
+    recipient.balance = recipient.balance.checked_add(amount).ok_or(TxError::Overflow)?;
+    Ok(Some((*to, recipient)))
 }
 
 /// Batch-verifies every signature in `txs`; on failure, finds the first bad

@@ -138,6 +138,7 @@ impl Rejection {
             Rejection::Invalid(TxError::Overflow) => reason::OVERFLOW,
             Rejection::Invalid(TxError::FeeBelowBase { .. }) => reason::FEE_BELOW_BASE,
             Rejection::Invalid(TxError::Expired { .. }) => reason::EXPIRED,
+            Rejection::Invalid(TxError::Stake(_)) => reason::STAKE_REFUSED,
             Rejection::StaleNonce { .. } => reason::STALE_NONCE,
             Rejection::NonceGap { .. } => reason::NONCE_GAP,
             Rejection::NonceTaken { .. } => reason::NONCE_TAKEN,
@@ -317,7 +318,8 @@ impl Mempool {
         }
     }
 
-    /// Signature, chain, shard, expiry and base-fee checks that need no account.
+    /// Signature, chain, shard, expiry, base-fee and staking checks that
+    /// need no account.
     fn check_static<S: State + ?Sized>(
         &mut self,
         tx: &SignedTx,
@@ -342,6 +344,9 @@ impl Mempool {
         {
             return Err(TxError::BadSignature.into());
         }
+        // A bond's proof of possession is another signature: after the
+        // sender's, so a forged transaction costs one check, not two.
+        palisade_ledger::stake::check_static(context, &tx.body).map_err(TxError::Stake)?;
         Ok(())
     }
 

@@ -1,0 +1,296 @@
+//! Bonding and unbonding: what each does to balances and stake, every
+//! refusal (which changes nothing), the end of an epoch paying unbonded
+//! stake back, and money conserved throughout.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failure report
+
+mod common;
+
+use common::*;
+use palisade_ledger::{
+    Address, Amount, Genesis, Keypair, SignedTx, State, StateExt, TxError, apply_block,
+    block::tx_root,
+    build_block,
+    genesis::GenesisAccount,
+    mem::MemState,
+    stake::{self, StakeError, StakingParams, Unbonding},
+    workload::Wallets,
+};
+
+const MIN_STAKE: u64 = 1_000;
+const FEE: Amount = Amount(5);
+const P2P: [u8; 32] = [9; 32];
+
+fn params(max_committee_size: u32) -> StakingParams {
+    StakingParams { epoch_blocks: 4, min_stake_units: MIN_STAKE, max_committee_size, unbonding_epochs: 1 }
+}
+
+/// One shard (every account lives on it), staking on with `seats` seats,
+/// and the first genesis validator funded so it can bond to itself.
+fn setup(seats: u32) -> (Genesis, Wallets, MemState) {
+    let (mut genesis, users) = network(1, 8);
+    genesis.params.staking = Some(params(seats));
+    let first = proposer(&genesis, 0);
+    genesis.accounts.push(GenesisAccount { name: "validator-funds".into(), address: first, balance_units: 50_000 });
+    genesis.validate().unwrap();
+    let state = MemState::genesis(&genesis, 0).unwrap();
+    (genesis, users, state)
+}
+
+fn nonce(state: &MemState, key: &Keypair) -> u64 {
+    state.account(&key.address()).unwrap().nonce
+}
+
+fn bond(state: &MemState, genesis: &Genesis, operator: &Keypair, validator: &Keypair, amount: u64) -> SignedTx {
+    let chain = &genesis.chain_id;
+    stake::bond_tx(operator, validator, chain, nonce(state, operator), 0, Amount(amount), P2P, FEE)
+}
+
+fn unbond(state: &MemState, genesis: &Genesis, operator: &Keypair, validator: Address, amount: u64) -> SignedTx {
+    stake::unbond_tx(operator, &genesis.chain_id, nonce(state, operator), validator, Amount(amount), FEE)
+}
+
+/// Builds, checks and commits the next block with `txs`; returns what the
+/// builder left out. Money is the same before and after.
+fn commit(state: &mut MemState, genesis: &Genesis, txs: Vec<SignedTx>) -> Vec<TxError> {
+    let money = state.money().unwrap();
+    let built = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, Vec::new(), txs).unwrap();
+    let outcome = apply_block(state, &built.block).unwrap();
+    assert_eq!(outcome.tip, built.outcome.tip);
+    state.commit(&outcome);
+    assert_eq!(state.money().unwrap(), money, "money is conserved");
+    built.rejected.into_iter().map(|(_, reason)| reason).collect()
+}
+
+/// Commits the next block with the transaction `make` signs on the state
+/// as it is; it must execute.
+fn apply(state: &mut MemState, genesis: &Genesis, make: impl FnOnce(&MemState) -> SignedTx) {
+    let tx = make(state);
+    assert_eq!(commit(state, genesis, vec![tx]), Vec::new());
+}
+
+/// A staking network (`seats` seats) where wallet 0 operates the validator
+/// `newcomer`, bonded with `stake`.
+fn bonded(seats: u32, stake: u64) -> (Genesis, Wallets, MemState, Keypair) {
+    let (genesis, users, mut state) = setup(seats);
+    let newcomer = Keypair::dev("newcomer");
+    apply(&mut state, &genesis, |state| bond(state, &genesis, users.keypair(0), &newcomer, stake));
+    (genesis, users, state, newcomer)
+}
+
+/// `tx` is refused with `expected`: the builder leaves it out, a block that
+/// carries it anyway is invalid, and the state is what it was.
+fn assert_refused(state: &MemState, genesis: &Genesis, tx: SignedTx, expected: StakeError) {
+    let expected = TxError::Stake(expected);
+    let built = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, Vec::new(), [tx.clone()]).unwrap();
+    assert_eq!(built.rejected.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(), vec![expected.clone()]);
+    let mut block = built.block;
+    block.txs = vec![tx];
+    block.header.tx_root = tx_root(&block.txs);
+    match apply_block(state, &block) {
+        Err(palisade_ledger::BlockError::Tx { reason, .. }) => assert_eq!(reason, expected),
+        other => panic!("expected {expected:?}, got {:?}", other.map(|o| o.tip)),
+    }
+}
+
+#[test]
+fn bonds_and_unbonds_are_refused_while_staking_is_off() {
+    let (genesis, users) = network(1, 2);
+    let state = MemState::genesis(&genesis, 0).unwrap();
+    let newcomer = Keypair::dev("newcomer");
+    let tx = bond(&state, &genesis, users.keypair(0), &newcomer, 5_000);
+    assert_refused(&state, &genesis, tx, StakeError::Disabled);
+    let tx = unbond(&state, &genesis, users.keypair(0), proposer(&genesis, 0), 5_000);
+    assert_refused(&state, &genesis, tx, StakeError::Disabled);
+}
+
+#[test]
+fn genesis_validators_are_their_own_operators_and_candidates() {
+    let (genesis, _, state) = setup(8);
+    let mut members: Vec<Address> = genesis.committee(0).unwrap().validators.iter().map(|v| v.address).collect();
+    members.sort();
+    assert_eq!(state.candidates().unwrap(), members);
+    let record = state.stake(&members[0]).unwrap().unwrap();
+    assert_eq!(record.operator, members[0]);
+    assert_eq!(record.p2p_key, None);
+}
+
+#[test]
+fn a_new_validator_bonds_from_its_operators_balance() {
+    let (genesis, users, mut state) = setup(8);
+    let operator = users.keypair(0);
+    let newcomer = Keypair::dev("newcomer");
+    let before = balance(&state, &operator.address());
+    let tx = bond(&state, &genesis, operator, &newcomer, 5_000);
+    assert!(commit(&mut state, &genesis, vec![tx]).is_empty());
+    assert_eq!(balance(&state, &operator.address()), before - 5_000 - FEE.units());
+    assert_eq!(state.validator(&newcomer.address()).unwrap().unwrap().stake, Amount(5_000));
+    let record = state.stake(&newcomer.address()).unwrap().unwrap();
+    assert_eq!((record.operator, record.p2p_key), (operator.address(), Some(P2P)));
+    assert!(state.candidates().unwrap().contains(&newcomer.address()));
+    // The operator adds to it.
+    let tx = bond(&state, &genesis, operator, &newcomer, 1_000);
+    assert!(commit(&mut state, &genesis, vec![tx]).is_empty());
+    assert_eq!(state.validator(&newcomer.address()).unwrap().unwrap().stake, Amount(6_000));
+}
+
+#[test]
+fn a_proposer_bonding_to_itself_keeps_its_stake_and_its_tip() {
+    let (genesis, _, mut state) = setup(8);
+    let validator = genesis.dev_key("validator-0-0");
+    assert_eq!(validator.address(), proposer(&genesis, 0));
+    let before = state.validator(&validator.address()).unwrap().unwrap();
+    let tx = bond(&state, &genesis, &validator, &validator, 2_000);
+    assert!(commit(&mut state, &genesis, vec![tx]).is_empty());
+    let after = state.validator(&validator.address()).unwrap().unwrap();
+    assert_eq!(after.stake, Amount(before.stake.units() + 2_000));
+    let reward = genesis.params.block_reward_units;
+    assert_eq!(after.rewards, Amount(before.rewards.units() + FEE.units() + reward));
+}
+
+#[test]
+fn bad_bonds_are_refused_and_change_nothing() {
+    let (genesis, users, mut state) = setup(8);
+    let (operator, other) = (users.keypair(0), users.keypair(1));
+    let newcomer = Keypair::dev("newcomer");
+    let chain = genesis.chain_id.clone();
+
+    // A proof of possession signed by another key than the validator's.
+    let mut forged = bond(&state, &genesis, operator, &Keypair::dev("impostor"), 5_000);
+    if let palisade_ledger::TxKind::Bond { validator, .. } = &mut forged.body.kind {
+        *validator = newcomer.address();
+    }
+    let forged = forged.body.sign(operator);
+    assert_refused(&state, &genesis, forged, StakeError::BadPossessionProof);
+    // A proof made for another operator.
+    let mut stolen = bond(&state, &genesis, other, &newcomer, 5_000);
+    stolen.body.sender = operator.address();
+    stolen.body.nonce = nonce(&state, operator);
+    let stolen = stolen.body.sign(operator);
+    assert_refused(&state, &genesis, stolen, StakeError::BadPossessionProof);
+
+    assert_refused(
+        &state,
+        &genesis,
+        bond(&state, &genesis, operator, &newcomer, MIN_STAKE - 1),
+        StakeError::BelowMinimum { stake: Amount(MIN_STAKE - 1), min: Amount(MIN_STAKE) },
+    );
+    assert_refused(&state, &genesis, bond(&state, &genesis, operator, &newcomer, 0), StakeError::ZeroAmount);
+    let elsewhere = stake::bond_tx(operator, &newcomer, &chain, nonce(&state, operator), 3, Amount(5_000), P2P, FEE);
+    assert_refused(&state, &genesis, elsewhere, StakeError::NoSuchShard { shard: 3, shard_count: 1 });
+
+    // Bonded by `operator`: nobody else may add to it, nor change its p2p key.
+    apply(&mut state, &genesis, |state| bond(state, &genesis, operator, &newcomer, 5_000));
+    assert_refused(
+        &state,
+        &genesis,
+        bond(&state, &genesis, other, &newcomer, 5_000),
+        StakeError::NotOperator { operator: operator.address() },
+    );
+    let rekeyed = stake::bond_tx(operator, &newcomer, &chain, nonce(&state, operator), 0, Amount(5_000), [1; 32], FEE);
+    assert_refused(&state, &genesis, rekeyed, StakeError::P2pKeyMismatch);
+    // A genesis validator is its own operator.
+    let member = genesis.dev_key("validator-0-1");
+    assert_refused(
+        &state,
+        &genesis,
+        bond(&state, &genesis, operator, &member, 5_000),
+        StakeError::NotOperator { operator: member.address() },
+    );
+}
+
+#[test]
+fn a_bond_from_another_shard_is_refused() {
+    let (mut genesis, users) = network(2, 8);
+    genesis.params.staking = Some(params(8));
+    genesis.validate().unwrap();
+    let on_0 = wallets_in(&genesis, &users, 0, 1)[0];
+    let state = MemState::genesis(&genesis, 0).unwrap();
+    let operator = users.keypair(on_0);
+    let tx = stake::bond_tx(operator, &Keypair::dev("newcomer"), &genesis.chain_id, 0, 1, Amount(5_000), P2P, FEE);
+    assert_refused(&state, &genesis, tx, StakeError::CrossShard { validator_shard: 1, sender_shard: 0 });
+}
+
+#[test]
+fn a_full_committee_takes_no_newcomer() {
+    let (genesis, users, mut state) = setup(5);
+    let operator = users.keypair(0);
+    apply(&mut state, &genesis, |state| bond(state, &genesis, operator, &Keypair::dev("fifth"), 5_000));
+    assert_refused(
+        &state,
+        &genesis,
+        bond(&state, &genesis, operator, &Keypair::dev("sixth"), 5_000),
+        StakeError::CommitteeFull { shard: 0, max: 5 },
+    );
+}
+
+#[test]
+fn unbonded_stake_returns_at_the_end_of_the_period() {
+    let (genesis, users, mut state, newcomer) = bonded(8, 5_000);
+    let operator = users.keypair(0);
+    let v = newcomer.address();
+
+    assert_refused(
+        &state,
+        &genesis,
+        unbond(&state, &genesis, operator, v, 6_000),
+        StakeError::TooMuch { bonded: Amount(5_000), requested: Amount(6_000) },
+    );
+    assert_refused(
+        &state,
+        &genesis,
+        unbond(&state, &genesis, operator, v, 4_500),
+        StakeError::BelowMinimum { stake: Amount(500), min: Amount(MIN_STAKE) },
+    );
+    assert_refused(
+        &state,
+        &genesis,
+        unbond(&state, &genesis, users.keypair(1), v, 1_000),
+        StakeError::NotOperator { operator: operator.address() },
+    );
+    let stranger = Keypair::dev("stranger").address();
+    assert_refused(
+        &state,
+        &genesis,
+        unbond(&state, &genesis, operator, stranger, 1_000),
+        StakeError::NotBonded(stranger),
+    );
+
+    // Height 2 is in epoch 0: 2,000 unbonds and returns when epoch 1 ends,
+    // with the block at height 8.
+    assert_eq!(state.tip().height, 1);
+    let funds = balance(&state, &operator.address());
+    apply(&mut state, &genesis, |state| unbond(state, &genesis, operator, v, 2_000));
+    assert_eq!(state.validator(&v).unwrap().unwrap().stake, Amount(3_000));
+    let pending = state.stake(&v).unwrap().unwrap().unbonding;
+    assert_eq!(pending, vec![Unbonding { amount: Amount(2_000), release_epoch: 1 }]);
+    let after_fee = funds - FEE.units();
+    while state.tip().height < 7 {
+        assert!(commit(&mut state, &genesis, Vec::new()).is_empty());
+        assert_eq!(balance(&state, &operator.address()), after_fee, "paid out early, at {}", state.tip().height);
+    }
+    assert!(commit(&mut state, &genesis, Vec::new()).is_empty());
+    assert_eq!(state.tip().height, 8);
+    assert_eq!(balance(&state, &operator.address()), after_fee + 2_000);
+    assert!(state.stake(&v).unwrap().unwrap().unbonding.is_empty());
+
+    // Unbonding the rest takes it off the candidate list once paid out.
+    apply(&mut state, &genesis, |state| unbond(state, &genesis, operator, v, 3_000));
+    assert!(state.candidates().unwrap().contains(&v), "still unbonding");
+    while state.tip().height < 16 {
+        assert!(commit(&mut state, &genesis, Vec::new()).is_empty());
+    }
+    assert_eq!(balance(&state, &operator.address()), after_fee + 2_000 - FEE.units() + 3_000);
+    assert!(!state.candidates().unwrap().contains(&v));
+}
+
+#[test]
+fn unbondings_in_flight_are_bounded() {
+    let (genesis, users, mut state, newcomer) = bonded(8, 100_000);
+    let operator = users.keypair(0);
+    let v = newcomer.address();
+    let txs: Vec<SignedTx> = (0..stake::MAX_UNBONDINGS as u64)
+        .map(|i| stake::unbond_tx(operator, &genesis.chain_id, nonce(&state, operator) + i, v, Amount(10), FEE))
+        .collect();
+    assert!(commit(&mut state, &genesis, txs).is_empty());
+    assert_refused(&state, &genesis, unbond(&state, &genesis, operator, v, 10), StakeError::TooManyUnbondings);
+}
