@@ -3,11 +3,13 @@
 //!
 //! A shard starts with its genesis committee. A validator jailed for a proven
 //! equivocation ([`crate::slashing`]) keeps its index with zero stake from the
-//! next height on ([`Committee::jailing`]): indices never move, so a
-//! certificate or evidence names the same signers forever. Jailing is final,
-//! so the committee of any height is the genesis committee minus the members
-//! jailed below it, and a header commits to the hash of the committee that
-//! certifies it.
+//! next height on ([`Committee::jailing`]): indices never move within an
+//! epoch, so a certificate or evidence names the same signers for it.
+//! Jailing is final, so the committee of any height is its epoch's committee
+//! minus the members jailed below it, and a header commits to the hash of
+//! the committee that certifies it. Without staking there is one epoch and
+//! its committee is the genesis one; with staking, each epoch's end chooses
+//! the next ([`crate::stake`]).
 //!
 //! From outside (another shard crediting receipts, a wallet checking a
 //! proof) a certificate arrives with the list of members jailed at its height.
@@ -27,7 +29,7 @@ use crate::{
     address::Address,
     hash::Hash,
     header::BlockHeader,
-    state::{State, StateError, StateExt},
+    state::{State, StateError, StateExt, StateKey},
 };
 
 /// The address of committee member `index` (its key is its address).
@@ -53,10 +55,16 @@ pub fn is_in_rotation(committee: &Committee, address: &Address) -> bool {
 pub struct Jailings(Vec<(ValidatorIndex, u64)>);
 
 impl Jailings {
-    /// The jailings recorded in `state`.
+    /// The jailings recorded in `state` of the members of its current
+    /// epoch's committee ([`base`]).
     pub fn read<S: State + ?Sized>(state: &S) -> Result<Jailings, StateError> {
+        Jailings::of(state, &base(state)?)
+    }
+
+    /// The jailings recorded in `state` of `committee`'s members.
+    fn of<S: State + ?Sized>(state: &S, committee: &Committee) -> Result<Jailings, StateError> {
         let mut jailings = Vec::new();
-        for (position, validator) in state.context().genesis_committee.validators().iter().enumerate() {
+        for (position, validator) in committee.validators().iter().enumerate() {
             if let Some(record) = state.slashed(&Address(validator.public_key))? {
                 // Committees are validated to fit u32 indices.
                 jailings.push((ValidatorIndex(u32::try_from(position).unwrap_or(u32::MAX)), record.included_at));
@@ -71,19 +79,30 @@ impl Jailings {
     }
 }
 
-/// The committee that certifies the block after `state`'s tip: the genesis
-/// committee with the members jailed so far made inactive, and the leaders
-/// benched for that block out of its rotation ([`crate::rotation`]).
+/// The committee of the epoch of the block after `state`'s tip, before
+/// jailing and rotation: the genesis committee, or with staking on the one
+/// the last epoch's end chose ([`crate::stake::CommitteeRecord`]).
+pub fn base<S: State + ?Sized>(state: &S) -> Result<Committee, StateError> {
+    if state.context().staking.is_none() {
+        return Ok(state.context().genesis_committee.clone());
+    }
+    let record = state
+        .committee_record()?
+        .ok_or_else(|| StateError::Storage("staking is on but the state holds no committee record".into()))?;
+    record.committee().map_err(|e| StateError::Corrupt { key: StateKey::Committee, reason: e.to_string() })
+}
+
+/// The committee that certifies the block after `state`'s tip: the
+/// epoch's committee ([`base`]) with the members jailed so far made
+/// inactive, and the leaders benched for that block out of its rotation
+/// ([`crate::rotation`]).
 pub fn current<S: State + ?Sized>(state: &S) -> Result<Committee, StateError> {
     let next = state.tip().height.saturating_add(1);
-    let jailed = Jailings::read(state)?.at(next);
+    let base = base(state)?;
+    let jailed = Jailings::of(state, &base)?.at(next);
     // Execution never jails the last active member, so this only fails on
     // a corrupt state.
-    let committee = state
-        .context()
-        .genesis_committee
-        .jailing(&jailed)
-        .map_err(|e| StateError::Storage(format!("committee from state: {e}")))?;
+    let committee = base.jailing(&jailed).map_err(|e| StateError::Storage(format!("committee from state: {e}")))?;
     rotated(state, &committee)
 }
 

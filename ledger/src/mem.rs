@@ -94,7 +94,8 @@ impl MemState {
                 | StateKey::Slashed(_)
                 | StateKey::Bench(_)
                 | StateKey::Fees
-                | StateKey::Candidates => 0,
+                | StateKey::Candidates
+                | StateKey::Committee => 0,
             };
             total = total.saturating_add(units);
         }

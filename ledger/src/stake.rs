@@ -25,12 +25,23 @@
 //!   jailed one or one below the minimum, and never fewer than
 //!   [`MIN_COMMITTEE`] (then the committee stays as it is).
 //!
-//! Not yet here (the staking issue's later steps): the committee chosen by
-//! [`select`] does not yet take over at the epoch boundary (each shard's
-//! committee is still its genesis one minus the jailed), bonding from
-//! another shard (a receipt), slashing of stake while it unbonds, downtime
-//! jailing and `unjail`, and delegation.
+//! * **Hand-over.** The block that closes epoch `e` writes the committee of
+//!   epoch `e + 1` ([`CommitteeRecord`], `StateKey::Committee`): [`select`]
+//!   over the candidates as that block leaves them, or, if too few are
+//!   eligible, the same members again. The first block of epoch `e + 1`
+//!   is certified by it ([`crate::committee::current`]); jailing for
+//!   equivocation still takes a member out at once, within an epoch.
+//!
+//! Not yet here (the staking issue's later steps): other shards and light
+//! clients following a shard's hand-overs (until then the genesis refuses
+//! staking on a network of several shards, whose receipts are checked
+//! against the genesis committees, and the wallet's proofs verify only
+//! blocks of epochs certified by the genesis committee), a validator
+//! without chain history joining, bonding from another shard (a receipt),
+//! slashing of stake while it unbonds, downtime jailing and `unjail`, and
+//! delegation.
 
+use palisade_consensus::{Committee, CommitteeError, Validator};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -174,9 +185,33 @@ pub enum StakeError {
         /// What the transaction asked for.
         requested: Amount,
     },
+    /// Unbonding everything would leave the shard fewer than
+    /// [`MIN_COMMITTEE`] eligible validators.
+    #[error("unbonding all of it would leave fewer than {MIN_COMMITTEE} eligible validators on the shard")]
+    CommitteeTooSmall,
     /// The validator already has [`MAX_UNBONDINGS`] unbondings in flight.
     #[error("{MAX_UNBONDINGS} unbondings are already in flight; wait for the next epoch")]
     TooManyUnbondings,
+}
+
+/// The committee of an epoch (staking on): the value of
+/// `StateKey::Committee`, written at genesis and by each block that closes
+/// an epoch, for the next. Quorums weigh the stake each member had bonded
+/// then; what it bonds or unbonds meanwhile counts from the next epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeRecord {
+    /// The epoch it certifies.
+    pub epoch: u64,
+    /// Its members with their stake, in committee order (which fixes
+    /// leader rotation).
+    pub members: Vec<(Address, Amount)>,
+}
+
+impl CommitteeRecord {
+    /// The consensus committee it describes.
+    pub fn committee(&self) -> Result<Committee, CommitteeError> {
+        Committee::new(self.members.iter().map(|(a, s)| Validator { public_key: a.0, stake: s.units() }).collect())
+    }
 }
 
 /// Stake on its way back to the operator.

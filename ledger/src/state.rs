@@ -118,6 +118,8 @@ pub enum StateKey {
     /// The validators bonded on this shard, in address order (a
     /// `Vec<Address>` of at most [`crate::stake::MAX_CANDIDATES`]).
     Candidates,
+    /// The committee of the current epoch ([`crate::stake::CommitteeRecord`]).
+    Committee,
 }
 
 impl StateKey {
@@ -269,6 +271,10 @@ pub trait StateExt: State {
     /// The staking facts of validator `address`, if it is bonded here.
     fn stake(&self, address: &Address) -> Result<Option<crate::stake::StakeRecord>, StateError> {
         self.get_typed(&StateKey::Stake(*address))
+    }
+    /// The committee record of the current epoch (staking on).
+    fn committee_record(&self) -> Result<Option<crate::stake::CommitteeRecord>, StateError> {
+        self.get_typed(&StateKey::Committee)
     }
     /// The validators bonded on this shard, in address order.
     fn candidates(&self) -> Result<Vec<Address>, StateError> {

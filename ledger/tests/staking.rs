@@ -9,7 +9,7 @@ use common::*;
 use palisade_ledger::{
     Address, Amount, Genesis, Keypair, SignedTx, State, StateExt, TxError, apply_block,
     block::tx_root,
-    build_block,
+    build_block, committee,
     genesis::GenesisAccount,
     mem::MemState,
     stake::{self, StakeError, StakingParams, Unbonding},
@@ -25,12 +25,16 @@ fn params(max_committee_size: u32) -> StakingParams {
 }
 
 /// One shard (every account lives on it), staking on with `seats` seats,
-/// and the first genesis validator funded so it can bond to itself.
+/// and the genesis validators funded so they can bond and unbond (each is
+/// its own operator).
 fn setup(seats: u32) -> (Genesis, Wallets, MemState) {
     let (mut genesis, users) = network(1, 8);
     genesis.params.staking = Some(params(seats));
-    let first = proposer(&genesis, 0);
-    genesis.accounts.push(GenesisAccount { name: "validator-funds".into(), address: first, balance_units: 50_000 });
+    let validators: Vec<Address> = genesis.committee(0).unwrap().validators.iter().map(|v| v.address).collect();
+    for (i, address) in validators.into_iter().enumerate() {
+        let name = format!("validator-funds-{i}");
+        genesis.accounts.push(GenesisAccount { name, address, balance_units: 50_000 });
+    }
     genesis.validate().unwrap();
     let state = MemState::genesis(&genesis, 0).unwrap();
     (genesis, users, state)
@@ -49,11 +53,17 @@ fn unbond(state: &MemState, genesis: &Genesis, operator: &Keypair, validator: Ad
     stake::unbond_tx(operator, &genesis.chain_id, nonce(state, operator), validator, Amount(amount), FEE)
 }
 
+/// A member that may propose the block after the tip.
+fn leader(state: &MemState) -> Address {
+    let committee = committee::current(state).unwrap();
+    committee::member_address(&committee, committee.rotation()[0]).unwrap()
+}
+
 /// Builds, checks and commits the next block with `txs`; returns what the
 /// builder left out. Money is the same before and after.
 fn commit(state: &mut MemState, genesis: &Genesis, txs: Vec<SignedTx>) -> Vec<TxError> {
     let money = state.money().unwrap();
-    let built = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, Vec::new(), txs).unwrap();
+    let built = build_block(state, leader(state), genesis.genesis_time_ms, Vec::new(), txs).unwrap();
     let outcome = apply_block(state, &built.block).unwrap();
     assert_eq!(outcome.tip, built.outcome.tip);
     state.commit(&outcome);
@@ -81,7 +91,7 @@ fn bonded(seats: u32, stake: u64) -> (Genesis, Wallets, MemState, Keypair) {
 /// carries it anyway is invalid, and the state is what it was.
 fn assert_refused(state: &MemState, genesis: &Genesis, tx: SignedTx, expected: StakeError) {
     let expected = TxError::Stake(expected);
-    let built = build_block(state, proposer(genesis, 0), genesis.genesis_time_ms, Vec::new(), [tx.clone()]).unwrap();
+    let built = build_block(state, leader(state), genesis.genesis_time_ms, Vec::new(), [tx.clone()]).unwrap();
     assert_eq!(built.rejected.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(), vec![expected.clone()]);
     let mut block = built.block;
     block.txs = vec![tx];
@@ -199,15 +209,28 @@ fn bad_bonds_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn a_bond_from_another_shard_is_refused() {
+fn staking_needs_a_single_shard_for_now_and_bonds_stay_on_their_shard() {
     let (mut genesis, users) = network(2, 8);
     genesis.params.staking = Some(params(8));
-    genesis.validate().unwrap();
+    let refused = genesis.validate().unwrap_err().to_string();
+    assert!(refused.starts_with("params.staking: staking needs a single shard"), "{refused}");
+    // The rule that keeps a bond on its shard, for when several are allowed.
     let on_0 = wallets_in(&genesis, &users, 0, 1)[0];
-    let state = MemState::genesis(&genesis, 0).unwrap();
-    let operator = users.keypair(on_0);
-    let tx = stake::bond_tx(operator, &Keypair::dev("newcomer"), &genesis.chain_id, 0, 1, Amount(5_000), P2P, FEE);
-    assert_refused(&state, &genesis, tx, StakeError::CrossShard { validator_shard: 1, sender_shard: 0 });
+    let context = genesis.shard_context(0).unwrap();
+    let tx = stake::bond_tx(
+        users.keypair(on_0),
+        &Keypair::dev("newcomer"),
+        &genesis.chain_id,
+        0,
+        1,
+        Amount(5_000),
+        P2P,
+        FEE,
+    );
+    assert_eq!(
+        stake::check_static(&context, &tx.body),
+        Err(StakeError::CrossShard { validator_shard: 1, sender_shard: 0 })
+    );
 }
 
 #[test]
@@ -281,6 +304,10 @@ fn unbonded_stake_returns_at_the_end_of_the_period() {
     }
     assert_eq!(balance(&state, &operator.address()), after_fee + 2_000 - FEE.units() + 3_000);
     assert!(!state.candidates().unwrap().contains(&v));
+    // Bonding again puts it back on the list.
+    apply(&mut state, &genesis, |state| bond(state, &genesis, operator, &newcomer, 4_000));
+    assert!(state.candidates().unwrap().contains(&v));
+    assert_eq!(state.validator(&v).unwrap().unwrap().stake, Amount(4_000));
 }
 
 #[test]
@@ -293,4 +320,63 @@ fn unbondings_in_flight_are_bounded() {
         .collect();
     assert!(commit(&mut state, &genesis, txs).is_empty());
     assert_refused(&state, &genesis, unbond(&state, &genesis, operator, v, 10), StakeError::TooManyUnbondings);
+}
+
+/// Commits empty blocks until the tip is at `height`.
+fn advance_to(state: &mut MemState, genesis: &Genesis, height: u64) {
+    while state.tip().height < height {
+        assert!(commit(state, genesis, Vec::new()).is_empty());
+    }
+}
+
+fn members(state: &MemState) -> Vec<Address> {
+    committee::current(state)
+        .unwrap()
+        .active()
+        .iter()
+        .map(|i| committee::member_address(&committee::current(state).unwrap(), *i).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_newcomer_sits_on_the_committee_from_the_next_epoch() {
+    let (genesis, _, mut state, newcomer) = bonded(8, 5_000);
+    let v = newcomer.address();
+    advance_to(&mut state, &genesis, 3);
+    assert!(!members(&state).contains(&v), "not before the epoch ends");
+    advance_to(&mut state, &genesis, 4);
+    let committee = committee::current(&state).unwrap();
+    assert_eq!(committee.len(), 5);
+    assert!(members(&state).contains(&v));
+    let index = committee.index_of(&v.0).unwrap();
+    assert_eq!(committee.stake(index), 5_000, "it weighs what it bonded");
+    assert_eq!(state.committee_record().unwrap().unwrap().epoch, 1);
+    // It may propose the first block of the new epoch, whose header names
+    // the new committee.
+    let built = build_block(&state, v, genesis.genesis_time_ms, Vec::new(), []).unwrap();
+    assert_eq!(built.block.header.committee_hash, palisade_ledger::Hash(committee.hash()));
+    state.commit(&apply_block(&state, &built.block).unwrap());
+}
+
+#[test]
+fn a_validator_that_unbonds_everything_leaves_at_the_epochs_end() {
+    let (genesis, _, mut state, newcomer) = bonded(8, 5_000);
+    advance_to(&mut state, &genesis, 4);
+    assert_eq!(committee::current(&state).unwrap().len(), 5);
+    // A genesis validator, its own operator, leaves.
+    let leaving = genesis.dev_key("validator-0-0");
+    apply(&mut state, &genesis, |state| {
+        unbond(state, &genesis, &leaving, leaving.address(), genesis.committee(0).unwrap().validators[0].stake_units)
+    });
+    assert!(members(&state).contains(&leaving.address()), "it serves out its epoch");
+    advance_to(&mut state, &genesis, 8);
+    let now = members(&state);
+    assert_eq!(now.len(), 4);
+    assert!(!now.contains(&leaving.address()));
+    assert!(now.contains(&newcomer.address()));
+    // Down to four: the next may not leave.
+    let next = genesis.dev_key("validator-0-1");
+    let all = genesis.committee(0).unwrap().validators[1].stake_units;
+    let tx = unbond(&state, &genesis, &next, next.address(), all);
+    assert_refused(&state, &genesis, tx, StakeError::CommitteeTooSmall);
 }

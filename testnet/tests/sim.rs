@@ -867,3 +867,36 @@ fn after_a_long_partition_heals_the_shard_commits_within_a_second() {
         assert!(first - HEAL_MS <= 250, "seed {seed}: first commit {} ms after the heal", first - HEAL_MS);
     }
 }
+
+/// How many members were active in the committee of each block of the
+/// agreed chain of shard 0, replayed from genesis.
+fn committee_sizes(sim: &Sim) -> Vec<usize> {
+    let mut state = palisade_ledger::mem::MemState::genesis(&sim.genesis, 0).unwrap();
+    let mut sizes = Vec::new();
+    for (_, block) in agreed_blocks(sim, 0) {
+        sizes.push(palisade_ledger::committee::current(&state).unwrap().active().len());
+        state.commit(&palisade_ledger::apply_block(&state, &block).unwrap());
+    }
+    sizes
+}
+
+#[test]
+fn validators_leave_and_rejoin_by_epoch_and_every_invariant_holds() {
+    for seed in 0..3 {
+        let mut scenario = Scenario::calm(seed, 1, 5, Vec::new());
+        scenario.staking = true;
+        scenario.heal_ms = 6_000;
+        scenario.drop_per_mille = 20;
+        let (report, sim) = Sim::new(scenario).run();
+        assert_clean(&report);
+        let sizes = committee_sizes(&sim);
+        let left = sizes.iter().position(|&n| n == 4);
+        let came_back = left.and_then(|at| sizes[at..].iter().position(|&n| n == 5));
+        assert!(
+            left.is_some() && came_back.is_some(),
+            "seed {seed}: a validator should leave and come back over {} heights; committee sizes {sizes:?}",
+            sizes.len()
+        );
+        assert!(sizes.iter().all(|&n| n >= 4), "seed {seed}: never fewer than four members: {sizes:?}");
+    }
+}

@@ -15,7 +15,7 @@ use crate::{
     hash::Hash,
     rotation::{self, BenchRecord},
     slashing::{SlashRecord, Slashings},
-    stake::StakeRecord,
+    stake::{CommitteeRecord, StakeRecord},
     state::{Account, Applied, ChainRecord, ShardContext, State, StateError, StateExt, StateKey, ValidatorRecord},
 };
 
@@ -44,6 +44,8 @@ pub(super) struct Overlay<'s, S: State + ?Sized> {
     pub(super) stakes: BTreeMap<Address, StakeRecord>,
     /// The candidate list, if this block changes it.
     pub(super) candidates: Option<Vec<Address>>,
+    /// The next epoch's committee, if this block closes an epoch.
+    pub(super) committee: Option<CommitteeRecord>,
 }
 
 impl<'s, S: State + ?Sized> Overlay<'s, S> {
@@ -62,6 +64,7 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             txs: 0,
             stakes: BTreeMap::new(),
             candidates: None,
+            committee: None,
         })
     }
 
@@ -144,6 +147,9 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
         }
         if let Some(candidates) = &self.candidates {
             writes.insert(StateKey::Candidates, codec::encode(candidates));
+        }
+        if let Some(committee) = &self.committee {
+            writes.insert(StateKey::Committee, codec::encode(committee));
         }
         writes.insert(StateKey::Chain, codec::encode(&self.chain));
         // The fee record is written only when the market moved, so an idle

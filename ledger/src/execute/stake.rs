@@ -6,7 +6,10 @@
 use crate::{
     address::Address,
     amount::Amount,
-    stake::{self, MAX_CANDIDATES, MAX_UNBONDINGS, StakeError, StakeRecord, StakingParams, Unbonding},
+    stake::{
+        self, CommitteeRecord, MAX_CANDIDATES, MAX_UNBONDINGS, MIN_COMMITTEE, StakeError, StakeRecord, StakingParams,
+        Unbonding,
+    },
     state::{ShardContext, State, StateError, StateExt, ValidatorRecord},
 };
 
@@ -40,7 +43,7 @@ pub(super) fn bond<S: State + ?Sized>(
     if existing.is_some_and(|record| record.jailed) || overlay.state.slashed(validator)?.is_some() {
         return Err(StakeError::Jailed(*validator).into());
     }
-    let (stake, candidates) = match overlay.stake(validator)? {
+    let stake = match overlay.stake(validator)? {
         Some(mut stake) => {
             if stake.operator != *sender {
                 return Err(StakeError::NotOperator { operator: stake.operator }.into());
@@ -49,13 +52,13 @@ pub(super) fn bond<S: State + ?Sized>(
                 Some(key) if key != p2p_key => return Err(StakeError::P2pKeyMismatch.into()),
                 _ => stake.p2p_key = Some(p2p_key),
             }
-            (stake, None)
+            stake
         }
-        None => {
-            let candidates = join(overlay, context, &params, validator)?;
-            (StakeRecord { operator: *sender, p2p_key: Some(p2p_key), unbonding: Vec::new() }, Some(candidates))
-        }
+        None => StakeRecord { operator: *sender, p2p_key: Some(p2p_key), unbonding: Vec::new() },
     };
+    // New, or back after it unbonded everything and was paid out.
+    let listed = overlay.candidates()?.binary_search(validator).is_ok();
+    let candidates = if listed { None } else { Some(join(overlay, context, &params, validator)?) };
     let mut record = existing.unwrap_or_default();
     record.stake = record.stake.checked_add(amount).ok_or(TxError::Overflow)?;
     let min = Amount(params.min_stake_units);
@@ -74,12 +77,7 @@ fn join<S: State + ?Sized>(
     validator: &Address,
 ) -> Result<Vec<Address>, Failure> {
     let mut candidates = overlay.candidates()?;
-    let mut eligible = 0usize;
-    for candidate in &candidates {
-        if overlay.validator(candidate)?.is_some_and(|record| stake::eligible(params, &record)) {
-            eligible = eligible.saturating_add(1);
-        }
-    }
+    let eligible = eligible_count(overlay, params)?;
     let seats = params.max_committee_size as usize;
     if eligible >= seats || candidates.len() >= MAX_CANDIDATES {
         let max = if eligible >= seats { seats } else { MAX_CANDIDATES };
@@ -89,6 +87,17 @@ fn join<S: State + ?Sized>(
         candidates.insert(at, *validator);
     }
     Ok(candidates)
+}
+
+/// How many candidates may sit on a committee, as this block leaves them.
+fn eligible_count<S: State + ?Sized>(overlay: &Overlay<'_, S>, params: &StakingParams) -> Result<usize, StateError> {
+    let mut eligible = 0usize;
+    for candidate in overlay.candidates()? {
+        if overlay.validator(&candidate)?.is_some_and(|record| stake::eligible(params, &record)) {
+            eligible = eligible.saturating_add(1);
+        }
+    }
+    Ok(eligible)
 }
 
 /// `sender` unbonds `amount` of `validator`'s stake in the block at `height`.
@@ -113,6 +122,12 @@ pub(super) fn unbond<S: State + ?Sized>(
     let min = Amount(params.min_stake_units);
     if remaining != Amount::ZERO && remaining < min {
         return Err(StakeError::BelowMinimum { stake: remaining, min }.into());
+    }
+    if remaining == Amount::ZERO
+        && stake::eligible(&params, &record)
+        && eligible_count(overlay, &params)? <= MIN_COMMITTEE
+    {
+        return Err(StakeError::CommitteeTooSmall.into());
     }
     if stake.unbonding.len() >= MAX_UNBONDINGS {
         return Err(StakeError::TooManyUnbondings.into());
@@ -150,8 +165,10 @@ impl<S: State + ?Sized> Overlay<'_, S> {
     }
 
     /// If the block at `height` closes its epoch: pays each operator the
-    /// unbondings that matured, and drops from the candidate list the
-    /// validators left with no stake and nothing unbonding.
+    /// unbondings that matured, drops from the candidate list the
+    /// validators left with no stake and nothing unbonding, and writes the
+    /// next epoch's committee: [`stake::select`] over the candidates as
+    /// this block leaves them, or the same members if too few are eligible.
     pub(super) fn close_epoch(&mut self, context: &ShardContext, height: u64) -> Result<(), BlockError> {
         let Some(params) = context.staking.filter(|params| params.closes_epoch(height)) else {
             return Ok(());
@@ -173,6 +190,16 @@ impl<S: State + ?Sized> Overlay<'_, S> {
                 kept.push(validator);
             }
         }
+        let mut records = Vec::with_capacity(kept.len());
+        for validator in &kept {
+            records.push((*validator, self.validator(validator)?.unwrap_or_default()));
+        }
+        let members = match stake::select(&params, records) {
+            Some(members) => members,
+            None => self.state.committee_record()?.map(|record| record.members).unwrap_or_default(),
+        };
+        let next = epoch.checked_add(1).ok_or(BlockError::StakeOverflow)?;
+        self.committee = Some(CommitteeRecord { epoch: next, members });
         if kept != self.candidates()? {
             self.candidates = Some(kept);
         }

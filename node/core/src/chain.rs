@@ -273,9 +273,11 @@ impl<S: ChainStore> Chain<S> {
         self.state.commit(&block, &codec::encode(&certificate), &outcome)?;
         self.outcomes.clear();
         let jailed = self.committee.inactive();
-        // A jailing rebuilds the committee; otherwise only the rotation can
-        // change (a leader benched for a failed turn, or back after its bench).
-        self.committee = if outcome.slashed.is_empty() {
+        // A jailing or the end of an epoch (a hand-over) rebuilds the
+        // committee; otherwise only the rotation can change (a leader
+        // benched for a failed turn, or back after its bench).
+        let closes_epoch = self.state.context().staking.is_some_and(|s| s.closes_epoch(expected));
+        self.committee = if outcome.slashed.is_empty() && !closes_epoch {
             committee::rotated(&self.state, &self.committee)
         } else {
             committee::current(&self.state)

@@ -168,7 +168,13 @@ impl Sim {
         params.base_fee_target_txs = 2;
         params.min_base_fee_units = 1;
         params.max_base_fee_units = 9;
-        let workload = Workload::new(&mut genesis, rng.fork());
+        if scenario.staking {
+            params.staking = Some(super::workload::staking_params(scenario.committee_size.max(4)));
+        }
+        let mut workload = Workload::new(&mut genesis, rng.fork());
+        if scenario.staking {
+            workload.churn(&mut genesis);
+        }
         let genesis = Arc::new(genesis);
         let n = scenario.committee_size as usize;
         let start_ms = genesis.genesis_time_ms;
@@ -737,9 +743,10 @@ impl Sim {
         let Some(oracle) = most_advanced(&self.nodes, shard) else { return };
         let store = oracle.store();
         let together = 1 + self.rng.index(MAX_SUBMITTED_TOGETHER);
-        let txs: Vec<SignedTx> = (0..together)
+        let mut txs: Vec<SignedTx> = (0..together)
             .filter_map(|_| self.workload.next(shard, |address| store.account(address).map(|a| a.nonce).unwrap_or(0)))
             .collect();
+        txs.extend(self.workload.stake_move(store.mem_state()));
         if txs.is_empty() {
             return;
         }

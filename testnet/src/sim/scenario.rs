@@ -101,6 +101,9 @@ pub struct Scenario {
     pub slow_writes: Vec<SlowWrites>,
     /// Corrupted state values (see [`Tamper`]).
     pub tampering: Vec<Tamper>,
+    /// Staking on (one shard only): validators unbond, leave the committee
+    /// at an epoch's end and bond again ([`super::workload`]).
+    pub staking: bool,
 }
 
 impl Scenario {
@@ -213,6 +216,7 @@ impl Scenario {
             clock_skew: Vec::new(),
             slow_writes,
             tampering: Vec::new(),
+            staking: false,
         }
     }
 
@@ -237,6 +241,7 @@ impl Scenario {
             clock_skew: Vec::new(),
             slow_writes: Vec::new(),
             tampering: Vec::new(),
+            staking: false,
         }
     }
 
@@ -277,6 +282,9 @@ impl fmt::Display for Scenario {
         )?;
         if !self.push_receipts {
             write!(f, ", receipts by pull only")?;
+        }
+        if self.staking {
+            write!(f, ", staking (validators leave and rejoin by epoch)")?;
         }
         for (node, kind) in &self.byzantine {
             write!(f, ", node {node} {kind}")?;

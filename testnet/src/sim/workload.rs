@@ -4,7 +4,13 @@
 //! another shard: the sender's shard debits it and emits a receipt that the
 //! recipient's shard must credit.
 
-use palisade_ledger::{Address, Amount, Genesis, SignedTx, workload::Wallets};
+use palisade_ledger::{
+    Address, Amount, Genesis, Keypair, SignedTx, StateExt,
+    genesis::GenesisAccount,
+    mem::MemState,
+    stake::{self, StakingParams},
+    workload::Wallets,
+};
 
 use super::rng::SimRng;
 
@@ -19,6 +25,30 @@ const MAX_IN_FLIGHT: u64 = 4;
 /// Per-mille share of transfers to another shard (with several shards).
 const CROSS_SHARD_PER_MILLE: u64 = 333;
 
+/// Staking scenarios: the blocks of an epoch (short, so a run sees many
+/// hand-overs).
+pub const EPOCH_BLOCKS: u64 = 8;
+/// Per-mille chance that a client call of a staking scenario also carries a
+/// validator's stake move.
+const STAKE_MOVE_PER_MILLE: u64 = 60;
+/// What each validator's own account starts with (its fees).
+const VALIDATOR_FUNDS: Amount = Amount(1_000_000);
+/// The fee a stake move pays (above the simulated base fee's maximum, 9).
+const STAKE_FEE: Amount = Amount(10);
+
+/// The staking rules of a staking scenario: committees of up to `seats`,
+/// stake returned one epoch after the one it was unbonded in.
+pub fn staking_params(seats: u32) -> StakingParams {
+    StakingParams { epoch_blocks: EPOCH_BLOCKS, min_stake_units: 1, max_committee_size: seats, unbonding_epochs: 1 }
+}
+
+/// Validators that unbond everything and bond it again (each is its own
+/// operator), with their genesis stake.
+struct Churn {
+    chain_id: String,
+    validators: Vec<(Keypair, Amount)>,
+}
+
 /// The clients of every shard.
 pub struct Workload {
     wallets: Wallets,
@@ -27,6 +57,7 @@ pub struct Workload {
     /// Next nonce each wallet will use.
     next_nonce: Vec<u64>,
     rng: SimRng,
+    churn: Option<Churn>,
 }
 
 impl Workload {
@@ -40,7 +71,47 @@ impl Workload {
             let shard = wallets.address(i).shard(genesis.shard_count) as usize;
             by_shard[shard].push(i);
         }
-        Workload { wallets, by_shard, next_nonce: vec![0; count], rng }
+        Workload { wallets, by_shard, next_nonce: vec![0; count], rng, churn: None }
+    }
+
+    /// Lets the validators of shard 0 (a staking scenario has no other)
+    /// leave and rejoin: funds their own accounts for the fees in `genesis`.
+    pub fn churn(&mut self, genesis: &mut Genesis) {
+        let seated = genesis.committee(0).map(|c| c.validators.clone()).unwrap_or_default();
+        let mut validators = Vec::new();
+        for validator in seated {
+            let name = format!("{}-funds", validator.name);
+            genesis.accounts.push(GenesisAccount {
+                name,
+                address: validator.address,
+                balance_units: VALIDATOR_FUNDS.units(),
+            });
+            validators.push((Keypair::dev(&validator.name), Amount(validator.stake_units)));
+        }
+        self.churn = Some(Churn { chain_id: genesis.chain_id.clone(), validators });
+    }
+
+    /// Now and then (staking scenarios), a validator's stake move on the
+    /// committed `state`: a bonded one unbonds everything, one with nothing
+    /// bonded bonds its genesis stake again (refused until the unbonded
+    /// stake is back; unbonding is refused while it would leave fewer than
+    /// four members: both are refusals the network must handle).
+    pub fn stake_move(&mut self, state: &MemState) -> Option<SignedTx> {
+        let churn = self.churn.as_ref()?;
+        if !self.rng.chance(STAKE_MOVE_PER_MILLE) {
+            return None;
+        }
+        let (key, genesis_stake) = &churn.validators[self.rng.index(churn.validators.len())];
+        let address = key.address();
+        let nonce = state.account(&address).ok()?.nonce;
+        let bonded = state.validator(&address).ok()?.map_or(Amount::ZERO, |record| record.stake);
+        let chain = &churn.chain_id;
+        Some(if bonded == Amount::ZERO {
+            let p2p_key = address.0;
+            stake::bond_tx(key, key, chain, nonce, 0, *genesis_stake, p2p_key, STAKE_FEE)
+        } else {
+            stake::unbond_tx(key, chain, nonce, address, bonded, STAKE_FEE)
+        })
     }
 
     /// A transfer from a wallet of `shard` to another wallet, of the same

@@ -48,7 +48,12 @@ impl<S: ChainStore> ShardCore<S> {
         let verified = match message.verify(self.chain.committee(), &self.chain_id, self.shard) {
             Ok(verified) => verified,
             Err(e) => {
-                let verdict = unverified_verdict(&e, height, self.chain.tip().height);
+                let tip = self.chain.tip().height;
+                let staking = self.chain.state().context().staking;
+                // Our committee is the one of the next height's epoch: a
+                // message of another epoch was signed under another one.
+                let other_epoch = staking.is_some_and(|s| s.epoch_of(height) != s.epoch_of(tip.saturating_add(1)));
+                let verdict = if other_epoch { Verdict::Ignore } else { unverified_verdict(&e, height, tip) };
                 debug!(height, error = %e, ?verdict, "consensus message does not verify");
                 if verdict == Verdict::Reject {
                     refuse(out, TopicKind::Consensus, "invalid");
