@@ -83,13 +83,40 @@ impl Jailings {
 /// jailing and rotation: the genesis committee, or with staking on the one
 /// the last epoch's end chose ([`crate::stake::CommitteeRecord`]).
 pub fn base<S: State + ?Sized>(state: &S) -> Result<Committee, StateError> {
-    if state.context().staking.is_none() {
+    epoch_base(state, state.tip().height.saturating_add(1))
+}
+
+/// The committee of the epoch of the block at `height` (at most the next
+/// height), before jailing and rotation, as `state` recorded it.
+fn epoch_base<S: State + ?Sized>(state: &S, height: u64) -> Result<Committee, StateError> {
+    let Some(staking) = state.context().staking else {
         return Ok(state.context().genesis_committee.clone());
+    };
+    let epoch = staking.epoch_of(height);
+    let key = StateKey::Committee(epoch);
+    let record = state.committee_record(epoch)?.ok_or_else(|| {
+        StateError::Storage(format!("staking is on but the state holds no committee of epoch {epoch}"))
+    })?;
+    record.committee().map_err(|e| StateError::Corrupt { key, reason: e.to_string() })
+}
+
+/// The committee that judges evidence of an offence at height `offence`:
+/// the current one ([`current`]) if the offence is in the next block's
+/// epoch, else the committee of the offence's epoch (its signer indices
+/// are that committee's). `None` if the offence is in an epoch after the
+/// next block's, whose committee is not known yet.
+pub fn for_offence<S: State + ?Sized>(state: &S, offence: u64) -> Result<Option<Committee>, StateError> {
+    let next = state.tip().height.saturating_add(1);
+    match state.context().staking {
+        Some(staking) if staking.epoch_of(offence) != staking.epoch_of(next) => {
+            if offence > next {
+                // An epoch whose committee is not chosen yet.
+                return Ok(None);
+            }
+            epoch_base(state, offence).map(Some)
+        }
+        _ => current(state).map(Some),
     }
-    let record = state
-        .committee_record()?
-        .ok_or_else(|| StateError::Storage("staking is on but the state holds no committee record".into()))?;
-    record.committee().map_err(|e| StateError::Corrupt { key: StateKey::Committee, reason: e.to_string() })
 }
 
 /// The committee that certifies the block after `state`'s tip: the

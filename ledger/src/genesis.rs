@@ -515,7 +515,7 @@ impl Genesis {
             candidates.sort();
             writes.insert(StateKey::Candidates, codec::encode(&candidates));
             let members = validators.iter().map(|v| (v.address, Amount(v.stake_units))).collect();
-            writes.insert(StateKey::Committee, codec::encode(&CommitteeRecord { epoch: 0, members }));
+            writes.insert(StateKey::Committee(0), codec::encode(&CommitteeRecord { epoch: 0, members }));
         }
         writes.insert(
             StateKey::Chain,

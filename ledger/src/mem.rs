@@ -95,7 +95,7 @@ impl MemState {
                 | StateKey::Bench(_)
                 | StateKey::Fees
                 | StateKey::Candidates
-                | StateKey::Committee => 0,
+                | StateKey::Committee(_) => 0,
             };
             total = total.saturating_add(units);
         }

@@ -26,7 +26,7 @@
 //!   [`MIN_COMMITTEE`] (then the committee stays as it is).
 //!
 //! * **Hand-over.** The block that closes epoch `e` writes the committee of
-//!   epoch `e + 1` ([`CommitteeRecord`], `StateKey::Committee`): [`select`]
+//!   epoch `e + 1` ([`CommitteeRecord`], `StateKey::Committee(e + 1)`): [`select`]
 //!   over the candidates as that block leaves them, or, if too few are
 //!   eligible, the same members again. The first block of epoch `e + 1`
 //!   is certified by it ([`crate::committee::current`]); jailing for
@@ -195,7 +195,7 @@ pub enum StakeError {
 }
 
 /// The committee of an epoch (staking on): the value of
-/// `StateKey::Committee`, written at genesis and by each block that closes
+/// `StateKey::Committee(epoch)`, written at genesis and by each block that closes
 /// an epoch, for the next. Quorums weigh the stake each member had bonded
 /// then; what it bonds or unbonds meanwhile counts from the next epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -118,8 +118,9 @@ pub enum StateKey {
     /// The validators bonded on this shard, in address order (a
     /// `Vec<Address>` of at most [`crate::stake::MAX_CANDIDATES`]).
     Candidates,
-    /// The committee of the current epoch ([`crate::stake::CommitteeRecord`]).
-    Committee,
+    /// The committee of an epoch ([`crate::stake::CommitteeRecord`]),
+    /// kept after it so that evidence of an offence in it can be judged.
+    Committee(u64),
 }
 
 impl StateKey {
@@ -272,9 +273,9 @@ pub trait StateExt: State {
     fn stake(&self, address: &Address) -> Result<Option<crate::stake::StakeRecord>, StateError> {
         self.get_typed(&StateKey::Stake(*address))
     }
-    /// The committee record of the current epoch (staking on).
-    fn committee_record(&self) -> Result<Option<crate::stake::CommitteeRecord>, StateError> {
-        self.get_typed(&StateKey::Committee)
+    /// The committee record of `epoch` (staking on).
+    fn committee_record(&self, epoch: u64) -> Result<Option<crate::stake::CommitteeRecord>, StateError> {
+        self.get_typed(&StateKey::Committee(epoch))
     }
     /// The validators bonded on this shard, in address order.
     fn candidates(&self) -> Result<Vec<Address>, StateError> {

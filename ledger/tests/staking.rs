@@ -350,7 +350,7 @@ fn a_newcomer_sits_on_the_committee_from_the_next_epoch() {
     assert!(members(&state).contains(&v));
     let index = committee.index_of(&v.0).unwrap();
     assert_eq!(committee.stake(index), 5_000, "it weighs what it bonded");
-    assert_eq!(state.committee_record().unwrap().unwrap().epoch, 1);
+    assert_eq!(state.committee_record(1).unwrap().unwrap().epoch, 1);
     // It may propose the first block of the new epoch, whose header names
     // the new committee.
     let built = build_block(&state, v, genesis.genesis_time_ms, Vec::new(), []).unwrap();
@@ -379,4 +379,24 @@ fn a_validator_that_unbonds_everything_leaves_at_the_epochs_end() {
     let all = genesis.committee(0).unwrap().validators[1].stake_units;
     let tx = unbond(&state, &genesis, &next, next.address(), all);
     assert_refused(&state, &genesis, tx, StakeError::CommitteeTooSmall);
+}
+
+#[test]
+fn evidence_from_an_earlier_epoch_slashes_the_validator_that_signed_it() {
+    let (genesis, _, mut state, _) = bonded(8, 5_000);
+    // Genesis member 1 equivocates at height 2 (epoch 0, genesis order).
+    let evidence = palisade_ledger::workload::dev_evidence(&genesis, 0, 1, 2);
+    let offender = genesis.committee(0).unwrap().validators[1].address;
+    // From height 5 on, epoch 1's committee numbers its members otherwise.
+    advance_to(&mut state, &genesis, 4);
+    let now = committee::current(&state).unwrap();
+    assert_ne!(committee::member_address(&now, palisade_consensus::ValidatorIndex(1)), Some(offender));
+    assert!(evidence.verify(&now, &genesis.chain_id, 0).is_err(), "the new numbering does not judge it");
+    let extras = palisade_ledger::execute::Extras { evidence: vec![evidence], ..Default::default() };
+    let built = build_block(&state, leader(&state), genesis.genesis_time_ms, extras, []).unwrap();
+    assert!(built.refused_evidence.is_empty(), "{:?}", built.refused_evidence);
+    state.commit(&apply_block(&state, &built.block).unwrap());
+    assert!(state.validator(&offender).unwrap().unwrap().jailed);
+    assert_eq!(state.slashed(&offender).unwrap().unwrap().height, 2);
+    assert!(!members(&state).contains(&offender));
 }

@@ -22,7 +22,16 @@ impl<S: State + ?Sized> Overlay<'_, S> {
         height: u64,
         evidence: &Evidence,
     ) -> Result<Result<(), EvidenceRefused>, StateError> {
-        let offender = match slashing::check(context, committee, height, evidence) {
+        // Judged by the committee of the offence's epoch: its signer
+        // indices are that committee's.
+        let (offence, _, _) = evidence.slot();
+        let earlier = context.staking.is_some_and(|s| s.epoch_of(offence) != s.epoch_of(height));
+        let judge = match earlier.then(|| crate::committee::for_offence(self.state, offence)).transpose()? {
+            Some(Some(judge)) => std::borrow::Cow::Owned(judge),
+            Some(None) => return Ok(Err(EvidenceRefused::Future { offence, height })),
+            None => std::borrow::Cow::Borrowed(committee),
+        };
+        let offender = match slashing::check(context, &judge, height, evidence) {
             Ok(address) => address,
             Err(refused) => return Ok(Err(refused)),
         };

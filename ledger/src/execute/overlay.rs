@@ -149,7 +149,7 @@ impl<'s, S: State + ?Sized> Overlay<'s, S> {
             writes.insert(StateKey::Candidates, codec::encode(candidates));
         }
         if let Some(committee) = &self.committee {
-            writes.insert(StateKey::Committee, codec::encode(committee));
+            writes.insert(StateKey::Committee(committee.epoch), codec::encode(committee));
         }
         writes.insert(StateKey::Chain, codec::encode(&self.chain));
         // The fee record is written only when the market moved, so an idle

@@ -196,7 +196,7 @@ impl<S: State + ?Sized> Overlay<'_, S> {
         }
         let members = match stake::select(&params, records) {
             Some(members) => members,
-            None => self.state.committee_record()?.map(|record| record.members).unwrap_or_default(),
+            None => self.state.committee_record(epoch)?.map(|record| record.members).unwrap_or_default(),
         };
         let next = epoch.checked_add(1).ok_or(BlockError::StakeOverflow)?;
         self.committee = Some(CommitteeRecord { epoch: next, members });

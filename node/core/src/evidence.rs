@@ -45,8 +45,9 @@ pub struct EvidencePool {
 }
 
 impl EvidencePool {
-    /// Checks `evidence` against `committee` (the current one) for a block
-    /// at `next_height`, and pools it.
+    /// Checks `evidence` against `committee` (the one of its offence's
+    /// epoch: [`palisade_ledger::committee::for_offence`]) for a block at
+    /// `next_height`, and pools it.
     pub fn offer(
         &mut self,
         context: &ShardContext,
@@ -99,11 +100,15 @@ impl EvidencePool {
 
     /// After `block` is final, with `committee` the one for the next height:
     /// drops evidence against members no longer active (it executed, here
-    /// or in another piece).
+    /// or in another piece). Evidence against a validator that left the
+    /// committee at an epoch's end stays: it is still to be executed (a
+    /// block refuses it if it was already, and the pool then forgets it).
     pub fn on_commit(&mut self, block: &Block, committee: &Committee) {
         if block.evidence.is_empty() {
             return;
         }
-        self.by_offender.retain(|address, _| palisade_ledger::committee::is_active_member(committee, address));
+        self.by_offender.retain(|address, _| {
+            committee.index_of(&address.0).is_none() || palisade_ledger::committee::is_active_member(committee, address)
+        });
     }
 }

@@ -633,11 +633,25 @@ pub fn evidence(sim: &Sim) -> Vec<Violation> {
         let shard = node.shard;
         for evidence in &node.evidence {
             let unsound = |reason: String| Violation::UnsoundEvidence { shard, reporter: node.id, reason };
-            if let Err(e) = evidence.verify(node.committee(), &sim.genesis.chain_id, shard) {
+            // Signed under the committee of its offence's epoch (staking
+            // renumbers members at each hand-over).
+            let (offence, _, _) = evidence.slot();
+            let judge = palisade_ledger::committee::for_offence(node.store().mem_state(), offence)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| node.committee().clone());
+            if let Err(e) = evidence.verify(&judge, &sim.genesis.chain_id, shard) {
                 violations.push(unsound(format!("does not verify: {e}")));
                 continue;
             }
-            let accused = shard as usize * n + evidence.signer.0 as usize;
+            // The accused node: the genesis seat of the signer's key.
+            let key = judge.validator(evidence.signer).map(|v| v.public_key);
+            let seats = sim.genesis.committee(shard).map(|c| c.validators.as_slice()).unwrap_or_default();
+            let Some(seat) = seats.iter().position(|v| Some(v.address.0) == key) else {
+                violations.push(unsound(format!("accuses {}, no genesis validator", evidence.signer)));
+                continue;
+            };
+            let accused = shard as usize * n + seat;
             match sim.scenario.byzantine_kind(accused) {
                 Some(kind) if kind.may_equivocate() => {}
                 Some(kind) => {

@@ -162,6 +162,11 @@ impl Node {
         if let Some(core) = &self.core
             && core.committee() != &self.committee
         {
+            // A hand-over (staking) renumbers the members: the slots seen
+            // so far name signers by indices of the committee before it.
+            if core.committee().validators() != self.committee.validators() {
+                self.seen.clear();
+            }
             self.committee = core.committee().clone();
         }
         let open = self.quarantines.last().is_some_and(|(_, until, _)| until.is_none());

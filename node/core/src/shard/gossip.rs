@@ -8,7 +8,7 @@
 use palisade_consensus::{Evidence, Input, Message, Rejected, VerifyError};
 use palisade_ledger::codec;
 use palisade_ledger::slashing::EvidenceRefused;
-use tracing::{debug, trace, warn};
+use tracing::{debug, error, trace, warn};
 
 use super::ShardCore;
 use crate::effect::{Effect, Note, Verdict};
@@ -135,8 +135,24 @@ impl<S: ChainStore> ShardCore<S> {
     /// can execute it.
     pub(super) fn offer_evidence(&mut self, evidence: &Evidence, publish: bool, out: &mut Vec<Effect>) -> Offered {
         let next = self.chain.tip().height.saturating_add(1);
+        let (offence, _, _) = evidence.slot();
         let context = self.chain.state().context();
-        let offered = self.evidence.offer(context, self.chain.committee(), next, evidence);
+        let other_epoch = context.staking.is_some_and(|s| s.epoch_of(offence) != s.epoch_of(next));
+        let offered = if other_epoch {
+            // Signed under an earlier (or a not yet chosen) epoch's committee.
+            match palisade_ledger::committee::for_offence(self.chain.state(), offence) {
+                Ok(Some(committee)) => self.evidence.offer(context, &committee, next, evidence),
+                Ok(None) => Offered::Refused(EvidenceRefused::Future { offence, height: next }),
+                Err(e) => {
+                    // Our own state: execution will meet the same failure
+                    // and stop the node; refusing here changes nothing.
+                    error!(offence, error = %e, "cannot read the committee that judges this evidence");
+                    Offered::Refused(EvidenceRefused::Invalid(format!("committee of height {offence}: {e}")))
+                }
+            }
+        } else {
+            self.evidence.offer(context, self.chain.committee(), next, evidence)
+        };
         if let Offered::Pooled(hash, _) = &offered {
             let (height, view, phase) = evidence.slot();
             warn!(height, view, ?phase, signer = %evidence.signer, evidence = %hash, "equivocation evidence pooled");
