@@ -153,6 +153,7 @@ mod tests {
             evidence_root: Hash::ZERO,
             state_root: Hash::plain(b"state"),
             committee_hash: Hash::plain(b"committee"),
+            next_committee_hash: Hash::ZERO,
         };
         let block = Block { header: header.clone(), txs: txs(3), incoming: Vec::new(), evidence: Vec::new() };
         let bytes = block.to_bytes();

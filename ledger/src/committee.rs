@@ -171,6 +171,31 @@ pub enum CertifiedError {
     /// The certificate does not verify against the committee.
     #[error("the certificate does not verify: {0}")]
     Certificate(String),
+    /// The committee offered is no usable committee.
+    #[error("the committee offered is unusable: {0}")]
+    BadCommittee(String),
+    /// A hand-over's header does not close an epoch.
+    #[error("height {height} closes no epoch")]
+    NotAnEpochEnd {
+        /// The header's height.
+        height: u64,
+    },
+    /// A hand-over names another epoch than the one after its header's.
+    #[error("the committee is for epoch {found}; the header hands over to epoch {expected}")]
+    WrongEpoch {
+        /// The epoch after the header's.
+        expected: u64,
+        /// The record's.
+        found: u64,
+    },
+    /// The committee offered is not the one the header hands over to.
+    #[error("the header hands over to committee {expected}, not {found}")]
+    NextCommittee {
+        /// The header's `next_committee_hash`.
+        expected: Hash,
+        /// Hash of the committee offered.
+        found: Hash,
+    },
     /// Its signers hold a third of the genesis stake or less.
     #[error("the signers hold {signed} of the genesis stake; more than a third ({needed}) is needed")]
     TooLittleGenesisStake {
@@ -185,6 +210,38 @@ impl From<CommitteeError> for CertifiedError {
     fn from(e: CommitteeError) -> Self {
         CertifiedError::BadJailedList(e.to_string())
     }
+}
+
+/// Checks a hand-over: that `header`, certified by `certificate` under
+/// `known` (the committee of its epoch before jailing, trusted: the
+/// genesis one, or one an earlier hand-over proved) with the members of
+/// `jailed` inactive, closes its epoch under `staking`, and that `next` is
+/// the committee it hands over to. Returns the next epoch's committee (before
+/// jailing), which the caller may trust from then on: following hand-overs
+/// from genesis proves any later epoch's committee with no other trust.
+pub fn verify_handover(
+    known: &Committee,
+    jailed: &[ValidatorIndex],
+    chain_id: &str,
+    staking: &crate::stake::StakingParams,
+    header: &BlockHeader,
+    certificate: &CommitCertificate,
+    next: &crate::stake::CommitteeRecord,
+) -> Result<Committee, CertifiedError> {
+    if !staking.closes_epoch(header.height) {
+        return Err(CertifiedError::NotAnEpochEnd { height: header.height });
+    }
+    let expected = staking.epoch_of(header.height).saturating_add(1);
+    if next.epoch != expected {
+        return Err(CertifiedError::WrongEpoch { expected, found: next.epoch });
+    }
+    verify_certified(known, jailed, chain_id, header, certificate)?;
+    let committee = next.committee().map_err(|e| CertifiedError::BadCommittee(e.to_string()))?;
+    let found = Hash(committee.hash());
+    if found != header.next_committee_hash {
+        return Err(CertifiedError::NextCommittee { expected: header.next_committee_hash, found });
+    }
+    Ok(committee)
 }
 
 /// Checks that `certificate` proves `header` final, where `genesis` is the

@@ -41,6 +41,12 @@ pub struct BlockHeader {
     pub state_root: Hash,
     /// Hash of the committee that must certify this block.
     pub committee_hash: Hash,
+    /// If this block closes an epoch (staking on): the hash of the next
+    /// epoch's committee ([`crate::stake::CommitteeRecord`]), which this
+    /// block's certificate thereby hands over to; else zero. Whoever trusts
+    /// this block's committee learns the next one from the header alone
+    /// ([`crate::committee::verify_handover`]).
+    pub next_committee_hash: Hash,
 }
 
 impl BlockHeader {

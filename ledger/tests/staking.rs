@@ -400,3 +400,68 @@ fn evidence_from_an_earlier_epoch_slashes_the_validator_that_signed_it() {
     assert_eq!(state.slashed(&offender).unwrap().unwrap().height, 2);
     assert!(!members(&state).contains(&offender));
 }
+
+/// Builds, checks and commits the next (empty) block; returns it.
+fn next_block(state: &mut MemState, genesis: &Genesis) -> palisade_ledger::Block {
+    let built = build_block(state, leader(state), genesis.genesis_time_ms, Vec::new(), []).unwrap();
+    state.commit(&apply_block(state, &built.block).unwrap());
+    built.block
+}
+
+#[test]
+fn a_certified_epoch_end_hands_over_to_the_next_committee() {
+    let (genesis, _, mut state, newcomer) = bonded(8, 5_000);
+    let known = genesis.consensus_committee(0).unwrap();
+    let staking = params(8);
+    let (chain, all) = (&genesis.chain_id, [0, 1, 2, 3]);
+    advance_to(&mut state, &genesis, 2);
+    let inside = next_block(&mut state, &genesis);
+    assert_eq!(inside.header.next_committee_hash, palisade_ledger::Hash::ZERO, "height 3 closes nothing");
+    let closing = next_block(&mut state, &genesis);
+    let next = state.committee_record(1).unwrap().unwrap();
+    let certificate = palisade_ledger::workload::dev_certificate(&genesis, &closing, 0, &all);
+    let handed = committee::verify_handover(&known, &[], chain, &staking, &closing.header, &certificate, &next)
+        .expect("a genuine hand-over verifies");
+    assert!(handed.index_of(&newcomer.address().0).is_some());
+    assert_eq!(handed.hash(), committee::base(&state).unwrap().hash(), "the committee the shard now runs");
+
+    // What is refused: another committee than the header's, a record of
+    // another epoch, a block inside the epoch, too few signers.
+    let mut other = next.clone();
+    other.members.retain(|(address, _)| *address != newcomer.address());
+    let refused = committee::verify_handover(&known, &[], chain, &staking, &closing.header, &certificate, &other);
+    assert!(matches!(refused, Err(committee::CertifiedError::NextCommittee { .. })), "{refused:?}");
+    let later = palisade_ledger::stake::CommitteeRecord { epoch: 2, ..next.clone() };
+    let refused = committee::verify_handover(&known, &[], chain, &staking, &closing.header, &certificate, &later);
+    assert_eq!(refused.unwrap_err(), committee::CertifiedError::WrongEpoch { expected: 1, found: 2 });
+    let inside_certificate = palisade_ledger::workload::dev_certificate(&genesis, &inside, 0, &all);
+    let refused = committee::verify_handover(&known, &[], chain, &staking, &inside.header, &inside_certificate, &next);
+    assert_eq!(refused.unwrap_err(), committee::CertifiedError::NotAnEpochEnd { height: 3 });
+    let thin = palisade_ledger::workload::dev_certificate(&genesis, &closing, 0, &[0, 1]);
+    let refused = committee::verify_handover(&known, &[], chain, &staking, &closing.header, &thin, &next);
+    assert!(matches!(refused, Err(committee::CertifiedError::Certificate(_))), "{refused:?}");
+}
+
+#[test]
+fn the_staking_view_names_each_validators_status() {
+    let (genesis, _, mut state, newcomer) = bonded(8, 5_000);
+    let status = |state: &MemState, address: Address| {
+        let view = palisade_ledger::api::staking_view(state).unwrap().unwrap();
+        view.bonded.iter().find(|b| b.address == address).map(|b| b.status.clone())
+    };
+    assert_eq!(status(&state, newcomer.address()).as_deref(), Some("pending"));
+    advance_to(&mut state, &genesis, 4);
+    assert_eq!(status(&state, newcomer.address()).as_deref(), Some("active"));
+    let leaving = genesis.dev_key("validator-0-0");
+    let all = genesis.committee(0).unwrap().validators[0].stake_units;
+    apply(&mut state, &genesis, |state| unbond(state, &genesis, &leaving, leaving.address(), all));
+    // Still seated until the epoch ends, then on its way out.
+    assert_eq!(status(&state, leaving.address()).as_deref(), Some("active"));
+    advance_to(&mut state, &genesis, 8);
+    assert_eq!(status(&state, leaving.address()).as_deref(), Some("unbonding"));
+    let view = palisade_ledger::api::staking_view(&state).unwrap().unwrap();
+    assert_eq!((view.epoch, view.committee.len()), (2, 4));
+    let gone = view.bonded.iter().find(|b| b.address == leaving.address()).unwrap();
+    assert_eq!(gone.unbonding.len(), 1);
+    assert_eq!((gone.unbonding[0].amount_units, gone.unbonding[0].release_epoch), (all, 2));
+}

@@ -1,12 +1,13 @@
 //! Validators and their punishment: `palisade validators [SHARD]` shows
 //! each committee member's stake, rewards and jailed status, and the offence
-//! it was slashed for; `palisade evidence submit FILE` hands equivocation
+//! it was slashed for (and, with staking on, the epoch, its committee and
+//! every bonded validator: active, pending, unbonding, jailed or inactive); `palisade evidence submit FILE` hands equivocation
 //! evidence to a node of the offender's shard.
 
 use std::path::Path;
 
 use palisade_ledger::api::method;
-use palisade_ledger::api::{EvidenceResponse, ShardValidators};
+use palisade_ledger::api::{EvidenceResponse, ShardValidators, StakingJson};
 use palisade_ledger::slashing::Evidence;
 use palisade_ledger::{Amount, ShardId, codec};
 use serde_json::json;
@@ -72,10 +73,42 @@ pub async fn validators(ctx: &Context, shard: Option<ShardId>) -> Result<Report>
                 };
                 human.push(line);
             }
+            if let Some(staking) = &entry.staking {
+                human.extend(staking_lines(staking));
+            }
             entries.push(serde_json::to_value(&entry).unwrap_or_default());
         }
     }
     Ok(Report::new(human.join("\n"), json!({ "shards": entries })))
+}
+
+/// The staking part of a shard's entry: the epoch and its committee, then
+/// every bonded validator with its status.
+fn staking_lines(staking: &StakingJson) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  epoch {} ({} blocks each): committee of {}, {} bonded",
+        staking.epoch,
+        staking.epoch_blocks,
+        staking.committee.len(),
+        staking.bonded.len()
+    )];
+    for bonded in &staking.bonded {
+        let unbonding: Vec<String> = bonded
+            .unbonding
+            .iter()
+            .map(|u| format!("{} back after epoch {}", pal(Amount(u.amount_units)), u.release_epoch))
+            .collect();
+        let unbonding =
+            if unbonding.is_empty() { String::new() } else { format!("  unbonding {}", unbonding.join(", ")) };
+        lines.push(format!(
+            "    {} {:<9} stake {}  operator {}{unbonding}",
+            bonded.address,
+            bonded.status,
+            pal(Amount(bonded.stake_units)),
+            bonded.operator
+        ));
+    }
+    lines
 }
 
 /// `evidence submit FILE`: FILE holds the evidence's bincode encoding as hex

@@ -12,7 +12,10 @@
 pub mod client;
 #[cfg(feature = "client")]
 pub mod route;
+mod staking;
 pub mod verify;
+
+pub use staking::{BondedJson, MemberJson, StakingJson, UnbondingJson, staking_view};
 
 use palisade_consensus::CommitCertificate;
 use serde::{Deserialize, Serialize};
@@ -619,6 +622,10 @@ pub struct ShardValidators {
     /// shards only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fees_burned_units: Option<u64>,
+    /// The epoch, its committee and every bonded validator (tracked shards
+    /// of a network with staking on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staking: Option<StakingJson>,
 }
 
 /// A committee member with its genesis stake and (on tracked shards) its

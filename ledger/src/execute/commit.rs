@@ -20,7 +20,7 @@ use crate::{
     hash::Hash,
     receipt::{self, Receipt, ReceiptBatch},
     slashing::{self, Slashings},
-    state::{ShardContext, State, StateKey, Tip},
+    state::{ShardContext, State, StateError, StateKey, Tip},
 };
 
 use super::{BlockError, Outcome, TxReceipt, overlay::Overlay};
@@ -73,6 +73,7 @@ pub(super) struct Commitments {
     body: BodyRoots,
     receipts_root: Hash,
     state_root: Hash,
+    next_committee_hash: Hash,
 }
 
 /// An executed block, sealed: its commitments and what committing it writes.
@@ -102,10 +103,20 @@ pub(super) fn seal<S: State + ?Sized>(
     overlay.reward(context, proposer)?;
     overlay.judge_leaders(committee, height, proposer)?;
     overlay.close_epoch(context, height)?;
+    let next_committee_hash = match &overlay.committee {
+        Some(record) => Hash(
+            record
+                .committee()
+                .map_err(|e| StateError::Corrupt { key: StateKey::Committee(record.epoch), reason: e.to_string() })?
+                .hash(),
+        ),
+        None => Hash::ZERO,
+    };
     let state = overlay.state;
     let (writes, slashed) = overlay.into_writes(height, parent);
     let (state_root, tree) = state.tree_update(height, &writes)?;
-    Ok(Sealed { commitments: Commitments { body, receipts_root, state_root }, writes, tree, slashed })
+    let commitments = Commitments { body, receipts_root, state_root, next_committee_hash };
+    Ok(Sealed { commitments, writes, tree, slashed })
 }
 
 impl Commitments {
@@ -134,6 +145,7 @@ impl Commitments {
             evidence_root: self.body.evidence_root,
             state_root: self.state_root,
             committee_hash,
+            next_committee_hash: self.next_committee_hash,
         }
     }
 
@@ -148,6 +160,12 @@ impl Commitments {
         }
         if self.state_root != header.state_root {
             return Err(BlockError::StateRootMismatch { header: header.state_root, computed: self.state_root });
+        }
+        if self.next_committee_hash != header.next_committee_hash {
+            return Err(BlockError::NextCommitteeMismatch {
+                header: header.next_committee_hash,
+                computed: self.next_committee_hash,
+            });
         }
         Ok(())
     }

@@ -257,6 +257,15 @@ pub enum BlockError {
         /// What execution gave.
         computed: Hash,
     },
+    /// The header's next committee is not the one the end of its epoch
+    /// chose (or a block that closes no epoch names one).
+    #[error("next committee mismatch: header {header}, executed {computed}")]
+    NextCommitteeMismatch {
+        /// In the header.
+        header: Hash,
+        /// What execution gave.
+        computed: Hash,
+    },
     /// Storage failed while executing (a local fault, not the block's).
     #[error(transparent)]
     State(#[from] StateError),

@@ -670,6 +670,12 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
             .map(palisade_ledger::fee::market)
             .transpose()
             .map_err(|e| internal("reading the fee record", e))?;
+        let staking = state
+            .as_ref()
+            .map(palisade_ledger::api::staking_view)
+            .transpose()
+            .map_err(|e| internal("reading the staking records", e))?
+            .flatten();
         out.push(ShardValidators {
             shard,
             tracked: state.is_some(),
@@ -678,6 +684,7 @@ fn validators(ctx: &NodeContext, params: &Params) -> Result<Vec<ShardValidators>
             minted_units: chain.map(|c| c.minted.units()),
             burned_units: chain.map(|c| c.burned.units()),
             fees_burned_units: fees.map(|f| f.burned.units()),
+            staking,
         });
     }
     Ok(out)
