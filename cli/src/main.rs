@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use palisade_cli::commands::transfer::TransferRequest;
-use palisade_cli::commands::{Context, balance, chain, keys, slashing, transfer};
+use palisade_cli::commands::transfer::{Sending, TransferRequest};
+use palisade_cli::commands::{Context, balance, chain, keys, slashing, stake, transfer};
 use palisade_cli::config::{Config, GENESIS_ENV, HOME_ENV, KEY_ENV, NODE_ENV, PASSWORD_FILE_ENV, resolve_home};
 use palisade_cli::error::{Result, WalletError};
 use palisade_cli::output::{Format, Report, print_error, print_report};
@@ -82,22 +82,12 @@ enum Command {
         /// How much, in PAL (up to 9 decimals)
         #[arg(long, value_name = "PAL")]
         amount: String,
-        /// The whole fee in PAL [default: the shard's base fee plus a tip of config `fee`, else 0.000001]
-        #[arg(long, value_name = "PAL")]
-        fee: Option<String>,
-        /// Refuse to pay a fee above this, in PAL (the base fee rises while a shard is congested)
-        #[arg(long, value_name = "PAL")]
-        max_fee: Option<String>,
-        /// Only blocks up to N heights above the shard's current one may include it: late, it is dropped
-        #[arg(long, value_name = "N")]
-        expires_in: Option<u64>,
-        /// Return once submitted instead of waiting for finality
-        #[arg(long)]
-        no_wait: bool,
-        /// How long to wait for finality, in seconds [default: config `wait_secs`, else 60]
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<u64>,
+        #[command(flatten)]
+        send: SendArgs,
     },
+    /// Bond stake to a validator you operate, or unbond it (networks with staking on)
+    #[command(subcommand)]
+    Stake(StakeCommand),
     /// Where a transaction stands: final, pending, rejected or unknown
     Tx {
         /// The transaction id (64 hex digits)
@@ -123,6 +113,67 @@ enum Command {
     /// Equivocation evidence
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+}
+
+/// How a transaction is paid for and waited on.
+#[derive(clap::Args, Debug)]
+struct SendArgs {
+    /// The whole fee in PAL [default: the shard's base fee plus a tip of config `fee`, else 0.000001]
+    #[arg(long, value_name = "PAL")]
+    fee: Option<String>,
+    /// Refuse to pay a fee above this, in PAL (the base fee rises while a shard is congested)
+    #[arg(long, value_name = "PAL")]
+    max_fee: Option<String>,
+    /// Only blocks up to N heights above the shard's current one may include it: late, it is dropped
+    #[arg(long, value_name = "N")]
+    expires_in: Option<u64>,
+    /// Return once submitted instead of waiting for finality
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for finality, in seconds [default: config `wait_secs`, else 60]
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+}
+
+impl SendArgs {
+    fn sending(self) -> Sending {
+        Sending {
+            fee: self.fee,
+            max_fee: self.max_fee,
+            expires_in: self.expires_in,
+            wait: !self.no_wait,
+            wait_secs: self.timeout,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum StakeCommand {
+    /// Bond PAL from the selected key (the validator's operator) to a validator of its shard
+    #[command(after_help = "On the validator's machine:\n  palisade-node keys prove-possession --operator pal1… \
+                            --shard 0 > proof.json\nThen, with the operator's key:\n  palisade stake bond \
+                            --key operator --proof-file proof.json --amount 1000")]
+    Bond {
+        /// What `palisade-node keys prove-possession` printed for this operator
+        #[arg(long, value_name = "FILE")]
+        proof_file: PathBuf,
+        /// How much, in PAL
+        #[arg(long, value_name = "PAL")]
+        amount: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
+    /// Start unbonding stake of a validator the selected key operates; it returns after the unbonding period
+    Unbond {
+        /// The validator (pal1…)
+        #[arg(long, value_name = "ADDRESS")]
+        validator: String,
+        /// How much, in PAL (all of it, or leave at least the minimum stake)
+        #[arg(long, value_name = "PAL")]
+        amount: String,
+        #[command(flatten)]
+        send: SendArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -227,9 +278,15 @@ fn run(cli: Cli, format: Format) -> Result<Report> {
             KeysCommand::Export { name } => keys::export(&ctx, &name),
         },
         Command::Balance { target, prove } => block_on(balance::balance(&ctx, target.as_deref(), prove)),
-        Command::Transfer { to, amount, fee, max_fee, expires_in, no_wait, timeout } => {
-            let request = TransferRequest { to, amount, fee, max_fee, expires_in, wait: !no_wait, wait_secs: timeout };
+        Command::Transfer { to, amount, send } => {
+            let request = TransferRequest { to, amount, sending: send.sending() };
             block_on(transfer::transfer(&ctx, &request))
+        }
+        Command::Stake(StakeCommand::Bond { proof_file, amount, send }) => {
+            block_on(stake::bond(&ctx, &proof_file, &amount, &send.sending()))
+        }
+        Command::Stake(StakeCommand::Unbond { validator, amount, send }) => {
+            block_on(stake::unbond(&ctx, &validator, &amount, &send.sending()))
         }
         Command::Tx { id } => block_on(chain::tx(&ctx, &id)),
         Command::Status => block_on(chain::status(&ctx)),

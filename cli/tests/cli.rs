@@ -258,3 +258,69 @@ fn json_output_is_one_object_per_command() {
     // A usage error exits 1.
     assert_eq!(wallet.run(&["transfer"]).status.code(), Some(1));
 }
+
+#[test]
+fn stake_moves_are_checked_before_anything_is_signed() {
+    let wallet = Wallet::new();
+    wallet.json(&["keys", "import-dev", "alice", "--insecure-fast-kdf"]);
+    let alice = Keypair::dev("alice").address();
+    let validator = Keypair::dev("newcomer");
+    // The built-in dev genesis has staking off.
+    let output = wallet.run(&[
+        "--node",
+        UNREACHABLE,
+        "stake",
+        "unbond",
+        "--validator",
+        &validator.address().to_string(),
+        "--amount",
+        "1",
+    ]);
+    fails_with(&output, "staking is off");
+
+    // A single-shard network with staking on.
+    let mut genesis = Genesis::dev(1, 4);
+    genesis.params.staking = Some(palisade_ledger::stake::StakingParams {
+        epoch_blocks: 10,
+        min_stake_units: 1,
+        max_committee_size: 8,
+        unbonding_epochs: 1,
+    });
+    let genesis_file = wallet.dir.path().join("staking-genesis.json");
+    std::fs::write(&genesis_file, genesis.to_json()).unwrap();
+    let proof_file = wallet.dir.path().join("proof.json");
+    let bond = |proof: &palisade_ledger::api::PossessionJson| {
+        std::fs::write(&proof_file, serde_json::to_string(proof).unwrap()).unwrap();
+        let (g, p) = (genesis_file.to_str().unwrap(), proof_file.to_str().unwrap());
+        wallet.run(&["--node", UNREACHABLE, "--genesis", g, "stake", "bond", "--proof-file", p, "--amount", "5"])
+    };
+    let proof_for = |operator: palisade_ledger::Address| {
+        let p2p = [4u8; 32];
+        let proof = palisade_ledger::stake::prove_possession(&validator, &genesis.chain_id, 0, &operator, &p2p);
+        palisade_ledger::api::PossessionJson {
+            chain_id: genesis.chain_id.clone(),
+            shard: 0,
+            validator: validator.address(),
+            operator,
+            p2p_key: hex::encode(p2p),
+            proof: hex::encode(proof.0),
+        }
+    };
+    // Made for another operator than the selected key.
+    let bob = Keypair::dev("bob").address();
+    fails_with(&bond(&proof_for(bob)), "not the selected key");
+    // Made for alice but tampered with.
+    let mut forged = proof_for(alice);
+    forged.p2p_key = hex::encode([5u8; 32]);
+    fails_with(&bond(&forged), "does not verify");
+    // For another chain.
+    let mut other = proof_for(alice);
+    other.chain_id = "palisade-dev-other".into();
+    fails_with(&bond(&other), "the proof is for chain");
+    // A genuine proof gets as far as the (unreachable) node.
+    fails_with(&bond(&proof_for(alice)), "unreachable");
+    std::fs::write(&proof_file, "not json").unwrap();
+    let p = proof_file.to_str().unwrap();
+    let output = wallet.run(&["--node", UNREACHABLE, "stake", "bond", "--proof-file", p, "--amount", "5"]);
+    fails_with(&output, "is no proof of possession");
+}

@@ -99,6 +99,31 @@ pub enum KeysCommand {
     ImportDev(ImportDevArgs),
     /// Print the address of a key file (no password needed)
     Show(ShowArgs),
+    /// Sign, with the validator key, the proof of possession an operator's
+    /// bond needs (staking); prints it as JSON for `palisade stake bond --proof-file`
+    #[command(after_help = "Example:\n  palisade-node keys prove-possession --operator pal1… --shard 1 \
+                            --genesis genesis.json --data-dir /var/lib/palisade > proof.json")]
+    ProvePossession(ProveArgs),
+}
+
+/// `keys prove-possession`.
+#[derive(Args, Debug)]
+pub struct ProveArgs {
+    /// The account that will bond this validator (its operator)
+    #[arg(long, value_name = "ADDRESS")]
+    pub operator: String,
+    /// The shard whose committee the validator stands for
+    #[arg(long)]
+    pub shard: u32,
+    /// The genesis file (its chain id is signed)
+    #[arg(long, value_name = "FILE", default_value = "genesis.json")]
+    pub genesis: PathBuf,
+    /// File holding the key password (else $PALISADE_KEY_PASSWORD, else a prompt)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The data directory holding validator.key and p2p.key
+    #[command(flatten)]
+    pub location: KeyFileArgs,
 }
 
 /// Where the key file is.
@@ -264,7 +289,42 @@ pub fn keys(command: KeysCommand) -> Result<()> {
             println!("{}", file.address());
             Ok(())
         }
+        KeysCommand::ProvePossession(args) => prove_possession(&args),
     }
+}
+
+/// `keys prove-possession`: everything checked before the password is asked.
+fn prove_possession(args: &ProveArgs) -> Result<()> {
+    let operator = palisade_ledger::Address::parse(args.operator.trim()).context("--operator")?;
+    let (genesis, _) =
+        Genesis::load(&args.genesis).with_context(|| format!("loading genesis {}", args.genesis.display()))?;
+    if args.shard >= genesis.shard_count {
+        bail!("--shard {}: the network has {} shards", args.shard, genesis.shard_count);
+    }
+    if genesis.params.staking.is_none() {
+        bail!("staking is off on {} (its genesis has no params.staking): no bond can use this proof", genesis.chain_id);
+    }
+    let p2p_path = args.location.data_dir.join(P2P_KEY_FILE);
+    if !p2p_path.exists() {
+        bail!("{} is missing: create the node's data directory with `palisade-node init` first", p2p_path.display());
+    }
+    let (p2p, _) = load_or_create_p2p_key(&p2p_path)?;
+    let p2p_key = p2p.public().try_into_ed25519().context("the p2p identity is not an ed25519 key")?.to_bytes();
+    let path = args.location.path();
+    let file = KeyFile::read(&path).with_context(|| format!("reading key file {}", path.display()))?;
+    let password = read_password(args.password_file.as_deref(), PasswordUse::Unlock, &path)?;
+    let key = file.decrypt(&password).with_context(|| format!("opening key file {}", path.display()))?;
+    let proof = palisade_ledger::stake::prove_possession(&key, &genesis.chain_id, args.shard, &operator, &p2p_key);
+    let json = palisade_ledger::api::PossessionJson {
+        chain_id: genesis.chain_id.clone(),
+        shard: args.shard,
+        validator: key.address(),
+        operator,
+        p2p_key: hex::encode(p2p_key),
+        proof: hex::encode(proof.0),
+    };
+    println!("{}", serde_json::to_string_pretty(&json).context("encoding the proof")?);
+    Ok(())
 }
 
 fn import_dev(args: &ImportDevArgs) -> Result<()> {

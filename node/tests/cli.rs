@@ -281,3 +281,71 @@ fn help_works_for_every_command() {
     let out = node(&["run", "--p2p-listen", "/ip4/x"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn prove_possession_signs_for_the_operator_and_the_nodes_p2p_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, password) = (tmp.path().join("data"), tmp.path().join("password"));
+    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    let mut genesis = Genesis::dev(1, 4);
+    let staking_file = tmp.path().join("staking.json");
+    let off_file = tmp.path().join("off.json");
+    std::fs::write(&off_file, genesis.to_json()).unwrap();
+    genesis.params.staking = Some(palisade_ledger::stake::StakingParams {
+        epoch_blocks: 10,
+        min_stake_units: 1,
+        max_committee_size: 8,
+        unbonding_epochs: 1,
+    });
+    std::fs::write(&staking_file, genesis.to_json()).unwrap();
+    let operator = palisade_ledger::Keypair::dev("operator").address().to_string();
+    let prove = |genesis: &Path, shard: &str| {
+        vec![
+            "keys".to_string(),
+            "prove-possession".into(),
+            "--operator".into(),
+            operator.clone(),
+            "--shard".into(),
+            shard.into(),
+            "--genesis".into(),
+            s(genesis).into(),
+            "--password-file".into(),
+            s(&password).into(),
+            "--data-dir".into(),
+            s(&dir).into(),
+        ]
+    };
+    let run = |args: Vec<String>| node(&args.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    // No data directory yet: it says to run init.
+    let out = run(prove(&staking_file, "0"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("palisade-node init"), "{out:?}");
+    ok(&["init", "--data-dir", s(&dir)], tmp.path());
+    let key = dir.join("validator.key");
+    let import = ["keys", "import-dev", "newcomer", "--genesis", s(&staking_file), "--insecure-fast-kdf"];
+    let mut import = import.to_vec();
+    import.extend(["--password-file", s(&password), "--key-file", s(&key)]);
+    ok(&import, tmp.path());
+
+    let out = run(prove(&staking_file, "0"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proof: palisade_ledger::api::PossessionJson = serde_json::from_slice(&out.stdout).unwrap();
+    let validator = palisade_ledger::Keypair::dev("newcomer").address();
+    assert_eq!((proof.validator, proof.operator.to_string(), proof.shard), (validator, operator.clone(), 0));
+    let mut p2p = [0u8; 32];
+    hex::decode_to_slice(&proof.p2p_key, &mut p2p).unwrap();
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(&proof.proof, &mut signature).unwrap();
+    assert!(palisade_ledger::stake::verify_possession(
+        &genesis.chain_id,
+        0,
+        &validator,
+        &proof.operator,
+        &p2p,
+        &palisade_ledger::keys::Signature(signature)
+    ));
+    // Refused: a shard the network lacks, a network without staking.
+    let out = run(prove(&staking_file, "3"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the network has 1 shards"), "{out:?}");
+    let out = run(prove(&off_file, "0"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("staking is off"), "{out:?}");
+}

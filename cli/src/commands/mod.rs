@@ -11,6 +11,7 @@ pub mod balance;
 pub mod chain;
 pub mod keys;
 pub mod slashing;
+pub mod stake;
 pub mod transfer;
 
 use std::path::PathBuf;

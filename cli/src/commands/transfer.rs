@@ -33,13 +33,10 @@ use crate::secret::PasswordUse;
 /// How often the wallet asks whether the transaction is final.
 pub const POLL: Duration = Duration::from_millis(100);
 
-/// A transfer as given on the command line.
-#[derive(Clone, Debug)]
-pub struct TransferRequest {
-    /// The recipient, `pal1…`.
-    pub to: String,
-    /// The amount in PAL (`"1.5"`).
-    pub amount: String,
+/// How any transaction the wallet sends is paid for and waited on (the
+/// options `transfer` and `stake` share).
+#[derive(Clone, Debug, Default)]
+pub struct Sending {
     /// The whole fee in PAL; default: the sender's shard's base fee plus a
     /// tip (the config's `fee`, else [`DEFAULT_FEE`]).
     pub fee: Option<String>,
@@ -53,16 +50,45 @@ pub struct TransferRequest {
     pub wait_secs: Option<u64>,
 }
 
-/// `transfer`.
-pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report> {
-    let to = Address::parse(request.to.trim())?;
-    let amount = Amount::parse_pal(&request.amount)?;
-    let fee = request.fee.as_deref().map(Amount::parse_pal).transpose()?;
-    let max_fee = request.max_fee.as_deref().map(Amount::parse_pal).transpose()?;
-    if amount == Amount::ZERO {
-        return Err(WalletError::Usage("the amount is zero; send at least 0.000000001 PAL".into()));
-    }
-    if request.expires_in == Some(0) {
+/// A transfer as given on the command line.
+#[derive(Clone, Debug)]
+pub struct TransferRequest {
+    /// The recipient, `pal1…`.
+    pub to: String,
+    /// The amount in PAL (`"1.5"`).
+    pub amount: String,
+    /// Fee, expiry and waiting.
+    pub sending: Sending,
+}
+
+/// A transaction signed by the selected key and accepted by a node of its
+/// shard.
+pub struct Submitted {
+    /// The network, for further calls.
+    pub network: crate::network::Network,
+    /// Every node of the sender's shard.
+    pub route: Route,
+    /// What was sent.
+    pub tx: palisade_ledger::SignedTx,
+    /// The sender's shard.
+    pub from_shard: ShardId,
+    /// The shard the node says took it.
+    pub shard: ShardId,
+    /// The fee paid.
+    pub fee: Amount,
+    /// Its expiry height, if any.
+    pub expires_at: Option<u64>,
+    /// When it was submitted.
+    pub started: Instant,
+}
+
+/// Checks what can be checked without the password (the options, the
+/// sender's balance for `debit` + fee), then unlocks the selected key, signs
+/// a transaction of `kind` with the sender's next nonce and submits it.
+pub async fn submit(ctx: &Context, sending: &Sending, debit: Amount, kind: TxKind) -> Result<Submitted> {
+    let fee = sending.fee.as_deref().map(Amount::parse_pal).transpose()?;
+    let max_fee = sending.max_fee.as_deref().map(Amount::parse_pal).transpose()?;
+    if sending.expires_in == Some(0) {
         return Err(WalletError::Usage("--expires-in 0 expires at once; give at least 1 block".into()));
     }
     let name = ctx.selected_key()?;
@@ -71,29 +97,29 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
     let from = key_file.address();
 
     let mut network = ctx.network()?;
-    let (from_shard, to_shard) = (network.shard_of(&from), network.shard_of(&to));
+    let from_shard = network.shard_of(&from);
     // Every node of the shard, a healthy one first: a node that dies under
     // the transfer is replaced by the next without the user retrying.
     let mut route = network.route(from_shard).await?;
     let fee = fee_to_pay(ctx, &mut route, from_shard, fee, max_fee).await?;
     let account = route.call(async |client| client.account(&from, false).await).await?;
     let balance = Amount(account.balance_units);
-    let needed = amount.checked_add(fee).ok_or_else(|| WalletError::Usage("amount + fee overflows".into()))?;
+    let needed = debit.checked_add(fee).ok_or_else(|| WalletError::Usage("amount + fee overflows".into()))?;
     if balance < needed {
-        return Err(WalletError::InsufficientFunds { address: from.to_string(), balance, needed, amount, fee });
+        return Err(WalletError::InsufficientFunds { address: from.to_string(), balance, needed, amount: debit, fee });
     }
 
     let password = ctx.password(PasswordUse::Unlock, &name)?;
     let keypair = ring.unlock(&name, &key_file, &password)?;
     // The last height that may include it: counted from the height the
     // account was read at, the shard's committed tip then.
-    let expires_at = request.expires_in.map(|blocks| account.height.saturating_add(blocks));
+    let expires_at = sending.expires_in.map(|blocks| account.height.saturating_add(blocks));
     let tx = TxBody {
         chain_id: network.genesis().chain_id.clone(),
         sender: keypair.address(),
         nonce: account.nonce,
         fee,
-        kind: TxKind::Transfer { to, amount },
+        kind,
         expires_at,
     }
     .sign(&keypair);
@@ -106,77 +132,105 @@ pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report
         Err(e) if e.rejection().is_some_and(|r| r.reason == reason::DUPLICATE) => from_shard,
         Err(e) => return Err(refusal(id, e)),
     };
+    Ok(Submitted { network, route, tx, from_shard, shard, fee, expires_at, started })
+}
 
+impl Submitted {
+    /// How long to wait for finality.
+    pub fn timeout(&self, ctx: &Context, sending: &Sending) -> Duration {
+        Duration::from_secs(sending.wait_secs.or(ctx.config.wait_secs).unwrap_or(DEFAULT_WAIT_SECS))
+    }
+
+    /// Waits (with a spinner) until it is final: its shard and height, or
+    /// why it is not.
+    pub async fn wait_final(&mut self, ctx: &Context, timeout: Duration) -> Result<(ShardId, u64)> {
+        let id = self.tx.id();
+        let bar = spinner(ctx.format, format!("waiting for {id} to be final"));
+        let outcome = self.route.wait_final(&self.tx, POLL, timeout).await;
+        bar.finish_and_clear();
+        let waited_ms = self.started.elapsed().as_millis();
+        match outcome? {
+            TransactionResponse::Final { shard, height, .. } => Ok((shard, height)),
+            TransactionResponse::Rejected { reason, .. } => Err(WalletError::Rejected { id, label: None, reason }),
+            TransactionResponse::Pending { .. } => {
+                Err(WalletError::NotFinal { id, waited_ms, state: "pending".into() })
+            }
+            TransactionResponse::Unknown { .. } => {
+                Err(WalletError::NotFinal { id, waited_ms, state: "unknown to the node".into() })
+            }
+        }
+    }
+}
+
+/// `transfer`.
+pub async fn transfer(ctx: &Context, request: &TransferRequest) -> Result<Report> {
+    let to = Address::parse(request.to.trim())?;
+    let amount = Amount::parse_pal(&request.amount)?;
+    if amount == Amount::ZERO {
+        return Err(WalletError::Usage("the amount is zero; send at least 0.000000001 PAL".into()));
+    }
+    let sending = &request.sending;
+    let mut sent = submit(ctx, sending, amount, TxKind::Transfer { to, amount }).await?;
+    let (id, from, nonce) = (sent.tx.id(), sent.tx.body.sender, sent.tx.body.nonce);
+    let to_shard = sent.network.shard_of(&to);
     let mut json = json!({
         "id": id.to_hex(),
         "from": from.to_string(),
         "to": to.to_string(),
         "amount": amount_json(amount),
-        "fee": amount_json(fee),
-        "nonce": account.nonce,
-        "expires_at": expires_at,
-        "shard": shard,
+        "fee": amount_json(sent.fee),
+        "nonce": nonce,
+        "expires_at": sent.expires_at,
+        "shard": sent.shard,
         "state": "pending",
     });
-    let summary = format!("{} from {from} to {to} (fee {}, nonce {})", pal(amount), pal(fee), account.nonce);
-    if !request.wait {
+    let summary = format!("{} from {from} to {to} (fee {}, nonce {nonce})", pal(amount), pal(sent.fee));
+    if !sending.wait {
         let human = format!("submitted {id}\n{summary}\ncheck on it with `palisade tx {id}`");
         return Ok(Report::new(human, json));
     }
 
-    let timeout = Duration::from_secs(request.wait_secs.or(ctx.config.wait_secs).unwrap_or(DEFAULT_WAIT_SECS));
-    let bar = spinner(ctx.format, format!("waiting for {id} to be final"));
-    let outcome = route.wait_final(&tx, POLL, timeout).await;
-    bar.finish_and_clear();
+    let timeout = sent.timeout(ctx, sending);
+    let (shard, height) = sent.wait_final(ctx, timeout).await?;
+    let started = sent.started;
     let latency_ms = started.elapsed().as_millis();
-    match outcome? {
-        TransactionResponse::Final { shard, height, .. } => {
-            json["state"] = "final".into();
-            json["shard"] = shard.into();
-            json["height"] = height.into();
-            json["latency_ms"] = u64::try_from(latency_ms).unwrap_or(u64::MAX).into();
-            let mut human = format!("final on shard {shard} at height {height} in {latency_ms} ms");
-            if to_shard != from_shard {
-                // Debited; the recipient's shard credits it against the receipt.
-                let left = timeout.saturating_sub(started.elapsed());
-                let bar = spinner(ctx.format, format!("waiting for shard {to_shard} to credit {id}"));
-                let dest = network.for_shard(to_shard).await?.client.clone();
-                let credit = dest.wait_credited(&id, to_shard, POLL, left).await;
-                bar.finish_and_clear();
-                let credit_ms = started.elapsed().as_millis();
-                match credit? {
-                    ReceiptResponse::Credited { height: credited_at, .. } => {
-                        json["state"] = "credited".into();
-                        json["credit"] = json!({
-                            "shard": to_shard,
-                            "height": credited_at,
-                            "latency_ms": u64::try_from(credit_ms).unwrap_or(u64::MAX),
-                        });
-                        human = format!(
-                            "debited on shard {shard} at height {height} in {latency_ms} ms; \
-                             credited on shard {to_shard} at height {credited_at} in {credit_ms} ms"
-                        );
-                    }
-                    ReceiptResponse::NotCredited { .. } => {
-                        json["state"] = "in_flight".into();
-                        json["credit"] = json!({ "shard": to_shard, "state": "in_flight" });
-                        human = format!(
-                            "debited on shard {shard} at height {height} in {latency_ms} ms; in flight to shard \
-                             {to_shard} (not credited after {credit_ms} ms; it will be: check with `palisade tx {id}`)"
-                        );
-                    }
-                }
+    json["state"] = "final".into();
+    json["shard"] = shard.into();
+    json["height"] = height.into();
+    json["latency_ms"] = u64::try_from(latency_ms).unwrap_or(u64::MAX).into();
+    let mut human = format!("final on shard {shard} at height {height} in {latency_ms} ms");
+    if to_shard != sent.from_shard {
+        // Debited; the recipient's shard credits it against the receipt.
+        let left = timeout.saturating_sub(started.elapsed());
+        let bar = spinner(ctx.format, format!("waiting for shard {to_shard} to credit {id}"));
+        let dest = sent.network.for_shard(to_shard).await?.client.clone();
+        let credit = dest.wait_credited(&id, to_shard, POLL, left).await;
+        bar.finish_and_clear();
+        let credit_ms = started.elapsed().as_millis();
+        match credit? {
+            ReceiptResponse::Credited { height: credited_at, .. } => {
+                json["state"] = "credited".into();
+                json["credit"] = json!({
+                    "shard": to_shard,
+                    "height": credited_at,
+                    "latency_ms": u64::try_from(credit_ms).unwrap_or(u64::MAX),
+                });
+                human = format!(
+                    "debited on shard {shard} at height {height} in {latency_ms} ms; \
+                     credited on shard {to_shard} at height {credited_at} in {credit_ms} ms"
+                );
             }
-            Ok(Report::new(format!("{human}\n{summary}\nid: {id}"), json))
-        }
-        TransactionResponse::Rejected { reason, .. } => Err(WalletError::Rejected { id, label: None, reason }),
-        TransactionResponse::Pending { .. } => {
-            Err(WalletError::NotFinal { id, waited_ms: latency_ms, state: "pending".into() })
-        }
-        TransactionResponse::Unknown { .. } => {
-            Err(WalletError::NotFinal { id, waited_ms: latency_ms, state: "unknown to the node".into() })
+            ReceiptResponse::NotCredited { .. } => {
+                json["state"] = "in_flight".into();
+                json["credit"] = json!({ "shard": to_shard, "state": "in_flight" });
+                human = format!(
+                    "debited on shard {shard} at height {height} in {latency_ms} ms; in flight to shard \
+                     {to_shard} (not credited after {credit_ms} ms; it will be: check with `palisade tx {id}`)"
+                );
+            }
         }
     }
+    Ok(Report::new(format!("{human}\n{summary}\nid: {id}"), json))
 }
 
 /// A refused submission: the node's reason if it rejected the transaction.

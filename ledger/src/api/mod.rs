@@ -15,7 +15,7 @@ pub mod route;
 mod staking;
 pub mod verify;
 
-pub use staking::{BondedJson, MemberJson, StakingJson, UnbondingJson, staking_view};
+pub use staking::{BondedJson, MemberJson, PossessionJson, StakingJson, UnbondingJson, staking_view};
 
 use palisade_consensus::CommitCertificate;
 use serde::{Deserialize, Serialize};

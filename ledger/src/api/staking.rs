@@ -63,6 +63,25 @@ pub struct UnbondingJson {
     pub release_epoch: u64,
 }
 
+/// A validator key's proof of possession for a bond, as `palisade-node keys
+/// prove-possession` prints it and `palisade stake bond --proof-file` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PossessionJson {
+    /// The network.
+    pub chain_id: String,
+    /// The shard the validator stands for.
+    pub shard: crate::ShardId,
+    /// The validator's consensus key / address.
+    pub validator: Address,
+    /// The account allowed to bond it.
+    pub operator: Address,
+    /// The validator node's libp2p ed25519 public key, hex.
+    pub p2p_key: String,
+    /// The signature, hex.
+    pub proof: String,
+}
+
 /// The staking view of `state`, if its network has staking on.
 pub fn staking_view<S: State + ?Sized>(state: &S) -> Result<Option<StakingJson>, StateError> {
     let Some(params) = state.context().staking else { return Ok(None) };
