@@ -143,10 +143,12 @@ pub fn rotated<S: State + ?Sized>(state: &S, committee: &Committee) -> Result<Co
     committee.benching(&benched).map_err(|e| StateError::Storage(format!("rotation from state: {e}")))
 }
 
-/// The members jailed for blocks at `height`, from `state` at any later tip
-/// (for many heights, read [`Jailings`] once).
+/// The members jailed for blocks at `height`, from `state` at any later tip,
+/// as indices of the committee of `height`'s epoch (for many heights of the
+/// tip's epoch, read [`Jailings`] once).
 pub fn jailed_at<S: State + ?Sized>(state: &S, height: u64) -> Result<Vec<ValidatorIndex>, StateError> {
-    Ok(Jailings::read(state)?.at(height))
+    let next = state.tip().height.saturating_add(1);
+    Ok(Jailings::of(state, &epoch_base(state, height.min(next))?)?.at(height))
 }
 
 /// Why a certificate from outside does not prove its header final.

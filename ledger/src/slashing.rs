@@ -78,6 +78,10 @@ pub enum EvidenceRefused {
     /// Jailing it would leave no member with stake.
     #[error("jailing {0} would leave the committee without stake")]
     LastActive(Address),
+    /// This node could not read the committee that judges it from its own
+    /// state (its fault, not the evidence's).
+    #[error("cannot judge it here: {0}")]
+    Storage(String),
 }
 
 /// The identity of a piece of evidence.

@@ -465,3 +465,30 @@ fn the_staking_view_names_each_validators_status() {
     assert_eq!(gone.unbonding.len(), 1);
     assert_eq!((gone.unbonding[0].amount_units, gone.unbonding[0].release_epoch), (all, 2));
 }
+
+#[test]
+fn a_committee_kept_for_want_of_candidates_drops_members_that_left_or_were_jailed() {
+    let (genesis, users, mut state, newcomer) = bonded(8, 5_000);
+    advance_to(&mut state, &genesis, 4);
+    assert_eq!(committee::current(&state).unwrap().len(), 5);
+    // The newcomer leaves (four stay eligible), then a genesis member is
+    // jailed: three eligible at the epoch's end, too few to choose from.
+    let v = newcomer.address();
+    apply(&mut state, &genesis, |state| unbond(state, &genesis, users.keypair(0), v, 5_000));
+    let now = committee::current(&state).unwrap();
+    let index = now.index_of(&genesis.committee(0).unwrap().validators[2].address.0).unwrap();
+    // Genesis member 2 equivocates at height 5; epoch 1 numbers it `index`
+    // (the votes' signatures do not cover the index).
+    let mut evidence = palisade_ledger::workload::dev_evidence(&genesis, 0, 2, 5);
+    evidence.signer = index;
+    let extras = palisade_ledger::execute::Extras { evidence: vec![evidence], ..Default::default() };
+    let built = build_block(&state, leader(&state), genesis.genesis_time_ms, extras, []).unwrap();
+    assert!(built.refused_evidence.is_empty(), "{:?}", built.refused_evidence);
+    state.commit(&apply_block(&state, &built.block).unwrap());
+    advance_to(&mut state, &genesis, 8);
+    let kept = state.committee_record(2).unwrap().unwrap();
+    let jailed = genesis.committee(0).unwrap().validators[2].address;
+    assert_eq!(kept.members.len(), 3, "{kept:?}");
+    assert!(kept.members.iter().all(|(a, _)| *a != v && *a != jailed), "{kept:?}");
+    assert_eq!(members(&state).len(), 3);
+}

@@ -130,8 +130,8 @@ async fn report(
     json["shard"] = shard.into();
     json["height"] = height.into();
     let human = format!(
-        "final on shard {shard} at height {height}: {what} (fee {}); it counts from the next epoch's end \
-         (`palisade validators {shard}`)\nid: {id}",
+        "final on shard {shard} at height {height}: {what} (fee {}); committees change when the current \
+         epoch ends (`palisade validators {shard}`)\nid: {id}",
         pal(sent.fee)
     );
     Ok(Report::new(human, json))

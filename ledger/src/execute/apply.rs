@@ -16,10 +16,11 @@ use crate::{
 use super::{
     BlockError, Outcome,
     commit::{BodyRoots, seal},
+    error::Failure,
     incoming::{check_incoming_limits, verify_batch},
     outcome::tx_receipt,
     overlay::Overlay,
-    tx::{Failure, execute_tx, verify_indexed},
+    tx::{execute_tx, verify_indexed},
 };
 
 /// Checks and executes `block` on top of `state`'s tip. `Ok` means the block

@@ -18,10 +18,11 @@ use crate::{
 use super::{
     BlockError, Outcome, TxError,
     commit::{BodyRoots, seal},
+    error::Failure,
     incoming::select_incoming,
     outcome::tx_receipt,
     overlay::Overlay,
-    tx::{Failure, execute_tx},
+    tx::execute_tx,
 };
 
 /// A block a proposer built, with what committing it writes and the

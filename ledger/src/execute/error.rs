@@ -270,3 +270,28 @@ pub enum BlockError {
     #[error(transparent)]
     State(#[from] StateError),
 }
+
+/// Why `execute_tx` did not apply a transaction: the transaction is
+/// invalid (skip it, or reject the block), or something bigger broke.
+pub(super) enum Failure {
+    Tx(TxError),
+    Block(BlockError),
+}
+
+impl From<TxError> for Failure {
+    fn from(e: TxError) -> Self {
+        Failure::Tx(e)
+    }
+}
+
+impl From<crate::stake::StakeError> for Failure {
+    fn from(e: crate::stake::StakeError) -> Self {
+        Failure::Tx(TxError::Stake(e))
+    }
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Self {
+        Failure::Block(BlockError::State(e))
+    }
+}

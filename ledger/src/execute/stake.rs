@@ -13,7 +13,7 @@ use crate::{
     state::{ShardContext, State, StateError, StateExt, ValidatorRecord},
 };
 
-use super::{BlockError, TxError, overlay::Overlay, tx::Failure};
+use super::{BlockError, TxError, error::Failure, overlay::Overlay};
 
 /// What one bond or unbond writes: the validator's two records, and the
 /// candidate list if a validator joined it.
@@ -164,6 +164,25 @@ impl<S: State + ?Sized> Overlay<'_, S> {
         }
     }
 
+    /// The committee that stays when too few validators are eligible (only
+    /// jailing gets there: an unbond that would is refused): `epoch`'s
+    /// members that still have stake and are not jailed, each weighing
+    /// what it has bonded now (a member that unbonded meanwhile must not
+    /// vote with stake it no longer has); all of them as they were if none
+    /// is left.
+    fn keep_committee(&self, epoch: u64) -> Result<Vec<(Address, Amount)>, BlockError> {
+        let record = self.state.committee_record(epoch)?.ok_or_else(|| {
+            StateError::Storage(format!("staking is on but the state holds no committee of epoch {epoch}"))
+        })?;
+        let mut kept = Vec::with_capacity(record.members.len());
+        for (address, _) in &record.members {
+            if let Some(now) = self.validator(address)?.filter(|r| !r.jailed && r.stake != Amount::ZERO) {
+                kept.push((*address, now.stake));
+            }
+        }
+        Ok(if kept.is_empty() { record.members } else { kept })
+    }
+
     /// If the block at `height` closes its epoch: pays each operator the
     /// unbondings that matured, drops from the candidate list the
     /// validators left with no stake and nothing unbonding, and writes the
@@ -196,7 +215,7 @@ impl<S: State + ?Sized> Overlay<'_, S> {
         }
         let members = match stake::select(&params, records) {
             Some(members) => members,
-            None => self.state.committee_record(epoch)?.map(|record| record.members).unwrap_or_default(),
+            None => self.keep_committee(epoch)?,
         };
         let next = epoch.checked_add(1).ok_or(BlockError::StakeOverflow)?;
         self.committee = Some(CommitteeRecord { epoch: next, members });

@@ -9,40 +9,16 @@ use crate::{
     hash::Hash,
     keys::verifying_key,
     receipt, stake,
-    state::{Account, ShardContext, State, StateError, ValidatorRecord},
+    state::{Account, ShardContext, State, ValidatorRecord},
     tx::{SignedTx, TxBody, TxKind},
 };
 
 use super::{
     BlockError, TxError,
+    error::Failure,
     overlay::Overlay,
     stake::{self as execute_stake, StakeChange},
 };
-
-/// Why [`execute_tx`] did not apply a transaction: the transaction is
-/// invalid (skip it, or reject the block), or something bigger broke.
-pub(super) enum Failure {
-    Tx(TxError),
-    Block(BlockError),
-}
-
-impl From<TxError> for Failure {
-    fn from(e: TxError) -> Self {
-        Failure::Tx(e)
-    }
-}
-
-impl From<crate::stake::StakeError> for Failure {
-    fn from(e: crate::stake::StakeError) -> Self {
-        Failure::Tx(TxError::Stake(e))
-    }
-}
-
-impl From<StateError> for Failure {
-    fn from(e: StateError) -> Self {
-        Failure::Block(BlockError::State(e))
-    }
-}
 
 /// The new records one transaction produces.
 struct Effects {

@@ -164,7 +164,8 @@ impl Node {
         {
             // A hand-over (staking) renumbers the members: the slots seen
             // so far name signers by indices of the committee before it.
-            if core.committee().validators() != self.committee.validators() {
+            let keys = |c: &Committee| c.validators().iter().map(|v| v.public_key).collect::<Vec<_>>();
+            if keys(core.committee()) != keys(&self.committee) {
                 self.seen.clear();
             }
             self.committee = core.committee().clone();

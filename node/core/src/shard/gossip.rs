@@ -45,15 +45,15 @@ impl<S: ChainStore> ShardCore<S> {
         };
         // A message at height h shows its signer committed h - 1 (once verified).
         let height = message.message.height();
+        let tip = self.chain.tip().height;
+        if let Some(verdict) = self.other_epoch_verdict(&message, height, tip)? {
+            out.push(Effect::Verdict(verdict));
+            return Ok(());
+        }
         let verified = match message.verify(self.chain.committee(), &self.chain_id, self.shard) {
             Ok(verified) => verified,
             Err(e) => {
-                let tip = self.chain.tip().height;
-                let staking = self.chain.state().context().staking;
-                // Our committee is the one of the next height's epoch: a
-                // message of another epoch was signed under another one.
-                let other_epoch = staking.is_some_and(|s| s.epoch_of(height) != s.epoch_of(tip.saturating_add(1)));
-                let verdict = if other_epoch { Verdict::Ignore } else { unverified_verdict(&e, height, tip) };
+                let verdict = unverified_verdict(&e, height, tip);
                 debug!(height, error = %e, ?verdict, "consensus message does not verify");
                 if verdict == Verdict::Reject {
                     refuse(out, TopicKind::Consensus, "invalid");
@@ -85,6 +85,36 @@ impl<S: ChainStore> ShardCore<S> {
             Err(Rejected::TooFarAhead { .. } | Rejected::BufferFull(_)) => out.push(Effect::Verdict(Verdict::Ignore)),
         }
         Ok(())
+    }
+
+    /// With staking, our committee is the next height's epoch's; a message
+    /// of another epoch was signed under another one (a hand-over
+    /// renumbers members). One of a later epoch cannot be judged yet: it is
+    /// ignored unverified (an honest peer ahead of us sends these; a forger
+    /// gains nothing, not even a verification). One of an earlier epoch is
+    /// stale: judged by that epoch's committee (a forgery costs its
+    /// forwarder), never used. `None`: the next height's epoch.
+    fn other_epoch_verdict(
+        &self,
+        message: &palisade_consensus::SignedMessage,
+        height: u64,
+        tip: u64,
+    ) -> Result<Option<Verdict>, StorageError> {
+        let Some(staking) = self.chain.state().context().staking else { return Ok(None) };
+        let (theirs, ours) = (staking.epoch_of(height), staking.epoch_of(tip.saturating_add(1)));
+        if theirs == ours {
+            return Ok(None);
+        }
+        if theirs > ours {
+            return Ok(Some(Verdict::Ignore));
+        }
+        let committee =
+            palisade_ledger::committee::for_offence(self.chain.state(), height).map_err(StorageError::from)?;
+        let verdict = match committee.map(|c| message.clone().verify(&c, &self.chain_id, self.shard)) {
+            Some(Err(e)) => unverified_verdict(&e, height, tip),
+            _ => Verdict::Ignore,
+        };
+        Ok(Some(verdict))
     }
 
     /// A receipt batch: bounded decode, full verification, then the pool;
@@ -119,9 +149,15 @@ impl<S: ChainStore> ShardCore<S> {
         match self.offer_evidence(&evidence, false, out) {
             Offered::Pooled(..) => out.push(Effect::Verdict(Verdict::Accept)),
             // Known, jailed already, or expired: true evidence that arrived late.
+            // Future: of an epoch whose committee we do not know yet (a
+            // peer ahead of us). Storage: our own failure, not the peer's.
             Offered::Known
             | Offered::Refused(
-                EvidenceRefused::AlreadyJailed(_) | EvidenceRefused::Expired { .. } | EvidenceRefused::LastActive(_),
+                EvidenceRefused::AlreadyJailed(_)
+                | EvidenceRefused::Expired { .. }
+                | EvidenceRefused::LastActive(_)
+                | EvidenceRefused::Future { .. }
+                | EvidenceRefused::Storage(_),
             ) => out.push(Effect::Verdict(Verdict::Ignore)),
             Offered::Refused(reason) => {
                 debug!(%reason, "invalid evidence");
@@ -147,7 +183,7 @@ impl<S: ChainStore> ShardCore<S> {
                     // Our own state: execution will meet the same failure
                     // and stop the node; refusing here changes nothing.
                     error!(offence, error = %e, "cannot read the committee that judges this evidence");
-                    Offered::Refused(EvidenceRefused::Invalid(format!("committee of height {offence}: {e}")))
+                    Offered::Refused(EvidenceRefused::Storage(format!("committee of height {offence}: {e}")))
                 }
             }
         } else {
