@@ -49,7 +49,7 @@ use crate::{
     amount::Amount,
     codec,
     hash::{Hash, domain},
-    keys::{Keypair, Signature, verifying_key},
+    keys::{Keypair, Signature},
     state::{ShardContext, ValidatorRecord},
     tx::{SignedTx, TxBody, TxKind},
 };
@@ -287,8 +287,8 @@ pub fn prove_possession(
     validator.sign_digest(&possession_digest(chain_id, shard, &validator.address(), operator, p2p_key))
 }
 
-/// Whether `proof` is `validator`'s proof of possession for this bond. A
-/// small-order (weak) key proves nothing and is refused.
+/// Whether `proof` is `validator`'s proof of possession for this bond
+/// (checked strictly: a small-order key proves nothing).
 pub fn verify_possession(
     chain_id: &str,
     shard: ShardId,
@@ -297,11 +297,7 @@ pub fn verify_possession(
     p2p_key: &[u8; 32],
     proof: &Signature,
 ) -> bool {
-    let Some(key) = verifying_key(validator).filter(|key| !key.is_weak()) else {
-        return false;
-    };
-    let digest = possession_digest(chain_id, shard, validator, operator, p2p_key);
-    crate::keys::verify_digest_with(&key, &digest, proof)
+    crate::keys::verify_digest(validator, &possession_digest(chain_id, shard, validator, operator, p2p_key), proof)
 }
 
 /// `operator` bonds `amount` to `validator` on `shard` with p2p key

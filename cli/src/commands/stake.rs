@@ -100,12 +100,9 @@ fn read_proof(path: &Path) -> Result<PossessionJson> {
         .map_err(|e| WalletError::Usage(format!("{} is no proof of possession: {e}", path.display())))
 }
 
-/// `N` bytes from the hex of proof field `field`.
-fn hex_field<const N: usize>(text: &str, field: &str) -> Result<[u8; N]> {
-    let mut bytes = [0u8; N];
-    hex::decode_to_slice(text.trim(), &mut bytes)
-        .map_err(|e| WalletError::Usage(format!("the proof's {field} is not {N} bytes of hex: {e}")))?;
-    Ok(bytes)
+/// Fixed-size bytes from the hex of proof field `field`.
+fn hex_field<T: hex::FromHex<Error = hex::FromHexError>>(text: &str, field: &str) -> Result<T> {
+    T::from_hex(text.trim()).map_err(|e| WalletError::Usage(format!("the proof's {field} is not hex of its size: {e}")))
 }
 
 /// What a stake move reports: submitted, or final.

@@ -308,11 +308,9 @@ fn signed_tx(json: &TxJson) -> Result<SignedTx, ProofError> {
     })
 }
 
-/// `N` bytes from hex, naming `what` if they are not.
-fn hex_bytes<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], ProofError> {
-    let mut bytes = [0u8; N];
-    hex::decode_to_slice(text, &mut bytes).map_err(|e| ProofError::Decode { what, reason: e.to_string() })?;
-    Ok(bytes)
+/// Fixed-size bytes from hex, naming `what` if they are not.
+fn hex_bytes<T: hex::FromHex<Error = hex::FromHexError>>(text: &str, what: &'static str) -> Result<T, ProofError> {
+    T::from_hex(text).map_err(|e| ProofError::Decode { what, reason: e.to_string() })
 }
 
 /// Checks that `header` (of `shard`) hashes to `block_hash` and that

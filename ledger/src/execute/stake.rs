@@ -24,6 +24,13 @@ pub(super) struct StakeChange {
     candidates: Option<Vec<Address>>,
 }
 
+impl StakeChange {
+    /// The validator record it writes, if it is `validator`'s.
+    pub(super) fn record_of(&self, validator: &Address) -> Option<ValidatorRecord> {
+        (self.validator == *validator).then_some(self.record)
+    }
+}
+
 /// The staking rules, or [`StakeError::Disabled`].
 fn params(context: &ShardContext) -> Result<StakingParams, TxError> {
     context.staking.ok_or(TxError::Stake(StakeError::Disabled))
@@ -57,8 +64,11 @@ pub(super) fn bond<S: State + ?Sized>(
         None => StakeRecord { operator: *sender, p2p_key: Some(p2p_key), unbonding: Vec::new() },
     };
     // New, or back after it unbonded everything and was paid out.
-    let listed = overlay.candidates()?.binary_search(validator).is_ok();
-    let candidates = if listed { None } else { Some(join(overlay, context, &params, validator)?) };
+    let candidates = overlay.candidates()?;
+    let candidates = match candidates.binary_search(validator) {
+        Ok(_) => None,
+        Err(at) => Some(join(overlay, context, &params, candidates, at, validator)?),
+    };
     let mut record = existing.unwrap_or_default();
     record.stake = record.stake.checked_add(amount).ok_or(TxError::Overflow)?;
     let min = Amount(params.min_stake_units);
@@ -68,32 +78,36 @@ pub(super) fn bond<S: State + ?Sized>(
     Ok(StakeChange { validator: *validator, record, stake, candidates })
 }
 
-/// The candidate list with `validator`, new to it, added, if the shard has
-/// room for it.
+/// `candidates` with `validator`, new to it, inserted `at` its place, if
+/// the shard has room for it.
 fn join<S: State + ?Sized>(
     overlay: &Overlay<'_, S>,
     context: &ShardContext,
     params: &StakingParams,
+    mut candidates: Vec<Address>,
+    at: usize,
     validator: &Address,
 ) -> Result<Vec<Address>, Failure> {
-    let mut candidates = overlay.candidates()?;
-    let eligible = eligible_count(overlay, params)?;
+    let eligible = eligible_count(overlay, params, &candidates)?;
     let seats = params.max_committee_size as usize;
     if eligible >= seats || candidates.len() >= MAX_CANDIDATES {
         let max = if eligible >= seats { seats } else { MAX_CANDIDATES };
         return Err(StakeError::CommitteeFull { shard: context.shard, max }.into());
     }
-    if let Err(at) = candidates.binary_search(validator) {
-        candidates.insert(at, *validator);
-    }
+    candidates.insert(at, *validator);
     Ok(candidates)
 }
 
-/// How many candidates may sit on a committee, as this block leaves them.
-fn eligible_count<S: State + ?Sized>(overlay: &Overlay<'_, S>, params: &StakingParams) -> Result<usize, StateError> {
+/// How many of `candidates` may sit on a committee, as this block leaves
+/// them.
+fn eligible_count<S: State + ?Sized>(
+    overlay: &Overlay<'_, S>,
+    params: &StakingParams,
+    candidates: &[Address],
+) -> Result<usize, StateError> {
     let mut eligible = 0usize;
-    for candidate in overlay.candidates()? {
-        if overlay.validator(&candidate)?.is_some_and(|record| stake::eligible(params, &record)) {
+    for candidate in candidates {
+        if overlay.validator(candidate)?.is_some_and(|record| stake::eligible(params, &record)) {
             eligible = eligible.saturating_add(1);
         }
     }
@@ -125,7 +139,7 @@ pub(super) fn unbond<S: State + ?Sized>(
     }
     if remaining == Amount::ZERO
         && stake::eligible(&params, &record)
-        && eligible_count(overlay, &params)? <= MIN_COMMITTEE
+        && eligible_count(overlay, &params, &overlay.candidates()?)? <= MIN_COMMITTEE
     {
         return Err(StakeError::CommitteeTooSmall.into());
     }
@@ -194,7 +208,9 @@ impl<S: State + ?Sized> Overlay<'_, S> {
         };
         let epoch = params.epoch_of(height);
         let candidates = self.candidates()?;
-        let mut kept = Vec::with_capacity(candidates.len());
+        // Only drops, so a shorter list is a changed one.
+        let listed = candidates.len();
+        let mut kept = Vec::with_capacity(listed);
         for validator in candidates {
             let Some(mut stake) = self.stake(&validator)? else { continue };
             let due = stake.release(epoch).ok_or(BlockError::StakeOverflow)?;
@@ -219,7 +235,7 @@ impl<S: State + ?Sized> Overlay<'_, S> {
         };
         let next = epoch.checked_add(1).ok_or(BlockError::StakeOverflow)?;
         self.committee = Some(CommitteeRecord { epoch: next, members });
-        if kept != self.candidates()? {
+        if kept.len() != listed {
             self.candidates = Some(kept);
         }
         Ok(())

@@ -50,13 +50,7 @@ pub(super) fn execute_tx<S: State + ?Sized>(
     if let Some(change) = effects.stake {
         overlay.apply_stake(change);
     }
-    // After a bond's records: a validator proposing a block that bonds to
-    // itself keeps both its new stake and its tip.
-    let mut record = effects.proposer;
-    if let Some(bonded) = overlay.validators.get(proposer) {
-        record.stake = bonded.stake;
-    }
-    overlay.validators.insert(*proposer, record);
+    overlay.validators.insert(*proposer, effects.proposer);
     overlay.fees.burned = effects.burned;
     overlay.txs = overlay.txs.saturating_add(1);
     Ok(())
@@ -110,7 +104,12 @@ fn effects<S: State + ?Sized>(
             (None, Some(execute_stake::unbond(overlay, context, &body.sender, validator, *amount, height)?))
         }
     };
-    let mut record = overlay.validator(proposer)?.ok_or(Failure::Block(BlockError::UnknownProposer(*proposer)))?;
+    // A proposer that bonds to itself in its own block: its record as the
+    // bond leaves it, plus the tip.
+    let mut record = match stake.as_ref().and_then(|change| change.record_of(proposer)) {
+        Some(record) => record,
+        None => overlay.validator(proposer)?.ok_or(Failure::Block(BlockError::UnknownProposer(*proposer)))?,
+    };
     // The base fee is burned; the proposer earns the rest (the tip).
     let tip = body.fee.checked_sub(base_fee).ok_or(TxError::Overflow)?;
     record.rewards = record.rewards.checked_add(tip).ok_or(TxError::Overflow)?;
